@@ -1,0 +1,1 @@
+"""What every tickcast service shares: settings base, topic names, contracts, codecs and logging."""

@@ -1,0 +1,131 @@
+"""Confluent wire format: magic byte 0, 4-byte big-endian schema id, Avro binary body.
+
+Any Confluent-compatible client (Java, Go, .NET) reads what this writes, and
+this reads what they write, resolving the writer's schema by id.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from typing import Any
+
+import fastavro
+from fastavro.types import Schema
+
+from tickcast.common.contracts.base import SchemaStore
+from tickcast.common.errors import Reason, Rejected
+
+MAGIC_BYTE = 0
+HEADER = struct.Struct(">bI")
+HEADER_SIZE = HEADER.size
+
+
+def frame(schema_id: int, body: bytes) -> bytes:
+    """Prefix an Avro body with the Confluent header.
+
+    >>> frame(1, b"\\x02") == b"\\x00\\x00\\x00\\x00\\x01\\x02"
+    True
+    """
+    return HEADER.pack(MAGIC_BYTE, schema_id) + body
+
+
+def unframe(data: bytes) -> tuple[int, memoryview]:
+    """Split a framed record into (schema id, Avro body), or raise :class:`Rejected`.
+
+    >>> unframe(b"\\x00\\x00\\x00\\x00\\x07abc")[0]
+    7
+    >>> unframe(b"\\x01\\x00\\x00\\x00\\x07abc")
+    Traceback (most recent call last):
+    ...
+    tickcast.common.errors.Rejected: bad_magic_byte: first byte is 0x01, expected 0x00 (Confluent wire format)
+    """
+    if not data:
+        raise Rejected(Reason.EMPTY_VALUE, "record value is empty")
+    if data[0] != MAGIC_BYTE:
+        raise Rejected(Reason.BAD_MAGIC, f"first byte is 0x{data[0]:02x}, expected 0x00 (Confluent wire format)")
+    if len(data) < HEADER_SIZE:
+        raise Rejected(Reason.TRUNCATED, f"record is {len(data)} bytes, shorter than the 5-byte header")
+    _, schema_id = HEADER.unpack_from(data)
+    return schema_id, memoryview(data)[HEADER_SIZE:]
+
+
+def without_logical_types(schema: Any) -> Any:
+    """The same schema with ``logicalType`` annotations removed.
+
+    The wire bytes are identical; the codec just keeps timestamps as integer
+    milliseconds instead of building a ``datetime`` per field on the hot path.
+
+    >>> without_logical_types({"type": "long", "logicalType": "timestamp-millis"})
+    {'type': 'long'}
+    """
+    if isinstance(schema, dict):
+        return {k: without_logical_types(v) for k, v in schema.items() if k != "logicalType"}
+    if isinstance(schema, list):
+        return [without_logical_types(v) for v in schema]
+    return schema
+
+
+class AvroCodec:
+    """Encode records of one contract, decode records written with any schema the store knows.
+
+    >>> from tickcast.common.contracts import open_schema_store, load_schema
+    >>> codec = AvroCodec(open_schema_store(None), "ticks-value", load_schema("tick.avsc"))
+    >>> data = codec.encode({"symbol": "SPY", "price": 1.5, "size": 10.0, "event_time": 0})
+    >>> data[:5].hex(), codec.decode(data)["symbol"]
+    ('0000000001', 'SPY')
+    """
+
+    def __init__(self, store: SchemaStore, subject: str, schema: dict[str, Any]) -> None:
+        self._store = store
+        self.schema_id = store.register(subject, schema)
+        self._schema: Schema = fastavro.parse_schema(without_logical_types(schema))
+        self._header = HEADER.pack(MAGIC_BYTE, self.schema_id)
+        self._writers: dict[int, Schema] = {self.schema_id: self._schema}
+
+    def encode(self, record: dict[str, Any]) -> bytes:
+        out = io.BytesIO()
+        out.write(self._header)
+        fastavro.schemaless_writer(out, self._schema, record)
+        return out.getvalue()
+
+    def decode(self, data: bytes) -> dict[str, Any]:
+        """Decode a framed record into a dict shaped by this codec's (reader) schema; raise :class:`Rejected`."""
+        schema_id, body = unframe(data)
+        writer = self._writer_schema(schema_id)
+        buffer = io.BytesIO(body)
+        try:
+            if writer is self._schema:
+                record = fastavro.schemaless_reader(buffer, self._schema, None)
+            else:
+                record = fastavro.schemaless_reader(buffer, writer, self._schema)
+        except (EOFError, StopIteration) as exc:
+            raise Rejected(Reason.TRUNCATED, f"Avro body ends early for schema id {schema_id}") from exc
+        except Exception as exc:  # fastavro raises many types on garbage input
+            raise Rejected(
+                Reason.BAD_AVRO,
+                f"Avro body does not match schema id {schema_id}: {type(exc).__name__}: {exc}",
+            ) from exc
+        if buffer.tell() != len(body):
+            raise Rejected(
+                Reason.BAD_AVRO,
+                f"{len(body) - buffer.tell()} trailing bytes after the Avro record (schema id {schema_id})",
+            )
+        if not isinstance(record, dict):
+            raise Rejected(Reason.BAD_AVRO, f"schema id {schema_id} does not describe a record")
+        return record
+
+    def _writer_schema(self, schema_id: int) -> Schema:
+        writer = self._writers.get(schema_id)
+        if writer is None:
+            raw = self._store.lookup(schema_id)
+            if raw is None:
+                raise Rejected(Reason.UNKNOWN_SCHEMA, f"schema id {schema_id} is not known to the schema store")
+            try:
+                writer = fastavro.parse_schema(without_logical_types(raw))
+            except Exception as exc:
+                raise Rejected(
+                    Reason.UNKNOWN_SCHEMA, f"schema id {schema_id} is not a valid Avro schema: {exc}"
+                ) from exc
+            self._writers[schema_id] = writer
+        return writer

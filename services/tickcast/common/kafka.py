@@ -1,0 +1,113 @@
+"""confluent-kafka plumbing shared by producers, ops tools and tests: configs, readiness, topics."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import structlog
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from tickcast.common.topics import PRODUCER_PARTITIONER
+
+log = structlog.get_logger("tickcast.kafka")
+
+
+class BrokerUnavailable(Exception):
+    """The bootstrap servers did not answer within the deadline."""
+
+
+class TopicMismatch(Exception):
+    """A topic exists with a partition count other than the one tickcast was configured with."""
+
+
+#: librdkafka logs every closed idle connection at level 6; a broker shutdown is not news.
+QUIET: dict[str, Any] = {"log.connection.close": False}
+
+
+def producer_config(bootstrap_servers: str, **overrides: Any) -> dict[str, Any]:
+    """Producer settings that keep symbols on the partition Faust expects.
+
+    >>> producer_config("k:9092", **{"linger.ms": 20})["partitioner"]
+    'murmur2_random'
+    """
+    config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap_servers,
+        "partitioner": PRODUCER_PARTITIONER,
+        "acks": "all",
+        "linger.ms": 5,
+        "compression.type": "none",
+        **QUIET,
+    }
+    config.update(overrides)
+    return config
+
+
+def wait_for_broker(bootstrap_servers: str, timeout_s: float = 30.0) -> AdminClient:
+    """Return an admin client once the cluster answers a metadata request; retry with backoff until then.
+
+    Raises :class:`BrokerUnavailable` naming the servers and the deadline.
+    """
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, **QUIET})
+    deadline = time.monotonic() + timeout_s
+    backoff = 0.1
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            admin.list_topics(timeout=min(2.0, max(0.1, deadline - time.monotonic())))
+            return admin
+        except KafkaException as exc:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise BrokerUnavailable(
+                    f"Kafka at {bootstrap_servers} did not answer within {timeout_s:.0f}s "
+                    f"({attempt} attempts; last error: {exc.args[0] if exc.args else exc})"
+                ) from exc
+            log.warning("broker_unreachable_retrying", bootstrap_servers=bootstrap_servers, attempt=attempt)
+            time.sleep(min(backoff, remaining))  # backoff between retries, not synchronisation
+            backoff = min(backoff * 2, 2.0)
+
+
+def topic_partitions(admin: AdminClient, topic: str, timeout_s: float = 10.0) -> int | None:
+    """Partition count of a topic, or None if it does not exist."""
+    metadata = admin.list_topics(topic=topic, timeout=timeout_s).topics.get(topic)
+    if metadata is None or metadata.error is not None:
+        return None
+    return len(metadata.partitions)
+
+
+def ensure_topics(
+    admin: AdminClient,
+    names: Iterable[str],
+    partitions: int,
+    replication_factor: int,
+    timeout_s: float = 30.0,
+) -> list[str]:
+    """Create the topics that are missing; check the partition count of those that exist. Returns created names."""
+    existing = admin.list_topics(timeout=timeout_s).topics
+    wanted = list(dict.fromkeys(names))
+    for name in wanted:
+        if name in existing and len(existing[name].partitions) != partitions:
+            raise TopicMismatch(
+                f"topic {name!r} has {len(existing[name].partitions)} partitions, tickcast is configured for "
+                f"{partitions} (TICKCAST_PARTITIONS); symbols would map to other partitions"
+            )
+    missing = [name for name in wanted if name not in existing]
+    if not missing:
+        return []
+    futures = admin.create_topics(
+        [NewTopic(name, num_partitions=partitions, replication_factor=replication_factor) for name in missing],
+        request_timeout=timeout_s,
+    )
+    created = []
+    for name, future in futures.items():
+        try:
+            future.result()
+            created.append(name)
+        except KafkaException as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise
+    return created

@@ -1,0 +1,139 @@
+"""Run the whole pipeline on this machine: embedded broker, N workers, a synthetic feed, a live view."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+from rich.console import Console
+from rich.live import Live
+
+from tickcast.broker.embedded import EmbeddedBroker
+from tickcast.common.kafka import ensure_topics, wait_for_broker
+from tickcast.common.processes import current_env
+from tickcast.common.settings import CommonSettings
+from tickcast.demo.view import LiveStats
+from tickcast.ops.supervisor import LocalSupervisor
+from tickcast.producer.publisher import TickPublisher, publish_all
+from tickcast.producer.settings import ProducerSettings
+from tickcast.producer.synthetic import SyntheticFeed, symbol_names
+from tickcast.subscriber.reader import PredictionReader
+from tickcast.subscriber.settings import SubscriberSettings
+
+log = structlog.get_logger("tickcast.demo")
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    seconds: float = 0.0
+    workers: int = 2
+    symbols: int = 24
+    rate: float = 300.0
+    seed: int = 42
+    model: str = "linear"
+    log_dir: Path = Path(".tickcast/demo")
+    drain_timeout_s: float = 30.0
+
+
+@dataclass(slots=True)
+class DemoResult:
+    ticks: int
+    predictions: int
+    dead_letters: int
+    workers: int
+
+    def summary_line(self) -> str:
+        return (
+            f"ticks={self.ticks} predictions={self.predictions} dead_letters={self.dead_letters} workers={self.workers}"
+        )
+
+
+def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult:
+    """Start everything, stream until ``seconds`` pass (0 = until Ctrl-C), drain, stop everything."""
+    console = console or Console()
+    options.log_dir.mkdir(parents=True, exist_ok=True)
+    broker = EmbeddedBroker(log_file=options.log_dir / "broker.log")
+    supervisor: LocalSupervisor | None = None
+    stop_feed = threading.Event()
+    sent = [0]
+    stats = LiveStats()
+    feed_thread: threading.Thread | None = None
+    reader: PredictionReader | None = None
+    try:
+        broker.start()
+        common = CommonSettings(bootstrap_servers=broker.bootstrap_servers)
+        admin = wait_for_broker(common.bootstrap_servers)
+        ensure_topics(admin, [common.ticks_topic, common.predictions_topic, common.dlq_topic], common.partitions, 1)
+        env = {
+            **current_env(),
+            "TICKCAST_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+            "TICKCAST_MODEL": options.model,
+            "TICKCAST_LOG_LEVEL": "INFO",
+            # Tansu: group joins take ~23 s at librdkafka-like default session timeouts and ~3 s at 6 s.
+            "TICKCAST_SESSION_TIMEOUT_S": "6",
+        }
+        supervisor = LocalSupervisor(env=env, log_dir=options.log_dir)
+        supervisor.scale(options.workers)
+        console.print(
+            f"broker {broker.bootstrap_servers} (pid {broker.pid}); {options.workers} workers starting "
+            f"(logs in {options.log_dir}); streaming {options.symbols} symbols at {options.rate:.0f} ticks/s"
+        )
+
+        publisher = TickPublisher(ProducerSettings(bootstrap_servers=broker.bootstrap_servers))
+        feed = SyntheticFeed(symbol_names(options.symbols), options.seed, lambda: time.time_ns() // 1_000_000)
+
+        def produce() -> None:
+            def counting():  # type: ignore[no-untyped-def]
+                for tick in feed:
+                    yield tick
+                    sent[0] += 1
+
+            publish_all(publisher, counting(), rate=options.rate, should_stop=stop_feed.is_set)
+            publisher.close()
+
+        feed_thread = threading.Thread(target=produce, name="synthetic-feed", daemon=True)
+        reader = PredictionReader(
+            SubscriberSettings(bootstrap_servers=broker.bootstrap_servers),
+            from_beginning=True,
+            dead_letters=True,
+        )
+        started = time.monotonic()
+        feed_thread.start()
+        with Live(stats.render(0, options.workers, 0.0), console=console, refresh_per_second=4) as live:
+            try:
+                while options.seconds <= 0 or time.monotonic() - started < options.seconds:
+                    _consume(reader, stats)
+                    live.update(stats.render(sent[0], len(supervisor.workers), time.monotonic() - started))
+            except KeyboardInterrupt:
+                console.print("stopping: finishing the ticks already sent...")
+            stop_feed.set()
+            feed_thread.join(timeout=30)
+            deadline = time.monotonic() + options.drain_timeout_s
+            while stats.predictions + stats.dead_letters < sent[0] and time.monotonic() < deadline:
+                _consume(reader, stats)
+                live.update(stats.render(sent[0], len(supervisor.workers), time.monotonic() - started))
+        if stats.predictions + stats.dead_letters < sent[0]:
+            console.print(
+                f"[yellow]warning: {sent[0] - stats.predictions - stats.dead_letters} ticks had no answer within "
+                f"{options.drain_timeout_s:.0f}s of stopping the feed[/yellow]"
+            )
+        return DemoResult(sent[0], stats.predictions, stats.dead_letters, options.workers)
+    finally:
+        stop_feed.set()
+        if reader is not None:
+            reader.close()
+        if supervisor is not None:
+            supervisor.stop_all()
+        broker.stop()
+
+
+def _consume(reader: PredictionReader, stats: LiveStats) -> None:
+    now_ms = time.time() * 1000
+    for received in reader.poll(timeout_s=0.1):
+        if received.prediction is not None:
+            stats.add_prediction(received.prediction, now_ms)
+        elif received.dead_letter is not None:
+            stats.dead_letters += 1

@@ -1,0 +1,89 @@
+"""The demo's live terminal view: per-symbol last price and prediction, and stream totals."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from tickcast.common.records import Prediction
+
+
+@dataclass(slots=True)
+class SymbolRow:
+    prediction: Prediction
+    count: int = 0
+
+
+@dataclass(slots=True)
+class LiveStats:
+    """Aggregates what the demo has seen; renders itself as a rich renderable."""
+
+    rows: dict[str, SymbolRow] = field(default_factory=dict)
+    predictions: int = 0
+    dead_letters: int = 0
+    workers_seen: set[str] = field(default_factory=set)
+    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=2000))
+    _window: deque[tuple[float, int, int]] = field(default_factory=lambda: deque(maxlen=50))
+
+    def add_prediction(self, prediction: Prediction, received_ms: float) -> None:
+        self.predictions += 1
+        row = self.rows.get(prediction.symbol)
+        if row is None:
+            row = self.rows[prediction.symbol] = SymbolRow(prediction)
+        row.prediction = prediction
+        row.count += 1
+        self.workers_seen.add(prediction.worker)
+        self.latencies_ms.append(received_ms - prediction.tick_produced_at)
+
+    def rates(self, ticks_sent: int) -> tuple[float, float]:
+        now = time.monotonic()
+        self._window.append((now, ticks_sent, self.predictions))
+        start_time, start_ticks, start_predictions = self._window[0]
+        elapsed = max(now - start_time, 1e-6)
+        return (ticks_sent - start_ticks) / elapsed, (self.predictions - start_predictions) / elapsed
+
+    def render(self, ticks_sent: int, workers: int, elapsed_s: float) -> Group:
+        tick_rate, prediction_rate = self.rates(ticks_sent)
+        table = Table(title="tickcast: live predictions", expand=False)
+        for column in (
+            "symbol",
+            "last price",
+            "pred. return (bps)",
+            "pred. price",
+            "ticks",
+            "learned",
+            "status",
+            "|err| ewm (bps)",
+            "worker",
+        ):
+            table.add_column(column, justify="right" if column not in ("symbol", "status", "worker") else "left")
+        for symbol in sorted(self.rows):
+            row = self.rows[symbol]
+            p = row.prediction
+            error = "-" if p.abs_error_ewm_bps is None else f"{p.abs_error_ewm_bps:.2f}"
+            table.add_row(
+                symbol,
+                f"{p.last_price:.4f}",
+                f"{p.predicted_return_bps:+.3f}",
+                f"{p.predicted_price:.4f}",
+                str(row.count),
+                str(p.ticks_learned),
+                p.status,
+                error,
+                p.worker,
+            )
+        ordered = sorted(self.latencies_ms)
+        p50 = ordered[len(ordered) // 2] if ordered else float("nan")
+        p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else float("nan")
+        totals = Text(
+            f"elapsed {elapsed_s:5.1f}s | ticks sent {ticks_sent} ({tick_rate:6.1f}/s) | "
+            f"predictions {self.predictions} ({prediction_rate:6.1f}/s) | "
+            f"dead letters {self.dead_letters} | workers {workers} "
+            f"(answering: {len(self.workers_seen)}) | latency p50 {p50:.0f} ms p99 {p99:.0f} ms | Ctrl-C to stop"
+        )
+        return Group(table, totals)

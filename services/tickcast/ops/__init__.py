@@ -1,0 +1,1 @@
+"""Operations: run, supervise and scale predictor workers."""

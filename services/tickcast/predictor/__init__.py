@@ -1,0 +1,1 @@
+"""The predictor service: Faust workers that turn ticks into per-symbol online predictions."""

@@ -1,0 +1,144 @@
+"""The Faust app: a thin agent over :class:`TickHandler`, plus health, stats and latest-prediction views.
+
+Built by a factory from settings (nothing at import time), so tests and the CLI
+can run differently configured workers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+import structlog
+from faust.types import TP, StreamT
+from faust.web import Request, Response, View
+
+from tickcast.common.records import Lineage
+from tickcast.predictor.runtime import TickHandler
+from tickcast.predictor.settings import PredictorSettings
+
+log = structlog.get_logger("tickcast.predictor")
+
+
+def faust_broker_url(bootstrap_servers: str) -> str:
+    """Faust's spelling of a bootstrap list.
+
+    >>> faust_broker_url("a:1,b:2")
+    'kafka://a:1;kafka://b:2'
+    """
+    return ";".join(f"kafka://{server.strip()}" for server in bootstrap_servers.split(","))
+
+
+def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
+    """A configured Faust app whose agent predicts every tick of the ticks topic."""
+    app = faust.App(
+        settings.group_id,
+        broker=faust_broker_url(settings.bootstrap_servers),
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
+        consumer_auto_offset_reset="earliest",
+        producer_linger=settings.linger_ms / 1000.0,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_in_thread=False,
+        store="memory://",
+    )
+    handler = TickHandler(settings)
+
+    def raw_topic(name: str) -> faust.TopicT:
+        # Values stay bytes: tickcast frames and decodes Avro itself (Confluent wire format).
+        return app.topic(
+            name,
+            partitions=settings.partitions,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+
+    ticks = raw_topic(settings.ticks_topic)
+    predictions = raw_topic(settings.predictions_topic)
+    dead_letters = raw_topic(settings.dlq_topic)
+    assigned: set[TP] = set()
+
+    async def predict(stream: StreamT[bytes]) -> None:
+        async for event in stream.events():
+            message = event.message
+            lineage = Lineage(message.topic, message.partition, message.offset, int(message.timestamp * 1000))
+            outcome = handler.handle(message.key, message.value, lineage)
+            if outcome.dead_letter_headers is None:
+                await predictions.send(key=outcome.key, value=outcome.value)
+            else:
+                await dead_letters.send(key=outcome.key, value=outcome.value, headers=outcome.dead_letter_headers)
+
+    app.agent(ticks, name="predict")(predict)
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # faust's receiver type is narrower than its runtime
+    async def on_assigned(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        assigned_now: set[TP] = args[0] if args else kwargs["assigned"]
+        ours = {tp for tp in assigned_now if tp.topic == settings.ticks_topic}
+        assigned.clear()
+        assigned.update(ours)
+        log.info("partitions_assigned", partitions=sorted(tp.partition for tp in ours), worker=settings.worker_id)
+        if not ours:
+            log.warning(
+                "worker_idle",
+                reason="no partitions assigned: the group has at least as many workers as partitions",
+                partitions=settings.partitions,
+            )
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # as above
+    async def on_revoked(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        revoked: set[TP] = args[0] if args else kwargs["revoked"]
+        ours = sorted(tp.partition for tp in revoked if tp.topic == settings.ticks_topic)
+        log.info("partitions_revoked", partitions=ours, worker=settings.worker_id)
+
+    @app.page("/health")
+    class Health(View):
+        async def get(self, request: Request) -> Response:
+            return self.json({"status": "ok", "worker": settings.worker_id})
+
+    @app.page("/stats")
+    class Stats(View):
+        async def get(self, request: Request) -> Response:
+            counters = handler.counters
+            return self.json(
+                {
+                    "worker": settings.worker_id,
+                    "model": settings.model,
+                    "assigned_partitions": sorted(tp.partition for tp in assigned),
+                    "symbols": len(handler.forecaster.states),
+                    "ticks_in": counters.ticks_in,
+                    "predictions_out": counters.predictions_out,
+                    "dead_letters": dict(counters.dead_letters),
+                }
+            )
+
+    @app.page("/predictions/{symbol}")
+    class Latest(View):
+        async def get(self, request: Request, symbol: str) -> Response:
+            state = handler.forecaster.states.get(symbol)
+            if state is None or state.last_prediction is None:
+                return self.json({"error": f"no prediction for {symbol!r} on worker {settings.worker_id}"}, status=404)
+            return self.json(state.last_prediction.to_avro())
+
+    del on_assigned, on_revoked, Health, Stats, Latest
+    return app, handler
+
+
+def run_worker(settings: PredictorSettings) -> None:
+    """Run one predictor worker until SIGTERM/SIGINT; it joins the group and takes its share of partitions."""
+    app, _ = create_app(settings)
+    worker = faust.Worker(
+        app,
+        loglevel=settings.log_level,
+        quiet=True,
+        # Logging is configured by tickcast (structlog JSON); Faust's own set-up would replace
+        # it, and its terminal spinner switches the root logger to DEBUG, which costs throughput.
+        override_logging=False,
+        redirect_stdouts=False,
+    )
+    worker.spinner = None
+    worker.execute_from_commandline()

@@ -1,0 +1,126 @@
+"""One tick in, one prediction out: the per-symbol features → model → prediction step, without Kafka.
+
+The Faust agent, ``tickcast evaluate`` and the tests all call
+:meth:`Forecaster.process`, so what they measure is what production does.
+
+Order per tick (prequential): the forecast made at the previous tick is scored
+against the return this tick realised, the model learns that (features, return)
+pair, then it predicts the next return from the features after this tick. Every
+target is predicted before it is learned.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from river import stats
+
+from tickcast.common.records import Lineage, Prediction, Tick
+from tickcast.predictor.features import OUTLIER_SIGMAS, SymbolFeatures
+from tickcast.predictor.models import ModelSpec, OnlineRegressor
+
+READY = "READY"
+WARMING_UP = "WARMING_UP"
+FLAG_OUTLIER = "outlier"
+FLAG_TIME_REGRESSED = "time_regressed"
+
+
+@dataclass(slots=True)
+class SymbolState:
+    """Everything a worker remembers about one symbol."""
+
+    model: OnlineRegressor
+    features: SymbolFeatures = field(default_factory=SymbolFeatures)
+    ticks_learned: int = 0
+    ticks_seen: int = 0
+    pending_features: dict[str, float] | None = None
+    pending_forecast: float = 0.0
+    abs_error: stats.EWMean = field(default_factory=lambda: stats.EWMean(fading_factor=0.01))
+    errors_scored: int = 0
+    last_event_time: int | None = None
+    last_prediction: Prediction | None = None
+
+
+class Forecaster:
+    """Per-symbol state and the step that turns a valid tick into its prediction.
+
+    >>> from tickcast.predictor.models import model_spec
+    >>> from tickcast.common.records import Tick, Lineage
+    >>> f = Forecaster(model_spec("linear"), worker="doc")
+    >>> p = f.process(Tick("SPY", 100.0, 1.0, 0), Lineage("ticks", 0, 0, 0), now_us=0)
+    >>> p.status, p.predicted_return_bps, p.ticks_learned
+    ('WARMING_UP', 0.0, 0)
+    """
+
+    def __init__(self, spec: ModelSpec, worker: str) -> None:
+        self.spec = spec
+        self.worker = worker
+        self.model_version = spec.full_version
+        self.states: dict[str, SymbolState] = {}
+
+    def state(self, symbol: str) -> SymbolState:
+        found = self.states.get(symbol)
+        if found is None:
+            found = self.states[symbol] = SymbolState(model=self.spec.build())
+        return found
+
+    def process(self, tick: Tick, lineage: Lineage, now_us: int) -> Prediction:
+        state = self.state(tick.symbol)
+        flags: list[str] = []
+        if state.last_event_time is not None and tick.event_time < state.last_event_time:
+            flags.append(FLAG_TIME_REGRESSED)
+        state.last_event_time = max(tick.event_time, state.last_event_time or tick.event_time)
+        state.ticks_seen += 1
+
+        update = state.features.update(tick.price, tick.event_time, tick.size)
+        if update.is_outlier:
+            flags.append(FLAG_OUTLIER)
+        elif state.pending_features is not None and update.return_bps is not None:
+            self._learn(state, state.pending_features, update.return_bps)
+
+        forecast, status = 0.0, WARMING_UP
+        if update.return_bps is not None and state.ticks_learned >= self.spec.warmup_ticks:
+            forecast, status = self._predict(state, update.features), READY
+        state.pending_features = update.features if update.return_bps is not None else None
+        state.pending_forecast = forecast
+
+        prediction = Prediction(
+            symbol=tick.symbol,
+            event_time=tick.event_time,
+            last_price=tick.price,
+            predicted_return_bps=forecast,
+            predicted_price=tick.price * math.exp(forecast / 1e4),
+            horizon_ticks=1,
+            status=status,
+            model_name=self.spec.name,
+            model_version=self.model_version,
+            ticks_learned=state.ticks_learned,
+            source_topic=lineage.topic,
+            source_partition=lineage.partition,
+            source_offset=lineage.offset,
+            tick_produced_at=lineage.produced_at_ms,
+            predicted_at=now_us,
+            worker=self.worker,
+            abs_error_ewm_bps=state.abs_error.get() if state.errors_scored else None,
+            flags=flags,
+        )
+        state.last_prediction = prediction
+        return prediction
+
+    def _learn(self, state: SymbolState, features: dict[str, Any], realised_bps: float) -> None:
+        state.abs_error.update(abs(realised_bps - state.pending_forecast))
+        state.errors_scored += 1
+        state.model.learn_one(features, realised_bps)
+        state.ticks_learned += 1
+
+    @staticmethod
+    def _predict(state: SymbolState, features: dict[str, Any]) -> float:
+        raw = state.model.predict_one(features)
+        # A forecast beyond the outlier band is never credible; a non-finite one means
+        # the model broke, and persistence is the safe answer until it relearns.
+        if raw is None or not math.isfinite(raw):
+            return 0.0
+        limit = OUTLIER_SIGMAS * state.features.sigma_bps()
+        return float(max(-limit, min(limit, raw)))

@@ -1,0 +1,122 @@
+"""What a worker does with one record, minus Faust: decode, forecast, encode, or dead-letter.
+
+:class:`TickHandler` is synchronous and pure apart from its per-symbol state and
+counters, so the agent stays a thin ``async for`` and this is testable without Kafka.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import structlog
+
+from tickcast.common.contracts import AvroCodec, load_schema, open_schema_store
+from tickcast.common.contracts.base import PREDICTION_SCHEMA_FILE, TICK_SCHEMA_FILE
+from tickcast.common.errors import Reason, Rejected
+from tickcast.common.records import Lineage
+from tickcast.common.validation import TickLimits
+from tickcast.predictor.forecaster import Forecaster
+from tickcast.predictor.intake import read_tick
+from tickcast.predictor.models import model_spec
+from tickcast.predictor.settings import PredictorSettings
+
+log = structlog.get_logger("tickcast.predictor")
+
+DLQ_HEADER_PREFIX = "tickcast."
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """Either an encoded prediction or a dead letter (original bytes plus headers)."""
+
+    key: bytes | None
+    value: bytes | None
+    dead_letter_headers: list[tuple[str, bytes]] | None = None
+
+    @property
+    def is_dead_letter(self) -> bool:
+        return self.dead_letter_headers is not None
+
+
+@dataclass(slots=True)
+class Counters:
+    """What a worker has done since it started (served on /stats and, later, as metrics)."""
+
+    ticks_in: int = 0
+    predictions_out: int = 0
+    dead_letters: Counter[str] = field(default_factory=Counter)
+
+
+def dead_letter_headers(
+    reason: Reason, message: str, lineage: Lineage, worker: str, now_ms: int
+) -> list[tuple[str, bytes]]:
+    """Headers that make a dead letter self-explaining and replayable.
+
+    >>> dict(dead_letter_headers(Reason.BAD_PRICE, "x", Lineage("ticks", 1, 2, 3), "w", 4))["tickcast.reason"]
+    b'bad_price'
+    """
+    fields = {
+        "reason": reason.value,
+        "message": message,
+        "source.topic": lineage.topic,
+        "source.partition": str(lineage.partition),
+        "source.offset": str(lineage.offset),
+        "source.timestamp": str(lineage.produced_at_ms),
+        "rejected_at": str(now_ms),
+        "worker": worker,
+    }
+    return [(DLQ_HEADER_PREFIX + name, text.encode("utf-8")) for name, text in fields.items()]
+
+
+class TickHandler:
+    """Turns one raw tick record into one :class:`Outcome`; never raises for bad input."""
+
+    def __init__(self, settings: PredictorSettings) -> None:
+        store = open_schema_store(settings.schema_registry_url)
+        self.tick_codec = AvroCodec(store, f"{settings.ticks_topic}-value", load_schema(TICK_SCHEMA_FILE))
+        self.prediction_codec = AvroCodec(
+            store, f"{settings.predictions_topic}-value", load_schema(PREDICTION_SCHEMA_FILE)
+        )
+        self.forecaster = Forecaster(model_spec(settings.model), worker=settings.worker_id)
+        self.limits = TickLimits(max_future_ms=settings.max_future_ms)
+        self.max_bytes = settings.max_record_bytes
+        self.worker = settings.worker_id
+        self.counters = Counters()
+
+    def handle(self, key: bytes | None, value: bytes | None, lineage: Lineage) -> Outcome:
+        self.counters.ticks_in += 1
+        now_us = time.time_ns() // 1000
+        try:
+            tick = read_tick(key, value, self.tick_codec, now_us // 1000, self.limits, self.max_bytes)
+            prediction = self.forecaster.process(tick, lineage, now_us)
+            encoded = self.prediction_codec.encode(prediction.to_avro())
+        except Rejected as rejected:
+            return self._dead_letter(key, value, lineage, rejected.reason, rejected.message, now_us)
+        except Exception as exc:  # a model or codec bug must not stop the stream; keep the tick
+            log.exception("tick_processing_failed", partition=lineage.partition, offset=lineage.offset)
+            return self._dead_letter(
+                key, value, lineage, Reason.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}", now_us
+            )
+        self.counters.predictions_out += 1
+        return Outcome(key, encoded)
+
+    def _dead_letter(
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        lineage: Lineage,
+        reason: Reason,
+        message: str,
+        now_us: int,
+    ) -> Outcome:
+        self.counters.dead_letters[reason.value] += 1
+        log.warning(
+            "tick_rejected",
+            reason=reason.value,
+            detail=message,
+            partition=lineage.partition,
+            offset=lineage.offset,
+        )
+        return Outcome(key, value, dead_letter_headers(reason, message, lineage, self.worker, now_us // 1000))

@@ -1,0 +1,52 @@
+"""Settings of the predictor worker (``TICKCAST_*``)."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from pydantic import Field, field_validator
+
+from tickcast.common.settings import CommonSettings
+from tickcast.predictor.models import DEFAULT_MODEL, MODELS
+
+
+def _default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class PredictorSettings(CommonSettings):
+    """Worker tuning; Kafka and topic fields come from :class:`CommonSettings`.
+
+    >>> s = PredictorSettings(bootstrap_servers="k:9092", model="pa")
+    >>> s.group_id, s.model
+    ('tickcast-predictor', 'pa')
+    """
+
+    group_id: str = Field(
+        "tickcast-predictor", pattern=r"^[A-Za-z0-9._-]{1,200}$", description="Consumer group (Faust app id)."
+    )
+    model: str = Field(DEFAULT_MODEL, description=f"Model from the registry: {', '.join(MODELS)}.")
+    worker_id: str = Field(default_factory=_default_worker_id, description="Name of this worker in lineage and logs.")
+    web_host: str = Field(
+        "0.0.0.0", description="Interface of the worker's HTTP server (health, stats, latest predictions)."
+    )
+    web_port: int = Field(6066, ge=0, le=65535, description="Port of the worker's HTTP server.")
+    session_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="Group session timeout; a dead worker's partitions move after this long.",
+    )
+    linger_ms: int = Field(5, ge=0, le=1000, description="Producer batching delay for predictions.")
+    max_record_bytes: int = Field(64 * 1024, ge=64, description="Ticks larger than this go to the dead-letter topic.")
+    max_future_ms: int = Field(
+        5 * 60 * 1000, ge=0, description="Reject ticks whose event time is this far ahead of the clock."
+    )
+
+    @field_validator("model")
+    @classmethod
+    def _model_is_registered(cls, value: str) -> str:
+        if value not in MODELS:
+            raise ValueError(f"unknown model {value!r}; choose one of: {', '.join(MODELS)}")
+        return value

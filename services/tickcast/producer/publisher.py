@@ -1,0 +1,133 @@
+"""Publish ticks to Kafka in the Confluent wire format, keyed by symbol, at a controlled rate."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from confluent_kafka import KafkaError, Message, Producer
+
+from tickcast.common.contracts import AvroCodec, load_schema, open_schema_store
+from tickcast.common.contracts.base import TICK_SCHEMA_FILE
+from tickcast.common.kafka import producer_config
+from tickcast.common.records import Tick
+from tickcast.common.topics import symbol_key
+from tickcast.producer.settings import ProducerSettings
+
+log = structlog.get_logger("tickcast.producer")
+
+
+@dataclass(slots=True)
+class DeliveryStats:
+    """Counts from the broker's delivery reports."""
+
+    delivered: int = 0
+    failed: int = 0
+    last_error: str | None = None
+    partitions: dict[str, int] = field(default_factory=dict)
+
+
+def tick_codec(settings: ProducerSettings) -> AvroCodec:
+    """The codec for ticks, with ids from the configured schema store."""
+    return AvroCodec(
+        open_schema_store(settings.schema_registry_url),
+        f"{settings.ticks_topic}-value",
+        load_schema(TICK_SCHEMA_FILE),
+    )
+
+
+class TickPublisher:
+    """A confluent-kafka producer for ticks; :meth:`publish` never blocks for long, :meth:`close` flushes."""
+
+    def __init__(self, settings: ProducerSettings, record_partitions: bool = False, **overrides: Any) -> None:
+        self.settings = settings
+        self.topic = settings.ticks_topic
+        self.codec = tick_codec(settings)
+        self.stats = DeliveryStats()
+        self._record_partitions = record_partitions
+        self._producer = Producer(
+            producer_config(settings.bootstrap_servers, **{"linger.ms": settings.linger_ms, **overrides})
+        )
+
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self.stats.failed += 1
+            self.stats.last_error = str(err)
+            log.error("tick_delivery_failed", error=str(err), topic=msg.topic())
+            return
+        self.stats.delivered += 1
+        if self._record_partitions:
+            key = msg.key()
+            if key is not None:
+                self.stats.partitions[key.decode()] = int(msg.partition() or 0)
+
+    def publish(self, tick: Tick) -> None:
+        self.publish_raw(symbol_key(tick.symbol), self.codec.encode(tick.to_avro()))
+
+    def publish_raw(
+        self, key: bytes | None, value: bytes | None, headers: list[tuple[str, str | bytes | None]] | None = None
+    ) -> None:
+        """Send bytes as they are (used for replaying dead letters and for tests of bad input)."""
+        while True:
+            try:
+                self._producer.produce(self.topic, value=value, key=key, headers=headers, on_delivery=self._on_delivery)
+                break
+            except BufferError:
+                # Local queue full: serve delivery reports until there is room.
+                self._producer.poll(0.05)
+        self._producer.poll(0)
+
+    def close(self, timeout_s: float = 30.0) -> int:
+        """Flush; return how many messages are still undelivered (0 on success)."""
+        return int(self._producer.flush(timeout_s))
+
+
+@dataclass(slots=True)
+class RateLimiter:
+    """Paces calls to ``rate`` per second on average; ``rate <= 0`` means no limit.
+
+    >>> t = [0.0]
+    >>> limiter = RateLimiter(rate=10, clock=lambda: t[0], sleep=lambda s: t.__setitem__(0, t[0] + s))
+    >>> for _ in range(20): limiter.wait()
+    >>> round(t[0], 1)
+    1.9
+    """
+
+    rate: float
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    _start: float | None = None
+    _count: int = 0
+
+    def wait(self) -> None:
+        if self.rate <= 0:
+            return
+        now = self.clock()
+        if self._start is None:
+            self._start = now
+        due = self._start + self._count / self.rate
+        if due > now:
+            self.sleep(due - now)  # pacing to the requested rate
+        self._count += 1
+
+
+def publish_all(
+    publisher: TickPublisher,
+    ticks: Iterable[Tick],
+    rate: float = 0.0,
+    limit: int | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> int:
+    """Publish ticks (at most ``limit``) at ``rate`` per second until exhausted or ``should_stop()``; return count."""
+    limiter = RateLimiter(rate)
+    sent = 0
+    for tick in ticks:
+        if (limit is not None and sent >= limit) or should_stop():
+            break
+        limiter.wait()
+        publisher.publish(tick)
+        sent += 1
+    return sent

@@ -1,0 +1,1 @@
+"""The subscriber service: read predictions (and dead letters) for people, scripts and caches."""

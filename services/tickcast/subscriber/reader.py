@@ -1,0 +1,92 @@
+"""Read predictions and dead letters from Kafka with confluent-kafka and decode them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, KafkaError, Message
+
+from tickcast.common.contracts import AvroCodec, load_schema, open_schema_store
+from tickcast.common.contracts.base import PREDICTION_SCHEMA_FILE
+from tickcast.common.errors import Rejected
+from tickcast.common.kafka import QUIET
+from tickcast.common.records import Prediction
+from tickcast.subscriber.settings import SubscriberSettings
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One record read: a decoded prediction, or a dead letter with its headers."""
+
+    topic: str
+    partition: int
+    offset: int
+    prediction: Prediction | None = None
+    dead_letter: dict[str, str] | None = None
+    error: str | None = None
+
+
+class PredictionReader:
+    """Consumes the predictions topic (and optionally the dead-letter topic).
+
+    Without a group id it uses a private group and does not commit, so any number
+    of readers see everything from the chosen start.
+    """
+
+    def __init__(self, settings: SubscriberSettings, from_beginning: bool = True, dead_letters: bool = False) -> None:
+        self.settings = settings
+        store = open_schema_store(settings.schema_registry_url)
+        self.codec = AvroCodec(store, f"{settings.predictions_topic}-value", load_schema(PREDICTION_SCHEMA_FILE))
+        group = settings.subscriber_group_id or f"tickcast-subscriber-{uuid.uuid4().hex[:12]}"
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": settings.bootstrap_servers,
+                "group.id": group,
+                "auto.offset.reset": "earliest" if from_beginning else "latest",
+                "enable.auto.commit": settings.subscriber_group_id is not None,
+                "session.timeout.ms": int(settings.session_timeout_s * 1000),
+                "fetch.wait.max.ms": 50,
+                **QUIET,
+            }
+        )
+        topics = [settings.predictions_topic] + ([settings.dlq_topic] if dead_letters else [])
+        self._consumer.subscribe(topics)
+
+    def poll(self, timeout_s: float = 0.2, max_records: int = 1000) -> list[Received]:
+        """Whatever arrived within ``timeout_s`` (at most ``max_records``), decoded."""
+        messages = self._consumer.consume(num_messages=max_records, timeout=timeout_s)
+        return [received for message in messages if (received := self._decode(message)) is not None]
+
+    def __iter__(self) -> Iterator[Received]:
+        while True:
+            yield from self.poll()
+
+    def _decode(self, message: Message) -> Received | None:
+        error = message.error()
+        if error is not None:
+            if error.code() == KafkaError._PARTITION_EOF:
+                return None
+            return Received(message.topic() or "", -1, -1, error=str(error))
+        topic, partition, offset = message.topic() or "", message.partition() or 0, message.offset() or 0
+        if topic == self.settings.dlq_topic:
+            headers = {
+                name: raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw or "")
+                for name, raw in _header_pairs(message)
+            }
+            return Received(topic, partition, offset, dead_letter=headers)
+        try:
+            record = self.codec.decode(message.value() or b"")
+        except Rejected as rejected:
+            return Received(topic, partition, offset, error=str(rejected))
+        return Received(topic, partition, offset, prediction=Prediction.from_avro(record))
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+def _header_pairs(message: Message) -> list[tuple[str, str | bytes | None]]:
+    headers = message.headers() or []
+    # confluent-kafka returns a list of (name, value) pairs; the stubs also allow a dict.
+    return list(headers.items()) if isinstance(headers, dict) else list(headers)

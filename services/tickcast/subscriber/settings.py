@@ -1,0 +1,21 @@
+"""Settings of prediction subscribers (``TICKCAST_*``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from tickcast.common.settings import CommonSettings
+
+
+class SubscriberSettings(CommonSettings):
+    """Subscriber tuning; Kafka and topic fields come from :class:`CommonSettings`.
+
+    >>> SubscriberSettings(bootstrap_servers="k:9092").subscriber_group_id is None
+    True
+    """
+
+    subscriber_group_id: str | None = Field(
+        None,
+        description="Consumer group of the subscriber; unset = a private group that reads without committing.",
+    )
+    session_timeout_s: float = Field(10.0, gt=0, le=300, description="Group session timeout of the subscriber.")

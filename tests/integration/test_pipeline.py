@@ -1,0 +1,110 @@
+"""End to end on the real (embedded) broker: ticks in, exactly one prediction per tick out."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.harness import Pipeline, collect, predictions_of, wait_for_assignment
+from tickcast.common.topics import partition_for, symbol_key
+from tickcast.producer.synthetic import SyntheticFeed, symbol_names
+
+pytestmark = pytest.mark.integration
+
+START_MS = 1_700_000_000_000
+
+
+@pytest.fixture
+def pipeline(broker: object, unique: str, tmp_path: Path) -> Iterator[Pipeline]:
+    running = Pipeline(bootstrap_servers=broker.bootstrap_servers, unique=unique, log_dir=tmp_path)  # type: ignore[attr-defined]
+    running.create_topics()
+    yield running
+    running.stop()
+
+
+def feed_clock() -> object:
+    clock = iter(range(START_MS, START_MS + 10**9, 7))
+    return lambda: next(clock)
+
+
+def test_every_tick_gets_exactly_one_prediction_in_symbol_order(pipeline: Pipeline) -> None:
+    pipeline.start_workers(1)
+    publisher = pipeline.publisher()
+    ticks = SyntheticFeed(symbol_names(12), seed=3, clock_ms=feed_clock()).take(1500)  # type: ignore[arg-type]
+    for tick in ticks:
+        publisher.publish(tick)
+    assert publisher.close() == 0 and publisher.stats.delivered == len(ticks)
+
+    reader = pipeline.reader()
+    predictions = predictions_of(collect(reader, len(ticks), 90, "predictions", pipeline))
+    reader.close()
+
+    lineage = [(p.source_partition, p.source_offset) for p in predictions]
+    assert len(set(lineage)) == len(ticks), "a tick was answered twice"
+    assert len(predictions) == len(ticks)
+
+    by_symbol: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for p in predictions:
+        by_symbol[p.symbol].append((p.source_offset, p.last_price))
+    sent_prices: dict[str, list[float]] = defaultdict(list)
+    for tick in ticks:
+        sent_prices[tick.symbol].append(tick.price)
+    for symbol, answered in by_symbol.items():
+        offsets = [offset for offset, _ in answered]
+        assert offsets == sorted(offsets), f"{symbol}: predictions out of order"
+        assert [price for _, price in answered] == sent_prices[symbol], f"{symbol}: prices do not follow the ticks"
+    for p in predictions:
+        assert p.source_topic == pipeline.ticks_topic
+        assert p.source_partition == publisher.stats.partitions[p.symbol]
+        assert p.model_name == "linear" and p.model_version.startswith("1+river")
+    learned = defaultdict(list)
+    for p in predictions:
+        learned[p.symbol].append(p.ticks_learned)
+    assert all(series == sorted(series) and series[-1] > 50 for series in learned.values())
+
+
+def test_confluent_producer_and_faust_agree_on_every_symbols_partition(pipeline: Pipeline) -> None:
+    pipeline.start_workers(1)
+    publisher = pipeline.publisher()
+    symbols = symbol_names(200)
+    clock = feed_clock()
+    from tickcast.common.records import Tick
+
+    for symbol in symbols:
+        publisher.publish(Tick(symbol, 100.0, 1.0, clock()))  # type: ignore[operator]
+    assert publisher.close() == 0
+
+    reader = pipeline.reader()
+    received = collect(reader, len(symbols), 90, "predictions", pipeline)
+    reader.close()
+    for record in received:
+        prediction = record.prediction
+        assert prediction is not None
+        expected = partition_for(symbol_key(prediction.symbol), pipeline.partitions)
+        assert publisher.stats.partitions[prediction.symbol] == expected, "librdkafka disagrees with murmur2"
+        assert prediction.source_partition == expected, "Faust consumed the tick from another partition"
+        assert record.partition == expected, "Faust produced the prediction to another partition than its tick"
+
+
+def test_two_workers_share_the_partitions_and_answer_every_tick(pipeline: Pipeline) -> None:
+    workers = pipeline.start_workers(2)
+    assignment = wait_for_assignment(pipeline, workers)
+    assert all(parts for parts in assignment.values()), f"a worker got no partition: {assignment}"
+
+    publisher = pipeline.publisher()
+    ticks = SyntheticFeed(symbol_names(24), seed=5, clock_ms=feed_clock()).take(2000)  # type: ignore[arg-type]
+    for tick in ticks:
+        publisher.publish(tick)
+    assert publisher.close() == 0
+
+    reader = pipeline.reader()
+    predictions = predictions_of(collect(reader, len(ticks), 90, "predictions", pipeline))
+    reader.close()
+    assert len({(p.source_partition, p.source_offset) for p in predictions}) == len(ticks)
+    owner = {partition: wid for wid, parts in assignment.items() for partition in parts}
+    for p in predictions:
+        assert p.worker == owner[p.source_partition], f"{p.symbol} answered by a worker that does not own it"
+    assert {p.worker for p in predictions} == set(assignment)
