@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from rich.live import Live
 from tickcast.broker.embedded import EmbeddedBroker
 from tickcast.common.kafka import ensure_topics, wait_for_broker
 from tickcast.common.processes import current_env
+from tickcast.common.records import Tick
 from tickcast.common.settings import CommonSettings
 from tickcast.demo.view import LiveStats
 from tickcast.ops.supervisor import LocalSupervisor
@@ -65,8 +67,12 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
     try:
         broker.start()
         common = CommonSettings(bootstrap_servers=broker.bootstrap_servers)
-        admin = wait_for_broker(common.bootstrap_servers)
-        ensure_topics(admin, [common.ticks_topic, common.predictions_topic, common.dlq_topic], common.partitions, 1)
+        ensure_topics(
+            wait_for_broker(common.bootstrap_servers),
+            [common.ticks_topic, common.predictions_topic, common.dlq_topic],
+            common.partitions,
+            1,
+        )
         env = {
             **current_env(),
             "TICKCAST_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
@@ -82,15 +88,16 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
             f"(logs in {options.log_dir}); streaming {options.symbols} symbols at {options.rate:.0f} ticks/s"
         )
 
-        publisher = TickPublisher(ProducerSettings(bootstrap_servers=broker.bootstrap_servers))
         feed = SyntheticFeed(symbol_names(options.symbols), options.seed, lambda: time.time_ns() // 1_000_000)
 
-        def produce() -> None:
-            def counting():  # type: ignore[no-untyped-def]
-                for tick in feed:
-                    yield tick
-                    sent[0] += 1
+        def counting() -> Iterator[Tick]:
+            for tick in feed:
+                yield tick
+                sent[0] += 1
 
+        def produce() -> None:
+            # The producer lives and dies with this thread, so no client outlives the broker.
+            publisher = TickPublisher(ProducerSettings(bootstrap_servers=broker.bootstrap_servers))
             publish_all(publisher, counting(), rate=options.rate, should_stop=stop_feed.is_set)
             publisher.close()
 

@@ -14,6 +14,7 @@ from faust.types import TP, StreamT
 from faust.web import Request, Response, View
 
 from tickcast.common.records import Lineage
+from tickcast.predictor.faust_tuning import TunedApp
 from tickcast.predictor.runtime import TickHandler
 from tickcast.predictor.settings import PredictorSettings
 
@@ -31,8 +32,9 @@ def faust_broker_url(bootstrap_servers: str) -> str:
 
 def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
     """A configured Faust app whose agent predicts every tick of the ticks topic."""
-    app = faust.App(
+    app = TunedApp(
         settings.group_id,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
         broker=faust_broker_url(settings.bootstrap_servers),
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),

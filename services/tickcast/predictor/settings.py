@@ -31,12 +31,15 @@ class PredictorSettings(CommonSettings):
     web_host: str = Field(
         "0.0.0.0", description="Interface of the worker's HTTP server (health, stats, latest predictions)."
     )
-    web_port: int = Field(6066, ge=0, le=65535, description="Port of the worker's HTTP server.")
+    web_port: int = Field(6066, ge=1, le=65535, description="Port of the worker's HTTP server.")
     session_timeout_s: float = Field(
         10.0,
         gt=0,
         le=300,
         description="Group session timeout; a dead worker's partitions move after this long.",
+    )
+    fetch_max_wait_ms: int = Field(
+        20, ge=1, le=5000, description="Longest a fetch waits for data; bounds latency on brokers that hold fetches."
     )
     linger_ms: int = Field(5, ge=0, le=1000, description="Producer batching delay for predictions.")
     max_record_bytes: int = Field(64 * 1024, ge=64, description="Ticks larger than this go to the dead-letter topic.")
