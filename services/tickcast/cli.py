@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -25,7 +26,9 @@ app = typer.Typer(help="tickcast: streaming per-symbol price prediction on Kafka
 topics_app = typer.Typer(help="Manage tickcast's topics.", no_args_is_help=True)
 produce_app = typer.Typer(help="Publish ticks to the ticks topic.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
+dlq_app = typer.Typer(help="Inspect and replay dead letters (ticks the workers refused).", no_args_is_help=True)
 app.add_typer(produce_app, name="produce")
+app.add_typer(dlq_app, name="dlq")
 
 S = TypeVar("S", bound=BaseSettings)
 
@@ -148,6 +151,89 @@ def produce_synthetic(
             raise typer.Exit(1)
 
 
+class OnError(StrEnum):
+    skip = "skip"
+    stop = "stop"
+
+
+@produce_app.command("file")
+def produce_file(
+    path: Annotated[Path, typer.Argument(help="CSV file, plain or gzip.")],
+    time_col: Annotated[str, typer.Option(help="Column of the event time.")] = "ts_et",
+    symbol_col: Annotated[str, typer.Option(help="Column of the symbol.")] = "symbol",
+    price_col: Annotated[str, typer.Option(help="Column of the price.")] = "price",
+    size_col: Annotated[str | None, typer.Option(help="Column of the size; omit for none.")] = "size",
+    venue_col: Annotated[str | None, typer.Option(help="Column of the venue code.")] = None,
+    condition_col: Annotated[str | None, typer.Option(help="Column of the trade condition code.")] = None,
+    symbol: Annotated[str | None, typer.Option(help="Constant symbol, for files of one instrument.")] = None,
+    time_format: Annotated[str, typer.Option(help="iso, epoch_s, epoch_ms, epoch_us, or a strptime pattern.")] = "iso",
+    timezone: Annotated[str, typer.Option(help="IANA zone of naive times, e.g. America/New_York.")] = "UTC",
+    speed: Annotated[float, typer.Option(help="Replay speed as a multiple of real time; 0 = as fast as possible.")] = 0,
+    on_error: Annotated[OnError, typer.Option(help="skip: report bad rows and go on; stop: exit at the first.")] = (
+        OnError.skip
+    ),
+    limit: Annotated[int | None, typer.Option(help="Send at most this many ticks.")] = None,
+) -> None:
+    """Replay ticks from a CSV file; bad rows are reported with file, line, column and value."""
+    from tickcast.producer.publisher import TickPublisher
+    from tickcast.producer.replay import ColumnMapping, ReplayError, ReplaySummary, paced, read_ticks
+    from tickcast.producer.settings import ProducerSettings
+
+    settings = load_settings(ProducerSettings)
+    log = configure_logging("producer", settings.log_level, settings.log_format)
+    try:
+        mapping = ColumnMapping(
+            time=time_col, symbol=None if symbol else symbol_col, price=price_col, size=size_col,
+            venue=venue_col, condition=condition_col, constant_symbol=symbol, time_format=time_format,
+            timezone=timezone,
+        )  # fmt: skip
+    except ValueError as exc:
+        fail(str(exc))
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    summary = ReplaySummary()
+    with user_errors():
+        try:
+            rows = read_ticks(path, mapping)
+        except ReplayError as exc:
+            raise UserError(str(exc)) from exc
+        _require_broker(settings.bootstrap_servers, settings.connect_timeout_s)
+        publisher = TickPublisher(settings)
+        good = _report_bad_rows(rows, summary, stop_at_first=on_error is OnError.stop)
+        try:
+            for tick in paced(good, speed or None):
+                if stop.is_set() or (limit is not None and summary.sent >= limit):
+                    break
+                publisher.publish(tick)
+                summary.sent += 1
+        except ReplayError as exc:
+            raise UserError(str(exc)) from exc
+        finally:
+            undelivered = publisher.close()
+        log.info("replay_done", sent=summary.sent, skipped=dict(summary.skipped), undelivered=undelivered)
+        typer.echo(summary.line())
+        if summary.skipped and on_error is OnError.stop:
+            raise typer.Exit(1)
+        if undelivered or publisher.stats.failed:
+            fail(f"{undelivered + publisher.stats.failed} ticks were not delivered: {publisher.stats.last_error}", 1)
+
+
+def _report_bad_rows(rows: Iterator[Any], summary: Any, stop_at_first: bool) -> Iterator[Any]:
+    """Pass ticks through; print each bad row on stderr (the first 20, then a count) and tally it."""
+    from tickcast.producer.replay import RowError
+
+    for row in rows:
+        if isinstance(row, RowError):
+            summary.record_error(row)
+            shown = sum(summary.skipped.values())
+            if shown <= 20:
+                typer.echo(f"tickcast: bad row: {row}", err=True)
+            if stop_at_first:
+                return
+            continue
+        yield row
+
+
 @app.command()
 def worker(
     model: Annotated[str | None, typer.Option(help="Model name (default TICKCAST_MODEL).")] = None,
@@ -204,6 +290,88 @@ def subscribe(
             pass
         finally:
             reader.close()
+
+
+@dlq_app.command("list")
+def dlq_list(
+    reason: Annotated[list[str] | None, typer.Option(help="Only these reason codes (repeatable).")] = None,
+    limit: Annotated[int, typer.Option(help="Show at most this many.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
+) -> None:
+    """List dead letters: where each came from, why it was refused, and its handle (partition:offset)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from tickcast.ops.dlq import select
+
+    letters = select(_dead_letters(), set(reason) if reason else None, None)
+    if as_json:
+        for letter in letters[:limit]:
+            typer.echo(json.dumps({"ref": letter.ref, "key": (letter.key or b"").decode("utf-8", "replace"),
+                                   **letter.headers}))  # fmt: skip
+        return
+    table = Table(title=f"dead letters ({len(letters)} matching)")
+    for column in ("ref", "reason", "message", "source", "worker"):
+        table.add_column(column)
+    for letter in letters[:limit]:
+        h = letter.headers
+        source = f"{h.get('source.topic', '?')}:{h.get('source.partition', '?')}:{h.get('source.offset', '?')}"
+        table.add_row(letter.ref, letter.reason, letter.message, source, h.get("worker", ""))
+    Console().print(table)
+
+
+@dlq_app.command("summary")
+def dlq_summary() -> None:
+    """Dead letters counted by reason, one `reason=count` per line, then the total."""
+    from tickcast.ops.dlq import summarise
+
+    counts = summarise(_dead_letters())
+    for name, count in sorted(counts.items()):
+        typer.echo(f"{name}={count}")
+    typer.echo(f"total={sum(counts.values())}")
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    reason: Annotated[list[str] | None, typer.Option(help="Replay letters with these reason codes.")] = None,
+    ref: Annotated[list[str] | None, typer.Option(help="Replay these letters (partition:offset, repeatable).")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Only say what would be replayed.")] = False,
+) -> None:
+    """Send chosen dead letters, bytes untouched, back to the ticks topic (after the cause is fixed)."""
+    from tickcast.ops.dlq import replay_headers, select
+    from tickcast.producer.publisher import TickPublisher
+    from tickcast.producer.settings import ProducerSettings
+
+    if not reason and not ref:
+        fail("say which letters to replay: --reason CODE and/or --ref PARTITION:OFFSET")
+    settings = load_settings(ProducerSettings)
+    letters = select(_dead_letters(), set(reason) if reason else None, set(ref) if ref else None)
+    if dry_run:
+        typer.echo(f"would replay {len(letters)} dead letters to {settings.ticks_topic}")
+        return
+    with user_errors():
+        publisher = TickPublisher(settings)
+        for letter in letters:
+            publisher.publish_raw(letter.key, letter.value, replay_headers(letter, settings.dlq_topic))
+        undelivered = publisher.close()
+    typer.echo(f"replayed={len(letters) - undelivered} to={settings.ticks_topic}")
+    if undelivered:
+        raise typer.Exit(1)
+
+
+def _dead_letters() -> list[Any]:
+    from tickcast.common.settings import CommonSettings
+    from tickcast.ops.dlq import read_dead_letters
+
+    settings = load_settings(CommonSettings)
+    configure_logging("dlq", settings.log_level, settings.log_format)
+    with user_errors():
+        _require_broker(settings.bootstrap_servers, 30.0)
+        try:
+            return read_dead_letters(settings)
+        except (LookupError, TimeoutError, RuntimeError) as exc:
+            raise UserError(str(exc)) from exc
+    return []
 
 
 @app.command()

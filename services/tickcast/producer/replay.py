@@ -1,0 +1,459 @@
+"""Replay trades from a CSV file (plain or gzip) as validated :class:`Tick` records, optionally paced.
+
+:func:`read_ticks` turns each data row into a ``Tick`` or a :class:`RowError`; it never raises for a bad
+row, so one malformed line cannot stop a multi-million-row replay. :func:`paced` spaces ticks out in
+(optionally accelerated) event time, and :class:`ReplaySummary` counts what was sent and skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import math
+import time
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import IO
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from tickcast.common.errors import Reason, Rejected
+from tickcast.common.records import Tick
+from tickcast.common.validation import SYMBOL_PATTERN, validate_tick
+
+__all__ = ["ColumnMapping", "ReplayError", "ReplaySummary", "RowError", "paced", "read_ticks"]
+
+_EPOCH_FORMATS = {"epoch_s": 1000, "epoch_ms": 1, "epoch_us": -1000}  # >0 multiply, <0 floor-divide
+_TIME_FORMATS = ("iso", *_EPOCH_FORMATS)
+_GZIP_MAGIC = b"\x1f\x8b"
+_NAIVE_EPOCH = datetime(1970, 1, 1)
+_UTC_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+_ZERO = timedelta(0)
+# Far beyond any plausible epoch value (1e20 us is year 5138); bounds Decimal work on hostile input.
+_MAX_EPOCH_DIGITS = 20
+_MAX_SHOWN_VALUE = 60
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    """Which CSV columns hold which tick field, and how to read the time column.
+
+    ``time_format`` is ``iso``, ``epoch_s``, ``epoch_ms``, ``epoch_us`` or a ``strptime`` pattern.
+    ``timezone`` applies to naive times only; times carrying an offset keep it.
+
+    >>> ColumnMapping(timezone="America/New_York", venue="exchange").venue
+    'exchange'
+    >>> ColumnMapping(symbol=None)
+    Traceback (most recent call last):
+    ...
+    ValueError: ColumnMapping needs a symbol column or a constant_symbol
+    """
+
+    time: str = "ts_et"
+    symbol: str | None = "symbol"
+    price: str = "price"
+    size: str | None = "size"
+    venue: str | None = None
+    condition: str | None = None
+    constant_symbol: str | None = None
+    time_format: str = "iso"
+    timezone: str = "UTC"
+
+    def __post_init__(self) -> None:
+        if self.constant_symbol is None and not self.symbol:
+            raise ValueError("ColumnMapping needs a symbol column or a constant_symbol")
+        constant = self.constant_symbol
+        if constant is not None and not SYMBOL_PATTERN.match(constant.strip().upper()):
+            # Fail once here rather than rejecting every row of the file as bad_symbol.
+            raise ValueError(f"constant_symbol {constant!r} does not match {SYMBOL_PATTERN.pattern} upper-cased")
+        if self.time_format not in _TIME_FORMATS and "%" not in self.time_format:
+            raise ValueError(
+                f"time_format {self.time_format!r} is not one of {', '.join(_TIME_FORMATS)} "
+                "nor a strptime pattern containing '%'"
+            )
+        _zone(self.timezone)
+
+    def tz(self) -> tzinfo:
+        """The time zone object applied to naive times (``ZoneInfo`` caches it per name).
+
+        >>> ColumnMapping(timezone="America/New_York").tz()
+        zoneinfo.ZoneInfo(key='America/New_York')
+        """
+        return _zone(self.timezone)
+
+
+def _zone(name: str) -> tzinfo:
+    # The fixed UTC object needs no tz database, so the default works even where tzdata is missing.
+    if name in ("UTC", "utc", "Z"):
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        raise ValueError(f"unknown time zone {name!r}: use an IANA name such as 'America/New_York'") from exc
+
+
+@dataclass(frozen=True)
+class RowError:
+    """Why one CSV row did not become a tick; ``line`` is the physical line (the header is line 1).
+
+    >>> str(RowError("ticks.csv", 17, "price", "abc", "bad_number", "not a number"))
+    "ticks.csv:17: column 'price' value 'abc': not a number"
+    """
+
+    path: str
+    line: int
+    column: str | None
+    value: str | None
+    reason: str
+    message: str
+
+    def __str__(self) -> str:
+        context = []
+        if self.column is not None:
+            context.append(f"column {self.column!r}")
+        if self.value is not None:
+            cut = len(self.value) > _MAX_SHOWN_VALUE
+            shown = self.value[:_MAX_SHOWN_VALUE] + "..." if cut else self.value
+            context.append(f"value {shown!r}")
+        head = f"{self.path}:{self.line}: " + (" ".join(context) + ": " if context else "")
+        return head + self.message
+
+
+class ReplayError(Exception):
+    """A file-level problem (missing, unreadable, not CSV, header lacking a mapped column).
+
+    >>> str(ReplayError("ticks.csv: no such file"))
+    'ticks.csv: no such file'
+    """
+
+
+@dataclass
+class ReplaySummary:
+    """Running totals of a replay: ticks sent, rows skipped by reason code, and the first error seen.
+
+    >>> s = ReplaySummary(sent=10)
+    >>> s.record_error(RowError("t.csv", 3, "price", "-1", "bad_price", "price must be > 0"))
+    >>> s.record_error(RowError("t.csv", 9, "ts_et", "x", "bad_time", "not an ISO-8601 time"))
+    >>> s.line(), s.first_error.line if s.first_error else None
+    ('sent=10 skipped=2 (bad_price=1, bad_time=1)', 3)
+    """
+
+    sent: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    first_error: RowError | None = None
+
+    def record_error(self, error: RowError) -> None:
+        """Count ``error`` under its reason and keep it if it is the first.
+
+        >>> s = ReplaySummary()
+        >>> s.record_error(RowError("t.csv", 2, None, None, "bad_csv", "oops")); s.skipped["bad_csv"]
+        1
+        """
+        self.skipped[error.reason] += 1
+        if self.first_error is None:
+            self.first_error = error
+
+    def line(self) -> str:
+        """One log line: ``sent=N skipped=M`` plus per-reason counts in name order when any were skipped.
+
+        >>> ReplaySummary(sent=3).line()
+        'sent=3 skipped=0'
+        """
+        total = sum(self.skipped.values())
+        text = f"sent={self.sent} skipped={total}"
+        if total:
+            text += " (" + ", ".join(f"{reason}={n}" for reason, n in sorted(self.skipped.items()) if n) + ")"
+        return text
+
+
+_TimeParser = Callable[[str], int]
+
+
+def _time_parser(mapping: ColumnMapping) -> tuple[_TimeParser, str]:
+    """A function from cell text to epoch ms (raising ValueError), and what it expects, for messages."""
+    zone = mapping.tz()
+    fmt = mapping.time_format
+    utcoffset = zone.utcoffset
+    fromisoformat = datetime.fromisoformat
+
+    if fmt == "iso":
+
+        def parse_iso(text: str) -> int:
+            dt = fromisoformat(text.strip())
+            if dt.tzinfo is None:
+                # tz.utcoffset(naive) is ~40x cheaper than dt.replace(tzinfo=tz); this loop is the hot path.
+                return (dt - _NAIVE_EPOCH - (utcoffset(dt) or _ZERO)) // _ONE_MS
+            return (dt - _UTC_EPOCH) // _ONE_MS
+
+        return parse_iso, "an ISO-8601 time"
+
+    if fmt in _EPOCH_FORMATS:
+        scale = _EPOCH_FORMATS[fmt]
+
+        def parse_epoch(text: str) -> int:
+            try:
+                whole = int(text)
+            except ValueError:
+                whole = None
+            if whole is not None:
+                return whole * scale if scale > 0 else whole // -scale
+            try:
+                # Decimal, not float: "1381152600.123" seconds must give exactly ...600123 ms.
+                exact = Decimal(text.strip())
+            except InvalidOperation:
+                raise ValueError(text) from None
+            # adjusted() needs no arithmetic, so it cannot overflow on values like "1e999999999".
+            if not exact.is_finite() or exact.adjusted() > _MAX_EPOCH_DIGITS:
+                raise ValueError(text)
+            return math.floor(exact * scale if scale > 0 else exact / -scale)
+
+        return parse_epoch, f"a number ({fmt.replace('_', ' ')})"
+
+    def parse_pattern(text: str) -> int:
+        dt = datetime.strptime(text.strip(), fmt)
+        if dt.tzinfo is None:
+            return (dt - _NAIVE_EPOCH - (utcoffset(dt) or _ZERO)) // _ONE_MS
+        return (dt - _UTC_EPOCH) // _ONE_MS
+
+    return parse_pattern, f"a time matching {fmt!r}"
+
+
+def _open_text(path: Path) -> IO[str]:
+    """Open as text, gunzipping when the content (not the name) says gzip."""
+    with path.open("rb") as raw:
+        magic = raw.read(2)
+    # utf-8-sig drops a BOM that would otherwise glue itself to the first header name;
+    # errors="replace" because a decode error inside a buffered read cannot be tied to one row.
+    if magic == _GZIP_MAGIC:
+        return gzip.open(path, "rt", encoding="utf-8-sig", errors="replace", newline="")
+    return path.open("r", encoding="utf-8-sig", errors="replace", newline="")
+
+
+def _column_indices(path: Path, header: list[str], mapping: ColumnMapping) -> dict[str, int]:
+    names = [name.strip() for name in header]
+    wanted = {
+        "time": mapping.time,
+        "price": mapping.price,
+        "symbol": None if mapping.constant_symbol is not None else mapping.symbol,
+        "size": mapping.size,
+        "venue": mapping.venue,
+        "condition": mapping.condition,
+    }
+    missing = [col for col in wanted.values() if col is not None and col not in names]
+    if missing:
+        looks_binary = any("\ufffd" in name or "\x00" in name for name in names)
+        present = ", ".join(repr(n[:40]) for n in names[:30]) + (", ..." if len(names) > 30 else "")
+        hint = " (it does not look like a CSV text file)" if looks_binary else ""
+        wanted_text = ", ".join(map(repr, missing))
+        raise ReplayError(f"{path}: header lacks column(s) {wanted_text}{hint}; columns present: {present}")
+    duplicated = sorted({col for col in wanted.values() if col is not None and names.count(col) > 1})
+    if duplicated:
+        raise ReplayError(f"{path}: header names column(s) {', '.join(map(repr, duplicated))} more than once")
+    return {field_: names.index(col) for field_, col in wanted.items() if col is not None}
+
+
+def _read_header(path: Path, reader: Iterator[list[str]]) -> list[str]:
+    for row in reader:
+        if row:
+            return row
+    raise ReplayError(f"{path}: file is empty, expected a CSV header line")
+
+
+def read_ticks(path: str | Path, mapping: ColumnMapping, now_ms: int | None = None) -> Iterator[Tick | RowError]:
+    """Stream the file's rows as validated ``Tick``s, or a ``RowError`` for each row that is not one.
+
+    The file and its header are checked before this returns, so a missing file or column raises
+    :class:`ReplayError` at once; afterwards only a read failure (such as a truncated gzip stream) raises it.
+    ``now_ms`` (default: the wall clock at this call) bounds event times from above, as in
+    :func:`~tickcast.common.validation.validate_tick`. Blank lines are skipped but counted in line numbers.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     p = Path(d, "ticks.csv")
+    ...     _ = p.write_text("ts_et,symbol,price,size\\n2013-10-07T09:30:00,spy ,167.41,100\\n"
+    ...                      "2013-10-07T09:30:01,SPY,abc,100\\n")
+    ...     tick, err = read_ticks(p, ColumnMapping(timezone="America/New_York"))
+    >>> tick
+    Tick(symbol='SPY', price=167.41, size=100.0, event_time=1381152600000, venue=None, condition=None)
+    >>> err.line, err.column, err.value, err.reason
+    (3, 'price', 'abc', 'bad_number')
+    """
+    path = Path(path)
+    if now_ms is None:
+        now_ms = time.time_ns() // 1_000_000
+    try:
+        with _open_text(path) as handle:
+            indices = _column_indices(path, _read_header(path, csv.reader(handle)), mapping)
+    except FileNotFoundError as exc:
+        raise ReplayError(f"{path}: no such file") from exc
+    except (OSError, EOFError, zlib.error, csv.Error) as exc:
+        raise ReplayError(f"{path}: cannot read as CSV: {exc}") from exc
+    return _rows(path, mapping, indices, now_ms)
+
+
+def _rows(path: Path, mapping: ColumnMapping, indices: dict[str, int], now_ms: int) -> Iterator[Tick | RowError]:
+    name = str(path)
+    parse_time, time_expected = _time_parser(mapping)
+    constant_symbol = mapping.constant_symbol.strip().upper() if mapping.constant_symbol is not None else None
+    i_time = indices["time"]
+    i_price = indices["price"]
+    i_symbol = indices.get("symbol", -1)
+    i_size = indices.get("size", -1)
+    i_venue = indices.get("venue", -1)
+    i_condition = indices.get("condition", -1)
+    needed = max(indices.values()) + 1
+    column_of = {index: col for col, index in _mapped_names(mapping, indices).items()}
+    reason_column = {
+        Reason.BAD_SYMBOL: (mapping.symbol if constant_symbol is None else None, i_symbol),
+        Reason.BAD_PRICE: (mapping.price, i_price),
+        Reason.BAD_SIZE: (mapping.size, i_size),
+        Reason.FUTURE_TIME: (mapping.time, i_time),
+        Reason.ANCIENT_TIME: (mapping.time, i_time),
+    }
+
+    def problem(line: int, index: int, row: list[str], reason: str, message: str) -> RowError:
+        text = row[index]
+        if not text.strip():
+            return RowError(name, line, column_of[index], text, "missing_value", "empty cell")
+        return RowError(name, line, column_of[index], text, reason, message)
+
+    last_line = 1
+    # Trades arrive in bursts sharing one timestamp (about half the rows of the sample file),
+    # so remembering the last parse skips the costliest step for those rows.
+    last_time_text = ""
+    last_time = 0
+    try:
+        with _open_text(path) as handle:
+            reader = csv.reader(handle)
+            _read_header(path, reader)
+            last_line = reader.line_num
+            while True:
+                try:
+                    for row in reader:
+                        # line_num is where the record ended; a quoted field may have spanned several lines.
+                        line = last_line + 1
+                        last_line = reader.line_num
+                        if len(row) < needed:
+                            if row:
+                                yield _short_row(name, line, row, indices, column_of)
+                            continue
+                        time_text = row[i_time]
+                        if time_text == last_time_text:
+                            event_time = last_time
+                        else:
+                            try:
+                                event_time = parse_time(time_text)
+                            except (ValueError, ArithmeticError, TypeError):
+                                yield problem(line, i_time, row, "bad_time", f"not {time_expected}")
+                                continue
+                            last_time_text = time_text
+                            last_time = event_time
+                        try:
+                            price = float(row[i_price])
+                        except ValueError:
+                            yield problem(line, i_price, row, "bad_number", "not a number")
+                            continue
+                        if i_size >= 0:
+                            try:
+                                size = float(row[i_size])
+                            except ValueError:
+                                yield problem(line, i_size, row, "bad_number", "not a number")
+                                continue
+                        else:
+                            size = 0.0
+                        if constant_symbol is None:
+                            symbol = row[i_symbol].strip().upper()
+                            if not symbol:
+                                yield problem(line, i_symbol, row, "missing_value", "empty cell")
+                                continue
+                        else:
+                            symbol = constant_symbol
+                        tick = Tick(
+                            symbol,
+                            price,
+                            size,
+                            event_time,
+                            (row[i_venue].strip() or None) if i_venue >= 0 else None,
+                            (row[i_condition].strip() or None) if i_condition >= 0 else None,
+                        )
+                        try:
+                            validate_tick(tick, now_ms)
+                        except Rejected as exc:
+                            column, index = reason_column.get(exc.reason, (None, -1))
+                            value = row[index] if index >= 0 else None
+                            yield RowError(name, line, column, value, exc.reason.value, exc.message)
+                            continue
+                        yield tick
+                    return
+                except csv.Error as exc:
+                    # The reader resumes at the next line: one malformed record costs one row, not the file.
+                    yield RowError(name, last_line + 1, None, None, "bad_csv", f"unreadable CSV: {exc}")
+                    last_line = reader.line_num
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ReplayError(f"{path}: read failed after line {last_line}: {exc}") from exc
+
+
+def _short_row(name: str, line: int, row: list[str], indices: dict[str, int], column_of: dict[int, str]) -> RowError:
+    index = min(i for i in indices.values() if i >= len(row))
+    column = column_of[index]
+    message = f"row has {len(row)} cell(s), column {column!r} is cell {index + 1}"
+    return RowError(name, line, column, None, "missing_column", message)
+
+
+def _mapped_names(mapping: ColumnMapping, indices: dict[str, int]) -> dict[str, int]:
+    names = {
+        "time": mapping.time,
+        "price": mapping.price,
+        "symbol": mapping.symbol,
+        "size": mapping.size,
+        "venue": mapping.venue,
+        "condition": mapping.condition,
+    }
+    return {names[field_] or field_: index for field_, index in indices.items()}
+
+
+def paced(
+    items: Iterable[Tick],
+    speed: float | None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], object] = time.sleep,
+) -> Iterator[Tick]:
+    """Yield ticks spaced by their event-time gaps divided by ``speed`` (``None`` or 0: no waiting).
+
+    Each tick comes no earlier than ``(event_time - first event_time) / 1000 / speed`` seconds after the
+    first one was yielded; delays are measured from that start, so slow consumers do not accumulate drift,
+    and a tick whose event time goes backwards is yielded at once.
+
+    >>> now = [0.0]
+    >>> ticks = [Tick("SPY", 1.0, 1.0, t) for t in (1_000, 3_000, 2_000)]
+    >>> out = paced(ticks, 2.0, clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
+    >>> [(t.event_time, now[0]) for t in out]
+    [(1000, 0.0), (3000, 1.0), (2000, 1.0)]
+    """
+    if speed is not None and not (speed >= 0.0 and math.isfinite(speed)):
+        raise ValueError(f"speed must be None or a finite number >= 0, got {speed!r}")
+    return _paced(items, speed, clock, sleep)
+
+
+def _paced(
+    items: Iterable[Tick], speed: float | None, clock: Callable[[], float], sleep: Callable[[float], object]
+) -> Iterator[Tick]:
+    if not speed:
+        yield from items
+        return
+    first_event: int | None = None
+    started = 0.0
+    for tick in items:
+        if first_event is None:
+            first_event = tick.event_time
+            started = clock()
+        else:
+            delay = started + (tick.event_time - first_event) / 1000.0 / speed - clock()
+            if delay > 0.0:
+                sleep(delay)
+        yield tick

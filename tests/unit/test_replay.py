@@ -1,0 +1,439 @@
+"""Unit tests for ``tickcast.producer.replay``: CSV parsing, per-row errors, file errors and pacing."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import itertools
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tickcast.common.records import Tick
+from tickcast.producer.replay import (
+    ColumnMapping,
+    ReplayError,
+    ReplaySummary,
+    RowError,
+    paced,
+    read_ticks,
+)
+
+NOW_MS = 2_000_000_000_000  # 2033: every 2013 time is in the past, nothing is "in the future"
+OPEN_2013_10_07_UTC_MS = 1_381_152_600_000  # 2013-10-07T13:30:00Z = 09:30 New York (EDT, UTC-4)
+NY = ColumnMapping(timezone="America/New_York", venue="exchange", condition="condition")
+HEADER = "ts_et,symbol,price,size,exchange,condition\n"
+GOOD = "2013-10-07T09:30:00,SPY,167.41,100,P,20002000\n"
+REAL_FILE = Path(__file__).resolve().parents[3] / "shared/data/lean/tick_trades.csv.gz"
+
+
+def write(tmp_path: Path, text: str, name: str = "ticks.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def read_all(path: Path, mapping: ColumnMapping = NY, now_ms: int = NOW_MS) -> list[Tick | RowError]:
+    return list(read_ticks(path, mapping, now_ms=now_ms))
+
+
+def only_error(items: list[Tick | RowError]) -> RowError:
+    errors = [item for item in items if isinstance(item, RowError)]
+    assert len(errors) == 1, items
+    return errors[0]
+
+
+# --- good rows -------------------------------------------------------------------------------------------
+
+
+def test_good_rows_become_ticks_with_normalised_fields(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        HEADER + GOOD + "2013-10-07T09:30:00.250, spy ,167.42,200,,\n" + "2013-10-07T09:30:01,bac,14.2,0, Q , \n",
+    )
+    assert read_all(path) == [
+        Tick("SPY", 167.41, 100.0, OPEN_2013_10_07_UTC_MS, "P", "20002000"),
+        Tick("SPY", 167.42, 200.0, OPEN_2013_10_07_UTC_MS + 250, None, None),
+        Tick("BAC", 14.2, 0.0, OPEN_2013_10_07_UTC_MS + 1000, "Q", None),
+    ]
+
+
+def test_size_defaults_to_zero_without_a_size_column_and_unmapped_columns_are_ignored(tmp_path: Path) -> None:
+    path = write(tmp_path, "ts_et,symbol,price,size,junk\n2013-10-07T13:30:00,SPY,1.5,abc,whatever\n")
+    (tick,) = read_all(path, ColumnMapping(size=None))
+    assert tick == Tick("SPY", 1.5, 0.0, OPEN_2013_10_07_UTC_MS)
+
+
+def test_blank_lines_are_skipped_but_counted_and_quoted_newlines_keep_physical_line_numbers(
+    tmp_path: Path,
+) -> None:
+    text = HEADER + "\n" + '2013-10-07T09:30:00,SPY,167.41,100,P,"two\nlines"\n' + "\n" + "x,SPY,1,1,P,\n"
+    items = read_all(write(tmp_path, text))
+    assert isinstance(items[0], Tick) and items[0].condition == "two\nlines"
+    error = only_error(items)
+    assert (error.line, error.column, error.value, error.reason) == (6, "ts_et", "x", "bad_time")
+
+
+def test_header_names_may_be_padded_and_a_utf8_bom_is_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbfts_et , symbol,price,size\n2013-10-07T13:30:00,SPY,1,2\n")
+    assert read_all(path, ColumnMapping()) == [Tick("SPY", 1.0, 2.0, OPEN_2013_10_07_UTC_MS)]
+
+
+def test_now_ms_defaults_to_the_wall_clock(tmp_path: Path) -> None:
+    path = write(tmp_path, HEADER + GOOD + "2999-01-01T00:00:00,SPY,1,1,P,\n")
+    items = list(read_ticks(path, NY))
+    assert isinstance(items[0], Tick)
+    assert only_error(items).reason == "event_time_in_future"
+
+
+# --- bad rows --------------------------------------------------------------------------------------------
+
+BAD_ROWS = [
+    # (data row, reason, column, value)
+    ("2013-10-07T09:30:00,SPY,abc,100,P,", "bad_number", "price", "abc"),
+    ("2013-10-07T09:30:00,SPY,nan,100,P,", "bad_price", "price", "nan"),
+    ("2013-10-07T09:30:00,SPY,inf,100,P,", "bad_price", "price", "inf"),
+    ("2013-10-07T09:30:00,SPY,0,100,P,", "bad_price", "price", "0"),
+    ("2013-10-07T09:30:00,SPY,-1.5,100,P,", "bad_price", "price", "-1.5"),
+    ("2013-10-07T09:30:00,SPY,167.41,-5,P,", "bad_size", "size", "-5"),
+    ("2013-10-07T09:30:00,SPY,167.41,1e400,P,", "bad_size", "size", "1e400"),
+    ("2013-10-07T09:30:00,SPY,167.41,ten,P,", "bad_number", "size", "ten"),
+    ("2013-10-07T09:30:00,SPY,,100,P,", "missing_value", "price", ""),
+    ("2013-10-07T09:30:00,SPY,167.41, ,P,", "missing_value", "size", " "),
+    ("2013-10-07T09:30:00,,167.41,100,P,", "missing_value", "symbol", ""),
+    (",SPY,167.41,100,P,", "missing_value", "ts_et", ""),
+    ("2013-10-07T09:30:00,SPY", "missing_column", "price", None),
+    ("2013-10-07T09:30:00,SPY,167.41,100", "missing_column", "exchange", None),
+    ("2013-13-07T09:30:00,SPY,167.41,100,P,", "bad_time", "ts_et", "2013-13-07T09:30:00"),
+    ("yesterday,SPY,167.41,100,P,", "bad_time", "ts_et", "yesterday"),
+    ("2013-10-07T09:30:00,S P Y,167.41,100,P,", "bad_symbol", "symbol", "S P Y"),
+    ("2013-10-07T09:30:00,SPY$,167.41,100,P,", "bad_symbol", "symbol", "SPY$"),
+    ("2034-01-01T00:00:00,SPY,167.41,100,P,", "event_time_in_future", "ts_et", "2034-01-01T00:00:00"),
+    ("1985-01-01T00:00:00,SPY,167.41,100,P,", "event_time_too_old", "ts_et", "1985-01-01T00:00:00"),
+]
+
+
+@pytest.mark.parametrize(("row", "reason", "column", "value"), BAD_ROWS)
+def test_each_bad_row_becomes_one_row_error_and_neighbours_survive(
+    tmp_path: Path, row: str, reason: str, column: str, value: str | None
+) -> None:
+    items = read_all(write(tmp_path, HEADER + GOOD + row + "\n" + GOOD))
+    assert len(items) == 3
+    assert isinstance(items[0], Tick) and isinstance(items[2], Tick)
+    error = items[1]
+    assert isinstance(error, RowError)
+    assert (error.path, error.line, error.column, error.value, error.reason) == (
+        str(tmp_path / "ticks.csv"),
+        3,
+        column,
+        value,
+        reason,
+    )
+    assert error.message
+
+
+def test_row_error_renders_file_line_column_value_and_message() -> None:
+    error = RowError("ticks.csv", 17, "price", "abc", "bad_number", "not a number")
+    assert str(error) == "ticks.csv:17: column 'price' value 'abc': not a number"
+    assert str(RowError("t.csv", 2, None, None, "bad_csv", "broken")) == "t.csv:2: broken"
+    long = RowError("t.csv", 2, "symbol", "X" * 500, "bad_symbol", "too long")
+    assert "X" * 60 + "...'" in str(long) and len(str(long)) < 120
+
+
+def test_an_oversized_field_is_one_bad_csv_row_not_a_file_error(tmp_path: Path) -> None:
+    huge = "x" * (csv.field_size_limit() + 10)
+    items = read_all(write(tmp_path, HEADER + GOOD + f"2013-10-07T09:30:00,SPY,1,1,P,{huge}\n" + GOOD))
+    assert [type(item).__name__ for item in items] == ["Tick", "RowError", "Tick"]
+    error = only_error(items)
+    assert (error.reason, error.line) == ("bad_csv", 3)
+
+
+# --- mapping validation ----------------------------------------------------------------------------------
+
+
+def test_unknown_time_zone_is_refused_when_the_mapping_is_built() -> None:
+    with pytest.raises(ValueError, match="unknown time zone 'Mars/Olympus'"):
+        ColumnMapping(timezone="Mars/Olympus")
+    with pytest.raises(ValueError, match="unknown time zone"):
+        ColumnMapping(timezone="../../etc/passwd")
+
+
+def test_mapping_needs_a_symbol_source_and_a_known_time_format() -> None:
+    with pytest.raises(ValueError, match="symbol column or a constant_symbol"):
+        ColumnMapping(symbol=None)
+    with pytest.raises(ValueError, match="time_format 'epoch_ns'"):
+        ColumnMapping(time_format="epoch_ns")
+    with pytest.raises(ValueError, match="constant_symbol"):
+        ColumnMapping(constant_symbol="not a symbol")
+    assert ColumnMapping(symbol=None, constant_symbol="spy").constant_symbol == "spy"
+
+
+# --- file formats ----------------------------------------------------------------------------------------
+
+
+def test_gzip_is_detected_by_content_not_by_name(tmp_path: Path) -> None:
+    zipped = tmp_path / "ticks.data"
+    zipped.write_bytes(gzip.compress((HEADER + GOOD).encode()))
+    fake = write(tmp_path, HEADER + GOOD, name="plain.csv.gz")
+    expected = [Tick("SPY", 167.41, 100.0, OPEN_2013_10_07_UTC_MS, "P", "20002000")]
+    assert read_all(zipped) == expected
+    assert read_all(fake) == expected
+
+
+def test_constant_symbol_replaces_the_symbol_column(tmp_path: Path) -> None:
+    path = write(tmp_path, "time,last,volume\n2013-10-07T13:30:00Z,167.41,100\n")
+    mapping = ColumnMapping(time="time", price="last", size="volume", constant_symbol=" spy ")
+    assert read_all(path, mapping) == [Tick("SPY", 167.41, 100.0, OPEN_2013_10_07_UTC_MS)]
+
+
+@pytest.mark.parametrize(
+    ("time_format", "cell", "expected_ms"),
+    [
+        ("epoch_ms", "1381152600123", OPEN_2013_10_07_UTC_MS + 123),
+        ("epoch_ms", "1381152600123.9", OPEN_2013_10_07_UTC_MS + 123),
+        ("epoch_s", "1381152600", OPEN_2013_10_07_UTC_MS),
+        ("epoch_s", "1381152600.123", OPEN_2013_10_07_UTC_MS + 123),
+        ("epoch_s", "1.3811526001e9", OPEN_2013_10_07_UTC_MS + 100),
+        ("epoch_us", "1381152600123456", OPEN_2013_10_07_UTC_MS + 123),
+        ("epoch_us", " 1381152600123999 ", OPEN_2013_10_07_UTC_MS + 123),
+    ],
+)
+def test_epoch_formats_are_exact_and_floor_sub_millisecond_parts(
+    tmp_path: Path, time_format: str, cell: str, expected_ms: int
+) -> None:
+    path = write(tmp_path, f"t,symbol,price\n{cell},SPY,1\n")
+    # The zone must not matter: epoch numbers are absolute.
+    mapping = ColumnMapping(time="t", size=None, time_format=time_format, timezone="Asia/Tokyo")
+    assert read_all(path, mapping) == [Tick("SPY", 1.0, 0.0, expected_ms)]
+
+
+@pytest.mark.parametrize("cell", ["abc", "nan", "inf", "1e999999999", "2013-10-07T13:30:00", "0x10"])
+def test_bad_epoch_values_are_bad_time(tmp_path: Path, cell: str) -> None:
+    path = write(tmp_path, f"t,symbol,price\n{cell},SPY,1\n")
+    error = only_error(read_all(path, ColumnMapping(time="t", size=None, time_format="epoch_s")))
+    assert (error.reason, error.column, error.value, error.line) == ("bad_time", "t", cell, 2)
+
+
+def test_strptime_pattern_uses_the_mapping_zone_unless_the_value_has_an_offset(tmp_path: Path) -> None:
+    path = write(tmp_path, "when,symbol,price\n07/10/2013 09:30:00,SPY,1\n07/10/2013 9h30,SPY,1\n")
+    mapping = ColumnMapping(time="when", size=None, time_format="%d/%m/%Y %H:%M:%S", timezone="America/New_York")
+    tick, error = read_all(path, mapping)
+    assert tick == Tick("SPY", 1.0, 0.0, OPEN_2013_10_07_UTC_MS)
+    assert isinstance(error, RowError)
+    assert (error.reason, error.value) == ("bad_time", "07/10/2013 9h30")
+    assert "'%d/%m/%Y %H:%M:%S'" in error.message
+
+    aware = write(tmp_path, "when,symbol,price\n2013-10-07 15:30:00 +0200,SPY,1\n", name="aware.csv")
+    mapping = ColumnMapping(time="when", size=None, time_format="%Y-%m-%d %H:%M:%S %z", timezone="Asia/Tokyo")
+    assert read_all(aware, mapping) == [Tick("SPY", 1.0, 0.0, OPEN_2013_10_07_UTC_MS)]
+
+
+# --- time zones ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cell", "zone", "expected_ms"),
+    [
+        ("2013-10-07T09:30:00", "America/New_York", OPEN_2013_10_07_UTC_MS),  # EDT: UTC-4
+        ("2013-10-07T13:30:00", "UTC", OPEN_2013_10_07_UTC_MS),
+        ("2013-10-07 22:30:00", "Asia/Tokyo", OPEN_2013_10_07_UTC_MS),  # JST: UTC+9, space separator
+        ("2013-10-07T13:30:00Z", "America/New_York", OPEN_2013_10_07_UTC_MS),  # own offset wins
+        ("2013-10-07T11:30:00-02:00", "Asia/Tokyo", OPEN_2013_10_07_UTC_MS),
+        ("2014-01-06T09:30:00", "America/New_York", 1_389_018_600_000),  # EST in winter: UTC-5
+        ("2013-11-03T01:30:00", "America/New_York", 1_383_456_600_000),  # ambiguous: first (EDT) reading
+        ("2013-10-07T09:30:00.123456", "America/New_York", OPEN_2013_10_07_UTC_MS + 123),
+    ],
+)
+def test_iso_times_convert_to_utc_epoch_ms(tmp_path: Path, cell: str, zone: str, expected_ms: int) -> None:
+    path = write(tmp_path, f"ts_et,symbol,price\n{cell},SPY,1\n")
+    (tick,) = read_all(path, ColumnMapping(size=None, timezone=zone))
+    assert isinstance(tick, Tick)
+    assert tick.event_time == expected_ms
+
+
+# --- file-level errors -----------------------------------------------------------------------------------
+
+
+def test_missing_file_is_a_replay_error_raised_at_call_time(tmp_path: Path) -> None:
+    with pytest.raises(ReplayError, match=r"nope\.csv"):
+        read_ticks(tmp_path / "nope.csv", NY)
+    with pytest.raises(ReplayError, match="cannot read"):
+        read_ticks(tmp_path, NY)
+
+
+def test_header_lacking_a_mapped_column_names_file_missing_and_present_columns(tmp_path: Path) -> None:
+    path = write(tmp_path, "ts_et,symbol,px\n2013-10-07T09:30:00,SPY,1\n")
+    with pytest.raises(ReplayError) as info:
+        read_ticks(path, ColumnMapping(venue="exchange"))
+    message = str(info.value)
+    assert str(path) in message
+    assert "'price', 'size', 'exchange'" in message
+    assert "columns present: 'ts_et', 'symbol', 'px'" in message
+
+
+def test_empty_file_duplicate_columns_and_binary_junk_are_replay_errors(tmp_path: Path) -> None:
+    with pytest.raises(ReplayError, match="empty"):
+        read_ticks(write(tmp_path, "\n\n", name="empty.csv"), NY)
+    with pytest.raises(ReplayError, match="'price' more than once"):
+        read_ticks(write(tmp_path, "ts_et,symbol,price,price\n", name="dup.csv"), ColumnMapping(size=None))
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(ReplayError, match="does not look like a CSV text file"):
+        read_ticks(junk, NY)
+
+
+def test_truncated_gzip_raises_replay_error_after_the_rows_it_could_read(tmp_path: Path) -> None:
+    rows = (f"2013-10-07T09:30:{i % 60:02d}.{i % 1000:03d},SPY,{100 + i / 100:.2f},{i},P,\n" for i in range(20_000))
+    body = (HEADER + "".join(rows)).encode()
+    path = tmp_path / "cut.csv.gz"
+    path.write_bytes(gzip.compress(body)[:-5_000])
+    items = read_ticks(path, NY, now_ms=NOW_MS)
+    with pytest.raises(ReplayError, match="read failed after line"):
+        for _ in items:
+            pass
+
+
+# --- summary ---------------------------------------------------------------------------------------------
+
+
+def test_summary_counts_and_renders() -> None:
+    summary = ReplaySummary()
+    assert summary.line() == "sent=0 skipped=0"
+    first = RowError("t.csv", 5, "ts_et", "x", "bad_time", "not an ISO-8601 time")
+    summary.record_error(first)
+    summary.record_error(RowError("t.csv", 7, "price", "0", "bad_price", "price must be > 0"))
+    summary.record_error(RowError("t.csv", 9, "ts_et", "y", "bad_time", "not an ISO-8601 time"))
+    summary.sent = 10
+    assert summary.line() == "sent=10 skipped=3 (bad_price=1, bad_time=2)"
+    assert summary.first_error is first
+    assert summary.skipped == Counter({"bad_time": 2, "bad_price": 1})
+
+
+# --- pacing ----------------------------------------------------------------------------------------------
+
+
+class FakeClock:
+    """A monotonic clock that only moves when slept on (or advanced by the test)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds > 0
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def ticks_at(*event_times: int) -> list[Tick]:
+    return [Tick("SPY", 1.0, 1.0, t) for t in event_times]
+
+
+@pytest.mark.parametrize("speed", [None, 0, 0.0])
+def test_pacing_off_never_sleeps(speed: float | None) -> None:
+    clock = FakeClock()
+    ticks = ticks_at(0, 10_000, 20_000)
+    assert list(paced(ticks, speed, clock=clock, sleep=clock.sleep)) == ticks
+    assert clock.sleeps == []
+
+
+def test_pacing_follows_event_time_divided_by_speed() -> None:
+    clock = FakeClock()
+    yielded_at = [
+        (t.event_time, clock.now) for t in paced(ticks_at(1_000, 1_000, 3_000, 7_000), 2.0, clock, clock.sleep)
+    ]
+    assert yielded_at == [(1_000, 100.0), (1_000, 100.0), (3_000, 101.0), (7_000, 103.0)]
+
+
+def test_pacing_never_sleeps_for_time_going_backwards_and_does_not_drift() -> None:
+    clock = FakeClock()
+    out = []
+    for tick in paced(ticks_at(10_000, 12_000, 11_000, 14_000), 1.0, clock, clock.sleep):
+        out.append((tick.event_time, clock.now))
+        clock.now += 0.5  # a slow consumer: its time counts towards the next wait
+    assert out == [(10_000, 100.0), (12_000, 102.0), (11_000, 102.5), (14_000, 104.0)]
+    assert clock.sleeps == [1.5, 1.0]
+
+
+def test_pacing_rejects_a_negative_or_non_finite_speed() -> None:
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="speed"):
+            paced([], bad)
+
+
+def test_pacing_is_lazy() -> None:
+    clock = FakeClock()
+    source = iter(ticks_at(0, 1_000_000))
+    first = next(paced(source, 1.0, clock, clock.sleep))
+    assert first.event_time == 0 and clock.sleeps == []
+
+
+# --- properties ------------------------------------------------------------------------------------------
+
+CELL = st.text(max_size=12) | st.sampled_from(
+    ["", " ", "nan", "-1", "1e999", "1e999999999", "SPY", "2013-10-07T09:30:00", "1381152600", "07/10/2013"]
+)
+MAPPINGS = [
+    NY,
+    ColumnMapping(time_format="epoch_s", size=None, condition="condition"),
+    ColumnMapping(time_format="epoch_us", symbol=None, constant_symbol="SPY"),
+    ColumnMapping(time_format="%d/%m/%Y", timezone="Asia/Kolkata"),
+]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.lists(CELL, min_size=0, max_size=7), max_size=8), mapping=st.sampled_from(MAPPINGS))
+def test_arbitrary_cells_only_ever_yield_ticks_or_row_errors(
+    tmp_path: Path, rows: list[list[str]], mapping: ColumnMapping
+) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["ts_et", "symbol", "price", "size", "exchange", "condition"])
+    writer.writerows(rows)
+    with tempfile.NamedTemporaryFile("w", suffix=".csv", dir=tmp_path, delete=False, encoding="utf-8") as f:
+        f.write(buffer.getvalue())
+    items = read_all(Path(f.name), mapping)
+    assert all(isinstance(item, Tick | RowError) for item in items)
+    # csv.writer renders [] as a blank line, which the reader skips; every other row answers exactly once.
+    assert len(items) == sum(1 for row in rows if row)
+    lines = [item.line for item in items if isinstance(item, RowError)]
+    assert lines == sorted(set(lines)) and all(line >= 2 for line in lines)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(content=st.binary(max_size=300), zipped=st.booleans())
+def test_arbitrary_bytes_yield_items_or_raise_replay_error_only(tmp_path: Path, content: bytes, zipped: bool) -> None:
+    with tempfile.NamedTemporaryFile("wb", dir=tmp_path, delete=False) as f:
+        f.write(gzip.compress(HEADER.encode() + content) if zipped else HEADER.encode() + content)
+    try:
+        items = read_all(Path(f.name))
+    except ReplayError:
+        return
+    assert all(isinstance(item, Tick | RowError) for item in items)
+
+
+# --- the real sample -------------------------------------------------------------------------------------
+
+
+def test_first_50k_rows_of_the_real_lean_sample_are_all_valid_ticks() -> None:
+    if not REAL_FILE.exists():
+        pytest.skip(f"sample data not present at {REAL_FILE} (../shared/data relative to the project root)")
+    items = list(itertools.islice(read_ticks(REAL_FILE, NY), 50_000))
+    errors = Counter(item.reason for item in items if isinstance(item, RowError))
+    assert len(items) == 50_000
+    assert errors == Counter(), [str(item) for item in items if isinstance(item, RowError)][:5]
+    first = items[0]
+    # 2013-10-07T04:00:00.464 New York (EDT) is 08:00:00.464 UTC.
+    assert first == Tick("SPY", 167.41, 100.0, 1_381_132_800_464, "P", "20002000")
+    ticks = [item for item in items if isinstance(item, Tick)]
+    assert {tick.symbol for tick in ticks} <= {"SPY", "AIG", "BAC", "IBM"}
+    assert all(tick.venue and tick.condition for tick in ticks)
