@@ -6,19 +6,25 @@ can run differently configured workers.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import faust
 import structlog
-from faust.types import TP, StreamT
+from faust.types import TP, ConsumerT, StreamT
 from faust.web import Request, Response, View
 
 from tickcast.common.records import Lineage
 from tickcast.predictor.faust_tuning import TunedApp
+from tickcast.predictor.metrics import CONTENT_TYPE, partition_lag
 from tickcast.predictor.runtime import TickHandler
 from tickcast.predictor.settings import PredictorSettings
 
 log = structlog.get_logger("tickcast.predictor")
+
+#: A scrape must answer quickly even while the consumer is resetting a partition's position.
+POSITION_TIMEOUT_S = 0.5
 
 
 def faust_broker_url(bootstrap_servers: str) -> str:
@@ -83,6 +89,7 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
         ours = {tp for tp in assigned_now if tp.topic == settings.ticks_topic}
         assigned.clear()
         assigned.update(ours)
+        handler.metrics.partitions_assigned(tp.partition for tp in ours)
         log.info("partitions_assigned", partitions=sorted(tp.partition for tp in ours), worker=settings.worker_id)
         if not ours:
             log.warning(
@@ -118,6 +125,15 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
                 }
             )
 
+    @app.page("/metrics")
+    class Metrics(View):
+        async def get(self, request: Request) -> Response:
+            # Gauges that need the consumer are refreshed here; the rest are read from the handler while rendering.
+            if assigned:  # before the first assignment there is nothing to ask the consumer about
+                handler.metrics.consumer_lag = await consumer_lag(app.consumer, assigned, handler.counters.last_offsets)
+            # As a header: aiohttp refuses a content_type argument that carries a charset.
+            return self.bytes(handler.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
     @app.page("/predictions/{symbol}")
     class Latest(View):
         async def get(self, request: Request, symbol: str) -> Response:
@@ -126,8 +142,41 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
                 return self.json({"error": f"no prediction for {symbol!r} on worker {settings.worker_id}"}, status=404)
             return self.json(state.last_prediction.to_avro())
 
-    del on_assigned, on_revoked, Health, Stats, Latest
+    del on_assigned, on_revoked, Health, Stats, Metrics, Latest
     return app, handler
+
+
+async def consumer_lag(
+    consumer: ConsumerT, partitions: Iterable[TP], last_offsets: Mapping[int, int]
+) -> dict[int, int]:
+    """Lag per assigned partition: the consumer's highwater minus (last processed offset + 1).
+
+    Before this worker has processed anything from a partition, the consumer's fetch
+    position stands in for "last processed + 1" (a lower bound: it includes prefetched
+    records). Partitions whose highwater is not known yet (no fetch answered) are left out.
+
+    >>> from faust.types import TP
+    >>> class Fake:
+    ...     def highwater(self, tp): return 50
+    ...     async def position(self, tp): return 45
+    >>> asyncio.run(consumer_lag(Fake(), [TP("ticks", 0), TP("ticks", 1)], {0: 39}))
+    {0: 10, 1: 5}
+    """
+    lag: dict[int, int] = {}
+    for tp in partitions:
+        try:
+            highwater = consumer.highwater(tp)
+            done = last_offsets.get(tp.partition)
+            next_offset = (
+                done + 1 if done is not None else await asyncio.wait_for(consumer.position(tp), POSITION_TIMEOUT_S)
+            )
+        except Exception as exc:  # mid-rebalance the consumer may not own tp any more: skip it, keep the scrape
+            log.debug("consumer_lag_unavailable", partition=tp.partition, error=repr(exc))
+            continue
+        value = partition_lag(highwater, next_offset)
+        if value is not None:
+            lag[tp.partition] = value
+    return lag
 
 
 def run_worker(settings: PredictorSettings) -> None:

@@ -7,8 +7,7 @@ counters, so the agent stays a thin ``async for`` and this is testable without K
 from __future__ import annotations
 
 import time
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import structlog
 
@@ -17,8 +16,9 @@ from tickcast.common.contracts.base import PREDICTION_SCHEMA_FILE, TICK_SCHEMA_F
 from tickcast.common.errors import Reason, Rejected
 from tickcast.common.records import Lineage
 from tickcast.common.validation import TickLimits
-from tickcast.predictor.forecaster import Forecaster
+from tickcast.predictor.forecaster import FLAG_OUTLIER, Forecaster
 from tickcast.predictor.intake import read_tick
+from tickcast.predictor.metrics import TickCounters, WorkerMetrics
 from tickcast.predictor.models import model_spec
 from tickcast.predictor.settings import PredictorSettings
 
@@ -38,15 +38,6 @@ class Outcome:
     @property
     def is_dead_letter(self) -> bool:
         return self.dead_letter_headers is not None
-
-
-@dataclass(slots=True)
-class Counters:
-    """What a worker has done since it started (served on /stats and, later, as metrics)."""
-
-    ticks_in: int = 0
-    predictions_out: int = 0
-    dead_letters: Counter[str] = field(default_factory=Counter)
 
 
 def dead_letter_headers(
@@ -83,23 +74,46 @@ class TickHandler:
         self.limits = TickLimits(max_future_ms=settings.max_future_ms)
         self.max_bytes = settings.max_record_bytes
         self.worker = settings.worker_id
-        self.counters = Counters()
+        self.counters = TickCounters()
+        self.metrics = WorkerMetrics(
+            settings.worker_id,
+            settings.model,
+            self.forecaster.model_version,
+            self.counters,
+            states=lambda: self.forecaster.states,
+        )
 
     def handle(self, key: bytes | None, value: bytes | None, lineage: Lineage) -> Outcome:
-        self.counters.ticks_in += 1
+        started = time.perf_counter()
+        counters = self.counters
+        counters.ticks_in += 1
+        counters.last_offsets[lineage.partition] = lineage.offset
         now_us = time.time_ns() // 1000
         try:
             tick = read_tick(key, value, self.tick_codec, now_us // 1000, self.limits, self.max_bytes)
             prediction = self.forecaster.process(tick, lineage, now_us)
             encoded = self.prediction_codec.encode(prediction.to_avro())
         except Rejected as rejected:
-            return self._dead_letter(key, value, lineage, rejected.reason, rejected.message, now_us)
+            outcome = self._dead_letter(key, value, lineage, rejected.reason, rejected.message, now_us)
+            counters.processing_seconds.observe(time.perf_counter() - started)
+            return outcome
         except Exception as exc:  # a model or codec bug must not stop the stream; keep the tick
             log.exception("tick_processing_failed", partition=lineage.partition, offset=lineage.offset)
-            return self._dead_letter(
+            outcome = self._dead_letter(
                 key, value, lineage, Reason.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}", now_us
             )
-        self.counters.predictions_out += 1
+            counters.processing_seconds.observe(time.perf_counter() - started)
+            return outcome
+        counters.predictions_out += 1
+        counters.statuses[prediction.status] += 1
+        if prediction.flags and FLAG_OUTLIER in prediction.flags:
+            counters.outliers += 1
+        elapsed = time.perf_counter() - started
+        counters.processing_seconds.observe(elapsed)
+        # Emitted = stamped (predicted_at) + handler time. Producer clock skew can make it
+        # negative, which would only corrupt the histogram's sum.
+        latency = now_us / 1e6 + elapsed - lineage.produced_at_ms / 1e3
+        counters.end_to_end_seconds.observe(latency if latency > 0.0 else 0.0)
         return Outcome(key, encoded)
 
     def _dead_letter(

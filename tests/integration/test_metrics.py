@@ -1,0 +1,113 @@
+"""A real worker on the session broker serves /metrics with every series the alerts and dashboard query."""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.integration.harness import Pipeline, wait_for_assignment
+from tests.unit.test_deploy import referenced_metric_names
+from tickcast.common.topics import symbol_key
+from tickcast.ops.supervisor import WorkerProcess
+from tickcast.producer.synthetic import SyntheticFeed, symbol_names
+
+pytestmark = pytest.mark.integration
+
+TICKS = 300
+BAD = 5
+SYMBOLS = 6
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+@pytest.fixture
+def pipeline(broker: object, unique: str, tmp_path: Path) -> Iterator[Pipeline]:
+    running = Pipeline(bootstrap_servers=broker.bootstrap_servers, unique=unique, log_dir=tmp_path)  # type: ignore[attr-defined]
+    running.create_topics()
+    yield running
+    running.stop()
+
+
+def scrape(worker: WorkerProcess) -> tuple[str, Samples] | None:
+    """(content type, samples) of the worker's /metrics, or None while it is not answering."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{worker.web_port}/metrics", timeout=2) as response:
+            content_type = response.headers.get("Content-Type", "")
+            text = response.read().decode("utf-8")
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return None
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    return content_type, samples
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), float("nan"))
+
+
+def test_metrics_page_exports_what_alerts_and_dashboard_need(pipeline: Pipeline) -> None:
+    [worker] = pipeline.start_workers(1)
+    wait_for_assignment(pipeline, [worker])
+
+    publisher = pipeline.publisher()
+    start_ms = time.time_ns() // 1_000_000
+    clock = iter(range(start_ms, start_ms + 10**9, 7))
+    ticks = SyntheticFeed(symbol_names(SYMBOLS), seed=11, clock_ms=lambda: next(clock)).take(TICKS)
+    for tick in ticks:
+        publisher.publish(tick)
+    for _ in range(BAD):
+        publisher.publish_raw(symbol_key(ticks[0].symbol), b"not avro")  # no magic byte: a dead letter
+    assert publisher.close() == 0 and publisher.stats.delivered == TICKS + BAD
+
+    # Done = every record counted and, with nothing left to read, no lag on any partition.
+    deadline = time.monotonic() + 90
+    last: tuple[str, Samples] | None = None
+    while time.monotonic() < deadline:
+        if not worker.alive:
+            raise AssertionError(f"worker exited early:\n{pipeline.worker_logs()}")
+        last = scrape(worker) or last
+        if last is not None:
+            samples = last[1]
+            lag = [v for (name, _), v in samples.items() if name == "tickcast_consumer_lag"]
+            if value(samples, "tickcast_ticks_total") == TICKS + BAD and lag and sum(lag) == 0:
+                break
+        time.sleep(0.2)  # polling interval of a deadline loop
+    else:
+        seen = {k: v for k, v in (last[1] if last else {}).items() if not k[0].endswith("_bucket")}
+        raise AssertionError(
+            f"/metrics did not show {TICKS + BAD} ticks with zero lag within 90 s; last scrape: {seen}\n"
+            f"{pipeline.worker_logs()}"
+        )
+
+    content_type, samples = last
+    assert content_type.startswith("text/plain; version=0.0.4"), content_type
+    exported = {name for name, _ in samples}
+    missing = sorted(referenced_metric_names() - exported)
+    assert not missing, f"alerts or dashboard query series the worker does not export: {missing}"
+
+    assert value(samples, "tickcast_ticks_total") == TICKS + BAD
+    assert value(samples, "tickcast_predictions_total") == TICKS
+    assert value(samples, "tickcast_dead_letters_total", reason="bad_magic_byte") == BAD
+    statuses = value(samples, "tickcast_prediction_status_total", status="READY") + value(
+        samples, "tickcast_prediction_status_total", status="WARMING_UP"
+    )
+    assert statuses == TICKS
+    assert value(samples, "tickcast_tick_processing_seconds_count") == TICKS + BAD
+    assert value(samples, "tickcast_end_to_end_latency_seconds_count") == TICKS
+    assert value(samples, "tickcast_assigned_partitions") == pipeline.partitions
+    assert value(samples, "tickcast_rebalances_total") >= 1
+    assert value(samples, "tickcast_symbols") == SYMBOLS
+    assert value(samples, "tickcast_model_abs_error_bps") >= 0
+    info = [labels for name, labels in samples if name == "tickcast_worker_info"]
+    assert [dict(labels)["worker"] for labels in info] == [worker.worker_id]
+    partitions = {dict(labels)["partition"] for name, labels in samples if name == "tickcast_consumer_lag"}
+    assert partitions <= {str(p) for p in range(pipeline.partitions)}, "lag is labelled by ticks partitions only"

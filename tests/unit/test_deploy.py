@@ -1,0 +1,431 @@
+"""The deploy files agree with the code and with each other: compose, Prometheus, Grafana, Kubernetes, KEDA."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from pydantic_settings import BaseSettings
+
+from tickcast.common.settings import CommonSettings
+from tickcast.predictor.metrics import series_names
+from tickcast.predictor.settings import PredictorSettings
+from tickcast.producer.settings import ProducerSettings
+from tickcast.subscriber.settings import SubscriberSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+COMPOSE = ROOT / "docker-compose.yml"
+DOCKERFILE = DEPLOY / "Dockerfile"
+K8S = DEPLOY / "k8s"
+PROMETHEUS_DIR = DEPLOY / "prometheus"
+ALERTS = PROMETHEUS_DIR / "alerts.yml"
+DASHBOARD = DEPLOY / "grafana" / "dashboards" / "tickcast.json"
+GRAFANA_PROVISIONING = DEPLOY / "grafana" / "provisioning"
+
+#: Oldest Kubernetes the manifests promise to work on (bundled offline by kubernetes-validate).
+K8S_VERSION = "1.28"
+SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (
+    CommonSettings,
+    PredictorSettings,
+    ProducerSettings,
+    SubscriberSettings,
+)
+PREDICTOR_JOB = "tickcast-predictor"
+ALERT_NAMES = {
+    "TickcastLagGrowing",
+    "TickcastNoPredictions",
+    "TickcastDeadLetterRate",
+    "TickcastLatencyP99High",
+    "TickcastWorkerDown",
+    "TickcastModelErrorDrift",
+}
+# A metric name in PromQL: tickcast_ then word characters (labels like job="tickcast-predictor" have a dash).
+METRIC_IN_PROMQL = re.compile(r"\btickcast_[a-z0-9_]+")
+# Grafana's own variables are not PromQL; promtool needs real durations in their place.
+GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h"}
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+@cache
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = load_yaml(COMPOSE)
+    return loaded
+
+
+def compose_env(service: str) -> dict[str, str]:
+    env = compose()["services"][service].get("environment", {})
+    if isinstance(env, list):  # the "KEY=value" spelling
+        env = dict(item.split("=", 1) for item in env)
+    return {str(k): str(v) for k, v in env.items()}
+
+
+@cache
+def k8s_documents() -> tuple[tuple[str, dict[str, Any]], ...]:
+    """(file name, manifest) for every Kubernetes object under deploy/k8s (not the kustomization)."""
+    docs = []
+    for path in sorted(K8S.glob("*.yaml")):
+        if path.name == "kustomization.yaml":
+            continue
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            if doc:
+                docs.append((path.name, doc))
+    return tuple(docs)
+
+
+def k8s_object(kind: str, name: str) -> dict[str, Any]:
+    found = [doc for _, doc in k8s_documents() if doc["kind"] == kind and doc["metadata"]["name"] == name]
+    assert len(found) == 1, f"expected one {kind} named {name!r} under {K8S}, found {len(found)}"
+    return found[0]
+
+
+def configmap() -> dict[str, str]:
+    data: dict[str, str] = k8s_object("ConfigMap", "tickcast-config")["data"]
+    return data
+
+
+def secret() -> dict[str, str]:
+    obj = k8s_object("Secret", "tickcast-secrets")
+    return {**obj.get("stringData", {}), **obj.get("data", {})}
+
+
+def containers(kind: str, name: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = k8s_object(kind, name)["spec"]["template"]["spec"]["containers"]
+    return found
+
+
+def scaled_object() -> dict[str, Any]:
+    return k8s_object("ScaledObject", "tickcast-predictor")
+
+
+def trigger(kind: str) -> dict[str, str]:
+    found = [t["metadata"] for t in scaled_object()["spec"]["triggers"] if t["type"] == kind]
+    assert len(found) == 1, f"expected one {kind} trigger in the ScaledObject"
+    metadata: dict[str, str] = found[0]
+    return metadata
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    return [rule for group in load_yaml(ALERTS)["groups"] for rule in group["rules"]]
+
+
+def dashboard_exprs() -> list[str]:
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    return [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
+
+
+def referenced_metric_names() -> set[str]:
+    """Every tickcast_* series that an alert or a dashboard panel queries."""
+    exprs = [rule["expr"] for rule in alert_rules()] + dashboard_exprs()
+    return {name for expr in exprs for name in METRIC_IN_PROMQL.findall(expr)}
+
+
+def setting_env_names() -> set[str]:
+    return {f"TICKCAST_{field.upper()}" for cls in SETTINGS_CLASSES for field in cls.model_fields}
+
+
+def as_kwargs(env: dict[str, str]) -> dict[str, str]:
+    return {k.removeprefix("TICKCAST_").lower(): v for k, v in env.items() if k.startswith("TICKCAST_")}
+
+
+def web_port(env: dict[str, str]) -> int:
+    return int(env.get("TICKCAST_WEB_PORT", PredictorSettings.model_fields["web_port"].default))
+
+
+TICKCAST_SERVICES = ("topics", "producer", "predictor")
+
+
+# ---------------------------------------------------------------- compose and image
+
+
+def test_compose_runs_the_whole_pipeline_from_one_image() -> None:
+    services = compose()["services"]
+    expected = {"kafka", "schema-registry", *TICKCAST_SERVICES, "prometheus", "grafana"}
+    assert expected <= set(services), f"missing services: {expected - set(services)}"
+    assert services["kafka"]["image"].startswith("apache/kafka:")
+    kafka_env = services["kafka"]["environment"]
+    assert "controller" in kafka_env["KAFKA_PROCESS_ROLES"], "Kafka must run in KRaft mode (no ZooKeeper)"
+    assert "zookeeper" not in services
+    commands = {name: services[name]["command"] for name in TICKCAST_SERVICES}
+    assert commands["topics"] == ["topics", "create"]
+    assert commands["producer"][:2] == ["produce", "synthetic"]
+    assert commands["predictor"] == ["worker"]
+    images = {services[name]["image"] for name in TICKCAST_SERVICES}
+    assert len(images) == 1, f"the tickcast services should share one image, got {images}"
+    for name in TICKCAST_SERVICES:
+        assert services[name]["build"]["dockerfile"] == "deploy/Dockerfile"
+
+
+def test_predictor_service_can_be_scaled() -> None:
+    predictor = compose()["services"]["predictor"]
+    # A fixed name or host port would make `docker compose up --scale predictor=4` fail.
+    assert "container_name" not in predictor
+    assert "ports" not in predictor, "publish no host port; Prometheus reaches replicas on the compose network"
+
+
+def test_dockerfile_is_one_image_with_tickcast_as_entrypoint() -> None:
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    assert re.search(r"^FROM python:3\.11-slim\b", text, re.MULTILINE)
+    assert 'ENTRYPOINT ["tickcast"]' in text
+    assert re.search(r"pip install /src\b", text)
+    assert f"EXPOSE {web_port({})}" in text
+
+
+def test_compose_mounts_what_prometheus_and_grafana_read() -> None:
+    services = compose()["services"]
+    mounts = {v.split(":")[0]: v.split(":")[1] for v in services["prometheus"]["volumes"]}
+    assert mounts["./deploy/prometheus/prometheus.yml"] == "/etc/prometheus/prometheus.yml"
+    # prometheus.yml names its rule file relative to itself, so it must sit beside it.
+    rule_files = load_yaml(PROMETHEUS_DIR / "prometheus.yml")["rule_files"]
+    for rule_file in rule_files:
+        assert mounts[f"./deploy/prometheus/{rule_file}"] == f"/etc/prometheus/{rule_file}"
+    grafana = {v.split(":")[0]: v.split(":")[1] for v in services["grafana"]["volumes"]}
+    provider = load_yaml(GRAFANA_PROVISIONING / "dashboards" / "tickcast.yml")["providers"][0]
+    assert grafana["./deploy/grafana/dashboards"] == provider["options"]["path"]
+    assert grafana["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
+
+
+# ---------------------------------------------------------------- settings
+
+
+def env_sources() -> dict[str, dict[str, str]]:
+    sources = {f"compose:{name}": compose_env(name) for name in TICKCAST_SERVICES}
+    sources["k8s:ConfigMap"] = configmap()
+    sources["k8s:Secret"] = secret()
+    for kind, name in (
+        ("Deployment", "tickcast-predictor"),
+        ("Deployment", "tickcast-producer"),
+        ("Job", "tickcast-topics"),
+    ):
+        for container in containers(kind, name):
+            sources[f"k8s:{kind}/{name}"] = {e["name"]: e.get("value", "") for e in container.get("env", [])}
+    return sources
+
+
+@pytest.mark.parametrize("source", sorted(env_sources()))
+def test_every_tickcast_variable_is_a_real_setting(source: str) -> None:
+    env = env_sources()[source]
+    unknown = sorted(k for k in env if k.startswith("TICKCAST_") and k not in setting_env_names())
+    assert not unknown, f"{source} sets variables no tickcast settings class reads: {unknown}"
+
+
+def test_configmap_and_secret_hold_only_tickcast_settings() -> None:
+    for name, data in (("ConfigMap", configmap()), ("Secret", secret())):
+        stray = sorted(k for k in data if not k.startswith("TICKCAST_"))
+        assert not stray, f"{name} carries keys that are not TICKCAST_* settings: {stray}"
+    assert "TICKCAST_SCHEMA_REGISTRY_URL" in secret(), "the registry URL can carry credentials: keep it in the Secret"
+    assert "TICKCAST_SCHEMA_REGISTRY_URL" not in configmap()
+
+
+def test_deploy_values_are_valid_settings() -> None:
+    # Not only the names: every value must pass the settings' own validation (types, ranges, patterns).
+    for service, cls in (("topics", CommonSettings), ("producer", ProducerSettings), ("predictor", PredictorSettings)):
+        cls(**as_kwargs(compose_env(service)))
+    k8s_env = {**configmap(), **secret()}
+    for cls in (CommonSettings, ProducerSettings, PredictorSettings):
+        cls(**as_kwargs(k8s_env))
+
+
+# ---------------------------------------------------------------- agreement between files
+
+
+def test_worker_web_port_agrees_everywhere() -> None:
+    port = web_port(compose_env("predictor"))
+    assert web_port(configmap()) == port
+    sd = load_yaml(PROMETHEUS_DIR / "prometheus.yml")["scrape_configs"]
+    predictor_jobs = [job for job in sd if job["job_name"] == PREDICTOR_JOB]
+    assert len(predictor_jobs) == 1, f"prometheus.yml needs one job named {PREDICTOR_JOB}"
+    assert all(cfg["port"] == port for cfg in predictor_jobs[0]["dns_sd_configs"])
+    assert predictor_jobs[0].get("metrics_path", "/metrics") == "/metrics"
+    assert predictor_jobs[0]["dns_sd_configs"][0]["names"] == ["predictor"], "must resolve the compose service"
+    assert f"localhost:{port}/health" in " ".join(compose()["services"]["predictor"]["healthcheck"]["test"])
+    [predictor] = containers("Deployment", "tickcast-predictor")
+    assert [p["containerPort"] for p in predictor["ports"] if p["name"] == "http"] == [port]
+    service = k8s_object("Service", "tickcast-predictor-metrics")
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(port, "http")]
+    pod_annotations = k8s_object("Deployment", "tickcast-predictor")["spec"]["template"]["metadata"]["annotations"]
+    assert pod_annotations["prometheus.io/port"] == str(port)
+    assert pod_annotations["prometheus.io/path"] == "/metrics"
+
+
+def test_topic_names_agree_everywhere() -> None:
+    names = ("TICKCAST_TICKS_TOPIC", "TICKCAST_PREDICTIONS_TOPIC", "TICKCAST_DLQ_TOPIC")
+    defaults = CommonSettings(bootstrap_servers="k:1")
+    expected = dict(zip(names, (defaults.ticks_topic, defaults.predictions_topic, defaults.dlq_topic), strict=True))
+    for source in ("topics", "producer", "predictor"):
+        env = compose_env(source)
+        assert {n: env.get(n, expected[n]) for n in names} == expected, f"compose {source} disagrees on topics"
+    assert {n: configmap().get(n, expected[n]) for n in names} == expected
+    assert trigger("kafka")["topic"] == expected["TICKCAST_TICKS_TOPIC"]
+
+
+def test_alerts_and_dashboard_use_the_scrape_job_name() -> None:
+    jobs = set(re.findall(r'job="([^"]+)"', ALERTS.read_text(encoding="utf-8") + " ".join(dashboard_exprs())))
+    assert jobs == {PREDICTOR_JOB}, f"alerts/dashboard refer to jobs {jobs}, prometheus.yml scrapes {PREDICTOR_JOB}"
+
+
+def test_grafana_datasource_is_the_one_the_dashboard_uses() -> None:
+    [source] = load_yaml(GRAFANA_PROVISIONING / "datasources" / "prometheus.yml")["datasources"]
+    assert source["type"] == "prometheus" and source["url"].endswith(":9090")
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    uids = {target["datasource"]["uid"] for panel in dashboard["panels"] for target in panel["targets"]}
+    assert uids == {source["uid"]}
+
+
+# ---------------------------------------------------------------- Kubernetes and KEDA
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    [doc for _, doc in k8s_documents() if not doc["apiVersion"].startswith("keda.sh/")],
+    ids=lambda doc: f"{doc['kind']}/{doc['metadata']['name']}",
+)
+def test_manifest_is_valid_kubernetes(manifest: dict[str, Any]) -> None:
+    # strict: unknown fields (a misspelt livenessProbe) fail too. Schemas ship with the package: no cluster, no network.
+    kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
+
+
+def test_manifests_are_namespace_agnostic_and_all_in_the_kustomization() -> None:
+    for name, doc in k8s_documents():
+        assert "namespace" not in doc["metadata"], f"{name}: the namespace is chosen at apply time (-n)"
+    listed = set(load_yaml(K8S / "kustomization.yaml")["resources"])
+    on_disk = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+    assert listed == on_disk
+
+
+def test_scaled_object_matches_the_predictor() -> None:
+    # kubernetes-validate has no schema for KEDA's CRD, so check its shape and values here.
+    obj = scaled_object()
+    assert obj["apiVersion"] == "keda.sh/v1alpha1" and obj["kind"] == "ScaledObject"
+    spec = obj["spec"]
+    assert spec["scaleTargetRef"]["name"] == k8s_object("Deployment", "tickcast-predictor")["metadata"]["name"]
+    assert spec["scaleTargetRef"].get("kind", "Deployment") == "Deployment"
+    partitions = int(configmap()["TICKCAST_PARTITIONS"])
+    assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"] <= partitions
+    for t in spec["triggers"]:
+        assert t["type"] in {"kafka", "cron"}
+        assert all(isinstance(v, str) for v in t["metadata"].values()), f"KEDA {t['type']} metadata must be strings"
+
+    kafka = trigger("kafka")
+    group = configmap().get("TICKCAST_GROUP_ID", PredictorSettings.model_fields["group_id"].default)
+    assert kafka["consumerGroup"] == group == PredictorSettings(bootstrap_servers="k:1").group_id
+    assert kafka["bootstrapServers"] == configmap()["TICKCAST_BOOTSTRAP_SERVERS"]
+    assert kafka["allowIdleConsumers"] == "false"
+    assert int(kafka["lagThreshold"]) > 0
+    assert kafka["offsetResetPolicy"] == "earliest", "KEDA must count lag the way the workers start reading"
+
+    cron = trigger("cron")
+    assert cron["timezone"] == "America/New_York"
+    assert {"start", "end", "desiredReplicas"} <= set(cron)
+    assert cron["start"] != cron["end"]
+    assert all(len(cron[k].split()) == 5 for k in ("start", "end"))
+    assert 1 <= int(cron["desiredReplicas"]) <= spec["maxReplicaCount"]
+
+
+def test_predictor_deployment_is_probed_and_bounded() -> None:
+    deployment = k8s_object("Deployment", "tickcast-predictor")
+    assert "replicas" not in deployment["spec"], "KEDA owns the replica count; re-applying must not reset it"
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] > PredictorSettings(bootstrap_servers="k:1").session_timeout_s
+    [container] = pod["containers"]
+    assert container["args"] == ["worker"]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/health", "port": "http"}, probe
+    assert {"cpu", "memory"} <= set(container["resources"]["requests"])
+    assert "memory" in container["resources"]["limits"]
+    worker_id = {e["name"]: e for e in container["env"]}["TICKCAST_WORKER_ID"]
+    assert worker_id["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    sources = {ref.get("configMapRef", ref.get("secretRef", {}))["name"] for ref in container["envFrom"]}
+    assert sources == {"tickcast-config", "tickcast-secrets"}
+
+
+def test_pdb_and_service_select_the_predictor_pods() -> None:
+    pod_labels = k8s_object("Deployment", "tickcast-predictor")["spec"]["template"]["metadata"]["labels"]
+    pdb = k8s_object("PodDisruptionBudget", "tickcast-predictor")["spec"]["selector"]["matchLabels"]
+    service = k8s_object("Service", "tickcast-predictor-metrics")["spec"]["selector"]
+    for selector in (pdb, service):
+        assert selector.items() <= pod_labels.items()
+    producer_labels = k8s_object("Deployment", "tickcast-producer")["spec"]["template"]["metadata"]["labels"]
+    assert not pdb.items() <= producer_labels.items(), "the PDB must not cover the producer"
+
+
+# ---------------------------------------------------------------- alerts, dashboard and metrics
+
+
+def test_the_six_alerts_exist() -> None:
+    assert {rule["alert"] for rule in alert_rules()} == ALERT_NAMES
+
+
+def test_alerts_and_dashboard_only_query_metrics_the_worker_defines() -> None:
+    referenced = referenced_metric_names()
+    assert referenced, "no tickcast_* metric found in the alert and dashboard expressions"
+    undefined = sorted(referenced - series_names())
+    assert not undefined, f"queried but not defined in tickcast/predictor/metrics.py: {undefined}"
+
+
+def test_dashboard_has_the_panels_operators_need() -> None:
+    exprs = " ".join(dashboard_exprs())
+    for needle in (
+        "tickcast_ticks_total",
+        "tickcast_predictions_total",
+        "histogram_quantile(0.5, sum by (le) (rate(tickcast_end_to_end_latency_seconds_bucket",
+        "histogram_quantile(0.99, sum by (le) (rate(tickcast_end_to_end_latency_seconds_bucket",
+        "by (partition) (tickcast_consumer_lag)",
+        "tickcast_assigned_partitions",
+        f'up{{job="{PREDICTOR_JOB}"}}',
+        "by (reason) (rate(tickcast_dead_letters_total",
+        "tickcast_model_abs_error_bps",
+    ):
+        assert needle in exprs, f"the dashboard has no panel querying {needle!r}"
+
+
+def test_every_alert_has_a_firing_promtool_case() -> None:
+    tests = load_yaml(PROMETHEUS_DIR / "alerts_test.yml")["tests"]
+    firing = {case["alertname"] for test in tests for case in test["alert_rule_test"] if case.get("exp_alerts")}
+    assert firing == ALERT_NAMES
+
+
+def promtool() -> str:
+    found = shutil.which("promtool")
+    if found is None:
+        pytest.skip("promtool not installed (Debian package `prometheus`; .ci/run installs it)")
+    return found
+
+
+def run_promtool(*args: str, cwd: Path = PROMETHEUS_DIR) -> None:
+    result = subprocess.run([promtool(), *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"promtool {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+
+
+def test_promtool_accepts_the_config_and_rules() -> None:
+    run_promtool("check", "config", "prometheus.yml")
+    run_promtool("check", "rules", "alerts.yml")
+
+
+def test_promtool_unit_tests_of_the_alerts_pass() -> None:
+    run_promtool("test", "rules", "alerts_test.yml")
+
+
+def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
+    # promtool parses PromQL only inside rules: wrap each panel query in a recording rule.
+    rules = []
+    for i, expr in enumerate(dashboard_exprs()):
+        for variable, value in GRAFANA_VARIABLES.items():
+            expr = expr.replace(variable, value)
+        rules.append({"record": f"dashboard:query_{i}", "expr": expr})
+    (tmp_path / "dashboard_rules.yml").write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    run_promtool("check", "rules", "dashboard_rules.yml", cwd=tmp_path)
