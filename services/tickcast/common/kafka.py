@@ -85,6 +85,7 @@ def ensure_topics(
     partitions: int,
     replication_factor: int,
     timeout_s: float = 30.0,
+    config: dict[str, str] | None = None,
 ) -> list[str]:
     """Create the topics that are missing; check the partition count of those that exist. Returns created names."""
     existing = admin.list_topics(timeout=timeout_s).topics
@@ -99,7 +100,10 @@ def ensure_topics(
     if not missing:
         return []
     futures = admin.create_topics(
-        [NewTopic(name, num_partitions=partitions, replication_factor=replication_factor) for name in missing],
+        [
+            NewTopic(name, num_partitions=partitions, replication_factor=replication_factor, config=config or {})
+            for name in missing
+        ],
         request_timeout=timeout_s,
     )
     created = []

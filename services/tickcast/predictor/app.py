@@ -15,11 +15,16 @@ import structlog
 from faust.types import TP, ConsumerT, StreamT
 from faust.web import Request, Response, View
 
+from tickcast.common.kafka import ensure_topics, wait_for_broker
 from tickcast.common.records import Lineage
+from tickcast.predictor.checkpoints import CheckpointPolicy
 from tickcast.predictor.faust_tuning import TunedApp
 from tickcast.predictor.metrics import CONTENT_TYPE, partition_lag
+from tickcast.predictor.models import model_spec
 from tickcast.predictor.runtime import TickHandler
 from tickcast.predictor.settings import PredictorSettings
+from tickcast.predictor.snapshots import SnapshotCodec
+from tickcast.predictor.state_sync import StateKeeper
 
 log = structlog.get_logger("tickcast.predictor")
 
@@ -38,8 +43,14 @@ def faust_broker_url(bootstrap_servers: str) -> str:
 
 def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
     """A configured Faust app whose agent predicts every tick of the ticks topic."""
+    datadir = settings.data_dir / settings.group_id / settings.worker_id
+    datadir.mkdir(parents=True, exist_ok=True)
     app = TunedApp(
         settings.group_id,
+        datadir=str(datadir),
+        # Acks are held until a partition's checkpoint is written (see state_sync); Faust must not
+        # wait for them before the revocation handler, which is what writes that checkpoint.
+        stream_wait_empty=False,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
         broker=faust_broker_url(settings.bootstrap_servers),
         broker_session_timeout=settings.session_timeout_s,
@@ -69,17 +80,37 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
     ticks = raw_topic(settings.ticks_topic)
     predictions = raw_topic(settings.predictions_topic)
     dead_letters = raw_topic(settings.dlq_topic)
+    snapshots = raw_topic(settings.snapshots_topic_name)
     assigned: set[TP] = set()
+    keeper = StateKeeper(
+        forecaster=handler.forecaster,
+        codec=snapshot_codec(settings),
+        bootstrap_servers=settings.bootstrap_servers,
+        snapshots_topic=settings.snapshots_topic_name,
+        send_snapshot=lambda key, value, partition: snapshots.send(key=key, value=value, partition=partition),
+        flush_predictions=app.producer.flush,
+        policy=CheckpointPolicy(settings.snapshot_every_ticks, settings.snapshot_every_s),
+    )
+    if keeper.codec is None:
+        log.warning("snapshots_disabled", reason="TICKCAST_SNAPSHOT_KEY is unset: state restarts on every rebalance")
 
     async def predict(stream: StreamT[bytes]) -> None:
-        async for event in stream.events():
+        async for event in stream.noack().events():  # type: ignore[attr-defined]  # StreamT lacks noack
             message = event.message
-            lineage = Lineage(message.topic, message.partition, message.offset, int(message.timestamp * 1000))
+            partition = message.partition
+            await keeper.wait_ready(partition)
+            if message.key and keeper.already_applied(
+                message.key.decode("utf-8", "replace"), partition, message.offset
+            ):
+                event.ack()  # replayed after a failover, and already in the restored state
+                continue
+            lineage = Lineage(message.topic, partition, message.offset, int(message.timestamp * 1000))
             outcome = handler.handle(message.key, message.value, lineage)
             if outcome.dead_letter_headers is None:
                 await predictions.send(key=outcome.key, value=outcome.value)
             else:
                 await dead_letters.send(key=outcome.key, value=outcome.value, headers=outcome.dead_letter_headers)
+            await keeper.after_tick(partition, outcome.symbol, event)
 
     app.agent(ticks, name="predict")(predict)
 
@@ -87,6 +118,8 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
     async def on_assigned(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         assigned_now: set[TP] = args[0] if args else kwargs["assigned"]
         ours = {tp for tp in assigned_now if tp.topic == settings.ticks_topic}
+        # Restore first: /stats reports a partition as assigned only once its state is loaded.
+        await keeper.on_assigned({tp.partition for tp in ours})
         assigned.clear()
         assigned.update(ours)
         handler.metrics.partitions_assigned(tp.partition for tp in ours)
@@ -103,6 +136,16 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
         revoked: set[TP] = args[0] if args else kwargs["revoked"]
         ours = sorted(tp.partition for tp in revoked if tp.topic == settings.ticks_topic)
         log.info("partitions_revoked", partitions=ours, worker=settings.worker_id)
+        await keeper.on_revoked(set(ours))
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # as above
+    async def on_shutdown(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        # Faust skips the revocation handler when it stops, so hand the state over here.
+        await keeper.on_revoked(set(keeper.progress))
+
+    @app.timer(interval=0.5)
+    async def checkpoint_idle_partitions() -> None:
+        await keeper.checkpoint_due()
 
     @app.page("/health")
     class Health(View):
@@ -122,6 +165,11 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
                     "ticks_in": counters.ticks_in,
                     "predictions_out": counters.predictions_out,
                     "dead_letters": dict(counters.dead_letters),
+                    "restored_symbols": keeper.last_restore.restored if keeper.last_restore else 0,
+                    "restore_seconds": keeper.last_restore.seconds if keeper.last_restore else None,
+                    "snapshots_refused": dict(keeper.last_restore.refused) if keeper.last_restore else {},
+                    "snapshots_written": keeper.snapshots_written,
+                    "replayed_skipped": keeper.replayed_skipped,
                 }
             )
 
@@ -142,7 +190,7 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
                 return self.json({"error": f"no prediction for {symbol!r} on worker {settings.worker_id}"}, status=404)
             return self.json(state.last_prediction.to_avro())
 
-    del on_assigned, on_revoked, Health, Stats, Metrics, Latest
+    del on_assigned, on_revoked, on_shutdown, checkpoint_idle_partitions, Health, Stats, Metrics, Latest
     return app, handler
 
 
@@ -179,8 +227,23 @@ async def consumer_lag(
     return lag
 
 
+def snapshot_codec(settings: PredictorSettings) -> SnapshotCodec | None:
+    """The signer of this worker's snapshots, or None when no key is configured."""
+    if settings.snapshot_key is None or not settings.snapshot_key.get_secret_value():
+        return None
+    spec = model_spec(settings.model)
+    return SnapshotCodec(settings.snapshot_key.get_secret_value().encode(), spec.name, spec.version, settings.worker_id)
+
+
 def run_worker(settings: PredictorSettings) -> None:
     """Run one predictor worker until SIGTERM/SIGINT; it joins the group and takes its share of partitions."""
+    admin = wait_for_broker(settings.bootstrap_servers, timeout_s=30)
+    # Snapshots are keyed by symbol, so compaction keeps exactly the latest state of each.
+    ensure_topics(
+        admin, [settings.snapshots_topic_name], settings.partitions, settings.replication_factor,
+        config={"cleanup.policy": "compact"},
+    )  # fmt: skip
+    del admin
     app, _ = create_app(settings)
     worker = faust.Worker(
         app,

@@ -3,6 +3,12 @@
 Plain Python, no Kafka: :class:`SymbolFeatures` sees one price at a time and
 returns the feature dict the model reads, plus the tick's log-return (the
 target for the previous tick's features). Returns are in basis points.
+
+The features are the ones that carry the next-tick signal in real trades (bid-ask bounce: a move up
+tends to be followed by a move down): the last return, the last non-zero return, and a fast and a slow
+exponentially weighted mean of returns. On the sample trades file, least squares on these four
+reaches the same out-of-sample skill as on thirteen candidates (more lags, older non-zero moves,
+price minus its moving average), while time gaps and trade sizes added nothing but noise.
 """
 
 from __future__ import annotations
@@ -12,12 +18,15 @@ from dataclasses import dataclass, field
 
 from river import stats
 
-#: A return beyond this many running standard deviations is flagged as an outlier.
+#: A return beyond this many scale units (see :meth:`SymbolFeatures.scale_bps`) is flagged as an outlier.
 OUTLIER_SIGMAS = 6.0
-#: Below this volatility (bps) the outlier test uses this floor, so a flat series does not flag 1-cent moves.
+#: The scale never drops below this (bps), so a flat series does not flag tiny moves.
 SIGMA_FLOOR_BPS = 1.0
-#: Ticks of history before the volatility estimate is trusted for outlier flags.
+#: Ticks of history before the scale is trusted for outlier flags.
 MIN_TICKS_FOR_OUTLIERS = 30
+#: A one-trade return beyond this (bps, here 10%) is always an outlier, even before the scale is trusted,
+#: so one bad first print cannot blow the running statistics up for thousands of ticks.
+MAX_RETURN_BPS = 1000.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +36,7 @@ class Update:
     return_bps: float | None
     """Log-return from the previous price, bps; None on a symbol's first tick."""
     clipped_return_bps: float | None
-    """The same, clipped to ±OUTLIER_SIGMAS·sigma: what the features (and learning) see."""
+    """The same, clipped to ±OUTLIER_SIGMAS·scale (±MAX_RETURN_BPS at most): what the features see."""
     is_outlier: bool
     features: dict[str, float]
 
@@ -41,20 +50,21 @@ class SymbolFeatures:
     True
     >>> round(f.update(100.01, 1000).return_bps, 3)
     1.0
-    >>> sorted(f.update(100.0, 2000).features)[:3]
-    ['dt_log_s', 'ewm_fast_bps', 'ewm_slow_bps']
+    >>> sorted(f.update(100.0, 2000).features)
+    ['ewm_fast_bps', 'ewm_slow_bps', 'last_nonzero_bps', 'r1_bps']
     """
 
     last_price: float | None = None
+    last_log_price: float = 0.0
     last_time_ms: int | None = None
     ticks: int = 0
     lag1: float = 0.0
-    lag2: float = 0.0
-    lag3: float = 0.0
     last_nonzero: float = 0.0
     ewm_fast: stats.EWMean = field(default_factory=lambda: stats.EWMean(fading_factor=0.3))
     ewm_slow: stats.EWMean = field(default_factory=lambda: stats.EWMean(fading_factor=0.05))
     variance: stats.EWVar = field(default_factory=lambda: stats.EWVar(fading_factor=0.02))
+    move_size: stats.EWMean = field(default_factory=lambda: stats.EWMean(fading_factor=0.02))
+    """Typical size of a non-zero move, bps: about one price increment for a stock that mostly trades flat."""
 
     def sigma_bps(self) -> float:
         """Running standard deviation of (clipped) returns, with a floor.
@@ -64,38 +74,61 @@ class SymbolFeatures:
         """
         return max(math.sqrt(max(self.variance.get(), 0.0)), SIGMA_FLOOR_BPS)
 
+    def scale_bps(self) -> float:
+        """The unit of the outlier band: the larger of sigma and the typical non-zero move.
+
+        Sigma alone fails on a low-priced stock that mostly trades flat: BAC at $14 moves 7 bps per cent
+        but its sigma sits near 2 bps, so a band of 6 sigma flagged 2,600 ordinary one-cent moves in the
+        sample file (and kept them out of learning). With the typical move as a floor it flags 26, all
+        of them moves of five cents or more.
+
+        >>> f = SymbolFeatures()
+        >>> for i in range(40):
+        ...     _ = f.update(14.0 if i % 10 else 14.01, i)
+        >>> round(f.sigma_bps(), 1), round(f.scale_bps(), 1)
+        (4.1, 7.1)
+        """
+        return max(self.sigma_bps(), self.move_size.get())
+
     def update(self, price: float, event_time_ms: int, size: float = 0.0) -> Update:
-        """Fold one valid price (finite, > 0) into the state and return the features after it."""
-        previous, previous_time = self.last_price, self.last_time_ms
-        self.last_price, self.last_time_ms = price, event_time_ms
+        """Fold one valid price (finite, > 0) into the state and return the features after it.
+
+        >>> f = SymbolFeatures()
+        >>> _ = f.update(1e-300, 0)
+        >>> f.update(1e300, 1).return_bps  # a ratio that overflows a float still gives a finite return
+        13815510.557964273
+        """
+        previous = self.last_price
+        log_price = math.log(price)
+        # The difference of logs, unlike log(price / previous), cannot overflow or hit log(0).
+        raw = 1e4 * (log_price - self.last_log_price)
+        self.last_price, self.last_log_price, self.last_time_ms = price, log_price, event_time_ms
         self.ticks += 1
         if previous is None:
             return Update(None, None, False, self.features(0.0, size))
-        raw = 1e4 * math.log(price / previous)
-        limit = OUTLIER_SIGMAS * self.sigma_bps()
-        warmed = self.ticks > MIN_TICKS_FOR_OUTLIERS
-        is_outlier = warmed and abs(raw) > limit
-        clipped = max(-limit, min(limit, raw)) if warmed else raw
-        self.lag3, self.lag2, self.lag1 = self.lag2, self.lag1, clipped
+        limit = MAX_RETURN_BPS
+        if self.ticks > MIN_TICKS_FOR_OUTLIERS:
+            limit = min(limit, OUTLIER_SIGMAS * self.scale_bps())
+        is_outlier = abs(raw) > limit
+        clipped = max(-limit, min(limit, raw))
+        self.lag1 = clipped
         if clipped != 0.0:
             self.last_nonzero = clipped
+            self.move_size.update(abs(clipped))
         self.ewm_fast.update(clipped)
         self.ewm_slow.update(clipped)
         self.variance.update(clipped)
-        dt_s = max(0.0, (event_time_ms - (previous_time or event_time_ms)) / 1000.0)
-        return Update(raw, clipped, is_outlier, self.features(dt_s, size))
+        return Update(raw, clipped, is_outlier, self.features(0.0, size))
 
     def features(self, dt_s: float, size: float) -> dict[str, float]:
-        sigma = self.sigma_bps()
+        """The model's inputs; ``dt_s`` and ``size`` are accepted but unused (they carried no signal).
+
+        >>> SymbolFeatures().features(0.0, 0.0)["r1_bps"]
+        0.0
+        """
         return {
             "r1_bps": self.lag1,
-            "r2_bps": self.lag2,
-            "r3_bps": self.lag3,
             "last_nonzero_bps": self.last_nonzero,
             "ewm_fast_bps": self.ewm_fast.get(),
             "ewm_slow_bps": self.ewm_slow.get(),
-            "sigma_bps": sigma,
-            "r1_over_sigma": self.lag1 / sigma,
-            "dt_log_s": math.log1p(dt_s),
-            "size_log": math.log1p(max(size, 0.0)),
         }

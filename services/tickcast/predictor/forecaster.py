@@ -18,7 +18,7 @@ from typing import Any
 from river import stats
 
 from tickcast.common.records import Lineage, Prediction, Tick
-from tickcast.predictor.features import OUTLIER_SIGMAS, SymbolFeatures
+from tickcast.predictor.features import MAX_RETURN_BPS, OUTLIER_SIGMAS, SymbolFeatures
 from tickcast.predictor.models import ModelSpec, OnlineRegressor
 
 READY = "READY"
@@ -41,6 +41,9 @@ class SymbolState:
     errors_scored: int = 0
     last_event_time: int | None = None
     last_prediction: Prediction | None = None
+    partition: int = -1
+    applied_offset: int = -1
+    """Offset of the last tick folded into this state; a replayed tick at or before it is skipped."""
 
 
 class Forecaster:
@@ -68,6 +71,7 @@ class Forecaster:
 
     def process(self, tick: Tick, lineage: Lineage, now_us: int) -> Prediction:
         state = self.state(tick.symbol)
+        state.partition, state.applied_offset = lineage.partition, lineage.offset
         flags: list[str] = []
         if state.last_event_time is not None and tick.event_time < state.last_event_time:
             flags.append(FLAG_TIME_REGRESSED)
@@ -83,6 +87,10 @@ class Forecaster:
         forecast, status = 0.0, WARMING_UP
         if update.return_bps is not None and state.ticks_learned >= self.spec.warmup_ticks:
             forecast, status = self._predict(state, update.features), READY
+        predicted_price = tick.price * math.exp(forecast / 1e4)
+        if not math.isfinite(predicted_price):
+            # Only a price within a few percent of the float maximum gets here; no forecast beats a finite one.
+            forecast, predicted_price = 0.0, tick.price
         state.pending_features = update.features if update.return_bps is not None else None
         state.pending_forecast = forecast
 
@@ -91,7 +99,7 @@ class Forecaster:
             event_time=tick.event_time,
             last_price=tick.price,
             predicted_return_bps=forecast,
-            predicted_price=tick.price * math.exp(forecast / 1e4),
+            predicted_price=predicted_price,
             horizon_ticks=1,
             status=status,
             model_name=self.spec.name,
@@ -115,12 +123,14 @@ class Forecaster:
         state.model.learn_one(features, realised_bps)
         state.ticks_learned += 1
 
-    @staticmethod
-    def _predict(state: SymbolState, features: dict[str, Any]) -> float:
+    def _predict(self, state: SymbolState, features: dict[str, Any]) -> float:
         raw = state.model.predict_one(features)
-        # A forecast beyond the outlier band is never credible; a non-finite one means
-        # the model broke, and persistence is the safe answer until it relearns.
         if raw is None or not math.isfinite(raw):
+            # The model broke (a NaN weight never unlearns itself): persistence now, and a fresh
+            # model that warms up again from the next tick.
+            state.model = self.spec.build()
+            state.ticks_learned = 0
             return 0.0
-        limit = OUTLIER_SIGMAS * state.features.sigma_bps()
+        # A forecast beyond the outlier band is never credible.
+        limit = min(OUTLIER_SIGMAS * state.features.scale_bps(), MAX_RETURN_BPS)
         return float(max(-limit, min(limit, raw)))

@@ -34,6 +34,8 @@ class Outcome:
     key: bytes | None
     value: bytes | None
     dead_letter_headers: list[tuple[str, bytes]] | None = None
+    symbol: str | None = None
+    """The symbol whose state this tick changed (None for a dead letter)."""
 
     @property
     def is_dead_letter(self) -> bool:
@@ -114,7 +116,7 @@ class TickHandler:
         # negative, which would only corrupt the histogram's sum.
         latency = now_us / 1e6 + elapsed - lineage.produced_at_ms / 1e3
         counters.end_to_end_seconds.observe(latency if latency > 0.0 else 0.0)
-        return Outcome(key, encoded)
+        return Outcome(key, encoded, symbol=prediction.symbol)
 
     def _dead_letter(
         self,

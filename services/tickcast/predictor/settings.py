@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
+from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from tickcast.common.settings import CommonSettings
 from tickcast.predictor.models import DEFAULT_MODEL, MODELS
@@ -46,6 +48,26 @@ class PredictorSettings(CommonSettings):
     max_future_ms: int = Field(
         5 * 60 * 1000, ge=0, description="Reject ticks whose event time is this far ahead of the clock."
     )
+
+    snapshot_key: SecretStr | None = Field(
+        None,
+        description="HMAC key that signs state snapshots; unset = no snapshots, state restarts on rebalance.",
+    )
+    snapshot_every_ticks: int = Field(1000, ge=1, description="Checkpoint a partition after this many ticks...")
+    snapshot_every_s: float = Field(5.0, gt=0, description="...or after this many seconds, whichever is first.")
+    snapshots_topic: str | None = Field(None, description="Topic of state snapshots; unset = '<group_id>-snapshots'.")
+    data_dir: Path = Field(
+        Path(tempfile.gettempdir()) / "tickcast", description="Scratch directory Faust requires (nothing durable)."
+    )
+
+    @property
+    def snapshots_topic_name(self) -> str:
+        """Where this group's snapshots live.
+
+        >>> PredictorSettings(bootstrap_servers="k:1", group_id="g").snapshots_topic_name
+        'g-snapshots'
+        """
+        return self.snapshots_topic or f"{self.group_id}-snapshots"
 
     @field_validator("model")
     @classmethod

@@ -1,0 +1,210 @@
+"""Scale out without forgetting: state follows its partition on join and on kill -9; no tick goes unanswered."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.harness import Pipeline, collect, predictions_of, wait_for_assignment, worker_stats
+from tickcast.common.records import Prediction, Tick
+from tickcast.producer.publisher import TickPublisher, publish_all
+from tickcast.producer.synthetic import SyntheticFeed, symbol_names
+
+pytestmark = pytest.mark.integration
+
+START_MS = 1_700_000_000_000
+SESSION_TIMEOUT_S = 6
+
+
+@pytest.fixture
+def pipeline(broker: object, unique: str, tmp_path: Path) -> Iterator[Pipeline]:
+    running = Pipeline(
+        bootstrap_servers=broker.bootstrap_servers,  # type: ignore[attr-defined]
+        unique=unique,
+        log_dir=tmp_path,
+        extra_env={
+            "TICKCAST_SNAPSHOT_KEY": f"test-key-{unique}",
+            "TICKCAST_SNAPSHOT_EVERY_TICKS": "100",
+            "TICKCAST_SNAPSHOT_EVERY_S": "1",
+        },
+    )
+    running.create_topics()
+    yield running
+    running.stop()
+
+
+class SteadyFeed:
+    """Publishes synthetic ticks at a fixed rate from a thread until stopped; remembers how many it sent."""
+
+    def __init__(self, publisher: TickPublisher, symbols: int, rate: float) -> None:
+        clock = iter(range(START_MS, START_MS + 10**10, 3))
+        self.feed = SyntheticFeed(symbol_names(symbols), seed=11, clock_ms=lambda: next(clock))
+        self.publisher = publisher
+        self.rate = rate
+        self.sent = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _counted(self) -> Iterator[Tick]:
+        for tick in self.feed:
+            yield tick
+            self.sent += 1
+
+    def _run(self) -> None:
+        publish_all(self.publisher, self._counted(), rate=self.rate, should_stop=self._stop.is_set)
+        self.publisher.close()
+
+    def __enter__(self) -> SteadyFeed:
+        self._thread.start()
+        return self
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join(timeout=60)
+        return self.sent
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def wait_for(condition: object, timeout_s: float, what: str, pipeline: Pipeline) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return
+        time.sleep(0.2)  # polling interval of a deadline loop
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}\n{pipeline.worker_logs()}")
+
+
+def check_every_tick_answered_and_state_continuous(predictions: list[Prediction], sent: int) -> dict[str, set[str]]:
+    by_lineage: dict[tuple[int, int], list[Prediction]] = defaultdict(list)
+    for p in predictions:
+        by_lineage[(p.source_partition, p.source_offset)].append(p)
+    assert len(by_lineage) == sent, f"{sent - len(by_lineage)} ticks never got a prediction"
+    for copies in by_lineage.values():
+        # A duplicate comes from replaying the same ticks on the same restored state: it must be identical.
+        first = copies[0]
+        for other in copies[1:]:
+            assert (other.ticks_learned, other.predicted_return_bps) == (
+                first.ticks_learned,
+                first.predicted_return_bps,
+            )
+    series: dict[str, list[Prediction]] = defaultdict(list)
+    for (_, _), copies in sorted(by_lineage.items()):
+        series[copies[0].symbol].append(copies[0])
+    workers: dict[str, set[str]] = defaultdict(set)
+    for symbol, answered in series.items():
+        answered.sort(key=lambda p: p.source_offset)
+        for before, after in itertools.pairwise(answered):
+            step = after.ticks_learned - before.ticks_learned
+            assert 0 <= step <= 1, (
+                f"{symbol}: ticks_learned went {before.ticks_learned} -> {after.ticks_learned} at offset "
+                f"{after.source_offset} (worker {before.worker} -> {after.worker}): state did not follow its partition"
+            )
+        workers[symbol] = {p.worker for p in answered}
+    return workers
+
+
+def test_state_follows_partitions_when_a_worker_joins(pipeline: Pipeline) -> None:
+    first = pipeline.start_workers(1)[0]
+    wait_for_assignment(pipeline, [first])
+    with SteadyFeed(pipeline.publisher(), symbols=24, rate=250) as feed:
+        wait_for(lambda: (worker_stats(first) or {}).get("predictions_out", 0) > 2500, 90, "2500 predictions", pipeline)
+        second = pipeline.start_workers(1)[0]
+        wait_for_assignment(pipeline, [first, second])
+        wait_for(
+            lambda: (worker_stats(second) or {}).get("predictions_out", 0) > 500, 90, "the newcomer to work", pipeline
+        )
+        sent = feed.stop()
+    reader = pipeline.reader()
+    received = predictions_of(collect(reader, sent, 120, "predictions", pipeline))
+    extra = reader.poll(timeout_s=1.0)  # duplicates, if any, arrive with the rest
+    reader.close()
+    workers = check_every_tick_answered_and_state_continuous(received + predictions_of(extra), sent)
+    moved = [symbol for symbol, names in workers.items() if len(names) == 2]
+    assert moved, "no symbol moved to the new worker"
+    stats = worker_stats(second)
+    assert stats is not None and stats["restored_symbols"] >= len(moved), stats
+
+
+def test_kill_9_under_load_loses_no_tick_and_keeps_state(pipeline: Pipeline) -> None:
+    workers = pipeline.start_workers(2)
+    assignment = wait_for_assignment(pipeline, workers)
+    victim, survivor = workers
+    with SteadyFeed(pipeline.publisher(), symbols=24, rate=250) as feed:
+        wait_for(
+            lambda: all((worker_stats(w) or {}).get("predictions_out", 0) > 800 for w in workers),
+            90, "both workers to answer 800 ticks", pipeline,
+        )  # fmt: skip
+        os.kill(victim.process.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        victim_partitions = set(assignment[victim.worker_id])
+        wait_for(
+            lambda: victim_partitions <= set((worker_stats(survivor) or {}).get("assigned_partitions", [])),
+            SESSION_TIMEOUT_S + 60, "the survivor to take over the dead worker's partitions", pipeline,
+        )  # fmt: skip
+        took_over_s = time.monotonic() - killed_at
+        before = (worker_stats(survivor) or {})["predictions_out"]
+        wait_for(
+            lambda: (worker_stats(survivor) or {})["predictions_out"] > before + 500, 60, "work to go on", pipeline
+        )
+        sent = feed.stop()
+    reader = pipeline.reader()
+    received = predictions_of(collect(reader, sent, 120, "predictions", pipeline))
+    received += predictions_of(reader.poll(timeout_s=1.0))
+    reader.close()
+    workers_by_symbol = check_every_tick_answered_and_state_continuous(received, sent)
+    assert any(len(names) == 2 for names in workers_by_symbol.values()), "no symbol changed hands"
+    assert took_over_s < SESSION_TIMEOUT_S + 60
+    print(f"takeover after kill -9: {took_over_s:.1f}s")
+
+
+def test_tampered_and_foreign_snapshots_are_refused_without_crashing(pipeline: Pipeline) -> None:
+    from confluent_kafka import Producer
+
+    from tickcast.common.kafka import producer_config
+    from tickcast.predictor.state_sync import read_latest
+
+    worker = pipeline.start_workers(1)[0]
+    wait_for_assignment(pipeline, [worker])
+    publisher = pipeline.publisher()
+    for i in range(300):
+        publisher.publish(Tick("IBM", 180.0 + (i % 7) * 0.01, 1.0, START_MS + i))
+    assert publisher.close() == 0
+    wait_for(lambda: (worker_stats(worker) or {}).get("snapshots_written", 0) > 0, 60, "a snapshot", pipeline)
+    pipeline.stop()
+
+    # Someone writes into the snapshot topic: IBM's real snapshot with one payload byte changed, and garbage.
+    snapshots_topic = f"predictor-{pipeline.unique}-snapshots"
+    latest = read_latest(pipeline.bootstrap_servers, snapshots_topic, range(pipeline.partitions), 30)
+    genuine = next(records[b"IBM"] for records in latest.values() if b"IBM" in records)
+    middle = len(genuine) // 2
+    tampered = genuine[:middle] + bytes([genuine[middle] ^ 0x01]) + genuine[middle + 1 :]
+    producer = Producer(producer_config(pipeline.bootstrap_servers))
+    producer.produce(snapshots_topic, key=b"IBM", value=tampered)
+    producer.produce(snapshots_topic, key=b"AIG", value=b"\x00\x00\x00\x00\x03not-avro-at-all")
+    producer.produce(snapshots_topic, key=b"KO", value=b"pickle me")
+    assert producer.flush(30) == 0
+
+    pipeline.supervisor = None
+    replacement = pipeline.start_workers(1)[0]
+    wait_for_assignment(pipeline, [replacement])
+    stats = worker_stats(replacement)
+    assert stats is not None, "no /stats"
+    refused = stats["snapshots_refused"]
+    assert refused.get("undecodable", 0) == 2 and refused.get("bad_signature", 0) == 1, refused
+    assert stats["restored_symbols"] == 0, "the tampered IBM state was loaded"
+    publisher = pipeline.publisher()
+    publisher.publish(Tick("IBM", 181.0, 1.0, START_MS + 10_000))
+    assert publisher.close() == 0
+    wait_for(lambda: (worker_stats(replacement) or {}).get("predictions_out", 0) >= 1, 60, "a prediction", pipeline)
+    assert replacement.alive
+    assert "snapshot_refused" in replacement.log_path.read_text()
