@@ -404,6 +404,16 @@ def _require_broker(bootstrap_servers: str, timeout_s: float) -> None:
     wait_for_broker(bootstrap_servers, timeout_s=timeout_s)
 
 
+def _register_ops() -> None:
+    # Ops commands (lag, supervise, scale, autoscale) live in their own module; it imports helpers from here.
+    from tickcast.cli_ops import register
+
+    register(app)
+
+
+_register_ops()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``tickcast`` console script."""
     app(args=argv, prog_name="tickcast")
