@@ -10,6 +10,7 @@ import pytest
 
 from tests.integration.harness import Pipeline, collect, predictions_of, wait_for_assignment
 from tickcast.common.topics import partition_for, symbol_key
+from tickcast.predictor.models import model_spec
 from tickcast.producer.synthetic import SyntheticFeed, symbol_names
 
 pytestmark = pytest.mark.integration
@@ -59,7 +60,7 @@ def test_every_tick_gets_exactly_one_prediction_in_symbol_order(pipeline: Pipeli
     for p in predictions:
         assert p.source_topic == pipeline.ticks_topic
         assert p.source_partition == publisher.stats.partitions[p.symbol]
-        assert p.model_name == "linear" and p.model_version.startswith("1+river")
+        assert (p.model_name, p.model_version) == ("linear", model_spec("linear").full_version)
     learned = defaultdict(list)
     for p in predictions:
         learned[p.symbol].append(p.ticks_learned)

@@ -21,6 +21,7 @@ from tickcast.predictor.checkpoints import CheckpointPolicy
 from tickcast.predictor.faust_tuning import TunedApp
 from tickcast.predictor.metrics import CONTENT_TYPE, partition_lag
 from tickcast.predictor.models import model_spec
+from tickcast.predictor.output import OutputProducer
 from tickcast.predictor.runtime import TickHandler
 from tickcast.predictor.settings import PredictorSettings
 from tickcast.predictor.snapshots import SnapshotCodec
@@ -78,17 +79,14 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
         )
 
     ticks = raw_topic(settings.ticks_topic)
-    predictions = raw_topic(settings.predictions_topic)
-    dead_letters = raw_topic(settings.dlq_topic)
-    snapshots = raw_topic(settings.snapshots_topic_name)
+    output = OutputProducer(settings.bootstrap_servers, settings.linger_ms)
     assigned: set[TP] = set()
     keeper = StateKeeper(
         forecaster=handler.forecaster,
         codec=snapshot_codec(settings),
         bootstrap_servers=settings.bootstrap_servers,
         snapshots_topic=settings.snapshots_topic_name,
-        send_snapshot=lambda key, value, partition: snapshots.send(key=key, value=value, partition=partition),
-        flush_predictions=app.producer.flush,
+        output=output,
         policy=CheckpointPolicy(settings.snapshot_every_ticks, settings.snapshot_every_s),
     )
     if keeper.codec is None:
@@ -107,9 +105,10 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
             lineage = Lineage(message.topic, partition, message.offset, int(message.timestamp * 1000))
             outcome = handler.handle(message.key, message.value, lineage)
             if outcome.dead_letter_headers is None:
-                await predictions.send(key=outcome.key, value=outcome.value)
+                output.send(settings.predictions_topic, outcome.key, outcome.value)
             else:
-                await dead_letters.send(key=outcome.key, value=outcome.value, headers=outcome.dead_letter_headers)
+                output.send(settings.dlq_topic, outcome.key, outcome.value, outcome.dead_letter_headers)
+            output.poll()
             await keeper.after_tick(partition, outcome.symbol, event)
 
     app.agent(ticks, name="predict")(predict)

@@ -14,7 +14,7 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 from tickcast.common.kafka import QUIET
 from tickcast.predictor.checkpoints import CheckpointPolicy, PartitionProgress
 from tickcast.predictor.forecaster import Forecaster
+from tickcast.predictor.output import DeliveryFailed, OutputProducer
 from tickcast.predictor.snapshots import Snapshot, SnapshotCodec, SnapshotRefused
 
 log = structlog.get_logger("tickcast.predictor")
@@ -87,8 +88,7 @@ class StateKeeper:
     codec: SnapshotCodec | None
     bootstrap_servers: str
     snapshots_topic: str
-    send_snapshot: Callable[[bytes, bytes, int], Awaitable[Any]]
-    flush_predictions: Callable[[], Awaitable[None]]
+    output: OutputProducer
     policy: CheckpointPolicy = field(default_factory=CheckpointPolicy)
     restore_timeout_s: float = 60.0
     progress: dict[int, PartitionProgress] = field(default_factory=dict)
@@ -159,9 +159,6 @@ class StateKeeper:
 
     async def after_tick(self, partition: int, symbol: str | None, event: Any) -> None:
         """Hold the tick's ack until its partition's next checkpoint; run that checkpoint when due."""
-        if self.codec is None:
-            event.ack()
-            return
         progress = self.progress.get(partition)
         if progress is None:  # a tick from a partition we no longer own: nothing to keep
             event.ack()
@@ -179,27 +176,38 @@ class StateKeeper:
 
     async def checkpoint(self, partition: int) -> None:
         progress = self.progress.get(partition)
-        if progress is None or not progress.held or self.codec is None:
+        if progress is None or not progress.held:
             return
         started = time.perf_counter()
-        # Predictions first: a snapshot must never claim a tick whose prediction could still be lost.
-        await self.flush_predictions()
-        created_at = time.time_ns() // 1_000_000
-        pending = []
-        for symbol in sorted(progress.dirty):
+        try:
+            # Predictions first: a snapshot must never claim a tick whose prediction could still be lost.
+            await self.output.flush()
+            created_at = time.time_ns() // 1_000_000
+            written = self._send_snapshots(partition, progress.dirty, created_at) if self.codec else 0
+            if written:
+                await self.output.flush()
+        except DeliveryFailed as exc:
+            # Keep the ticks unacknowledged: whoever owns the partition next replays them.
+            log.error("checkpoint_failed", partition=partition, error=str(exc))
+            return
+        self.snapshots_written += written
+        for event in progress.held:
+            event.ack()
+        progress.reset(time.monotonic())
+        self.checkpoint_seconds += time.perf_counter() - started
+
+    def _send_snapshots(self, partition: int, symbols: set[str], created_at: int) -> int:
+        assert self.codec is not None
+        written = 0
+        for symbol in sorted(symbols):
             state = self.forecaster.states.get(symbol)
             if state is None:
                 continue
             value = self.codec.encode(symbol, state, created_at)
             self.snapshot_bytes += len(value)
-            pending.append(await self.send_snapshot(symbol.encode("utf-8"), value, partition))
-        for delivery in pending:
-            await delivery
-        self.snapshots_written += len(pending)
-        for event in progress.held:
-            event.ack()
-        progress.reset(time.monotonic())
-        self.checkpoint_seconds += time.perf_counter() - started
+            self.output.send(self.snapshots_topic, symbol.encode("utf-8"), value, partition=partition)
+            written += 1
+        return written
 
     async def on_revoked(self, partitions: set[int]) -> None:
         """Checkpoint what we hand over, then forget it: the next owner restores from the snapshots."""
