@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -80,6 +81,8 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
             "TICKCAST_LOG_LEVEL": "INFO",
             # Tansu: group joins take ~23 s at librdkafka-like default session timeouts and ~3 s at 6 s.
             "TICKCAST_SESSION_TIMEOUT_S": "6",
+            # One key per demo run: the workers trust each other's snapshots and nobody else's.
+            "TICKCAST_SNAPSHOT_KEY": secrets.token_hex(16),
         }
         supervisor = LocalSupervisor(env=env, log_dir=options.log_dir)
         supervisor.scale(options.workers)
