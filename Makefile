@@ -35,7 +35,7 @@ test: lint typecheck $(STAMP)
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
-	$(BIN)/pip install -q -e '.[dev,bench]' && $(BIN)/python -m bench
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .tickcast .pytest_cache .mypy_cache .ruff_cache

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -156,18 +157,47 @@ class OnError(StrEnum):
     stop = "stop"
 
 
+# The column mapping of a tick file, shared by `produce file` and `evaluate`.
+TickFile = Annotated[Path, typer.Argument(help="CSV file, plain or gzip.")]
+TimeCol = Annotated[str, typer.Option(help="Column of the event time.")]
+SymbolCol = Annotated[str, typer.Option(help="Column of the symbol.")]
+PriceCol = Annotated[str, typer.Option(help="Column of the price.")]
+SizeCol = Annotated[str | None, typer.Option(help="Column of the size; omit for none.")]
+VenueCol = Annotated[str | None, typer.Option(help="Column of the venue code.")]
+ConditionCol = Annotated[str | None, typer.Option(help="Column of the trade condition code.")]
+ConstantSymbol = Annotated[str | None, typer.Option(help="Constant symbol, for files of one instrument.")]
+TimeFormat = Annotated[str, typer.Option(help="iso, epoch_s, epoch_ms, epoch_us, or a strptime pattern.")]
+TimeZone = Annotated[str, typer.Option(help="IANA zone of naive times, e.g. America/New_York.")]
+
+
+def _column_mapping(
+    time_col: str, symbol_col: str, price_col: str, size_col: str | None, venue_col: str | None,
+    condition_col: str | None, symbol: str | None, time_format: str, timezone: str,
+) -> Any:  # fmt: skip
+    from tickcast.producer.replay import ColumnMapping
+
+    try:
+        return ColumnMapping(
+            time=time_col, symbol=None if symbol else symbol_col, price=price_col, size=size_col,
+            venue=venue_col, condition=condition_col, constant_symbol=symbol, time_format=time_format,
+            timezone=timezone,
+        )  # fmt: skip
+    except ValueError as exc:
+        fail(str(exc))
+
+
 @produce_app.command("file")
 def produce_file(
-    path: Annotated[Path, typer.Argument(help="CSV file, plain or gzip.")],
-    time_col: Annotated[str, typer.Option(help="Column of the event time.")] = "ts_et",
-    symbol_col: Annotated[str, typer.Option(help="Column of the symbol.")] = "symbol",
-    price_col: Annotated[str, typer.Option(help="Column of the price.")] = "price",
-    size_col: Annotated[str | None, typer.Option(help="Column of the size; omit for none.")] = "size",
-    venue_col: Annotated[str | None, typer.Option(help="Column of the venue code.")] = None,
-    condition_col: Annotated[str | None, typer.Option(help="Column of the trade condition code.")] = None,
-    symbol: Annotated[str | None, typer.Option(help="Constant symbol, for files of one instrument.")] = None,
-    time_format: Annotated[str, typer.Option(help="iso, epoch_s, epoch_ms, epoch_us, or a strptime pattern.")] = "iso",
-    timezone: Annotated[str, typer.Option(help="IANA zone of naive times, e.g. America/New_York.")] = "UTC",
+    path: TickFile,
+    time_col: TimeCol = "ts_et",
+    symbol_col: SymbolCol = "symbol",
+    price_col: PriceCol = "price",
+    size_col: SizeCol = "size",
+    venue_col: VenueCol = None,
+    condition_col: ConditionCol = None,
+    symbol: ConstantSymbol = None,
+    time_format: TimeFormat = "iso",
+    timezone: TimeZone = "UTC",
     speed: Annotated[float, typer.Option(help="Replay speed as a multiple of real time; 0 = as fast as possible.")] = 0,
     on_error: Annotated[OnError, typer.Option(help="skip: report bad rows and go on; stop: exit at the first.")] = (
         OnError.skip
@@ -176,19 +206,14 @@ def produce_file(
 ) -> None:
     """Replay ticks from a CSV file; bad rows are reported with file, line, column and value."""
     from tickcast.producer.publisher import TickPublisher
-    from tickcast.producer.replay import ColumnMapping, ReplayError, ReplaySummary, paced, read_ticks
+    from tickcast.producer.replay import ReplayError, ReplaySummary, paced, read_ticks
     from tickcast.producer.settings import ProducerSettings
 
     settings = load_settings(ProducerSettings)
     log = configure_logging("producer", settings.log_level, settings.log_format)
-    try:
-        mapping = ColumnMapping(
-            time=time_col, symbol=None if symbol else symbol_col, price=price_col, size=size_col,
-            venue=venue_col, condition=condition_col, constant_symbol=symbol, time_format=time_format,
-            timezone=timezone,
-        )  # fmt: skip
-    except ValueError as exc:
-        fail(str(exc))
+    mapping = _column_mapping(
+        time_col, symbol_col, price_col, size_col, venue_col, condition_col, symbol, time_format, timezone
+    )
     stop = threading.Event()
     _stop_on_signals(stop)
     summary = ReplaySummary()
@@ -232,6 +257,60 @@ def _report_bad_rows(rows: Iterator[Any], summary: Any, stop_at_first: bool) -> 
                 return
             continue
         yield row
+
+
+@app.command()
+def evaluate(
+    path: TickFile,
+    model: Annotated[
+        list[str] | None, typer.Option(help="Model to score (repeatable); default: every registered model.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of tables.")] = False,
+    plot: Annotated[Path | None, typer.Option(help="Write a PNG of cumulative skill over time per symbol.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Score at most this many ticks.")] = None,
+    time_col: TimeCol = "ts_et",
+    symbol_col: SymbolCol = "symbol",
+    price_col: PriceCol = "price",
+    size_col: SizeCol = "size",
+    symbol: ConstantSymbol = None,
+    time_format: TimeFormat = "iso",
+    timezone: TimeZone = "UTC",
+) -> None:
+    """Replay a tick file through the worker's own feature and model code (no broker) and score the forecasts.
+
+    Per symbol and overall: RMSE, RMSE skill vs persistence, directional accuracy on non-zero moves, MAE,
+    outlier share and ticks/s, for each model side by side with the baselines.
+    """
+    import itertools
+
+    from rich.console import Console
+
+    from tickcast.predictor.evaluate import evaluate as run_evaluation
+    from tickcast.predictor.evaluate import plot_skill
+    from tickcast.predictor.models import MODELS
+    from tickcast.producer.replay import ReplayError, ReplaySummary, read_ticks
+
+    names = model or list(MODELS)
+    unknown = [name for name in names if name not in MODELS]
+    if unknown:
+        fail(f"unknown model(s) {', '.join(unknown)}; choose from: {', '.join(MODELS)}")
+    mapping = _column_mapping(time_col, symbol_col, price_col, size_col, None, None, symbol, time_format, timezone)
+    summary = ReplaySummary()
+    with user_errors():
+        try:
+            good = _report_bad_rows(read_ticks(path, mapping), summary, stop_at_first=False)
+            report = run_evaluation(itertools.islice(good, limit), names)
+        except ReplayError as exc:
+            raise UserError(str(exc)) from exc
+        if as_json:
+            typer.echo(report.to_json())
+        else:
+            # Piped output gets a wide table instead of rich's 80-column default.
+            Console(width=None if sys.stdout.isatty() else 180).print(report.render_table())
+            if sum(summary.skipped.values()):
+                typer.echo(f"skipped rows: {summary.line()}", err=True)
+        if plot is not None:
+            typer.echo(f"wrote {plot_skill(report, plot)}", err=True)
 
 
 @app.command()

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from tests.integration.harness import Pipeline, collect, predictions_of, wait_for_assignment
+from tickcast.common.records import Lineage
 from tickcast.common.topics import partition_for, symbol_key
+from tickcast.predictor.forecaster import Forecaster
 from tickcast.predictor.models import model_spec
 from tickcast.producer.synthetic import SyntheticFeed, symbol_names
 
@@ -65,6 +67,20 @@ def test_every_tick_gets_exactly_one_prediction_in_symbol_order(pipeline: Pipeli
     for p in predictions:
         learned[p.symbol].append(p.ticks_learned)
     assert all(series == sorted(series) and series[-1] > 50 for series in learned.values())
+
+    # `tickcast evaluate` replays ticks through Forecaster.process with no broker: it must say exactly what
+    # the worker did, prediction for prediction.
+    offline = Forecaster(model_spec("linear"), worker="offline")
+    expected = defaultdict(list)
+    for offset, tick in enumerate(ticks):
+        p = offline.process(tick, Lineage("replay", 0, offset, tick.event_time), now_us=0)
+        expected[tick.symbol].append((p.predicted_return_bps, p.status, p.ticks_learned, p.flags))
+    for symbol in by_symbol:
+        worker_side = [
+            (p.predicted_return_bps, p.status, p.ticks_learned, p.flags)
+            for p in sorted((p for p in predictions if p.symbol == symbol), key=lambda p: p.source_offset)
+        ]
+        assert worker_side == expected[symbol], f"{symbol}: the worker and an offline replay disagree"
 
 
 def test_confluent_producer_and_faust_agree_on_every_symbols_partition(pipeline: Pipeline) -> None:

@@ -80,7 +80,7 @@ class SymbolFeatures:
         Sigma alone fails on a low-priced stock that mostly trades flat: BAC at $14 moves 7 bps per cent
         but its sigma sits near 2 bps, so a band of 6 sigma flagged 2,600 ordinary one-cent moves in the
         sample file (and kept them out of learning). With the typical move as a floor it flags 26, all
-        of them moves of five cents or more.
+        of them moves of seven cents or more.
 
         >>> f = SymbolFeatures()
         >>> for i in range(40):
