@@ -19,8 +19,8 @@ demo: $(STAMP)
 	$(BIN)/tickcast demo --seconds $(DEMO_SECONDS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check services tests bench
-	$(BIN)/ruff format --check services tests bench
+	$(BIN)/ruff check services tests $(wildcard bench)
+	$(BIN)/ruff format --check services tests $(wildcard bench)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
