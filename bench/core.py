@@ -1,0 +1,115 @@
+"""Options, the per-run context and the result shape every scenario returns."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from bench.infra import load_average
+
+
+@dataclass(frozen=True)
+class Options:
+    """Sizes of every scenario; ``--quick`` swaps in :meth:`quick`'s."""
+
+    ticks: int = 200_000
+    symbols: int = 50
+    partitions: int = 8
+    model: str = "linear"
+    repeat: int = 1
+    rates: tuple[float, ...] = (200.0, 500.0, 1000.0)
+    latency_seconds: float = 20.0
+    latency_warmup_s: float = 2.0
+    tap_fetch_wait_ms: int = 5
+    rebalance_rate: float = 300.0
+    rebalance_steady_s: float = 8.0
+    rebalance_settle_s: float = 8.0
+    memory_symbols: tuple[int, ...] = (1_000, 10_000)
+    memory_ticks_per_symbol: int = 20
+    model_ticks: int = 50_000
+    models_through_worker: bool = False
+    worker_model_ticks: int = 20_000
+    profile: bool = False
+    profile_rate: int = 200
+
+    def quick(self) -> Options:
+        return replace(
+            self,
+            ticks=5_000,
+            rates=(500.0,),
+            latency_seconds=4.0,
+            latency_warmup_s=1.0,
+            rebalance_steady_s=3.0,
+            rebalance_settle_s=3.0,
+            memory_symbols=(200, 1_000),
+            model_ticks=3_000,
+            worker_model_ticks=2_000,
+        )
+
+
+@dataclass
+class Context:
+    """What a scenario gets: the bench broker, where to put logs, and the options."""
+
+    bootstrap_servers: str
+    broker_pid: int
+    work_dir: Path
+    options: Options
+
+
+@dataclass
+class Row:
+    """One line of the results table; ``passed`` is None for rows without a target."""
+
+    metric: str
+    value: float | None
+    unit: str
+    target: str | None = None
+    passed: bool | None = None
+
+
+def at_least(metric: str, value: float | None, unit: str, threshold: float) -> Row:
+    return Row(metric, value, unit, f">= {threshold:g}", None if value is None else value >= threshold)
+
+
+def at_most(metric: str, value: float | None, unit: str, threshold: float) -> Row:
+    return Row(metric, value, unit, f"<= {threshold:g}", None if value is None else value <= threshold)
+
+
+@dataclass
+class ScenarioResult:
+    name: str
+    title: str
+    inputs: dict[str, Any]
+    metrics: dict[str, Any]
+    rows: list[Row]
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    load_before: list[float] = field(default_factory=list)
+    load_after: list[float] = field(default_factory=list)
+    charts: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+Scenario = Callable[[Context], ScenarioResult]
+
+
+def timed(run: Scenario, context: Context) -> ScenarioResult:
+    """Run a scenario, stamping its duration and the load average around it (the machine may be shared)."""
+    before = load_average()
+    started = time.monotonic()
+    result = run(context)
+    result.seconds = round(time.monotonic() - started, 1)
+    result.load_before, result.load_after = before, load_average()
+    return result
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return round(numerator / denominator, 3)

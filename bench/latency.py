@@ -1,0 +1,182 @@
+"""Scenario 3, latency: tick produced (its Kafka timestamp) to prediction received, at fixed rates.
+
+For each rate, the plain loop and one worker each get a fresh pipeline: the processor starts and owns
+every partition first, then a paced producer (linger 5 ms) sends ``rate`` ticks/s for warm-up +
+measured seconds, and a tap in this process stamps each prediction when it arrives. Ticks produced
+during the warm-up are left out. Both timestamps come from this machine's clock.
+
+The total is split in two: tick → ``predicted_at`` (the processor's fetch wait and queueing) and
+``predicted_at`` → received (its producer linger, the broker, the tap's own 5 ms fetch wait).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from bench.core import Context, Row, ScenarioResult, at_most, ratio
+from bench.infra import (
+    BenchError,
+    CpuSampler,
+    LiveTap,
+    PacedFeed,
+    Pipeline,
+    Processor,
+    Seen,
+    make_processor,
+    percentile,
+    prime,
+    wait_for,
+)
+
+TARGET_RATE = 500.0
+TARGET_P99_MS = 25.0
+TARGET_P99_OVER_PLAIN = 1.5
+KINDS = ("plain", "worker")
+
+
+def measure(context: Context, kind: str, rate: float) -> dict[str, Any]:
+    options = context.options
+    label = f"latency-{kind}-{rate:g}"
+    pipeline = Pipeline(context.bootstrap_servers, context.work_dir, label, options.partitions, options.model)
+    pipeline.create_topics()
+    processor: Processor = make_processor(kind, pipeline)
+    sampler = CpuSampler()
+    sampler.watch("broker", context.broker_pid)
+    total_s = options.latency_warmup_s + options.latency_seconds
+    feed = PacedFeed(pipeline, rate, options.symbols, limit=int(rate * total_s), linger_ms=5)
+    tap: LiveTap | None = None
+
+    def check() -> None:
+        processor.check_alive()
+        for thread in (feed, tap):
+            if thread is not None and thread.error is not None:
+                raise BenchError(f"{label}: {thread.name} failed: {thread.error!r}")
+
+    try:
+        processor.start(1)
+        for name, pid in processor.pids().items():
+            sampler.watch(name, pid)
+        processor.wait_ready(1)
+        live = tap = LiveTap(pipeline, options.tap_fetch_wait_ms)
+        live.start()
+        primed = prime(pipeline, live.answered, options.symbols, feed.seed, check)
+        sampler.start()
+        feed.start()
+        wait_for(lambda: not feed.is_alive(), total_s + 60, f"{label}: the paced feed to finish", 0.2, check)
+        check()
+        wait_for(
+            lambda: live.answered() >= primed + feed.sent,
+            60 + feed.sent / 200,
+            f"{label}: every tick answered",
+            0.2,
+            check,
+        )
+    except BenchError as exc:
+        raise BenchError(f"{exc}\n{processor.logs()}") from exc
+    finally:
+        feed.stop()
+        if tap is not None:
+            tap.stop()
+        sampler.stop()
+        processor.stop()
+
+    measured_from_ms = (feed.started_at + options.latency_warmup_s) * 1000
+    first: dict[tuple[int, int], Any] = {}
+    for s in live.seen:
+        first.setdefault((s.partition, s.offset), s)
+    kept = [s for s in first.values() if s.produced_ms >= measured_from_ms]
+    if not kept:
+        raise BenchError(f"{label}: no prediction of a tick produced after the warm-up")
+    total = [s.received_s * 1000 - s.produced_ms for s in kept]
+    to_processor = [s.predicted_us / 1000 - s.produced_ms for s in kept]
+    from_processor = [s.received_s * 1000 - s.predicted_us / 1000 for s in kept]
+    window = (measured_from_ms / 1000, feed.finished_at)
+    timeline = _timeline(kept, measured_from_ms)
+    names = [n for n in sampler.pids if n != "broker"]
+    return {
+        "kind": kind,
+        "rate_target": rate,
+        "rate_achieved": round(feed.sent / (feed.finished_at - feed.started_at), 1),
+        "samples": len(kept),
+        "duplicates": len(live.seen) - len(first),
+        "p50_ms": round(percentile(total, 50), 2),
+        "p99_ms": round(percentile(total, 99), 2),
+        "p999_ms": round(percentile(total, 99.9), 2),
+        "max_ms": round(max(total), 2),
+        "to_processor_p50_ms": round(percentile(to_processor, 50), 2),
+        "to_processor_p99_ms": round(percentile(to_processor, 99), 2),
+        "from_processor_p50_ms": round(percentile(from_processor, 50), 2),
+        "from_processor_p99_ms": round(percentile(from_processor, 99), 2),
+        "processor_cores": round(sum(sampler.utilisation(n, *window) for n in names), 3),
+        "timeline": timeline,
+        # Latency that keeps growing means the processor (or the broker) does not keep up with the rate.
+        "fell_behind": timeline[-1][1] > max(100.0, 3 * timeline[0][1]),
+        "broker_cores": round(sampler.utilisation("broker", *window), 3),
+    }
+
+
+def _timeline(kept: list[Seen], start_ms: float) -> list[list[float]]:
+    """[second of the measurement, p50 ms, max ms] by when the tick was produced: shows falling behind."""
+    by_second: dict[int, list[float]] = defaultdict(list)
+    for s in kept:
+        by_second[int((s.produced_ms - start_ms) / 1000)].append(s.received_s * 1000 - s.produced_ms)
+    return [[second, round(percentile(v, 50), 1), round(max(v), 1)] for second, v in sorted(by_second.items())]
+
+
+def run(context: Context) -> ScenarioResult:
+    options = context.options
+    by_rate: dict[str, dict[str, Any]] = {}
+    rows: list[Row] = []
+    for rate in options.rates:
+        runs = {kind: measure(context, kind, rate) for kind in KINDS}
+        worker, plain = runs["worker"], runs["plain"]
+        p99_ratio = ratio(worker["p99_ms"], plain["p99_ms"])
+        by_rate[f"{rate:g}"] = {**runs, "worker_p99_over_plain": p99_ratio}
+        tag = f"{rate:g}/s"
+        for kind in KINDS:
+            name = "worker" if kind == "worker" else "plain"
+            for q in ("p50", "p99", "p999"):
+                metric = f"{tag} {name} {q.replace('p999', 'p99.9')}"
+                value = runs[kind][f"{q}_ms"]
+                if kind == "worker" and q == "p99" and rate == TARGET_RATE:
+                    rows.append(at_most(metric, value, "ms", TARGET_P99_MS))
+                else:
+                    rows.append(Row(metric, value, "ms"))
+        if rate == TARGET_RATE:
+            rows.append(at_most(f"{tag} worker p99 / plain p99", p99_ratio, "x", TARGET_P99_OVER_PLAIN))
+        else:
+            rows.append(Row(f"{tag} worker p99 / plain p99", p99_ratio, "x"))
+        rows.append(Row(f"{tag} worker CPU", worker["processor_cores"], "cores"))
+    notes = [
+        f"{kind} fell behind at {rate}/s: p50 grew from {r['timeline'][0][1]} ms in the first second to "
+        f"{r['timeline'][-1][1]} ms in the last, with the processor at {r['processor_cores']} cores and the broker "
+        f"at {r['broker_cores']} cores"
+        for rate, runs in by_rate.items()
+        for kind, r in runs.items()
+        if isinstance(r, dict) and r.get("fell_behind")
+    ]
+    notes.append(
+        "The bench's tap is a consumer too, and on Tansu every consumer's fetches cost broker CPU, the more the "
+        "shorter its fetch wait: --tap-fetch-wait-ms trades latency resolution for broker load."
+    )
+    if TARGET_RATE not in options.rates:
+        notes.append(f"The targets are for {TARGET_RATE:g} ticks/s, which this run did not measure.")
+    return ScenarioResult(
+        name="latency",
+        title="Latency: tick produced to prediction received, worker vs plain loop at fixed rates",
+        inputs={
+            "rates_per_s": list(options.rates),
+            "seconds_per_rate": options.latency_seconds,
+            "warmup_s_excluded": options.latency_warmup_s,
+            "symbols": options.symbols,
+            "partitions": options.partitions,
+            "model": options.model,
+            "producer_linger_ms": 5,
+            "tap_fetch_wait_ms": options.tap_fetch_wait_ms,
+            "processor_fetch_wait_ms": "TICKCAST_FETCH_MAX_WAIT_MS default (20)",
+        },
+        metrics={"by_rate": by_rate},
+        rows=rows,
+        notes=notes,
+    )

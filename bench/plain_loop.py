@@ -1,0 +1,143 @@
+"""The ceiling: a worker's exact per-tick work in a plain confluent-kafka loop, without Faust.
+
+``python -m bench.plain_loop --status-file PATH`` reads the same ``TICKCAST_*`` settings as
+``tickcast worker``, joins the same kind of consumer group, and for every record calls
+:meth:`TickHandler.handle` (decode, validate, features, model, encode) and produces the outcome
+to the predictions or dead-letter topic, as the Faust agent does. Whatever a worker costs beyond
+this loop is the price of the framework around the handler.
+
+It writes its assignment and counters to the status file (atomically, about twice a second), which
+the bench polls the way it polls a worker's ``/stats``. SIGTERM stops it after a flush.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
+
+from tickcast.common.kafka import QUIET, producer_config
+from tickcast.common.logging import configure_logging
+from tickcast.common.records import Lineage
+from tickcast.predictor.runtime import Outcome, TickHandler
+from tickcast.predictor.settings import PredictorSettings
+
+STATUS_INTERVAL_S = 0.5
+
+
+class PlainLoop:
+    def __init__(self, settings: PredictorSettings, status_file: Path, batch: int = 500) -> None:
+        self.settings = settings
+        self.status_file = status_file
+        self.batch = batch
+        self.handler = TickHandler(settings)
+        self.assigned: set[int] = set()
+        self.stopping = False
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": settings.bootstrap_servers,
+                "group.id": settings.group_id,
+                "auto.offset.reset": "earliest",
+                # Offsets are committed in the background, as Faust does on its commit interval.
+                "enable.auto.commit": True,
+                "session.timeout.ms": int(settings.session_timeout_s * 1000),
+                "heartbeat.interval.ms": int(min(3.0, settings.session_timeout_s / 3) * 1000),
+                # Same fetch wait as the worker, so both pay the same broker-side wait.
+                "fetch.wait.max.ms": settings.fetch_max_wait_ms,
+                **QUIET,
+            }
+        )
+        self.producer = Producer(producer_config(settings.bootstrap_servers, **{"linger.ms": settings.linger_ms}))
+
+    def write_status(self) -> None:
+        counters = self.handler.counters
+        status = {
+            "pid": os.getpid(),
+            "assigned": sorted(self.assigned),
+            "ticks_in": counters.ticks_in,
+            "predictions_out": counters.predictions_out,
+            "dead_letters": sum(counters.dead_letters.values()),
+        }
+        temporary = self.status_file.with_suffix(".tmp")
+        temporary.write_text(json.dumps(status))
+        os.replace(temporary, self.status_file)
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.assigned.update(tp.partition for tp in partitions)
+        self.write_status()
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.assigned.difference_update(tp.partition for tp in partitions)
+        self.write_status()
+
+    def _send(self, topic: str, outcome: Outcome) -> None:
+        while True:
+            try:
+                self.producer.produce(topic, key=outcome.key, value=outcome.value, headers=outcome.dead_letter_headers)
+                return
+            except BufferError:
+                # Local queue full: serve delivery reports until there is room.
+                self.producer.poll(0.05)
+
+    def handle(self, messages: list[Message]) -> None:
+        handle = self.handler.handle
+        predictions, dead_letters = self.settings.predictions_topic, self.settings.dlq_topic
+        for message in messages:
+            if message.error() is not None:
+                continue  # partition EOF and transient errors; librdkafka retries by itself
+            lineage = Lineage(
+                message.topic() or "", message.partition() or 0, message.offset() or 0, message.timestamp()[1]
+            )
+            outcome = handle(message.key(), message.value(), lineage)
+            self._send(predictions if outcome.dead_letter_headers is None else dead_letters, outcome)
+        self.producer.poll(0)
+
+    def run(self) -> None:
+        self.consumer.subscribe([self.settings.ticks_topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        self.write_status()
+        next_status = time.monotonic() + STATUS_INTERVAL_S
+        try:
+            while not self.stopping:
+                # Block for the first record only, then take what is already queued: a batch never
+                # waits for more records to arrive, so this adds no latency over per-record handling.
+                first = self.consumer.poll(0.1)
+                if first is not None:
+                    self.handle([first, *self.consumer.consume(num_messages=self.batch - 1, timeout=0)])
+                else:
+                    self.producer.poll(0)
+                if time.monotonic() >= next_status:
+                    self.write_status()
+                    next_status = time.monotonic() + STATUS_INTERVAL_S
+        finally:
+            self.producer.flush(15)
+            self.write_status()
+            self.consumer.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.plain_loop", description=__doc__.splitlines()[0])
+    parser.add_argument("--status-file", type=Path, required=True, help="where to write assignment and counters")
+    parser.add_argument("--batch", type=int, default=500, help="most records taken from the queue at once")
+    args = parser.parse_args(argv)
+    settings = PredictorSettings()
+    configure_logging("plain-loop", settings.log_level, settings.log_format)
+    loop = PlainLoop(settings, args.status_file, args.batch)
+
+    def on_signal(signum: int, frame: FrameType | None) -> Any:
+        loop.stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    loop.run()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,190 @@
+"""Scenario 4, rebalance and failover under a steady feed.
+
+One worker owns every partition while a paced producer sends ``rebalance_rate`` ticks/s. After a
+steady phase a second worker starts: the longest gap in predictions around its join is measured.
+Once the group has settled, the first worker is killed with SIGKILL (by PID, so it cannot leave the
+group), and the time until predictions for its partitions come back from the survivor is measured.
+That time is bounded below by the group session timeout (6 s here, the Tansu workaround the tests
+and the demo use). Gaps are between arrival times at the bench's tap.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from typing import Any
+
+from bench.core import Context, Row, ScenarioResult
+from bench.infra import (
+    SESSION_TIMEOUT_S,
+    BenchError,
+    LiveTap,
+    PacedFeed,
+    Pipeline,
+    Seen,
+    WorkerSet,
+    hold,
+    longest_gap,
+    prime,
+    wait_for,
+)
+
+BIN_S = 0.1
+
+
+def run(context: Context) -> ScenarioResult:
+    options = context.options
+    pipeline = Pipeline(context.bootstrap_servers, context.work_dir, "rebalance", options.partitions, options.model)
+    pipeline.create_topics()
+    workers = WorkerSet(pipeline)
+    feed = PacedFeed(pipeline, options.rebalance_rate, options.symbols, limit=None, linger_ms=5)
+    tap: LiveTap | None = None
+    events: dict[str, float] = {}
+    missing: int | None = None
+
+    def check() -> None:
+        workers.check_alive()
+        for thread in (feed, tap):
+            if thread is not None and thread.error is not None:
+                raise BenchError(f"rebalance: {thread.name} failed: {thread.error!r}")
+
+    try:
+        workers.start(1)
+        victim = workers.workers[0]
+        workers.wait_ready(1)
+        live = tap = LiveTap(pipeline, options.tap_fetch_wait_ms)
+        live.start()
+        primed = prime(pipeline, live.answered, options.symbols, feed.seed, check)
+        feed.start()
+        events["feed_started"] = time.time()
+        hold(options.rebalance_steady_s, check)
+
+        events["join_started"] = time.time()
+        workers.start(1)
+        joiner = workers.workers[1]
+        # Process start-up (imports, web server) is separate from the group join that follows it.
+        wait_for(lambda: workers.stats(joiner) is not None, 60, "the second worker's /stats", 0.05, check)
+        events["joiner_up"] = time.time()
+        workers.wait_ready(2, timeout_s=120)
+        events["join_done"] = time.time()
+        hold(options.rebalance_settle_s, check)
+
+        assignment = workers.assignment()
+        if assignment is None:
+            raise BenchError("rebalance: a worker stopped answering /stats before the kill")
+        orphans = sorted(assignment[victim.worker_id])
+        events["kill"] = time.time()
+        workers.kill(victim)
+
+        def resumed() -> bool:
+            back = {
+                s.partition for s in list(live.seen) if s.received_s >= events["kill"] and s.worker != victim.worker_id
+            }
+            return set(orphans) <= back
+
+        wait_for(resumed, 120, f"predictions for partitions {orphans} to resume after the kill", 0.1, check)
+        events["resumed"] = time.time()
+        hold(options.rebalance_settle_s, check)
+        feed.stop()
+        check()
+        events["feed_stopped"] = time.time()
+        try:
+            wait_for(lambda: live.answered() >= primed + feed.sent, 60, "every tick to be answered", 0.2, check)
+            missing = 0
+        except BenchError:
+            missing = primed + feed.sent - live.answered()
+    except BenchError as exc:
+        raise BenchError(f"{exc}\n{workers.logs()}") from exc
+    finally:
+        feed.stop()
+        if tap is not None:
+            tap.stop()
+        workers.stop()
+
+    seen = list(live.seen)
+    times = [s.received_s for s in seen]
+    join_window = (events["join_started"], events["join_done"] + options.rebalance_settle_s)
+    kill_window = (events["kill"], events["resumed"] + options.rebalance_settle_s)
+    resume_after = {
+        p: min(
+            s.received_s
+            for s in seen
+            if s.partition == p and s.received_s >= events["kill"] and s.worker != victim.worker_id
+        )
+        - events["kill"]
+        for p in orphans
+    }
+    others = [p for p in range(options.partitions) if p not in orphans]
+    answers = Counter((s.partition, s.offset) for s in seen)
+    metrics: dict[str, Any] = {
+        "events": {k: round(v - events["feed_started"], 3) for k, v in events.items()},
+        "rate_achieved": round(feed.sent / (feed.finished_at - feed.started_at), 1),
+        "ticks_sent": feed.sent,
+        "steady_longest_gap_s": longest_gap(times, events["feed_started"] + 1.0, events["join_started"]),
+        "join_s": round(events["join_done"] - events["join_started"], 3),
+        "joiner_startup_s": round(events["joiner_up"] - events["join_started"], 3),
+        "group_join_s": round(events["join_done"] - events["joiner_up"], 3),
+        "join_longest_gap_s": longest_gap(times, *join_window),
+        "join_longest_partition_gap_s": _partition_gap(seen, options.partitions, *join_window),
+        "killed_partitions": orphans,
+        "failover_s": round(max(resume_after.values()), 3),
+        "failover_first_partition_s": round(min(resume_after.values()), 3),
+        "failover_by_partition_s": {str(p): round(v, 3) for p, v in sorted(resume_after.items())},
+        "failover_longest_gap_s": longest_gap(times, *kill_window),
+        "survivor_partitions_longest_gap_s": _partition_gap(
+            [s for s in seen if s.partition in others], options.partitions, *kill_window, only=others
+        ),
+        "answered_twice": sum(1 for n in answers.values() if n > 1),
+        "missing": missing,
+        "timeline": _timeline(seen, events["feed_started"]),
+    }
+    rows = [
+        Row("steady 1 worker: longest gap", metrics["steady_longest_gap_s"], "s"),
+        Row("join: second worker start to partitions split", metrics["join_s"], "s"),
+        Row("join: of which process start-up (until /stats answers)", metrics["joiner_startup_s"], "s"),
+        Row("join: longest gap in predictions", metrics["join_longest_gap_s"], "s"),
+        Row("join: longest gap on one partition", metrics["join_longest_partition_gap_s"], "s"),
+        Row("kill -9: killed worker's partitions resume after", metrics["failover_s"], "s"),
+        Row("kill -9: longest gap in predictions", metrics["failover_longest_gap_s"], "s"),
+        Row("kill -9: longest gap on survivor's partitions", metrics["survivor_partitions_longest_gap_s"], "s"),
+        Row("ticks answered twice (replayed after kill)", metrics["answered_twice"], "ticks"),
+        Row("ticks never answered", missing, "ticks"),
+    ]
+    return ScenarioResult(
+        name="rebalance",
+        title="Rebalance and failover: a worker joins, then one is killed with SIGKILL",
+        inputs={
+            "rate_per_s": options.rebalance_rate,
+            "symbols": options.symbols,
+            "partitions": options.partitions,
+            "model": options.model,
+            "steady_s": options.rebalance_steady_s,
+            "settle_s": options.rebalance_settle_s,
+            "session_timeout_s": SESSION_TIMEOUT_S,
+        },
+        metrics=metrics,
+        rows=rows,
+        notes=[
+            "Failover is bounded below by the session timeout: the group notices a SIGKILLed member only when "
+            "its heartbeats have been missing that long."
+        ],
+    )
+
+
+def _partition_gap(seen: list[Seen], partitions: int, start: float, end: float, only: list[int] | None = None) -> float:
+    by_partition: dict[int, list[float]] = defaultdict(list)
+    for s in seen:
+        by_partition[s.partition].append(s.received_s)
+    return max(longest_gap(by_partition[p], start, end) for p in (only if only is not None else range(partitions)))
+
+
+def _timeline(seen: list[Seen], t0: float) -> dict[str, Any]:
+    """Predictions per second in ``BIN_S`` bins, per worker, from the feed's start."""
+    counts: dict[str, Counter[int]] = defaultdict(Counter)
+    for s in seen:
+        counts[s.worker][int((s.received_s - t0) / BIN_S)] += 1
+    last = max((max(c) for c in counts.values() if c), default=0)
+    return {
+        "bin_s": BIN_S,
+        "per_worker": {w: [round(c.get(b, 0) / BIN_S, 1) for b in range(last + 1)] for w, c in sorted(counts.items())},
+    }

@@ -1,0 +1,70 @@
+"""Scenario 2, scale-out: the same backlog drained by one worker and by two (fresh topics and group each).
+
+Two numbers for two workers: the whole drain (as in scenario 1), and the steady window in which both
+were answering. The first includes the join of the second worker and the tail of the bigger share,
+since 50 symbols never hash evenly onto 8 partitions; the second is what the group sustains.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from bench.core import Context, Row, ScenarioResult, at_least, ratio
+from bench.throughput import best_of
+
+TARGET_TWO_OVER_ONE = 1.7
+
+
+def run(context: Context) -> ScenarioResult:
+    options = context.options
+    one, _ = best_of(context, "worker", 1)
+    two, _ = best_of(context, "worker", 2)
+    whole = ratio(two["rate_per_s"], one["rate_per_s"])
+    steady = ratio(two["steady_rate_per_s"], one["rate_per_s"])
+    # The best two workers can do with this key spread: the bigger share bounds the drain time.
+    skew_bound = round(1 / two["largest_process_share"], 3)
+    metrics: dict[str, Any] = {
+        "one_worker": one,
+        "two_workers": two,
+        "two_over_one": whole,
+        "two_over_one_steady": steady,
+        "skew_bound": skew_bound,
+    }
+    rows = [
+        Row("1 worker drain rate", one["rate_per_s"], "ticks/s"),
+        Row("2 workers drain rate", two["rate_per_s"], "ticks/s"),
+        at_least("2 workers / 1 worker", whole, "x", TARGET_TWO_OVER_ONE),
+        Row("2 workers / 1 worker, both answering", steady, "x"),
+        Row("bound from key skew (1 / largest share)", skew_bound, "x"),
+        Row("broker CPU, 1 worker", one["broker_cores"], "cores"),
+        Row("broker CPU, 2 workers", two["broker_cores"], "cores"),
+        Row("workers CPU, 2 workers", two["processes_cores"], "cores"),
+    ]
+    notes = [
+        f"Machine has {_cpus()} CPUs shared by broker, workers and anything else running; two workers plus the "
+        "broker need more than two cores to scale."
+    ]
+    if whole is not None and whole > skew_bound * 1.05:
+        notes.append(
+            f"2w/1w = {whole} is above what the key skew allows ({skew_bound}): the one-worker run was slowed by "
+            "something outside it (machine load); repeat with --repeat 3."
+        )
+    return ScenarioResult(
+        name="scaleout",
+        title="Scale-out: 1 vs 2 workers on the same backlog",
+        inputs={
+            "backlog_ticks": options.ticks,
+            "symbols": options.symbols,
+            "partitions": options.partitions,
+            "model": options.model,
+            "repeat": options.repeat,
+        },
+        metrics=metrics,
+        rows=rows,
+        notes=notes,
+    )
+
+
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0))

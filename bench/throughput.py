@@ -1,0 +1,189 @@
+"""Scenario 1, throughput: drain a pre-produced backlog with the plain loop (the ceiling) and with one worker.
+
+Drain rate = ticks answered / (last ``predicted_at`` - first ``predicted_at``): the processes stamp
+their own predictions, so neither start-up nor the bench's reading speed is in the number. The tap
+only keeps the predictions' bytes while the drain runs and decodes them afterwards, so it takes
+little CPU from the processes being measured.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections import Counter
+from typing import Any
+
+from bench.core import Context, Row, ScenarioResult, at_least, ratio
+from bench.infra import (
+    BenchError,
+    CpuSampler,
+    Pipeline,
+    Processor,
+    RecordingTap,
+    make_processor,
+    publish_backlog,
+)
+from bench.pyspy import PySpy, summarise
+
+TARGET_WORKER_OVER_PLAIN = 0.8
+
+
+def drain(
+    context: Context,
+    kind: str,
+    processes: int = 1,
+    ticks: int | None = None,
+    model: str | None = None,
+    profile: bool = False,
+) -> dict[str, Any]:
+    """One drain run on fresh topics and a fresh group; returns rate, timings and CPU of broker and processes."""
+    options = context.options
+    ticks = ticks or options.ticks
+    model = model or options.model
+    label = f"{kind}x{processes}" + (f"-{model}" if model != options.model else "") + ("-profiled" if profile else "")
+    pipeline = Pipeline(context.bootstrap_servers, context.work_dir, label, options.partitions, model)
+    pipeline.create_topics()
+    backlog = publish_backlog(pipeline, ticks, options.symbols)
+    processor: Processor = make_processor(kind, pipeline)
+    sampler = CpuSampler()
+    sampler.watch("broker", context.broker_pid)
+    spy: PySpy | None = None
+    profile_from = 0
+    tap = RecordingTap(pipeline)
+    try:
+        tap.start()
+        sampler.start()
+        started = time.time()
+        processor.start(processes)
+        for name, pid in processor.pids().items():
+            sampler.watch(name, pid)
+        if profile:
+            # Attach once the group has settled, so the profile is the drain and not imports and joins.
+            processor.wait_ready(processes)
+            profile_from = processor.handled() or 0
+            spy = PySpy(pipeline.log_dir / "py-spy.txt", options.profile_rate)
+            spy.attach(next(iter(processor.pids().values())))
+        seen = tap.wait_answered(ticks, 120 + ticks / 100, f"predictions of {label}", processor.check_alive)
+        if spy is not None:
+            spy.stop()
+        handled_at_end = processor.handled() or ticks
+        sampler.stop()
+    except BenchError as exc:
+        raise BenchError(f"{exc}\n{processor.logs()}") from exc
+    finally:
+        if spy is not None:
+            spy.stop()
+        tap.stop()
+        sampler.stop()
+        processor.stop()
+
+    first_by_tick: dict[tuple[int, int], Any] = {}
+    for s in seen:
+        first_by_tick.setdefault((s.partition, s.offset), s)
+    answered = list(first_by_tick.values())
+    stamps = [s.predicted_us / 1e6 for s in answered]
+    t_first, t_last = min(stamps), max(stamps)
+    span = t_last - t_first
+    rate = len(answered) / span if span > 0 else None
+    per_process: dict[str, dict[str, Any]] = {}
+    for name in sorted({s.worker for s in answered}):
+        mine = [s.predicted_us / 1e6 for s in answered if s.worker == name]
+        per_process[name] = {"ticks": len(mine), "first": min(mine), "last": max(mine)}
+    # With several processes, the window in which all of them were answering is the steady state:
+    # it leaves out a join that finished after the first one started, and the tail of a bigger share.
+    overlap_from = max(p["first"] for p in per_process.values())
+    overlap_to = min(p["last"] for p in per_process.values())
+    in_overlap = sum(1 for t in stamps if overlap_from <= t <= overlap_to)
+    overlap_rate = in_overlap / (overlap_to - overlap_from) if overlap_to - overlap_from > 1.0 else None
+    processor_cpu = sum(sampler.cpu_between(name, t_first, t_last) for name in per_process)
+    broker_cpu = sampler.cpu_between("broker", t_first, t_last)
+    bins = _timeline(stamps, t_first)
+    result: dict[str, Any] = {
+        "label": label,
+        "kind": kind,
+        "processes": processes,
+        "model": model,
+        "backlog_ticks": backlog.ticks,
+        "backlog_produce_s": round(backlog.seconds, 2),
+        "ticks_per_partition": backlog.per_partition,
+        "answered": len(answered),
+        "duplicates": len(seen) - len(answered),
+        "drain_s": round(span, 3),
+        "rate_per_s": round(rate, 1) if rate else None,
+        "steady_rate_per_s": round(overlap_rate, 1) if overlap_rate else None,
+        "first_prediction_after_start_s": round(t_first - started, 2),
+        "per_process_ticks": {name: p["ticks"] for name, p in per_process.items()},
+        "largest_process_share": round(max(p["ticks"] for p in per_process.values()) / len(answered), 3),
+        "broker_cpu_s": round(broker_cpu, 2),
+        "broker_cores": round(broker_cpu / span, 3) if span > 0 else None,
+        "broker_cpu_ms_per_1k_ticks": round(broker_cpu / len(answered) * 1e6, 1),
+        "processes_cpu_s": round(processor_cpu, 2),
+        "processes_cores": round(processor_cpu / span, 3) if span > 0 else None,
+        "process_cpu_us_per_tick": round(processor_cpu / len(answered) * 1e6, 1),
+        "rate_timeline": bins,
+    }
+    if spy is not None:
+        result["profile"] = summarise(
+            spy.output, max(1, handled_at_end - profile_from), options.profile_rate, result["process_cpu_us_per_tick"]
+        )
+    return result
+
+
+def _timeline(stamps: list[float], t0: float, width_s: float = 0.5) -> list[list[float]]:
+    """[seconds since the first prediction, predictions per second] in ``width_s`` bins."""
+    counts = Counter(int((t - t0) / width_s) for t in stamps)
+    return [[round(b * width_s, 2), round(counts.get(b, 0) / width_s, 1)] for b in range(max(counts) + 1)]
+
+
+def best_of(context: Context, kind: str, processes: int = 1) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``--repeat`` runs; the median-rate run stands for all (the machine is shared, so noise is one-sided)."""
+    runs = [drain(context, kind, processes) for _ in range(context.options.repeat)]
+    rates = [r["rate_per_s"] or 0.0 for r in runs]
+    median = statistics.median_low(rates)
+    return runs[rates.index(median)], runs
+
+
+def run(context: Context) -> ScenarioResult:
+    options = context.options
+    plain, plain_runs = best_of(context, "plain")
+    worker, worker_runs = best_of(context, "worker")
+    worker_over_plain = ratio(worker["rate_per_s"], plain["rate_per_s"])
+    metrics: dict[str, Any] = {
+        "plain": plain,
+        "worker": worker,
+        "worker_over_plain": worker_over_plain,
+        "all_rates": {"plain": [r["rate_per_s"] for r in plain_runs], "worker": [r["rate_per_s"] for r in worker_runs]},
+    }
+    rows = [
+        Row("plain loop drain rate (ceiling)", plain["rate_per_s"], "ticks/s"),
+        Row("worker drain rate", worker["rate_per_s"], "ticks/s"),
+        at_least("worker / plain", worker_over_plain, "x", TARGET_WORKER_OVER_PLAIN),
+        Row("worker CPU per tick", worker["process_cpu_us_per_tick"], "µs"),
+        Row("plain loop CPU per tick", plain["process_cpu_us_per_tick"], "µs"),
+        Row("broker CPU during worker drain", worker["broker_cores"], "cores"),
+        Row("broker CPU during plain drain", plain["broker_cores"], "cores"),
+    ]
+    notes = []
+    if options.profile:
+        profiled = drain(context, "worker", profile=True)
+        metrics["profile"] = profiled["profile"]
+        metrics["profiled_run"] = {k: v for k, v in profiled.items() if k not in ("profile", "rate_timeline")}
+        notes.append(
+            f"py-spy profile from a separate worker drain (rate {profiled['rate_per_s']} ticks/s while sampled at "
+            f"{options.profile_rate} Hz); not used for the ratios."
+        )
+    return ScenarioResult(
+        name="throughput",
+        title="Throughput: drain a backlog, plain loop vs one worker",
+        inputs={
+            "backlog_ticks": options.ticks,
+            "symbols": options.symbols,
+            "partitions": options.partitions,
+            "model": options.model,
+            "repeat": options.repeat,
+            "processes": "plain loop: 1 process; worker: 1 `python -m tickcast worker`",
+        },
+        metrics=metrics,
+        rows=rows,
+        notes=notes,
+    )
