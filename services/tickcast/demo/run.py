@@ -141,8 +141,9 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
 
 
 def _consume(reader: PredictionReader, stats: LiveStats) -> None:
-    now_ms = time.time() * 1000
-    for received in reader.poll(timeout_s=0.1):
+    batch = reader.poll(timeout_s=0.1)
+    now_ms = time.time() * 1000  # after the poll: a record is only "received" once poll returns it
+    for received in batch:
         if received.prediction is not None:
             stats.add_prediction(received.prediction, now_ms)
         elif received.dead_letter is not None:
