@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,14 +19,6 @@ from tickcast.ops.dlq import read_dead_letters
 pytestmark = pytest.mark.integration
 
 NOW_MS = 1_700_000_000_000
-
-
-@pytest.fixture
-def pipeline(broker: object, unique: str, tmp_path: Path) -> Iterator[Pipeline]:
-    running = Pipeline(bootstrap_servers=broker.bootstrap_servers, unique=unique, log_dir=tmp_path)  # type: ignore[attr-defined]
-    running.create_topics()
-    yield running
-    running.stop()
 
 
 def run_cli(pipeline: Pipeline, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

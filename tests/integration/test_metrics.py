@@ -5,8 +5,6 @@ from __future__ import annotations
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -24,14 +22,6 @@ BAD = 5
 SYMBOLS = 6
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-@pytest.fixture
-def pipeline(broker: object, unique: str, tmp_path: Path) -> Iterator[Pipeline]:
-    running = Pipeline(bootstrap_servers=broker.bootstrap_servers, unique=unique, log_dir=tmp_path)  # type: ignore[attr-defined]
-    running.create_topics()
-    yield running
-    running.stop()
 
 
 def scrape(worker: WorkerProcess) -> tuple[str, Samples] | None:

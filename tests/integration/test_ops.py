@@ -31,14 +31,6 @@ pytestmark = pytest.mark.integration
 ONE_RECORD_PER_BATCH = {"linger.ms": 0, "batch.num.messages": 1}
 
 
-@pytest.fixture
-def pipeline(broker: object, unique: str, tmp_path: Path) -> Iterator[Pipeline]:
-    running = Pipeline(bootstrap_servers=broker.bootstrap_servers, unique=unique, log_dir=tmp_path / "workers")  # type: ignore[attr-defined]
-    running.create_topics()
-    yield running
-    running.stop()
-
-
 @dataclass
 class Ops:
     """The ops commands of one test, run as child processes with the pipeline's settings; stops what it starts."""

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -18,14 +16,6 @@ from tickcast.producer.synthetic import SyntheticFeed, symbol_names
 pytestmark = pytest.mark.integration
 
 START_MS = 1_700_000_000_000
-
-
-@pytest.fixture
-def pipeline(broker: object, unique: str, tmp_path: Path) -> Iterator[Pipeline]:
-    running = Pipeline(bootstrap_servers=broker.bootstrap_servers, unique=unique, log_dir=tmp_path)  # type: ignore[attr-defined]
-    running.create_topics()
-    yield running
-    running.stop()
 
 
 def feed_clock() -> object:

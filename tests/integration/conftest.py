@@ -1,0 +1,19 @@
+"""The default private pipeline of an integration test: own topics and group on the session broker."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.harness import Pipeline
+
+
+@pytest.fixture
+def pipeline(broker: object, unique: str, tmp_path: Path) -> Iterator[Pipeline]:
+    """Topics created, no worker yet; every worker the test starts is stopped afterwards."""
+    running = Pipeline(bootstrap_servers=broker.bootstrap_servers, unique=unique, log_dir=tmp_path / "workers")  # type: ignore[attr-defined]
+    running.create_topics()
+    yield running
+    running.stop()
