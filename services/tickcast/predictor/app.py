@@ -1,4 +1,4 @@
-"""The Faust app: a thin agent over :class:`TickHandler`, plus health, stats and latest-prediction views.
+"""The Faust app: ticks in batches through :class:`TickHandler`, plus health, stats and latest-prediction views.
 
 Built by a factory from settings (nothing at import time), so tests and the CLI
 can run differently configured workers.
@@ -7,12 +7,13 @@ can run differently configured workers.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import faust
 import structlog
-from faust.types import TP, ConsumerT, StreamT
+from aiokafka.structs import ConsumerRecord
+from faust.types import TP, ConsumerT
 from faust.web import Request, Response, View
 
 from tickcast.common.kafka import ensure_topics, wait_for_broker
@@ -78,40 +79,48 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
             value_serializer="raw",
         )
 
-    ticks = raw_topic(settings.ticks_topic)
     output = OutputProducer(settings.bootstrap_servers, settings.linger_ms)
     assigned: set[TP] = set()
+
+    async def commit(offsets: dict[int, int]) -> bool:
+        return await app.commit_offsets({TP(settings.ticks_topic, p): offset for p, offset in offsets.items()})
+
     keeper = StateKeeper(
         forecaster=handler.forecaster,
         codec=snapshot_codec(settings),
         bootstrap_servers=settings.bootstrap_servers,
         snapshots_topic=settings.snapshots_topic_name,
         output=output,
+        commit=commit,
         policy=CheckpointPolicy(settings.snapshot_every_ticks, settings.snapshot_every_s),
     )
     if keeper.codec is None:
         log.warning("snapshots_disabled", reason="TICKCAST_SNAPSHOT_KEY is unset: state restarts on every rebalance")
 
-    async def predict(stream: StreamT[bytes]) -> None:
-        async for event in stream.noack().events():  # type: ignore[attr-defined]  # StreamT lacks noack
-            message = event.message
-            partition = message.partition
-            await keeper.wait_ready(partition)
-            if message.key and keeper.already_applied(
-                message.key.decode("utf-8", "replace"), partition, message.offset
-            ):
-                event.ack()  # replayed after a failover, and already in the restored state
-                continue
-            lineage = Lineage(message.topic, partition, message.offset, int(message.timestamp * 1000))
-            outcome = handler.handle(message.key, message.value, lineage)
+    async def predict(tp: TP, records: Sequence[ConsumerRecord]) -> None:
+        # Everything between the two awaits is synchronous, so a rebalance cannot interleave with a batch.
+        partition = tp.partition
+        if not await keeper.wait_ready(partition):
+            return  # revoked before its state was loaded: the next owner reads these ticks
+        send, handle = output.send, handler.handle
+        predictions_topic, dlq_topic = settings.predictions_topic, settings.dlq_topic
+        horizon = keeper.replay_horizon.get(partition, -1)
+        changed: set[str] = set()
+        for record in records:
+            key, offset = record.key, record.offset
+            if offset <= horizon and key and keeper.already_applied(key.decode("utf-8", "replace"), partition, offset):
+                continue  # replayed after a failover, and already in the restored state
+            outcome = handle(key, record.value, Lineage(tp.topic, partition, offset, record.timestamp))
             if outcome.dead_letter_headers is None:
-                output.send(settings.predictions_topic, outcome.key, outcome.value)
+                send(predictions_topic, outcome.key, outcome.value)
+                changed.add(outcome.symbol)  # type: ignore[arg-type]  # a prediction always names its symbol
             else:
-                output.send(settings.dlq_topic, outcome.key, outcome.value, outcome.dead_letter_headers)
-            output.poll()
-            await keeper.after_tick(partition, outcome.symbol, event)
+                send(dlq_topic, outcome.key, outcome.value, outcome.dead_letter_headers)
+        output.poll()
+        keeper.after_batch(partition, changed, records[-1].offset, len(records))
+        await keeper.checkpoint_due()
 
-    app.agent(ticks, name="predict")(predict)
+    app.drain_in_batches(raw_topic(settings.ticks_topic), predict)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # faust's receiver type is narrower than its runtime
     async def on_assigned(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:

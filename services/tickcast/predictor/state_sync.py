@@ -14,9 +14,8 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
@@ -82,22 +81,31 @@ class RestoreReport:
 
 @dataclass
 class StateKeeper:
-    """Owns the per-partition checkpoint cycle of one worker."""
+    """Owns the per-partition checkpoint cycle of one worker.
+
+    ``commit`` commits "next offset to read" per partition of the ticks topic; it is
+    only called after that partition's predictions and snapshots are delivered.
+    """
 
     forecaster: Forecaster
     codec: SnapshotCodec | None
     bootstrap_servers: str
     snapshots_topic: str
     output: OutputProducer
+    commit: Callable[[dict[int, int]], Awaitable[bool]]
     policy: CheckpointPolicy = field(default_factory=CheckpointPolicy)
     restore_timeout_s: float = 60.0
     progress: dict[int, PartitionProgress] = field(default_factory=dict)
     ready: dict[int, asyncio.Event] = field(default_factory=dict)
+    replay_horizon: dict[int, int] = field(default_factory=dict)
+    """Per partition, the newest offset any restored state has already applied: replays up to it may be skipped."""
     last_restore: RestoreReport | None = None
     snapshots_written: int = 0
     snapshot_bytes: int = 0
     checkpoint_seconds: float = 0.0
+    checkpoints: int = 0
     replayed_skipped: int = 0
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def on_assigned(self, partitions: set[int]) -> RestoreReport:
         """Load the snapshots of newly assigned partitions before any of their ticks is processed."""
@@ -116,7 +124,10 @@ class StateKeeper:
                 snapshots = await loop.run_in_executor(None, self._verify, raw, report)
                 self._drop(new)
                 for snapshot in snapshots:
-                    self.forecaster.states[snapshot.symbol] = snapshot.state
+                    state = snapshot.state
+                    self.forecaster.states[snapshot.symbol] = state
+                    horizon = self.replay_horizon.get(state.partition, -1)
+                    self.replay_horizon[state.partition] = max(horizon, state.applied_offset)
                 report.restored = len(snapshots)
         finally:
             report.seconds = time.perf_counter() - started
@@ -144,10 +155,14 @@ class StateKeeper:
                 snapshots.append(snapshot)
         return snapshots
 
-    async def wait_ready(self, partition: int) -> None:
+    async def wait_ready(self, partition: int) -> bool:
+        """Wait until the partition's state is restored; False if this worker does not own the partition."""
         event = self.ready.get(partition)
-        if event is not None and not event.is_set():
+        if event is None:
+            return False
+        if not event.is_set():
             await event.wait()
+        return partition in self.progress
 
     def already_applied(self, symbol: str, partition: int, offset: int) -> bool:
         """True for a replayed tick whose effect is already in the restored state (its prediction went out)."""
@@ -157,67 +172,79 @@ class StateKeeper:
             return True
         return False
 
-    async def after_tick(self, partition: int, symbol: str | None, event: Any) -> None:
-        """Hold the tick's ack until its partition's next checkpoint; run that checkpoint when due."""
+    def after_batch(self, partition: int, symbols: Iterable[str], last_offset: int, ticks: int) -> None:
+        """Note processed ticks; their offset is committed at the partition's next checkpoint."""
         progress = self.progress.get(partition)
-        if progress is None:  # a tick from a partition we no longer own: nothing to keep
-            event.ack()
-            return
-        progress.record(symbol, event)
-        if progress.due(self.policy, time.monotonic()):
-            await self.checkpoint(partition)
+        if progress is not None:  # None: the partition was revoked meanwhile, and its next owner re-reads them
+            progress.record(symbols, last_offset, ticks)
 
     async def checkpoint_due(self) -> None:
-        """Checkpoint partitions whose time is up even though no tick arrived (called by a timer)."""
+        """Checkpoint every partition whose time or tick count is up, together."""
         now = time.monotonic()
-        for partition, progress in list(self.progress.items()):
-            if progress.due(self.policy, now):
-                await self.checkpoint(partition)
+        due = [partition for partition, progress in self.progress.items() if progress.due(self.policy, now)]
+        if due:
+            await self.checkpoint(due)
 
-    async def checkpoint(self, partition: int) -> None:
-        progress = self.progress.get(partition)
-        if progress is None or not progress.held:
-            return
-        started = time.perf_counter()
-        try:
-            # Predictions first: a snapshot must never claim a tick whose prediction could still be lost.
-            await self.output.flush()
+    async def checkpoint(self, partitions: Iterable[int]) -> None:
+        """Snapshot what changed in ``partitions``, deliver it after their predictions, then commit their offsets."""
+        async with self._lock:
+            started = time.perf_counter()
+            now = time.monotonic()
+            # The cut: state, changed symbols and offsets as of now. Ticks processed while this
+            # checkpoint waits for deliveries belong to the next one.
+            cut: dict[int, PartitionProgress] = {}
+            for partition in partitions:
+                progress = self.progress.get(partition)
+                if progress is not None and progress.pending:
+                    cut[partition] = progress.take(now)
+            if not cut:
+                return
             created_at = time.time_ns() // 1_000_000
-            written = self._send_snapshots(partition, progress.dirty, created_at) if self.codec else 0
-            if written:
+            snapshots = [item for p, taken in cut.items() for item in self._encode(p, taken.dirty, created_at)]
+            try:
+                # Predictions first: a snapshot must never claim a tick whose prediction could still be lost.
                 await self.output.flush()
-        except DeliveryFailed as exc:
-            # Keep the ticks unacknowledged: whoever owns the partition next replays them.
-            log.error("checkpoint_failed", partition=partition, error=str(exc))
-            return
-        self.snapshots_written += written
-        for event in progress.held:
-            event.ack()
-        progress.reset(time.monotonic())
-        self.checkpoint_seconds += time.perf_counter() - started
+                for partition, symbol, value in snapshots:
+                    self.output.send(self.snapshots_topic, symbol.encode("utf-8"), value, partition=partition)
+                if snapshots:
+                    await self.output.flush()
+            except DeliveryFailed as exc:
+                # Keep the offsets uncommitted: whoever owns the partition next replays those ticks.
+                log.error("checkpoint_failed", partitions=sorted(cut), error=str(exc))
+                for partition, taken in cut.items():
+                    if partition in self.progress:
+                        self.progress[partition].merge(taken)
+                return
+            self.snapshots_written += len(snapshots)
+            offsets = {partition: taken.commit_offset for partition, taken in cut.items() if taken.commit_offset}
+            if not await self.commit(offsets):
+                # Revoked meanwhile, or the group moved on: the next owner replays from the last commit
+                # and skips what the snapshots already hold.
+                log.info("checkpoint_not_committed", partitions=sorted(offsets))
+            self.checkpoints += 1
+            self.checkpoint_seconds += time.perf_counter() - started
 
-    def _send_snapshots(self, partition: int, symbols: set[str], created_at: int) -> int:
-        assert self.codec is not None
-        written = 0
+    def _encode(self, partition: int, symbols: set[str], created_at: int) -> list[tuple[int, str, bytes]]:
+        if self.codec is None:
+            return []
+        encoded = []
         for symbol in sorted(symbols):
             state = self.forecaster.states.get(symbol)
             if state is None:
                 continue
             value = self.codec.encode(symbol, state, created_at)
             self.snapshot_bytes += len(value)
-            self.output.send(self.snapshots_topic, symbol.encode("utf-8"), value, partition=partition)
-            written += 1
-        return written
+            encoded.append((partition, symbol, value))
+        return encoded
 
     async def on_revoked(self, partitions: set[int]) -> None:
         """Checkpoint what we hand over, then forget it: the next owner restores from the snapshots."""
-        for partition in sorted(partitions):
-            if partition in self.progress:
-                await self.checkpoint(partition)
+        await self.checkpoint(sorted(p for p in partitions if p in self.progress))
         self._drop(partitions)
         for partition in partitions:
             self.progress.pop(partition, None)
             self.ready.pop(partition, None)
+            self.replay_horizon.pop(partition, None)
 
     def _drop(self, partitions: Iterable[int]) -> None:
         gone = set(partitions)
