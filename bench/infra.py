@@ -157,6 +157,10 @@ def _interpolate(series: list[tuple[float, float]], t: float) -> float:
     return series[-1][1]
 
 
+#: Workers save state only when they have a key; a fixed one is enough for a private bench broker.
+BENCH_SNAPSHOT_KEY = "bench-snapshot-key"
+
+
 @dataclass
 class Pipeline:
     """One private pipeline on the bench broker: its own topics, group and worker logs."""
@@ -166,6 +170,8 @@ class Pipeline:
     scenario: str
     partitions: int = 8
     model: str = "linear"
+    snapshot_key: str | None = None
+    """Workers checkpoint their state (as in production) only with a key; the plain loop has no state to save."""
     unique: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
 
     @property
@@ -217,6 +223,7 @@ class Pipeline:
             # it from TICKCAST_DATA_DIR; F_DATADIR is Faust's own default when it does not.
             "TICKCAST_DATA_DIR": str(self.log_dir / "data"),
             "F_DATADIR": str(self.log_dir / "{conf.name}-data"),
+            **({"TICKCAST_SNAPSHOT_KEY": self.snapshot_key} if self.snapshot_key else {}),
         }
 
     def create_topics(self) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from bench.core import Context, Row, ScenarioResult
 from bench.infra import (
+    BENCH_SNAPSHOT_KEY,
     SESSION_TIMEOUT_S,
     BenchError,
     LiveTap,
@@ -34,7 +35,10 @@ BIN_S = 0.1
 
 def run(context: Context) -> ScenarioResult:
     options = context.options
-    pipeline = Pipeline(context.bootstrap_servers, context.work_dir, "rebalance", options.partitions, options.model)
+    # Snapshots on, as in production: the newcomer restores what it takes over, and replays are skipped.
+    pipeline = Pipeline(
+        context.bootstrap_servers, context.work_dir, "rebalance", options.partitions, options.model, BENCH_SNAPSHOT_KEY
+    )
     pipeline.create_topics()
     workers = WorkerSet(pipeline)
     feed = PacedFeed(pipeline, options.rebalance_rate, options.symbols, limit=None, linger_ms=5)
@@ -161,6 +165,7 @@ def run(context: Context) -> ScenarioResult:
             "steady_s": options.rebalance_steady_s,
             "settle_s": options.rebalance_settle_s,
             "session_timeout_s": SESSION_TIMEOUT_S,
+            "snapshots": "on (default cadence)",
         },
         metrics=metrics,
         rows=rows,

@@ -15,6 +15,7 @@ from typing import Any
 
 from bench.core import Context, Row, ScenarioResult, at_least, ratio
 from bench.infra import (
+    BENCH_SNAPSHOT_KEY,
     BenchError,
     CpuSampler,
     Pipeline,
@@ -35,13 +36,20 @@ def drain(
     ticks: int | None = None,
     model: str | None = None,
     profile: bool = False,
+    snapshots: bool = False,
 ) -> dict[str, Any]:
     """One drain run on fresh topics and a fresh group; returns rate, timings and CPU of broker and processes."""
     options = context.options
     ticks = ticks or options.ticks
     model = model or options.model
-    label = f"{kind}x{processes}" + (f"-{model}" if model != options.model else "") + ("-profiled" if profile else "")
-    pipeline = Pipeline(context.bootstrap_servers, context.work_dir, label, options.partitions, model)
+    label = (
+        f"{kind}x{processes}"
+        + (f"-{model}" if model != options.model else "")
+        + ("-snapshots" if snapshots else "")
+        + ("-profiled" if profile else "")
+    )
+    key = BENCH_SNAPSHOT_KEY if snapshots else None
+    pipeline = Pipeline(context.bootstrap_servers, context.work_dir, label, options.partitions, model, key)
     pipeline.create_topics()
     backlog = publish_backlog(pipeline, ticks, options.symbols)
     processor: Processor = make_processor(kind, pipeline)
@@ -135,9 +143,11 @@ def _timeline(stamps: list[float], t0: float, width_s: float = 0.5) -> list[list
     return [[round(b * width_s, 2), round(counts.get(b, 0) / width_s, 1)] for b in range(max(counts) + 1)]
 
 
-def best_of(context: Context, kind: str, processes: int = 1) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def best_of(
+    context: Context, kind: str, processes: int = 1, snapshots: bool = False
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """``--repeat`` runs; the median-rate run stands for all (the machine is shared, so noise is one-sided)."""
-    runs = [drain(context, kind, processes) for _ in range(context.options.repeat)]
+    runs = [drain(context, kind, processes, snapshots=snapshots) for _ in range(context.options.repeat)]
     rates = [r["rate_per_s"] or 0.0 for r in runs]
     median = statistics.median_low(rates)
     return runs[rates.index(median)], runs
@@ -147,12 +157,18 @@ def run(context: Context) -> ScenarioResult:
     options = context.options
     plain, plain_runs = best_of(context, "plain")
     worker, worker_runs = best_of(context, "worker")
+    saving, saving_runs = best_of(context, "worker", snapshots=True)
     worker_over_plain = ratio(worker["rate_per_s"], plain["rate_per_s"])
     metrics: dict[str, Any] = {
         "plain": plain,
         "worker": worker,
+        "worker_snapshots": saving,
         "worker_over_plain": worker_over_plain,
-        "all_rates": {"plain": [r["rate_per_s"] for r in plain_runs], "worker": [r["rate_per_s"] for r in worker_runs]},
+        "all_rates": {
+            "plain": [r["rate_per_s"] for r in plain_runs],
+            "worker": [r["rate_per_s"] for r in worker_runs],
+            "worker_snapshots": [r["rate_per_s"] for r in saving_runs],
+        },
     }
     rows = [
         Row("plain loop drain rate (ceiling)", plain["rate_per_s"], "ticks/s"),
@@ -162,6 +178,8 @@ def run(context: Context) -> ScenarioResult:
         Row("plain loop CPU per tick", plain["process_cpu_us_per_tick"], "µs"),
         Row("broker CPU during worker drain", worker["broker_cores"], "cores"),
         Row("broker CPU during plain drain", plain["broker_cores"], "cores"),
+        Row("worker drain rate, snapshots on (default cadence)", saving["rate_per_s"], "ticks/s"),
+        Row("snapshots on / off", ratio(saving["rate_per_s"], worker["rate_per_s"]), "x"),
     ]
     notes = []
     if options.profile:
@@ -182,6 +200,7 @@ def run(context: Context) -> ScenarioResult:
             "model": options.model,
             "repeat": options.repeat,
             "processes": "plain loop: 1 process; worker: 1 `python -m tickcast worker`",
+            "snapshots": "off for the plain loop and the worker (no state to save in the loop); on in the third run",
         },
         metrics=metrics,
         rows=rows,

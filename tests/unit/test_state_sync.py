@@ -1,0 +1,168 @@
+"""The checkpoint cycle without Kafka: what is committed, when, and what a snapshot claims.
+
+A fake output lets a test hold a flush open and process more ticks meanwhile, which is
+what a worker does when its timer checkpoints while a batch is being handled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from tickcast.common.records import Lineage, Tick
+from tickcast.predictor.checkpoints import CheckpointPolicy, PartitionProgress
+from tickcast.predictor.forecaster import Forecaster
+from tickcast.predictor.models import model_spec
+from tickcast.predictor.output import DeliveryFailed
+from tickcast.predictor.snapshots import SnapshotCodec
+from tickcast.predictor.state_sync import StateKeeper
+
+PARTITION = 3
+
+
+class FakeOutput:
+    """Records sends; a flush can be held open (``gate``) or made to fail (``fail_next``)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None, bytes | None, int | None]] = []
+        self.gate: asyncio.Event | None = None
+        self.flush_started = asyncio.Event()
+        self.fail_next = False
+
+    def send(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: Any = None, partition: int | None = None
+    ) -> None:
+        self.sent.append((topic, key, value, partition))
+
+    async def flush(self, timeout_s: float = 60.0) -> None:
+        self.flush_started.set()
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.fail_next:
+            self.fail_next = False
+            raise DeliveryFailed("broker said no")
+
+
+class Harness:
+    def __init__(self, codec: SnapshotCodec | None = None) -> None:
+        self.forecaster = Forecaster(model_spec("linear"), worker="w")
+        self.output = FakeOutput()
+        self.commits: list[dict[int, int]] = []
+        self.keeper = StateKeeper(
+            forecaster=self.forecaster,
+            codec=codec,
+            bootstrap_servers="unused:1",
+            snapshots_topic="snapshots",
+            output=self.output,  # type: ignore[arg-type]  # duck-typed stand-in
+            commit=self.commit,
+            policy=CheckpointPolicy(every_ticks=5, every_s=3600.0),
+        )
+        self.keeper.progress[PARTITION] = PartitionProgress(started_at=time.monotonic())
+        self.keeper.ready[PARTITION] = _set_event()
+
+    async def commit(self, offsets: dict[int, int]) -> bool:
+        self.commits.append(dict(offsets))
+        return True
+
+    def process(self, symbol: str, offsets: range) -> None:
+        for offset in offsets:
+            tick = Tick(symbol, 100.0 + (offset % 7) * 0.01, 1.0, offset)
+            self.forecaster.process(tick, Lineage("ticks", PARTITION, offset, offset), now_us=offset)
+        self.keeper.after_batch(PARTITION, {symbol}, offsets[-1], len(offsets))
+
+
+def _set_event() -> asyncio.Event:
+    event = asyncio.Event()
+    event.set()
+    return event
+
+
+def codec() -> SnapshotCodec:
+    return SnapshotCodec(b"k", "linear", model_spec("linear").version, worker="w")
+
+
+def test_offsets_are_committed_only_at_a_due_checkpoint_and_one_past_the_last_tick() -> None:
+    async def scenario() -> list[dict[int, int]]:
+        h = Harness()
+        h.process("SPY", range(0, 3))
+        await h.keeper.checkpoint_due()
+        assert h.commits == []  # 3 ticks < every_ticks=5
+        h.process("SPY", range(3, 6))
+        await h.keeper.checkpoint_due()
+        return h.commits
+
+    assert asyncio.run(scenario()) == [{PARTITION: 6}]
+
+
+def test_ticks_processed_during_a_checkpoint_belong_to_the_next_one() -> None:
+    async def scenario() -> tuple[Harness, list[int]]:
+        h = Harness(codec())
+        h.process("SPY", range(0, 10))
+        h.output.gate = asyncio.Event()
+        checkpoint = asyncio.create_task(h.keeper.checkpoint([PARTITION]))
+        await h.output.flush_started.wait()
+        h.process("IBM", range(10, 14))  # arrives while the predictions are being flushed
+        h.output.gate.set()
+        await checkpoint
+        snapshot_codec = codec()
+        claimed = [snapshot_codec.decode(value).state.applied_offset for _, _, value, _ in h.output.sent if value]
+        await h.keeper.checkpoint([PARTITION])
+        return h, claimed
+
+    h, claimed_by_first = asyncio.run(scenario())
+    # The first snapshot was cut before the flush: it claims offset 9, not the ticks that came after.
+    assert claimed_by_first == [9]
+    assert h.commits == [{PARTITION: 10}, {PARTITION: 14}]
+    assert [key for _, key, _, _ in h.output.sent] == [b"SPY", b"IBM"]
+
+
+def test_a_failed_delivery_commits_nothing_and_the_next_checkpoint_retries_everything() -> None:
+    async def scenario() -> Harness:
+        h = Harness(codec())
+        h.process("SPY", range(0, 6))
+        h.output.fail_next = True
+        await h.keeper.checkpoint([PARTITION])
+        assert h.commits == []
+        h.process("BAC", range(6, 8))
+        await h.keeper.checkpoint([PARTITION])
+        return h
+
+    h = asyncio.run(scenario())
+    assert h.commits == [{PARTITION: 8}]
+    # Both symbols changed since the last successful checkpoint, so both are snapshotted.
+    assert sorted(key for topic, key, _, _ in h.output.sent if topic == "snapshots") == [b"BAC", b"SPY"]
+
+
+def test_concurrent_checkpoints_do_not_commit_the_same_cut_twice() -> None:
+    async def scenario() -> Harness:
+        h = Harness()
+        h.process("SPY", range(0, 6))
+        await asyncio.gather(h.keeper.checkpoint([PARTITION]), h.keeper.checkpoint_due(), h.keeper.checkpoint_due())
+        return h
+
+    assert asyncio.run(scenario()).commits == [{PARTITION: 6}]
+
+
+def test_revocation_checkpoints_then_forgets_the_partition() -> None:
+    async def scenario() -> Harness:
+        h = Harness(codec())
+        h.process("SPY", range(0, 2))
+        await h.keeper.on_revoked({PARTITION})
+        return h
+
+    h = asyncio.run(scenario())
+    assert h.commits == [{PARTITION: 2}]
+    assert "SPY" not in h.forecaster.states and PARTITION not in h.keeper.progress
+    assert asyncio.run(h.keeper.wait_ready(PARTITION)) is False
+
+
+@pytest.mark.parametrize("horizon_offset", [4, 9])
+def test_replayed_ticks_up_to_a_restored_state_are_recognised(horizon_offset: int) -> None:
+    h = Harness()
+    h.process("SPY", range(0, horizon_offset + 1))
+    assert h.keeper.already_applied("SPY", PARTITION, horizon_offset)
+    assert not h.keeper.already_applied("SPY", PARTITION, horizon_offset + 1)
+    assert not h.keeper.already_applied("SPY", PARTITION + 1, 0)
