@@ -148,6 +148,8 @@ def run(context: Context) -> ScenarioResult:
         else:
             rows.append(Row(f"{tag} worker p99 / plain p99", p99_ratio, "x"))
         rows.append(Row(f"{tag} worker CPU", worker["processor_cores"], "cores"))
+        rows.append(Row(f"{tag} broker CPU, worker run", worker["broker_cores"], "cores"))
+        rows.append(Row(f"{tag} broker CPU, plain run", plain["broker_cores"], "cores"))
     notes = [
         f"{kind} fell behind at {rate}/s: p50 grew from {r['timeline'][0][1]} ms in the first second to "
         f"{r['timeline'][-1][1]} ms in the last, with the processor at {r['processor_cores']} cores and the broker "
@@ -156,6 +158,12 @@ def run(context: Context) -> ScenarioResult:
         for kind, r in runs.items()
         if isinstance(r, dict) and r.get("fell_behind")
     ]
+    notes.append(
+        "Tansu (memory storage) re-lists every stored batch of a partition when a fetch finds new data, so its CPU "
+        "per message grows with the number of batches written since the topic was created: at a steady rate, "
+        "latency of the plain loop and of the worker alike rises during the run (see each run's timeline). "
+        "Measured separately, a single hop at 500/s went from 0.3 to 0.6 broker cores within 15 s on a fresh topic."
+    )
     notes.append(
         "The bench's tap is a consumer too, and on Tansu every consumer's fetches cost broker CPU, the more the "
         "shorter its fetch wait: --tap-fetch-wait-ms trades latency resolution for broker load."

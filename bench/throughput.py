@@ -8,6 +8,7 @@ little CPU from the processes being measured.
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections import Counter
@@ -55,6 +56,7 @@ def drain(
     processor: Processor = make_processor(kind, pipeline)
     sampler = CpuSampler()
     sampler.watch("broker", context.broker_pid)
+    sampler.watch("bench", os.getpid())  # the tap and the polling: CPU the processes being measured cannot use
     spy: PySpy | None = None
     profile_from = 0
     tap = RecordingTap(pipeline)
@@ -105,6 +107,7 @@ def drain(
     overlap_rate = in_overlap / (overlap_to - overlap_from) if overlap_to - overlap_from > 1.0 else None
     processor_cpu = sum(sampler.cpu_between(name, t_first, t_last) for name in per_process)
     broker_cpu = sampler.cpu_between("broker", t_first, t_last)
+    bench_cpu = sampler.cpu_between("bench", t_first, t_last)
     bins = _timeline(stamps, t_first)
     result: dict[str, Any] = {
         "label": label,
@@ -125,6 +128,7 @@ def drain(
         "broker_cpu_s": round(broker_cpu, 2),
         "broker_cores": round(broker_cpu / span, 3) if span > 0 else None,
         "broker_cpu_ms_per_1k_ticks": round(broker_cpu / len(answered) * 1e6, 1),
+        "bench_cores": round(bench_cpu / span, 3) if span > 0 else None,
         "processes_cpu_s": round(processor_cpu, 2),
         "processes_cores": round(processor_cpu / span, 3) if span > 0 else None,
         "process_cpu_us_per_tick": round(processor_cpu / len(answered) * 1e6, 1),
