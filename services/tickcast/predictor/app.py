@@ -44,7 +44,7 @@ def faust_broker_url(bootstrap_servers: str) -> str:
 
 
 def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
-    """A configured Faust app whose agent predicts every tick of the ticks topic."""
+    """A configured Faust app that predicts every tick of the ticks topic, a fetched batch at a time."""
     datadir = settings.data_dir / settings.group_id / settings.worker_id
     datadir.mkdir(parents=True, exist_ok=True)
     app = TunedApp(

@@ -1,6 +1,6 @@
 """One tick in, one prediction out: the per-symbol features → model → prediction step, without Kafka.
 
-The Faust agent, ``tickcast evaluate`` and the tests all call
+The worker's batch loop, ``tickcast evaluate`` and the tests all call
 :meth:`Forecaster.process`, so what they measure is what production does.
 
 Order per tick (prequential): the forecast made at the previous tick is scored

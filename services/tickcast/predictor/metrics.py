@@ -4,7 +4,7 @@ The handler's hot path only bumps plain ints and :class:`BucketHistogram` slots 
 :class:`TickCounters`; :class:`WorkerMetrics` turns them into metric families when
 Prometheus scrapes. ``prometheus_client.Counter``/``Histogram`` would take a lock per
 update (about 0.5 µs a counter, 1-2 µs a histogram observation: 4-5 µs a tick against
-~1 µs this way), which buys nothing here: the agent and the web server share one event
+~1 µs this way), which buys nothing here: the batch loop and the web server share one event
 loop. Each worker has its own :class:`~prometheus_client.CollectorRegistry`, so tests can build several
 apps in one process. No metric has a per-symbol label: symbols are unbounded.
 """

@@ -1,7 +1,7 @@
 """What a worker does with one record, minus Faust: decode, forecast, encode, or dead-letter.
 
 :class:`TickHandler` is synchronous and pure apart from its per-symbol state and
-counters, so the agent stays a thin ``async for`` and this is testable without Kafka.
+counters, so the worker's batch loop stays a thin ``for`` and this is testable without Kafka.
 """
 
 from __future__ import annotations
