@@ -16,7 +16,7 @@ from tickcast.common.records import Lineage, Tick
 from tickcast.predictor.checkpoints import CheckpointPolicy, PartitionProgress
 from tickcast.predictor.forecaster import Forecaster
 from tickcast.predictor.models import model_spec
-from tickcast.predictor.output import DeliveryFailed
+from tickcast.predictor.output import DeliveryFailed, OutputProducer
 from tickcast.predictor.snapshots import SnapshotCodec
 from tickcast.predictor.state_sync import StateKeeper
 
@@ -166,3 +166,41 @@ def test_replayed_ticks_up_to_a_restored_state_are_recognised(horizon_offset: in
     assert h.keeper.already_applied("SPY", PARTITION, horizon_offset)
     assert not h.keeper.already_applied("SPY", PARTITION, horizon_offset + 1)
     assert not h.keeper.already_applied("SPY", PARTITION + 1, 0)
+
+
+def test_checkpoint_soon_runs_beside_the_caller_and_one_at_a_time() -> None:
+    async def scenario() -> Harness:
+        h = Harness()
+        h.process("SPY", range(0, 6))
+        h.output.gate = asyncio.Event()
+        h.keeper.checkpoint_soon()
+        await h.output.flush_started.wait()  # running, and the caller was not blocked to get here
+        h.process("SPY", range(6, 12))  # due again while the first one waits
+        h.keeper.checkpoint_soon()  # must not start a second one beside it
+        h.output.gate.set()
+        assert h.keeper._background is not None
+        await h.keeper._background
+        h.keeper.checkpoint_soon()
+        assert h.keeper._background is not None
+        await h.keeper._background
+        return h
+
+    assert asyncio.run(scenario()).commits == [{PARTITION: 6}, {PARTITION: 12}]
+
+
+def test_waiting_for_an_epoch_ignores_later_sends_and_reports_refusals() -> None:
+    async def scenario() -> None:
+        # Nothing listens on port 1: librdkafka gives up on each message after its timeout.
+        output = OutputProducer("127.0.0.1:1", 0, **{"message.timeout.ms": 200, "log_level": 0})
+        try:
+            empty = output.mark()
+            output.send("t", b"k", b"v")
+            await asyncio.wait_for(output.delivered(empty), 1.0)  # the later send does not hold it up
+            failing = output.mark()
+            with pytest.raises(DeliveryFailed, match="refused"):
+                await output.delivered(failing, timeout_s=10.0)
+            await output.delivered(output.mark())  # the failure was reported once, and nothing else is pending
+        finally:
+            output.close(0.5)
+
+    asyncio.run(scenario())

@@ -98,7 +98,7 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
         log.warning("snapshots_disabled", reason="TICKCAST_SNAPSHOT_KEY is unset: state restarts on every rebalance")
 
     async def predict(tp: TP, records: Sequence[ConsumerRecord]) -> None:
-        # Everything between the two awaits is synchronous, so a rebalance cannot interleave with a batch.
+        # After the one await, everything is synchronous, so a rebalance cannot interleave with a batch.
         partition = tp.partition
         if not await keeper.wait_ready(partition):
             return  # revoked before its state was loaded: the next owner reads these ticks
@@ -118,7 +118,7 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
                 send(dlq_topic, outcome.key, outcome.value, outcome.dead_letter_headers)
         output.poll()
         keeper.after_batch(partition, changed, records[-1].offset, len(records))
-        await keeper.checkpoint_due()
+        keeper.checkpoint_soon()
 
     app.drain_in_batches(raw_topic(settings.ticks_topic), predict)
 

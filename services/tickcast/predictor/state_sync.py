@@ -29,6 +29,11 @@ from tickcast.predictor.snapshots import Snapshot, SnapshotCodec, SnapshotRefuse
 log = structlog.get_logger("tickcast.predictor")
 
 
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("checkpoint_crashed", error=repr(task.exception()))
+
+
 def read_latest(
     bootstrap_servers: str, topic: str, partitions: Iterable[int], timeout_s: float
 ) -> dict[int, dict[bytes, bytes]]:
@@ -106,6 +111,7 @@ class StateKeeper:
     checkpoints: int = 0
     replayed_skipped: int = 0
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _background: asyncio.Task[None] | None = None
 
     async def on_assigned(self, partitions: set[int]) -> RestoreReport:
         """Load the snapshots of newly assigned partitions before any of their ticks is processed."""
@@ -177,6 +183,19 @@ class StateKeeper:
         progress = self.progress.get(partition)
         if progress is not None:  # None: the partition was revoked meanwhile, and its next owner re-reads them
             progress.record(symbols, last_offset, ticks)
+
+    def checkpoint_soon(self) -> None:
+        """Start checkpointing the due partitions beside the caller, unless a checkpoint is already running.
+
+        The batch loop goes on meanwhile: whatever it processes belongs to the next checkpoint.
+        """
+        if self._background is not None and not self._background.done():
+            return
+        now = time.monotonic()
+        due = [partition for partition, progress in self.progress.items() if progress.due(self.policy, now)]
+        if due:
+            self._background = asyncio.get_running_loop().create_task(self.checkpoint(due))
+            self._background.add_done_callback(_log_failure)
 
     async def checkpoint_due(self) -> None:
         """Checkpoint every partition whose time or tick count is up, together."""
