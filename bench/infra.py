@@ -31,7 +31,7 @@ from tickcast.common.kafka import QUIET, ensure_topics, wait_for_broker
 from tickcast.common.processes import spawn, stop
 from tickcast.common.records import Tick
 from tickcast.common.topics import partition_for, symbol_key
-from tickcast.ops.supervisor import LocalSupervisor, WorkerProcess
+from tickcast.ops.workers import WorkerPool, WorkerProcess
 from tickcast.producer.publisher import RateLimiter, TickPublisher
 from tickcast.producer.settings import ProducerSettings
 from tickcast.producer.synthetic import SyntheticFeed, make_dynamics, symbol_names
@@ -297,13 +297,13 @@ class Processor(ABC):
 
 
 class WorkerSet(Processor):
-    """``python -m tickcast worker`` children via :class:`LocalSupervisor`; progress from each one's /stats."""
+    """``python -m tickcast worker`` children via :class:`WorkerPool`; progress from each one's /stats."""
 
     kind = "worker"
 
     def __init__(self, pipeline: Pipeline, extra_env: dict[str, str] | None = None) -> None:
         super().__init__(pipeline)
-        self.supervisor = LocalSupervisor(
+        self.supervisor = WorkerPool(
             env={**pipeline.env(), **(extra_env or {})}, log_dir=pipeline.log_dir, name_prefix="worker"
         )
         self._last_handled: dict[str, int] = {}

@@ -9,15 +9,18 @@ from pathlib import Path
 
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-TRADES_FILE = SHARED_DATA / "lean" / "tick_trades.csv.gz"
+from tickcast.testing.data import DataMissing, DataSettings, trades_file
 
 
 def require_trades_file() -> Path:
-    """The real trades file, or skip the test saying why it is missing."""
-    if not TRADES_FILE.is_file():
-        pytest.skip(f"real market data not available: {TRADES_FILE} is absent (see ../shared/data/README.md)")
-    return TRADES_FILE
+    """The real trades file; without it, skip saying why, except in CI (``CI=true``), where it fails."""
+    settings = DataSettings()
+    try:
+        return trades_file(settings)
+    except DataMissing as exc:
+        if settings.ci:
+            pytest.fail(f"{exc}; CI must run the real-data tests", pytrace=False)
+        pytest.skip(str(exc))
 
 
 @pytest.fixture(scope="session")

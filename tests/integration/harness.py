@@ -13,7 +13,7 @@ from typing import Any
 from tests.conftest import base_env
 from tickcast.common.kafka import ensure_topics, wait_for_broker
 from tickcast.common.records import Prediction
-from tickcast.ops.supervisor import LocalSupervisor, WorkerProcess
+from tickcast.ops.workers import WorkerPool, WorkerProcess
 from tickcast.producer.publisher import TickPublisher
 from tickcast.producer.settings import ProducerSettings
 from tickcast.subscriber.reader import PredictionReader, Received
@@ -28,7 +28,7 @@ class Pipeline:
     partitions: int = 8
     model: str = "linear"
     extra_env: dict[str, str] = field(default_factory=dict)
-    supervisor: LocalSupervisor | None = None
+    supervisor: WorkerPool | None = None
 
     @property
     def ticks_topic(self) -> str:
@@ -73,7 +73,7 @@ class Pipeline:
 
     def start_workers(self, count: int) -> list[WorkerProcess]:
         if self.supervisor is None:
-            self.supervisor = LocalSupervisor(env=self.env(), log_dir=self.log_dir, name_prefix=f"w{self.unique[:4]}")
+            self.supervisor = WorkerPool(env=self.env(), log_dir=self.log_dir, name_prefix=f"w{self.unique[:4]}")
         return [self.supervisor.start_one() for _ in range(count)]
 
     def publisher(self, **overrides: Any) -> TickPublisher:

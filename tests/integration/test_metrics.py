@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.integration.harness import Pipeline, wait_for_assignment
 from tests.unit.test_deploy import referenced_metric_names
 from tickcast.common.topics import symbol_key
-from tickcast.ops.supervisor import WorkerProcess
+from tickcast.ops.workers import WorkerProcess
 from tickcast.producer.synthetic import SyntheticFeed, symbol_names
 
 pytestmark = pytest.mark.integration

@@ -19,7 +19,7 @@ from tickcast.common.processes import current_env
 from tickcast.common.records import Tick
 from tickcast.common.settings import CommonSettings
 from tickcast.demo.view import LiveStats
-from tickcast.ops.supervisor import LocalSupervisor
+from tickcast.ops.workers import WorkerPool
 from tickcast.producer.publisher import TickPublisher, publish_all
 from tickcast.producer.settings import ProducerSettings
 from tickcast.producer.synthetic import SyntheticFeed, symbol_names
@@ -59,7 +59,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
     console = console or Console()
     options.log_dir.mkdir(parents=True, exist_ok=True)
     broker = EmbeddedBroker(log_file=options.log_dir / "broker.log")
-    supervisor: LocalSupervisor | None = None
+    supervisor: WorkerPool | None = None
     stop_feed = threading.Event()
     sent = [0]
     stats = LiveStats()
@@ -84,7 +84,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
             # One key per demo run: the workers trust each other's snapshots and nobody else's.
             "TICKCAST_SNAPSHOT_KEY": secrets.token_hex(16),
         }
-        supervisor = LocalSupervisor(env=env, log_dir=options.log_dir)
+        supervisor = WorkerPool(env=env, log_dir=options.log_dir)
         supervisor.scale(options.workers)
         console.print(
             f"broker {broker.bootstrap_servers} (pid {broker.pid}); {options.workers} workers starting "

@@ -46,7 +46,7 @@ from tickcast.ops.autoscale import (
     recent_samples,
 )
 from tickcast.ops.lag import LagReport
-from tickcast.ops.supervisor import LocalSupervisor, WorkerProcess
+from tickcast.ops.workers import WorkerPool, WorkerProcess
 
 log = structlog.get_logger("tickcast.scaler")
 
@@ -332,7 +332,7 @@ class _Supervision:
         self, state_dir: Path, env: dict[str, str], desired: int, stop_grace_s: float, name_prefix: str
     ) -> None:
         self.state_dir = state_dir
-        self.local = LocalSupervisor(env=env, log_dir=state_dir / LOG_DIR, name_prefix=name_prefix)
+        self.local = WorkerPool(env=env, log_dir=state_dir / LOG_DIR, name_prefix=name_prefix)
         self.desired = desired
         self.request_id: str | None = None
         self.stop_grace_s = stop_grace_s

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import require_trades_file
 from tickcast.common.records import Tick
 from tickcast.producer.replay import (
     ColumnMapping,
@@ -29,7 +30,6 @@ OPEN_2013_10_07_UTC_MS = 1_381_152_600_000  # 2013-10-07T13:30:00Z = 09:30 New Y
 NY = ColumnMapping(timezone="America/New_York", venue="exchange", condition="condition")
 HEADER = "ts_et,symbol,price,size,exchange,condition\n"
 GOOD = "2013-10-07T09:30:00,SPY,167.41,100,P,20002000\n"
-REAL_FILE = Path(__file__).resolve().parents[3] / "shared/data/lean/tick_trades.csv.gz"
 
 
 def write(tmp_path: Path, text: str, name: str = "ticks.csv") -> Path:
@@ -425,9 +425,8 @@ def test_arbitrary_bytes_yield_items_or_raise_replay_error_only(tmp_path: Path, 
 
 
 def test_first_50k_rows_of_the_real_lean_sample_are_all_valid_ticks() -> None:
-    if not REAL_FILE.exists():
-        pytest.skip(f"sample data not present at {REAL_FILE} (../shared/data relative to the project root)")
-    items = list(itertools.islice(read_ticks(REAL_FILE, NY), 50_000))
+    real_file = require_trades_file()
+    items = list(itertools.islice(read_ticks(real_file, NY), 50_000))
     errors = Counter(item.reason for item in items if isinstance(item, RowError))
     assert len(items) == 50_000
     assert errors == Counter(), [str(item) for item in items if isinstance(item, RowError)][:5]

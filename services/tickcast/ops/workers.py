@@ -27,7 +27,7 @@ class WorkerProcess:
 
 
 @dataclass
-class LocalSupervisor:
+class WorkerPool:
     """Starts ``tickcast worker`` children with a shared environment; each gets its own id, web port and log.
 
     ``env`` carries the ``TICKCAST_*`` settings every worker shares (bootstrap servers, topics, group).

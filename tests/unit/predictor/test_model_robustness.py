@@ -18,13 +18,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import require_trades_file
 from tickcast.common.records import Lineage, Tick
 from tickcast.predictor.evaluate import evaluate
 from tickcast.predictor.forecaster import Forecaster
 from tickcast.predictor.models import DEFAULT_MODEL, MODELS, model_spec
 from tickcast.producer.synthetic import SyntheticFeed, symbol_names
 
-TRADES_FILE = Path(__file__).resolve().parents[3] / "shared/data/lean/tick_trades.csv.gz"
 REAL_TICKS_PER_SYMBOL = 15_000
 REAL_SYMBOLS = ("SPY", "BAC", "AIG", "IBM")
 
@@ -96,9 +96,8 @@ def first_ticks_per_symbol(path: Path, per_symbol: int) -> Iterator[Tick]:
 
 @pytest.mark.timeout(120)
 def test_default_model_beats_persistence_on_each_real_instrument() -> None:
-    if not TRADES_FILE.is_file():
-        pytest.skip(f"real trades file absent: {TRADES_FILE} (see shared/data/README.md)")
-    report = evaluate(first_ticks_per_symbol(TRADES_FILE, REAL_TICKS_PER_SYMBOL), [DEFAULT_MODEL])
+    trades_file = require_trades_file()
+    report = evaluate(first_ticks_per_symbol(trades_file, REAL_TICKS_PER_SYMBOL), [DEFAULT_MODEL])
     model = report.model(DEFAULT_MODEL)
     assert [s.symbol for s in model.symbols] == sorted(REAL_SYMBOLS)
     for score in model.symbols:
