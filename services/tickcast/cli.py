@@ -285,8 +285,8 @@ def evaluate(
 
     from rich.console import Console
 
-    from tickcast.predictor.evaluate import evaluate as run_evaluation
-    from tickcast.predictor.evaluate import plot_skill
+    from tickcast.evaluation import evaluate as run_evaluation
+    from tickcast.evaluation.plot import plot_skill
     from tickcast.predictor.models import MODELS
     from tickcast.producer.replay import ReplayError, ReplaySummary, read_ticks
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from tickcast.common.records import Tick
-from tickcast.predictor.evaluate import OVERALL, EvaluationReport, evaluate, plot_skill
+from tickcast.evaluation import OVERALL, EvaluationReport, evaluate
+from tickcast.evaluation.plot import plot_skill
 from tickcast.predictor.features import MIN_TICKS_FOR_OUTLIERS
 
 PRICES = [100.0, 100.01, 100.0, 100.0, 100.01, 100.02]

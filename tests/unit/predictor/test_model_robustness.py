@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import require_trades_file
 from tickcast.common.records import Lineage, Tick
-from tickcast.predictor.evaluate import evaluate
+from tickcast.evaluation import evaluate
 from tickcast.predictor.forecaster import Forecaster
 from tickcast.predictor.models import DEFAULT_MODEL, MODELS, model_spec
 from tickcast.producer.synthetic import SyntheticFeed, symbol_names

@@ -28,7 +28,7 @@ Every model gets its own ``Forecaster`` and sees the same ticks in the same orde
 * **ticks/s** is ticks divided by the wall time spent inside ``Forecaster.process`` only.
 
 Cumulative clean skill is recorded every ``checkpoint_every`` scored ticks of a symbol, for
-:func:`plot_skill`.
+:func:`tickcast.evaluation.plot.plot_skill`.
 """
 
 from __future__ import annotations
@@ -38,8 +38,7 @@ import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tickcast.common.records import Lineage, Tick
 from tickcast.predictor.forecaster import FLAG_OUTLIER, READY, Forecaster
@@ -48,7 +47,7 @@ from tickcast.predictor.models import ModelSpec, model_spec
 if TYPE_CHECKING:
     from rich.table import Table
 
-__all__ = ["EvaluationReport", "ModelReport", "Score", "SkillPoint", "evaluate", "plot_skill"]
+__all__ = ["EvaluationReport", "ModelReport", "Score", "SkillPoint", "evaluate"]
 
 OVERALL = "ALL"
 """The pseudo-symbol under which sums over every symbol are reported."""
@@ -378,43 +377,3 @@ def _report(run: _ModelRun) -> ModelReport:
         symbols=scores,
         series=series,
     )
-
-
-def plot_skill(report: EvaluationReport, path: str | Path) -> Path:
-    """Draw cumulative clean skill against each symbol's tick count, one panel per symbol, to ``path``.
-
-    Needs matplotlib; the Agg canvas is used directly, so no display and no global backend switch.
-
-    >>> import tempfile
-    >>> from tickcast.common.records import Tick
-    >>> ticks = [Tick("X", 10.0 + (i % 3) / 100, 1.0, i) for i in range(300)]
-    >>> with tempfile.TemporaryDirectory() as d:
-    ...     out = plot_skill(evaluate(ticks, ["mean-reversion"], checkpoint_every=50), Path(d, "skill.png"))
-    ...     out.stat().st_size > 0
-    True
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    path = Path(path)
-    symbols = sorted({s for model in report.models for s in model.series})
-    columns = min(2, max(1, len(symbols)))
-    rows = max(1, math.ceil(len(symbols) / columns))
-    figure = Figure(figsize=(6.0 * columns, 3.2 * rows), layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.subplots(rows, columns, squeeze=False)
-    for index, symbol in enumerate(symbols):
-        ax: Any = axes[index // columns][index % columns]
-        for model in report.models:
-            points = [p for p in model.series.get(symbol, []) if p.skill is not None]
-            if points:
-                ax.plot([p.ticks for p in points], [p.skill for p in points], label=model.name, linewidth=1.2)
-        ax.axhline(0.0, color="grey", linewidth=0.8, linestyle="--")
-        ax.set_title(symbol)
-        ax.set_xlabel("ticks")
-        ax.set_ylabel("cumulative RMSE skill (clean)")
-        ax.legend(fontsize="small")
-    for index in range(len(symbols), rows * columns):
-        axes[index // columns][index % columns].set_visible(False)
-    figure.savefig(path, dpi=110)
-    return path
