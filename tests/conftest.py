@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tickcast.testing.data import DataMissing, DataSettings, trades_file
+from tickcast.testing.pipeline import new_unique
+
+if TYPE_CHECKING:
+    from tickcast.broker.embedded import EmbeddedBroker
 
 
 def require_trades_file() -> Path:
@@ -24,7 +27,7 @@ def require_trades_file() -> Path:
 
 
 @pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
     """A Tansu broker on a free loopback port for the whole session (memory-only: nothing leaks between runs)."""
     from tickcast.broker.embedded import EmbeddedBroker
 
@@ -36,9 +39,4 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 @pytest.fixture
 def unique() -> str:
     """A short id that keeps this test's topics and consumer groups apart from every other test's."""
-    return uuid.uuid4().hex[:10]
-
-
-def base_env() -> dict[str, str]:
-    """The parent's environment minus any TICKCAST_* a developer has exported, so tests configure everything."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("TICKCAST_")}
+    return new_unique()

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import Pipeline
+from tickcast.broker.embedded import EmbeddedBroker
+from tickcast.testing.pipeline import Pipeline
 
 
 @pytest.fixture
-def pipeline(broker: object, unique: str, tmp_path: Path) -> Iterator[Pipeline]:
+def pipeline(broker: EmbeddedBroker, unique: str, tmp_path: Path) -> Iterator[Pipeline]:
     """Topics created, no worker yet; every worker the test starts is stopped afterwards."""
-    running = Pipeline(bootstrap_servers=broker.bootstrap_servers, unique=unique, log_dir=tmp_path / "workers")  # type: ignore[attr-defined]
+    running = Pipeline(bootstrap_servers=broker.bootstrap_servers, unique=unique, log_dir=tmp_path / "workers")
     running.create_topics()
     yield running
     running.stop()

@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_trades_file
-from tests.integration.harness import Pipeline, collect, predictions_of, worker_stats
 from tickcast.common.contracts import frame
 from tickcast.common.records import Tick
 from tickcast.common.settings import CommonSettings
 from tickcast.ops.dlq import read_dead_letters
+from tickcast.testing.pipeline import Pipeline
+from tickcast.testing.reading import collect, predictions_of
+from tickcast.testing.stats import worker_stats
 
 pytestmark = pytest.mark.integration
 

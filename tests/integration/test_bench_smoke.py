@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from tickcast.testing.data import REPO_ROOT
+
 pytestmark = pytest.mark.integration
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 TICKS = 1000
 
 

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import Pipeline, collect, predictions_of, wait_for_assignment, worker_stats
 from tickcast.common.records import Prediction, Tick
 from tickcast.producer.publisher import TickPublisher, publish_all
 from tickcast.producer.synthetic import SyntheticFeed, symbol_names
+from tickcast.testing.pipeline import Pipeline, wait_for_assignment
+from tickcast.testing.reading import collect, predictions_of
+from tickcast.testing.stats import worker_stats
 
 pytestmark = pytest.mark.integration
 
@@ -194,7 +196,7 @@ def test_tampered_and_foreign_snapshots_are_refused_without_crashing(pipeline: P
     producer.produce(snapshots_topic, key=b"KO", value=b"pickle me")
     assert producer.flush(30) == 0
 
-    pipeline.supervisor = None
+    pipeline.pool = None
     replacement = pipeline.start_workers(1)[0]
     wait_for_assignment(pipeline, [replacement])
     stats = worker_stats(replacement)

@@ -9,11 +9,12 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.harness import Pipeline, wait_for_assignment
 from tests.unit.test_deploy import referenced_metric_names
 from tickcast.common.topics import symbol_key
 from tickcast.ops.workers import WorkerProcess
 from tickcast.producer.synthetic import SyntheticFeed, symbol_names
+from tickcast.testing.pipeline import Pipeline, wait_for_assignment
+from tickcast.testing.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -59,26 +60,28 @@ def test_metrics_page_exports_what_alerts_and_dashboard_need(pipeline: Pipeline)
     assert publisher.close() == 0 and publisher.stats.delivered == TICKS + BAD
 
     # Done = every record counted and, with nothing left to read, no lag on any partition.
-    deadline = time.monotonic() + 90
-    last: tuple[str, Samples] | None = None
-    while time.monotonic() < deadline:
-        if not worker.alive:
-            raise AssertionError(f"worker exited early:\n{pipeline.worker_logs()}")
-        last = scrape(worker) or last
-        if last is not None:
-            samples = last[1]
-            lag = [v for (name, _), v in samples.items() if name == "tickcast_consumer_lag"]
-            if value(samples, "tickcast_ticks_total") == TICKS + BAD and lag and sum(lag) == 0:
-                break
-        time.sleep(0.2)  # polling interval of a deadline loop
-    else:
-        seen = {k: v for k, v in (last[1] if last else {}).items() if not k[0].endswith("_bucket")}
-        raise AssertionError(
-            f"/metrics did not show {TICKS + BAD} ticks with zero lag within 90 s; last scrape: {seen}\n"
-            f"{pipeline.worker_logs()}"
-        )
+    last: list[tuple[str, Samples]] = []
 
-    content_type, samples = last
+    def counted_and_caught_up() -> bool:
+        scraped = scrape(worker)
+        if scraped is None:
+            return False
+        last[:] = [scraped]
+        lag = [v for (name, _), v in scraped[1].items() if name == "tickcast_consumer_lag"]
+        return value(scraped[1], "tickcast_ticks_total") == TICKS + BAD and bool(lag) and sum(lag) == 0
+
+    def last_scrape() -> str:
+        seen = {k: v for k, v in (last[0][1] if last else {}).items() if not k[0].endswith("_bucket")}
+        return f"last scrape: {seen}\n{pipeline.worker_logs()}"
+
+    wait_for(
+        counted_and_caught_up,
+        90,
+        f"/metrics to show {TICKS + BAD} ticks with zero lag",
+        check=pipeline.check_workers_alive,
+        diagnostics=last_scrape,
+    )
+    content_type, samples = last[0]
     assert content_type.startswith("text/plain; version=0.0.4"), content_type
     exported = {name for name, _ in samples}
     missing = sorted(referenced_metric_names() - exported)

@@ -9,20 +9,22 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import Pipeline
 from tickcast.common.processes import spawn, stop
 from tickcast.common.topics import partition_for, symbol_key
 from tickcast.ops.lag import LagReader, LagReport, fetch_stats
 from tickcast.ops.scaler import SupervisorStatus, read_status
 from tickcast.producer.publisher import RateLimiter
 from tickcast.producer.synthetic import SyntheticFeed, symbol_names
+from tickcast.testing.pipeline import Pipeline
+from tickcast.testing.stats import Assignment, split_once, wait_for_split
+from tickcast.testing.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -81,11 +83,16 @@ class Ops:
         # The autoscaler first, so it does not scale a supervisor that is shutting down.
         for name in sorted(self.processes, key=lambda n: n != "autoscale"):
             stop(self.processes[name], grace_s=90)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and any(_alive(pid) for pid in self.worker_pids):
-            time.sleep(0.2)  # polling interval of a deadline loop
-        leftover = [pid for pid in self.worker_pids if _alive(pid)]
-        assert not leftover, f"workers {leftover} outlived their supervisor"
+
+        def leftover() -> list[int]:
+            return [pid for pid in self.worker_pids if _alive(pid)]
+
+        wait_for(
+            lambda: not leftover(),
+            30,
+            "the workers to exit with their supervisor",
+            diagnostics=lambda: f"workers {leftover()} outlived their supervisor",
+        )
 
 
 def _alive(pid: int) -> bool:
@@ -105,40 +112,27 @@ def ops(pipeline: Pipeline, tmp_path: Path) -> Iterator[Ops]:
         running.stop_all()
 
 
-def poll(condition: Callable[[], bool], timeout_s: float, what: str, diagnostics: Callable[[], str]) -> None:
-    """Poll until ``condition()``; fail saying what did not happen, with the processes' output."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"within {timeout_s:.0f}s, {what} did not happen\n{diagnostics()}")
-        time.sleep(0.3)  # polling interval of a deadline loop
-
-
-def split_among(ops: Ops, count: int) -> dict[str, list[int]] | None:
-    """worker -> partitions if exactly ``count`` workers run and share every partition, each owning some."""
+def owners(ops: Ops, count: int) -> Assignment | None:
+    """worker -> partitions once exactly ``count`` workers run and all answer on ``/stats``."""
     status = ops.status()
     if status is None or not status.converged(count):
         return None
     stats = {w.id: fetch_stats(w.stats_url) for w in status.workers}
     if any(s is None for s in stats.values()):
         return None
-    owned = {wid: list(s["assigned_partitions"]) for wid, s in stats.items() if s is not None}
-    everything = sorted(p for parts in owned.values() for p in parts)
-    if everything != list(range(ops.pipeline.partitions)) or not all(owned.values()):
-        return None
-    return owned
+    return {wid: list(s["assigned_partitions"]) for wid, s in stats.items() if s is not None}
 
 
-def wait_for_split(ops: Ops, count: int, timeout_s: float = 120.0) -> dict[str, list[int]]:
-    seen: list[dict[str, list[int]] | None] = [None]
+def split_among(ops: Ops, count: int) -> bool:
+    """Exactly ``count`` workers run and share every partition, each owning some."""
+    owned = owners(ops, count)
+    return owned is not None and split_once(owned, ops.pipeline.partitions)
 
-    def check() -> bool:
-        seen[0] = split_among(ops, count)
-        return seen[0] is not None
 
-    poll(check, timeout_s, f"{count} workers sharing all {ops.pipeline.partitions} partitions", ops.diagnostics)
-    assert seen[0] is not None
-    return seen[0]
+def wait_for_workers(ops: Ops, count: int, timeout_s: float = 120.0) -> Assignment:
+    return wait_for_split(
+        lambda: owners(ops, count), ops.pipeline.partitions, f"{count} workers", timeout_s, diagnostics=ops.diagnostics
+    )
 
 
 @dataclass
@@ -214,7 +208,12 @@ def test_lag_counts_a_backlog_per_partition_and_reaches_zero_once_a_worker_drain
             last[:] = [reader.read([url])]
             return last[0].total_lag == 0 and all(p.committed == p.end for p in last[0].partitions)
 
-        poll(drained, 120, "the lag falling to 0 after a worker started", lambda: f"{last}\n{pipeline.worker_logs()}")
+        wait_for(
+            drained,
+            120,
+            "the lag falling to 0 after a worker started",
+            diagnostics=lambda: f"{last}\n{pipeline.worker_logs()}",
+        )
         assert last[0].owners_known and {p.owner for p in last[0].partitions} == {worker.worker_id}
         assert last[0].total_position == len(ticks)
     finally:
@@ -224,18 +223,18 @@ def test_lag_counts_a_backlog_per_partition_and_reaches_zero_once_a_worker_drain
 def test_scale_up_and_down_changes_the_group_members_and_every_tick_is_answered(pipeline: Pipeline, ops: Ops) -> None:
     state = str(ops.state_dir)
     ops.start("supervise", "supervise", "--workers", "1", "--state-dir", state)
-    first = wait_for_split(ops, 1)
+    first = wait_for_workers(ops, 1)
     feed = Feed(pipeline, rate=80).start()
 
     up = ops.run("scale", "3", "--state-dir", state)
     assert up.returncode == 0, f"{up.stderr}\n{ops.diagnostics()}"
     assert "desired 3, running 3, ready 3" in up.stdout
-    three = wait_for_split(ops, 3)
+    three = wait_for_workers(ops, 3)
     assert set(first) < set(three)
 
     down = ops.run("scale", "1", "--state-dir", state)
     assert down.returncode == 0, f"{down.stderr}\n{ops.diagnostics()}"
-    one = wait_for_split(ops, 1)
+    one = wait_for_workers(ops, 1)
     assert set(one) == set(first), "scaling down should stop the newest workers and keep the first"
     sent = feed.stop()
 
@@ -243,16 +242,21 @@ def test_scale_up_and_down_changes_the_group_members_and_every_tick_is_answered(
     expected = {(p, offset) for p, n in feed.per_partition.items() for offset in range(n)}
     answered: set[tuple[int, int]] = set()
     reader = pipeline.reader()
+
+    def all_answered() -> bool:
+        for record in reader.poll(timeout_s=0.5):
+            if record.prediction is not None:
+                answered.add((record.prediction.source_partition, record.prediction.source_offset))
+        return expected <= answered
+
+    def unanswered() -> str:
+        missing = sorted(expected - answered)
+        return f"{len(missing)} of {sent} ticks got no prediction, e.g. {missing[:10]}\n{ops.diagnostics()}"
+
     try:
-        deadline = time.monotonic() + 120
-        while not expected <= answered and time.monotonic() < deadline:
-            for record in reader.poll(timeout_s=0.5):
-                if record.prediction is not None:
-                    answered.add((record.prediction.source_partition, record.prediction.source_offset))
+        wait_for(all_answered, 120, f"a prediction for each of {sent} ticks", diagnostics=unanswered, interval_s=0)
     finally:
         reader.close()
-    missing = sorted(expected - answered)
-    assert not missing, f"{len(missing)} of {sent} ticks got no prediction, e.g. {missing[:10]}\n{ops.diagnostics()}"
 
 
 def test_autoscale_scales_up_on_a_burst_and_back_down_after_it(pipeline: Pipeline, ops: Ops, tmp_path: Path) -> None:
@@ -268,18 +272,25 @@ def test_autoscale_scales_up_on_a_burst_and_back_down_after_it(pipeline: Pipelin
         *("autoscale", "--schedule", str(config), "--state-dir", state, "--interval", "1"),
         *("--up-cooldown", "2", "--down-cooldown", "6", "--max", "3"),
     )
-    wait_for_split(ops, 1)
-    poll(lambda: "hold at 1" in ops.output("autoscale", tail=None), 60, "a first decision (hold at 1)", ops.diagnostics)
+    wait_for_workers(ops, 1)
+    wait_for(
+        lambda: "hold at 1" in ops.output("autoscale", tail=None),
+        60,
+        "a first decision (hold at 1)",
+        diagnostics=ops.diagnostics,
+    )
 
     # One record per batch keeps the lag exact on Tansu, so a rebalance pause reads as growing lag, not as 0.
     feed = Feed(pipeline, rate=250, overrides=dict(ONE_RECORD_PER_BATCH)).start()
     try:
-        poll(lambda: split_among(ops, 3) is not None, 120, "a scale-up to 3 workers during the burst", ops.diagnostics)
+        wait_for(
+            lambda: split_among(ops, 3), 120, "a scale-up to 3 workers during the burst", diagnostics=ops.diagnostics
+        )
     finally:
         feed.stop()
     burst_over = datetime.now(UTC)
 
-    poll(lambda: split_among(ops, 1) is not None, 120, "a scale-down to 1 worker after the burst", ops.diagnostics)
+    wait_for(lambda: split_among(ops, 1), 120, "a scale-down to 1 worker after the burst", diagnostics=ops.diagnostics)
     decisions = [line for line in ops.output("autoscale", tail=None).splitlines() if line[:4].isdigit()]
     ups = [line for line in decisions if " up " in line]
     downs = [line for line in decisions if " down " in line]

@@ -6,12 +6,13 @@ from collections import defaultdict
 
 import pytest
 
-from tests.integration.harness import Pipeline, collect, predictions_of, wait_for_assignment
 from tickcast.common.records import Lineage
 from tickcast.common.topics import partition_for, symbol_key
 from tickcast.predictor.forecaster import Forecaster
 from tickcast.predictor.models import model_spec
 from tickcast.producer.synthetic import SyntheticFeed, symbol_names
+from tickcast.testing.pipeline import Pipeline, wait_for_assignment
+from tickcast.testing.reading import collect, predictions_of
 
 pytestmark = pytest.mark.integration
 

@@ -1,0 +1,23 @@
+"""The environment a child of a test or bench run starts from: the parent's, minus tickcast's own settings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from tickcast.common.processes import current_env
+
+#: Settings a developer may have exported: tickcast's own (``TICKCAST_*``) and Faust's (``F_*``, ``FAUST_*``).
+#: A run sets every one it needs, so none of them may leak in from the shell that started it.
+OWN_PREFIXES = ("TICKCAST_", "F_", "FAUST_")
+
+
+def base_env(parent: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``parent`` (this process's environment by default) without :data:`OWN_PREFIXES` variables.
+
+    >>> base_env({"PATH": "/bin", "TICKCAST_MODEL": "ewma", "F_DATADIR": "/x", "FAUST_DEBUG": "1"})
+    {'PATH': '/bin'}
+    """
+    # current_env() is the one place that reads os.environ: children still need PATH, HOME, proxies and
+    # the like, which no settings class describes.
+    source = current_env() if parent is None else parent
+    return {name: value for name, value in source.items() if not name.startswith(OWN_PREFIXES)}
