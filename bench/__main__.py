@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import platform
 import shlex
 import subprocess
@@ -25,10 +24,11 @@ from typing import Any
 
 from bench import charts, latency, memory, model_cost, rebalance, scaleout, throughput
 from bench.core import Context, Options, Scenario, ScenarioResult, timed
-from bench.infra import REPO_ROOT, load_average
 from bench.report import print_scenario, render_markdown, write_json
+from bench.sampling import available_cpus, load_average
 from tickcast.broker.embedded import EmbeddedBroker
 from tickcast.common.logging import configure_logging
+from tickcast.testing.data import REPO_ROOT
 
 SCENARIOS: dict[str, Scenario] = {
     "throughput": throughput.run,
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         "scenarios": names,
         "quick": args.quick,
         "options": asdict(options),
-        "cpus": len(os.sched_getaffinity(0)),
+        "cpus": available_cpus(),
         "load_before": load_average(),
         "python": platform.python_version(),
         "platform": platform.platform(),

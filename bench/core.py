@@ -1,4 +1,4 @@
-"""Options, the per-run context and the result shape every scenario returns."""
+"""Options, the per-run context, the result shape every scenario returns, and how a scenario fails."""
 
 from __future__ import annotations
 
@@ -6,9 +6,44 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from bench.infra import load_average
+from bench.sampling import load_average
+from tickcast.testing.pipeline import Pipeline, new_unique
+
+#: Workers save state only when they have a key; a fixed one is enough for a private bench broker.
+BENCH_SNAPSHOT_KEY = "bench-snapshot-key"
+
+
+class BenchError(Exception):
+    """A scenario could not be measured: a process died or a phase failed. The message says which."""
+
+
+#: What a scenario that could not be measured raises: its own errors, and a wait whose deadline passed.
+UNMEASURED = (BenchError, TimeoutError)
+
+
+class Reporting(Protocol):
+    """A scenario's helper thread that keeps the error it died of for the scenario to raise."""
+
+    name: str
+    error: BaseException | None
+
+
+def raise_if_failed(label: str, *threads: Reporting | None) -> None:
+    """Raise :class:`BenchError` for the first of ``threads`` (started or not yet: None) that failed."""
+    for thread in threads:
+        if thread is not None and thread.error is not None:
+            raise BenchError(f"{label}: {thread.name} failed: {thread.error!r}")
+
+
+def hold(seconds: float, check: Callable[[], None] | None = None) -> None:
+    """Let a scenario phase run for ``seconds`` (a measurement window, not a wait for an event)."""
+    end = time.monotonic() + seconds
+    while (remaining := end - time.monotonic()) > 0:
+        if check is not None:
+            check()
+        time.sleep(min(0.2, remaining))  # pacing the scenario's timeline
 
 
 @dataclass(frozen=True)
@@ -58,6 +93,26 @@ class Context:
     broker_pid: int
     work_dir: Path
     options: Options
+
+    def pipeline(self, label: str, model: str | None = None, snapshots: bool = False) -> Pipeline:
+        """A private pipeline for one run, its topics created: fresh topics and group, logs in their own folder.
+
+        Workers checkpoint their state (as in production) only with ``snapshots``; the plain loop has no
+        state to save.
+        """
+        unique = new_unique()
+        pipeline = Pipeline(
+            bootstrap_servers=self.bootstrap_servers,
+            unique=unique,
+            log_dir=self.work_dir / f"{label}-{unique}",
+            partitions=self.options.partitions,
+            model=model or self.options.model,
+            extra_env={"TICKCAST_SNAPSHOT_KEY": BENCH_SNAPSHOT_KEY} if snapshots else {},
+            group_prefix=f"bench-{label}",
+            worker_prefix="worker",
+        )
+        pipeline.create_topics()
+        return pipeline
 
 
 @dataclass

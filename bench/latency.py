@@ -14,20 +14,13 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from bench.core import Context, Row, ScenarioResult, at_most, ratio
-from bench.infra import (
-    BenchError,
-    CpuSampler,
-    LiveTap,
-    PacedFeed,
-    Pipeline,
-    Processor,
-    Seen,
-    make_processor,
-    percentile,
-    prime,
-    wait_for,
-)
+from bench.core import UNMEASURED, BenchError, Context, Row, ScenarioResult, at_most, raise_if_failed, ratio
+from bench.feeds import PacedFeed, prime
+from bench.measures import percentile
+from bench.processors import Processor, make_processor
+from bench.sampling import CpuSampler
+from bench.taps import LiveTap, Seen
+from tickcast.testing.waiting import wait_for
 
 TARGET_RATE = 500.0
 TARGET_P99_MS = 25.0
@@ -38,8 +31,7 @@ KINDS = ("plain", "worker")
 def measure(context: Context, kind: str, rate: float) -> dict[str, Any]:
     options = context.options
     label = f"latency-{kind}-{rate:g}"
-    pipeline = Pipeline(context.bootstrap_servers, context.work_dir, label, options.partitions, options.model)
-    pipeline.create_topics()
+    pipeline = context.pipeline(label)
     processor: Processor = make_processor(kind, pipeline)
     sampler = CpuSampler()
     sampler.watch("broker", context.broker_pid)
@@ -49,9 +41,7 @@ def measure(context: Context, kind: str, rate: float) -> dict[str, Any]:
 
     def check() -> None:
         processor.check_alive()
-        for thread in (feed, tap):
-            if thread is not None and thread.error is not None:
-                raise BenchError(f"{label}: {thread.name} failed: {thread.error!r}")
+        raise_if_failed(label, feed, tap)
 
     try:
         processor.start(1)
@@ -63,16 +53,15 @@ def measure(context: Context, kind: str, rate: float) -> dict[str, Any]:
         primed = prime(pipeline, live.answered, options.symbols, feed.seed, check)
         sampler.start()
         feed.start()
-        wait_for(lambda: not feed.is_alive(), total_s + 60, f"{label}: the paced feed to finish", 0.2, check)
+        wait_for(lambda: not feed.is_alive(), total_s + 60, f"{label}: the paced feed to finish", check=check)
         check()
         wait_for(
             lambda: live.answered() >= primed + feed.sent,
             60 + feed.sent / 200,
             f"{label}: every tick answered",
-            0.2,
-            check,
+            check=check,
         )
-    except BenchError as exc:
+    except UNMEASURED as exc:
         raise BenchError(f"{exc}\n{processor.logs()}") from exc
     finally:
         feed.stop()

@@ -19,8 +19,9 @@ import sys
 import time
 from typing import Any
 
-from bench.core import Context, Row, ScenarioResult, at_most
-from bench.infra import REPO_ROOT, BenchError, rss_bytes
+from bench.core import BenchError, Context, Row, ScenarioResult, at_most
+from bench.sampling import rss_bytes
+from tickcast.testing.data import REPO_ROOT
 
 TARGET_KB_PER_SYMBOL = 20.0
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bench.core import Context, Row, ScenarioResult
-from bench.infra import BenchError
+from bench.core import BenchError, Context, Row, ScenarioResult
 from bench.throughput import drain
 from tickcast.common.contracts import AvroCodec, load_schema, open_schema_store
 from tickcast.common.contracts.base import TICK_SCHEMA_FILE

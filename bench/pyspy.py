@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.infra import BenchError
+from bench.core import BenchError
 from tickcast.common.processes import spawn, stop
 
 #: Leaf-frame file fragments -> the layer they belong to, first match wins.

@@ -14,21 +14,14 @@ import time
 from collections import Counter, defaultdict
 from typing import Any
 
-from bench.core import Context, Row, ScenarioResult
-from bench.infra import (
-    BENCH_SNAPSHOT_KEY,
-    SESSION_TIMEOUT_S,
-    BenchError,
-    LiveTap,
-    PacedFeed,
-    Pipeline,
-    Seen,
-    WorkerSet,
-    hold,
-    longest_gap,
-    prime,
-    wait_for,
-)
+from bench.core import UNMEASURED, BenchError, Context, Row, ScenarioResult, hold, raise_if_failed
+from bench.feeds import PacedFeed, prime
+from bench.measures import longest_gap
+from bench.processors import WorkerSet
+from bench.taps import LiveTap, Seen
+from tickcast.testing.pipeline import SESSION_TIMEOUT_S
+from tickcast.testing.stats import worker_stats
+from tickcast.testing.waiting import wait_for
 
 BIN_S = 0.1
 
@@ -36,10 +29,7 @@ BIN_S = 0.1
 def run(context: Context) -> ScenarioResult:
     options = context.options
     # Snapshots on, as in production: the newcomer restores what it takes over, and replays are skipped.
-    pipeline = Pipeline(
-        context.bootstrap_servers, context.work_dir, "rebalance", options.partitions, options.model, BENCH_SNAPSHOT_KEY
-    )
-    pipeline.create_topics()
+    pipeline = context.pipeline("rebalance", snapshots=True)
     workers = WorkerSet(pipeline)
     feed = PacedFeed(pipeline, options.rebalance_rate, options.symbols, limit=None, linger_ms=5)
     tap: LiveTap | None = None
@@ -48,9 +38,7 @@ def run(context: Context) -> ScenarioResult:
 
     def check() -> None:
         workers.check_alive()
-        for thread in (feed, tap):
-            if thread is not None and thread.error is not None:
-                raise BenchError(f"rebalance: {thread.name} failed: {thread.error!r}")
+        raise_if_failed("rebalance", feed, tap)
 
     try:
         workers.start(1)
@@ -67,7 +55,9 @@ def run(context: Context) -> ScenarioResult:
         workers.start(1)
         joiner = workers.workers[1]
         # Process start-up (imports, web server) is separate from the group join that follows it.
-        wait_for(lambda: workers.stats(joiner) is not None, 60, "the second worker's /stats", 0.05, check)
+        wait_for(
+            lambda: worker_stats(joiner) is not None, 60, "the second worker's /stats", check=check, interval_s=0.05
+        )
         events["joiner_up"] = time.time()
         workers.wait_ready(2, timeout_s=120)
         events["join_done"] = time.time()
@@ -86,18 +76,19 @@ def run(context: Context) -> ScenarioResult:
             }
             return set(orphans) <= back
 
-        wait_for(resumed, 120, f"predictions for partitions {orphans} to resume after the kill", 0.1, check)
+        what = f"predictions for partitions {orphans} to resume after the kill"
+        wait_for(resumed, 120, what, check=check, interval_s=0.1)
         events["resumed"] = time.time()
         hold(options.rebalance_settle_s, check)
         feed.stop()
         check()
         events["feed_stopped"] = time.time()
         try:
-            wait_for(lambda: live.answered() >= primed + feed.sent, 60, "every tick to be answered", 0.2, check)
+            wait_for(lambda: live.answered() >= primed + feed.sent, 60, "every tick to be answered", check=check)
             missing = 0
-        except BenchError:
+        except UNMEASURED:
             missing = primed + feed.sent - live.answered()
-    except BenchError as exc:
+    except UNMEASURED as exc:
         raise BenchError(f"{exc}\n{workers.logs()}") from exc
     finally:
         feed.stop()

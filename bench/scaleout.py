@@ -7,10 +7,10 @@ since 50 symbols never hash evenly onto 8 partitions; the second is what the gro
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from bench.core import Context, Row, ScenarioResult, at_least, ratio
+from bench.sampling import available_cpus
 from bench.throughput import best_of
 
 TARGET_TWO_OVER_ONE = 1.7
@@ -26,7 +26,7 @@ def run(context: Context) -> ScenarioResult:
     skew_bound = round(1 / two["largest_process_share"], 3)
     # The best two workers can do with the cores left to them: what the broker and the bench used while two
     # workers drained, taken from the machine, over what one worker used on its own.
-    spare = _cpus() - (two["broker_cores"] or 0.0) - (two["bench_cores"] or 0.0)
+    spare = available_cpus() - (two["broker_cores"] or 0.0) - (two["bench_cores"] or 0.0)
     cpu_bound = round(min(2.0, spare / one["processes_cores"]), 3) if one["processes_cores"] else None
     metrics: dict[str, Any] = {
         "one_worker": one,
@@ -50,8 +50,8 @@ def run(context: Context) -> ScenarioResult:
         Row("bench (tap) CPU, 2 workers", two["bench_cores"], "cores"),
     ]
     notes = [
-        f"Machine has {_cpus()} CPUs shared by broker, workers and anything else running; two workers plus the "
-        "broker need more than two cores to scale."
+        f"Machine has {available_cpus()} CPUs shared by broker, workers and anything else running; two workers "
+        "plus the broker need more than two cores to scale."
     ]
     if whole is not None and whole > skew_bound * 1.05:
         notes.append(
@@ -72,7 +72,3 @@ def run(context: Context) -> ScenarioResult:
         rows=rows,
         notes=notes,
     )
-
-
-def _cpus() -> int:
-    return len(os.sched_getaffinity(0))

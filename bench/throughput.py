@@ -14,18 +14,12 @@ import time
 from collections import Counter
 from typing import Any
 
-from bench.core import Context, Row, ScenarioResult, at_least, ratio
-from bench.infra import (
-    BENCH_SNAPSHOT_KEY,
-    BenchError,
-    CpuSampler,
-    Pipeline,
-    Processor,
-    RecordingTap,
-    make_processor,
-    publish_backlog,
-)
+from bench.core import UNMEASURED, BenchError, Context, Row, ScenarioResult, at_least, ratio
+from bench.feeds import publish_backlog
+from bench.processors import Processor, make_processor
 from bench.pyspy import PySpy, summarise
+from bench.sampling import CpuSampler
+from bench.taps import RecordingTap
 
 TARGET_WORKER_OVER_PLAIN = 0.8
 
@@ -49,9 +43,7 @@ def drain(
         + ("-snapshots" if snapshots else "")
         + ("-profiled" if profile else "")
     )
-    key = BENCH_SNAPSHOT_KEY if snapshots else None
-    pipeline = Pipeline(context.bootstrap_servers, context.work_dir, label, options.partitions, model, key)
-    pipeline.create_topics()
+    pipeline = context.pipeline(label, model, snapshots)
     backlog = publish_backlog(pipeline, ticks, options.symbols)
     processor: Processor = make_processor(kind, pipeline)
     sampler = CpuSampler()
@@ -78,7 +70,7 @@ def drain(
             spy.stop()
         handled_at_end = processor.handled() or ticks
         sampler.stop()
-    except BenchError as exc:
+    except UNMEASURED as exc:
         raise BenchError(f"{exc}\n{processor.logs()}") from exc
     finally:
         if spy is not None:

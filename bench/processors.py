@@ -1,0 +1,169 @@
+"""What turns a pipeline's ticks into predictions: tickcast workers, or the plain loop they are compared with.
+
+Both are one or more processes in the pipeline's consumer group, started with the same ``TICKCAST_*``
+environment and stopped by PID in the scenario's ``finally``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from abc import ABC, abstractmethod
+from typing import IO, Any
+
+from bench.core import BenchError
+from tickcast.common.processes import spawn, stop
+from tickcast.ops.workers import WorkerProcess
+from tickcast.testing.data import REPO_ROOT
+from tickcast.testing.pipeline import Pipeline
+from tickcast.testing.stats import Assignment, assignment_of, wait_for_split, worker_stats
+
+
+class Processor(ABC):
+    """One or more processes in one consumer group that answer the pipeline's ticks."""
+
+    kind: str
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    @abstractmethod
+    def start(self, count: int = 1) -> None: ...
+
+    @abstractmethod
+    def assignment(self) -> Assignment | None:
+        """Process id -> assigned partitions; None while some process does not answer yet."""
+
+    @abstractmethod
+    def handled(self) -> int | None:
+        """Ticks handled so far by all processes; None while some process does not answer."""
+
+    @abstractmethod
+    def pids(self) -> dict[str, int]: ...
+
+    @abstractmethod
+    def check_alive(self) -> None:
+        """Raise :class:`BenchError` if a process exited."""
+
+    @abstractmethod
+    def stop(self) -> None: ...
+
+    def logs(self) -> str:
+        return self.pipeline.worker_logs()
+
+    def wait_ready(self, processes: int, timeout_s: float = 90.0) -> Assignment:
+        """Wait until every partition is owned by exactly one of the ``processes`` processes, each owning some."""
+        owners = f"{processes} {self.kind} process(es)"
+        return wait_for_split(self.assignment, self.pipeline.partitions, owners, timeout_s, check=self.check_alive)
+
+
+class WorkerSet(Processor):
+    """``python -m tickcast worker`` children of the pipeline; progress from each one's ``/stats``."""
+
+    kind = "worker"
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        super().__init__(pipeline)
+        self._last_handled: dict[str, int] = {}
+
+    @property
+    def workers(self) -> list[WorkerProcess]:
+        return self.pipeline.workers
+
+    def start(self, count: int = 1) -> None:
+        self.pipeline.start_workers(count)
+
+    def assignment(self) -> Assignment | None:
+        return assignment_of(self.workers)
+
+    def handled(self) -> int | None:
+        for worker in self.workers:
+            stats = worker_stats(worker)
+            if stats is not None:
+                self._last_handled[worker.worker_id] = int(stats.get("ticks_in", 0))
+        # A killed worker's last count stays in the sum: its ticks were handled (and maybe replayed).
+        return sum(self._last_handled.values()) if self._last_handled else None
+
+    def pids(self) -> dict[str, int]:
+        return {w.worker_id: w.process.pid for w in self.workers}
+
+    def check_alive(self) -> None:
+        for worker in self.workers:
+            if not worker.alive:
+                raise BenchError(f"worker {worker.worker_id} exited with code {worker.process.returncode}")
+
+    def kill(self, worker: WorkerProcess) -> None:
+        """SIGKILL by PID (no goodbye to the group), then forget it."""
+        worker.process.kill()
+        worker.process.wait(timeout=10)
+        self.workers.remove(worker)
+
+    def stop(self) -> None:
+        self.pipeline.stop(grace_s=15.0)
+
+
+class PlainLoopProcess(Processor):
+    """``python -m bench.plain_loop``: one confluent-kafka consume → handle → produce process."""
+
+    kind = "plain"
+    name = "plain-1"
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        super().__init__(pipeline)
+        self.status_file = pipeline.log_dir / "plain-status.json"
+        self.process: subprocess.Popen[bytes] | None = None
+        self._output: IO[bytes] | None = None
+
+    def start(self, count: int = 1) -> None:
+        if count != 1 or self.process is not None:
+            raise BenchError("the plain loop runs as exactly one process")
+        self.pipeline.log_dir.mkdir(parents=True, exist_ok=True)
+        env = self.pipeline.env()
+        # `-m bench.plain_loop` must resolve wherever the bench was started from.
+        python_path = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+        env.update(TICKCAST_WORKER_ID=self.name, PYTHONPATH=python_path)
+        self._output = open(self.pipeline.log_dir / f"{self.name}.log", "ab")  # noqa: SIM115 - closed in stop()
+        self.process = spawn(
+            [sys.executable, "-m", "bench.plain_loop", "--status-file", str(self.status_file)],
+            env=env,
+            output=self._output,
+        )
+
+    def _status(self) -> dict[str, Any] | None:
+        try:
+            loaded: dict[str, Any] = json.loads(self.status_file.read_text())
+            return loaded
+        except (OSError, json.JSONDecodeError):
+            return None
+
+    def assignment(self) -> Assignment | None:
+        status = self._status()
+        return None if status is None else {self.name: list(status["assigned"])}
+
+    def handled(self) -> int | None:
+        status = self._status()
+        return None if status is None else int(status["ticks_in"])
+
+    def pids(self) -> dict[str, int]:
+        return {self.name: self.process.pid} if self.process is not None else {}
+
+    def check_alive(self) -> None:
+        if self.process is not None and self.process.poll() is not None:
+            raise BenchError(f"plain loop exited with code {self.process.returncode}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop(self.process, grace_s=15.0)
+        if self._output is not None:
+            self._output.close()
+            self._output = None
+
+
+def make_processor(kind: str, pipeline: Pipeline) -> Processor:
+    if kind == "plain":
+        return PlainLoopProcess(pipeline)
+    if kind == "worker":
+        return WorkerSet(pipeline)
+    raise ValueError(f"unknown processor kind {kind!r}")

@@ -1,0 +1,107 @@
+"""What the machine and its processes use: CPU seconds sampled in the background, resident memory, load.
+
+Read through :mod:`psutil`, so the bench does not parse ``/proc`` itself.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+
+import psutil
+
+
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages, rounded (stamped around every scenario: the machine is shared)."""
+    return [round(x, 2) for x in psutil.getloadavg()]
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity, not the machine's count)."""
+    return len(psutil.Process().cpu_affinity())
+
+
+def rss_bytes(pid: int | None = None) -> int:
+    """Resident memory of a process (this one by default)."""
+    return int(psutil.Process(pid).memory_info().rss)
+
+
+def cpu_seconds(process: psutil.Process) -> float | None:
+    """User + system CPU seconds of a process (all its threads); None once it is gone."""
+    try:
+        times = process.cpu_times()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+    return float(times.user + times.system)
+
+
+class CpuSampler:
+    """Samples the CPU seconds of labelled processes every ``interval_s`` in a background thread.
+
+    Samples are (wall time, CPU seconds), so the CPU a process used in any window, such as first to last
+    prediction, can be interpolated afterwards.
+    """
+
+    def __init__(self, interval_s: float = 0.25) -> None:
+        self.interval_s = interval_s
+        self.pids: dict[str, int] = {}
+        self.samples: dict[str, list[tuple[float, float]]] = {}
+        self._processes: dict[str, psutil.Process] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
+
+    def watch(self, label: str, pid: int) -> None:
+        self.pids[label] = pid
+        self.samples.setdefault(label, [])
+        try:
+            self._processes[label] = psutil.Process(pid)
+        except psutil.NoSuchProcess:
+            return  # gone already: no samples, so it used no CPU in any window
+        self._sample_one(label)
+
+    def start(self) -> CpuSampler:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        for label in list(self._processes):
+            self._sample_one(label)
+
+    def _sample_one(self, label: str) -> None:
+        value = cpu_seconds(self._processes[label])
+        if value is not None:
+            self.samples[label].append((time.time(), value))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):  # sampling period
+            for label in list(self._processes):
+                self._sample_one(label)
+
+    def cpu_between(self, label: str, t0: float, t1: float) -> float:
+        """CPU seconds ``label`` used between wall times t0 and t1 (linear between samples)."""
+        series = self.samples.get(label, [])
+        if len(series) < 2:
+            return 0.0
+        return max(0.0, _interpolate(series, t1) - _interpolate(series, t0))
+
+    def utilisation(self, label: str, t0: float, t1: float) -> float:
+        """Cores used on average in [t0, t1] (1.0 = one core fully busy)."""
+        return self.cpu_between(label, t0, t1) / (t1 - t0) if t1 > t0 else 0.0
+
+
+def _interpolate(series: list[tuple[float, float]], t: float) -> float:
+    """The value of a (time, value) series at ``t``, linear between samples and flat beyond them.
+
+    >>> _interpolate([(0.0, 0.0), (2.0, 1.0)], 1.0), _interpolate([(0.0, 0.0), (2.0, 1.0)], 5.0)
+    (0.5, 1.0)
+    """
+    if t <= series[0][0]:
+        return series[0][1]
+    for (ta, ca), (tb, cb) in itertools.pairwise(series):
+        if ta <= t <= tb:
+            return ca + (cb - ca) * ((t - ta) / (tb - ta) if tb > ta else 0.0)
+    return series[-1][1]
