@@ -70,6 +70,16 @@ class Options:
     profile: bool = False
     profile_rate: int = 200
 
+    def drain_inputs(self) -> dict[str, Any]:
+        """The sizes of a backlog drain (throughput, scale-out), for a result's ``inputs``."""
+        return {
+            "backlog_ticks": self.ticks,
+            "symbols": self.symbols,
+            "partitions": self.partitions,
+            "model": self.model,
+            "repeat": self.repeat,
+        }
+
     def quick(self) -> Options:
         return replace(
             self,

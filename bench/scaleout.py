@@ -61,13 +61,7 @@ def run(context: Context) -> ScenarioResult:
     return ScenarioResult(
         name="scaleout",
         title="Scale-out: 1 vs 2 workers on the same backlog",
-        inputs={
-            "backlog_ticks": options.ticks,
-            "symbols": options.symbols,
-            "partitions": options.partitions,
-            "model": options.model,
-            "repeat": options.repeat,
-        },
+        inputs=options.drain_inputs(),
         metrics=metrics,
         rows=rows,
         notes=notes,

@@ -190,11 +190,7 @@ def run(context: Context) -> ScenarioResult:
         name="throughput",
         title="Throughput: drain a backlog, plain loop vs one worker",
         inputs={
-            "backlog_ticks": options.ticks,
-            "symbols": options.symbols,
-            "partitions": options.partitions,
-            "model": options.model,
-            "repeat": options.repeat,
+            **options.drain_inputs(),
             "processes": "plain loop: 1 process; worker: 1 `python -m tickcast worker`",
             "snapshots": "off for the plain loop and the worker (no state to save in the loop); on in the third run",
         },

@@ -16,14 +16,13 @@ import pytest
 from tickcast.common.records import Prediction, Tick
 from tickcast.producer.publisher import TickPublisher, publish_all
 from tickcast.producer.synthetic import SyntheticFeed, symbol_names
-from tickcast.testing.pipeline import Pipeline, wait_for_assignment
+from tickcast.testing.pipeline import SESSION_TIMEOUT_S, Pipeline, wait_for_assignment
 from tickcast.testing.reading import collect, predictions_of
 from tickcast.testing.stats import worker_stats
 
 pytestmark = pytest.mark.integration
 
 START_MS = 1_700_000_000_000
-SESSION_TIMEOUT_S = 6
 
 
 @pytest.fixture
