@@ -7,6 +7,7 @@ commands, because ``cli`` imports this module.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,8 @@ StateDirOption = Annotated[
     typer.Option(help="State directory of the local supervisor (default TICKCAST_STATE_DIR, .tickcast/supervisor)."),
 ]
 GroupOption = Annotated[str | None, typer.Option(help="Consumer group of the workers (default TICKCAST_GROUP_ID).")]
+#: Width of `tickcast lag` tables written to a pipe or file (a terminal's own width is used otherwise).
+PIPED_WIDTH = 200
 
 
 def register(app: typer.Typer) -> None:
@@ -42,8 +45,8 @@ def _ops_errors() -> Iterator[None]:
     from confluent_kafka import KafkaException
 
     from tickcast.cli import UserError
-    from tickcast.ops.autoscale import ConfigError
-    from tickcast.ops.scaler import SupervisorAlreadyRunning, SupervisorNotRunning
+    from tickcast.ops.autoscale.errors import ConfigError
+    from tickcast.ops.control import SupervisorAlreadyRunning, SupervisorNotRunning
 
     try:
         yield
@@ -69,11 +72,13 @@ def lag(
     Owners come from the group (Apache Kafka), the workers of a local supervisor, and any --stats-url.
     On the embedded broker the lag is exact only if each record was produced as its own batch.
     """
+    from rich.console import Console
+
     from tickcast.cli import _stop_on_signals, load_settings, user_errors
     from tickcast.common.kafka import wait_for_broker
     from tickcast.common.logging import configure_logging
-    from tickcast.ops.lag import LagReader, format_table, report_to_dict
-    from tickcast.ops.scaler import read_status, supervisor_running
+    from tickcast.ops.control import read_status, supervisor_running
+    from tickcast.ops.lag import LagReader, lag_table, report_to_dict
     from tickcast.ops.settings import OpsSettings
 
     settings = load_settings(OpsSettings, group_id=group, state_dir=state_dir)
@@ -81,6 +86,8 @@ def lag(
     stop = threading.Event()
     if watch:
         _stop_on_signals(stop)
+    # Piped output gets a wide table, so long owner names (Kafka member ids) are not wrapped at 80 columns.
+    console = Console(width=None if sys.stdout.isatty() else PIPED_WIDTH)
     with user_errors(), _ops_errors():
         wait_for_broker(settings.bootstrap_servers, timeout_s=settings.admin_timeout_s)
         reader = LagReader(
@@ -97,7 +104,9 @@ def lag(
                 if as_json:
                     typer.echo(json.dumps(report_to_dict(report), separators=(",", ":")))
                 else:
-                    typer.echo(format_table(report) + ("\n" if watch else ""))
+                    console.print(lag_table(report))
+                    if watch:
+                        console.print()
                 if not watch or stop.wait(interval):
                     break
         finally:
@@ -119,8 +128,8 @@ def supervise(
     from tickcast.common.kafka import wait_for_broker
     from tickcast.common.logging import configure_logging
     from tickcast.common.processes import current_env
-    from tickcast.ops.scaler import run_supervisor
     from tickcast.ops.settings import OpsSettings
+    from tickcast.ops.supervisor import run_supervisor
 
     settings = load_settings(OpsSettings, state_dir=state_dir)
     configure_logging("supervisor", settings.log_level, settings.log_format)
@@ -142,7 +151,7 @@ def scale(
 ) -> None:
     """Tell the running `tickcast supervise` how many workers to run, and wait until they do."""
     from tickcast.cli import load_settings, user_errors
-    from tickcast.ops.scaler import request_scale
+    from tickcast.ops.control import request_scale
     from tickcast.ops.settings import OpsSettings
 
     settings = load_settings(OpsSettings, state_dir=state_dir)
@@ -185,9 +194,10 @@ def autoscale(
     from tickcast.cli import _stop_on_signals, load_settings, user_errors
     from tickcast.common.kafka import wait_for_broker
     from tickcast.common.logging import configure_logging
-    from tickcast.ops.autoscale import format_decision, load_config
+    from tickcast.ops.autoscale.config import load_config
+    from tickcast.ops.autoscale.loop import run_autoscaler
+    from tickcast.ops.autoscale.policy import format_decision
     from tickcast.ops.lag import LagReader
-    from tickcast.ops.scaler import run_autoscaler
     from tickcast.ops.settings import OpsSettings
 
     settings = load_settings(OpsSettings, group_id=group, state_dir=state_dir)
