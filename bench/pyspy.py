@@ -84,7 +84,7 @@ def _layer(path: str) -> str:
 
 
 #: Frames every stack passes through on its way to real work (entry point, event loop): not worth listing.
-SCAFFOLDING_FILES = ("typer/", "click/", "<frozen runpy>", "mode/worker.py", "tickcast/__main__.py", "tickcast/cli.py")
+SCAFFOLDING_FILES = ("typer/", "click/", "<frozen runpy>", "mode/worker.py", "tickcast/__main__.py", "tickcast/cli/")
 SCAFFOLDING_NAMES = (
     "BaseEventLoop.run_until_complete",
     "BaseEventLoop.run_forever",

@@ -18,8 +18,9 @@ import pytest
 
 from tickcast.common.processes import spawn, stop
 from tickcast.common.topics import partition_for, symbol_key
+from tickcast.ops.control import read_status
 from tickcast.ops.lag import LagReader, LagReport, fetch_stats
-from tickcast.ops.scaler import SupervisorStatus, read_status
+from tickcast.ops.status import SupervisorStatus
 from tickcast.producer.publisher import RateLimiter
 from tickcast.producer.synthetic import SyntheticFeed, symbol_names
 from tickcast.testing.pipeline import Pipeline

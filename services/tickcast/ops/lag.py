@@ -21,7 +21,7 @@ end. Committed offsets are exact on both, so the processing rate derived from
 them is too.
 
 The pure functions (:func:`build_report`, :func:`owners_from_stats`,
-:func:`format_table`, ...) are separate from the Kafka and HTTP I/O
+:func:`lag_table`, ...) are separate from the Kafka and HTTP I/O
 (:class:`LagReader`, :func:`fetch_stats`).
 """
 
@@ -39,6 +39,7 @@ from typing import Any
 import structlog
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
+from rich.table import Table
 
 from tickcast.common.kafka import QUIET
 
@@ -197,34 +198,37 @@ def report_to_dict(report: LagReport) -> dict[str, Any]:
     }
 
 
-def format_table(report: LagReport) -> str:
-    """A plain-text table: one row per partition, then the total and the lag per owner.
+def lag_table(report: LagReport) -> Table:
+    """A table for people: one row per partition, the totals as its footer, the lag per owner as its caption.
 
-    >>> print(format_table(build_report("ticks", "g", {0: 5, 1: None}, {0: (0, 9), 1: (0, 3)}, {0: "w-1"},
-    ...                                 datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC))))
-    lag of group g on ticks at 2024-01-02T03:04:05+00:00
-    partition  committed  end  lag  owner
-            0          5    9    4  w-1
-            1          -    3    3  ?
-        total          5   12    7
-    lag by owner: w-1=4 ?=3
+    >>> table = lag_table(build_report("ticks", "g", {0: 5, 1: None}, {0: (0, 9), 1: (0, 3)}, {0: "w-1"},
+    ...                                datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)))
+    >>> table.title, table.caption
+    ('lag of group g on ticks at 2024-01-02T03:04:05+00:00', 'lag by owner: w-1=4 ?=3')
+    >>> [(c.header, c.footer) for c in table.columns]  # doctest: +NORMALIZE_WHITESPACE
+    [('partition', 'total'), ('committed', '5'), ('end', '12'), ('lag', '7'), ('owner', '')]
+    >>> [list(c.cells) for c in table.columns][1:4]
+    [['5', '-'], ['9', '3'], ['4', '3']]
     """
-    header = ("partition", "committed", "end", "lag", "owner")
-    rows = [
-        (str(p.partition), "-" if p.committed is None else str(p.committed), str(p.end), str(p.lag), p.owner or "?")
-        for p in report.partitions
-    ]
-    total = ("total", str(report.total_position), str(report.total_end), str(report.total_lag), "")
-    widths = [max(len(r[i]) for r in [header, *rows, total]) for i in range(4)]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join([*(c.rjust(w) for c, w in zip(cells[:4], widths, strict=True)), cells[4]]).rstrip()
-
-    lines = [f"lag of group {report.group} on {report.topic} at {report.taken_at.isoformat(timespec='seconds')}"]
-    lines += [line(header), *(line(r) for r in rows), line(total)]
-    if report.partitions:
-        lines.append("lag by owner: " + " ".join(f"{owner}={lag}" for owner, lag in report.by_owner().items()))
-    return "\n".join(lines)
+    title = f"lag of group {report.group} on {report.topic} at {report.taken_at.isoformat(timespec='seconds')}"
+    by_owner = " ".join(f"{owner}={lag}" for owner, lag in report.by_owner().items())
+    table = Table(
+        title=title,
+        caption=f"lag by owner: {by_owner}" if report.partitions else None,
+        title_justify="left",
+        caption_justify="left",
+        show_footer=True,
+        # Rich wraps a title to the table's width; a narrow table must not break the heading line.
+        min_width=len(title),
+    )
+    footers = ("total", str(report.total_position), str(report.total_end), str(report.total_lag))
+    for header, footer in zip(("partition", "committed", "end", "lag"), footers, strict=True):
+        table.add_column(header, footer=footer, justify="right")
+    table.add_column("owner", footer="")
+    for p in report.partitions:
+        committed = "-" if p.committed is None else str(p.committed)
+        table.add_row(str(p.partition), committed, str(p.end), str(p.lag), p.owner or "?")
+    return table
 
 
 def fetch_stats(url: str, timeout_s: float = 1.0) -> dict[str, Any] | None:
@@ -245,7 +249,7 @@ class LagReader:
 
         reader = LagReader("localhost:9092", "ticks", "tickcast-predictor")
         try:
-            print(format_table(reader.read()))
+            rich.print(lag_table(reader.read()))
         finally:
             reader.close()
     """

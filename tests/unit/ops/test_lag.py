@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime
 
 from hypothesis import given
 from hypothesis import strategies as st
+from rich.console import Console
 
 from tickcast.ops.lag import (
+    LagReport,
     PartitionLag,
     build_report,
-    format_table,
+    lag_table,
     owners_from_assignments,
     owners_from_stats,
     report_to_dict,
@@ -67,15 +70,47 @@ def test_json_form_is_serialisable_and_complete() -> None:
     }
 
 
-def test_table_columns_line_up_for_wide_numbers() -> None:
+def render(report: LagReport, width: int = 120) -> list[str]:
+    """The table as `tickcast lag` prints it to a pipe: plain text, no colour."""
+    console = Console(file=io.StringIO(), width=width, color_system=None)
+    console.print(lag_table(report))
+    return console.file.getvalue().splitlines()  # type: ignore[attr-defined]
+
+
+def cells(lines: list[str]) -> list[list[str]]:
+    """The rows of body and footer (the lines drawn with light verticals), cell by cell."""
+    return [[cell.strip() for cell in line.split("│")[1:-1]] for line in lines if line.startswith("│")]
+
+
+def test_table_shows_partitions_owners_lags_and_totals() -> None:
+    report = build_report("ticks", "g", {0: 1_000_000, 1: None}, {0: (0, 1_000_100), 1: (5, 6)}, {0: "w-1"}, AT)
+    lines = render(report)
+    assert lines[0].strip() == "lag of group g on ticks at 2024-01-02T03:04:05+00:00"
+    assert [cell.strip() for cell in lines[2].split("┃")[1:-1]] == ["partition", "committed", "end", "lag", "owner"]
+    assert cells(lines) == [
+        ["0", "1000000", "1000100", "100", "w-1"],
+        ["1", "-", "6", "1", "?"],  # never committed: position is the log start, 5
+        ["total", "1000005", "1000106", "101", ""],
+    ]
+    assert lines[-1].strip() == "lag by owner: w-1=100 ?=1"
+
+
+def test_numbers_are_right_aligned_so_columns_line_up() -> None:
     report = build_report("ticks", "g", {0: 1_000_000, 1: 5}, {0: (0, 1_000_100), 1: (0, 6)}, {0: "w-1", 1: "w-2"}, AT)
-    lines = format_table(report).splitlines()
-    assert lines[0] == "lag of group g on ticks at 2024-01-02T03:04:05+00:00"
-    lag_ends = lines[1].index("lag") + len("lag")
-    for row in lines[2:5]:  # two partitions and the total: numbers end where the header ends
-        assert row[lag_ends - 1].isdigit() and row[lag_ends : lag_ends + 1] in ("", " "), row
-    assert [line.split()[2] for line in lines[2:5]] == ["1000100", "6", "1000106"]
-    assert lines[-1] == "lag by owner: w-1=100 w-2=1"
+    rows = [line.split("│")[1:-1] for line in render(report) if line.startswith("│")]
+    for column in range(4):  # partition, committed, end, lag: short and long numbers end at the same place
+        assert all(row[column].endswith(" ") and not row[column].endswith("  ") for row in rows), rows
+
+
+def test_a_narrow_table_keeps_its_heading_on_one_line() -> None:
+    report = build_report("ticks", "tickcast-predictor-with-a-long-name", {0: 1}, {0: (0, 2)}, {}, AT)
+    assert render(report, width=200)[0].strip().endswith("at 2024-01-02T03:04:05+00:00")
+
+
+def test_a_topic_without_partitions_has_no_owner_line() -> None:
+    lines = render(build_report("ticks", "g", {}, {}, {}, AT))
+    assert cells(lines) == [["total", "0", "0", "0", ""]]
+    assert not any("lag by owner" in line for line in lines)
 
 
 @given(

@@ -1,4 +1,4 @@
-"""The autoscaler's control loop on scripted lag readings, and the supervisor's state-directory protocol."""
+"""The autoscaler's control loop on scripted lag readings, with and without a supervisor."""
 
 from __future__ import annotations
 
@@ -7,23 +7,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-
-from tickcast.ops import scaler
-from tickcast.ops.autoscale import AutoscaleConfig, Decision, DynamicPolicy, Schedule
+from tickcast.ops.autoscale.loop import run_autoscaler
+from tickcast.ops.autoscale.policy import AutoscaleConfig, Decision, DynamicPolicy
+from tickcast.ops.autoscale.schedule import Schedule
+from tickcast.ops.control import STATUS_FILE, hold_state_dir, read_desired, write_json_atomic
 from tickcast.ops.lag import LagReport, build_report
-from tickcast.ops.scaler import (
-    STATUS_FILE,
-    SupervisorAlreadyRunning,
-    SupervisorNotRunning,
-    read_desired,
-    read_status,
-    request_scale,
-    run_autoscaler,
-    supervisor_running,
-    write_desired,
-    write_json_atomic,
-)
+from tickcast.ops.status import SupervisorStatus
 
 START = datetime(2024, 3, 9, 12, tzinfo=UTC)  # a Saturday
 FAST = AutoscaleConfig(
@@ -113,39 +102,21 @@ def test_without_a_supervisor_the_loop_only_waits(tmp_path: Path) -> None:
     assert calls[0] == 3 and emitted == []
 
 
-def test_requests_need_a_running_supervisor(tmp_path: Path) -> None:
-    assert not supervisor_running(tmp_path)
-    with pytest.raises(SupervisorNotRunning, match="tickcast supervise --state-dir"):
-        request_scale(tmp_path, 2)
+def test_a_decision_becomes_a_request_to_the_running_supervisor(tmp_path: Path) -> None:
+    idle = SupervisorStatus(1, "running", "t", 1, None, 1, 1, 0, ())
+    with hold_state_dir(tmp_path):  # stands in for `tickcast supervise`, which never answers the request here
+        write_json_atomic(tmp_path / STATUS_FILE, idle.to_dict())
+        decisions = drive([(0, 0, 0), (10, 1000, 5000)], tmp_path, dry_run=False)
+        assert [d.action for d in decisions] == ["hold", "up"], [d.reason for d in decisions]
+        assert decisions[-1].current == 1 and decisions[-1].desired == 5
+        desired = read_desired(tmp_path)
+        assert desired is not None and desired[0] == 5, "the supervisor was not asked for the decided count"
 
 
-def test_a_held_state_dir_takes_requests_and_refuses_a_second_supervisor(tmp_path: Path) -> None:
-    with scaler._exclusive(tmp_path):
-        assert supervisor_running(tmp_path)
-        with (
-            pytest.raises(SupervisorAlreadyRunning, match="another supervisor runs on"),
-            scaler._exclusive(tmp_path, 0.1),
-        ):
-            pass
-        with pytest.raises(TimeoutError, match="2 workers were not running and ready within 0s; last: no status"):
-            request_scale(tmp_path, 2, timeout_s=0.2, poll_s=0.05)
-        assert read_desired(tmp_path) is not None and read_desired(tmp_path)[0] == 2  # type: ignore[index]
-        cancel = threading.Event()
-        cancel.set()
-        with pytest.raises(InterruptedError, match="stopped waiting for 3 workers"):
-            request_scale(tmp_path, 3, timeout_s=30, cancel=cancel)
-    assert not supervisor_running(tmp_path), "the lock outlived its holder"
-
-
-def test_desired_and_status_files(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="negative"):
-        write_desired(tmp_path, -1)
-    request_id = write_desired(tmp_path, 4)
-    assert read_desired(tmp_path) == (4, request_id)
-    (tmp_path / "desired.json").write_text('{"workers": "four"}')
-    assert read_desired(tmp_path) is None
-    (tmp_path / STATUS_FILE).write_text("{half a file")
-    assert read_status(tmp_path) is None
-    write_json_atomic(tmp_path / STATUS_FILE, {"pid": 1})
-    assert read_status(tmp_path) is None, "a status without its fields is no status"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["desired.json", STATUS_FILE], "temporary files left"
+def test_a_dry_run_beside_a_supervisor_changes_nothing(tmp_path: Path) -> None:
+    idle = SupervisorStatus(1, "running", "t", 1, None, 1, 1, 0, ())
+    with hold_state_dir(tmp_path):
+        write_json_atomic(tmp_path / STATUS_FILE, idle.to_dict())
+        decisions = drive([(0, 0, 0), (10, 1000, 5000), (20, 2000, 10_000)], tmp_path, dry_run=True)
+    assert [d.current for d in decisions] == [1, 1, 1], "a dry run followed its own decisions, not the supervisor"
+    assert decisions[-1].action == "up" and read_desired(tmp_path) is None

@@ -1,12 +1,9 @@
-"""Ops commands of the ``tickcast`` CLI: ``lag``, ``supervise``, ``scale`` and ``autoscale``.
-
-They are added to the main app by :func:`register`; helpers of :mod:`tickcast.cli` are imported inside the
-commands, because ``cli`` imports this module.
-"""
+"""Ops commands: ``lag``, ``supervise``, ``scale`` and ``autoscale`` (the local supervisor and its autoscaler)."""
 
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,35 +12,25 @@ from typing import Annotated
 
 import typer
 
+from tickcast.cli.common import UserError, load_settings, require_broker, stop_on_signals, user_errors
+from tickcast.common.logging import configure_logging
+
 StateDirOption = Annotated[
     Path | None,
     typer.Option(help="State directory of the local supervisor (default TICKCAST_STATE_DIR, .tickcast/supervisor)."),
 ]
 GroupOption = Annotated[str | None, typer.Option(help="Consumer group of the workers (default TICKCAST_GROUP_ID).")]
-
-
-def register(app: typer.Typer) -> None:
-    """Add the ops commands to ``app``.
-
-    >>> app = typer.Typer()
-    >>> register(app)
-    >>> sorted(command.name for command in app.registered_commands)
-    ['autoscale', 'lag', 'scale', 'supervise']
-    """
-    app.command("lag")(lag)
-    app.command("supervise")(supervise)
-    app.command("scale")(scale)
-    app.command("autoscale")(autoscale)
+#: Width of `tickcast lag` tables written to a pipe or file (a terminal's own width is used otherwise).
+PIPED_WIDTH = 200
 
 
 @contextmanager
 def _ops_errors() -> Iterator[None]:
-    """The ops tools' known failures as one-line user errors (inside ``tickcast.cli.user_errors``)."""
+    """The ops tools' known failures as one-line user errors (use inside :func:`user_errors`)."""
     from confluent_kafka import KafkaException
 
-    from tickcast.cli import UserError
-    from tickcast.ops.autoscale import ConfigError
-    from tickcast.ops.scaler import SupervisorAlreadyRunning, SupervisorNotRunning
+    from tickcast.ops.autoscale.errors import ConfigError
+    from tickcast.ops.control import SupervisorAlreadyRunning, SupervisorNotRunning
 
     try:
         yield
@@ -69,20 +56,21 @@ def lag(
     Owners come from the group (Apache Kafka), the workers of a local supervisor, and any --stats-url.
     On the embedded broker the lag is exact only if each record was produced as its own batch.
     """
-    from tickcast.cli import _stop_on_signals, load_settings, user_errors
-    from tickcast.common.kafka import wait_for_broker
-    from tickcast.common.logging import configure_logging
-    from tickcast.ops.lag import LagReader, format_table, report_to_dict
-    from tickcast.ops.scaler import read_status, supervisor_running
+    from rich.console import Console
+
+    from tickcast.ops.control import read_status, supervisor_running
+    from tickcast.ops.lag import LagReader, lag_table, report_to_dict
     from tickcast.ops.settings import OpsSettings
 
     settings = load_settings(OpsSettings, group_id=group, state_dir=state_dir)
     configure_logging("lag", settings.log_level, settings.log_format)
     stop = threading.Event()
     if watch:
-        _stop_on_signals(stop)
+        stop_on_signals(stop)
+    # Piped output gets a wide table, so long owner names (Kafka member ids) are not wrapped at 80 columns.
+    console = Console(width=None if sys.stdout.isatty() else PIPED_WIDTH)
     with user_errors(), _ops_errors():
-        wait_for_broker(settings.bootstrap_servers, timeout_s=settings.admin_timeout_s)
+        require_broker(settings.bootstrap_servers, settings.admin_timeout_s)
         reader = LagReader(
             settings.bootstrap_servers,
             settings.ticks_topic,
@@ -97,7 +85,9 @@ def lag(
                 if as_json:
                     typer.echo(json.dumps(report_to_dict(report), separators=(",", ":")))
                 else:
-                    typer.echo(format_table(report) + ("\n" if watch else ""))
+                    console.print(lag_table(report))
+                    if watch:
+                        console.print()
                 if not watch or stop.wait(interval):
                     break
         finally:
@@ -115,12 +105,9 @@ def supervise(
     Change the count from another terminal with `tickcast scale N` (or let `tickcast autoscale` do it).
     Workers share this process's TICKCAST_* settings; their logs go to STATE_DIR/logs.
     """
-    from tickcast.cli import _stop_on_signals, load_settings, user_errors
-    from tickcast.common.kafka import wait_for_broker
-    from tickcast.common.logging import configure_logging
     from tickcast.common.processes import current_env
-    from tickcast.ops.scaler import run_supervisor
     from tickcast.ops.settings import OpsSettings
+    from tickcast.ops.supervisor import run_supervisor
 
     settings = load_settings(OpsSettings, state_dir=state_dir)
     configure_logging("supervisor", settings.log_level, settings.log_format)
@@ -129,9 +116,9 @@ def supervise(
             f"tickcast: warning: {workers} workers for {settings.partitions} partitions: some will idle", err=True
         )
     stop = threading.Event()
-    _stop_on_signals(stop)
+    stop_on_signals(stop)
     with user_errors(), _ops_errors():
-        wait_for_broker(settings.bootstrap_servers, timeout_s=30.0)
+        require_broker(settings.bootstrap_servers, 30.0)
         run_supervisor(settings.state_dir, current_env(), stop, initial_workers=workers)
 
 
@@ -141,8 +128,7 @@ def scale(
     timeout: Annotated[float, typer.Option(min=1.0, help="Seconds to wait until they run and answer.")] = 120.0,
 ) -> None:
     """Tell the running `tickcast supervise` how many workers to run, and wait until they do."""
-    from tickcast.cli import load_settings, user_errors
-    from tickcast.ops.scaler import request_scale
+    from tickcast.ops.control import request_scale
     from tickcast.ops.settings import OpsSettings
 
     settings = load_settings(OpsSettings, state_dir=state_dir)
@@ -182,18 +168,16 @@ def autoscale(
     Options override the config file, which overrides the built-in default (9:00-9:30 ET warm-up to 4
     workers, 4-8 in market hours, 1-2 after hours, weekdays; 500 ticks/s per worker).
     """
-    from tickcast.cli import _stop_on_signals, load_settings, user_errors
-    from tickcast.common.kafka import wait_for_broker
-    from tickcast.common.logging import configure_logging
-    from tickcast.ops.autoscale import format_decision, load_config
+    from tickcast.ops.autoscale.config import load_config
+    from tickcast.ops.autoscale.loop import run_autoscaler
+    from tickcast.ops.autoscale.policy import format_decision
     from tickcast.ops.lag import LagReader
-    from tickcast.ops.scaler import run_autoscaler
     from tickcast.ops.settings import OpsSettings
 
     settings = load_settings(OpsSettings, group_id=group, state_dir=state_dir)
     configure_logging("autoscale", settings.log_level, settings.log_format)
     stop = threading.Event()
-    _stop_on_signals(stop)
+    stop_on_signals(stop)
     with user_errors(), _ops_errors():
         config = load_config(schedule).with_overrides(
             min_workers=min_workers,
@@ -203,7 +187,7 @@ def autoscale(
             scale_up_cooldown_s=up_cooldown,
             scale_down_cooldown_s=down_cooldown,
         )
-        wait_for_broker(settings.bootstrap_servers, timeout_s=30.0)
+        require_broker(settings.bootstrap_servers, 30.0)
         reader = LagReader(
             settings.bootstrap_servers, settings.ticks_topic, settings.group_id, timeout_s=settings.admin_timeout_s
         )

@@ -1,0 +1,97 @@
+"""What every command of the ``tickcast`` CLI shares: one-line user errors, settings, signals, the broker check.
+
+Errors a user can fix (bad settings, unreachable broker, bad file) print one line naming the problem and exit
+non-zero; they never print a traceback. Command modules import this module and the services, never each other.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn, TypeVar
+
+import typer
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+class UserError(Exception):
+    """A problem the user can fix; :func:`user_errors` prints it as one line."""
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print ``tickcast: error: <message>`` on stderr and exit with ``code`` (2: bad usage, 1: it failed).
+
+    >>> try:
+    ...     fail("no such file", code=1)
+    ... except typer.Exit as exit:
+    ...     exit.exit_code
+    1
+    """
+    typer.echo(f"tickcast: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def load_settings(cls: type[S], **overrides: Any) -> S:
+    """Settings from ``TICKCAST_*`` plus command-line overrides (None = not given); a bad value is one clear line.
+
+    >>> from tickcast.ops.settings import OpsSettings
+    >>> load_settings(OpsSettings, group_id="g", state_dir=None).group_id
+    'g'
+    >>> try:
+    ...     load_settings(OpsSettings, group_id="no spaces")
+    ... except typer.Exit as exit:
+    ...     exit.exit_code
+    2
+    """
+    try:
+        return cls(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"TICKCAST_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']} (got {e.get('input')!r})"
+            for e in exc.errors()
+        )
+        fail(f"invalid configuration: {problems}")
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn the project's known failures into one line and exit code 1.
+
+    >>> try:
+    ...     with user_errors():
+    ...         raise UserError("the file is empty")
+    ... except typer.Exit as exit:
+    ...     exit.exit_code
+    1
+    """
+    # Imported here so that `tickcast --help` does not load the Kafka and broker clients.
+    from tickcast.broker.embedded import BrokerStartError
+    from tickcast.common.contracts import SchemaError
+    from tickcast.common.kafka import BrokerUnavailable, TopicMismatch
+
+    try:
+        yield
+    except (UserError, BrokerStartError, SchemaError, BrokerUnavailable, TopicMismatch, OSError) as exc:
+        fail(str(exc), code=1)
+
+
+def stop_on_signals(stop: threading.Event) -> None:
+    """SIGTERM and SIGINT (Ctrl-C) set ``stop``, so a loop finishes its current step and exits cleanly."""
+
+    def handler(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def require_broker(bootstrap_servers: str, timeout_s: float) -> None:
+    """Wait until the broker answers; raises ``BrokerUnavailable`` (a one-line user error) after ``timeout_s``."""
+    from tickcast.common.kafka import wait_for_broker
+
+    wait_for_broker(bootstrap_servers, timeout_s=timeout_s)

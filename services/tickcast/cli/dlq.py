@@ -1,0 +1,98 @@
+"""``tickcast dlq``: list, count and replay dead letters (ticks the workers refused)."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from tickcast.cli.common import UserError, fail, load_settings, require_broker, user_errors
+from tickcast.common.logging import configure_logging
+
+if TYPE_CHECKING:
+    from tickcast.ops.dlq import DeadLetter
+
+dlq_app = typer.Typer(help="Inspect and replay dead letters (ticks the workers refused).", no_args_is_help=True)
+
+
+@dlq_app.command("list")
+def dlq_list(
+    reason: Annotated[list[str] | None, typer.Option(help="Only these reason codes (repeatable).")] = None,
+    limit: Annotated[int, typer.Option(help="Show at most this many.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
+) -> None:
+    """List dead letters: where each came from, why it was refused, and its handle (partition:offset)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from tickcast.ops.dlq import select
+
+    letters = select(_dead_letters(), set(reason) if reason else None, None)
+    if as_json:
+        for letter in letters[:limit]:
+            typer.echo(json.dumps({"ref": letter.ref, "key": (letter.key or b"").decode("utf-8", "replace"),
+                                   **letter.headers}))  # fmt: skip
+        return
+    table = Table(title=f"dead letters ({len(letters)} matching)")
+    for column in ("ref", "reason", "message", "source", "worker"):
+        table.add_column(column)
+    for letter in letters[:limit]:
+        h = letter.headers
+        source = f"{h.get('source.topic', '?')}:{h.get('source.partition', '?')}:{h.get('source.offset', '?')}"
+        table.add_row(letter.ref, letter.reason, letter.message, source, h.get("worker", ""))
+    Console().print(table)
+
+
+@dlq_app.command("summary")
+def dlq_summary() -> None:
+    """Dead letters counted by reason, one `reason=count` per line, then the total."""
+    from tickcast.ops.dlq import summarise
+
+    counts = summarise(_dead_letters())
+    for name, count in sorted(counts.items()):
+        typer.echo(f"{name}={count}")
+    typer.echo(f"total={sum(counts.values())}")
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    reason: Annotated[list[str] | None, typer.Option(help="Replay letters with these reason codes.")] = None,
+    ref: Annotated[list[str] | None, typer.Option(help="Replay these letters (partition:offset, repeatable).")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Only say what would be replayed.")] = False,
+) -> None:
+    """Send chosen dead letters, bytes untouched, back to the ticks topic (after the cause is fixed)."""
+    from tickcast.ops.dlq import replay_headers, select
+    from tickcast.producer.publisher import TickPublisher
+    from tickcast.producer.settings import ProducerSettings
+
+    if not reason and not ref:
+        fail("say which letters to replay: --reason CODE and/or --ref PARTITION:OFFSET")
+    settings = load_settings(ProducerSettings)
+    letters = select(_dead_letters(), set(reason) if reason else None, set(ref) if ref else None)
+    if dry_run:
+        typer.echo(f"would replay {len(letters)} dead letters to {settings.ticks_topic}")
+        return
+    with user_errors():
+        publisher = TickPublisher(settings)
+        for letter in letters:
+            publisher.publish_raw(letter.key, letter.value, replay_headers(letter, settings.dlq_topic))
+        undelivered = publisher.close()
+    typer.echo(f"replayed={len(letters) - undelivered} to={settings.ticks_topic}")
+    if undelivered:
+        raise typer.Exit(1)
+
+
+def _dead_letters() -> list[DeadLetter]:
+    from tickcast.common.settings import CommonSettings
+    from tickcast.ops.dlq import read_dead_letters
+
+    settings = load_settings(CommonSettings)
+    configure_logging("dlq", settings.log_level, settings.log_format)
+    with user_errors():
+        require_broker(settings.bootstrap_servers, 30.0)
+        try:
+            letters = read_dead_letters(settings)
+        except (LookupError, TimeoutError, RuntimeError) as exc:
+            raise UserError(str(exc)) from exc
+    return letters

@@ -1,0 +1,137 @@
+"""Commands that run the pipeline's parts: ``broker``, ``topics create``, ``worker``, ``subscribe`` and ``demo``."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from contextlib import suppress
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tickcast.cli.common import fail, load_settings, require_broker, stop_on_signals, user_errors
+from tickcast.common.logging import configure_logging
+
+topics_app = typer.Typer(help="Manage tickcast's topics.", no_args_is_help=True)
+
+
+def broker(
+    port: Annotated[int, typer.Option(help="TCP port; 0 picks a free one.")] = 9092,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+) -> None:
+    """Run the embedded Kafka-compatible broker (Tansu, memory only) until Ctrl-C. For development only."""
+    from tickcast.broker.embedded import EmbeddedBroker
+
+    configure_logging("broker", "INFO", "console")
+    stop = threading.Event()
+    stop_on_signals(stop)
+    with user_errors(), EmbeddedBroker(port=port, host=host) as running:
+        typer.echo(f"TICKCAST_BOOTSTRAP_SERVERS={running.bootstrap_servers}")
+        with suppress(KeyboardInterrupt):
+            while not stop.wait(0.5):
+                if running.process is not None and running.process.poll() is not None:
+                    fail(f"broker exited with code {running.process.returncode}", code=1)
+
+
+@topics_app.command("create")
+def topics_create(
+    partitions: Annotated[int | None, typer.Option(help="Partitions (default TICKCAST_PARTITIONS).")] = None,
+) -> None:
+    """Create the ticks, predictions and dead-letter topics if missing (and check existing ones)."""
+    from tickcast.common.kafka import ensure_topics, wait_for_broker
+    from tickcast.common.settings import CommonSettings
+
+    settings = load_settings(CommonSettings, partitions=partitions)
+    configure_logging("topics", settings.log_level, settings.log_format)
+    with user_errors():
+        admin = wait_for_broker(settings.bootstrap_servers, timeout_s=30)
+        names = [settings.ticks_topic, settings.predictions_topic, settings.dlq_topic]
+        created = ensure_topics(admin, names, settings.partitions, settings.replication_factor)
+        for name in names:
+            typer.echo(f"{name}: {'created' if name in created else 'exists'} ({settings.partitions} partitions)")
+
+
+def worker(
+    model: Annotated[str | None, typer.Option(help="Model name (default TICKCAST_MODEL).")] = None,
+    web_port: Annotated[int | None, typer.Option(help="HTTP port (default TICKCAST_WEB_PORT).")] = None,
+) -> None:
+    """Run one predictor worker; start it as many times as you like, the group shares the partitions."""
+    from tickcast.predictor.app import run_worker
+    from tickcast.predictor.settings import PredictorSettings
+
+    settings = load_settings(PredictorSettings, model=model, web_port=web_port)
+    configure_logging("predictor", settings.log_level, settings.log_format)
+    with user_errors():
+        require_broker(settings.bootstrap_servers, 30.0)
+        run_worker(settings)
+
+
+def subscribe(
+    from_beginning: Annotated[bool, typer.Option(help="Start at the oldest prediction, not the newest.")] = False,
+    count: Annotated[int | None, typer.Option(help="Exit after this many records.")] = None,
+    dead_letters: Annotated[bool, typer.Option(help="Also print dead letters.")] = False,
+    timeout: Annotated[float | None, typer.Option(help="Exit after this many idle seconds.")] = None,
+) -> None:
+    """Print predictions as JSON lines (one per tick), for people and scripts."""
+    from tickcast.subscriber.reader import PredictionReader
+    from tickcast.subscriber.settings import SubscriberSettings
+
+    settings = load_settings(SubscriberSettings)
+    configure_logging("subscriber", settings.log_level, settings.log_format)
+    with user_errors():
+        require_broker(settings.bootstrap_servers, 30.0)
+        reader = PredictionReader(settings, from_beginning=from_beginning, dead_letters=dead_letters)
+        seen, idle_since = 0, time.monotonic()
+        try:
+            while count is None or seen < count:
+                batch = reader.poll(timeout_s=0.2)
+                if not batch and timeout is not None and time.monotonic() - idle_since > timeout:
+                    break
+                for received in batch:
+                    idle_since = time.monotonic()
+                    if received.prediction is not None:
+                        record: dict[str, Any] = received.prediction.to_avro()
+                    else:
+                        record = {
+                            "topic": received.topic,
+                            "dead_letter": received.dead_letter,
+                            "error": received.error,
+                        }
+                    typer.echo(json.dumps(record, separators=(",", ":")))
+                    seen += 1
+                    if count is not None and seen >= count:
+                        break
+        except KeyboardInterrupt:
+            pass
+        finally:
+            reader.close()
+
+
+def demo(
+    seconds: Annotated[float, typer.Option(help="Stop after this many seconds; 0 = until Ctrl-C.")] = 0.0,
+    workers: Annotated[int, typer.Option(min=1, help="Predictor worker processes.")] = 2,
+    symbols: Annotated[int, typer.Option(min=1, help="Synthetic symbols.")] = 24,
+    rate: Annotated[float, typer.Option(min=1.0, help="Ticks per second.")] = 300.0,
+    model: Annotated[str, typer.Option(help="Model name.")] = "linear",
+    log_dir: Annotated[Path, typer.Option(help="Where broker and worker logs go.")] = Path(".tickcast/demo"),
+) -> None:
+    """Start the embedded broker, N workers and a synthetic feed; show live predictions; stop cleanly."""
+    from tickcast.demo.run import DemoOptions, run_demo
+    from tickcast.predictor.models import MODELS
+
+    if model not in MODELS:
+        fail(f"unknown model {model!r}; choose one of: {', '.join(MODELS)}")
+    configure_logging("demo", "WARNING", "console")
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` stops the demo as cleanly as Ctrl-C
+    with user_errors():
+        result = run_demo(
+            DemoOptions(seconds=seconds, workers=workers, symbols=symbols, rate=rate, model=model, log_dir=log_dir)
+        )
+    typer.echo(result.summary_line())
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
