@@ -1,11 +1,13 @@
-"""``python -m bench`` end to end with tiny sizes: it runs, and its JSON has the expected shape.
+"""``python -m bench`` end to end with tiny sizes: it runs, its JSON has the expected shape, and its numbers agree.
 
-No timing is asserted: the numbers depend on the machine. Only that they exist and are positive.
+No speed is asserted: that depends on the machine. What must hold anywhere: every number is finite and in a
+sane range, derived numbers agree with what they are derived from, and each verdict follows from its value.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +19,8 @@ from tickcast.testing.data import REPO_ROOT
 pytestmark = pytest.mark.integration
 
 TICKS = 1000
+#: The throughput target the bench applies (bench/throughput.py); the smoke run checks its verdict, not the speed.
+TARGET_WORKER_OVER_PLAIN = 0.8
 
 
 def test_quick_throughput_writes_json_and_markdown(tmp_path: Path) -> None:
@@ -39,16 +43,29 @@ def test_quick_throughput_writes_json_and_markdown(tmp_path: Path) -> None:
     for kind in ("plain", "worker"):
         run = metrics[kind]
         assert run["answered"] == TICKS, f"{kind}: {run['answered']} of {TICKS} ticks answered"
+        assert run["duplicates"] == 0, f"{kind}: {run['duplicates']} ticks answered twice without a crash"
         for key in ("rate_per_s", "drain_s", "processes_cpu_s", "process_cpu_us_per_tick", "backlog_produce_s"):
-            assert run[key] > 0, f"{kind}.{key} = {run[key]!r}"
+            assert math.isfinite(run[key]) and run[key] > 0, f"{kind}.{key} = {run[key]!r}"
         assert run["broker_cpu_s"] >= 0 and run["broker_cores"] >= 0
         assert sum(run["ticks_per_partition"].values()) == TICKS
-    assert metrics["worker_over_plain"] > 0
+        # Derived numbers agree with their parts (both sides are rounded in the JSON, hence the tolerance).
+        assert math.isclose(run["rate_per_s"], run["answered"] / run["drain_s"], rel_tol=0.02), run
+        per_tick_us = run["processes_cpu_s"] / run["answered"] * 1e6
+        assert math.isclose(run["process_cpu_us_per_tick"], per_tick_us, rel_tol=0.02, abs_tol=10), run
+        # A tick costs microseconds to milliseconds of CPU; outside that, a unit is wrong.
+        assert 1 <= run["process_cpu_us_per_tick"] <= 100_000, f"{kind}: {run['process_cpu_us_per_tick']} µs/tick"
+    ratio = metrics["worker_over_plain"]
+    assert ratio == round(metrics["worker"]["rate_per_s"] / metrics["plain"]["rate_per_s"], 3)
+    assert 0.05 <= ratio <= 20, f"worker / plain = {ratio}: one of the two rates is off by a unit"
 
     rows = {row["metric"]: row for row in scenario["rows"]}
     target = rows["worker / plain"]
-    assert target["target"] == ">= 0.8" and target["passed"] in (True, False)
-    assert all(row["value"] is None or row["value"] >= 0 for row in rows.values())
+    assert (target["value"], target["target"]) == (ratio, f">= {TARGET_WORKER_OVER_PLAIN:g}")
+    assert target["passed"] is (ratio >= TARGET_WORKER_OVER_PLAIN), f"verdict {target['passed']} for {ratio}"
+    for row in rows.values():
+        value = row["value"]
+        assert value is None or (math.isfinite(value) and value >= 0), row
 
     markdown = (out / "latest.md").read_text()
-    assert "| throughput | worker / plain |" in markdown
+    verdict = "pass" if target["passed"] else "FAIL"
+    assert f"| throughput | worker / plain | {ratio:.3g} | x | >= 0.8 | {verdict} |" in markdown

@@ -6,13 +6,14 @@ from collections import defaultdict
 
 import pytest
 
-from tickcast.common.records import Lineage
+from tickcast.common.records import Lineage, Prediction
 from tickcast.common.topics import partition_for, symbol_key
 from tickcast.predictor.forecaster import Forecaster
 from tickcast.predictor.models import model_spec
 from tickcast.producer.synthetic import SyntheticFeed, symbol_names
+from tickcast.testing.drain import count_answers, read_predictions_to_end, read_to_end, tick_ids
 from tickcast.testing.pipeline import Pipeline, wait_for_assignment
-from tickcast.testing.reading import collect, predictions_of
+from tickcast.testing.reading import collect
 
 pytestmark = pytest.mark.integration
 
@@ -24,6 +25,24 @@ def feed_clock() -> object:
     return lambda: next(clock)
 
 
+def answers_once_stopped(pipeline: Pipeline, ticks: int) -> list[Prediction]:
+    """Every prediction ever written for the ticks: wait for one per tick, stop the workers, read to the end.
+
+    Stopping first means nothing more is coming, so a duplicate written after the first ``ticks`` answers
+    is on the topic too; each tick on the ticks topic must then have exactly one prediction.
+    """
+    reader = pipeline.reader()
+    collect(reader, ticks, 90, "predictions", pipeline)
+    reader.close()
+    pipeline.stop()
+    predictions = read_predictions_to_end(pipeline.bootstrap_servers, pipeline.predictions_topic)
+    sent = tick_ids(pipeline.ticks_topic, read_to_end(pipeline.bootstrap_servers, pipeline.ticks_topic))
+    assert len(sent) == ticks
+    answers = count_answers(sent, predictions)
+    assert answers.exactly_once, f"not exactly one prediction per tick: {answers}"
+    return predictions
+
+
 def test_every_tick_gets_exactly_one_prediction_in_symbol_order(pipeline: Pipeline) -> None:
     pipeline.start_workers(1)
     publisher = pipeline.publisher()
@@ -32,13 +51,7 @@ def test_every_tick_gets_exactly_one_prediction_in_symbol_order(pipeline: Pipeli
         publisher.publish(tick)
     assert publisher.close() == 0 and publisher.stats.delivered == len(ticks)
 
-    reader = pipeline.reader()
-    predictions = predictions_of(collect(reader, len(ticks), 90, "predictions", pipeline))
-    reader.close()
-
-    lineage = [(p.source_partition, p.source_offset) for p in predictions]
-    assert len(set(lineage)) == len(ticks), "a tick was answered twice"
-    assert len(predictions) == len(ticks)
+    predictions = answers_once_stopped(pipeline, len(ticks))
 
     by_symbol: dict[str, list[tuple[int, float]]] = defaultdict(list)
     for p in predictions:
@@ -108,10 +121,7 @@ def test_two_workers_share_the_partitions_and_answer_every_tick(pipeline: Pipeli
         publisher.publish(tick)
     assert publisher.close() == 0
 
-    reader = pipeline.reader()
-    predictions = predictions_of(collect(reader, len(ticks), 90, "predictions", pipeline))
-    reader.close()
-    assert len({(p.source_partition, p.source_offset) for p in predictions}) == len(ticks)
+    predictions = answers_once_stopped(pipeline, len(ticks))
     owner = {partition: wid for wid, parts in assignment.items() for partition in parts}
     for p in predictions:
         assert p.worker == owner[p.source_partition], f"{p.symbol} answered by a worker that does not own it"

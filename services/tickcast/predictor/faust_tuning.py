@@ -14,12 +14,18 @@ internals stand in the way of a fast worker, and :class:`TunedApp` replaces only
   offsets. Profiled, that machinery cost ~4x the tick's own work, and batching
   the agent with ``stream.take()`` did not help because the per-event path runs
   before ``take`` sees anything. For a topic registered with
-  :meth:`TunedApp.drain_in_batches`, the fetcher's drain loop hands each fetched
-  per-partition batch of records straight to one coroutine instead. That
-  coroutine owns the offsets of the topic and commits them with
-  :meth:`TunedApp.commit_offsets` (Faust's own commit path: assignment check,
-  committed-offset bookkeeping, monitor). Other topics still go through Faust's
-  per-event path unchanged.
+  :meth:`TunedApp.drain_in_batches`, each fetched per-partition batch of records
+  goes straight to one coroutine instead. That coroutine owns the offsets of the
+  topic and commits them with :meth:`TunedApp.commit_offsets` (Faust's own commit
+  path: assignment check, committed-offset bookkeeping, monitor).
+
+Where: Faust's own fetch loop (``Consumer._drain_messages`` -> ``getmany``) stays
+in charge; :class:`_TunedConsumer` overrides only ``_wait_next_records``, the call
+that returns each fetch. It hands the records of batch topics to their handlers and
+returns the rest to Faust, so other topics go through Faust's per-event path
+unchanged (gap tracking, ``broker_commit_every``, sensors). While a rebalance has
+stopped the flow it hands everything back, and Faust drops it and seeks back to the
+committed offsets, as it does for any topic.
 
 What Faust does per event and the batch path does per batch: drop records older
 than the read offset (after a seek), stop at a generation change or when flow is
@@ -27,8 +33,11 @@ stopped (a rebalance), and tell the monitor the partition is alive (so Faust's
 livelock detector does not report a busy partition as idle). Faust's per-event
 sensors do not see batch-delivered records; tickcast counts them in its own metrics.
 
-Tested in ``tests/unit/test_faust_tuning.py`` (the hooks exist and are wired) and
-end to end by every integration test, so a Faust upgrade that moves them fails loudly.
+Checked against faust-streaming 0.15 and aiokafka 0.14 (both pinned in
+``pyproject.toml``). ``tests/unit/predictor/test_faust_tuning.py`` checks that every
+internal listed in :data:`REACHED_INTO` still exists and is still used the way this
+module relies on, and drives the rebalance branches with a real consumer whose
+broker I/O is faked; every integration test runs it end to end.
 """
 
 from __future__ import annotations
@@ -42,10 +51,31 @@ import faust
 from aiokafka.structs import ConsumerRecord
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, TransportT
-from mode import ServiceT
 
 BatchHandler = Callable[[TP, Sequence[ConsumerRecord]], Awaitable[None]]
 """Receives the records of one partition in offset order; a later call never repeats an earlier one's records."""
+
+RecordMap = Mapping[TP, list[ConsumerRecord]]
+
+#: The internals of Faust and aiokafka this module overrides, calls or reads, by where they live.
+#: Not public API: a unit test fails naming any that an upgrade removed.
+REACHED_INTO: Mapping[str, tuple[str, ...]] = {
+    "aiokafka.AIOKafkaConsumer": ("_fetch_max_wait_ms",),
+    "faust AIOKafkaConsumerThread": ("_create_worker_consumer",),
+    "faust aiokafka Consumer": (
+        "_new_consumer_thread",
+        "_wait_next_records",
+        "_drain_messages",
+        "_read_offset",
+        "_buffered_partitions",
+        "_commit_offsets",
+        "flow_active",
+        "highwater",
+    ),
+    "faust aiokafka Transport": ("Consumer",),
+    "faust App": ("_new_transport", "consumer_generation_id", "monitor"),
+    "faust Monitor": ("track_tp_end_offset", "stream_inbound_time"),
+}
 
 
 class _TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -73,37 +103,19 @@ class _TunedConsumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _TunedConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
-    async def _drain_messages(self, fetcher: ServiceT) -> None:
+    async def _wait_next_records(self, timeout: float) -> tuple[RecordMap | None, set[TP] | None]:
+        records, active = await super()._wait_next_records(timeout)
         handlers = cast(TunedApp, self.app).batch_handlers
-        if not handlers:
-            await super()._drain_messages(fetcher)
-            return
-        try:
-            while not (self._stopped.is_set() or fetcher._stopped.is_set()):  # type: ignore[attr-defined]
-                await self.sleep(0)  # as Faust does: never hold the loop across back-to-back fetches
-                if self.should_stop:
-                    break
-                records, active = await self._wait_next_records(timeout=1.0)
-                if not records or self.should_stop:
-                    continue
-                await self._deliver(records, active, handlers)
-        except self.consumer_stopped_errors:
-            if not self.transport.app.should_stop:
-                raise
-        except Exception as exc:
-            self.log.exception("Drain messages raised: %r", exc)
-            raise
+        if not records or not handlers or not self.flow_active:
+            # Stopped flow: Faust's getmany drops what was fetched and seeks back to the committed offsets.
+            return records, active
+        batched = {tp: batch for tp, batch in records.items() if tp.topic in handlers}
+        if not batched:
+            return records, active
+        await self._deliver(batched, active, handlers)
+        return {tp: batch for tp, batch in records.items() if tp.topic not in handlers}, active
 
-    async def _deliver(
-        self, records: Mapping[TP, list[ConsumerRecord]], active: set[TP] | None, handlers: Mapping[str, BatchHandler]
-    ) -> None:
-        if not self.flow_active:
-            # Fetched while a rebalance stopped the flow: drop them and go back to the committed offsets.
-            try:
-                await self.perform_seek()
-            except Exception as exc:
-                self.log.warning("exception performing seek when flow not active %r", exc)
-            return
+    async def _deliver(self, records: RecordMap, active: set[TP] | None, handlers: Mapping[str, BatchHandler]) -> None:
         app = self.app
         generation = app.consumer_generation_id
         for tp, batch in records.items():
@@ -111,19 +123,13 @@ class _TunedConsumer(faust_aiokafka.Consumer):
                 return  # a rebalance started: the next owner (maybe us) reads these again
             if active is not None and tp not in active and tp not in self._buffered_partitions:
                 continue
-            batch = fresh_records(batch, self._read_offset[tp])  # type: ignore[assignment]
-            if not batch:
-                continue
-            handler = handlers.get(tp.topic)
-            if handler is None:
-                for record in batch:
-                    await self.wait_first(self.callback(self._to_message(tp, record)), self.suspend_flow.wait())
-                    self._read_offset[tp] = record.offset
+            fresh = fresh_records(batch, self._read_offset[tp])
+            if not fresh:
                 continue
             app.monitor.track_tp_end_offset(tp, self.highwater(tp))
             app.monitor.stream_inbound_time[tp] = time.monotonic()
-            await handler(tp, batch)
-            self._read_offset[tp] = batch[-1].offset + 1
+            await handlers[tp.topic](tp, fresh)
+            self._read_offset[tp] = fresh[-1].offset + 1
 
 
 class _TunedTransport(faust_aiokafka.Transport):

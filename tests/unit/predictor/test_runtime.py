@@ -5,7 +5,6 @@ from __future__ import annotations
 from tickcast.common.records import Lineage, Tick
 from tickcast.predictor.runtime import TickHandler
 from tickcast.predictor.settings import PredictorSettings
-from tickcast.subscriber.settings import SubscriberSettings
 
 NOW_MS = 1_700_000_000_000
 
@@ -53,9 +52,3 @@ def test_a_model_failure_is_a_dead_letter_not_a_crash() -> None:
         h.handle(b"IBM", value, Lineage("ticks", 0, i, NOW_MS))
     assert h.counters.dead_letters["processing_error"] > 0
     assert h.counters.ticks_in == 40
-
-
-def test_settings_share_topic_names_across_services() -> None:
-    predictor = PredictorSettings(bootstrap_servers="k:1", ticks_topic="t1")
-    subscriber = SubscriberSettings(bootstrap_servers="k:1", ticks_topic="t1")
-    assert predictor.ticks_topic == subscriber.ticks_topic == "t1"
