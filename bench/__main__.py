@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     draw = not args.no_charts and charts.available()
     if not args.no_charts and not draw:
-        print("bench: matplotlib is not installed (pip install -e '.[bench]'): no charts", file=sys.stderr)
+        print("bench: matplotlib is not installed (pip install -e '.[plot]'): no charts", file=sys.stderr)
     meta: dict[str, Any] = {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": shlex.join(["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)]),

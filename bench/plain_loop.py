@@ -26,7 +26,7 @@ from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from tickcast.common.kafka import QUIET, producer_config
 from tickcast.common.logging import configure_logging
 from tickcast.common.records import Lineage
-from tickcast.predictor.runtime import Outcome, TickHandler
+from tickcast.predictor.runtime import DeadLettered, Outcome, TickHandler
 from tickcast.predictor.settings import PredictorSettings
 
 STATUS_INTERVAL_S = 0.5
@@ -78,9 +78,10 @@ class PlainLoop:
         self.write_status()
 
     def _send(self, topic: str, outcome: Outcome) -> None:
+        headers = outcome.headers if isinstance(outcome, DeadLettered) else None
         while True:
             try:
-                self.producer.produce(topic, key=outcome.key, value=outcome.value, headers=outcome.dead_letter_headers)
+                self.producer.produce(topic, key=outcome.key, value=outcome.value, headers=headers)
                 return
             except BufferError:
                 # Local queue full: serve delivery reports until there is room.
@@ -96,7 +97,7 @@ class PlainLoop:
                 message.topic() or "", message.partition() or 0, message.offset() or 0, message.timestamp()[1]
             )
             outcome = handle(message.key(), message.value(), lineage)
-            self._send(predictions if outcome.dead_letter_headers is None else dead_letters, outcome)
+            self._send(dead_letters if isinstance(outcome, DeadLettered) else predictions, outcome)
         self.producer.poll(0)
 
     def run(self) -> None:

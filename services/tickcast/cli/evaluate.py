@@ -54,7 +54,8 @@ def evaluate(
     from tickcast.evaluation import evaluate as run_evaluation
     from tickcast.evaluation.plot import PlottingUnavailable, plot_skill
     from tickcast.predictor.models import MODELS
-    from tickcast.producer.replay import ReplayError, ReplaySummary, read_ticks
+    from tickcast.producer.replay import read_ticks
+    from tickcast.producer.row_errors import ReplayError, ReplaySummary
 
     names = model or list(MODELS)
     unknown = [name for name in names if name not in MODELS]

@@ -90,7 +90,8 @@ def produce_file(
 ) -> None:
     """Replay ticks from a CSV file; bad rows are reported with file, line, column and value."""
     from tickcast.producer.publisher import TickPublisher
-    from tickcast.producer.replay import ReplayError, ReplaySummary, paced, read_ticks
+    from tickcast.producer.replay import paced, read_ticks
+    from tickcast.producer.row_errors import ReplayError, ReplaySummary
     from tickcast.producer.settings import ProducerSettings
 
     settings = load_settings(ProducerSettings)

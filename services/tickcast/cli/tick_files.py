@@ -15,7 +15,8 @@ from tickcast.cli.common import fail
 
 if TYPE_CHECKING:
     from tickcast.common.records import Tick
-    from tickcast.producer.replay import ColumnMapping, ReplaySummary, RowError
+    from tickcast.producer.columns import ColumnMapping
+    from tickcast.producer.row_errors import ReplaySummary, RowError
 
 TickFile = Annotated[Path, typer.Argument(help="CSV file, plain or gzip.")]
 TimeCol = Annotated[str, typer.Option(help="Column of the event time.")]
@@ -43,7 +44,7 @@ def column_mapping(
     >>> column_mapping("ts", "sym", "px", None, None, None, "AAPL", "iso", "UTC").symbol is None
     True
     """
-    from tickcast.producer.replay import ColumnMapping
+    from tickcast.producer.columns import ColumnMapping
 
     try:
         return ColumnMapping(
@@ -57,7 +58,7 @@ def column_mapping(
 
 def report_bad_rows(rows: Iterator[Tick | RowError], summary: ReplaySummary, stop_at_first: bool) -> Iterator[Tick]:
     """Pass ticks through; print each bad row on stderr (the first few, then only a count) and tally it."""
-    from tickcast.producer.replay import RowError
+    from tickcast.producer.row_errors import RowError
 
     for row in rows:
         if isinstance(row, RowError):

@@ -1,7 +1,13 @@
-"""Typed rejections: every way a record can be refused has a stable reason code.
+"""Typed rejections: every way a record or a tick-file row can be refused has a stable reason code.
 
 Decoding and validation raise :class:`Rejected` and nothing else; the worker
 turns it into a dead letter whose headers carry the code and the message.
+A row of a tick file is refused with a :class:`RowReason` when it cannot even be read
+as a tick, or with a :class:`Reason` when the tick it reads as fails validation.
+
+The values are a contract: they appear in dead-letter headers, the ``reason`` label of
+``tickcast_dead_letters_total`` (and the alerts and dashboards built on it), replay summaries
+and logs. Renaming a member is free; changing a value is not.
 """
 
 from __future__ import annotations
@@ -26,6 +32,25 @@ class Reason(StrEnum):
     FUTURE_TIME = "event_time_in_future"
     ANCIENT_TIME = "event_time_too_old"
     PROCESSING_ERROR = "processing_error"
+
+
+class RowReason(StrEnum):
+    """Why a row of a tick file could not be read as a tick at all (before any :class:`Reason` applies).
+
+    >>> f"skipped {RowReason.BAD_TIME}"
+    'skipped bad_time'
+    """
+
+    BAD_CSV = "bad_csv"
+    """The CSV reader could not parse the record (an unclosed quote, a field over the size limit)."""
+    MISSING_COLUMN = "missing_column"
+    """The row has fewer cells than the mapping needs."""
+    MISSING_VALUE = "missing_value"
+    """A mapped cell is empty or blank."""
+    BAD_TIME = "bad_time"
+    """The time cell does not match the mapping's time format."""
+    BAD_NUMBER = "bad_number"
+    """A price or size cell is not a number."""
 
 
 class Rejected(Exception):

@@ -9,6 +9,7 @@ from typing import Any
 import structlog
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
+from tenacity import RetryCallState, RetryError, Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from tickcast.common.topics import PRODUCER_PARTITIONER
 
@@ -22,6 +23,9 @@ class BrokerUnavailable(Exception):
 class TopicMismatch(Exception):
     """A topic exists with a partition count other than the one tickcast was configured with."""
 
+
+#: Between attempts to reach the broker: 0.1 s, doubling up to 2 s.
+_BROKER_BACKOFF = wait_exponential(multiplier=0.1, max=2.0)
 
 #: librdkafka logs every closed idle connection at level 6; a broker shutdown is not news.
 QUIET: dict[str, Any] = {"log.connection.close": False}
@@ -48,27 +52,37 @@ def producer_config(bootstrap_servers: str, **overrides: Any) -> dict[str, Any]:
 def wait_for_broker(bootstrap_servers: str, timeout_s: float = 30.0) -> AdminClient:
     """Return an admin client once the cluster answers a metadata request; retry with backoff until then.
 
-    Raises :class:`BrokerUnavailable` naming the servers and the deadline.
+    Waits 0.1 s after the first failure, doubling up to 2 s, never past the deadline. Raises
+    :class:`BrokerUnavailable` naming the servers, the deadline, the attempts made and the last error.
     """
     admin = AdminClient({"bootstrap.servers": bootstrap_servers, **QUIET})
-    deadline = time.monotonic() + timeout_s
-    backoff = 0.1
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            admin.list_topics(timeout=min(2.0, max(0.1, deadline - time.monotonic())))
-            return admin
-        except KafkaException as exc:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise BrokerUnavailable(
-                    f"Kafka at {bootstrap_servers} did not answer within {timeout_s:.0f}s "
-                    f"({attempt} attempts; last error: {exc.args[0] if exc.args else exc})"
-                ) from exc
-            log.warning("broker_unreachable_retrying", bootstrap_servers=bootstrap_servers, attempt=attempt)
-            time.sleep(min(backoff, remaining))  # backoff between retries, not synchronisation
-            backoff = min(backoff * 2, 2.0)
+
+    def remaining_s(state: RetryCallState) -> float:
+        # Not state.seconds_since_start: it is only set once an attempt has an outcome.
+        return state.start_time + timeout_s - time.monotonic()
+
+    def log_retry(state: RetryCallState) -> None:
+        log.warning("broker_unreachable_retrying", bootstrap_servers=bootstrap_servers, attempt=state.attempt_number)
+
+    retrying = Retrying(
+        retry=retry_if_exception_type(KafkaException),
+        stop=stop_after_delay(timeout_s),
+        wait=lambda state: min(_BROKER_BACKOFF(state), max(0.0, remaining_s(state))),
+        before_sleep=log_retry,
+    )
+    try:
+        for attempt in retrying:
+            with attempt:
+                # One metadata request may not outlast the deadline by much, nor take more than 2 s.
+                admin.list_topics(timeout=min(2.0, max(0.1, remaining_s(attempt.retry_state))))
+    except RetryError as exhausted:
+        last = exhausted.last_attempt
+        exc = last.exception()
+        raise BrokerUnavailable(
+            f"Kafka at {bootstrap_servers} did not answer within {timeout_s:.0f}s "
+            f"({last.attempt_number} attempts; last error: {exc.args[0] if exc and exc.args else exc})"
+        ) from exc
+    return admin
 
 
 def topic_partitions(admin: AdminClient, topic: str, timeout_s: float = 10.0) -> int | None:

@@ -1,4 +1,8 @@
-"""Charts of an evaluation (optional: needs the ``plot`` extra, i.e. matplotlib)."""
+"""Charts of an evaluation (optional: needs the ``plot`` extra, i.e. matplotlib).
+
+matplotlib is imported inside :func:`plot_skill` only, so this module, and everything that imports it,
+loads without the extra; a missing matplotlib becomes :class:`PlottingUnavailable` when a chart is asked for.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from tickcast.evaluation.scoring import EvaluationReport
+from tickcast.evaluation.report import EvaluationReport
 
 
 class PlottingUnavailable(Exception):
@@ -32,8 +36,9 @@ def plot_skill(report: EvaluationReport, path: str | Path) -> Path:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as exc:
+        # One line, as the CLI prints it: what is missing and the command that installs it.
         raise PlottingUnavailable(
-            f"plotting needs matplotlib, which is not installed ({exc}); install it with: pip install 'tickcast[plot]'"
+            f"plotting needs matplotlib, which cannot be imported ({exc}); install it: pip install 'tickcast[plot]'"
         ) from None
 
     path = Path(path)

@@ -29,222 +29,32 @@ Every model gets its own ``Forecaster`` and sees the same ticks in the same orde
 
 Cumulative clean skill is recorded every ``checkpoint_every`` scored ticks of a symbol, for
 :func:`tickcast.evaluation.plot.plot_skill`.
+
+The running RMSE and MAE are ``river.metrics``; the counts and the pooling into the ``ALL`` row are in
+:mod:`tickcast.evaluation.running_scores`, the report's shape in :mod:`tickcast.evaluation.report`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 from tickcast.common.records import Lineage, Tick
+from tickcast.evaluation.report import OVERALL, EvaluationReport, ModelReport, SkillPoint
+from tickcast.evaluation.running_scores import RunningScores, pooled_score
 from tickcast.predictor.forecaster import FLAG_OUTLIER, READY, Forecaster
 from tickcast.predictor.models import ModelSpec, model_spec
 
-if TYPE_CHECKING:
-    from rich.table import Table
-
-__all__ = ["EvaluationReport", "ModelReport", "Score", "SkillPoint", "evaluate"]
-
-OVERALL = "ALL"
-"""The pseudo-symbol under which sums over every symbol are reported."""
-
-
-@dataclass(frozen=True, slots=True)
-class SkillPoint:
-    """Cumulative skill of one symbol after ``ticks`` of its ticks (``event_time`` epoch ms)."""
-
-    ticks: int
-    event_time: int
-    skill: float | None
-    skill_all: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class Score:
-    """How one model did on one symbol (or on all of them, as symbol ``ALL``); RMSE and MAE in bps.
-
-    ``None`` marks an undefined ratio (nothing scored, or persistence made no error).
-    """
-
-    symbol: str
-    ticks: int
-    scored: int
-    scored_flagged: int
-    outlier_share: float
-    rmse_all_bps: float | None
-    rmse_persistence_all_bps: float | None
-    skill_all: float | None
-    rmse_bps: float | None
-    rmse_persistence_bps: float | None
-    skill: float | None
-    mae_bps: float | None
-    mae_persistence_bps: float | None
-    directional_accuracy: float | None
-    coverage: float | None
-    non_finite: int
-
-
-@dataclass(slots=True)
-class _Sums:
-    """Running sums for one (model, symbol); every score is a ratio of these."""
-
-    ticks: int = 0
-    outliers: int = 0
-    non_finite: int = 0
-    scored: int = 0
-    scored_flagged: int = 0
-    sse_all: float = 0.0
-    sse_persistence_all: float = 0.0
-    sse: float = 0.0
-    sse_persistence: float = 0.0
-    sae: float = 0.0
-    sae_persistence: float = 0.0
-    moves: int = 0
-    called: int = 0
-    hits: int = 0
-
-    def add(self, other: _Sums) -> None:
-        for name in self.__dataclass_fields__:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-
-    def score(self, symbol: str) -> Score:
-        clean = self.scored - self.scored_flagged
-        return Score(
-            symbol=symbol,
-            ticks=self.ticks,
-            scored=self.scored,
-            scored_flagged=self.scored_flagged,
-            outlier_share=_ratio(self.outliers, self.ticks) or 0.0,
-            rmse_all_bps=_rmse(self.sse_all, self.scored),
-            rmse_persistence_all_bps=_rmse(self.sse_persistence_all, self.scored),
-            skill_all=_skill(self.sse_all, self.sse_persistence_all),
-            rmse_bps=_rmse(self.sse, clean),
-            rmse_persistence_bps=_rmse(self.sse_persistence, clean),
-            skill=_skill(self.sse, self.sse_persistence),
-            mae_bps=_ratio(self.sae, clean),
-            mae_persistence_bps=_ratio(self.sae_persistence, clean),
-            directional_accuracy=_ratio(self.hits, self.called),
-            coverage=_ratio(self.called, self.moves),
-            non_finite=self.non_finite,
-        )
-
-
-def _ratio(numerator: float, denominator: float) -> float | None:
-    return numerator / denominator if denominator else None
-
-
-def _rmse(sse: float, count: int) -> float | None:
-    return math.sqrt(sse / count) if count else None
-
-
-def _skill(sse: float, sse_persistence: float) -> float | None:
-    # sqrt of the SSE ratio is the RMSE ratio, as both are over the same ticks.
-    return 1.0 - math.sqrt(sse / sse_persistence) if sse_persistence > 0.0 else None
-
-
-@dataclass(frozen=True, slots=True)
-class ModelReport:
-    """One model's scores per symbol (sorted by name), over all symbols, and its skill over time."""
-
-    name: str
-    version: str
-    ticks_per_second: float | None
-    overall: Score
-    symbols: list[Score]
-    series: dict[str, list[SkillPoint]]
-
-
-@dataclass(frozen=True, slots=True)
-class EvaluationReport:
-    """Every model's :class:`ModelReport`, in the order the models were asked for.
-
-    >>> from tickcast.common.records import Tick
-    >>> ticks = [Tick("X", p, 1.0, i) for i, p in enumerate([10.0, 10.01, 10.0, 10.01, 10.0])]
-    >>> report = evaluate(ticks, ["mean-reversion"])
-    >>> report.model("mean-reversion").overall.directional_accuracy
-    1.0
-    >>> json.loads(report.to_json())["models"][0]["symbols"][0]["symbol"]
-    'X'
-    """
-
-    models: list[ModelReport]
-    checkpoint_every: int
-
-    def model(self, name: str) -> ModelReport:
-        """The report of the model called ``name``."""
-        for report in self.models:
-            if report.name == name:
-                return report
-        raise KeyError(name)
-
-    def to_json(self, indent: int | None = 2) -> str:
-        """The whole report as JSON; undefined ratios are ``null``."""
-        return json.dumps(asdict(self), indent=indent, allow_nan=False)
-
-    def render_table(self) -> Table:
-        """A rich table: one row per (model, symbol), then the model's ``ALL`` row.
-
-        >>> from tickcast.common.records import Tick
-        >>> report = evaluate([Tick("X", 10.0 + (i % 2) / 100, 1.0, i) for i in range(6)], ["persistence"])
-        >>> report.render_table().row_count
-        2
-        """
-        from rich.table import Table
-
-        table = Table(title="Next-tick return forecasts (RMSE/MAE in bps; skill vs persistence)")
-        for header in (
-            "model",
-            "symbol",
-            "ticks",
-            "RMSE",
-            "skill",
-            "RMSE all",
-            "skill all",
-            "dir. acc.",
-            "coverage",
-            "MAE",
-            "MAE pers.",
-            "outliers",
-            "non-finite",
-            "ticks/s",
-        ):
-            table.add_column(header, justify="left" if header in ("model", "symbol") else "right")
-        for report in self.models:
-            for i, score in enumerate([*report.symbols, report.overall]):
-                speed = report.ticks_per_second if score.symbol == OVERALL else None
-                table.add_row(
-                    report.name if i == 0 else "",
-                    score.symbol,
-                    f"{score.ticks:,}",
-                    _fmt(score.rmse_bps, 3),
-                    _fmt(score.skill, 4),
-                    _fmt(score.rmse_all_bps, 3),
-                    _fmt(score.skill_all, 4),
-                    _fmt(score.directional_accuracy, 3),
-                    _fmt(score.coverage, 3),
-                    _fmt(score.mae_bps, 3),
-                    _fmt(score.mae_persistence_bps, 3),
-                    f"{score.outlier_share:.3%}",
-                    str(score.non_finite),
-                    "" if speed is None else f"{speed:,.0f}",
-                    end_section=score.symbol == OVERALL,
-                )
-        return table
-
-
-def _fmt(value: float | None, digits: int) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
+__all__ = ["evaluate"]
 
 
 @dataclass(slots=True)
 class _SymbolRun:
     """What scoring one model on one symbol needs to remember between that symbol's ticks."""
 
-    sums: _Sums = field(default_factory=_Sums)
+    scores: RunningScores = field(default_factory=RunningScores)
     last_log_price: float | None = None
     last_time: int = 0
     pending: float | None = None
@@ -314,31 +124,14 @@ def _score_tick(
     flagged: bool,
     checkpoint_every: int,
 ) -> None:
-    sums = run.sums
-    sums.ticks += 1
-    sums.outliers += flagged
+    scores = run.scores
+    scores.count_tick(flagged)
     log_price = math.log(tick.price)
     if run.pending is not None and run.last_log_price is not None:
         # As in the features: a difference of logs cannot overflow or reach log(0) as a ratio can.
-        realised = 1e4 * (log_price - run.last_log_price)
-        error = realised - run.pending
-        sums.scored += 1
-        sums.sse_all += error * error
-        sums.sse_persistence_all += realised * realised
-        if flagged:
-            sums.scored_flagged += 1
-        else:
-            sums.sse += error * error
-            sums.sse_persistence += realised * realised
-            sums.sae += abs(error)
-            sums.sae_persistence += abs(realised)
-            if realised != 0.0:
-                sums.moves += 1
-                if run.pending != 0.0:
-                    sums.called += 1
-                    sums.hits += (realised > 0.0) == (run.pending > 0.0)
-        if sums.scored % checkpoint_every == 0:
-            run.series.append(_point(sums, tick.event_time))
+        scores.add_target(1e4 * (log_price - run.last_log_price), run.pending, flagged)
+        if scores.scored % checkpoint_every == 0:
+            run.series.append(scores.skill_point(tick.event_time))
     run.last_log_price = log_price
     run.last_time = tick.event_time
     if not ready:
@@ -346,34 +139,25 @@ def _score_tick(
     elif math.isfinite(forecast) and math.isfinite(predicted_price):
         run.pending = forecast
     else:
-        sums.non_finite += 1
+        scores.non_finite += 1
         run.pending = 0.0
 
 
-def _point(sums: _Sums, event_time: int) -> SkillPoint:
-    return SkillPoint(
-        sums.ticks, event_time, _skill(sums.sse, sums.sse_persistence), _skill(sums.sse_all, sums.sse_persistence_all)
-    )
-
-
 def _report(run: _ModelRun) -> ModelReport:
-    total = _Sums()
-    scores: list[Score] = []
+    names = sorted(run.symbols)
     series: dict[str, list[SkillPoint]] = {}
-    for name in sorted(run.symbols):
+    for name in names:
         symbol = run.symbols[name]
-        total.add(symbol.sums)
-        scores.append(symbol.sums.score(name))
         points = list(symbol.series)
         # Close the curve at the symbol's last tick, so a short tail after a checkpoint is not lost.
-        if symbol.sums.scored and (not points or points[-1].ticks != symbol.sums.ticks):
-            points.append(_point(symbol.sums, symbol.last_time))
+        if symbol.scores.scored and (not points or points[-1].ticks != symbol.scores.ticks):
+            points.append(symbol.scores.skill_point(symbol.last_time))
         series[name] = points
     return ModelReport(
         name=run.spec.name,
         version=run.spec.full_version,
         ticks_per_second=run.ticks / run.seconds if run.seconds > 0.0 else None,
-        overall=total.score(OVERALL),
-        symbols=scores,
+        overall=pooled_score(OVERALL, [run.symbols[name].scores for name in names]),
+        symbols=[run.symbols[name].scores.score(name) for name in names],
         series=series,
     )

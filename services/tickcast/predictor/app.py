@@ -23,7 +23,7 @@ from tickcast.predictor.faust_tuning import TunedApp
 from tickcast.predictor.metrics import CONTENT_TYPE, partition_lag
 from tickcast.predictor.models import model_spec
 from tickcast.predictor.output import OutputProducer
-from tickcast.predictor.runtime import TickHandler
+from tickcast.predictor.runtime import Predicted, TickHandler
 from tickcast.predictor.settings import PredictorSettings
 from tickcast.predictor.snapshots import SnapshotCodec
 from tickcast.predictor.state_sync import StateKeeper
@@ -111,11 +111,11 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
             if offset <= horizon and key and keeper.already_applied(key.decode("utf-8", "replace"), partition, offset):
                 continue  # replayed after a failover, and already in the restored state
             outcome = handle(key, record.value, Lineage(tp.topic, partition, offset, record.timestamp))
-            if outcome.dead_letter_headers is None:
+            if isinstance(outcome, Predicted):
                 send(predictions_topic, outcome.key, outcome.value)
-                changed.add(outcome.symbol)  # type: ignore[arg-type]  # a prediction always names its symbol
+                changed.add(outcome.symbol)
             else:
-                send(dlq_topic, outcome.key, outcome.value, outcome.dead_letter_headers)
+                send(dlq_topic, outcome.key, outcome.value, outcome.headers)
         output.poll()
         keeper.after_batch(partition, changed, records[-1].offset, len(records))
         keeper.checkpoint_soon()

@@ -62,7 +62,7 @@ class FlooredInverseScaling(optim.base.Scheduler):
 
 
 def _linear() -> OnlineRegressor:
-    # Chosen by replaying the sample trades file through tickcast.predictor.evaluate (issue 7):
+    # Chosen by replaying the sample trades file through tickcast evaluate (issue 7):
     # - TargetStandardScaler makes the step size unit-free: SPY moves about 0.3 bps a tick and BAC 2.4,
     #   and one learning rate on raw bps suited neither (v1 scored skill -0.79 on SPY).
     # - Squared loss, because RMSE is the target and flagged prints never reach learning anyway;

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import structlog
 
@@ -28,18 +29,25 @@ DLQ_HEADER_PREFIX = "tickcast."
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
-    """Either an encoded prediction or a dead letter (original bytes plus headers)."""
+class Predicted:
+    """A tick that became a prediction: the encoded record to publish, and the symbol whose state it changed."""
+
+    symbol: str
+    key: bytes | None
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLettered:
+    """A record refused as it came (original key and value bytes), with headers that say why."""
 
     key: bytes | None
     value: bytes | None
-    dead_letter_headers: list[tuple[str, bytes]] | None = None
-    symbol: str | None = None
-    """The symbol whose state this tick changed (None for a dead letter)."""
+    headers: list[tuple[str, bytes]]
 
-    @property
-    def is_dead_letter(self) -> bool:
-        return self.dead_letter_headers is not None
+
+Outcome: TypeAlias = Predicted | DeadLettered
+"""What :meth:`TickHandler.handle` makes of one record: exactly one of the two."""
 
 
 def dead_letter_headers(
@@ -64,7 +72,7 @@ def dead_letter_headers(
 
 
 class TickHandler:
-    """Turns one raw tick record into one :class:`Outcome`; never raises for bad input."""
+    """Turns one raw tick record into one :data:`Outcome`; never raises for bad input."""
 
     def __init__(self, settings: PredictorSettings) -> None:
         store = open_schema_store(settings.schema_registry_url)
@@ -116,7 +124,7 @@ class TickHandler:
         # negative, which would only corrupt the histogram's sum.
         latency = now_us / 1e6 + elapsed - lineage.produced_at_ms / 1e3
         counters.end_to_end_seconds.observe(latency if latency > 0.0 else 0.0)
-        return Outcome(key, encoded, symbol=prediction.symbol)
+        return Predicted(prediction.symbol, key, encoded)
 
     def _dead_letter(
         self,
@@ -126,7 +134,7 @@ class TickHandler:
         reason: Reason,
         message: str,
         now_us: int,
-    ) -> Outcome:
+    ) -> DeadLettered:
         self.counters.dead_letters[reason.value] += 1
         log.warning(
             "tick_rejected",
@@ -135,4 +143,4 @@ class TickHandler:
             partition=lineage.partition,
             offset=lineage.offset,
         )
-        return Outcome(key, value, dead_letter_headers(reason, message, lineage, self.worker, now_us // 1000))
+        return DeadLettered(key, value, dead_letter_headers(reason, message, lineage, self.worker, now_us // 1000))

@@ -2,7 +2,8 @@
 
 :func:`read_ticks` turns each data row into a ``Tick`` or a :class:`RowError`; it never raises for a bad
 row, so one malformed line cannot stop a multi-million-row replay. :func:`paced` spaces ticks out in
-(optionally accelerated) event time, and :class:`ReplaySummary` counts what was sent and skipped.
+(optionally accelerated) event time. Which columns to read is a :class:`~tickcast.producer.columns.ColumnMapping`;
+what can go wrong, and the :class:`ReplaySummary` of a run, are in :mod:`tickcast.producer.row_errors`.
 """
 
 from __future__ import annotations
@@ -12,215 +13,19 @@ import gzip
 import math
 import time
 import zlib
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, tzinfo
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from tickcast.common.errors import Reason, Rejected
+from tickcast.common.errors import Reason, Rejected, RowReason
 from tickcast.common.records import Tick
-from tickcast.common.validation import SYMBOL_PATTERN, validate_tick
+from tickcast.common.validation import validate_tick
+from tickcast.producer.columns import ColumnMapping, time_parser
+from tickcast.producer.row_errors import ReplayError, RowError
 
-__all__ = ["ColumnMapping", "ReplayError", "ReplaySummary", "RowError", "paced", "read_ticks"]
+# ColumnMapping and the row/file errors are re-exported: a replay's callers need them together.
 
-_EPOCH_FORMATS = {"epoch_s": 1000, "epoch_ms": 1, "epoch_us": -1000}  # >0 multiply, <0 floor-divide
-_TIME_FORMATS = ("iso", *_EPOCH_FORMATS)
 _GZIP_MAGIC = b"\x1f\x8b"
-_NAIVE_EPOCH = datetime(1970, 1, 1)
-_UTC_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_MS = timedelta(milliseconds=1)
-_ZERO = timedelta(0)
-# Far beyond any plausible epoch value (1e20 us is year 5138); bounds Decimal work on hostile input.
-_MAX_EPOCH_DIGITS = 20
-_MAX_SHOWN_VALUE = 60
-
-
-@dataclass(frozen=True)
-class ColumnMapping:
-    """Which CSV columns hold which tick field, and how to read the time column.
-
-    ``time_format`` is ``iso``, ``epoch_s``, ``epoch_ms``, ``epoch_us`` or a ``strptime`` pattern.
-    ``timezone`` applies to naive times only; times carrying an offset keep it.
-
-    >>> ColumnMapping(timezone="America/New_York", venue="exchange").venue
-    'exchange'
-    >>> ColumnMapping(symbol=None)
-    Traceback (most recent call last):
-    ...
-    ValueError: ColumnMapping needs a symbol column or a constant_symbol
-    """
-
-    time: str = "ts_et"
-    symbol: str | None = "symbol"
-    price: str = "price"
-    size: str | None = "size"
-    venue: str | None = None
-    condition: str | None = None
-    constant_symbol: str | None = None
-    time_format: str = "iso"
-    timezone: str = "UTC"
-
-    def __post_init__(self) -> None:
-        if self.constant_symbol is None and not self.symbol:
-            raise ValueError("ColumnMapping needs a symbol column or a constant_symbol")
-        constant = self.constant_symbol
-        if constant is not None and not SYMBOL_PATTERN.match(constant.strip().upper()):
-            # Fail once here rather than rejecting every row of the file as bad_symbol.
-            raise ValueError(f"constant_symbol {constant!r} does not match {SYMBOL_PATTERN.pattern} upper-cased")
-        if self.time_format not in _TIME_FORMATS and "%" not in self.time_format:
-            raise ValueError(
-                f"time_format {self.time_format!r} is not one of {', '.join(_TIME_FORMATS)} "
-                "nor a strptime pattern containing '%'"
-            )
-        _zone(self.timezone)
-
-    def tz(self) -> tzinfo:
-        """The time zone object applied to naive times (``ZoneInfo`` caches it per name).
-
-        >>> ColumnMapping(timezone="America/New_York").tz()
-        zoneinfo.ZoneInfo(key='America/New_York')
-        """
-        return _zone(self.timezone)
-
-
-def _zone(name: str) -> tzinfo:
-    # The fixed UTC object needs no tz database, so the default works even where tzdata is missing.
-    if name in ("UTC", "utc", "Z"):
-        return UTC
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
-        raise ValueError(f"unknown time zone {name!r}: use an IANA name such as 'America/New_York'") from exc
-
-
-@dataclass(frozen=True)
-class RowError:
-    """Why one CSV row did not become a tick; ``line`` is the physical line (the header is line 1).
-
-    >>> str(RowError("ticks.csv", 17, "price", "abc", "bad_number", "not a number"))
-    "ticks.csv:17: column 'price' value 'abc': not a number"
-    """
-
-    path: str
-    line: int
-    column: str | None
-    value: str | None
-    reason: str
-    message: str
-
-    def __str__(self) -> str:
-        context = []
-        if self.column is not None:
-            context.append(f"column {self.column!r}")
-        if self.value is not None:
-            cut = len(self.value) > _MAX_SHOWN_VALUE
-            shown = self.value[:_MAX_SHOWN_VALUE] + "..." if cut else self.value
-            context.append(f"value {shown!r}")
-        head = f"{self.path}:{self.line}: " + (" ".join(context) + ": " if context else "")
-        return head + self.message
-
-
-class ReplayError(Exception):
-    """A file-level problem (missing, unreadable, not CSV, header lacking a mapped column).
-
-    >>> str(ReplayError("ticks.csv: no such file"))
-    'ticks.csv: no such file'
-    """
-
-
-@dataclass
-class ReplaySummary:
-    """Running totals of a replay: ticks sent, rows skipped by reason code, and the first error seen.
-
-    >>> s = ReplaySummary(sent=10)
-    >>> s.record_error(RowError("t.csv", 3, "price", "-1", "bad_price", "price must be > 0"))
-    >>> s.record_error(RowError("t.csv", 9, "ts_et", "x", "bad_time", "not an ISO-8601 time"))
-    >>> s.line(), s.first_error.line if s.first_error else None
-    ('sent=10 skipped=2 (bad_price=1, bad_time=1)', 3)
-    """
-
-    sent: int = 0
-    skipped: Counter[str] = field(default_factory=Counter)
-    first_error: RowError | None = None
-
-    def record_error(self, error: RowError) -> None:
-        """Count ``error`` under its reason and keep it if it is the first.
-
-        >>> s = ReplaySummary()
-        >>> s.record_error(RowError("t.csv", 2, None, None, "bad_csv", "oops")); s.skipped["bad_csv"]
-        1
-        """
-        self.skipped[error.reason] += 1
-        if self.first_error is None:
-            self.first_error = error
-
-    def line(self) -> str:
-        """One log line: ``sent=N skipped=M`` plus per-reason counts in name order when any were skipped.
-
-        >>> ReplaySummary(sent=3).line()
-        'sent=3 skipped=0'
-        """
-        total = sum(self.skipped.values())
-        text = f"sent={self.sent} skipped={total}"
-        if total:
-            text += " (" + ", ".join(f"{reason}={n}" for reason, n in sorted(self.skipped.items()) if n) + ")"
-        return text
-
-
-_TimeParser = Callable[[str], int]
-
-
-def _time_parser(mapping: ColumnMapping) -> tuple[_TimeParser, str]:
-    """A function from cell text to epoch ms (raising ValueError), and what it expects, for messages."""
-    zone = mapping.tz()
-    fmt = mapping.time_format
-    utcoffset = zone.utcoffset
-    fromisoformat = datetime.fromisoformat
-
-    if fmt == "iso":
-
-        def parse_iso(text: str) -> int:
-            dt = fromisoformat(text.strip())
-            if dt.tzinfo is None:
-                # tz.utcoffset(naive) is ~40x cheaper than dt.replace(tzinfo=tz); this loop is the hot path.
-                return (dt - _NAIVE_EPOCH - (utcoffset(dt) or _ZERO)) // _ONE_MS
-            return (dt - _UTC_EPOCH) // _ONE_MS
-
-        return parse_iso, "an ISO-8601 time"
-
-    if fmt in _EPOCH_FORMATS:
-        scale = _EPOCH_FORMATS[fmt]
-
-        def parse_epoch(text: str) -> int:
-            try:
-                whole = int(text)
-            except ValueError:
-                whole = None
-            if whole is not None:
-                return whole * scale if scale > 0 else whole // -scale
-            try:
-                # Decimal, not float: "1381152600.123" seconds must give exactly ...600123 ms.
-                exact = Decimal(text.strip())
-            except InvalidOperation:
-                raise ValueError(text) from None
-            # adjusted() needs no arithmetic, so it cannot overflow on values like "1e999999999".
-            if not exact.is_finite() or exact.adjusted() > _MAX_EPOCH_DIGITS:
-                raise ValueError(text)
-            return math.floor(exact * scale if scale > 0 else exact / -scale)
-
-        return parse_epoch, f"a number ({fmt.replace('_', ' ')})"
-
-    def parse_pattern(text: str) -> int:
-        dt = datetime.strptime(text.strip(), fmt)
-        if dt.tzinfo is None:
-            return (dt - _NAIVE_EPOCH - (utcoffset(dt) or _ZERO)) // _ONE_MS
-        return (dt - _UTC_EPOCH) // _ONE_MS
-
-    return parse_pattern, f"a time matching {fmt!r}"
 
 
 def _open_text(path: Path) -> IO[str]:
@@ -281,7 +86,7 @@ def read_ticks(path: str | Path, mapping: ColumnMapping, now_ms: int | None = No
     >>> tick
     Tick(symbol='SPY', price=167.41, size=100.0, event_time=1381152600000, venue=None, condition=None)
     >>> err.line, err.column, err.value, err.reason
-    (3, 'price', 'abc', 'bad_number')
+    (3, 'price', 'abc', <RowReason.BAD_NUMBER: 'bad_number'>)
     """
     path = Path(path)
     if now_ms is None:
@@ -298,7 +103,7 @@ def read_ticks(path: str | Path, mapping: ColumnMapping, now_ms: int | None = No
 
 def _rows(path: Path, mapping: ColumnMapping, indices: dict[str, int], now_ms: int) -> Iterator[Tick | RowError]:
     name = str(path)
-    parse_time, time_expected = _time_parser(mapping)
+    parse_time, time_expected = time_parser(mapping)
     constant_symbol = mapping.constant_symbol.strip().upper() if mapping.constant_symbol is not None else None
     i_time = indices["time"]
     i_price = indices["price"]
@@ -316,10 +121,10 @@ def _rows(path: Path, mapping: ColumnMapping, indices: dict[str, int], now_ms: i
         Reason.ANCIENT_TIME: (mapping.time, i_time),
     }
 
-    def problem(line: int, index: int, row: list[str], reason: str, message: str) -> RowError:
+    def problem(line: int, index: int, row: list[str], reason: RowReason, message: str) -> RowError:
         text = row[index]
         if not text.strip():
-            return RowError(name, line, column_of[index], text, "missing_value", "empty cell")
+            return RowError(name, line, column_of[index], text, RowReason.MISSING_VALUE, "empty cell")
         return RowError(name, line, column_of[index], text, reason, message)
 
     last_line = 1
@@ -349,27 +154,27 @@ def _rows(path: Path, mapping: ColumnMapping, indices: dict[str, int], now_ms: i
                             try:
                                 event_time = parse_time(time_text)
                             except (ValueError, ArithmeticError, TypeError):
-                                yield problem(line, i_time, row, "bad_time", f"not {time_expected}")
+                                yield problem(line, i_time, row, RowReason.BAD_TIME, f"not {time_expected}")
                                 continue
                             last_time_text = time_text
                             last_time = event_time
                         try:
                             price = float(row[i_price])
                         except ValueError:
-                            yield problem(line, i_price, row, "bad_number", "not a number")
+                            yield problem(line, i_price, row, RowReason.BAD_NUMBER, "not a number")
                             continue
                         if i_size >= 0:
                             try:
                                 size = float(row[i_size])
                             except ValueError:
-                                yield problem(line, i_size, row, "bad_number", "not a number")
+                                yield problem(line, i_size, row, RowReason.BAD_NUMBER, "not a number")
                                 continue
                         else:
                             size = 0.0
                         if constant_symbol is None:
                             symbol = row[i_symbol].strip().upper()
                             if not symbol:
-                                yield problem(line, i_symbol, row, "missing_value", "empty cell")
+                                yield problem(line, i_symbol, row, RowReason.MISSING_VALUE, "empty cell")
                                 continue
                         else:
                             symbol = constant_symbol
@@ -386,13 +191,13 @@ def _rows(path: Path, mapping: ColumnMapping, indices: dict[str, int], now_ms: i
                         except Rejected as exc:
                             column, index = reason_column.get(exc.reason, (None, -1))
                             value = row[index] if index >= 0 else None
-                            yield RowError(name, line, column, value, exc.reason.value, exc.message)
+                            yield RowError(name, line, column, value, exc.reason, exc.message)
                             continue
                         yield tick
                     return
                 except csv.Error as exc:
                     # The reader resumes at the next line: one malformed record costs one row, not the file.
-                    yield RowError(name, last_line + 1, None, None, "bad_csv", f"unreadable CSV: {exc}")
+                    yield RowError(name, last_line + 1, None, None, RowReason.BAD_CSV, f"unreadable CSV: {exc}")
                     last_line = reader.line_num
     except (OSError, EOFError, zlib.error) as exc:
         raise ReplayError(f"{path}: read failed after line {last_line}: {exc}") from exc
@@ -402,7 +207,7 @@ def _short_row(name: str, line: int, row: list[str], indices: dict[str, int], co
     index = min(i for i in indices.values() if i >= len(row))
     column = column_of[index]
     message = f"row has {len(row)} cell(s), column {column!r} is cell {index + 1}"
-    return RowError(name, line, column, None, "missing_column", message)
+    return RowError(name, line, column, None, RowReason.MISSING_COLUMN, message)
 
 
 def _mapped_names(mapping: ColumnMapping, indices: dict[str, int]) -> dict[str, int]:

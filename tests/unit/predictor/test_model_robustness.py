@@ -82,7 +82,9 @@ def test_default_model_learns_the_predictable_part_of_the_synthetic_feed() -> No
 
 def first_ticks_per_symbol(path: Path, per_symbol: int) -> Iterator[Tick]:
     """The file's ticks in order, keeping each symbol's first ``per_symbol`` and stopping once all are full."""
-    from tickcast.producer.replay import ColumnMapping, RowError, read_ticks
+    from tickcast.producer.columns import ColumnMapping
+    from tickcast.producer.replay import read_ticks
+    from tickcast.producer.row_errors import RowError
 
     counts: Counter[str] = Counter()
     for item in read_ticks(path, ColumnMapping(timezone="America/New_York")):

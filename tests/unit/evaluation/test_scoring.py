@@ -1,16 +1,13 @@
-"""Unit tests for ``tickcast.predictor.evaluate``: scores checked against hand computation on tiny series."""
+"""Unit tests for ``tickcast.evaluation.scoring``: scores checked against hand computation on tiny series."""
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import pytest
 
 from tickcast.common.records import Tick
-from tickcast.evaluation import OVERALL, EvaluationReport, evaluate
-from tickcast.evaluation.plot import plot_skill
+from tickcast.evaluation import OVERALL, evaluate
 from tickcast.predictor.features import MIN_TICKS_FOR_OUTLIERS
 
 PRICES = [100.0, 100.01, 100.0, 100.0, 100.01, 100.02]
@@ -102,23 +99,6 @@ def test_skill_series_is_cumulative_and_ends_at_the_final_score() -> None:
     assert [p.ticks for p in series] == [52, 102, 152, 202, 203]
     assert series[-1].skill == pytest.approx(model.overall.skill)
     assert series[-1].skill_all == pytest.approx(model.overall.skill_all)
-
-
-def test_report_serialises_and_renders(tmp_path: Path) -> None:
-    report = evaluate(ticks(PRICES), ["persistence", "mean-reversion"])
-    data = json.loads(report.to_json())
-    assert [m["name"] for m in data["models"]] == ["persistence", "mean-reversion"]
-    assert data["models"][0]["overall"]["directional_accuracy"] is None
-    assert report.render_table().row_count == 4  # (X, ALL) per model
-    assert isinstance(report, EvaluationReport)
-
-
-def test_plot_skill_writes_an_image(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
-    prices = [100.0 + 0.01 * (i % 3) for i in range(400)]
-    report = evaluate(ticks(prices, "A") + ticks(prices, "B"), ["mean-reversion", "ew-mean"], checkpoint_every=40)
-    out = plot_skill(report, tmp_path / "skill.png")
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_bad_arguments_are_refused() -> None:

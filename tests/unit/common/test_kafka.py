@@ -1,0 +1,82 @@
+"""Unit tests for ``tickcast.common.kafka.wait_for_broker``: retries, backoff under a deadline, and its message."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import Any
+
+import pytest
+from confluent_kafka import KafkaException
+
+from tickcast.common import kafka
+from tickcast.common.kafka import BrokerUnavailable, wait_for_broker
+
+
+class FlakyAdmin:
+    """An AdminClient stand-in whose metadata request fails ``failures`` times, then answers."""
+
+    instances: list[FlakyAdmin] = []
+    failures = 0
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.calls: list[tuple[float, float]] = []  # (monotonic time, request timeout)
+        FlakyAdmin.instances.append(self)
+
+    def list_topics(self, timeout: float) -> object:
+        self.calls.append((time.monotonic(), timeout))
+        if len(self.calls) <= self.failures:
+            raise KafkaException(f"connection refused (try {len(self.calls)})")
+        return object()
+
+
+@pytest.fixture
+def flaky(monkeypatch: pytest.MonkeyPatch) -> type[FlakyAdmin]:
+    FlakyAdmin.instances = []
+    monkeypatch.setattr(kafka, "AdminClient", FlakyAdmin)
+    return FlakyAdmin
+
+
+def test_answers_after_failures_with_doubling_waits(flaky: type[FlakyAdmin]) -> None:
+    flaky.failures = 3
+    admin = wait_for_broker("k:1", timeout_s=10)
+    (made,) = flaky.instances
+    assert admin is made and made.config["bootstrap.servers"] == "k:1"
+    times = [at for at, _ in made.calls]
+    waits = [later - earlier for earlier, later in itertools.pairwise(times)]
+    assert len(made.calls) == 4
+    # 0.1 s, 0.2 s, 0.4 s, plus scheduling slack.
+    for waited, expected in zip(waits, [0.1, 0.2, 0.4], strict=True):
+        assert expected - 0.01 <= waited < expected + 0.25, waits
+    assert all(timeout == 2.0 for _, timeout in made.calls), "a request never waits more than 2 s"
+
+
+def test_gives_up_at_the_deadline_naming_servers_deadline_attempts_and_last_error(flaky: type[FlakyAdmin]) -> None:
+    flaky.failures = 10**6
+    started = time.monotonic()
+    with pytest.raises(BrokerUnavailable) as info:
+        wait_for_broker("k:1,k:2", timeout_s=1.0)
+    elapsed = time.monotonic() - started
+    (made,) = flaky.instances
+    attempts = len(made.calls)
+    # Tries at about 0, 0.1, 0.3, 0.7 and, the last wait cut to the deadline, 1.0 s (fewer if sleeps overrun).
+    assert attempts in (4, 5), made.calls
+    assert 1.0 <= elapsed < 1.5, "the last wait is cut at the deadline, not slept in full"
+    assert made.calls[-1][1] == pytest.approx(0.1), "the last request gets what is left, at least 0.1 s"
+    message = str(info.value)
+    last_error = f"connection refused (try {attempts})"
+    expected = f"Kafka at k:1,k:2 did not answer within 1s ({attempts} attempts; last error: {last_error})"
+    assert message == expected, message
+    assert isinstance(info.value.__cause__, KafkaException)
+
+
+def test_other_errors_are_not_retried(flaky: type[FlakyAdmin], monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(self: FlakyAdmin, timeout: float) -> object:
+        self.calls.append((time.monotonic(), timeout))
+        raise TypeError("a bug, not an unreachable broker")
+
+    monkeypatch.setattr(FlakyAdmin, "list_topics", broken)
+    with pytest.raises(TypeError, match="a bug"):
+        wait_for_broker("k:1", timeout_s=5)
+    assert len(flaky.instances[0].calls) == 1
