@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 import tickcast
@@ -33,6 +33,16 @@ class DataSettings(BaseSettings):
         validation_alias=AliasChoices("TICKCAST_SHARED_DATA_DIR", "shared_data_dir"),
         description="The shared market data folder (see its README).",
     )
+
+    @field_validator("ci", mode="before")
+    @classmethod
+    def _empty_is_false(cls, value: object) -> object:
+        """``CI=`` (set but empty) means not CI, as shells and runners use it.
+
+        >>> DataSettings(ci="").ci
+        False
+        """
+        return False if value == "" else value
 
     @property
     def trades_file(self) -> Path:

@@ -9,12 +9,12 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from tests.conftest import base_env
 from tickcast.common.settings import CommonSettings
 from tickcast.ops.settings import OpsSettings
 from tickcast.predictor.settings import PredictorSettings
 from tickcast.producer.settings import ProducerSettings
 from tickcast.subscriber.settings import SubscriberSettings
+from tickcast.testing.environment import base_env
 
 SERVICE_SETTINGS = [PredictorSettings, ProducerSettings, SubscriberSettings, OpsSettings]
 
