@@ -93,7 +93,9 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
         output=output,
         commit=commit,
         policy=CheckpointPolicy(settings.snapshot_every_ticks, settings.snapshot_every_s),
+        generation=app.group_generation,
     )
+    handler.metrics.state_health = keeper.health
     if keeper.codec is None:
         log.warning("snapshots_disabled", reason="TICKCAST_SNAPSHOT_KEY is unset: state restarts on every rebalance")
 
@@ -126,7 +128,8 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
     async def on_assigned(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         assigned_now: set[TP] = args[0] if args else kwargs["assigned"]
         ours = {tp for tp in assigned_now if tp.topic == settings.ticks_topic}
-        # Restore first: /stats reports a partition as assigned only once its state is loaded.
+        # Restores in the background: until a partition's state is loaded, /stats lists it as not ready
+        # and its ticks wait (a broker that times out the restore must not crash the worker).
         await keeper.on_assigned({tp.partition for tp in ours})
         assigned.clear()
         assigned.update(ours)
@@ -175,7 +178,10 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
                     "dead_letters": dict(counters.dead_letters),
                     "restored_symbols": keeper.last_restore.restored if keeper.last_restore else 0,
                     "restore_seconds": keeper.last_restore.seconds if keeper.last_restore else None,
-                    "snapshots_refused": dict(keeper.last_restore.refused) if keeper.last_restore else {},
+                    "snapshots_refused": dict(keeper.refused_total),
+                    "partitions_not_ready": sorted(keeper.not_ready),
+                    "restore_failures": keeper.restore_failures,
+                    "checkpoints_fenced": keeper.fenced_checkpoints,
                     "snapshots_written": keeper.snapshots_written,
                     "replayed_skipped": keeper.replayed_skipped,
                 }
