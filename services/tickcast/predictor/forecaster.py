@@ -65,6 +65,7 @@ class Forecaster:
         self.worker = worker
         self.model_version = spec.full_version
         self.states: dict[str, SymbolState] = {}
+        """Per symbol, in order of last processed tick (oldest first)."""
 
     def state(self, symbol: str) -> SymbolState:
         found = self.states.get(symbol)
@@ -97,8 +98,10 @@ class Forecaster:
             state.model.learn_one(previous, realised)
 
         # Committed from here on: nothing below raises.
-        if is_new:
-            self.states[symbol] = state
+        if not is_new:
+            # Kept in order of last tick, oldest first: eviction takes the least recently seen.
+            del self.states[symbol]
+        self.states[symbol] = state
         if learns and realised is not None:
             state.abs_error.update(abs(realised - state.pending_forecast))
             state.errors_scored += 1

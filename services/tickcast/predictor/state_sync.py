@@ -20,6 +20,7 @@ import structlog
 from tenacity import AsyncRetrying, RetryCallState, wait_exponential, wait_random
 
 from tickcast.predictor.checkpoints import CheckpointPolicy, PartitionProgress
+from tickcast.predictor.eviction import EvictionPolicy
 from tickcast.predictor.forecaster import Forecaster
 from tickcast.predictor.metrics import StateHealth
 from tickcast.predictor.output import DeliveryFailed, OutputProducer
@@ -59,6 +60,7 @@ class StateKeeper:
     output: OutputProducer
     commit: Callable[[dict[int, int]], Awaitable[bool]]
     policy: CheckpointPolicy = field(default_factory=CheckpointPolicy)
+    eviction: EvictionPolicy = field(default_factory=lambda: EvictionPolicy(max_symbols=20_000, ttl_s=86_400.0))
     restore_timeout_s: float = 60.0
     """Longest one attempt to read the snapshots may take; a failed attempt is retried with backoff."""
     restore_backoff_s: tuple[float, float] = (0.5, 30.0)
@@ -74,6 +76,7 @@ class StateKeeper:
     refused_total: Counter[str] = field(default_factory=Counter)
     fenced_checkpoints: int = 0
     symbols_evicted: int = 0
+    tombstones_written: int = 0
     progress: dict[int, PartitionProgress] = field(default_factory=dict)
     ready: dict[int, asyncio.Event] = field(default_factory=dict)
     replay_horizon: dict[int, int] = field(default_factory=dict)
@@ -155,10 +158,12 @@ class StateKeeper:
             # Revoked while reading: only what is still ours is loaded.
             partitions = self._still_assigned(events)
             self._drop(partitions)
-            for snapshot in snapshots:
+            ours = sorted((s for s in snapshots if s.state.partition in partitions), key=lambda s: s.created_at)
+            # A flood handed over: the most recently saved fit under the cap, the rest start fresh if they return.
+            skipped = max(0, len(ours) - (self.eviction.max_symbols - len(self.forecaster.states)))
+            self.symbols_evicted += skipped
+            for snapshot in ours[skipped:]:
                 state = snapshot.state
-                if state.partition not in partitions:
-                    continue
                 self.forecaster.states[snapshot.symbol] = state
                 horizon = self.replay_horizon.get(state.partition, -1)
                 self.replay_horizon[state.partition] = max(horizon, state.applied_offset)
@@ -287,6 +292,55 @@ class StateKeeper:
             self.snapshot_bytes += len(value)
             encoded.append((partition, symbol, value))
         return encoded
+
+    async def evict_if_over_cap(self) -> None:
+        """Forget the least recently seen symbols once this worker holds more than the cap.
+
+        Predictions first, then each victim's final snapshot (or a tombstone when it was idle beyond
+        the TTL), and only once those are delivered is the state dropped: a snapshot never claims a
+        tick whose prediction could be lost, and no state is dropped unsaved.
+        """
+        if self.codec is None:  # snapshots are off: state is never saved, so eviction only drops it
+            self._forget(self.eviction.victims(self.forecaster.states))
+            return
+        if not self.eviction.over(len(self.forecaster.states)):
+            return
+        async with self._lock:
+            victims = self.eviction.victims(self.forecaster.states)
+            if not victims or self.fenced():
+                return
+            now_us = time.time_ns() // 1000
+            created_at = now_us // 1000
+            tombstones = 0
+            try:
+                await self.output.flush()
+                for symbol in victims:
+                    state = self.forecaster.states[symbol]
+                    value = None
+                    if not self.eviction.for_good(state, now_us):
+                        value = self.codec.encode(symbol, state, created_at, generation=self.owned_generation)
+                    else:
+                        tombstones += 1
+                    self.output.send(self.snapshots_topic, symbol.encode("utf-8"), value, partition=state.partition)
+                await self.output.flush()
+            except DeliveryFailed as exc:
+                # Nothing is dropped unsaved: the next batch tries again.
+                log.error("eviction_failed", symbols=len(victims), error=str(exc))
+                return
+            self._forget(victims)
+            self.tombstones_written += tombstones
+            log.info("symbols_evicted", symbols=len(victims), tombstones=tombstones,
+                     remaining=len(self.forecaster.states), max_symbols=self.eviction.max_symbols)  # fmt: skip
+
+    def _forget(self, symbols: Iterable[str]) -> None:
+        for symbol in symbols:
+            state = self.forecaster.states.pop(symbol, None)
+            if state is None:
+                continue
+            self.symbols_evicted += 1
+            progress = self.progress.get(state.partition)
+            if progress is not None:
+                progress.dirty.discard(symbol)  # its final snapshot is written already
 
     def health(self) -> StateHealth:
         """What the metrics report about restores, refusals, fencing and eviction."""
