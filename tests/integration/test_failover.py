@@ -242,12 +242,14 @@ def test_tampered_and_foreign_snapshots_are_refused_without_crashing(pipeline: P
 
     pipeline.pool = None
     replacement = pipeline.start_workers(1)[0]
-    wait_for_assignment(pipeline, [replacement])
+    wait_for_assignment(pipeline, [replacement])  # /stats lists partitions once their state is restored
     stats = worker_stats(replacement)
     assert stats is not None, "no /stats"
     refused = stats["snapshots_refused"]
-    assert refused.get("undecodable", 0) == 2 and refused.get("bad_signature", 0) == 1, refused
-    assert stats["restored_symbols"] == 0, "the tampered IBM state was loaded"
+    # AIG and KO have nothing but garbage. IBM's tampered record came last, but an unverifiable record never
+    # displaces a signed one (restore keeps the most current *verified* snapshot): the genuine state is loaded.
+    assert refused.get("undecodable", 0) == 2 and refused.get("bad_signature", 0) == 0, refused
+    assert stats["restored_symbols"] == 1, "IBM's genuine state was not loaded"
     publisher = pipeline.publisher()
     publisher.publish(Tick("IBM", 181.0, 1.0, START_MS + 10_000))
     assert publisher.close() == 0
@@ -259,3 +261,64 @@ def test_tampered_and_foreign_snapshots_are_refused_without_crashing(pipeline: P
     )
     assert replacement.alive
     assert "snapshot_refused" in replacement.log_path.read_text()
+
+
+def test_a_zombie_worker_never_rolls_state_back(pipeline: Pipeline) -> None:
+    """SIGSTOP a worker past its session timeout, let the survivor take over, then SIGCONT the zombie.
+
+    The zombie wakes up believing it still owns its partitions and, when it hears it was dropped,
+    would checkpoint the state it had when it stalled: older than what the survivor since saved and
+    committed. The feed is paused before the zombie wakes, so the survivor has nothing newer to write
+    at that rebalance and a stale write would be the last one on the snapshots topic.
+    """
+    workers = pipeline.start_workers(2)
+    assignment = wait_for_assignment(pipeline, workers)
+    zombie, survivor = workers
+    publisher = pipeline.publisher()
+    with SteadyFeed(publisher, symbols=24, rate=250) as feed:
+        wait_for(
+            lambda: all((worker_stats(w) or {}).get("predictions_out", 0) > 800 for w in workers),
+            90, "both workers to answer 800 ticks", diagnostics=pipeline.worker_logs,
+        )  # fmt: skip
+        os.kill(zombie.process.pid, signal.SIGSTOP)
+        try:
+            zombie_partitions = set(assignment[zombie.worker_id])
+            wait_for(
+                lambda: zombie_partitions <= set((worker_stats(survivor) or {}).get("assigned_partitions", [])),
+                takeover_bound_s(pipeline) + 60, "the survivor to take over the stalled worker's partitions",
+                diagnostics=pipeline.worker_logs,
+            )  # fmt: skip
+            before = (worker_stats(survivor) or {})["predictions_out"]
+            wait_for(
+                lambda: (worker_stats(survivor) or {})["predictions_out"] > before + 1500,
+                60, "the survivor to learn well past the zombie's state", diagnostics=pipeline.worker_logs,
+            )  # fmt: skip
+            first_sent = feed.stop()
+            wait_until_every_tick_answered(pipeline, first_sent, 120)
+            # The survivor's idle timer checkpoints within a second (TICKCAST_SNAPSHOT_EVERY_S=1): once its count
+            # of snapshots written holds still over two such periods, everything it processed is saved.
+            seen: list[int] = []
+
+            def snapshots_settled() -> bool:
+                seen.append((worker_stats(survivor) or {}).get("snapshots_written", -1))
+                return len(seen) > 1 and seen[-1] == seen[-2] > 0
+
+            wait_for(
+                snapshots_settled, 30, "the survivor's snapshots to settle", diagnostics=pipeline.worker_logs,
+                interval_s=2.5,
+            )  # fmt: skip
+        finally:
+            os.kill(zombie.process.pid, signal.SIGCONT)
+    assignment = wait_for_assignment(pipeline, workers, timeout_s=takeover_bound_s(pipeline) + 60)
+    assert all(assignment.values()), f"the zombie did not rejoin: {assignment}"
+    zombie_stats = worker_stats(zombie) or {}
+    with SteadyFeed(pipeline.publisher(), symbols=24, rate=250) as feed:
+        wait_for(
+            lambda: all((worker_stats(w) or {}).get("predictions_out", 0) > 200 for w in workers),
+            90, "both workers to answer again", diagnostics=pipeline.worker_logs,
+        )  # fmt: skip
+        sent = first_sent + feed.stop()
+    wait_until_every_tick_answered(pipeline, sent, 120)
+    answers, predictions = answers_once_stopped(pipeline, sent)
+    print(f"zombie: {answers}; zombie's /stats after rejoining: {zombie_stats.get('checkpoints_fenced')} fenced")
+    check_every_tick_answered_and_state_continuous(answers, predictions)

@@ -48,6 +48,7 @@ ALERT_NAMES = {
     "TickcastLatencyP99High",
     "TickcastWorkerDown",
     "TickcastModelErrorDrift",
+    "TickcastPartitionNotReady",
 }
 # A metric name in PromQL: tickcast_ then word characters (labels like job="tickcast-predictor" have a dash).
 METRIC_IN_PROMQL = re.compile(r"\btickcast_[a-z0-9_]+")
@@ -367,7 +368,7 @@ def test_pdb_and_service_select_the_predictor_pods() -> None:
 # ---------------------------------------------------------------- alerts, dashboard and metrics
 
 
-def test_the_six_alerts_exist() -> None:
+def test_the_seven_alerts_exist() -> None:
     assert {rule["alert"] for rule in alert_rules()} == ALERT_NAMES
 
 

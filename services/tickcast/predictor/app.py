@@ -19,6 +19,7 @@ from faust.web import Request, Response, View
 from tickcast.common.kafka import ensure_topics, wait_for_broker
 from tickcast.common.records import Lineage
 from tickcast.predictor.checkpoints import CheckpointPolicy
+from tickcast.predictor.eviction import EvictionPolicy
 from tickcast.predictor.faust_tuning import TunedApp
 from tickcast.predictor.metrics import CONTENT_TYPE, partition_lag
 from tickcast.predictor.models import model_spec
@@ -93,12 +94,15 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
         output=output,
         commit=commit,
         policy=CheckpointPolicy(settings.snapshot_every_ticks, settings.snapshot_every_s),
+        generation=app.group_generation,
+        eviction=EvictionPolicy(settings.max_symbols, settings.symbol_ttl_s),
     )
+    handler.metrics.state_health = keeper.health
     if keeper.codec is None:
         log.warning("snapshots_disabled", reason="TICKCAST_SNAPSHOT_KEY is unset: state restarts on every rebalance")
 
     async def predict(tp: TP, records: Sequence[ConsumerRecord]) -> None:
-        # After the one await, everything is synchronous, so a rebalance cannot interleave with a batch.
+        # After the first await, handling is synchronous up to after_batch: a rebalance cannot interleave with it.
         partition = tp.partition
         if not await keeper.wait_ready(partition):
             return  # revoked before its state was loaded: the next owner reads these ticks
@@ -118,6 +122,8 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
                 send(dlq_topic, outcome.key, outcome.value, outcome.headers)
         output.poll()
         keeper.after_batch(partition, changed, records[-1].offset, len(records))
+        if len(handler.forecaster.states) > settings.max_symbols:
+            await keeper.evict_if_over_cap()  # a flood of new symbols: holds the batch loop until room is made
         keeper.checkpoint_soon()
 
     app.drain_in_batches(raw_topic(settings.ticks_topic), predict)
@@ -126,7 +132,8 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
     async def on_assigned(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         assigned_now: set[TP] = args[0] if args else kwargs["assigned"]
         ours = {tp for tp in assigned_now if tp.topic == settings.ticks_topic}
-        # Restore first: /stats reports a partition as assigned only once its state is loaded.
+        # Restores in the background: until a partition's state is loaded, /stats lists it as not ready
+        # and its ticks wait (a broker that times out the restore must not crash the worker).
         await keeper.on_assigned({tp.partition for tp in ours})
         assigned.clear()
         assigned.update(ours)
@@ -168,14 +175,22 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
                 {
                     "worker": settings.worker_id,
                     "model": settings.model,
-                    "assigned_partitions": sorted(tp.partition for tp in assigned),
+                    # Only once its state is loaded; the rest are listed as not ready.
+                    "assigned_partitions": sorted(
+                        tp.partition for tp in assigned if tp.partition not in keeper.not_ready
+                    ),
                     "symbols": len(handler.forecaster.states),
+                    "max_symbols": settings.max_symbols,
+                    "symbols_evicted": keeper.symbols_evicted,
                     "ticks_in": counters.ticks_in,
                     "predictions_out": counters.predictions_out,
                     "dead_letters": dict(counters.dead_letters),
                     "restored_symbols": keeper.last_restore.restored if keeper.last_restore else 0,
                     "restore_seconds": keeper.last_restore.seconds if keeper.last_restore else None,
-                    "snapshots_refused": dict(keeper.last_restore.refused) if keeper.last_restore else {},
+                    "snapshots_refused": dict(keeper.refused_total),
+                    "partitions_not_ready": sorted(keeper.not_ready),
+                    "restore_failures": keeper.restore_failures,
+                    "checkpoints_fenced": keeper.fenced_checkpoints,
                     "snapshots_written": keeper.snapshots_written,
                     "replayed_skipped": keeper.replayed_skipped,
                 }

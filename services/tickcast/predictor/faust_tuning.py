@@ -60,8 +60,8 @@ RecordMap = Mapping[TP, list[ConsumerRecord]]
 #: The internals of Faust and aiokafka this module overrides, calls or reads, by where they live.
 #: Not public API: a unit test fails naming any that an upgrade removed.
 REACHED_INTO: Mapping[str, tuple[str, ...]] = {
-    "aiokafka.AIOKafkaConsumer": ("_fetch_max_wait_ms",),
-    "faust AIOKafkaConsumerThread": ("_create_worker_consumer",),
+    "aiokafka.AIOKafkaConsumer": ("_fetch_max_wait_ms", "_coordinator"),
+    "faust AIOKafkaConsumerThread": ("_create_worker_consumer", "_consumer"),
     "faust aiokafka Consumer": (
         "_new_consumer_thread",
         "_wait_next_records",
@@ -69,6 +69,7 @@ REACHED_INTO: Mapping[str, tuple[str, ...]] = {
         "_read_offset",
         "_buffered_partitions",
         "_commit_offsets",
+        "_thread",
         "flow_active",
         "highwater",
     ),
@@ -165,6 +166,22 @@ class TunedApp(faust.App):
         # Registering the channel with the conductor is what puts the topic into the group subscription.
         self.topics.add(channel)
         return channel
+
+    def group_generation(self) -> int:
+        """The consumer-group generation this worker is a member of right now; -1 when it is not a member.
+
+        aiokafka resets it to -1 as soon as the coordinator says the member is unknown or its
+        generation is stale (a worker that stalled past its session timeout), before it calls the
+        revocation handler: that handler must then not write state the new owner may have moved past.
+
+        >>> TunedApp("doc-generation", broker="kafka://127.0.0.1:1").group_generation()  # not started
+        -1
+        """
+        consumer = getattr(self.consumer, "_thread", None)
+        kafka_consumer = getattr(consumer, "_consumer", None)
+        coordinator = getattr(kafka_consumer, "_coordinator", None)
+        generation = getattr(coordinator, "generation", -1)
+        return generation if isinstance(generation, int) else -1
 
     async def commit_offsets(self, offsets: Mapping[TP, int]) -> bool:
         """Commit "next offset to read" per partition through Faust's commit path; False if nothing was committed.

@@ -41,6 +41,22 @@ class Update:
     features: dict[str, float]
 
 
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """One price measured against a symbol's features before they change."""
+
+    price: float
+    log_price: float
+    return_bps: float | None
+    """Log-return from the previous price, bps; None on a symbol's first tick."""
+    limit_bps: float
+    """The outlier band at this tick: a return beyond it is flagged and clipped to it."""
+
+    @property
+    def is_outlier(self) -> bool:
+        return self.return_bps is not None and abs(self.return_bps) > self.limit_bps
+
+
 @dataclass(slots=True)
 class SymbolFeatures:
     """Running state of one symbol.
@@ -90,26 +106,38 @@ class SymbolFeatures:
         """
         return max(self.sigma_bps(), self.move_size.get())
 
-    def update(self, price: float, event_time_ms: int, size: float = 0.0) -> Update:
-        """Fold one valid price (finite, > 0) into the state and return the features after it.
+    def assess(self, price: float) -> Assessment:
+        """What one valid price (finite, > 0) would do, without changing anything: see :meth:`apply`.
+
+        The forecaster learns from this before it commits the tick, so a model that raises leaves the
+        features as they were.
 
         >>> f = SymbolFeatures()
-        >>> _ = f.update(1e-300, 0)
-        >>> f.update(1e300, 1).return_bps  # a ratio that overflows a float still gives a finite return
-        13815510.557964273
+        >>> f.assess(100.0).return_bps is None
+        True
+        >>> _ = f.update(100.0, 0)
+        >>> a = f.assess(200.0)
+        >>> round(a.return_bps), a.is_outlier, f.ticks
+        (6931, True, 1)
         """
-        previous = self.last_price
         log_price = math.log(price)
+        if self.last_price is None:
+            return Assessment(price, log_price, None, MAX_RETURN_BPS)
         # The difference of logs, unlike log(price / previous), cannot overflow or hit log(0).
         raw = 1e4 * (log_price - self.last_log_price)
-        self.last_price, self.last_log_price, self.last_time_ms = price, log_price, event_time_ms
-        self.ticks += 1
-        if previous is None:
-            return Update(None, None, False, self.features(0.0, size))
         limit = MAX_RETURN_BPS
-        if self.ticks > MIN_TICKS_FOR_OUTLIERS:
+        if self.ticks + 1 > MIN_TICKS_FOR_OUTLIERS:
             limit = min(limit, OUTLIER_SIGMAS * self.scale_bps())
-        is_outlier = abs(raw) > limit
+        return Assessment(price, log_price, raw, limit)
+
+    def apply(self, assessed: Assessment, event_time_ms: int, size: float = 0.0) -> Update:
+        """Fold an assessed price into the state and return the features after it (never raises)."""
+        self.last_price, self.last_log_price, self.last_time_ms = assessed.price, assessed.log_price, event_time_ms
+        self.ticks += 1
+        raw = assessed.return_bps
+        if raw is None:
+            return Update(None, None, False, self.features(0.0, size))
+        limit = assessed.limit_bps
         clipped = max(-limit, min(limit, raw))
         self.lag1 = clipped
         if clipped != 0.0:
@@ -118,7 +146,17 @@ class SymbolFeatures:
         self.ewm_fast.update(clipped)
         self.ewm_slow.update(clipped)
         self.variance.update(clipped)
-        return Update(raw, clipped, is_outlier, self.features(0.0, size))
+        return Update(raw, clipped, assessed.is_outlier, self.features(0.0, size))
+
+    def update(self, price: float, event_time_ms: int, size: float = 0.0) -> Update:
+        """Fold one valid price (finite, > 0) into the state and return the features after it.
+
+        >>> f = SymbolFeatures()
+        >>> _ = f.update(1e-300, 0)
+        >>> f.update(1e300, 1).return_bps  # a ratio that overflows a float still gives a finite return
+        13815510.557964273
+        """
+        return self.apply(self.assess(price), event_time_ms, size)
 
     def features(self, dt_s: float, size: float) -> dict[str, float]:
         """The model's inputs; ``dt_s`` and ``size`` are accepted but unused (they carried no signal).

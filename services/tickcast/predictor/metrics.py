@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 
 from tickcast.common.errors import Reason
 from tickcast.predictor.forecaster import READY, WARMING_UP
+from tickcast.predictor.snapshots import RefusalReason
 
 #: The text format (0.0.4) every Prometheus version reads.
 CONTENT_TYPE: Final = CONTENT_TYPE_PLAIN_0_0_4
@@ -89,6 +90,28 @@ ABS_ERROR = MetricSpec(
 )
 STATUS = MetricSpec("tickcast_prediction_status", "counter", "Predictions by status.", ("status",))
 OUTLIERS = MetricSpec("tickcast_outliers", "counter", "Ticks flagged as outliers (not learned from).")
+NOT_READY = MetricSpec(
+    "tickcast_partitions_not_ready",
+    "gauge",
+    "Assigned partitions whose state is not restored yet (their ticks wait; the restore is retried).",
+)
+RESTORE_FAILURES = MetricSpec("tickcast_restore_failures", "counter", "Failed attempts to restore partition state.")
+REFUSED = MetricSpec(
+    "tickcast_snapshots_refused",
+    "counter",
+    "Snapshots not loaded at restore (the symbol starts fresh), by reason.",
+    ("reason",),
+)
+FENCED = MetricSpec(
+    "tickcast_checkpoints_fenced",
+    "counter",
+    "Checkpoints not written because the group moved on without this worker (a stalled, fenced writer).",
+)
+EVICTED = MetricSpec(
+    "tickcast_symbols_evicted",
+    "counter",
+    "Symbols dropped from memory to stay under TICKCAST_MAX_SYMBOLS (after a final snapshot).",
+)
 INFO = MetricSpec(
     "tickcast_worker_info",
     "gauge",
@@ -109,6 +132,11 @@ METRICS: Final = (
     ABS_ERROR,
     STATUS,
     OUTLIERS,
+    NOT_READY,
+    RESTORE_FAILURES,
+    REFUSED,
+    FENCED,
+    EVICTED,
     INFO,
 )
 
@@ -177,6 +205,17 @@ class TickCounters:
     end_to_end_seconds: BucketHistogram = field(default_factory=lambda: BucketHistogram(LATENCY_BUCKETS))
     #: partition -> offset of the last tick handled from it (for the lag gauge).
     last_offsets: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StateHealth:
+    """How the worker's state keeping is doing (read from ``StateKeeper.health`` at scrape time)."""
+
+    partitions_not_ready: int = 0
+    restore_failures: int = 0
+    snapshots_refused: Mapping[str, int] = field(default_factory=dict)
+    checkpoints_fenced: int = 0
+    symbols_evicted: int = 0
 
 
 class _Statistic(Protocol):
@@ -249,6 +288,8 @@ class WorkerMetrics(Collector):
         self.rebalances = 0
         #: partition -> lag, refreshed by the worker just before each scrape.
         self.consumer_lag: dict[int, int] = {}
+        #: Set by the app once its state keeper exists.
+        self.state_health: Callable[[], StateHealth] = StateHealth
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
 
@@ -290,6 +331,12 @@ class WorkerMetrics(Collector):
         if mean is not None:
             error.add_metric([], mean)
         yield error
+        health = self.state_health()
+        yield GaugeMetricFamily(NOT_READY.name, NOT_READY.help, value=health.partitions_not_ready)
+        yield _counter(RESTORE_FAILURES, health.restore_failures)
+        yield _labelled_counter(REFUSED, {**{r.value: 0 for r in RefusalReason}, **health.snapshots_refused})
+        yield _counter(FENCED, health.checkpoints_fenced)
+        yield _counter(EVICTED, health.symbols_evicted)
         info = GaugeMetricFamily(INFO.name, INFO.help, labels=INFO.labels)
         info.add_metric([self.info[label] for label in INFO.labels], 1)
         yield info

@@ -55,6 +55,15 @@ class PredictorSettings(CommonSettings):
     )
     snapshot_every_ticks: int = Field(1000, ge=1, description="Checkpoint a partition after this many ticks...")
     snapshot_every_s: float = Field(5.0, gt=0, description="...or after this many seconds, whichever is first.")
+    max_symbols: int = Field(
+        20_000,
+        ge=1,
+        description="Most symbols one worker keeps state for (~6.5 KB each); past it the least recently seen are "
+        "evicted after a final snapshot.",
+    )
+    symbol_ttl_s: float = Field(
+        86_400.0, gt=0, description="An evicted symbol idle for longer than this is forgotten for good (tombstone)."
+    )
     snapshots_topic: str | None = Field(None, description="Topic of state snapshots; unset = '<group_id>-snapshots'.")
     data_dir: Path = Field(
         Path(tempfile.gettempdir()) / "tickcast", description="Scratch directory Faust requires (nothing durable)."

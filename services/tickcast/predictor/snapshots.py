@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+import river
+
 from tickcast.common.contracts import AvroCodec, load_schema, open_schema_store
 from tickcast.common.errors import Rejected
 from tickcast.predictor.forecaster import SymbolState
@@ -31,6 +33,7 @@ class RefusalReason(StrEnum):
     BAD_SIGNATURE = "bad_signature"
     UNKNOWN_FORMAT = "unknown_format"
     OTHER_MODEL = "other_model"
+    OTHER_RIVER = "other_river"
 
 
 class SnapshotRefused(Exception):
@@ -52,6 +55,23 @@ class Snapshot:
     created_at: int
     worker: str
     state: SymbolState
+    generation: int = -1
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class Rank:
+    """How current a signed snapshot is: a newer group generation wins, then a later applied offset.
+
+    A worker that owned the partition in an older generation (a zombie that stalled past its
+    session timeout) may still write after the new owner: its snapshot must not win because it
+    came last.
+
+    >>> Rank(generation=7, applied_offset=10) > Rank(generation=6, applied_offset=99)
+    True
+    """
+
+    generation: int
+    applied_offset: int
 
 
 class SnapshotCodec:
@@ -63,22 +83,32 @@ class SnapshotCodec:
     >>> f = Forecaster(model_spec("linear"), worker="w")
     >>> _ = f.process(Tick("SPY", 100.0, 1.0, 0), Lineage("ticks", 2, 41, 0), now_us=0)
     >>> codec = SnapshotCodec(b"secret", "linear", "1", worker="w")
-    >>> data = codec.encode("SPY", f.states["SPY"], created_at=5)
+    >>> data = codec.encode("SPY", f.states["SPY"], created_at=5, generation=3)
     >>> restored = codec.decode(data)
-    >>> restored.symbol, restored.partition, restored.applied_offset, restored.state.ticks_seen
-    ('SPY', 2, 41, 1)
+    >>> restored.symbol, restored.partition, restored.applied_offset, restored.generation, restored.state.ticks_seen
+    ('SPY', 2, 41, 3, 1)
+    >>> codec.rank(data)
+    Rank(generation=3, applied_offset=41)
     >>> SnapshotCodec(b"other", "linear", "1", worker="w").decode(data)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     tickcast.predictor.snapshots.SnapshotRefused: bad_signature: snapshot of 'SPY' (partition 2) does not ...
     """
 
-    def __init__(self, key: bytes, model_name: str, model_recipe_version: str, worker: str) -> None:
+    def __init__(
+        self,
+        key: bytes,
+        model_name: str,
+        model_recipe_version: str,
+        worker: str,
+        river_version: str = river.__version__,
+    ) -> None:
         if not key:
             raise ValueError("a snapshot key is required to sign snapshots")
         self._key = key
         self.model_name = model_name
         self.model_recipe_version = model_recipe_version
+        self.river_version = river_version
         self.worker = worker
         self._avro = AvroCodec(open_schema_store(None), "snapshots-value", load_schema(SNAPSHOT_SCHEMA_FILE))
 
@@ -86,7 +116,7 @@ class SnapshotCodec:
         unsigned = self._avro.encode({**record, "signature": b""})
         return hmac.new(self._key, unsigned, hashlib.sha256).digest()
 
-    def encode(self, symbol: str, state: SymbolState, created_at: int) -> bytes:
+    def encode(self, symbol: str, state: SymbolState, created_at: int, generation: int = -1) -> bytes:
         record: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
             "symbol": symbol,
@@ -95,6 +125,8 @@ class SnapshotCodec:
             "ticks_learned": state.ticks_learned,
             "model_name": self.model_name,
             "model_version": self.model_recipe_version,
+            "river_version": self.river_version,
+            "generation": generation,
             "created_at": created_at,
             "worker": self.worker,
             "payload": pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL),
@@ -102,8 +134,15 @@ class SnapshotCodec:
         record["signature"] = self._sign(record)
         return self._avro.encode(record)
 
-    def decode(self, data: bytes) -> Snapshot:
-        """Verify, then unpickle; raise :class:`SnapshotRefused` for anything untrusted or foreign."""
+    def rank(self, data: bytes) -> Rank | None:
+        """How current a snapshot is, from its signed fields (nothing unpickled); None if it is not ours to trust."""
+        try:
+            record = self._verified(data)
+        except SnapshotRefused:
+            return None
+        return Rank(record["generation"], record["applied_offset"])
+
+    def _verified(self, data: bytes) -> dict[str, Any]:
         try:
             record = self._avro.decode(data)
         except Rejected as exc:
@@ -117,6 +156,12 @@ class SnapshotCodec:
                 RefusalReason.BAD_SIGNATURE,
                 f"{where} does not carry a valid signature for TICKCAST_SNAPSHOT_KEY; refusing to unpickle it",
             )
+        return record
+
+    def decode(self, data: bytes) -> Snapshot:
+        """Verify, then unpickle; raise :class:`SnapshotRefused` for anything untrusted or foreign."""
+        record = self._verified(data)
+        where = f"snapshot of {record['symbol']!r} (partition {record['partition']})"
         if record["format_version"] != FORMAT_VERSION:
             raise SnapshotRefused(
                 RefusalReason.UNKNOWN_FORMAT,
@@ -128,6 +173,13 @@ class SnapshotCodec:
                 RefusalReason.OTHER_MODEL,
                 f"{where} was made by model {record['model_name']} v{record['model_version']}, this worker runs "
                 f"{self.model_name} v{self.model_recipe_version}; the symbol starts fresh",
+            )
+        if record["river_version"] != self.river_version:
+            # A pickled River model from another release may fail to load, or load and behave differently.
+            raise SnapshotRefused(
+                RefusalReason.OTHER_RIVER,
+                f"{where} was pickled with River {record['river_version'] or 'unknown'}, this worker runs River "
+                f"{self.river_version}; the symbol starts fresh",
             )
         try:
             state = pickle.loads(record["payload"])  # only reached with a verified signature
@@ -142,4 +194,5 @@ class SnapshotCodec:
             record["created_at"],
             record["worker"],
             state,
+            record["generation"],
         )

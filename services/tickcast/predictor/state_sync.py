@@ -12,19 +12,22 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 import structlog
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from tenacity import AsyncRetrying, RetryCallState, wait_exponential, wait_random
 
-from tickcast.common.kafka import QUIET
 from tickcast.predictor.checkpoints import CheckpointPolicy, PartitionProgress
+from tickcast.predictor.eviction import EvictionPolicy
 from tickcast.predictor.forecaster import Forecaster
+from tickcast.predictor.metrics import StateHealth
 from tickcast.predictor.output import DeliveryFailed, OutputProducer
+from tickcast.predictor.restore import SnapshotReader, read_latest
 from tickcast.predictor.snapshots import Snapshot, SnapshotCodec, SnapshotRefused
+
+__all__ = ["RestoreReport", "StateKeeper", "read_latest"]
 
 log = structlog.get_logger("tickcast.predictor")
 
@@ -32,48 +35,6 @@ log = structlog.get_logger("tickcast.predictor")
 def _log_failure(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("checkpoint_crashed", error=repr(task.exception()))
-
-
-def read_latest(
-    bootstrap_servers: str, topic: str, partitions: Iterable[int], timeout_s: float
-) -> dict[int, dict[bytes, bytes]]:
-    """The newest value per key in each partition of ``topic`` (reads each partition to its end)."""
-    wanted = sorted(set(partitions))
-    latest: dict[int, dict[bytes, bytes]] = {p: {} for p in wanted}
-    if not wanted:
-        return latest
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": f"tickcast-restore-{uuid.uuid4().hex[:12]}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            **QUIET,
-        }
-    )
-    try:
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in wanted])
-        pending = set(wanted)
-        deadline = time.monotonic() + timeout_s
-        while pending:
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"restoring state: partitions {sorted(pending)} of {topic!r} not read within {timeout_s}s"
-                )
-            for message in consumer.consume(num_messages=1000, timeout=0.2):
-                error = message.error()
-                partition = message.partition() or 0
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        pending.discard(partition)
-                        continue
-                    raise RuntimeError(f"restoring state from {topic!r} failed: {error}")
-                key, value = message.key(), message.value()
-                if key is not None and value is not None:
-                    latest[partition][key] = value
-        return latest
-    finally:
-        consumer.close()
 
 
 @dataclass(slots=True)
@@ -99,7 +60,23 @@ class StateKeeper:
     output: OutputProducer
     commit: Callable[[dict[int, int]], Awaitable[bool]]
     policy: CheckpointPolicy = field(default_factory=CheckpointPolicy)
+    eviction: EvictionPolicy = field(default_factory=lambda: EvictionPolicy(max_symbols=20_000, ttl_s=86_400.0))
     restore_timeout_s: float = 60.0
+    """Longest one attempt to read the snapshots may take; a failed attempt is retried with backoff."""
+    restore_backoff_s: tuple[float, float] = (0.5, 30.0)
+    """First and longest wait between restore attempts (exponential, with jitter)."""
+    read_snapshots: SnapshotReader = read_latest
+    generation: Callable[[], int] = lambda: 0
+    """The group generation this worker is a member of now; negative once the coordinator dropped it."""
+    owned_generation: int = 0
+    """The generation of the latest assignment: snapshots are stamped with it, and written only while it is live."""
+    not_ready: set[int] = field(default_factory=set)
+    """Assigned partitions whose state is not restored yet: none of their ticks is processed meanwhile."""
+    restore_failures: int = 0
+    refused_total: Counter[str] = field(default_factory=Counter)
+    fenced_checkpoints: int = 0
+    symbols_evicted: int = 0
+    tombstones_written: int = 0
     progress: dict[int, PartitionProgress] = field(default_factory=dict)
     ready: dict[int, asyncio.Event] = field(default_factory=dict)
     replay_horizon: dict[int, int] = field(default_factory=dict)
@@ -112,39 +89,92 @@ class StateKeeper:
     replayed_skipped: int = 0
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _background: asyncio.Task[None] | None = None
+    _restores: set[asyncio.Task[None]] = field(default_factory=set)
 
-    async def on_assigned(self, partitions: set[int]) -> RestoreReport:
-        """Load the snapshots of newly assigned partitions before any of their ticks is processed."""
+    async def on_assigned(self, partitions: set[int]) -> None:
+        """Start loading the snapshots of newly assigned partitions; their ticks wait until it is done.
+
+        Returns at once: a restore that fails is retried in the background (with backoff, for as
+        long as the partitions stay assigned) and must not hold up the group's rebalance or crash
+        the worker. :meth:`restored` waits for it.
+        """
+        self.owned_generation = self.generation()
         new = sorted(partitions - set(self.progress))
         for partition in new:
             self.ready[partition] = asyncio.Event()
             self.progress[partition] = PartitionProgress(started_at=time.monotonic())
-        report = RestoreReport(new)
+        if not new:
+            return
+        self.not_ready.update(new)
+        events = {partition: self.ready[partition] for partition in new}
+        task = asyncio.get_running_loop().create_task(self._restore(events))
+        self._restores.add(task)
+        task.add_done_callback(self._restores.discard)
+        task.add_done_callback(_log_failure)
+
+    async def restored(self) -> None:
+        """Wait until every restore started so far has finished (loaded, or its partitions revoked)."""
+        while self._restores:
+            await asyncio.gather(*self._restores, return_exceptions=True)
+
+    def _still_assigned(self, events: dict[int, asyncio.Event]) -> list[int]:
+        # Revoked (and perhaps assigned again, with a new event) partitions are someone else's business now.
+        return [partition for partition, event in events.items() if self.ready.get(partition) is event]
+
+    async def _restore(self, events: dict[int, asyncio.Event]) -> None:
+        first, longest = self.restore_backoff_s
+        retrying = AsyncRetrying(
+            wait=wait_exponential(multiplier=first, max=longest) + wait_random(0, first),
+            before_sleep=self._restore_failed,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                if self._still_assigned(events):
+                    await self._restore_once(events)
+        for partition in self._still_assigned(events):
+            self.not_ready.discard(partition)
+            events[partition].set()
+
+    def _restore_failed(self, retry_state: RetryCallState) -> None:
+        self.restore_failures += 1
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None else None
+        waiting = retry_state.next_action.sleep if retry_state.next_action is not None else None
+        log.error("state_restore_failed", partitions=sorted(self.not_ready), attempt=retry_state.attempt_number,
+                  error=repr(error), retry_in_s=round(waiting, 2) if waiting else None)  # fmt: skip
+
+    async def _restore_once(self, events: dict[int, asyncio.Event]) -> None:
+        partitions = self._still_assigned(events)
+        report = RestoreReport(partitions)
         started = time.perf_counter()
-        try:
-            if self.codec is not None and new:
-                loop = asyncio.get_running_loop()
-                raw = await loop.run_in_executor(
-                    None, read_latest, self.bootstrap_servers, self.snapshots_topic, new, self.restore_timeout_s
-                )
-                snapshots = await loop.run_in_executor(None, self._verify, raw, report)
-                self._drop(new)
-                for snapshot in snapshots:
-                    state = snapshot.state
-                    self.forecaster.states[snapshot.symbol] = state
-                    horizon = self.replay_horizon.get(state.partition, -1)
-                    self.replay_horizon[state.partition] = max(horizon, state.applied_offset)
-                report.restored = len(snapshots)
-        finally:
-            report.seconds = time.perf_counter() - started
-            for partition in new:
-                self.ready[partition].set()
+        if self.codec is not None:
+            loop = asyncio.get_running_loop()
+            raw = await loop.run_in_executor(
+                None, self.read_snapshots, self.bootstrap_servers, self.snapshots_topic, partitions,
+                self.restore_timeout_s, self.codec.rank,
+            )  # fmt: skip
+            snapshots = await loop.run_in_executor(None, self._verify, raw, report)
+            # Revoked while reading: only what is still ours is loaded.
+            partitions = self._still_assigned(events)
+            self._drop(partitions)
+            ours = sorted((s for s in snapshots if s.state.partition in partitions), key=lambda s: s.created_at)
+            # A flood handed over: the most recently saved fit under the cap, the rest start fresh if they return.
+            skipped = max(0, len(ours) - (self.eviction.max_symbols - len(self.forecaster.states)))
+            self.symbols_evicted += skipped
+            for snapshot in ours[skipped:]:
+                state = snapshot.state
+                self.forecaster.states[snapshot.symbol] = state
+                horizon = self.replay_horizon.get(state.partition, -1)
+                self.replay_horizon[state.partition] = max(horizon, state.applied_offset)
+                report.restored += 1
+        report.seconds = time.perf_counter() - started
         self.last_restore = report
+        self.refused_total.update(report.refused)
         log.info(
-            "state_restored", partitions=new, symbols=report.restored, refused=dict(report.refused),
+            "state_restored", partitions=partitions, symbols=report.restored, refused=dict(report.refused),
             seconds=round(report.seconds, 4),
         )  # fmt: skip
-        return report
 
     def _verify(self, raw: dict[int, dict[bytes, bytes]], report: RestoreReport) -> list[Snapshot]:
         assert self.codec is not None
@@ -218,6 +248,13 @@ class StateKeeper:
                     cut[partition] = progress.take(now)
             if not cut:
                 return
+            if self.fenced():
+                # The group moved on without us (we stalled past the session timeout): a new owner may
+                # already have written newer state, which our snapshots must not overwrite.
+                self.fenced_checkpoints += 1
+                log.warning("checkpoint_fenced", partitions=sorted(cut), generation=self.owned_generation,
+                            live_generation=self.generation())  # fmt: skip
+                return
             created_at = time.time_ns() // 1_000_000
             snapshots = [item for p, taken in cut.items() for item in self._encode(p, taken.dirty, created_at)]
             try:
@@ -251,18 +288,86 @@ class StateKeeper:
             state = self.forecaster.states.get(symbol)
             if state is None:
                 continue
-            value = self.codec.encode(symbol, state, created_at)
+            value = self.codec.encode(symbol, state, created_at, generation=self.owned_generation)
             self.snapshot_bytes += len(value)
             encoded.append((partition, symbol, value))
         return encoded
 
+    async def evict_if_over_cap(self) -> None:
+        """Forget the least recently seen symbols once this worker holds more than the cap.
+
+        Predictions first, then each victim's final snapshot (or a tombstone when it was idle beyond
+        the TTL), and only once those are delivered is the state dropped: a snapshot never claims a
+        tick whose prediction could be lost, and no state is dropped unsaved.
+        """
+        if self.codec is None:  # snapshots are off: state is never saved, so eviction only drops it
+            self._forget(self.eviction.victims(self.forecaster.states))
+            return
+        if not self.eviction.over(len(self.forecaster.states)):
+            return
+        async with self._lock:
+            victims = self.eviction.victims(self.forecaster.states)
+            if not victims or self.fenced():
+                return
+            now_us = time.time_ns() // 1000
+            created_at = now_us // 1000
+            tombstones = 0
+            try:
+                await self.output.flush()
+                for symbol in victims:
+                    state = self.forecaster.states[symbol]
+                    value = None
+                    if not self.eviction.for_good(state, now_us):
+                        value = self.codec.encode(symbol, state, created_at, generation=self.owned_generation)
+                    else:
+                        tombstones += 1
+                    self.output.send(self.snapshots_topic, symbol.encode("utf-8"), value, partition=state.partition)
+                await self.output.flush()
+            except DeliveryFailed as exc:
+                # Nothing is dropped unsaved: the next batch tries again.
+                log.error("eviction_failed", symbols=len(victims), error=str(exc))
+                return
+            self._forget(victims)
+            self.tombstones_written += tombstones
+            log.info("symbols_evicted", symbols=len(victims), tombstones=tombstones,
+                     remaining=len(self.forecaster.states), max_symbols=self.eviction.max_symbols)  # fmt: skip
+
+    def _forget(self, symbols: Iterable[str]) -> None:
+        for symbol in symbols:
+            state = self.forecaster.states.pop(symbol, None)
+            if state is None:
+                continue
+            self.symbols_evicted += 1
+            progress = self.progress.get(state.partition)
+            if progress is not None:
+                progress.dirty.discard(symbol)  # its final snapshot is written already
+
+    def health(self) -> StateHealth:
+        """What the metrics report about restores, refusals, fencing and eviction."""
+        return StateHealth(
+            partitions_not_ready=len(self.not_ready),
+            restore_failures=self.restore_failures,
+            snapshots_refused=dict(self.refused_total),
+            checkpoints_fenced=self.fenced_checkpoints,
+            symbols_evicted=self.symbols_evicted,
+        )
+
+    def fenced(self) -> bool:
+        """True once this worker may no longer write state: it is not a member of its assignment's generation."""
+        live = self.generation()
+        return live < 0 or live != self.owned_generation
+
     async def on_revoked(self, partitions: set[int]) -> None:
         """Checkpoint what we hand over, then forget it: the next owner restores from the snapshots."""
-        await self.checkpoint(sorted(p for p in partitions if p in self.progress))
+        # A not-ready partition has nothing of ours to save (its ticks were never processed).
+        await self.checkpoint(sorted(p for p in partitions if p in self.progress and p not in self.not_ready))
         self._drop(partitions)
         for partition in partitions:
             self.progress.pop(partition, None)
-            self.ready.pop(partition, None)
+            event = self.ready.pop(partition, None)
+            if event is not None:
+                event.set()  # wakes a batch waiting for this partition's restore: wait_ready then says False
+            self.not_ready.discard(partition)
             self.replay_horizon.pop(partition, None)
 
     def _drop(self, partitions: Iterable[int]) -> None:

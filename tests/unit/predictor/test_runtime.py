@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from tickcast.common.errors import Reason
 from tickcast.common.records import Lineage, Tick
 from tickcast.predictor.runtime import DeadLettered, Predicted, TickHandler
@@ -74,11 +72,6 @@ def test_a_model_failure_is_a_dead_letter_not_a_crash() -> None:
     assert dict(last.headers)["tickcast.message"] == b"ValueError: boom"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12: Forecaster.process updates features and counters before the model raises, "
-    "so a dead-lettered tick still changes the symbol's state",
-)
 def test_a_failing_tick_leaves_the_symbol_state_as_it_was() -> None:
     h = handler()
     feed_broken_model(h, 40)

@@ -98,3 +98,22 @@ def test_foreign_bytes_are_refused_not_crashed_on(data: bytes) -> None:
     with pytest.raises(SnapshotRefused) as caught:
         codec().decode(data)
     assert caught.value.reason == RefusalReason.UNDECODABLE
+
+
+def test_a_snapshot_pickled_by_another_river_release_is_refused_before_unpickling() -> None:
+    theirs = SnapshotCodec(b"k", "linear", model_spec("linear").version, worker="w", river_version="0.19.0")
+    data = theirs.encode("SPY", trained_state().states["SPY"], created_at=1)
+    with pytest.raises(SnapshotRefused) as caught:
+        codec().decode(data)
+    assert caught.value.reason == RefusalReason.OTHER_RIVER
+    assert "River 0.19.0" in caught.value.message and "starts fresh" in caught.value.message
+
+
+def test_rank_prefers_a_newer_generation_over_a_later_offset_and_ignores_untrusted_records() -> None:
+    state = trained_state().states["SPY"]
+    zombie = codec().encode("SPY", state, created_at=2, generation=4)
+    owner = codec().encode("SPY", state, created_at=1, generation=5)
+    zombie_rank, owner_rank = codec().rank(zombie), codec().rank(owner)
+    assert zombie_rank is not None and owner_rank is not None and owner_rank > zombie_rank
+    assert codec().rank(rewrite(owner, generation=10**6)) is None  # a forged generation does not win
+    assert codec().rank(b"garbage") is None

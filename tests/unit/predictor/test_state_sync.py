@@ -204,3 +204,23 @@ def test_waiting_for_an_epoch_ignores_later_sends_and_reports_refusals() -> None
             output.close(0.5)
 
     asyncio.run(scenario())
+
+
+def test_a_fenced_worker_writes_no_snapshot_and_commits_nothing() -> None:
+    async def scenario() -> tuple[Harness, list[int]]:
+        h = Harness(codec())
+        live = [7]
+        h.keeper.generation = lambda: live[0]
+        await h.keeper.on_assigned(set())  # the assignment of generation 7 (PARTITION is set up already)
+        h.process("SPY", range(0, 3))
+        await h.keeper.checkpoint([PARTITION])
+        stamped = [codec().decode(value).generation for _, _, value, _ in h.output.sent if value]
+        live[0] = -1  # stalled past the session timeout: the coordinator dropped us, a new owner took over
+        h.process("SPY", range(3, 6))
+        await h.keeper.on_revoked({PARTITION})
+        return h, stamped
+
+    h, stamped = asyncio.run(scenario())
+    assert stamped == [7]
+    assert h.commits == [{PARTITION: 3}] and len(h.output.sent) == 1
+    assert h.keeper.fenced_checkpoints == 1 and h.keeper.health().checkpoints_fenced == 1

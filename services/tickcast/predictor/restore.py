@@ -1,0 +1,113 @@
+"""Reading a partition's symbol snapshots back: the most current one per symbol (StateKeeper retries the read).
+
+Two rules make restore safe against stalled writers and a slow broker:
+
+- **Most current, not last written.** A worker that stalled past its session timeout (a zombie)
+  can write after the partition's new owner. Per symbol, restore keeps the signed snapshot of the
+  newest group generation, then the newest applied offset (:class:`~tickcast.predictor.snapshots.Rank`),
+  so a late stale write never rolls a symbol back.
+- **Never crash, never guess.** A read that fails or times out is retried with exponential backoff
+  for as long as the partition is assigned; until it succeeds the partition is *not ready*: none of
+  its ticks is processed or committed (the batch loop waits), and ``/stats``, the
+  ``tickcast_partitions_not_ready`` gauge and a ``state_restore_failed`` log line say so.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+from tickcast.common.kafka import QUIET
+from tickcast.predictor.snapshots import Rank
+
+RankOf = Callable[[bytes], Rank | None]
+"""How current a snapshot value is (None: unverifiable, kept only while nothing verifiable is known)."""
+
+
+class SnapshotReader(Protocol):
+    """Reads the most current snapshot value per key of some partitions (see :func:`read_latest`)."""
+
+    def __call__(
+        self, bootstrap_servers: str, topic: str, partitions: Iterable[int], timeout_s: float, rank: RankOf | None
+    ) -> dict[int, dict[bytes, bytes]]: ...
+
+
+def keep_most_current(
+    latest: dict[bytes, bytes], ranks: dict[bytes, Rank | None], key: bytes, value: bytes | None, rank: RankOf | None
+) -> None:
+    """Fold one record of a snapshots partition into the per-key choice (records come in offset order).
+
+    A tombstone (``None``) forgets the key: the symbol was evicted for good. Without ``rank`` the
+    last value wins, as compaction would have it.
+
+    >>> latest, ranks = {}, {}
+    >>> by_first_byte = lambda value: Rank(value[0], 0)
+    >>> for value in (b"\\x05new", b"\\x04zombie"):
+    ...     keep_most_current(latest, ranks, b"SPY", value, by_first_byte)
+    >>> latest
+    {b'SPY': b'\\x05new'}
+    >>> keep_most_current(latest, ranks, b"SPY", None, by_first_byte); latest
+    {}
+    """
+    if value is None:
+        latest.pop(key, None)
+        ranks.pop(key, None)
+        return
+    if rank is None:
+        latest[key] = value
+        return
+    new = rank(value)
+    if key in latest:
+        old = ranks.get(key)
+        # Equal ranks: the later write wins. An untrusted value never displaces a trusted one.
+        if (new is None and old is not None) or (new is not None and old is not None and new < old):
+            return
+    latest[key] = value
+    ranks[key] = new
+
+
+def read_latest(
+    bootstrap_servers: str, topic: str, partitions: Iterable[int], timeout_s: float, rank: RankOf | None = None
+) -> dict[int, dict[bytes, bytes]]:
+    """The most current value per key in each partition of ``topic`` (reads each partition to its end)."""
+    wanted = sorted(set(partitions))
+    latest: dict[int, dict[bytes, bytes]] = {p: {} for p in wanted}
+    ranks: dict[int, dict[bytes, Rank | None]] = {p: {} for p in wanted}
+    if not wanted:
+        return latest
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": f"tickcast-restore-{uuid.uuid4().hex[:12]}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            **QUIET,
+        }
+    )
+    try:
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in wanted])
+        pending = set(wanted)
+        deadline = time.monotonic() + timeout_s
+        while pending:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"restoring state: partitions {sorted(pending)} of {topic!r} not read within {timeout_s}s"
+                )
+            for message in consumer.consume(num_messages=1000, timeout=0.2):
+                error = message.error()
+                partition = message.partition() or 0
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        pending.discard(partition)
+                        continue
+                    raise RuntimeError(f"restoring state from {topic!r} failed: {error}")
+                key = message.key()
+                if key is not None and partition in latest:
+                    keep_most_current(latest[partition], ranks[partition], key, message.value(), rank)
+        return latest
+    finally:
+        consumer.close()
