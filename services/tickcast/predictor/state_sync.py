@@ -99,6 +99,8 @@ class StateKeeper:
     output: OutputProducer
     commit: Callable[[dict[int, int]], Awaitable[bool]]
     policy: CheckpointPolicy = field(default_factory=CheckpointPolicy)
+    rewind: Callable[[set[int]], None] = lambda partitions: None
+    """Have the consumer re-read ``partitions`` from their committed offsets, then call :meth:`on_assigned`."""
     restore_timeout_s: float = 60.0
     progress: dict[int, PartitionProgress] = field(default_factory=dict)
     ready: dict[int, asyncio.Event] = field(default_factory=dict)
@@ -110,6 +112,8 @@ class StateKeeper:
     checkpoint_seconds: float = 0.0
     checkpoints: int = 0
     replayed_skipped: int = 0
+    rewinds: int = 0
+    """Partitions re-read from their last checkpoint because an output of their ticks was refused."""
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _background: asyncio.Task[None] | None = None
 
@@ -204,8 +208,12 @@ class StateKeeper:
         if due:
             await self.checkpoint(due)
 
-    async def checkpoint(self, partitions: Iterable[int]) -> None:
-        """Snapshot what changed in ``partitions``, deliver it after their predictions, then commit their offsets."""
+    async def checkpoint(self, partitions: Iterable[int], handing_over: bool = False) -> None:
+        """Snapshot what changed in ``partitions``, deliver it after their predictions, then commit their offsets.
+
+        A partition with a refused output is never committed past it: it is rewound to its last
+        checkpoint, or, when ``handing_over`` (revocation, shutdown), left to its next owner.
+        """
         async with self._lock:
             started = time.perf_counter()
             now = time.monotonic()
@@ -224,15 +232,18 @@ class StateKeeper:
                 # Predictions first: a snapshot must never claim a tick whose prediction could still be lost.
                 await self.output.flush()
                 for partition, symbol, value in snapshots:
-                    self.output.send(self.snapshots_topic, symbol.encode("utf-8"), value, partition=partition)
+                    key = symbol.encode("utf-8")
+                    await self.output.put(self.snapshots_topic, key, value, partition=partition, source=partition)
                 if snapshots:
                     await self.output.flush()
             except DeliveryFailed as exc:
                 # Keep the offsets uncommitted: whoever owns the partition next replays those ticks.
                 log.error("checkpoint_failed", partitions=sorted(cut), error=str(exc))
+                refused = set(exc.partitions)
                 for partition, taken in cut.items():
-                    if partition in self.progress:
+                    if partition in self.progress and partition not in refused:
                         self.progress[partition].merge(taken)
+                self._after_refusal(refused, handing_over)
                 return
             self.snapshots_written += len(snapshots)
             offsets = {partition: taken.commit_offset for partition, taken in cut.items() if taken.commit_offset}
@@ -242,6 +253,41 @@ class StateKeeper:
                 log.info("checkpoint_not_committed", partitions=sorted(offsets))
             self.checkpoints += 1
             self.checkpoint_seconds += time.perf_counter() - started
+
+    def _after_refusal(self, refused: set[int], handing_over: bool) -> None:
+        """Rewind the partitions with a refused output that this worker keeps; hand the others over unsaved.
+
+        Their in-memory state has learned from ticks whose answers were lost, and their progress
+        would commit past them, so both go (:meth:`stop`); the consumer re-reads them from the last
+        commit, and :meth:`on_assigned` restores their snapshots first, as for a new owner.
+        """
+        self.output.forget(refused)
+        owned = self.stop(refused)
+        if not owned:
+            return
+        reason = "outputs of their ticks were refused"
+        if handing_over:
+            log.error("partitions_handed_over_unsaved", partitions=sorted(owned),
+                      reason=f"{reason}; the next owner re-reads them from the last commit")  # fmt: skip
+            return
+        self.rewinds += len(owned)
+        log.error("partitions_rewound", partitions=sorted(owned),
+                  reason=f"{reason}; re-reading them from the last checkpoint")  # fmt: skip
+        self.rewind(owned)
+
+    def stop(self, partitions: Iterable[int]) -> set[int]:
+        """Stop processing and committing those of ``partitions`` this worker owns; forget their state.
+
+        Nothing more is committed for them: whoever reads them next (a rewind, a new owner) starts
+        from the last commit. Returns the partitions stopped.
+        """
+        owned = set(partitions) & set(self.progress)
+        self._drop(owned)
+        for partition in owned:
+            self.progress.pop(partition, None)
+            self.ready.pop(partition, None)
+            self.replay_horizon.pop(partition, None)
+        return owned
 
     def _encode(self, partition: int, symbols: set[str], created_at: int) -> list[tuple[int, str, bytes]]:
         if self.codec is None:
@@ -258,7 +304,7 @@ class StateKeeper:
 
     async def on_revoked(self, partitions: set[int]) -> None:
         """Checkpoint what we hand over, then forget it: the next owner restores from the snapshots."""
-        await self.checkpoint(sorted(p for p in partitions if p in self.progress))
+        await self.checkpoint(sorted(p for p in partitions if p in self.progress), handing_over=True)
         self._drop(partitions)
         for partition in partitions:
             self.progress.pop(partition, None)
