@@ -50,6 +50,11 @@ class PredictorSettings(CommonSettings):
         description="How long librdkafka retries an output before refusing it (its message.timeout.ms); "
         "a partition with a refused output is re-read from its last checkpoint.",
     )
+    output_idempotence: bool = Field(
+        True,
+        description="Idempotent outputs (no duplicate or reordered retries); off only for brokers without "
+        "support for it (Kafka before 0.11, or without the IDEMPOTENT_WRITE permission before 2.8).",
+    )
     output_queue_max_messages: int = Field(
         100_000,
         ge=1,
