@@ -93,8 +93,8 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
         output, settings.predictions_topic, settings.dlq_topic, settings.worker_id, handler.counters
     )
     assigned: set[TP] = set()
+    # Partitions stopped because not even a dead letter of one of their records could be produced.
     halted: dict[int, str] = {}
-    """Partitions stopped because not even a dead letter of one of their records could be produced."""
 
     async def commit(offsets: dict[int, int]) -> bool:
         return await app.commit_offsets({TP(settings.ticks_topic, p): offset for p, offset in offsets.items()})

@@ -93,18 +93,25 @@ class OutcomePublisher:
         On False nothing of it was queued: await ``output.wait_for_room()`` and publish it again.
         Raises :class:`PartitionHalted` if not even a minimal dead letter could be produced.
         """
-        if isinstance(outcome, Predicted):
-            try:
-                return self.output.send(self.predictions_topic, outcome.key, outcome.value, source=lineage.partition)
-            except ProduceRefused as refused:
-                self.counters.predictions_out -= 1
-                outcome = self._refused_letter(key, value, lineage, Reason.OUTPUT_REFUSED, str(refused))
-        letter = fit_dead_letter(outcome, self.output.max_message_bytes)
+        if not isinstance(outcome, Predicted):
+            return self._send_letter(outcome, lineage)
         try:
-            return self.output.send(self.dlq_topic, letter.key, letter.value, letter.headers, source=lineage.partition)
+            return self.output.send(self.predictions_topic, outcome.key, outcome.value, source=lineage.partition)
+        except ProduceRefused as refused:
+            letter = self._refused_letter(key, value, lineage, Reason.OUTPUT_REFUSED, str(refused))
+        sent = self._send_letter(letter, lineage)
+        if sent:  # counted once it is queued: a full queue makes the caller publish the prediction again
+            self.counters.predictions_out -= 1
+            self.counters.dead_letters[Reason.OUTPUT_REFUSED.value] += 1
+        return sent
+
+    def _send_letter(self, letter: DeadLettered, lineage: Lineage) -> bool:
+        fitted = fit_dead_letter(letter, self.output.max_message_bytes)
+        try:
+            return self.output.send(self.dlq_topic, fitted.key, fitted.value, fitted.headers, source=lineage.partition)
         except ProduceRefused as refused:
             # No key, no value: only what says why and where it came from.
-            minimal = [*letter.headers, (DLQ_HEADER_PREFIX + "payload_dropped", str(refused).encode())]
+            minimal = [*fitted.headers, (DLQ_HEADER_PREFIX + "payload_dropped", str(refused).encode())]
             log.error("dead_letter_refused", partition=lineage.partition, offset=lineage.offset, error=str(refused))
         try:
             return self.output.send(self.dlq_topic, None, None, minimal, source=lineage.partition)
@@ -117,7 +124,6 @@ class OutcomePublisher:
     def _refused_letter(
         self, key: bytes | None, value: bytes | None, lineage: Lineage, reason: Reason, message: str
     ) -> DeadLettered:
-        self.counters.dead_letters[reason.value] += 1
         log.error("prediction_refused", partition=lineage.partition, offset=lineage.offset, error=message)
         now_ms = time.time_ns() // 1_000_000
         return DeadLettered(key, value, dead_letter_headers(reason, message, lineage, self.worker, now_ms))

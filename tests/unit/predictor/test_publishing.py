@@ -31,22 +31,22 @@ def oversized_letter(key: bytes = b"SPY", value: bytes = POISON) -> DeadLettered
 
 
 class RefusingOutput:
-    """Refuses the first ``refuse`` sends at produce() time, as librdkafka does for a message it cannot take."""
+    """Answers its sends by ``script``: "refuse" (at produce() time, as librdkafka does for a message it cannot
+    take), "full" (queue full), and once the script is done, queues."""
 
     max_message_bytes = 1_000_000
 
-    def __init__(self, refuse: int = 0, full: int = 0) -> None:
-        self.refuse, self.full = refuse, full
+    def __init__(self, *script: str) -> None:
+        self.script = list(script)
         self.sent: list[tuple[str, bytes | None, bytes | None, dict[str, bytes], int | None]] = []
 
     def send(
         self, topic: str, key: bytes | None, value: bytes | None, headers: Any = None, source: int | None = None
     ) -> bool:
-        if self.full:
-            self.full -= 1
+        action = self.script.pop(0) if self.script else "queue"
+        if action == "full":
             return False
-        if self.refuse:
-            self.refuse -= 1
+        if action == "refuse":
             raise ProduceRefused(f"{topic}: KafkaError{{code=MSG_SIZE_TOO_LARGE}}")
         self.sent.append((topic, key, value, dict(headers or []), source))
         return True
@@ -85,7 +85,7 @@ def test_an_oversized_key_is_cut_too() -> None:
 
 
 def test_a_prediction_that_cannot_be_produced_becomes_a_dead_letter_of_its_tick() -> None:
-    output = RefusingOutput(refuse=1)
+    output = RefusingOutput("refuse")
     p = publisher(output)
     p.counters.predictions_out = 1
     assert p.publish(Predicted("SPY", b"SPY", b"prediction"), b"SPY", b"tick", LINEAGE)
@@ -96,7 +96,7 @@ def test_a_prediction_that_cannot_be_produced_becomes_a_dead_letter_of_its_tick(
 
 
 def test_a_dead_letter_that_cannot_be_produced_is_sent_without_payload() -> None:
-    output = RefusingOutput(refuse=1)
+    output = RefusingOutput("refuse")
     assert publisher(output).publish(oversized_letter(), b"SPY", POISON, LINEAGE)
     [(topic, key, value, headers, _)] = output.sent
     assert (topic, key, value) == ("dlq", None, None)
@@ -106,11 +106,11 @@ def test_a_dead_letter_that_cannot_be_produced_is_sent_without_payload() -> None
 
 def test_when_nothing_at_all_can_be_produced_the_partition_halts_with_a_clear_error() -> None:
     with pytest.raises(PartitionHalted, match=r"partition 2 stopped at offset 41.*nothing from this offset on"):
-        publisher(RefusingOutput(refuse=3)).publish(oversized_letter(), b"SPY", POISON, LINEAGE)
+        publisher(RefusingOutput("refuse", "refuse", "refuse")).publish(oversized_letter(), b"SPY", POISON, LINEAGE)
 
 
 def test_a_full_queue_is_reported_not_waited_for() -> None:
-    output = RefusingOutput(full=1)
+    output = RefusingOutput("full")
     p = publisher(output)
     assert not p.publish(Predicted("SPY", b"SPY", b"prediction"), b"SPY", b"tick", LINEAGE)
     assert p.publish(Predicted("SPY", b"SPY", b"prediction"), b"SPY", b"tick", LINEAGE)
@@ -143,3 +143,16 @@ def test_waiting_for_room_yields_to_the_event_loop() -> None:
         return ticks
 
     assert asyncio.run(scenario()) >= 10, "the event loop must keep running while the output queue is full"
+
+
+def test_a_refused_prediction_is_counted_as_a_dead_letter_once_even_if_the_queue_was_full() -> None:
+    # Refused, then its dead letter finds the queue full; published again: refused, and the dead letter is queued.
+    output = RefusingOutput("refuse", "full", "refuse")
+    p = publisher(output)
+    p.counters.predictions_out = 1
+    prediction = Predicted("SPY", b"SPY", b"prediction")
+    assert not p.publish(prediction, b"SPY", b"tick", LINEAGE)
+    assert p.counters.predictions_out == 1 and not p.counters.dead_letters
+    assert p.publish(prediction, b"SPY", b"tick", LINEAGE)
+    assert p.counters.predictions_out == 0 and p.counters.dead_letters == {"output_refused": 1}
+    assert [sent[0] for sent in output.sent] == ["dlq"]
