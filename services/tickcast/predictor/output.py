@@ -90,11 +90,13 @@ class OutputProducer:
         if err is None:
             return
         error = f"{msg.topic()}: {err}"
-        log.error("delivery_failed", topic=msg.topic(), source_partition=source, error=str(err))
         if source is None:
             self._refused_unsourced[epoch] += 1
+            log.error("delivery_failed", topic=msg.topic(), error=str(err))
         elif epoch > self._forgotten_through.get(source, -1):
             # Refusals of sends older than the partition's last rewind are moot: the rewind re-reads their ticks.
+            if source not in self.refused:  # an outage refuses thousands: one line per partition until its rewind
+                log.error("delivery_failed", topic=msg.topic(), source_partition=source, error=str(err))
             self.refused[source] = error
 
     def _callback(self, source: int | None) -> Callable[[KafkaError | None, Message], None]:
