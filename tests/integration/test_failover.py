@@ -212,7 +212,7 @@ def test_tampered_and_foreign_snapshots_are_refused_without_crashing(pipeline: P
     from confluent_kafka import Producer
 
     from tickcast.common.kafka import producer_config
-    from tickcast.predictor.state_sync import read_latest
+    from tickcast.predictor.restore import read_latest
 
     worker = pipeline.start_workers(1)[0]
     wait_for_assignment(pipeline, [worker])

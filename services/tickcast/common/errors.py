@@ -32,6 +32,8 @@ class Reason(StrEnum):
     FUTURE_TIME = "event_time_in_future"
     ANCIENT_TIME = "event_time_too_old"
     PROCESSING_ERROR = "processing_error"
+    OUTPUT_REFUSED = "output_refused"
+    """The prediction was made but librdkafka refused to produce it; the tick is kept here instead."""
 
 
 class RowReason(StrEnum):

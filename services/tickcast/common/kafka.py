@@ -31,16 +31,31 @@ _BROKER_BACKOFF = wait_exponential(multiplier=0.1, max=2.0)
 QUIET: dict[str, Any] = {"log.connection.close": False}
 
 
-def producer_config(bootstrap_servers: str, **overrides: Any) -> dict[str, Any]:
-    """Producer settings that keep symbols on the partition Faust expects.
+#: The idempotent producer's contract (librdkafka refuses other values with ``enable.idempotence``):
+#: every replica acknowledges, at most 5 requests in flight per connection (the broker keeps the last 5
+#: sequence numbers per producer to drop duplicates), and retries until ``message.timeout.ms``.
+IDEMPOTENT: dict[str, Any] = {
+    "enable.idempotence": True,
+    "acks": "all",
+    "max.in.flight.requests.per.connection": 5,
+    "retries": 2_147_483_647,
+}
 
-    >>> producer_config("k:9092", **{"linger.ms": 20})["partitioner"]
-    'murmur2_random'
+
+def producer_config(bootstrap_servers: str, **overrides: Any) -> dict[str, Any]:
+    """Producer settings that keep symbols on the partition Faust expects, and each partition's order.
+
+    Idempotent: a retry after a broker hiccup can neither duplicate a message nor reorder a
+    partition's messages, which the one-prediction-per-lineage dedup rule relies on.
+
+    >>> config = producer_config("k:9092", **{"linger.ms": 20})
+    >>> config["partitioner"], config["enable.idempotence"], config["acks"]
+    ('murmur2_random', True, 'all')
     """
     config: dict[str, Any] = {
         "bootstrap.servers": bootstrap_servers,
         "partitioner": PRODUCER_PARTITIONER,
-        "acks": "all",
+        **IDEMPOTENT,
         "linger.ms": 5,
         "compression.type": "none",
         **QUIET,

@@ -24,6 +24,7 @@ from tickcast.predictor.faust_tuning import TunedApp
 from tickcast.predictor.metrics import CONTENT_TYPE, partition_lag
 from tickcast.predictor.models import model_spec
 from tickcast.predictor.output import OutputProducer
+from tickcast.predictor.publishing import OutcomePublisher, PartitionHalted
 from tickcast.predictor.runtime import Predicted, TickHandler
 from tickcast.predictor.settings import PredictorSettings
 from tickcast.predictor.snapshots import SnapshotCodec
@@ -80,8 +81,21 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
             value_serializer="raw",
         )
 
-    output = OutputProducer(settings.bootstrap_servers, settings.linger_ms)
+    output = OutputProducer(
+        settings.bootstrap_servers,
+        settings.linger_ms,
+        **{
+            "message.timeout.ms": settings.output_message_timeout_ms,
+            "queue.buffering.max.messages": settings.output_queue_max_messages,
+            "enable.idempotence": settings.output_idempotence,
+        },
+    )
+    publisher = OutcomePublisher(
+        output, settings.predictions_topic, settings.dlq_topic, settings.worker_id, handler.counters
+    )
     assigned: set[TP] = set()
+    # Partitions stopped because not even a dead letter of one of their records could be produced.
+    halted: dict[int, str] = {}
 
     async def commit(offsets: dict[int, int]) -> bool:
         return await app.commit_offsets({TP(settings.ticks_topic, p): offset for p, offset in offsets.items()})
@@ -96,32 +110,51 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
         policy=CheckpointPolicy(settings.snapshot_every_ticks, settings.snapshot_every_s),
         generation=app.group_generation,
         eviction=EvictionPolicy(settings.max_symbols, settings.symbol_ttl_s),
+        rewind=lambda partitions: app.rewind(TP(settings.ticks_topic, p) for p in partitions),
     )
     handler.metrics.state_health = keeper.health
+
+    async def restore_rewound(tps: set[TP]) -> None:
+        await keeper.on_assigned({tp.partition for tp in tps if tp.topic == settings.ticks_topic})
+
+    app.on_rewound = restore_rewound
     if keeper.codec is None:
         log.warning("snapshots_disabled", reason="TICKCAST_SNAPSHOT_KEY is unset: state restarts on every rebalance")
 
     async def predict(tp: TP, records: Sequence[ConsumerRecord]) -> None:
-        # After the first await, handling is synchronous up to after_batch: a rebalance cannot interleave with it.
+        # Between awaits everything is synchronous, so a rebalance or a rewind can only come in at one: after
+        # each, the batch goes on only if the partition's progress is still the one it started with.
         partition = tp.partition
         if not await keeper.wait_ready(partition):
-            return  # revoked before its state was loaded: the next owner reads these ticks
-        send, handle = output.send, handler.handle
-        predictions_topic, dlq_topic = settings.predictions_topic, settings.dlq_topic
+            return  # revoked, rewound or halted before its state was loaded: its next reader reads these ticks
+        progress = keeper.progress.get(partition)
+        publish, handle = publisher.publish, handler.handle
         horizon = keeper.replay_horizon.get(partition, -1)
         changed: set[str] = set()
+        last_offset = records[-1].offset
         for record in records:
-            key, offset = record.key, record.offset
+            key, value, offset = record.key, record.value, record.offset
             if offset <= horizon and key and keeper.already_applied(key.decode("utf-8", "replace"), partition, offset):
                 continue  # replayed after a failover, and already in the restored state
-            outcome = handle(key, record.value, Lineage(tp.topic, partition, offset, record.timestamp))
+            lineage = Lineage(tp.topic, partition, offset, record.timestamp)
+            outcome = handle(key, value, lineage)
+            try:
+                while not publish(outcome, key, value, lineage):
+                    # Backpressure: librdkafka's queue is full. Waiting here keeps the event loop free
+                    # (health, timers, rebalances) and stops fetching, as the fetch loop waits for this batch.
+                    await output.wait_for_room()
+                    if keeper.progress.get(partition) is not progress:
+                        return  # revoked or rewound meanwhile: its next reader handles these ticks
+            except PartitionHalted as exc:
+                # Nothing from this record on may be committed; the state that learned from it is dropped too.
+                keeper.stop({partition})
+                halted[partition] = str(exc)
+                log.critical("partition_halted", partition=partition, offset=offset, error=str(exc))
+                return
             if isinstance(outcome, Predicted):
-                send(predictions_topic, outcome.key, outcome.value)
                 changed.add(outcome.symbol)
-            else:
-                send(dlq_topic, outcome.key, outcome.value, outcome.headers)
         output.poll()
-        keeper.after_batch(partition, changed, records[-1].offset, len(records))
+        keeper.after_batch(partition, changed, last_offset, len(records))
         if len(handler.forecaster.states) > settings.max_symbols:
             await keeper.evict_if_over_cap()  # a flood of new symbols: holds the batch loop until room is made
         keeper.checkpoint_soon()
@@ -151,6 +184,8 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
         revoked: set[TP] = args[0] if args else kwargs["revoked"]
         ours = sorted(tp.partition for tp in revoked if tp.topic == settings.ticks_topic)
         log.info("partitions_revoked", partitions=ours, worker=settings.worker_id)
+        for partition in ours:
+            halted.pop(partition, None)  # its next owner (maybe us) tries again from the last commit
         await keeper.on_revoked(set(ours))
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # as above
@@ -193,6 +228,8 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
                     "checkpoints_fenced": keeper.fenced_checkpoints,
                     "snapshots_written": keeper.snapshots_written,
                     "replayed_skipped": keeper.replayed_skipped,
+                    "rewinds": keeper.rewinds,
+                    "halted_partitions": {str(p): error for p, error in sorted(halted.items())},
                 }
             )
 

@@ -27,6 +27,12 @@ unchanged (gap tracking, ``broker_commit_every``, sensors). While a rebalance ha
 stopped the flow it hands everything back, and Faust drops it and seeks back to the
 committed offsets, as it does for any topic.
 
+**Rewinds.** :meth:`TunedApp.rewind` re-reads partitions from their committed offsets
+(after an output of their ticks was refused, see ``state_sync``). The seek happens in the
+fetch loop itself, before its next fetch, so no batch of those partitions is being
+delivered meanwhile; aiokafka drops what it prefetched before a seek. A rewind requested
+before a rebalance is dropped: the rebalance seeks every partition to its committed offset anyway.
+
 What Faust does per event and the batch path does per batch: drop records older
 than the read offset (after a seek), stop at a generation change or when flow is
 stopped (a rebalance), and tell the monitor the partition is alive (so Faust's
@@ -43,7 +49,7 @@ broker I/O is faked; every integration test runs it end to end.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
 import aiokafka
@@ -53,16 +59,24 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, TransportT
 
 BatchHandler = Callable[[TP, Sequence[ConsumerRecord]], Awaitable[None]]
-"""Receives the records of one partition in offset order; a later call never repeats an earlier one's records."""
+"""Receives the records of one partition in offset order; a later call never repeats an earlier one's records
+(unless the partition was rewound between them)."""
+
+RewindHandler = Callable[[set[TP]], Awaitable[None]]
+"""Called with the partitions just rewound, before any of their records is delivered again."""
 
 RecordMap = Mapping[TP, list[ConsumerRecord]]
 
 #: The internals of Faust and aiokafka this module overrides, calls or reads, by where they live.
 #: Not public API: a unit test fails naming any that an upgrade removed.
 REACHED_INTO: Mapping[str, tuple[str, ...]] = {
-    "aiokafka.AIOKafkaConsumer": ("_fetch_max_wait_ms", "_coordinator"),
-    "faust AIOKafkaConsumerThread": ("_create_worker_consumer", "_consumer"),
+    "aiokafka.AIOKafkaConsumer": ("_fetch_max_wait_ms", "_coordinator", "committed"),
+    "faust AIOKafkaConsumerThread": ("_create_worker_consumer", "_consumer", "call_thread", "_ensure_consumer"),
     "faust aiokafka Consumer": (
+        "_thread",
+        "seek_wait",
+        "earliest_offsets",
+        "assignment",
         "_new_consumer_thread",
         "_wait_next_records",
         "_drain_messages",
@@ -105,6 +119,9 @@ class _TunedConsumer(faust_aiokafka.Consumer):
         return _TunedConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _wait_next_records(self, timeout: float) -> tuple[RecordMap | None, set[TP] | None]:
+        app = cast(TunedApp, self.app)
+        if app.pending_rewinds and self.flow_active:
+            await self._rewind(app)
         records, active = await super()._wait_next_records(timeout)
         handlers = cast(TunedApp, self.app).batch_handlers
         if not records or not handlers or not self.flow_active:
@@ -132,6 +149,26 @@ class _TunedConsumer(faust_aiokafka.Consumer):
             await handlers[tp.topic](tp, fresh)
             self._read_offset[tp] = fresh[-1].offset + 1
 
+    async def _rewind(self, app: TunedApp) -> None:
+        requested, app.pending_rewinds = app.pending_rewinds, {}
+        generation, assigned = app.consumer_generation_id, self.assignment()
+        # Requested before a rebalance: that rebalance already sought every partition to its committed offset.
+        tps = {tp for tp, asked_in in requested.items() if asked_in == generation and tp in assigned}
+        if not tps:
+            return
+        thread = cast(faust_aiokafka.AIOKafkaConsumerThread, self._thread)
+        aiokafka_consumer = thread._ensure_consumer()
+        committed: dict[TP, int | None] = {
+            tp: await thread.call_thread(aiokafka_consumer.committed, tp) for tp in sorted(tps)
+        }
+        never = [tp for tp, offset in committed.items() if offset is None]
+        # Nothing committed yet: start where a new member of the group would (auto.offset.reset=earliest).
+        earliest = await self.earliest_offsets(*never) if never else {}
+        offsets = {tp: offset if offset is not None else earliest[tp] for tp, offset in committed.items()}
+        await self.seek_wait(offsets)  # also resets Faust's read offsets, so the older records are read again
+        if app.on_rewound is not None:
+            await app.on_rewound(tps)
+
 
 class _TunedTransport(faust_aiokafka.Transport):
     Consumer = _TunedConsumer
@@ -150,6 +187,9 @@ class TunedApp(faust.App):
     def __init__(self, *args: Any, fetch_max_wait_ms: int = 1500, **kwargs: Any) -> None:
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.batch_handlers: dict[str, BatchHandler] = {}
+        self.pending_rewinds: dict[TP, int] = {}
+        """Partitions to rewind before the next fetch, with the consumer generation they were asked in."""
+        self.on_rewound: RewindHandler | None = None
         super().__init__(*args, **kwargs)
 
     def _new_transport(self) -> TransportT:
@@ -189,3 +229,12 @@ class TunedApp(faust.App):
         Partitions this worker no longer owns are skipped (their next owner re-reads from the last commit).
         """
         return bool(await self.consumer._commit_offsets(offsets))  # type: ignore[attr-defined]
+
+    def rewind(self, tps: Iterable[TP]) -> None:
+        """Have the fetch loop seek ``tps`` back to their committed offsets before its next fetch.
+
+        Their records from there on are delivered again, after :attr:`on_rewound` (if set) has been awaited.
+        """
+        generation = self.consumer_generation_id
+        for tp in tps:
+            self.pending_rewinds[tp] = generation

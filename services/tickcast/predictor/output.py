@@ -6,6 +6,17 @@ socket write for every couple of predictions: in a profile of a draining worker,
 ``socket.write`` alone was 19% of the process. confluent-kafka batches in its own
 C thread, so the event loop only appends to a queue. Same murmur2 partitioner as
 Faust, so a prediction lands on its tick's partition number (tested).
+
+Three ways a send can go wrong, each with its own answer:
+
+* librdkafka refuses it at once (too large, bad header): :class:`ProduceRefused`, for the
+  caller to handle per record (see :mod:`tickcast.predictor.publishing`).
+* Its queue is full: :meth:`OutputProducer.send` returns False and the caller awaits
+  :meth:`OutputProducer.wait_for_room`, which yields to the event loop (backpressure).
+* The broker finally refuses it (a delivery report with an error, e.g. after
+  ``message.timeout.ms``): remembered per *source partition* (the ticks partition whose
+  records it answers) until that partition is rewound, and raised by every
+  :meth:`OutputProducer.delivered` meanwhile, so no checkpoint can commit past it.
 """
 
 from __future__ import annotations
@@ -13,23 +24,42 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any, cast
 
 import structlog
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from tickcast.common.kafka import producer_config
 
 log = structlog.get_logger("tickcast.predictor")
 
+#: librdkafka's defaults, used when the overrides do not say otherwise.
+LIBRDKAFKA_MESSAGE_MAX_BYTES = 1_000_000
+
 
 class DeliveryFailed(Exception):
-    """The broker did not accept something the worker produced; its ticks must not be acknowledged."""
+    """The broker did not accept something the worker produced; its ticks must not be acknowledged.
+
+    ``partitions`` are the source partitions with a refused output: they must be rewound (re-read
+    from their last checkpoint). Empty when the failure was only a wait that timed out.
+    """
+
+    def __init__(self, message: str, partitions: Iterable[int] = ()) -> None:
+        super().__init__(message)
+        self.partitions = frozenset(partitions)
 
 
-#: How often :meth:`OutputProducer.delivered` serves delivery reports while it waits.
+class ProduceRefused(Exception):
+    """librdkafka refused a message at ``produce()`` (too large, invalid); nothing of it was queued."""
+
+
+#: How often :meth:`OutputProducer.delivered` and :meth:`OutputProducer.wait_for_room` serve delivery reports.
 DELIVERY_POLL_S = 0.002
+
+#: After a full queue, sending resumes once it has drained to this share of what it held (hysteresis).
+ROOM_FRACTION = 0.5
 
 
 class OutputProducer:
@@ -43,31 +73,57 @@ class OutputProducer:
     """
 
     def __init__(self, bootstrap_servers: str, linger_ms: int, **overrides: Any) -> None:
-        self._producer = Producer(producer_config(bootstrap_servers, **{"linger.ms": linger_ms, **overrides}))
-        self._failures = 0
-        self._last_error: str | None = None
+        config = producer_config(bootstrap_servers, **{"linger.ms": linger_ms, **overrides})
+        self._producer = Producer(config)
+        self.max_message_bytes = int(config.get("message.max.bytes", LIBRDKAFKA_MESSAGE_MAX_BYTES))
+        """The largest message librdkafka accepts from this producer (key, value, headers and framing)."""
         self._epoch = 0
-        self._on_delivery = partial(self._delivered_in, 0)
         self._outstanding: Counter[int] = Counter()
-        self._failed: Counter[int] = Counter()
+        self._callbacks: dict[int | None, Callable[[KafkaError | None, Message], None]] = {}
+        self.refused: dict[int, str] = {}
+        """Source partition -> last refusal, for every partition with a refused output not yet rewound."""
+        self._refused_unsourced: Counter[int] = Counter()
+        self._forgotten_through: dict[int, int] = {}
 
-    def _delivered_in(self, epoch: int, err: KafkaError | None, msg: Message) -> None:
+    def _delivered_in(self, epoch: int, source: int | None, err: KafkaError | None, msg: Message) -> None:
         self._outstanding[epoch] -= 1
-        if err is not None:
-            self._failed[epoch] += 1
-            self._failures += 1
-            self._last_error = f"{msg.topic()}: {err}"
+        if err is None:
+            return
+        error = f"{msg.topic()}: {err}"
+        if source is None:
+            self._refused_unsourced[epoch] += 1
             log.error("delivery_failed", topic=msg.topic(), error=str(err))
+        elif epoch > self._forgotten_through.get(source, -1):
+            # Refusals of sends older than the partition's last rewind are moot: the rewind re-reads their ticks.
+            if source not in self.refused:  # an outage refuses thousands: one line per partition until its rewind
+                log.error("delivery_failed", topic=msg.topic(), source_partition=source, error=str(err))
+            self.refused[source] = error
+
+    def _callback(self, source: int | None) -> Callable[[KafkaError | None, Message], None]:
+        callback = self._callbacks.get(source)
+        if callback is None:
+            callback = self._callbacks[source] = partial(self._delivered_in, self._epoch, source)
+        return callback
 
     def mark(self) -> int:
         """Close the current epoch and return its number: everything sent so far belongs to it or an earlier one."""
         closed = self._epoch
         self._epoch += 1
-        self._on_delivery = partial(self._delivered_in, self._epoch)
+        self._callbacks.clear()
         return closed
 
+    def forget(self, partitions: Iterable[int]) -> None:
+        """Drop the refusals of ``partitions`` and of everything sent for them so far: they are being re-read."""
+        closed = self.mark()
+        for partition in partitions:
+            self.refused.pop(partition, None)
+            self._forgotten_through[partition] = closed
+
     async def delivered(self, epoch: int, timeout_s: float = 60.0) -> None:
-        """Wait until every send of ``epoch`` and earlier epochs is acknowledged; raise if any of it failed."""
+        """Wait until every send of ``epoch`` and earlier epochs is answered; raise if any output was refused.
+
+        Refusals by source partition stay until :meth:`forget`: every wait raises them again.
+        """
         deadline = time.monotonic() + timeout_s
         while True:
             self._producer.poll(0)
@@ -77,13 +133,18 @@ class OutputProducer:
             if time.monotonic() > deadline:
                 raise DeliveryFailed(f"{pending} messages still undelivered after {timeout_s}s")
             await asyncio.sleep(DELIVERY_POLL_S)  # librdkafka has no awaitable delivery report: poll until done
-        failed = sum(n for e, n in self._failed.items() if e <= epoch)
         for done in [e for e in self._outstanding if e <= epoch]:
             del self._outstanding[done]
-        for done in [e for e in self._failed if e <= epoch]:
-            del self._failed[done]
-        if failed:
-            raise DeliveryFailed(f"{failed} messages were refused by the broker (last: {self._last_error})")
+        unsourced = sum(n for e, n in self._refused_unsourced.items() if e <= epoch)
+        for done in [e for e in self._refused_unsourced if e <= epoch]:
+            del self._refused_unsourced[done]
+        if self.refused or unsourced:
+            last = next(reversed(self.refused.values()), None)
+            raise DeliveryFailed(
+                f"outputs refused by the broker: partitions {sorted(self.refused)} (last: {last}), "
+                f"{unsourced} without a source partition",
+                self.refused,
+            )
 
     def send(
         self,
@@ -92,29 +153,59 @@ class OutputProducer:
         value: bytes | None,
         headers: list[tuple[str, bytes]] | None = None,
         partition: int | None = None,
-    ) -> None:
+        source: int | None = None,
+    ) -> bool:
+        """Queue one message; False if librdkafka's queue is full (nothing queued: await :meth:`wait_for_room`).
+
+        ``source`` is the ticks partition the message answers; a refusal is charged to it.
+        Raises :class:`ProduceRefused` if librdkafka refuses the message itself.
+        """
         kafka_headers = cast("list[tuple[str, str | bytes | None]] | None", headers)
+        try:
+            if partition is None:
+                self._producer.produce(topic, value, key, headers=kafka_headers, on_delivery=self._callback(source))
+            else:
+                self._producer.produce(
+                    topic, value, key, partition=partition, headers=kafka_headers, on_delivery=self._callback(source)
+                )
+        except BufferError:
+            return False
+        except (KafkaException, ValueError, TypeError) as exc:
+            raise ProduceRefused(f"{topic}: {exc}") from exc
+        # Counted once librdkafka holds it; its report can only arrive in a later poll on this thread.
+        self._outstanding[self._epoch] += 1
+        return True
+
+    async def wait_for_room(self, timeout_s: float | None = None) -> None:
+        """Wait, yielding to the event loop, until the full queue has drained to :data:`ROOM_FRACTION` of itself."""
+        target = int(len(self._producer) * ROOM_FRACTION)
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
-            try:
-                if partition is None:
-                    self._producer.produce(topic, value, key, headers=kafka_headers, on_delivery=self._on_delivery)
-                else:
-                    self._producer.produce(
-                        topic, value, key, partition=partition, headers=kafka_headers, on_delivery=self._on_delivery
-                    )
-                # Counted once librdkafka holds it; its report can only arrive in a later poll on this thread.
-                self._outstanding[self._epoch] += 1
+            self._producer.poll(0)
+            if len(self._producer) <= target:
                 return
-            except BufferError:
-                # librdkafka's queue is full: serve delivery reports until there is room.
-                self._producer.poll(0.01)
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"the output queue did not drain to {target} messages within {timeout_s}s")
+            await asyncio.sleep(DELIVERY_POLL_S)
+
+    async def put(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None = None,
+        source: int | None = None,
+    ) -> None:
+        """:meth:`send`, awaiting room while the queue is full."""
+        while not self.send(topic, key, value, partition=partition, source=source):
+            await self.wait_for_room()
 
     def poll(self) -> None:
         """Serve delivery reports without waiting (cheap; call once per batch of sends)."""
         self._producer.poll(0)
 
     async def flush(self, timeout_s: float = 60.0) -> None:
-        """Wait until everything sent so far is delivered; raise if any of it failed."""
+        """Wait until everything sent so far is delivered; raise if any output was refused."""
         await self.delivered(self.mark(), timeout_s)
 
     def close(self, timeout_s: float = 30.0) -> int:

@@ -16,13 +16,19 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Protocol
 
+import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from tenacity import AsyncRetrying, RetryCallState, wait_exponential, wait_random
 
 from tickcast.common.kafka import QUIET
-from tickcast.predictor.snapshots import Rank
+from tickcast.predictor.snapshots import Rank, Snapshot, SnapshotCodec, SnapshotRefused
+
+log = structlog.get_logger("tickcast.predictor")
 
 RankOf = Callable[[bytes], Rank | None]
 """How current a snapshot value is (None: unverifiable, kept only while nothing verifiable is known)."""
@@ -111,3 +117,54 @@ def read_latest(
         return latest
     finally:
         consumer.close()
+
+
+@dataclass(slots=True)
+class RestoreReport:
+    """What one restore of a set of partitions found."""
+
+    partitions: list[int]
+    restored: int = 0
+    refused: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+
+
+def verified_snapshots(
+    codec: SnapshotCodec, raw: dict[int, dict[bytes, bytes]], report: RestoreReport
+) -> list[Snapshot]:
+    """The snapshots among ``raw`` (partition -> key -> value) that verify; each refusal is counted and logged."""
+    snapshots = []
+    for partition, records in raw.items():
+        for key, value in records.items():
+            try:
+                snapshot = codec.decode(value)
+            except SnapshotRefused as refused:
+                report.refused[refused.reason.value] += 1
+                log.error("snapshot_refused", reason=refused.reason.value, detail=refused.message,
+                          partition=partition, key=key.decode("utf-8", "replace"))  # fmt: skip
+                continue
+            snapshots.append(snapshot)
+    return snapshots
+
+
+async def retry_restore(
+    attempt: Callable[[], Awaitable[None]],
+    still_wanted: Callable[[], bool],
+    backoff_s: tuple[float, float],
+    on_failure: Callable[[RetryCallState], None],
+) -> None:
+    """Run ``attempt`` until it succeeds, with exponential backoff (first, longest) and jitter between tries.
+
+    A try is skipped (and counts as success) once ``still_wanted`` is false: the partitions were revoked.
+    ``on_failure`` hears of every failed try before the wait; nothing here gives up on its own.
+    """
+    first, longest = backoff_s
+    retrying = AsyncRetrying(
+        wait=wait_exponential(multiplier=first, max=longest) + wait_random(0, first),
+        before_sleep=on_failure,
+        reraise=True,
+    )
+    async for try_ in retrying:
+        with try_:
+            if still_wanted():
+                await attempt()

@@ -44,6 +44,23 @@ class PredictorSettings(CommonSettings):
         20, ge=1, le=5000, description="Longest a fetch waits for data; bounds latency on brokers that hold fetches."
     )
     linger_ms: int = Field(5, ge=0, le=1000, description="Producer batching delay for predictions.")
+    output_message_timeout_ms: int = Field(
+        300_000,
+        ge=1,
+        description="How long librdkafka retries an output before refusing it (its message.timeout.ms); "
+        "a partition with a refused output is re-read from its last checkpoint.",
+    )
+    output_idempotence: bool = Field(
+        True,
+        description="Idempotent outputs (no duplicate or reordered retries); off only for brokers without "
+        "support for it (Kafka before 0.11, or without the IDEMPOTENT_WRITE permission before 2.8).",
+    )
+    output_queue_max_messages: int = Field(
+        100_000,
+        ge=1,
+        description="Outputs librdkafka may hold unsent (queue.buffering.max.messages); "
+        "when full, the worker stops fetching until it drains.",
+    )
     max_record_bytes: int = Field(64 * 1024, ge=64, description="Ticks larger than this go to the dead-letter topic.")
     max_future_ms: int = Field(
         5 * 60 * 1000, ge=0, description="Reject ticks whose event time is this far ahead of the clock."

@@ -17,17 +17,15 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 import structlog
-from tenacity import AsyncRetrying, RetryCallState, wait_exponential, wait_random
+from tenacity import RetryCallState
 
 from tickcast.predictor.checkpoints import CheckpointPolicy, PartitionProgress
 from tickcast.predictor.eviction import EvictionPolicy
 from tickcast.predictor.forecaster import Forecaster
 from tickcast.predictor.metrics import StateHealth
 from tickcast.predictor.output import DeliveryFailed, OutputProducer
-from tickcast.predictor.restore import SnapshotReader, read_latest
-from tickcast.predictor.snapshots import Snapshot, SnapshotCodec, SnapshotRefused
-
-__all__ = ["RestoreReport", "StateKeeper", "read_latest"]
+from tickcast.predictor.restore import RestoreReport, SnapshotReader, read_latest, retry_restore, verified_snapshots
+from tickcast.predictor.snapshots import SnapshotCodec
 
 log = structlog.get_logger("tickcast.predictor")
 
@@ -35,14 +33,6 @@ log = structlog.get_logger("tickcast.predictor")
 def _log_failure(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("checkpoint_crashed", error=repr(task.exception()))
-
-
-@dataclass(slots=True)
-class RestoreReport:
-    partitions: list[int]
-    restored: int = 0
-    refused: Counter[str] = field(default_factory=Counter)
-    seconds: float = 0.0
 
 
 @dataclass
@@ -61,6 +51,8 @@ class StateKeeper:
     commit: Callable[[dict[int, int]], Awaitable[bool]]
     policy: CheckpointPolicy = field(default_factory=CheckpointPolicy)
     eviction: EvictionPolicy = field(default_factory=lambda: EvictionPolicy(max_symbols=20_000, ttl_s=86_400.0))
+    rewind: Callable[[set[int]], None] = lambda partitions: None
+    """Have the consumer re-read ``partitions`` from their committed offsets, then call :meth:`on_assigned`."""
     restore_timeout_s: float = 60.0
     """Longest one attempt to read the snapshots may take; a failed attempt is retried with backoff."""
     restore_backoff_s: tuple[float, float] = (0.5, 30.0)
@@ -87,6 +79,8 @@ class StateKeeper:
     checkpoint_seconds: float = 0.0
     checkpoints: int = 0
     replayed_skipped: int = 0
+    rewinds: int = 0
+    """Partitions re-read from their last checkpoint because an output of their ticks was refused."""
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _background: asyncio.Task[None] | None = None
     _restores: set[asyncio.Task[None]] = field(default_factory=set)
@@ -122,16 +116,10 @@ class StateKeeper:
         return [partition for partition, event in events.items() if self.ready.get(partition) is event]
 
     async def _restore(self, events: dict[int, asyncio.Event]) -> None:
-        first, longest = self.restore_backoff_s
-        retrying = AsyncRetrying(
-            wait=wait_exponential(multiplier=first, max=longest) + wait_random(0, first),
-            before_sleep=self._restore_failed,
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                if self._still_assigned(events):
-                    await self._restore_once(events)
+        await retry_restore(
+            lambda: self._restore_once(events), lambda: bool(self._still_assigned(events)),
+            self.restore_backoff_s, self._restore_failed,
+        )  # fmt: skip
         for partition in self._still_assigned(events):
             self.not_ready.discard(partition)
             events[partition].set()
@@ -154,7 +142,7 @@ class StateKeeper:
                 None, self.read_snapshots, self.bootstrap_servers, self.snapshots_topic, partitions,
                 self.restore_timeout_s, self.codec.rank,
             )  # fmt: skip
-            snapshots = await loop.run_in_executor(None, self._verify, raw, report)
+            snapshots = await loop.run_in_executor(None, verified_snapshots, self.codec, raw, report)
             # Revoked while reading: only what is still ours is loaded.
             partitions = self._still_assigned(events)
             self._drop(partitions)
@@ -175,21 +163,6 @@ class StateKeeper:
             "state_restored", partitions=partitions, symbols=report.restored, refused=dict(report.refused),
             seconds=round(report.seconds, 4),
         )  # fmt: skip
-
-    def _verify(self, raw: dict[int, dict[bytes, bytes]], report: RestoreReport) -> list[Snapshot]:
-        assert self.codec is not None
-        snapshots = []
-        for partition, records in raw.items():
-            for key, value in records.items():
-                try:
-                    snapshot = self.codec.decode(value)
-                except SnapshotRefused as refused:
-                    report.refused[refused.reason.value] += 1
-                    log.error("snapshot_refused", reason=refused.reason.value, detail=refused.message,
-                              partition=partition, key=key.decode("utf-8", "replace"))  # fmt: skip
-                    continue
-                snapshots.append(snapshot)
-        return snapshots
 
     async def wait_ready(self, partition: int) -> bool:
         """Wait until the partition's state is restored; False if this worker does not own the partition."""
@@ -234,8 +207,12 @@ class StateKeeper:
         if due:
             await self.checkpoint(due)
 
-    async def checkpoint(self, partitions: Iterable[int]) -> None:
-        """Snapshot what changed in ``partitions``, deliver it after their predictions, then commit their offsets."""
+    async def checkpoint(self, partitions: Iterable[int], handing_over: bool = False) -> None:
+        """Snapshot what changed in ``partitions``, deliver it after their predictions, then commit their offsets.
+
+        A partition with a refused output is never committed past it: it is rewound to its last
+        checkpoint, or, when ``handing_over`` (revocation, shutdown), left to its next owner.
+        """
         async with self._lock:
             started = time.perf_counter()
             now = time.monotonic()
@@ -261,15 +238,18 @@ class StateKeeper:
                 # Predictions first: a snapshot must never claim a tick whose prediction could still be lost.
                 await self.output.flush()
                 for partition, symbol, value in snapshots:
-                    self.output.send(self.snapshots_topic, symbol.encode("utf-8"), value, partition=partition)
+                    key = symbol.encode("utf-8")
+                    await self.output.put(self.snapshots_topic, key, value, partition=partition, source=partition)
                 if snapshots:
                     await self.output.flush()
             except DeliveryFailed as exc:
                 # Keep the offsets uncommitted: whoever owns the partition next replays those ticks.
                 log.error("checkpoint_failed", partitions=sorted(cut), error=str(exc))
+                refused = set(exc.partitions)
                 for partition, taken in cut.items():
-                    if partition in self.progress:
+                    if partition in self.progress and partition not in refused:
                         self.progress[partition].merge(taken)
+                self._after_refusal(refused, handing_over)
                 return
             self.snapshots_written += len(snapshots)
             offsets = {partition: taken.commit_offset for partition, taken in cut.items() if taken.commit_offset}
@@ -279,6 +259,41 @@ class StateKeeper:
                 log.info("checkpoint_not_committed", partitions=sorted(offsets))
             self.checkpoints += 1
             self.checkpoint_seconds += time.perf_counter() - started
+
+    def _after_refusal(self, refused: set[int], handing_over: bool) -> None:
+        """Rewind the partitions with a refused output that this worker keeps; hand the others over unsaved.
+
+        Their in-memory state has learned from ticks whose answers were lost, and their progress
+        would commit past them, so both go (:meth:`stop`); the consumer re-reads them from the last
+        commit, and :meth:`on_assigned` restores their snapshots first, as for a new owner.
+        """
+        self.output.forget(refused)
+        owned = self.stop(refused)
+        if not owned:
+            return
+        reason = "outputs of their ticks were refused"
+        if handing_over:
+            log.error("partitions_handed_over_unsaved", partitions=sorted(owned),
+                      reason=f"{reason}; the next owner re-reads them from the last commit")  # fmt: skip
+            return
+        self.rewinds += len(owned)
+        log.error("partitions_rewound", partitions=sorted(owned),
+                  reason=f"{reason}; re-reading them from the last checkpoint")  # fmt: skip
+        self.rewind(owned)
+
+    def stop(self, partitions: Iterable[int]) -> set[int]:
+        """Stop processing and committing those of ``partitions`` this worker owns; forget their state.
+
+        Nothing more is committed for them: whoever reads them next (a rewind, a new owner) starts
+        from the last commit. Returns the partitions stopped.
+        """
+        owned = set(partitions) & set(self.progress)
+        self._drop(owned)
+        for partition in owned:
+            self.progress.pop(partition, None)
+            self.ready.pop(partition, None)
+            self.replay_horizon.pop(partition, None)
+        return owned
 
     def _encode(self, partition: int, symbols: set[str], created_at: int) -> list[tuple[int, str, bytes]]:
         if self.codec is None:
@@ -321,7 +336,13 @@ class StateKeeper:
                         value = self.codec.encode(symbol, state, created_at, generation=self.owned_generation)
                     else:
                         tombstones += 1
-                    self.output.send(self.snapshots_topic, symbol.encode("utf-8"), value, partition=state.partition)
+                    await self.output.put(
+                        self.snapshots_topic,
+                        symbol.encode("utf-8"),
+                        value,
+                        partition=state.partition,
+                        source=state.partition,
+                    )
                 await self.output.flush()
             except DeliveryFailed as exc:
                 # Nothing is dropped unsaved: the next batch tries again.
@@ -360,7 +381,9 @@ class StateKeeper:
     async def on_revoked(self, partitions: set[int]) -> None:
         """Checkpoint what we hand over, then forget it: the next owner restores from the snapshots."""
         # A not-ready partition has nothing of ours to save (its ticks were never processed).
-        await self.checkpoint(sorted(p for p in partitions if p in self.progress and p not in self.not_ready))
+        await self.checkpoint(
+            sorted(p for p in partitions if p in self.progress and p not in self.not_ready), handing_over=True
+        )
         self._drop(partitions)
         for partition in partitions:
             self.progress.pop(partition, None)

@@ -20,6 +20,7 @@ RECORD_REASONS = {
     "FUTURE_TIME": "event_time_in_future",
     "ANCIENT_TIME": "event_time_too_old",
     "PROCESSING_ERROR": "processing_error",
+    "OUTPUT_REFUSED": "output_refused",
 }
 ROW_REASONS = {
     "BAD_CSV": "bad_csv",

@@ -1,4 +1,4 @@
-"""Unit tests for ``tickcast.common.kafka.wait_for_broker``: retries, backoff under a deadline, and its message."""
+"""Unit tests for ``tickcast.common.kafka``: wait_for_broker (retries, backoff, its message) and the producer config."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import time
 from typing import Any
 
 import pytest
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaException, Producer
 
 from tickcast.common import kafka
-from tickcast.common.kafka import BrokerUnavailable, wait_for_broker
+from tickcast.common.kafka import BrokerUnavailable, producer_config, wait_for_broker
 
 
 class FlakyAdmin:
@@ -80,3 +80,13 @@ def test_other_errors_are_not_retried(flaky: type[FlakyAdmin], monkeypatch: pyte
     with pytest.raises(TypeError, match="a bug"):
         wait_for_broker("k:1", timeout_s=5)
     assert len(flaky.instances[0].calls) == 1
+
+
+def test_producers_are_idempotent_and_librdkafka_accepts_the_contract() -> None:
+    config = producer_config("127.0.0.1:1")
+    assert config["enable.idempotence"] is True and config["acks"] == "all"
+    assert 1 <= config["max.in.flight.requests.per.connection"] <= 5 and config["retries"] > 0
+    # librdkafka checks the idempotence constraints when the producer is built, and refuses inconsistent ones.
+    Producer({**config, "log_level": 0})
+    with pytest.raises(KafkaException, match="acks"):
+        Producer({**config, "acks": 1, "log_level": 0})

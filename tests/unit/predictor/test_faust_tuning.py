@@ -166,6 +166,68 @@ def test_paused_partitions_are_not_delivered() -> None:
     assert r.delivered == [(TICKS, [0])]
 
 
+class FakeConsumerThread:
+    """The consumer thread's calls into aiokafka, answered from ``committed`` (None: nothing committed yet)."""
+
+    def __init__(self, committed: Mapping[TP, int | None]) -> None:
+        self.committed = committed
+
+    def _ensure_consumer(self) -> Any:
+        async def committed(tp: TP) -> int | None:
+            return self.committed[tp]
+
+        return SimpleNamespace(committed=committed)
+
+    async def call_thread(self, fun: Callable[..., Any], *args: Any) -> Any:
+        return await fun(*args)
+
+
+def rewind_rig(committed: Mapping[TP, int | None]) -> tuple[Rig, list[str]]:
+    """A rig whose consumer can rewind: seeks and restores are logged, in order, with what delivery does."""
+    r = rig()
+    events: list[str] = []
+    consumer = r.consumer
+    consumer._thread = FakeConsumerThread(committed)
+    consumer.assignment = lambda: {TICKS, TICKS_1}
+
+    async def earliest_offsets(*tps: TP) -> Mapping[TP, int]:
+        return {tp: 2 for tp in tps}
+
+    async def seek_wait(offsets: Mapping[TP, int]) -> None:
+        events.append(f"seek {sorted((tp.partition, offset) for tp, offset in offsets.items())}")
+        consumer._read_offset.update(offsets)
+
+    async def restore(tps: set[TP]) -> None:
+        events.append(f"restore {sorted(tp.partition for tp in tps)}")
+
+    consumer.earliest_offsets = earliest_offsets
+    consumer.seek_wait = seek_wait
+    r.app.on_rewound = restore
+    r.on_batch = lambda tp: events.append(f"deliver {tp.partition}")
+    return r, events
+
+
+def test_a_rewind_seeks_back_to_the_committed_offset_and_restores_before_the_next_delivery() -> None:
+    r, events = rewind_rig({TICKS: 5, TICKS_1: None})
+    r.consumer._read_offset[TICKS] = 9
+    r.app.rewind([TICKS, TICKS_1])
+    r.fetch({TICKS: records(TICKS, 5, 6)})
+    r.run(r.next_fetch)
+    # Never committed: from where a new member of the group would start (the earliest offset).
+    assert events == ["seek [(0, 5), (1, 2)]", "restore [0, 1]", "deliver 0"]
+    assert r.delivered == [(TICKS, [5, 6])], "the records before the old read offset must be delivered again"
+    assert r.app.pending_rewinds == {}
+
+
+def test_a_rewind_asked_before_a_rebalance_is_dropped() -> None:
+    r, events = rewind_rig({TICKS: 5, TICKS_1: 0})
+    r.app.rewind([TICKS])
+    r.app.consumer_generation_id += 1  # the rebalance sought every partition to its committed offset already
+    r.fetch({TICKS: records(TICKS, 7)})
+    r.run(r.next_fetch)
+    assert events == ["deliver 0"] and r.app.pending_rewinds == {}
+
+
 # ---------------------------------------------------------------- what an upgrade could break
 
 

@@ -24,23 +24,39 @@ PARTITION = 3
 
 
 class FakeOutput:
-    """Records sends; a flush can be held open (``gate``) or made to fail (``fail_next``)."""
+    """Records sends; a flush can be held open (``gate``), fail once (``fail_next``), or find refusals (``refused``).
+
+    Like :class:`OutputProducer`, refused source partitions stay refused until :meth:`forget`.
+    """
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes | None, bytes | None, int | None]] = []
         self.gate: asyncio.Event | None = None
         self.flush_started = asyncio.Event()
         self.fail_next = False
+        self.refused: set[int] = set()
+        self.forgotten: list[set[int]] = []
 
-    def send(
-        self, topic: str, key: bytes | None, value: bytes | None, headers: Any = None, partition: int | None = None
+    async def put(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None = None,
+        source: int | None = None,
     ) -> None:
         self.sent.append((topic, key, value, partition))
+
+    def forget(self, partitions: Any) -> None:
+        self.forgotten.append(set(partitions))
+        self.refused -= set(partitions)
 
     async def flush(self, timeout_s: float = 60.0) -> None:
         self.flush_started.set()
         if self.gate is not None:
             await self.gate.wait()
+        if self.refused:
+            raise DeliveryFailed("refused", self.refused)
         if self.fail_next:
             self.fail_next = False
             raise DeliveryFailed("broker said no")
@@ -51,6 +67,7 @@ class Harness:
         self.forecaster = Forecaster(model_spec("linear"), worker="w")
         self.output = FakeOutput()
         self.commits: list[dict[int, int]] = []
+        self.rewound: list[set[int]] = []
         self.keeper = StateKeeper(
             forecaster=self.forecaster,
             codec=codec,
@@ -59,19 +76,23 @@ class Harness:
             output=self.output,  # type: ignore[arg-type]  # duck-typed stand-in
             commit=self.commit,
             policy=CheckpointPolicy(every_ticks=5, every_s=3600.0),
+            rewind=self.rewound.append,
         )
-        self.keeper.progress[PARTITION] = PartitionProgress(started_at=time.monotonic())
-        self.keeper.ready[PARTITION] = _set_event()
+        self.own(PARTITION)
+
+    def own(self, partition: int) -> None:
+        self.keeper.progress[partition] = PartitionProgress(started_at=time.monotonic())
+        self.keeper.ready[partition] = _set_event()
 
     async def commit(self, offsets: dict[int, int]) -> bool:
         self.commits.append(dict(offsets))
         return True
 
-    def process(self, symbol: str, offsets: range) -> None:
+    def process(self, symbol: str, offsets: range, partition: int = PARTITION) -> None:
         for offset in offsets:
             tick = Tick(symbol, 100.0 + (offset % 7) * 0.01, 1.0, offset)
-            self.forecaster.process(tick, Lineage("ticks", PARTITION, offset, offset), now_us=offset)
-        self.keeper.after_batch(PARTITION, {symbol}, offsets[-1], len(offsets))
+            self.forecaster.process(tick, Lineage("ticks", partition, offset, offset), now_us=offset)
+        self.keeper.after_batch(partition, {symbol}, offsets[-1], len(offsets))
 
 
 def _set_event() -> asyncio.Event:
@@ -188,18 +209,27 @@ def test_checkpoint_soon_runs_beside_the_caller_and_one_at_a_time() -> None:
     assert asyncio.run(scenario()).commits == [{PARTITION: 6}, {PARTITION: 12}]
 
 
-def test_waiting_for_an_epoch_ignores_later_sends_and_reports_refusals() -> None:
+def test_waiting_for_an_epoch_ignores_later_sends_and_reports_refusals_until_their_partition_is_rewound() -> None:
     async def scenario() -> None:
         # Nothing listens on port 1: librdkafka gives up on each message after its timeout.
         output = OutputProducer("127.0.0.1:1", 0, **{"message.timeout.ms": 200, "log_level": 0})
         try:
             empty = output.mark()
-            output.send("t", b"k", b"v")
+            assert output.send("t", b"k", b"v", source=PARTITION)
             await asyncio.wait_for(output.delivered(empty), 1.0)  # the later send does not hold it up
             failing = output.mark()
-            with pytest.raises(DeliveryFailed, match="refused"):
+            with pytest.raises(DeliveryFailed, match="refused") as first:
                 await output.delivered(failing, timeout_s=10.0)
-            await output.delivered(output.mark())  # the failure was reported once, and nothing else is pending
+            assert first.value.partitions == {PARTITION}
+            # Still refused at the next wait: no checkpoint may commit past the lost output...
+            with pytest.raises(DeliveryFailed) as again:
+                await output.delivered(output.mark())
+            assert again.value.partitions == {PARTITION}
+            # ...until the partition is rewound; refusals of what was sent before the rewind are then moot.
+            assert output.send("t", b"k", b"v", source=PARTITION)
+            output.forget({PARTITION})
+            await output.delivered(output.mark(), timeout_s=10.0)
+            assert output.refused == {}
         finally:
             output.close(0.5)
 
@@ -224,3 +254,55 @@ def test_a_fenced_worker_writes_no_snapshot_and_commits_nothing() -> None:
     assert stamped == [7]
     assert h.commits == [{PARTITION: 3}] and len(h.output.sent) == 1
     assert h.keeper.fenced_checkpoints == 1 and h.keeper.health().checkpoints_fenced == 1
+
+
+def test_a_refused_output_rewinds_its_partition_and_nothing_past_it_is_committed() -> None:
+    other = PARTITION + 1
+
+    async def scenario() -> Harness:
+        h = Harness(codec())
+        h.own(other)
+        h.process("SPY", range(0, 6))
+        h.process("IBM", range(0, 3), partition=other)
+        h.output.refused = {PARTITION}  # a prediction of one of SPY's ticks was finally refused
+        await h.keeper.checkpoint([PARTITION, other])
+        assert h.commits == [] and h.rewound == [{PARTITION}]
+        # The rewound partition is forgotten until the consumer re-read it; the other one commits next time.
+        assert "SPY" not in h.forecaster.states and PARTITION not in h.keeper.progress
+        assert not await h.keeper.wait_ready(PARTITION)
+        await h.keeper.checkpoint([PARTITION, other])
+        return h
+
+    h = asyncio.run(scenario())
+    assert h.commits == [{other: 3}]
+    assert h.output.forgotten == [{PARTITION}] and h.keeper.rewinds == 1
+
+
+def test_a_refusal_found_by_another_partitions_checkpoint_still_rewinds_its_own() -> None:
+    other = PARTITION + 1
+
+    async def scenario() -> Harness:
+        h = Harness()
+        h.own(other)
+        h.process("SPY", range(0, 6))
+        h.process("IBM", range(0, 6), partition=other)
+        h.output.refused = {PARTITION}
+        await h.keeper.checkpoint([other])  # PARTITION is not due, yet its refusal must not wait for it
+        await h.keeper.checkpoint([other])
+        return h
+
+    h = asyncio.run(scenario())
+    assert h.rewound == [{PARTITION}] and h.commits == [{other: 6}]
+
+
+def test_a_partition_handed_over_with_a_refused_output_is_not_committed_nor_rewound() -> None:
+    async def scenario() -> Harness:
+        h = Harness(codec())
+        h.process("SPY", range(0, 6))
+        h.output.refused = {PARTITION}
+        await h.keeper.on_revoked({PARTITION})
+        return h
+
+    h = asyncio.run(scenario())
+    assert h.commits == [] and h.rewound == [] and h.output.forgotten == [{PARTITION}]
+    assert PARTITION not in h.keeper.progress and "SPY" not in h.forecaster.states
