@@ -148,6 +148,14 @@ class SnapshotCodec:
         except Rejected as exc:
             raise SnapshotRefused(RefusalReason.UNDECODABLE, f"not a tickcast snapshot record: {exc}") from exc
         where = f"snapshot of {record['symbol']!r} (partition {record['partition']})"
+        if data[1:5] != self._avro.schema_id.to_bytes(4, "big"):
+            # An earlier contract version (e.g. id 3, before snapshots named their River release). Its signature
+            # covers that version's encoding, and its pickle may not load under this River: start fresh.
+            raise SnapshotRefused(
+                RefusalReason.OTHER_RIVER,
+                f"{where} was written with an earlier snapshot contract (schema id "
+                f"{int.from_bytes(data[1:5], 'big')}) that does not name its River release; the symbol starts fresh",
+            )
         signature = record["signature"]
         if not signature:
             raise SnapshotRefused(RefusalReason.UNSIGNED, f"{where} is unsigned; refusing to unpickle it")

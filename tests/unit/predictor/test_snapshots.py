@@ -117,3 +117,24 @@ def test_rank_prefers_a_newer_generation_over_a_later_offset_and_ignores_untrust
     assert zombie_rank is not None and owner_rank is not None and owner_rank > zombie_rank
     assert codec().rank(rewrite(owner, generation=10**6)) is None  # a forged generation does not win
     assert codec().rank(b"garbage") is None
+
+
+def test_a_snapshot_of_the_earlier_contract_is_read_and_refused_as_another_river_release() -> None:
+    # Written by a worker before snapshots named their River release: contract schema-id 3 (snapshot-v1.avsc).
+    v1 = fastavro.parse_schema(without_logical_types(load_schema("snapshot-v1.avsc")))
+    data = codec().encode("SPY", trained_state().states["SPY"], created_at=1)
+    record = fastavro.schemaless_reader(io.BytesIO(data[5:]), SCHEMA, None)
+    assert isinstance(record, dict)
+    old = {k: v for k, v in record.items() if k not in ("river_version", "generation")}
+    out = io.BytesIO()
+    fastavro.schemaless_writer(out, v1, old)
+    framed = b"\x00" + (3).to_bytes(4, "big") + out.getvalue()
+    with pytest.raises(SnapshotRefused) as caught:
+        codec().decode(framed)
+    assert caught.value.reason == RefusalReason.OTHER_RIVER and "schema id 3" in caught.value.message
+    assert codec().rank(framed) is None  # never ranked above a current snapshot
+
+
+def test_the_current_contract_has_its_own_schema_id() -> None:
+    data = codec().encode("SPY", trained_state().states["SPY"], created_at=1)
+    assert data[:5] == b"\x00" + (4).to_bytes(4, "big")
