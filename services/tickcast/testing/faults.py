@@ -43,6 +43,22 @@ def process_state(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[0]
 
 
+def resident_bytes(pid: int) -> int:
+    """Resident memory of ``pid`` (``VmRSS``), 0 once it is gone.
+
+    >>> resident_bytes(os.getpid()) > 1_000_000
+    True
+    """
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
 @contextmanager
 def paused(pid: int, timeout_s: float = 5.0) -> Iterator[None]:
     """Freeze ``pid`` (SIGSTOP) for the ``with`` block, and resume it (SIGCONT) however the block ends.
