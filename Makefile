@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_SECONDS ?= 60
 
-.PHONY: install demo test lint typecheck unit integration bench clean
+SOAK_MINUTES ?= 30
+
+.PHONY: install demo test lint typecheck unit integration bench soak clean
 
 install: $(STAMP)
 
@@ -36,6 +38,10 @@ test: lint typecheck $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Not in CI (a 2-minute version is, in tests/integration/test_soak.py): kill -9 and SIGSTOP under load.
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak --minutes $(SOAK_MINUTES)
 
 clean:
 	rm -rf $(VENV) .tickcast .pytest_cache .mypy_cache .ruff_cache

@@ -18,8 +18,8 @@ import pytest
 from tickcast.broker.embedded import EmbeddedBroker
 from tickcast.common.records import Prediction, Tick
 from tickcast.ops.workers import WorkerProcess
-from tickcast.testing.broker_pause import paused
 from tickcast.testing.drain import AnswerCount, count_answers, read_predictions_to_end, read_to_end, tick_ids
+from tickcast.testing.faults import paused
 from tickcast.testing.pipeline import Pipeline, new_unique, wait_for_assignment
 from tickcast.testing.stats import worker_stats
 from tickcast.testing.waiting import wait_for

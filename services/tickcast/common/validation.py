@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from tickcast.common.errors import Reason, Rejected
 from tickcast.common.records import Tick
 
-SYMBOL_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9._:/-]{0,31}$")
+#: Use with ``fullmatch``: under ``match``, ``$`` also matches before a trailing newline, so "SPY\n" would pass.
+SYMBOL_PATTERN = re.compile(r"[A-Z0-9][A-Z0-9._:/-]{0,31}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +43,12 @@ def validate_tick(tick: Tick, now_ms: int, limits: TickLimits = TickLimits()) ->
     Traceback (most recent call last):
     ...
     tickcast.common.errors.Rejected: bad_price: price must be a finite number > 0, got nan (symbol 'SPY')
+    >>> validate_tick(Tick("SPY\\n", 1.0, 0.0, 1_381_152_600_000), now_ms=1_381_152_600_000)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    tickcast.common.errors.Rejected: bad_symbol: symbol 'SPY\\n' does not match ...
     """
-    if not SYMBOL_PATTERN.match(tick.symbol):
+    if not SYMBOL_PATTERN.fullmatch(tick.symbol):
         raise Rejected(
             Reason.BAD_SYMBOL,
             f"symbol {tick.symbol[:64]!r} does not match {SYMBOL_PATTERN.pattern} (upper case, at most 32 chars)",

@@ -57,7 +57,7 @@ class ColumnMapping:
         if self.constant_symbol is None and not self.symbol:
             raise ValueError("ColumnMapping needs a symbol column or a constant_symbol")
         constant = self.constant_symbol
-        if constant is not None and not SYMBOL_PATTERN.match(constant.strip().upper()):
+        if constant is not None and not SYMBOL_PATTERN.fullmatch(constant.strip().upper()):
             # Fail once here rather than rejecting every row of the file as bad_symbol.
             raise ValueError(f"constant_symbol {constant!r} does not match {SYMBOL_PATTERN.pattern} upper-cased")
         if self.time_format not in TIME_FORMATS and "%" not in self.time_format:

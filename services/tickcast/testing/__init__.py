@@ -8,6 +8,8 @@ message says what did not happen, with the workers' logs.
   ``wait_for_assignment``, the session timeout every run uses.
 - :mod:`~tickcast.testing.stats`: a worker's ``/stats``, and waiting until partitions are owned exactly once.
 - :mod:`~tickcast.testing.reading`: reading predictions until an expected count arrived.
+- :mod:`~tickcast.testing.faults`: faults injected on purpose (SIGSTOP/SIGCONT, kill -9, a worker in its own
+  network namespace whose link can be cut), each undone on the way out.
 - :mod:`~tickcast.testing.waiting`: polling with a deadline; :mod:`~tickcast.testing.environment`: the
   environment children start from; :mod:`~tickcast.testing.data`: where the real market data is.
 """

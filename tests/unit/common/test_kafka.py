@@ -1,16 +1,19 @@
-"""Unit tests for ``tickcast.common.kafka``: wait_for_broker (retries, backoff, its message) and the producer config."""
+"""Unit tests for ``tickcast.common.kafka``: ``wait_for_broker`` retries and backoff, ``ensure_topics`` races, the
+producer config."""
 
 from __future__ import annotations
 
 import itertools
 import time
+from concurrent.futures import Future
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 from tickcast.common import kafka
-from tickcast.common.kafka import BrokerUnavailable, producer_config, wait_for_broker
+from tickcast.common.kafka import BrokerUnavailable, ensure_topics, producer_config, wait_for_broker
 
 
 class FlakyAdmin:
@@ -90,3 +93,41 @@ def test_producers_are_idempotent_and_librdkafka_accepts_the_contract() -> None:
     Producer({**config, "log_level": 0})
     with pytest.raises(KafkaException, match="acks"):
         Producer({**config, "acks": 1, "log_level": 0})
+
+
+class CreatingAdmin:
+    """An AdminClient stand-in whose ``create_topics`` futures fail with the given KafkaErrors (None = created)."""
+
+    def __init__(self, outcomes: dict[str, KafkaError | None]) -> None:
+        self.outcomes = outcomes
+
+    def list_topics(self, timeout: float) -> Any:
+        return SimpleNamespace(topics={})
+
+    def create_topics(self, topics: list[Any], request_timeout: float) -> dict[str, Future[None]]:
+        futures: dict[str, Future[None]] = {}
+        for topic in topics:
+            future: Future[None] = Future()
+            error = self.outcomes[topic.topic]
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(KafkaException(error))
+            futures[topic.topic] = future
+        return futures
+
+
+def test_ensure_topics_tolerates_a_topic_created_meanwhile_by_its_error_code() -> None:
+    # Another worker created "b" between our listing and our request: the code says so, whatever the text.
+    admin = CreatingAdmin(
+        {"a": None, "b": KafkaError(KafkaError.TOPIC_ALREADY_EXISTS, "Topic 'b' exists (localised text)")}
+    )
+    assert ensure_topics(admin, ["a", "b"], partitions=1, replication_factor=1) == ["a"]  # type: ignore[arg-type]
+
+
+def test_ensure_topics_raises_other_errors_even_when_their_text_mentions_the_code() -> None:
+    refused = KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED, "not allowed (not TOPIC_ALREADY_EXISTS)")
+    admin = CreatingAdmin({"a": refused})
+    with pytest.raises(KafkaException) as caught:
+        ensure_topics(admin, ["a"], partitions=1, replication_factor=1)  # type: ignore[arg-type]
+    assert caught.value.args[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED

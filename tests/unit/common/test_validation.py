@@ -39,6 +39,7 @@ def tick(**changes: object) -> Tick:
         ({"symbol": ""}, Reason.BAD_SYMBOL),
         ({"symbol": "A" * 33}, Reason.BAD_SYMBOL),
         ({"symbol": "SP Y"}, Reason.BAD_SYMBOL),
+        ({"symbol": "SPY\n"}, Reason.BAD_SYMBOL),
         ({"event_time": NOW + 10 * 60 * 1000}, Reason.FUTURE_TIME),
         ({"event_time": 0}, Reason.ANCIENT_TIME),
     ],

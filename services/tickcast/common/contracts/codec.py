@@ -13,7 +13,7 @@ from typing import Any
 import fastavro
 from fastavro.types import Schema
 
-from tickcast.common.contracts.base import SchemaStore
+from tickcast.common.contracts.base import SchemaError, SchemaStore
 from tickcast.common.errors import Reason, Rejected
 
 MAGIC_BYTE = 0
@@ -118,7 +118,12 @@ class AvroCodec:
     def _writer_schema(self, schema_id: int) -> Schema:
         writer = self._writers.get(schema_id)
         if writer is None:
-            raw = self._store.lookup(schema_id)
+            try:
+                raw = self._store.lookup(schema_id)
+            except SchemaError as exc:
+                # The store could not say (registry down or slow): the record is kept, and replayable, as a
+                # dead letter; the store bounds how long this took and how often it is retried.
+                raise Rejected(Reason.UNKNOWN_SCHEMA, f"schema id {schema_id}: {exc}") from exc
             if raw is None:
                 raise Rejected(Reason.UNKNOWN_SCHEMA, f"schema id {schema_id} is not known to the schema store")
             try:

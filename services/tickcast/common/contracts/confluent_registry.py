@@ -1,8 +1,18 @@
-"""Schema ids from a Confluent Schema Registry (``TICKCAST_SCHEMA_REGISTRY_URL``)."""
+"""Schema ids from a Confluent Schema Registry (``TICKCAST_SCHEMA_REGISTRY_URL``).
+
+A worker looks up the writer schema of every id it has not seen, on its event loop. Records with
+random schema ids (garbage, or a hostile producer) must not turn into one slow registry round trip
+each, nor a registry that hangs into a stalled loop: every request has a bounded timeout and no
+retries, an id the registry does not know is remembered as unknown for a while (a bounded cache), and
+a registry that failed is not asked again about that id for a shorter while.
+"""
 
 from __future__ import annotations
 
 import json
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
@@ -11,28 +21,103 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from tickcast.common.contracts.base import SchemaError, SchemaStore
 
 
+class ExpiringIds:
+    """Ids remembered with a deadline; the oldest are forgotten first beyond ``max_size``.
+
+    >>> now = [0.0]
+    >>> ids = ExpiringIds(ttl_s=10.0, max_size=2, clock=lambda: now[0])
+    >>> ids.add(1, "no such id"); ids.add(2, "no such id"); ids.add(3, "no such id")
+    >>> ids.get(1), ids.get(3), len(ids)
+    (None, 'no such id', 2)
+    >>> now[0] = 11.0
+    >>> ids.get(3) is None
+    True
+    """
+
+    def __init__(self, ttl_s: float, max_size: int, clock: Callable[[], float]) -> None:
+        self._ttl_s = ttl_s
+        self._max_size = max_size
+        self._clock = clock
+        self._until: OrderedDict[int, tuple[float, str]] = OrderedDict()
+
+    def add(self, key: int, why: str) -> None:
+        self._until[key] = (self._clock() + self._ttl_s, why)
+        self._until.move_to_end(key)
+        while len(self._until) > self._max_size:
+            self._until.popitem(last=False)
+
+    def get(self, key: int) -> str | None:
+        """Why ``key`` is remembered, or None if it is not (or no longer)."""
+        found = self._until.get(key)
+        if found is None:
+            return None
+        if self._clock() >= found[0]:
+            del self._until[key]
+            return None
+        return found[1]
+
+    def __len__(self) -> int:
+        return len(self._until)
+
+
 class RegistrySchemaStore(SchemaStore):
     """Registers contracts under ``<topic>-value`` (TopicNameStrategy) and resolves ids through the registry.
 
-    The client caches ids and schemas, so the registry is asked once per schema per process.
+    The client caches ids and schemas it found, so the registry is asked once per schema per process;
+    this store adds the negative side (ids not found, requests that failed) and the time bound.
     """
 
-    def __init__(self, url: str) -> None:
-        self._client = SchemaRegistryClient({"url": url})
+    def __init__(
+        self,
+        url: str,
+        request_timeout_s: float = 5.0,
+        unknown_id_ttl_s: float = 60.0,
+        failure_ttl_s: float = 5.0,
+        unknown_id_cache_size: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        # No client retries: a retry would double the time one record can hold the worker's loop.
+        self._client = SchemaRegistryClient({"url": url, "timeout": request_timeout_s, "max.retries": 0})
         self._url = url
+        self._timeout_s = request_timeout_s
+        self._unknown = ExpiringIds(unknown_id_ttl_s, unknown_id_cache_size, clock)
+        self._failed = ExpiringIds(failure_ttl_s, unknown_id_cache_size, clock)
+
+    @property
+    def unknown_ids_cached(self) -> int:
+        """How many ids are remembered as unknown or failed right now (bounded by the cache size)."""
+        return len(self._unknown) + len(self._failed)
 
     def register(self, subject: str, schema: dict[str, Any]) -> int:
         try:
             return int(self._client.register_schema(subject, Schema(json.dumps(schema), "AVRO")))
-        except (SchemaRegistryError, OSError) as exc:
+        except Exception as exc:  # SchemaRegistryError, or the transport's own (see lookup)
             raise SchemaError(f"schema registry {self._url} refused subject {subject!r}: {exc}") from exc
 
     def lookup(self, schema_id: int) -> dict[str, Any] | None:
+        if self._unknown.get(schema_id) is not None:
+            return None
+        failure = self._failed.get(schema_id)
+        if failure is not None:
+            raise SchemaError(failure)
         try:
             found = self._client.get_schema(schema_id)
         except SchemaRegistryError as exc:
             if exc.http_status_code == 404:
+                self._unknown.add(schema_id, "not found")
                 return None
-            raise SchemaError(f"schema registry {self._url} failed for id {schema_id}: {exc}") from exc
+            return self._fail(schema_id, f"schema registry {self._url} failed for id {schema_id}: {exc}", exc)
+        except Exception as exc:
+            # The client's HTTP transport (httpx, or a fork of it, by confluent-kafka version) raises its own
+            # timeout and connection types, which are not ours to import.
+            message = (
+                f"schema registry {self._url} did not answer for id {schema_id} "
+                f"(timeout {self._timeout_s}s): {type(exc).__name__}: {exc}"
+            )
+            return self._fail(schema_id, message, exc)
         loaded: dict[str, Any] = json.loads(found.schema_str or "null")
         return loaded
+
+    def _fail(self, schema_id: int, message: str, cause: Exception) -> dict[str, Any] | None:
+        self._failed.add(schema_id, message)
+        raise SchemaError(message) from cause
