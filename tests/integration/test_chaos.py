@@ -231,8 +231,10 @@ def test_a_flood_of_200k_new_symbols_is_survived_with_bounded_memory(pipeline: P
 
     took = wait_until_answered(settings_of(pipeline), flood, 150, check=watch, diagnostics=pipeline.worker_logs)
     stats = worker_stats(worker) or {}
-    # ~6 KB per symbol: the cap's worth plus slack for the interpreter, buffers and fragmentation.
-    bound = baseline + cap * 6_000 + 150_000_000
+    # ~6 KB per symbol: the cap's worth, plus slack for fetch buffers and the memory Python keeps after evictions
+    # (freed objects stay in its arenas). Measured: 189 -> 424 MB with the cap; without it the same flood reached
+    # 983 MB (~1.2 GB of symbols), which this bound still fails.
+    bound = baseline + cap * 6_000 + 250_000_000
     print(f"flood of {flood} symbols answered in {took:.0f}s; RSS {baseline / 1e6:.0f} -> peak {peak[0] / 1e6:.0f} MB")
     assert stats.get("symbols", 0) <= cap, stats
     assert peak[0] <= bound, f"RSS peaked at {peak[0] / 1e6:.0f} MB, bound {bound / 1e6:.0f} MB"
