@@ -1,4 +1,4 @@
-"""Reading a partition's symbol snapshots back: the most current one per symbol (StateKeeper retries the read).
+"""Reading a partition's symbol snapshots back: the most current one per symbol (readiness.PartitionReadiness retries the read).
 
 Two rules make restore safe against stalled writers and a slow broker:
 

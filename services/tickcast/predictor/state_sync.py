@@ -17,14 +17,15 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 import structlog
-from tenacity import RetryCallState
 
 from tickcast.predictor.checkpoints import CheckpointPolicy, PartitionProgress
 from tickcast.predictor.eviction import EvictionPolicy
 from tickcast.predictor.forecaster import Forecaster
 from tickcast.predictor.metrics import StateHealth
 from tickcast.predictor.output import DeliveryFailed, OutputProducer
-from tickcast.predictor.restore import RestoreReport, SnapshotReader, read_latest, retry_restore, verified_snapshots
+from tickcast.predictor.readiness import PartitionReadiness
+from tickcast.predictor.restore import RestoreReport, SnapshotReader, read_latest
+from tickcast.predictor.snapshot_writer import SnapshotWriter
 from tickcast.predictor.snapshots import SnapshotCodec
 
 log = structlog.get_logger("tickcast.predictor")
@@ -62,20 +63,8 @@ class StateKeeper:
     """The group generation this worker is a member of now; negative once the coordinator dropped it."""
     owned_generation: int = 0
     """The generation of the latest assignment: snapshots are stamped with it, and written only while it is live."""
-    not_ready: set[int] = field(default_factory=set)
-    """Assigned partitions whose state is not restored yet: none of their ticks is processed meanwhile."""
-    restore_failures: int = 0
-    refused_total: Counter[str] = field(default_factory=Counter)
     fenced_checkpoints: int = 0
-    symbols_evicted: int = 0
-    tombstones_written: int = 0
     progress: dict[int, PartitionProgress] = field(default_factory=dict)
-    ready: dict[int, asyncio.Event] = field(default_factory=dict)
-    replay_horizon: dict[int, int] = field(default_factory=dict)
-    """Per partition, the newest offset any restored state has already applied: replays up to it may be skipped."""
-    last_restore: RestoreReport | None = None
-    snapshots_written: int = 0
-    snapshot_bytes: int = 0
     checkpoint_seconds: float = 0.0
     checkpoints: int = 0
     replayed_skipped: int = 0
@@ -83,7 +72,59 @@ class StateKeeper:
     """Partitions re-read from their last checkpoint because an output of their ticks was refused."""
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _background: asyncio.Task[None] | None = None
-    _restores: set[asyncio.Task[None]] = field(default_factory=set)
+    _evicted: int = 0
+    writer: SnapshotWriter | None = field(init=False, default=None)
+    """Writes snapshots and tombstones; None when snapshots are off (no key)."""
+    readiness: PartitionReadiness = field(init=False)
+    """Restores newly assigned partitions; their ticks wait until it is done."""
+
+    def __post_init__(self) -> None:
+        if self.codec is not None:
+            self.writer = SnapshotWriter(self.codec, self.output, self.snapshots_topic)
+        self.readiness = PartitionReadiness(
+            self.forecaster, self.codec, self.bootstrap_servers, self.snapshots_topic,
+            room=lambda: self.eviction.max_symbols - len(self.forecaster.states),
+            timeout_s=self.restore_timeout_s, backoff_s=self.restore_backoff_s, read_snapshots=self.read_snapshots,
+        )  # fmt: skip
+
+    # What the readiness knows, as the worker's stats and tests read it.
+    @property
+    def ready(self) -> dict[int, asyncio.Event]:
+        return self.readiness.ready
+
+    @property
+    def not_ready(self) -> set[int]:
+        """Assigned partitions whose state is not restored yet: none of their ticks is processed meanwhile."""
+        return self.readiness.not_ready
+
+    @property
+    def replay_horizon(self) -> dict[int, int]:
+        return self.readiness.replay_horizon
+
+    @property
+    def restore_failures(self) -> int:
+        return self.readiness.failures
+
+    @property
+    def refused_total(self) -> Counter[str]:
+        return self.readiness.refused_total
+
+    @property
+    def last_restore(self) -> RestoreReport | None:
+        return self.readiness.last_report
+
+    @property
+    def symbols_evicted(self) -> int:
+        """Symbols dropped by eviction, plus snapshots a restore skipped because the cap was reached."""
+        return self._evicted + self.readiness.skipped
+
+    @property
+    def snapshots_written(self) -> int:
+        return self.writer.written if self.writer else 0
+
+    @property
+    def tombstones_written(self) -> int:
+        return self.writer.tombstones if self.writer else 0
 
     async def on_assigned(self, partitions: set[int]) -> None:
         """Start loading the snapshots of newly assigned partitions; their ticks wait until it is done.
@@ -95,83 +136,16 @@ class StateKeeper:
         self.owned_generation = self.generation()
         new = sorted(partitions - set(self.progress))
         for partition in new:
-            self.ready[partition] = asyncio.Event()
             self.progress[partition] = PartitionProgress(started_at=time.monotonic())
-        if not new:
-            return
-        self.not_ready.update(new)
-        events = {partition: self.ready[partition] for partition in new}
-        task = asyncio.get_running_loop().create_task(self._restore(events))
-        self._restores.add(task)
-        task.add_done_callback(self._restores.discard)
-        task.add_done_callback(_log_failure)
+        self.readiness.start(new)
 
     async def restored(self) -> None:
         """Wait until every restore started so far has finished (loaded, or its partitions revoked)."""
-        while self._restores:
-            await asyncio.gather(*self._restores, return_exceptions=True)
-
-    def _still_assigned(self, events: dict[int, asyncio.Event]) -> list[int]:
-        # Revoked (and perhaps assigned again, with a new event) partitions are someone else's business now.
-        return [partition for partition, event in events.items() if self.ready.get(partition) is event]
-
-    async def _restore(self, events: dict[int, asyncio.Event]) -> None:
-        await retry_restore(
-            lambda: self._restore_once(events), lambda: bool(self._still_assigned(events)),
-            self.restore_backoff_s, self._restore_failed,
-        )  # fmt: skip
-        for partition in self._still_assigned(events):
-            self.not_ready.discard(partition)
-            events[partition].set()
-
-    def _restore_failed(self, retry_state: RetryCallState) -> None:
-        self.restore_failures += 1
-        outcome = retry_state.outcome
-        error = outcome.exception() if outcome is not None else None
-        waiting = retry_state.next_action.sleep if retry_state.next_action is not None else None
-        log.error("state_restore_failed", partitions=sorted(self.not_ready), attempt=retry_state.attempt_number,
-                  error=repr(error), retry_in_s=round(waiting, 2) if waiting else None)  # fmt: skip
-
-    async def _restore_once(self, events: dict[int, asyncio.Event]) -> None:
-        partitions = self._still_assigned(events)
-        report = RestoreReport(partitions)
-        started = time.perf_counter()
-        if self.codec is not None:
-            loop = asyncio.get_running_loop()
-            raw = await loop.run_in_executor(
-                None, self.read_snapshots, self.bootstrap_servers, self.snapshots_topic, partitions,
-                self.restore_timeout_s, self.codec.rank,
-            )  # fmt: skip
-            snapshots = await loop.run_in_executor(None, verified_snapshots, self.codec, raw, report)
-            # Revoked while reading: only what is still ours is loaded.
-            partitions = self._still_assigned(events)
-            self._drop(partitions)
-            ours = sorted((s for s in snapshots if s.state.partition in partitions), key=lambda s: s.created_at)
-            # A flood handed over: the most recently saved fit under the cap, the rest start fresh if they return.
-            skipped = max(0, len(ours) - (self.eviction.max_symbols - len(self.forecaster.states)))
-            self.symbols_evicted += skipped
-            for snapshot in ours[skipped:]:
-                state = snapshot.state
-                self.forecaster.states[snapshot.symbol] = state
-                horizon = self.replay_horizon.get(state.partition, -1)
-                self.replay_horizon[state.partition] = max(horizon, state.applied_offset)
-                report.restored += 1
-        report.seconds = time.perf_counter() - started
-        self.last_restore = report
-        self.refused_total.update(report.refused)
-        log.info(
-            "state_restored", partitions=partitions, symbols=report.restored, refused=dict(report.refused),
-            seconds=round(report.seconds, 4),
-        )  # fmt: skip
+        await self.readiness.finished()
 
     async def wait_ready(self, partition: int) -> bool:
         """Wait until the partition's state is restored; False if this worker does not own the partition."""
-        event = self.ready.get(partition)
-        if event is None:
-            return False
-        if not event.is_set():
-            await event.wait()
-        return partition in self.progress
+        return await self.readiness.wait_ready(partition) and partition in self.progress
 
     def already_applied(self, symbol: str, partition: int, offset: int) -> bool:
         """True for a replayed tick whose effect is already in the restored state (its prediction went out)."""
@@ -233,15 +207,21 @@ class StateKeeper:
                             live_generation=self.generation())  # fmt: skip
                 return
             created_at = time.time_ns() // 1_000_000
-            snapshots = [item for p, taken in cut.items() for item in self._encode(p, taken.dirty, created_at)]
+            writer, states, generation = self.writer, self.forecaster.states, self.owned_generation
+            snapshots = (
+                [
+                    r
+                    for p, taken in cut.items()
+                    for r in writer.encode_all(p, taken.dirty, states, created_at, generation)
+                ]
+                if writer
+                else []
+            )
             try:
-                # Predictions first: a snapshot must never claim a tick whose prediction could still be lost.
-                await self.output.flush()
-                for partition, symbol, value in snapshots:
-                    key = symbol.encode("utf-8")
-                    await self.output.put(self.snapshots_topic, key, value, partition=partition, source=partition)
-                if snapshots:
-                    await self.output.flush()
+                if writer is not None:
+                    await writer.deliver(snapshots)
+                else:
+                    await self.output.flush()  # offsets are committed only after their predictions are delivered
             except DeliveryFailed as exc:
                 # Keep the offsets uncommitted: whoever owns the partition next replays those ticks.
                 log.error("checkpoint_failed", partitions=sorted(cut), error=str(exc))
@@ -251,7 +231,6 @@ class StateKeeper:
                         self.progress[partition].merge(taken)
                 self._after_refusal(refused, handing_over)
                 return
-            self.snapshots_written += len(snapshots)
             offsets = {partition: taken.commit_offset for partition, taken in cut.items() if taken.commit_offset}
             if not await self.commit(offsets):
                 # Revoked meanwhile, or the group moved on: the next owner replays from the last commit
@@ -291,22 +270,8 @@ class StateKeeper:
         self._drop(owned)
         for partition in owned:
             self.progress.pop(partition, None)
-            self.ready.pop(partition, None)
-            self.replay_horizon.pop(partition, None)
+        self.readiness.forget(owned)
         return owned
-
-    def _encode(self, partition: int, symbols: set[str], created_at: int) -> list[tuple[int, str, bytes]]:
-        if self.codec is None:
-            return []
-        encoded = []
-        for symbol in sorted(symbols):
-            state = self.forecaster.states.get(symbol)
-            if state is None:
-                continue
-            value = self.codec.encode(symbol, state, created_at, generation=self.owned_generation)
-            self.snapshot_bytes += len(value)
-            encoded.append((partition, symbol, value))
-        return encoded
 
     async def evict_if_over_cap(self) -> None:
         """Forget the least recently seen symbols once this worker holds more than the cap.
@@ -315,7 +280,8 @@ class StateKeeper:
         the TTL), and only once those are delivered is the state dropped: a snapshot never claims a
         tick whose prediction could be lost, and no state is dropped unsaved.
         """
-        if self.codec is None:  # snapshots are off: state is never saved, so eviction only drops it
+        writer = self.writer
+        if writer is None:  # snapshots are off: state is never saved, so eviction only drops it
             self._forget(self.eviction.victims(self.forecaster.states))
             return
         if not self.eviction.over(len(self.forecaster.states)):
@@ -326,30 +292,25 @@ class StateKeeper:
                 return
             now_us = time.time_ns() // 1000
             created_at = now_us // 1000
-            tombstones = 0
+            states = self.forecaster.states
+            records = [
+                (
+                    states[symbol].partition,
+                    symbol,
+                    None
+                    if self.eviction.for_good(states[symbol], now_us)
+                    else writer.encode(symbol, states[symbol], created_at, self.owned_generation),
+                )
+                for symbol in victims
+            ]
             try:
-                await self.output.flush()
-                for symbol in victims:
-                    state = self.forecaster.states[symbol]
-                    value = None
-                    if not self.eviction.for_good(state, now_us):
-                        value = self.codec.encode(symbol, state, created_at, generation=self.owned_generation)
-                    else:
-                        tombstones += 1
-                    await self.output.put(
-                        self.snapshots_topic,
-                        symbol.encode("utf-8"),
-                        value,
-                        partition=state.partition,
-                        source=state.partition,
-                    )
-                await self.output.flush()
+                await writer.deliver(records)
             except DeliveryFailed as exc:
                 # Nothing is dropped unsaved: the next batch tries again.
                 log.error("eviction_failed", symbols=len(victims), error=str(exc))
                 return
             self._forget(victims)
-            self.tombstones_written += tombstones
+            tombstones = sum(1 for _, _, value in records if value is None)
             log.info("symbols_evicted", symbols=len(victims), tombstones=tombstones,
                      remaining=len(self.forecaster.states), max_symbols=self.eviction.max_symbols)  # fmt: skip
 
@@ -358,7 +319,7 @@ class StateKeeper:
             state = self.forecaster.states.pop(symbol, None)
             if state is None:
                 continue
-            self.symbols_evicted += 1
+            self._evicted += 1
             progress = self.progress.get(state.partition)
             if progress is not None:
                 progress.dirty.discard(symbol)  # its final snapshot is written already
@@ -387,11 +348,7 @@ class StateKeeper:
         self._drop(partitions)
         for partition in partitions:
             self.progress.pop(partition, None)
-            event = self.ready.pop(partition, None)
-            if event is not None:
-                event.set()  # wakes a batch waiting for this partition's restore: wait_ready then says False
-            self.not_ready.discard(partition)
-            self.replay_horizon.pop(partition, None)
+        self.readiness.forget(partitions)
 
     def _drop(self, partitions: Iterable[int]) -> None:
         gone = set(partitions)
