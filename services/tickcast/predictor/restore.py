@@ -1,4 +1,4 @@
-"""Reading a partition's symbol snapshots back: the most current one per symbol (readiness.PartitionReadiness retries the read).
+"""Reading a partition's symbol snapshots back, the most current one per symbol (retried by readiness.py).
 
 Two rules make restore safe against stalled writers and a slow broker:
 
