@@ -228,6 +228,10 @@ def run(options: SoakOptions, bootstrap_servers: str, work_dir: Path) -> SoakRes
                 rss = {w.worker_id: resident_bytes(w.process.pid) for w in list(pipeline.workers) if w.alive}
                 samples.append({"t": round(elapsed, 2), "sent": sent, "answered": tap.answered,
                                 "lag": max(0, sent - tap.answered), "rss": rss})  # fmt: skip
+                if len(samples) % 60 == 0:  # a long run shows it is alive, once a minute
+                    print(f"t={elapsed:.0f}s sent={sent} answered={tap.answered} lag={samples[-1]['lag']} "
+                          f"faults={len(chaos.faults)} rss_mb={ {k: round(v / 1e6) for k, v in rss.items()} }",
+                          flush=True)  # fmt: skip
                 chaos.stopping.wait(1.0)  # the sampling period
             chaos.stopping.set()
             chaos.join(timeout=60)
