@@ -29,6 +29,7 @@ from tickcast.predictor.runtime import Predicted, TickHandler
 from tickcast.predictor.settings import PredictorSettings
 from tickcast.predictor.snapshots import SnapshotCodec
 from tickcast.predictor.state_sync import StateKeeper
+from tickcast.predictor.web_guard import symbol_problem, web_options
 
 log = structlog.get_logger("tickcast.predictor")
 
@@ -63,9 +64,12 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
         producer_linger=settings.linger_ms / 1000.0,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
+        # Faust listens on web_bind; web_host only names the worker in its canonical URL.
+        web_bind=settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_in_thread=False,
+        **web_options(settings.web_token.get_secret_value() if settings.web_token else None),
         store="memory://",
     )
     handler = TickHandler(settings)
@@ -245,6 +249,9 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
     @app.page("/predictions/{symbol}")
     class Latest(View):
         async def get(self, request: Request, symbol: str) -> Response:
+            problem = symbol_problem(symbol)
+            if problem is not None:
+                return self.json({"error": problem}, status=400)
             state = handler.forecaster.states.get(symbol)
             if state is None or state.last_prediction is None:
                 return self.json({"error": f"no prediction for {symbol!r} on worker {settings.worker_id}"}, status=404)

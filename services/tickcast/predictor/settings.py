@@ -11,6 +11,10 @@ from pydantic import Field, SecretStr, field_validator
 
 from tickcast.common.settings import CommonSettings
 from tickcast.predictor.models import DEFAULT_MODEL, MODELS
+from tickcast.predictor.snapshot_keys import MIN_KEY_BYTES, key_problem, split_keys
+
+#: Shorter bearer tokens are refused: they could be guessed.
+MIN_TOKEN_CHARS = 16
 
 
 def _default_worker_id() -> str:
@@ -31,9 +35,16 @@ class PredictorSettings(CommonSettings):
     model: str = Field(DEFAULT_MODEL, description=f"Model from the registry: {', '.join(MODELS)}.")
     worker_id: str = Field(default_factory=_default_worker_id, description="Name of this worker in lineage and logs.")
     web_host: str = Field(
-        "0.0.0.0", description="Interface of the worker's HTTP server (health, stats, latest predictions)."
+        "127.0.0.1",
+        description="Interface the worker's HTTP server listens on (health, stats, metrics, latest predictions); "
+        "loopback by default, 0.0.0.0 in containers (set by the image).",
     )
     web_port: int = Field(6066, ge=1, le=65535, description="Port of the worker's HTTP server.")
+    web_token: SecretStr | None = Field(
+        None,
+        description="Bearer token /predictions/{symbol} requires (at least 16 characters); unset = open. "
+        "Health, stats and metrics stay open.",
+    )
     session_timeout_s: float = Field(
         10.0,
         gt=0,
@@ -68,7 +79,13 @@ class PredictorSettings(CommonSettings):
 
     snapshot_key: SecretStr | None = Field(
         None,
-        description="HMAC key that signs state snapshots; unset = no snapshots, state restarts on rebalance.",
+        description=f"HMAC key that signs state snapshots, at least {MIN_KEY_BYTES} bytes and not a placeholder; "
+        "unset = no snapshots, state restarts on rebalance.",
+    )
+    snapshot_previous_keys: SecretStr | None = Field(
+        None,
+        description="Comma-separated keys that still verify snapshots (never sign them): older keys while "
+        "rotating, or the next key before it becomes TICKCAST_SNAPSHOT_KEY.",
     )
     snapshot_every_ticks: int = Field(1000, ge=1, description="Checkpoint a partition after this many ticks...")
     snapshot_every_s: float = Field(5.0, gt=0, description="...or after this many seconds, whichever is first.")
@@ -94,6 +111,50 @@ class PredictorSettings(CommonSettings):
         'g-snapshots'
         """
         return self.snapshots_topic or f"{self.group_id}-snapshots"
+
+    @field_validator("snapshot_key")
+    @classmethod
+    def _key_is_not_guessable(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        problem = key_problem(value.get_secret_value())
+        if problem is not None:
+            raise ValueError(f"the snapshot key {problem}")
+        return value
+
+    @field_validator("snapshot_previous_keys")
+    @classmethod
+    def _previous_keys_are_not_guessable(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        for position, key in enumerate(split_keys(value.get_secret_value()), start=1):
+            problem = key_problem(key)
+            if problem is not None:
+                raise ValueError(f"previous key #{position} {problem}")
+        return value
+
+    @property
+    def verifying_keys(self) -> list[bytes]:
+        """The keys a snapshot's signature may be made with: the current one first, then the previous ones.
+
+        >>> current, old = "a" * 32, "b" * 40
+        >>> s = PredictorSettings(bootstrap_servers="k:1", snapshot_key=current, snapshot_previous_keys=f"{old},")
+        >>> [len(key) for key in s.verifying_keys]
+        [32, 40]
+        """
+        if self.snapshot_key is None:
+            return []
+        previous = split_keys(self.snapshot_previous_keys.get_secret_value()) if self.snapshot_previous_keys else []
+        return [key.encode("utf-8") for key in [self.snapshot_key.get_secret_value(), *previous]]
+
+    @field_validator("web_token")
+    @classmethod
+    def _token_is_not_guessable(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if len(value.get_secret_value()) < MIN_TOKEN_CHARS:
+            raise ValueError(f"a bearer token must be at least {MIN_TOKEN_CHARS} characters")
+        return value
 
     @field_validator("model")
     @classmethod

@@ -204,7 +204,10 @@ def start_worker_in(namespace: NetworkNamespace, env: dict[str, str], log_dir: P
     port = free_port()
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{worker_id}.log"
-    child_env = {**env, "TICKCAST_WORKER_ID": worker_id, "TICKCAST_WEB_PORT": str(port)}
+    # The worker listens on loopback by default, which is the namespace's own: bind its outward address.
+    child_env = {
+        **env, "TICKCAST_WORKER_ID": worker_id, "TICKCAST_WEB_PORT": str(port), "TICKCAST_WEB_HOST": namespace.address,
+    }  # fmt: skip
     with open(log_path, "ab") as output:
         process = spawn(namespace.command([sys.executable, "-m", "tickcast", "worker"]), env=child_env, output=output)
     return WorkerProcess(worker_id, port, process, log_path)
