@@ -16,6 +16,8 @@ import typer
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
+from tickcast.common.redaction import redact_text
+
 S = TypeVar("S", bound=BaseSettings)
 
 
@@ -32,7 +34,7 @@ def fail(message: str, code: int = 2) -> NoReturn:
     ...     exit.exit_code
     1
     """
-    typer.echo(f"tickcast: error: {message}", err=True)
+    typer.echo(f"tickcast: error: {redact_text(message)}", err=True)
     raise typer.Exit(code)
 
 
@@ -52,10 +54,18 @@ def load_settings(cls: type[S], **overrides: Any) -> S:
         return cls(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         problems = "; ".join(
-            f"TICKCAST_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']} (got {e.get('input')!r})"
+            f"TICKCAST_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}{_shown_input(cls, e)}"
             for e in exc.errors()
         )
         fail(f"invalid configuration: {problems}")
+
+
+def _shown_input(cls: type[BaseSettings], error: Any) -> str:
+    """`` (got ...)`` naming the refused value, except for secrets (keys, tokens, passwords), which are never shown."""
+    field = cls.model_fields.get(str(error["loc"][0])) if error["loc"] else None
+    if field is not None and "SecretStr" in str(field.annotation):
+        return " (value not shown: it is a secret)"
+    return f" (got {redact_text(repr(error.get('input')))})"
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""structlog set-up shared by every service: JSON lines (or console), stdlib logs routed through it."""
+"""structlog set-up shared by every service: JSON lines (or console), stdlib logs too, URL credentials masked."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import logging
 import sys
 
 import structlog
+
+from tickcast.common.redaction import redact_event
 
 
 def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> structlog.stdlib.BoundLogger:
@@ -36,6 +38,8 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> s
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
+                # Last before rendering, so tracebacks and stdlib records (Faust, aiokafka) are covered too.
+                redact_event,
                 renderer,
             ],
         )

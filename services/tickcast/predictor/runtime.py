@@ -16,6 +16,7 @@ from tickcast.common.contracts import AvroCodec, load_schema, open_schema_store
 from tickcast.common.contracts.base import PREDICTION_SCHEMA_FILE, TICK_SCHEMA_FILE
 from tickcast.common.errors import Reason, Rejected
 from tickcast.common.records import Lineage
+from tickcast.common.redaction import redact_text
 from tickcast.common.validation import TickLimits
 from tickcast.predictor.forecaster import FLAG_OUTLIER, Forecaster
 from tickcast.predictor.intake import read_tick
@@ -60,7 +61,7 @@ def dead_letter_headers(
     """
     fields = {
         "reason": reason.value,
-        "message": message,
+        "message": redact_text(message),  # a message may quote a URL with credentials (the schema registry's)
         "source.topic": lineage.topic,
         "source.partition": str(lineage.partition),
         "source.offset": str(lineage.offset),

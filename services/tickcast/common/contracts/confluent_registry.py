@@ -19,6 +19,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from tickcast.common.contracts.base import SchemaError, SchemaStore
+from tickcast.common.redaction import redact_text
 
 
 class ExpiringIds:
@@ -78,7 +79,7 @@ class RegistrySchemaStore(SchemaStore):
     ) -> None:
         # No client retries: a retry would double the time one record can hold the worker's loop.
         self._client = SchemaRegistryClient({"url": url, "timeout": request_timeout_s, "max.retries": 0})
-        self._url = url
+        self._url = redact_text(url)  # only ever shown in messages: without its credentials
         self._timeout_s = request_timeout_s
         self._unknown = ExpiringIds(unknown_id_ttl_s, unknown_id_cache_size, clock)
         self._failed = ExpiringIds(failure_ttl_s, unknown_id_cache_size, clock)
@@ -92,7 +93,7 @@ class RegistrySchemaStore(SchemaStore):
         try:
             return int(self._client.register_schema(subject, Schema(json.dumps(schema), "AVRO")))
         except Exception as exc:  # SchemaRegistryError, or the transport's own (see lookup)
-            raise SchemaError(f"schema registry {self._url} refused subject {subject!r}: {exc}") from exc
+            raise SchemaError(redact_text(f"schema registry {self._url} refused subject {subject!r}: {exc}")) from exc
 
     def lookup(self, schema_id: int) -> dict[str, Any] | None:
         if self._unknown.get(schema_id) is not None:
@@ -119,5 +120,7 @@ class RegistrySchemaStore(SchemaStore):
         return loaded
 
     def _fail(self, schema_id: int, message: str, cause: Exception) -> dict[str, Any] | None:
+        # The client's exception may quote the request URL, credentials included.
+        message = redact_text(message)
         self._failed.add(schema_id, message)
         raise SchemaError(message) from cause

@@ -1,0 +1,75 @@
+"""A schema registry URL with credentials never reaches a log line, an error message or a dead-letter header."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import typer
+
+from tests.unit.common.test_confluent_registry import FakeRegistry, registry  # noqa: F401  (fixture)
+from tickcast.cli.common import fail
+from tickcast.common.contracts import AvroCodec, frame, load_schema
+from tickcast.common.contracts.base import TICK_SCHEMA_FILE, SchemaError
+from tickcast.common.contracts.confluent_registry import RegistrySchemaStore
+from tickcast.common.errors import Rejected
+from tickcast.common.logging import configure_logging
+from tickcast.common.records import Lineage
+from tickcast.predictor.runtime import dead_letter_headers
+
+PASSWORD = "pa55-w0rd-in-url"
+USER = "svc-tickcast-user"
+
+
+def with_credentials(url: str) -> str:
+    return url.replace("://", f"://{USER}:{PASSWORD}@", 1)
+
+
+def assert_clean(text: str) -> None:
+    assert PASSWORD not in text and USER not in text, text
+
+
+def test_registry_errors_and_dead_letters_name_the_registry_without_its_credentials(registry: FakeRegistry) -> None:  # noqa: F811
+    store = RegistrySchemaStore(with_credentials(registry.url), request_timeout_s=0.3)
+    codec = AvroCodec(store, "ticks-value", load_schema(TICK_SCHEMA_FILE))
+    good = codec.encode({"symbol": "SPY", "price": 1.0, "size": 1.0, "event_time": 0})
+    registry.hang.set()
+    with pytest.raises(Rejected) as caught:
+        codec.decode(frame(77, good[5:]))
+    message = caught.value.message
+    assert "did not answer" in message and "127.0.0.1" in message, message
+    assert_clean(message)
+    headers = dead_letter_headers(caught.value.reason, message, Lineage("ticks", 0, 1, 2), "w", 3)
+    for name, value in headers:
+        assert_clean(f"{name}={value.decode()}")
+    with pytest.raises(SchemaError) as again:  # the remembered failure, raised without asking again
+        store.lookup(77)
+    assert_clean(str(again.value))
+
+
+def test_a_registry_that_refuses_registration_is_named_without_credentials() -> None:
+    # Nothing listens on port 9 of loopback (discard): the client's connection error quotes the URL.
+    store = RegistrySchemaStore(with_credentials("http://127.0.0.1:9"), request_timeout_s=0.3)
+    with pytest.raises(SchemaError) as caught:
+        store.register("ticks-value", load_schema(TICK_SCHEMA_FILE))
+    assert_clean(str(caught.value))
+
+
+def test_log_lines_and_tracebacks_mask_url_credentials(capsys: pytest.CaptureFixture[str]) -> None:
+    log = configure_logging("redaction-test", "INFO", "json")
+    url = with_credentials("https://sr.example:8081")
+    log.info("registry_configured", url=url, nested={"urls": [url]})
+    logging.getLogger("faust.test").warning("connecting to %s", url)  # a library's stdlib record
+    try:
+        raise ConnectionError(f"cannot reach {url}/schemas/ids/5")
+    except ConnectionError:
+        log.exception("lookup_failed")
+    err = capsys.readouterr().err
+    assert err.count("***@sr.example:8081") >= 4, err
+    assert_clean(err)
+
+
+def test_cli_errors_mask_url_credentials(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(typer.Exit):
+        fail(f"schema registry {with_credentials('https://sr.example')} refused subject 'ticks-value'")
+    assert_clean(capsys.readouterr().err)
