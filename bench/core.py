@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bench.sampling import load_average
+from tickcast.predictor.snapshot_keys import new_key
 from tickcast.testing.pipeline import Pipeline, new_unique
 
-#: Workers save state only when they have a key; a fixed one is enough for a private bench broker.
-BENCH_SNAPSHOT_KEY = "bench-snapshot-key"
+#: Workers save state only when they have a key; one random key per bench run (a fixed one would be public).
+BENCH_SNAPSHOT_KEY = new_key()
 
 
 class BenchError(Exception):

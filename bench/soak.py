@@ -29,6 +29,7 @@ from tickcast.broker.embedded import EmbeddedBroker
 from tickcast.common.logging import configure_logging
 from tickcast.common.settings import CommonSettings
 from tickcast.ops.workers import WorkerProcess
+from tickcast.predictor.snapshot_keys import new_key
 from tickcast.producer.publisher import publish_all
 from tickcast.producer.synthetic import SyntheticFeed, symbol_names
 from tickcast.testing.data import REPO_ROOT
@@ -197,7 +198,7 @@ def run(options: SoakOptions, bootstrap_servers: str, work_dir: Path) -> SoakRes
     pipeline = Pipeline(
         bootstrap_servers=bootstrap_servers, unique=unique, log_dir=work_dir / f"soak-{unique}",
         partitions=options.partitions, group_prefix="soak", worker_prefix="worker",
-        extra_env={"TICKCAST_SNAPSHOT_KEY": f"soak-{unique}", "TICKCAST_LOG_LEVEL": "WARNING",
+        extra_env={"TICKCAST_SNAPSHOT_KEY": new_key(), "TICKCAST_LOG_LEVEL": "WARNING",
                    "TICKCAST_SNAPSHOT_EVERY_TICKS": str(SNAPSHOT_EVERY_TICKS),
                    "TICKCAST_SNAPSHOT_EVERY_S": str(SNAPSHOT_EVERY_S)},
     )  # fmt: skip

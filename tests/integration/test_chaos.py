@@ -22,6 +22,7 @@ from tickcast.common.records import Tick
 from tickcast.common.settings import CommonSettings
 from tickcast.ops.lag import fetch_stats
 from tickcast.ops.workers import WorkerProcess
+from tickcast.predictor.snapshot_keys import new_key
 from tickcast.producer.publisher import publish_all, tick_codec
 from tickcast.producer.settings import ProducerSettings
 from tickcast.producer.synthetic import SyntheticFeed, symbol_names
@@ -48,7 +49,7 @@ def chaos_pipeline(bootstrap_servers: str, unique: str, log_dir: Path, **extra_e
         unique=unique,
         log_dir=log_dir,
         partitions=4,
-        extra_env={"TICKCAST_SNAPSHOT_KEY": f"chaos-{unique}", **SNAPSHOTS, **extra_env},
+        extra_env={"TICKCAST_SNAPSHOT_KEY": new_key(), **SNAPSHOTS, **extra_env},
     )
     pipeline.create_topics()
     return pipeline

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tickcast.common.records import Prediction, Tick
+from tickcast.predictor.snapshot_keys import new_key
 from tickcast.producer.publisher import TickPublisher, publish_all
 from tickcast.producer.synthetic import SyntheticFeed, symbol_names
 from tickcast.testing.drain import AnswerCount, count_answers, read_predictions_to_end, read_to_end, tick_ids
@@ -38,7 +39,7 @@ def pipeline(broker: object, unique: str, tmp_path: Path) -> Iterator[Pipeline]:
         unique=unique,
         log_dir=tmp_path,
         extra_env={
-            "TICKCAST_SNAPSHOT_KEY": f"test-key-{unique}",
+            "TICKCAST_SNAPSHOT_KEY": new_key(),
             "TICKCAST_SNAPSHOT_EVERY_TICKS": "100",
             "TICKCAST_SNAPSHOT_EVERY_S": "1",
         },

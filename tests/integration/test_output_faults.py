@@ -18,6 +18,7 @@ import pytest
 from tickcast.broker.embedded import EmbeddedBroker
 from tickcast.common.records import Prediction, Tick
 from tickcast.ops.workers import WorkerProcess
+from tickcast.predictor.snapshot_keys import new_key
 from tickcast.testing.drain import AnswerCount, count_answers, read_predictions_to_end, read_to_end, tick_ids
 from tickcast.testing.faults import paused
 from tickcast.testing.pipeline import Pipeline, new_unique, wait_for_assignment
@@ -90,7 +91,7 @@ def test_outputs_refused_during_an_outage_are_made_again_after_it(own_broker: Em
     pipeline = Pipeline(
         own_broker.bootstrap_servers, new_unique(), tmp_path / "workers", partitions=4,
         extra_env={
-            "TICKCAST_OUTPUT_MESSAGE_TIMEOUT_MS": "1000", "TICKCAST_SNAPSHOT_KEY": "k",
+            "TICKCAST_OUTPUT_MESSAGE_TIMEOUT_MS": "1000", "TICKCAST_SNAPSHOT_KEY": new_key(),
             "TICKCAST_SNAPSHOT_EVERY_S": "0.5",
             # Tansu workaround: once librdkafka bumps an idempotent producer's epoch (it does when messages
             # time out in flight), Tansu refuses all its later messages with PRODUCER_FENCED (measured), so the

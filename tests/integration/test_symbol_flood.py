@@ -11,6 +11,7 @@ import pytest
 
 from tickcast.common.records import Tick
 from tickcast.ops.workers import WorkerProcess
+from tickcast.predictor.snapshot_keys import new_key
 from tickcast.testing.drain import count_answers, read_predictions_to_end, read_to_end, tick_ids
 from tickcast.testing.pipeline import Pipeline, wait_for_assignment
 from tickcast.testing.stats import worker_stats
@@ -35,7 +36,7 @@ def pipeline(broker: object, unique: str, tmp_path: Path) -> Iterator[Pipeline]:
         partitions=4,
         model="linear",
         extra_env={
-            "TICKCAST_SNAPSHOT_KEY": f"test-key-{unique}",
+            "TICKCAST_SNAPSHOT_KEY": new_key(),
             "TICKCAST_SNAPSHOT_EVERY_S": "1",
             "TICKCAST_MAX_SYMBOLS": str(MAX_SYMBOLS),
             # Flood symbols idle this long when evicted are forgotten for good (tombstones); the rest leave snapshots.

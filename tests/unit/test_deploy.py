@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings
 from tickcast.common.settings import CommonSettings
 from tickcast.predictor.metrics import series_names
 from tickcast.predictor.settings import PredictorSettings
+from tickcast.predictor.snapshot_keys import PLACEHOLDER_KEYS, new_key
 from tickcast.producer.settings import ProducerSettings
 from tickcast.subscriber.settings import SubscriberSettings
 from tickcast.testing.data import DataSettings
@@ -74,6 +75,19 @@ def compose_env(service: str) -> dict[str, str]:
     if isinstance(env, list):  # the "KEY=value" spelling
         env = dict(item.split("=", 1) for item in env)
     return {str(k): str(v) for k, v in env.items()}
+
+
+# ${NAME:?message} (required from the shell or .env) and ${NAME:-default}, as compose interpolates them.
+COMPOSE_VARIABLE = re.compile(r"^\$\{(?P<name>[A-Z0-9_]+)(?::(?P<kind>[?-])(?P<text>[^}]*))?\}$")
+
+
+def interpolated(env: dict[str, str]) -> dict[str, str]:
+    """``env`` as compose would run it from a shell that sets every required variable (to a valid random key)."""
+    out = {}
+    for name, value in env.items():
+        match = COMPOSE_VARIABLE.match(value)
+        out[name] = value if match is None else new_key() if match["kind"] == "?" else match["text"] or ""
+    return out
 
 
 @cache
@@ -236,10 +250,25 @@ def test_configmap_and_secret_hold_only_tickcast_settings() -> None:
 def test_deploy_values_are_valid_settings() -> None:
     # Not only the names: every value must pass the settings' own validation (types, ranges, patterns).
     for service, cls in (("topics", CommonSettings), ("producer", ProducerSettings), ("predictor", PredictorSettings)):
-        cls(**as_kwargs(compose_env(service)))
+        cls(**as_kwargs(interpolated(compose_env(service))))
     k8s_env = {**configmap(), **secret()}
     for cls in (CommonSettings, ProducerSettings, PredictorSettings):
         cls(**as_kwargs(k8s_env))
+
+
+def test_no_snapshot_key_is_written_in_any_deploy_file() -> None:
+    # A key in git is public: compose must require one from the shell, Kubernetes from a Secret made at deploy time.
+    required = COMPOSE_VARIABLE.match(compose_env("predictor")["TICKCAST_SNAPSHOT_KEY"])
+    assert required is not None and required["kind"] == "?" and required["text"], "compose must require the key"
+    assert "TICKCAST_SNAPSHOT_KEY" not in secret(), "the Secret in git must not hold the snapshot key"
+    [predictor] = containers("Deployment", "tickcast-predictor")
+    key = {e["name"]: e for e in predictor["env"]}["TICKCAST_SNAPSHOT_KEY"]["valueFrom"]["secretKeyRef"]
+    assert key["optional"] is False, "a predictor without its key must not start"
+    assert key["name"] not in {doc["metadata"]["name"] for _, doc in k8s_documents() if doc["kind"] == "Secret"}
+    shipped = [COMPOSE, DOCKERFILE, *K8S.glob("*.yaml"), ROOT / "README.md"]
+    for path in shipped:
+        text = path.read_text(encoding="utf-8")
+        assert not [p for p in PLACEHOLDER_KEYS if p in text], f"{path.name} still shows a placeholder key"
 
 
 # ---------------------------------------------------------------- agreement between files

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from tickcast.common.records import Tick
 from tickcast.common.settings import CommonSettings
 from tickcast.demo.view import LiveStats
 from tickcast.ops.workers import WorkerPool
+from tickcast.predictor.snapshot_keys import new_key
 from tickcast.producer.publisher import TickPublisher, publish_all
 from tickcast.producer.settings import ProducerSettings
 from tickcast.producer.synthetic import SyntheticFeed, symbol_names
@@ -82,7 +82,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
             # Tansu: group joins take ~23 s at librdkafka-like default session timeouts and ~3 s at 6 s.
             "TICKCAST_SESSION_TIMEOUT_S": "6",
             # One key per demo run: the workers trust each other's snapshots and nobody else's.
-            "TICKCAST_SNAPSHOT_KEY": secrets.token_hex(16),
+            "TICKCAST_SNAPSHOT_KEY": new_key(),
         }
         supervisor = WorkerPool(env=env, log_dir=options.log_dir)
         supervisor.scale(options.workers)

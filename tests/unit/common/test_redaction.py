@@ -5,10 +5,8 @@ from __future__ import annotations
 import logging
 
 import pytest
-import typer
 
 from tests.unit.common.test_confluent_registry import FakeRegistry, registry  # noqa: F401  (fixture)
-from tickcast.cli.common import fail
 from tickcast.common.contracts import AvroCodec, frame, load_schema
 from tickcast.common.contracts.base import TICK_SCHEMA_FILE, SchemaError
 from tickcast.common.contracts.confluent_registry import RegistrySchemaStore
@@ -67,9 +65,3 @@ def test_log_lines_and_tracebacks_mask_url_credentials(capsys: pytest.CaptureFix
     err = capsys.readouterr().err
     assert err.count("***@sr.example:8081") >= 4, err
     assert_clean(err)
-
-
-def test_cli_errors_mask_url_credentials(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(typer.Exit):
-        fail(f"schema registry {with_credentials('https://sr.example')} refused subject 'ticks-value'")
-    assert_clean(capsys.readouterr().err)
