@@ -295,11 +295,15 @@ async def consumer_lag(
 
 
 def snapshot_codec(settings: PredictorSettings) -> SnapshotCodec | None:
-    """The signer of this worker's snapshots, or None when no key is configured."""
-    if settings.snapshot_key is None or not settings.snapshot_key.get_secret_value():
+    """The signer of this worker's snapshots (bound to its group and ticks topic), or None without a key."""
+    keys = settings.verifying_keys
+    if not keys:
         return None
     spec = model_spec(settings.model)
-    return SnapshotCodec(settings.snapshot_key.get_secret_value().encode(), spec.name, spec.version, settings.worker_id)
+    return SnapshotCodec(
+        keys[0], spec.name, spec.version, settings.worker_id,
+        previous_keys=keys[1:], group=settings.group_id, topic=settings.ticks_topic,
+    )  # fmt: skip
 
 
 def run_worker(settings: PredictorSettings) -> None:

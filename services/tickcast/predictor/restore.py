@@ -30,8 +30,9 @@ from tickcast.predictor.snapshots import Rank, Snapshot, SnapshotCodec, Snapshot
 
 log = structlog.get_logger("tickcast.predictor")
 
-RankOf = Callable[[bytes], Rank | None]
-"""How current a snapshot value is (None: unverifiable, kept only while nothing verifiable is known)."""
+RankOf = Callable[[bytes, bytes], Rank | None]
+"""How current a snapshot value found under a key is (None: unverifiable or misplaced, kept only while nothing
+verifiable is known)."""
 
 
 class SnapshotReader(Protocol):
@@ -47,31 +48,37 @@ def keep_most_current(
 ) -> None:
     """Fold one record of a snapshots partition into the per-key choice (records come in offset order).
 
-    A tombstone (``None``) forgets the key: the symbol was evicted for good. Without ``rank`` the
-    last value wins, as compaction would have it.
+    A tombstone (``None``) forgets the key's value: the symbol was evicted for good. Its rank stays,
+    as a floor: a genuine but older snapshot written after the tombstone (a replay) must not bring
+    back older state; a symbol that really comes back is snapshotted at later offsets. Without
+    ``rank`` the last value wins, as compaction would have it.
 
     >>> latest, ranks = {}, {}
-    >>> by_first_byte = lambda value: Rank(value[0], 0)
+    >>> by_first_byte = lambda value, key: Rank(value[0], 0)
     >>> for value in (b"\\x05new", b"\\x04zombie"):
     ...     keep_most_current(latest, ranks, b"SPY", value, by_first_byte)
     >>> latest
     {b'SPY': b'\\x05new'}
     >>> keep_most_current(latest, ranks, b"SPY", None, by_first_byte); latest
     {}
+    >>> keep_most_current(latest, ranks, b"SPY", b"\\x04replayed", by_first_byte); latest
+    {}
     """
     if value is None:
         latest.pop(key, None)
-        ranks.pop(key, None)
         return
     if rank is None:
         latest[key] = value
         return
-    new = rank(value)
-    if key in latest:
-        old = ranks.get(key)
-        # Equal ranks: the later write wins. An untrusted value never displaces a trusted one.
-        if (new is None and old is not None) or (new is not None and old is not None and new < old):
-            return
+    new = rank(value, key)
+    old = ranks.get(key)
+    if new is None:
+        # An untrusted value never displaces a trusted one (it is kept only to be counted as refused).
+        if key not in latest or old is None:
+            latest[key] = value
+        return
+    if old is not None and new < old:  # equal ranks: the later write wins
+        return
     latest[key] = value
     ranks[key] = new
 
@@ -137,7 +144,7 @@ def verified_snapshots(
     for partition, records in raw.items():
         for key, value in records.items():
             try:
-                snapshot = codec.decode(value)
+                snapshot = codec.decode(value, key=key)
             except SnapshotRefused as refused:
                 report.refused[refused.reason.value] += 1
                 log.error("snapshot_refused", reason=refused.reason.value, detail=refused.message,

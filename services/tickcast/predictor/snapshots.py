@@ -2,16 +2,24 @@
 
 The payload is a pickle (River models are plain Python objects), and unpickling
 runs code, so a snapshot is only unpickled after its HMAC-SHA256 signature,
-made with ``TICKCAST_SNAPSHOT_KEY``, checks out. Everything else about a
+made with ``TICKCAST_SNAPSHOT_KEY`` (or, while keys rotate, one of
+``TICKCAST_SNAPSHOT_PREVIOUS_KEYS``), checks out. Everything else about a
 snapshot is an Avro record (``schemas/snapshot.avsc``) in the Confluent wire
 format, readable without unpickling anything.
+
+The signature covers where the state belongs, not only what it is: the consumer
+group, the ticks topic, the partition, the symbol and the applied offset. A
+genuine snapshot copied to another symbol's key, another group's or topic's
+snapshots, or re-signed with another offset is refused, so a writer to the
+snapshots topic cannot replay old state to roll a symbol back.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import pickle
+import pickle  # nosec B403: only signed payloads are unpickled, see SnapshotCodec.decode
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -34,6 +42,17 @@ class RefusalReason(StrEnum):
     UNKNOWN_FORMAT = "unknown_format"
     OTHER_MODEL = "other_model"
     OTHER_RIVER = "other_river"
+    MISPLACED = "misplaced"
+    """Genuine, but of another group, topic or symbol than where it was found: a replay, or a misconfiguration."""
+    OLD_CONTRACT = "old_contract"
+    """Written under an earlier snapshot contract whose signature does not bind group and topic."""
+
+
+#: Earlier snapshot contracts (schema ids of ``snapshots-value``): why each is refused, as (reason, explanation).
+EARLIER_CONTRACTS: dict[int, tuple[RefusalReason, str]] = {
+    3: (RefusalReason.OTHER_RIVER, "does not name its River release"),
+    4: (RefusalReason.OLD_CONTRACT, "does not bind it to its consumer group and ticks topic"),
+}
 
 
 class SnapshotRefused(Exception):
@@ -82,17 +101,23 @@ class SnapshotCodec:
     >>> from tickcast.common.records import Tick, Lineage
     >>> f = Forecaster(model_spec("linear"), worker="w")
     >>> _ = f.process(Tick("SPY", 100.0, 1.0, 0), Lineage("ticks", 2, 41, 0), now_us=0)
-    >>> codec = SnapshotCodec(b"secret", "linear", "1", worker="w")
+    >>> codec = SnapshotCodec(b"secret", "linear", "1", worker="w", group="g", topic="ticks")
     >>> data = codec.encode("SPY", f.states["SPY"], created_at=5, generation=3)
-    >>> restored = codec.decode(data)
+    >>> restored = codec.decode(data, key=b"SPY")
     >>> restored.symbol, restored.partition, restored.applied_offset, restored.generation, restored.state.ticks_seen
     ('SPY', 2, 41, 3, 1)
-    >>> codec.rank(data)
-    Rank(generation=3, applied_offset=41)
-    >>> SnapshotCodec(b"other", "linear", "1", worker="w").decode(data)  # doctest: +ELLIPSIS
+    >>> codec.rank(data, b"SPY"), codec.rank(data, b"QQQ")
+    (Rank(generation=3, applied_offset=41), None)
+    >>> SnapshotCodec(b"other", "linear", "1", worker="w", group="g", topic="ticks").decode(data)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     tickcast.predictor.snapshots.SnapshotRefused: bad_signature: snapshot of 'SPY' (partition 2) does not ...
+
+    After a key rotation, the old key still verifies (it never signs):
+
+    >>> rotated = SnapshotCodec(b"new", "linear", "1", worker="w", previous_keys=[b"secret"], group="g", topic="ticks")
+    >>> rotated.decode(data).symbol
+    'SPY'
     """
 
     def __init__(
@@ -102,19 +127,39 @@ class SnapshotCodec:
         model_recipe_version: str,
         worker: str,
         river_version: str = river.__version__,
+        *,
+        previous_keys: Sequence[bytes] = (),
+        group: str = "",
+        topic: str = "",
     ) -> None:
         if not key:
             raise ValueError("a snapshot key is required to sign snapshots")
         self._key = key
+        # Verification tries the signing key first: outside a rotation it is the only one.
+        self._verifying_keys = (key, *(k for k in previous_keys if k and k != key))
+        self.group = group
+        self.topic = topic
         self.model_name = model_name
         self.model_recipe_version = model_recipe_version
         self.river_version = river_version
         self.worker = worker
         self._avro = AvroCodec(open_schema_store(None), "snapshots-value", load_schema(SNAPSHOT_SCHEMA_FILE))
 
+    def _unsigned(self, record: dict[str, Any]) -> bytes:
+        # The framed encoding: the schema id is signed too, so a record cannot be passed off as another version.
+        return self._avro.encode({**record, "signature": b""})
+
     def _sign(self, record: dict[str, Any]) -> bytes:
-        unsigned = self._avro.encode({**record, "signature": b""})
-        return hmac.new(self._key, unsigned, hashlib.sha256).digest()
+        return hmac.new(self._key, self._unsigned(record), hashlib.sha256).digest()
+
+    def _signed_by_a_known_key(self, record: dict[str, Any]) -> bool:
+        unsigned = self._unsigned(record)
+        # Every key is tried (no early exit): the time taken does not say which key matched.
+        matches = [
+            hmac.compare_digest(record["signature"], hmac.new(key, unsigned, hashlib.sha256).digest())
+            for key in self._verifying_keys
+        ]
+        return any(matches)
 
     def encode(self, symbol: str, state: SymbolState, created_at: int, generation: int = -1) -> bytes:
         record: dict[str, Any] = {
@@ -127,6 +172,8 @@ class SnapshotCodec:
             "model_version": self.model_recipe_version,
             "river_version": self.river_version,
             "generation": generation,
+            "group": self.group,
+            "topic": self.topic,
             "created_at": created_at,
             "worker": self.worker,
             "payload": pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL),
@@ -134,41 +181,62 @@ class SnapshotCodec:
         record["signature"] = self._sign(record)
         return self._avro.encode(record)
 
-    def rank(self, data: bytes) -> Rank | None:
-        """How current a snapshot is, from its signed fields (nothing unpickled); None if it is not ours to trust."""
+    def rank(self, data: bytes, key: bytes | None = None) -> Rank | None:
+        """How current a snapshot found under ``key`` is, from its signed fields (nothing unpickled).
+
+        None if it is not ours to trust: unverifiable, or genuine but belonging elsewhere.
+        """
         try:
-            record = self._verified(data)
+            record = self._verified(data, key)
         except SnapshotRefused:
             return None
         return Rank(record["generation"], record["applied_offset"])
 
-    def _verified(self, data: bytes) -> dict[str, Any]:
+    def _verified(self, data: bytes, key: bytes | None = None) -> dict[str, Any]:
         try:
             record = self._avro.decode(data)
         except Rejected as exc:
             raise SnapshotRefused(RefusalReason.UNDECODABLE, f"not a tickcast snapshot record: {exc}") from exc
         where = f"snapshot of {record['symbol']!r} (partition {record['partition']})"
-        if data[1:5] != self._avro.schema_id.to_bytes(4, "big"):
-            # An earlier contract version (e.g. id 3, before snapshots named their River release). Its signature
-            # covers that version's encoding, and its pickle may not load under this River: start fresh.
+        schema_id = int.from_bytes(data[1:5], "big")
+        if schema_id != self._avro.schema_id:
+            # An earlier contract version: its signature covers that version's encoding, and it lacks what
+            # this worker checks before unpickling (see EARLIER_CONTRACTS). The symbol starts fresh.
+            reason, lacking = EARLIER_CONTRACTS.get(schema_id, (RefusalReason.OLD_CONTRACT, "is not the current one"))
             raise SnapshotRefused(
-                RefusalReason.OTHER_RIVER,
-                f"{where} was written with an earlier snapshot contract (schema id "
-                f"{int.from_bytes(data[1:5], 'big')}) that does not name its River release; the symbol starts fresh",
+                reason,
+                f"{where} was written with an earlier snapshot contract (schema id {schema_id}) that {lacking}; "
+                "the symbol starts fresh",
             )
-        signature = record["signature"]
-        if not signature:
+        if not record["signature"]:
             raise SnapshotRefused(RefusalReason.UNSIGNED, f"{where} is unsigned; refusing to unpickle it")
-        if not hmac.compare_digest(signature, self._sign(record)):
+        if not self._signed_by_a_known_key(record):
             raise SnapshotRefused(
                 RefusalReason.BAD_SIGNATURE,
-                f"{where} does not carry a valid signature for TICKCAST_SNAPSHOT_KEY; refusing to unpickle it",
+                f"{where} does not carry a valid signature for TICKCAST_SNAPSHOT_KEY or any of "
+                "TICKCAST_SNAPSHOT_PREVIOUS_KEYS; refusing to unpickle it",
+            )
+        # Genuine from here on, so what it says about itself can be believed and shown.
+        if (record["group"], record["topic"]) != (self.group, self.topic):
+            raise SnapshotRefused(
+                RefusalReason.MISPLACED,
+                f"{where} belongs to group {record['group']!r}, topic {record['topic']!r}; this worker is group "
+                f"{self.group!r}, topic {self.topic!r}; refusing it",
+            )
+        if key is not None and key != record["symbol"].encode("utf-8"):
+            raise SnapshotRefused(
+                RefusalReason.MISPLACED,
+                f"{where} was found under the key {key[:64].decode('utf-8', 'replace')!r}, not its own; "
+                "a replayed copy, refusing it",
             )
         return record
 
-    def decode(self, data: bytes) -> Snapshot:
-        """Verify, then unpickle; raise :class:`SnapshotRefused` for anything untrusted or foreign."""
-        record = self._verified(data)
+    def decode(self, data: bytes, key: bytes | None = None) -> Snapshot:
+        """Verify (signature, and that it belongs under ``key`` when given), then unpickle.
+
+        Raise :class:`SnapshotRefused` for anything untrusted, foreign or misplaced.
+        """
+        record = self._verified(data, key)
         where = f"snapshot of {record['symbol']!r} (partition {record['partition']})"
         if record["format_version"] != FORMAT_VERSION:
             raise SnapshotRefused(
@@ -190,7 +258,8 @@ class SnapshotCodec:
                 f"{self.river_version}; the symbol starts fresh",
             )
         try:
-            state = pickle.loads(record["payload"])  # only reached with a verified signature
+            # nosec B301: only reached once the HMAC of a key this worker holds verified the record, payload included.
+            state = pickle.loads(record["payload"])  # nosec B301
         except Exception as exc:
             raise SnapshotRefused(RefusalReason.UNDECODABLE, f"{where} payload does not unpickle: {exc}") from exc
         if not isinstance(state, SymbolState):

@@ -50,13 +50,23 @@ OWNER, ZOMBIE, OLDER_OWNER = snapshot(30, generation=5), snapshot(10, generation
         ([OWNER, b"forged"], OWNER),  # an unverifiable record never displaces a signed one
         ([b"forged"], b"forged"),  # ...but is kept when it is all there is, so restore reports the refusal
         ([OWNER, None], None),  # a tombstone: evicted for good
-        ([OWNER, None, ZOMBIE], ZOMBIE),  # written after the tombstone: the only state there is
+        # Older than what was tombstoned: a zombie's late write or a replay; the symbol starts fresh.
+        ([OWNER, None, ZOMBIE], None),
+        ([ZOMBIE, None, OWNER], OWNER),  # newer than the tombstoned state: the symbol came back
     ],
 )
 def test_restore_keeps_the_newest_generation_then_the_newest_offset(
     written: list[bytes | None], kept: bytes | None
 ) -> None:
     assert choose(written) == kept
+
+
+def test_a_genuine_snapshot_copied_under_another_key_never_displaces_that_keys_own() -> None:
+    # QQQ's snapshot is genuine and of a newer generation, but written under SPY's key (a replay).
+    forecaster = Forecaster(model_spec("linear"), worker="w")
+    forecaster.process(Tick("QQQ", 100.0, 1.0, 0), Lineage("ticks", PARTITION, 99, 0), 0)
+    copied = codec().encode("QQQ", forecaster.states["QQQ"], created_at=0, generation=9)
+    assert choose([OWNER, copied]) == OWNER
 
 
 class FlakyReader:

@@ -137,4 +137,95 @@ def test_a_snapshot_of_the_earlier_contract_is_read_and_refused_as_another_river
 
 def test_the_current_contract_has_its_own_schema_id() -> None:
     data = codec().encode("SPY", trained_state().states["SPY"], created_at=1)
-    assert data[:5] == b"\x00" + (4).to_bytes(4, "big")
+    assert data[:5] == b"\x00" + (5).to_bytes(4, "big")
+
+
+# ---------------------------------------------------------------- key rotation
+
+OLD, NEW, UNKNOWN = b"o" * 32, b"n" * 32, b"u" * 32
+
+
+def signer(key: bytes, previous: tuple[bytes, ...] = (), **where: str) -> SnapshotCodec:
+    where = {"group": "g", "topic": "ticks", **where}
+    return SnapshotCodec(key, "linear", model_spec("linear").version, worker="w", previous_keys=previous, **where)
+
+
+def test_a_snapshot_signed_with_the_old_key_loads_after_rotation() -> None:
+    state = trained_state().states["SPY"]
+    before = signer(OLD).encode("SPY", state, created_at=1)
+    rotated = signer(NEW, previous=(OLD,))
+    assert rotated.decode(before, key=b"SPY").state.ticks_learned == state.ticks_learned
+    assert rotated.rank(before, b"SPY") is not None
+    # New snapshots are signed with the new key only: a worker that dropped the old key still reads them.
+    after = rotated.encode("SPY", state, created_at=2)
+    assert signer(NEW).decode(after).symbol == "SPY"
+    with pytest.raises(SnapshotRefused) as caught:
+        signer(OLD).decode(after)
+    assert caught.value.reason == RefusalReason.BAD_SIGNATURE
+
+
+def test_a_snapshot_signed_with_a_key_no_longer_listed_is_refused() -> None:
+    before = signer(UNKNOWN).encode("SPY", trained_state().states["SPY"], created_at=1)
+    with pytest.raises(SnapshotRefused) as caught:
+        signer(NEW, previous=(OLD,)).decode(before)
+    assert caught.value.reason == RefusalReason.BAD_SIGNATURE
+    assert "TICKCAST_SNAPSHOT_PREVIOUS_KEYS" in caught.value.message
+    assert signer(NEW, previous=(OLD,)).rank(before, b"SPY") is None
+
+
+# ---------------------------------------------------------------- binding to group, topic, symbol and offset
+
+
+def test_a_genuine_snapshot_replayed_under_another_symbol_is_refused() -> None:
+    data = signer(NEW).encode("SPY", trained_state().states["SPY"], created_at=1)
+    with pytest.raises(SnapshotRefused) as caught:
+        signer(NEW).decode(data, key=b"QQQ")
+    assert caught.value.reason == RefusalReason.MISPLACED and "'QQQ'" in caught.value.message
+    assert signer(NEW).rank(data, b"QQQ") is None
+    assert signer(NEW).decode(data, key=b"SPY").symbol == "SPY"
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"applied_offset": 10},  # rolled back to an earlier offset
+        {"applied_offset": 10**9},  # or forward, to skip replays
+        {"symbol": "QQQ"},
+        {"partition": 0},
+        {"generation": 99},
+        {"group": "other-group"},
+        {"topic": "other-ticks"},
+    ],
+)
+def test_a_snapshot_whose_binding_was_rewritten_is_refused(changes: dict[str, object]) -> None:
+    data = signer(NEW).encode("SPY", trained_state().states["SPY"], created_at=1)
+    with pytest.raises(SnapshotRefused) as caught:
+        signer(NEW).decode(rewrite(data, **changes))
+    assert caught.value.reason == RefusalReason.BAD_SIGNATURE
+
+
+@pytest.mark.parametrize("where", [{"group": "other-group"}, {"topic": "other-ticks"}])
+def test_a_genuine_snapshot_of_another_group_or_topic_is_refused(where: dict[str, str]) -> None:
+    # Same key (one key for several deployments): the signature checks out, the place does not.
+    data = signer(NEW, **where).encode("SPY", trained_state().states["SPY"], created_at=1)
+    with pytest.raises(SnapshotRefused) as caught:
+        signer(NEW).decode(data, key=b"SPY")
+    assert caught.value.reason == RefusalReason.MISPLACED
+    assert next(iter(where.values())) in caught.value.message
+    assert signer(NEW).rank(data, b"SPY") is None
+
+
+def test_a_snapshot_of_the_unbound_contract_is_read_and_refused_with_its_reason() -> None:
+    # Written by a worker before snapshots named their group and topic: schema id 4 (snapshot-v2.avsc).
+    v2 = fastavro.parse_schema(without_logical_types(load_schema("snapshot-v2.avsc")))
+    data = codec().encode("SPY", trained_state().states["SPY"], created_at=1)
+    record = fastavro.schemaless_reader(io.BytesIO(data[5:]), SCHEMA, None)
+    assert isinstance(record, dict)
+    out = io.BytesIO()
+    fastavro.schemaless_writer(out, v2, {k: v for k, v in record.items() if k not in ("group", "topic")})
+    framed = b"\x00" + (4).to_bytes(4, "big") + out.getvalue()
+    with pytest.raises(SnapshotRefused) as caught:
+        codec().decode(framed)
+    assert caught.value.reason == RefusalReason.OLD_CONTRACT
+    assert "schema id 4" in caught.value.message and "group" in caught.value.message
+    assert codec().rank(framed) is None
