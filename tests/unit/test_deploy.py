@@ -384,6 +384,74 @@ def test_predictor_deployment_is_probed_and_bounded() -> None:
     assert sources == {"tickcast-config", "tickcast-secrets"}
 
 
+WORKLOADS = (("Deployment", "tickcast-predictor"), ("Deployment", "tickcast-producer"), ("Job", "tickcast-topics"))
+#: Where the image keeps the only thing a service writes (Faust's scratch directory).
+WRITABLE_DIR = "/tmp"
+
+
+def dockerfile_env() -> dict[str, str]:
+    """``ENV`` settings of the Dockerfile (``ENV A=1 \\ B=2`` spelling)."""
+    text = DOCKERFILE.read_text(encoding="utf-8").replace("\\\n", " ")
+    found = re.findall(r"^ENV (.+)$", text, re.MULTILINE)
+    return dict(pair.split("=", 1) for line in found for pair in line.split())
+
+
+@pytest.mark.parametrize(("kind", "name"), WORKLOADS, ids=[name for _, name in WORKLOADS])
+def test_every_container_runs_hardened(kind: str, name: str) -> None:
+    pod = k8s_object(kind, name)["spec"]["template"]["spec"]
+    pod_context = pod.get("securityContext", {})
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    for container in pod["containers"]:
+        context = {**pod_context, **container.get("securityContext", {})}
+        where = f"{name}/{container['name']}"
+        assert context.get("runAsNonRoot") is True, f"{where}: runAsNonRoot"
+        assert isinstance(context.get("runAsUser"), int) and context["runAsUser"] > 0, f"{where}: numeric non-root uid"
+        assert context.get("allowPrivilegeEscalation") is False, f"{where}: allowPrivilegeEscalation"
+        assert context.get("readOnlyRootFilesystem") is True, f"{where}: readOnlyRootFilesystem"
+        assert context.get("capabilities", {}).get("drop") == ["ALL"], f"{where}: drop ALL capabilities"
+        assert not context.get("capabilities", {}).get("add"), f"{where}: adds capabilities"
+        assert context.get("seccompProfile", {}).get("type") == "RuntimeDefault", f"{where}: seccomp RuntimeDefault"
+        assert not context.get("privileged"), f"{where}: privileged"
+        mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
+        assert WRITABLE_DIR in mounts and "emptyDir" in volumes[mounts[WRITABLE_DIR]], f"{where}: no writable /tmp"
+
+
+def test_the_image_runs_as_a_numeric_user_and_writes_only_under_tmp() -> None:
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    users = re.findall(r"^USER (\S+)$", text, re.MULTILINE)
+    assert users and re.fullmatch(r"[1-9]\d*(:[1-9]\d*)?", users[-1]), f"USER must be a numeric non-root id: {users}"
+    env = dockerfile_env()
+    assert env["TICKCAST_DATA_DIR"].startswith(f"{WRITABLE_DIR}/")
+    assert env["TICKCAST_WEB_HOST"] == "0.0.0.0", "in a container the HTTP server must listen on its interface"
+    assert set(as_kwargs(env)) <= set(PredictorSettings.model_fields)
+
+
+def test_compose_runs_tickcast_hardened() -> None:
+    for name in TICKCAST_SERVICES:
+        service = compose()["services"][name]
+        assert re.fullmatch(r"[1-9]\d*:[1-9]\d*", service["user"]), f"{name}: numeric non-root user"
+        assert service["read_only"] is True, f"{name}: read-only root filesystem"
+        assert WRITABLE_DIR in service["tmpfs"], f"{name}: no writable /tmp"
+        assert service["cap_drop"] == ["ALL"] and "no-new-privileges:true" in service["security_opt"], name
+
+
+def test_the_network_policy_fences_the_predictor() -> None:
+    policy = k8s_object("NetworkPolicy", "tickcast-predictor")["spec"]
+    pod_labels = k8s_object("Deployment", "tickcast-predictor")["spec"]["template"]["metadata"]["labels"]
+    assert policy["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert sorted(policy["policyTypes"]) == ["Egress", "Ingress"]
+    [ingress] = policy["ingress"]
+    assert ingress["ports"] == [{"port": "http", "protocol": "TCP"}], "only the HTTP (metrics/health) port"
+    [source] = ingress["from"]
+    assert source["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
+    assert "podSelector" in source, "only Prometheus, not every pod of the monitoring namespace"
+    allowed = {(port["port"], port.get("protocol", "TCP")) for rule in policy["egress"] for port in rule["ports"]}
+    kafka_ports = {int(server.rsplit(":", 1)[1]) for server in configmap()["TICKCAST_BOOTSTRAP_SERVERS"].split(",")}
+    registry_port = int(secret()["TICKCAST_SCHEMA_REGISTRY_URL"].rsplit(":", 1)[1])
+    needed = {(port, "TCP") for port in kafka_ports | {registry_port}} | {(53, "UDP"), (53, "TCP")}
+    assert needed <= allowed, f"egress misses {needed - allowed}"
+
+
 def test_pdb_and_service_select_the_predictor_pods() -> None:
     pod_labels = k8s_object("Deployment", "tickcast-predictor")["spec"]["template"]["metadata"]["labels"]
     pdb = k8s_object("PodDisruptionBudget", "tickcast-predictor")["spec"]["selector"]["matchLabels"]
