@@ -1,4 +1,8 @@
-"""A real worker on the session broker serves /metrics with every series the alerts and dashboard query."""
+"""A real worker on the session broker serves /metrics with every series the alerts and dashboard query.
+
+It runs with every secret set (snapshot keys, bearer token): its HTTP server is closed down to read-only views,
+and no secret appears in any of its log lines, HTTP answers or dead-letter headers.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.unit.test_deploy import referenced_metric_names
+from tickcast.common.settings import CommonSettings
 from tickcast.common.topics import symbol_key
+from tickcast.ops.dlq import read_dead_letters
 from tickcast.ops.workers import WorkerProcess
+from tickcast.predictor.snapshot_keys import new_key
 from tickcast.producer.synthetic import SyntheticFeed, symbol_names
 from tickcast.testing.pipeline import Pipeline, wait_for_assignment
 from tickcast.testing.waiting import wait_for
@@ -23,6 +30,22 @@ BAD = 5
 SYMBOLS = 6
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+SECRETS = {
+    "TICKCAST_SNAPSHOT_KEY": new_key(),
+    "TICKCAST_SNAPSHOT_PREVIOUS_KEYS": f"{new_key()},{new_key()}",
+    "TICKCAST_WEB_TOKEN": new_key(),
+}
+
+
+def answer(worker: WorkerProcess, path: str, method: str = "GET", token: str | None = None) -> tuple[int, str]:
+    """(status, body) of one request to the worker's HTTP server."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(f"http://127.0.0.1:{worker.web_port}{path}", method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read().decode("utf-8")
+    except urllib.error.HTTPError as refused:
+        return refused.code, refused.read().decode("utf-8")
 
 
 def scrape(worker: WorkerProcess) -> tuple[str, Samples] | None:
@@ -46,6 +69,7 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 
 def test_metrics_page_exports_what_alerts_and_dashboard_need(pipeline: Pipeline) -> None:
+    pipeline.extra_env.update(SECRETS)
     [worker] = pipeline.start_workers(1)
     wait_for_assignment(pipeline, [worker])
 
@@ -104,3 +128,40 @@ def test_metrics_page_exports_what_alerts_and_dashboard_need(pipeline: Pipeline)
     assert [dict(labels)["worker"] for labels in info] == [worker.worker_id]
     partitions = {dict(labels)["partition"] for name, labels in samples if name == "tickcast_consumer_lag"}
     assert partitions <= {str(p) for p in range(pipeline.partitions)}, "lag is labelled by ticks partitions only"
+
+    # Closed doors, on the real worker: Faust's views are not mounted, nothing but GET/HEAD is served,
+    # and predictions want the token.
+    token = SECRETS["TICKCAST_WEB_TOKEN"]
+    symbol = ticks[0].symbol
+    answers = {
+        "router": answer(worker, "/router/"),
+        "table": answer(worker, "/table/"),
+        "post": answer(worker, "/health", method="POST"),
+        "delete": answer(worker, f"/predictions/{symbol}", method="DELETE", token=token),
+        "no token": answer(worker, f"/predictions/{symbol}"),
+        "token": answer(worker, f"/predictions/{symbol}", token=token),
+        "bad symbol": answer(worker, "/predictions/" + "X" * 200, token=token),
+        "stats": answer(worker, "/stats"),
+        "metrics": answer(worker, "/metrics"),
+    }
+    statuses = {name: status for name, (status, _) in answers.items()}
+    assert statuses == {
+        "router": 404, "table": 404, "post": 405, "delete": 405, "no token": 401, "token": 200, "bad symbol": 400,
+        "stats": 200, "metrics": 200,
+    }, answers  # fmt: skip
+
+    # No secret anywhere: every log line of the worker (start to stop), every HTTP answer, every dead letter.
+    pipeline.stop()
+    letters = read_dead_letters(CommonSettings(**pipeline.settings_kwargs()))
+    assert len(letters) == BAD
+    logs = [path.read_text(errors="replace") for path in sorted(pipeline.log_dir.glob("*.log"))]
+    assert logs and any("partitions_assigned" in text for text in logs), "no worker log was captured"
+    seen = [
+        *logs,
+        *(body for _, body in answers.values()),
+        *(f"{name}={value}" for letter in letters for name, value in letter.headers.items()),
+    ]
+    secrets = [key for value in SECRETS.values() for key in value.split(",")]
+    # Reported by the first 6 characters and what precedes the secret, never the whole secret.
+    leaked = [(secret[:6], text[: text.index(secret)][-160:]) for text in seen for secret in secrets if secret in text]
+    assert not leaked, f"secrets leaked (their first 6 chars, and the text before them): {leaked}"
