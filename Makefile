@@ -23,6 +23,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check services tests $(wildcard bench)
 	$(BIN)/ruff format --check services tests $(wildcard bench)
+	$(BIN)/bandit --quiet --configfile pyproject.toml --recursive services $(wildcard bench)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

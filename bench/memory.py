@@ -12,7 +12,7 @@ import argparse
 import gc
 import json
 import math
-import pickle
+import pickle  # nosec B403 # only dumps, to measure state size; never loads
 import random
 import subprocess
 import sys
@@ -33,7 +33,7 @@ def measure_in_child(symbols: int, ticks_per_symbol: int, model: str) -> dict[st
     from tickcast.producer.synthetic import symbol_names
 
     spec = model_spec(model)
-    rng = random.Random(11)
+    rng = random.Random(11)  # nosec B311 # synthetic prices, reproducible; nothing secret
     start_ms = time.time_ns() // 1_000_000 - symbols * ticks_per_symbol
 
     def feed(forecaster: Forecaster, names: list[str], rounds: int) -> None:
@@ -78,7 +78,8 @@ def measure(symbols: int, ticks_per_symbol: int, model: str) -> dict[str, Any]:
     argv = [sys.executable, "-m", "bench.memory", "--child", "--symbols", str(symbols)]
     argv += ["--ticks-per-symbol", str(ticks_per_symbol), "--model", model]
     # subprocess.run kills the child if the deadline passes or anything is raised while waiting.
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=900, cwd=REPO_ROOT, check=False)
+    # This interpreter running the bench's own module (argv is ours), no shell.
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=900, cwd=REPO_ROOT, check=False)  # nosec B603
     if done.returncode != 0:
         raise BenchError(f"memory child for {symbols} symbols failed ({done.returncode}):\n{done.stderr[-3000:]}")
     loaded: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])

@@ -26,7 +26,7 @@ def spawn(
     argv: Sequence[str], env: dict[str, str] | None = None, output: IO[bytes] | int | None = None
 ) -> subprocess.Popen[bytes]:
     """Start a child that is terminated if this process dies."""
-    return subprocess.Popen(
+    return subprocess.Popen(  # nosec B603 # argv lists: tickcast's own commands and the broker binary, no shell
         list(argv),
         env=env,
         stdin=subprocess.DEVNULL,

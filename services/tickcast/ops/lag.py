@@ -233,8 +233,10 @@ def lag_table(report: LagReport) -> Table:
 
 def fetch_stats(url: str, timeout_s: float = 1.0) -> dict[str, Any] | None:
     """A worker's ``/stats`` JSON, or None if it does not answer (not started yet, or gone)."""
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"a worker's stats URL is http(s), got {url[:64]!r}")
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:  # nosec B310 # http(s) only, checked above
             loaded = json.loads(response.read())
     except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError) as exc:
         log.debug("stats_unavailable", url=url, error=str(exc))

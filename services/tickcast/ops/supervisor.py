@@ -36,7 +36,7 @@ MAX_RESTART_BACKOFF_S = 30.0
 
 def _answers(port: int) -> bool:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=0.5):
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=0.5):  # nosec B310 # fixed http URL
             return True
     except (urllib.error.URLError, ConnectionError, TimeoutError):
         return False

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import pickle  # nosec B403: only signed payloads are unpickled, see SnapshotCodec.decode
+import pickle  # nosec B403 # only payloads with a verified HMAC are unpickled (SnapshotCodec.decode)
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -258,8 +258,8 @@ class SnapshotCodec:
                 f"{self.river_version}; the symbol starts fresh",
             )
         try:
-            # nosec B301: only reached once the HMAC of a key this worker holds verified the record, payload included.
-            state = pickle.loads(record["payload"])  # nosec B301
+            # Only reached once the HMAC of a key this worker holds verified the whole record, payload included.
+            state = pickle.loads(record["payload"])  # nosec B301 # signed by a holder of the snapshot key
         except Exception as exc:
             raise SnapshotRefused(RefusalReason.UNDECODABLE, f"{where} payload does not unpickle: {exc}") from exc
         if not isinstance(state, SymbolState):

@@ -75,7 +75,7 @@ def make_dynamics(symbols: list[str], seed: int) -> list[SymbolDynamics]:
     >>> d == make_dynamics(["A", "B"], seed=1), all(0.3 <= abs(x.ar_coefficient) <= 0.6 for x in d)
     (True, True)
     """
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # nosec B311 # synthetic prices must be reproducible from a seed; nothing secret
     return [
         SymbolDynamics(
             symbol=symbol,
@@ -100,7 +100,7 @@ class SyntheticFeed:
 
     def __init__(self, symbols: list[str], seed: int, clock_ms: Callable[[], int]) -> None:
         self.dynamics = make_dynamics(symbols, seed)
-        self._rng = random.Random(seed + 1)
+        self._rng = random.Random(seed + 1)  # nosec B311 # as above
         self._clock_ms = clock_ms
         self._price = [d.start_price for d in self.dynamics]
         self._last_return = [0.0] * len(self.dynamics)

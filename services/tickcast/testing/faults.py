@@ -93,7 +93,7 @@ def kill_hard(process: subprocess.Popen[bytes], timeout_s: float = 10.0) -> int:
 
 def _ip(*args: str, namespace: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
     argv = [IP, *(("netns", "exec", namespace, IP) if namespace else ()), *args]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)  # nosec B603 # ip, by path
     if check and done.returncode != 0:
         raise RuntimeError(f"`{' '.join(argv)}` failed ({done.returncode}): {done.stderr.strip()}")
     return done

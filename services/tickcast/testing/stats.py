@@ -77,5 +77,5 @@ def wait_for_split(
 
     what = f"partitions 0..{partitions - 1} to be split among {owners}"
     wait_for(split, timeout_s, what, check=check, diagnostics=explain)
-    assert last[0] is not None  # split() returned True only with an assignment in hand
+    assert last[0] is not None  # nosec B101 # narrows the type: split() returned True only with an assignment
     return last[0]
