@@ -229,7 +229,8 @@ def test_tampered_and_foreign_snapshots_are_refused_without_crashing(pipeline: P
     )
     pipeline.stop()
 
-    # Someone writes into the snapshot topic: IBM's real snapshot with one payload byte changed, and garbage.
+    # Someone writes into the snapshot topic: IBM's real snapshot with one payload byte changed, IBM's genuine
+    # snapshot under another symbol's key (a replay), and garbage.
     snapshots_topic = f"predictor-{pipeline.unique}-snapshots"
     latest = read_latest(pipeline.bootstrap_servers, snapshots_topic, range(pipeline.partitions), 30)
     genuine = next(records[b"IBM"] for records in latest.values() if b"IBM" in records)
@@ -239,6 +240,7 @@ def test_tampered_and_foreign_snapshots_are_refused_without_crashing(pipeline: P
     producer.produce(snapshots_topic, key=b"IBM", value=tampered)
     producer.produce(snapshots_topic, key=b"AIG", value=b"\x00\x00\x00\x00\x03not-avro-at-all")
     producer.produce(snapshots_topic, key=b"KO", value=b"pickle me")
+    producer.produce(snapshots_topic, key=b"MSFT", value=genuine)
     assert producer.flush(30) == 0
 
     pipeline.pool = None
@@ -250,6 +252,7 @@ def test_tampered_and_foreign_snapshots_are_refused_without_crashing(pipeline: P
     # AIG and KO have nothing but garbage. IBM's tampered record came last, but an unverifiable record never
     # displaces a signed one (restore keeps the most current *verified* snapshot): the genuine state is loaded.
     assert refused.get("undecodable", 0) == 2 and refused.get("bad_signature", 0) == 0, refused
+    assert refused.get("misplaced", 0) == 1, refused  # IBM's state under MSFT's key
     assert stats["restored_symbols"] == 1, "IBM's genuine state was not loaded"
     publisher = pipeline.publisher()
     publisher.publish(Tick("IBM", 181.0, 1.0, START_MS + 10_000))
