@@ -16,6 +16,8 @@ import typer
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
+from tickcast.common.security import KafkaClientSettings
+
 S = TypeVar("S", bound=BaseSettings)
 
 
@@ -90,8 +92,8 @@ def stop_on_signals(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-def require_broker(bootstrap_servers: str, timeout_s: float) -> None:
+def require_broker(kafka: KafkaClientSettings, timeout_s: float) -> None:
     """Wait until the broker answers; raises ``BrokerUnavailable`` (a one-line user error) after ``timeout_s``."""
     from tickcast.common.kafka import wait_for_broker
 
-    wait_for_broker(bootstrap_servers, timeout_s=timeout_s)
+    wait_for_broker(kafka, timeout_s=timeout_s)

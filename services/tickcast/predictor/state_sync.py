@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import structlog
 from tenacity import RetryCallState
 
+from tickcast.common.security import KafkaClientSettings
 from tickcast.predictor.checkpoints import CheckpointPolicy, PartitionProgress
 from tickcast.predictor.eviction import EvictionPolicy
 from tickcast.predictor.forecaster import Forecaster
@@ -45,7 +46,7 @@ class StateKeeper:
 
     forecaster: Forecaster
     codec: SnapshotCodec | None
-    bootstrap_servers: str
+    kafka: KafkaClientSettings
     snapshots_topic: str
     output: OutputProducer
     commit: Callable[[dict[int, int]], Awaitable[bool]]
@@ -139,7 +140,7 @@ class StateKeeper:
         if self.codec is not None:
             loop = asyncio.get_running_loop()
             raw = await loop.run_in_executor(
-                None, self.read_snapshots, self.bootstrap_servers, self.snapshots_topic, partitions,
+                None, self.read_snapshots, self.kafka, self.snapshots_topic, partitions,
                 self.restore_timeout_s, self.codec.rank,
             )  # fmt: skip
             snapshots = await loop.run_in_executor(None, verified_snapshots, self.codec, raw, report)
