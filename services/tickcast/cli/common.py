@@ -53,11 +53,31 @@ def load_settings(cls: type[S], **overrides: Any) -> S:
     try:
         return cls(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
-        problems = "; ".join(
-            f"TICKCAST_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']} (got {e.get('input')!r})"
-            for e in exc.errors()
-        )
-        fail(f"invalid configuration: {problems}")
+        fail(f"invalid configuration: {describe_invalid(cls, exc)}")
+
+
+def describe_invalid(cls: type[BaseSettings], exc: ValidationError) -> str:
+    """Each problem as ``TICKCAST_NAME: why (got value)``; a secret's value and a whole-settings input never shown.
+
+    >>> from tickcast.common.security import KafkaClientSettings
+    >>> try:
+    ...     KafkaClientSettings(security_protocol="SASL_SSL", sasl_username="u")
+    ... except ValidationError as exc:
+    ...     describe_invalid(KafkaClientSettings, exc)
+    'TICKCAST_SECURITY_PROTOCOL=SASL_SSL needs TICKCAST_SASL_USERNAME and TICKCAST_SASL_PASSWORD'
+    """
+    problems = []
+    for error in exc.errors():
+        message = error["msg"].removeprefix("Value error, ")
+        if not error["loc"]:  # a rule across fields: its input is every setting, secrets included
+            problems.append(message)
+            continue
+        name = str(error["loc"][0])
+        field = cls.model_fields.get(name)
+        secret = field is not None and "SecretStr" in str(field.annotation)
+        shown = "" if secret else f" (got {error.get('input')!r})"
+        problems.append(f"TICKCAST_{'_'.join(str(p) for p in error['loc']).upper()}: {message}{shown}")
+    return "; ".join(problems)
 
 
 @contextmanager
@@ -75,10 +95,11 @@ def user_errors() -> Iterator[None]:
     from tickcast.broker.embedded import BrokerStartError
     from tickcast.common.contracts import SchemaError
     from tickcast.common.kafka import BrokerUnavailable, TopicMismatch
+    from tickcast.common.refusals import BrokerRefused
 
     try:
         yield
-    except (UserError, BrokerStartError, SchemaError, BrokerUnavailable, TopicMismatch, OSError) as exc:
+    except (UserError, BrokerStartError, SchemaError, BrokerUnavailable, BrokerRefused, TopicMismatch, OSError) as exc:
         fail(str(exc), code=1)
 
 

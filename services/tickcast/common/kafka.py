@@ -16,6 +16,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from tenacity import RetryCallState, RetryError, Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
+from tickcast.common.refusals import RefusalWatch
 from tickcast.common.security import KafkaClientSettings, librdkafka_security
 from tickcast.common.topics import PRODUCER_PARTITIONER
 
@@ -93,10 +94,21 @@ def wait_for_broker(kafka: KafkaClientSettings, timeout_s: float = 30.0) -> Admi
     """Return an admin client once the cluster answers a metadata request; retry with backoff until then.
 
     Waits 0.1 s after the first failure, doubling up to 2 s, never past the deadline. Raises
-    :class:`BrokerUnavailable` naming the servers, the deadline, the attempts made and the last error.
+    :class:`BrokerUnavailable` naming the servers, the deadline, the attempts made and the last error, or at
+    once :class:`~tickcast.common.refusals.BrokerRefused` when the broker refuses the login or TLS handshake.
     """
     bootstrap_servers = kafka.bootstrap_servers
-    admin = new_admin(kafka)
+    watch = RefusalWatch(kafka)
+    # librdkafka's own log lines would repeat, on stderr, what the watch turns into one line.
+    admin = new_admin(kafka, error_cb=watch, log_level=0)
+
+    def ask_for_metadata(timeout: float) -> None:
+        try:
+            admin.list_topics(timeout=timeout)
+        except KafkaException:
+            admin.poll(0)  # serves error_cb: the reason behind librdkafka's generic "transport failure"
+            watch.raise_if_refused()
+            raise
 
     def remaining_s(state: RetryCallState) -> float:
         # Not state.seconds_since_start: it is only set once an attempt has an outcome.
@@ -115,13 +127,14 @@ def wait_for_broker(kafka: KafkaClientSettings, timeout_s: float = 30.0) -> Admi
         for attempt in retrying:
             with attempt:
                 # One metadata request may not outlast the deadline by much, nor take more than 2 s.
-                admin.list_topics(timeout=min(2.0, max(0.1, remaining_s(attempt.retry_state))))
+                ask_for_metadata(min(2.0, max(0.1, remaining_s(attempt.retry_state))))
     except RetryError as exhausted:
         last = exhausted.last_attempt
         exc = last.exception()
+        reason = watch.last_error or (exc.args[0] if exc and exc.args else exc)
         raise BrokerUnavailable(
             f"Kafka at {bootstrap_servers} did not answer within {timeout_s:.0f}s "
-            f"({last.attempt_number} attempts; last error: {exc.args[0] if exc and exc.args else exc})"
+            f"({last.attempt_number} attempts; last error: {reason})"
         ) from exc
     return admin
 

@@ -35,7 +35,8 @@ class KafkaClientSettings(BaseSettings):
     ('SCRAM-SHA-512', SecretStr('**********'))
     """
 
-    model_config = SettingsConfigDict(env_prefix="TICKCAST_", frozen=True, extra="ignore")
+    # hide_input_in_errors: a rule across fields would otherwise print every setting, the password too.
+    model_config = SettingsConfigDict(env_prefix="TICKCAST_", frozen=True, extra="ignore", hide_input_in_errors=True)
 
     bootstrap_servers: str = Field("localhost:9092", description="Kafka bootstrap servers, comma-separated host:port.")
     security_protocol: SecurityProtocol = Field(
@@ -208,7 +209,6 @@ def schema_registry_config(settings: KafkaClientSettings, url: str) -> dict[str,
     if settings.ssl_key_password is not None:
         config["ssl.key.password"] = _secret(settings.ssl_key_password)
     if settings.schema_registry_username is not None:
-        config["basic.auth.credentials.source"] = "USER_INFO"
         config["basic.auth.user.info"] = (
             f"{settings.schema_registry_username}:{_secret(settings.schema_registry_password)}"
         )

@@ -19,6 +19,7 @@ from faust.web import Request, Response, View
 from tickcast.common.kafka import ensure_topics, wait_for_broker
 from tickcast.common.records import Lineage
 from tickcast.common.security import faust_credentials
+from tickcast.predictor.broker_login import check_login
 from tickcast.predictor.checkpoints import CheckpointPolicy
 from tickcast.predictor.eviction import EvictionPolicy
 from tickcast.predictor.faust_tuning import TunedApp
@@ -301,6 +302,9 @@ def snapshot_codec(settings: PredictorSettings) -> SnapshotCodec | None:
 def run_worker(settings: PredictorSettings) -> None:
     """Run one predictor worker until SIGTERM/SIGINT; it joins the group and takes its share of partitions."""
     admin = wait_for_broker(settings, timeout_s=30)
+    # The same login with Faust's client, whose refusals would otherwise be retried forever or surface as a
+    # KeyError deep in aiokafka.
+    check_login(settings)
     # Snapshots are keyed by symbol, so compaction keeps exactly the latest state of each.
     ensure_topics(
         admin, [settings.snapshots_topic_name], settings.partitions, settings.replication_factor,

@@ -28,6 +28,9 @@ class FlakyAdmin:
         self.calls: list[tuple[float, float]] = []  # (monotonic time, request timeout)
         FlakyAdmin.instances.append(self)
 
+    def poll(self, timeout: float) -> int:
+        return 0  # no error callbacks to serve
+
     def list_topics(self, timeout: float) -> object:
         self.calls.append((time.monotonic(), timeout))
         if len(self.calls) <= self.failures:
