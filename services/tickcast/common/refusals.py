@@ -18,6 +18,9 @@ Refusal = Literal["login", "tls"]
 #: librdkafka's error text starts with the connection's name and ends with the state it failed in.
 _CONNECTION_PREFIX = re.compile(r"^\S+://\S+?/\S+: ")
 _STATE_SUFFIX = re.compile(r"\s*\(after \d+ms in state \w+\)$")
+#: OpenSSL's error code in front of its reason, and librdkafka's generic advice after it.
+_OPENSSL_CODE = re.compile(r"error:[0-9A-Fa-f]+:[\w ]+::")
+_LIBRDKAFKA_ADVICE = re.compile(r", verify that ssl\.ca\.location .*$")
 
 
 class BrokerRefused(Exception):
@@ -32,6 +35,16 @@ def librdkafka_reason(text: str) -> str:
     'SASL authentication error: bad password'
     """
     return _STATE_SUFFIX.sub("", _CONNECTION_PREFIX.sub("", text.strip()))
+
+
+def tls_reason(text: str) -> str:
+    """The part of librdkafka's TLS error a user acts on (the message names the CA setting itself).
+
+    >>> tls_reason("SSL handshake failed: error:0A000086:SSL routines::certificate verify failed: broker "
+    ...            "certificate could not be verified, verify that ssl.ca.location is correctly configured")
+    'certificate verify failed: broker certificate could not be verified'
+    """
+    return _LIBRDKAFKA_ADVICE.sub("", _OPENSSL_CODE.sub("", text.removeprefix("SSL handshake failed: ")))
 
 
 def refusal_message(kafka: KafkaClientSettings, refusal: Refusal, reason: str) -> str:
@@ -78,7 +91,7 @@ class RefusalWatch:
         if error.code() == KafkaError._AUTHENTICATION:
             self.refused = refusal_message(self.kafka, "login", reason)
         elif error.code() == KafkaError._SSL:
-            self.refused = refusal_message(self.kafka, "tls", reason)
+            self.refused = refusal_message(self.kafka, "tls", tls_reason(reason))
 
     def raise_if_refused(self) -> None:
         if self.refused is not None:
