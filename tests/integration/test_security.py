@@ -23,11 +23,11 @@ from tickcast.common.refusals import BrokerRefused
 from tickcast.common.security import KafkaClientSettings
 from tickcast.predictor.broker_login import check_login
 from tickcast.producer.synthetic import SyntheticFeed, symbol_names
+from tickcast.testing.data import DataSettings
 from tickcast.testing.drain import count_answers, read_predictions_to_end, read_to_end, tick_ids
 from tickcast.testing.environment import base_env
 from tickcast.testing.pipeline import Pipeline, new_unique, wait_for_assignment
 from tickcast.testing.relay import RecordingRelay
-from tickcast.testing.data import DataSettings
 from tickcast.testing.tls import StunnelMissing, ThrowawayCA, TlsProxy, make_ca, stunnel_binary
 
 pytestmark = pytest.mark.integration
