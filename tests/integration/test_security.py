@@ -42,6 +42,9 @@ class TlsCluster:
     """Where clients connect: the TLS proxy (the broker itself only speaks plaintext, on another port)."""
     ca: ThrowawayCA
     wrong_ca: ThrowawayCA
+    misnamed: str
+    """A second proxy in front of the same broker, whose certificate names another host (``broker.invalid``)."""
+    misnamed_ca: ThrowawayCA
 
 
 def require_stunnel() -> None:
@@ -59,10 +62,15 @@ def tls_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsCluster
     require_stunnel()
     directory = tmp_path_factory.mktemp("tls")
     ca, wrong_ca = make_ca(directory / "ca"), make_ca(directory / "wrong-ca")
+    misnamed_ca = make_ca(directory / "misnamed", names=("broker.invalid",))
     proxy_port = free_port()
     broker = EmbeddedBroker(log_file=directory / "broker.log", advertised=f"127.0.0.1:{proxy_port}")
-    with broker, TlsProxy(ca.server_pem, broker.bootstrap_servers, port=proxy_port, log_file=directory / "stunnel.log"):
-        yield TlsCluster(f"127.0.0.1:{proxy_port}", ca, wrong_ca)
+    with (
+        broker,
+        TlsProxy(ca.server_pem, broker.bootstrap_servers, port=proxy_port, log_file=directory / "stunnel.log"),
+        TlsProxy(misnamed_ca.server_pem, broker.bootstrap_servers, log_file=directory / "misnamed.log") as misnamed,
+    ):
+        yield TlsCluster(f"127.0.0.1:{proxy_port}", ca, wrong_ca, misnamed.address, misnamed_ca)
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +152,20 @@ def test_a_client_with_the_wrong_ca_fails_with_one_line(tls_cluster: TlsCluster)
     with pytest.raises(BrokerRefused, match=r"TLS handshake failed: .*(certificate|issuer)") as refused:
         check_login(wrong)
     assert str(refused.value).startswith(f"Kafka at {tls_cluster.address}: ")
+
+
+def test_the_broker_certificate_must_name_the_host_unless_verification_is_off(tls_cluster: TlsCluster) -> None:
+    checked = KafkaClientSettings(
+        bootstrap_servers=tls_cluster.misnamed, security_protocol="SSL", ssl_ca_location=tls_cluster.misnamed_ca.ca_file
+    )
+    with pytest.raises(BrokerRefused, match="TLS handshake failed: certificate verify failed"):
+        wait_for_broker(checked, timeout_s=10)
+    with pytest.raises(BrokerRefused, match=r"TLS handshake failed: .*(match|mismatch)"):
+        check_login(checked)
+    # With the name check off the same certificate is accepted (its chain is still checked: see the wrong CA test).
+    unchecked = checked.model_copy(update={"ssl_endpoint_identification_algorithm": "none"})
+    check_login(unchecked)
+    assert wait_for_broker(unchecked, timeout_s=10) is not None
 
 
 def sasl_env(relay: RecordingRelay) -> dict[str, str]:

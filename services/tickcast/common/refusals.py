@@ -54,8 +54,12 @@ def refusal_message(kafka: KafkaClientSettings, refusal: Refusal, reason: str) -
     ...     sasl_mechanism="SCRAM-SHA-256", sasl_username="predictor", sasl_password="pw")
     >>> refusal_message(settings, "login", "unknown-user")
     'Kafka at k:9093: authentication failed for user predictor (SCRAM-SHA-256): unknown-user'
-    >>> refusal_message(KafkaClientSettings(bootstrap_servers="k:9093", security_protocol="SSL"), "tls", "expired")
-    "Kafka at k:9093: TLS handshake failed: expired (trusted CAs: the system's; set TICKCAST_SSL_CA_LOCATION)"
+    >>> message = refusal_message(KafkaClientSettings(bootstrap_servers="k:9093", security_protocol="SSL"),
+    ...                           "tls", "expired")
+    >>> for part in message.split("; "): print(part)
+    Kafka at k:9093: TLS handshake failed: expired (trusted CAs: the system's
+    set TICKCAST_SSL_CA_LOCATION
+    its certificate must name the host dialled)
     """
     if refusal == "login":
         return (
@@ -67,7 +71,11 @@ def refusal_message(kafka: KafkaClientSettings, refusal: Refusal, reason: str) -
         if kafka.ssl_ca_location
         else "the system's; set TICKCAST_SSL_CA_LOCATION"
     )
-    return f"Kafka at {kafka.bootstrap_servers}: TLS handshake failed: {reason} (trusted CAs: {trusted})"
+    # librdkafka says "could not be verified" for a name that does not match, too: say that the name counts.
+    names = (
+        "; its certificate must name the host dialled" if kafka.ssl_endpoint_identification_algorithm == "https" else ""
+    )
+    return f"Kafka at {kafka.bootstrap_servers}: TLS handshake failed: {reason} (trusted CAs: {trusted}{names})"
 
 
 class RefusalWatch:
