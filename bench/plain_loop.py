@@ -21,9 +21,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 
-from tickcast.common.kafka import QUIET, producer_config
+from tickcast.common.kafka import new_consumer, new_producer
 from tickcast.common.logging import configure_logging
 from tickcast.common.records import Lineage
 from tickcast.predictor.runtime import DeadLettered, Outcome, TickHandler
@@ -40,10 +40,10 @@ class PlainLoop:
         self.handler = TickHandler(settings)
         self.assigned: set[int] = set()
         self.stopping = False
-        self.consumer = Consumer(
-            {
-                "bootstrap.servers": settings.bootstrap_servers,
-                "group.id": settings.group_id,
+        self.consumer = new_consumer(
+            settings,
+            settings.group_id,
+            **{
                 "auto.offset.reset": "earliest",
                 # Offsets are committed in the background, as Faust does on its commit interval.
                 "enable.auto.commit": True,
@@ -51,10 +51,9 @@ class PlainLoop:
                 "heartbeat.interval.ms": int(min(3.0, settings.session_timeout_s / 3) * 1000),
                 # Same fetch wait as the worker, so both pay the same broker-side wait.
                 "fetch.wait.max.ms": settings.fetch_max_wait_ms,
-                **QUIET,
-            }
+            },
         )
-        self.producer = Producer(producer_config(settings.bootstrap_servers, **{"linger.ms": settings.linger_ms}))
+        self.producer = new_producer(settings, **{"linger.ms": settings.linger_ms})
 
     def write_status(self) -> None:
         counters = self.handler.counters

@@ -11,12 +11,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 
 from bench.core import BenchError
 from tickcast.common.contracts import AvroCodec, load_schema, open_schema_store
 from tickcast.common.contracts.base import PREDICTION_SCHEMA_FILE
-from tickcast.common.kafka import QUIET
+from tickcast.common.kafka import new_consumer
 from tickcast.testing.pipeline import Pipeline
 from tickcast.testing.waiting import wait_for
 
@@ -45,16 +45,15 @@ class PredictionTap:
         self.codec = AvroCodec(
             open_schema_store(None), f"{pipeline.predictions_topic}-value", load_schema(PREDICTION_SCHEMA_FILE)
         )
-        self._consumer = Consumer(
-            {
-                "bootstrap.servers": pipeline.bootstrap_servers,
-                "group.id": f"bench-tap-{uuid.uuid4().hex[:10]}",
+        self._consumer = new_consumer(
+            pipeline.kafka,
+            f"bench-tap-{uuid.uuid4().hex[:10]}",
+            **{
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "fetch.wait.max.ms": fetch_wait_ms,
                 "fetch.min.bytes": fetch_min_bytes,
-                **QUIET,
-            }
+            },
         )
         self._consumer.assign(
             [TopicPartition(pipeline.predictions_topic, p, OFFSET_BEGINNING) for p in range(pipeline.partitions)]

@@ -222,7 +222,7 @@ def test_a_flood_of_200k_new_symbols_is_survived_with_bounded_memory(pipeline: P
     wait_for_assignment(pipeline, [worker])
     baseline = resident_bytes(worker.process.pid)
     codec = tick_codec(ProducerSettings(**pipeline.settings_kwargs()))
-    delivered = flood_of_new_symbols(pipeline.bootstrap_servers, pipeline.ticks_topic, codec, flood)
+    delivered = flood_of_new_symbols(pipeline.kafka, pipeline.ticks_topic, codec, flood)
     assert delivered == flood
     peak = [baseline]
 

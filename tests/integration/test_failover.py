@@ -108,9 +108,9 @@ def wait_until_every_tick_answered(pipeline: Pipeline, sent: int, timeout_s: flo
 def answers_once_stopped(pipeline: Pipeline, sent: int) -> tuple[AnswerCount, list[Prediction]]:
     """Stop the workers (nothing more will be written), then read ticks and predictions to their ends."""
     pipeline.stop()
-    ticks = tick_ids(pipeline.ticks_topic, read_to_end(pipeline.bootstrap_servers, pipeline.ticks_topic))
+    ticks = tick_ids(pipeline.ticks_topic, read_to_end(pipeline.kafka, pipeline.ticks_topic))
     assert len(ticks) == sent, f"{sent} ticks sent, {len(ticks)} on the topic"
-    predictions = read_predictions_to_end(pipeline.bootstrap_servers, pipeline.predictions_topic)
+    predictions = read_predictions_to_end(pipeline.kafka, pipeline.predictions_topic)
     return count_answers(ticks, predictions), predictions
 
 
@@ -210,9 +210,7 @@ def test_kill_9_under_load_loses_no_tick_and_keeps_state(pipeline: Pipeline) -> 
 
 
 def test_tampered_and_foreign_snapshots_are_refused_without_crashing(pipeline: Pipeline) -> None:
-    from confluent_kafka import Producer
-
-    from tickcast.common.kafka import producer_config
+    from tickcast.common.kafka import new_producer
     from tickcast.predictor.restore import read_latest
 
     worker = pipeline.start_workers(1)[0]
@@ -232,11 +230,11 @@ def test_tampered_and_foreign_snapshots_are_refused_without_crashing(pipeline: P
     # Someone writes into the snapshot topic: IBM's real snapshot with one payload byte changed, IBM's genuine
     # snapshot under another symbol's key (a replay), and garbage.
     snapshots_topic = f"predictor-{pipeline.unique}-snapshots"
-    latest = read_latest(pipeline.bootstrap_servers, snapshots_topic, range(pipeline.partitions), 30)
+    latest = read_latest(pipeline.kafka, snapshots_topic, range(pipeline.partitions), 30)
     genuine = next(records[b"IBM"] for records in latest.values() if b"IBM" in records)
     middle = len(genuine) // 2
     tampered = genuine[:middle] + bytes([genuine[middle] ^ 0x01]) + genuine[middle + 1 :]
-    producer = Producer(producer_config(pipeline.bootstrap_servers))
+    producer = new_producer(pipeline.kafka)
     producer.produce(snapshots_topic, key=b"IBM", value=tampered)
     producer.produce(snapshots_topic, key=b"AIG", value=b"\x00\x00\x00\x00\x03not-avro-at-all")
     producer.produce(snapshots_topic, key=b"KO", value=b"pickle me")

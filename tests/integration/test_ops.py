@@ -188,7 +188,7 @@ def test_lag_counts_a_backlog_per_partition_and_reaches_zero_once_a_worker_drain
     produced = Counter(partition_for(symbol_key(t.symbol), pipeline.partitions) for t in ticks)
 
     group = pipeline.env()["TICKCAST_GROUP_ID"]
-    reader = LagReader(pipeline.bootstrap_servers, pipeline.ticks_topic, group)
+    reader = LagReader(pipeline.kafka, pipeline.ticks_topic, group)
     try:
         report = reader.read()
         assert {p.partition: p.lag for p in report.partitions} == {p: produced[p] for p in range(pipeline.partitions)}

@@ -53,8 +53,8 @@ def publish(pipeline: Pipeline, count: int, start: int = 0) -> None:
 
 
 def answers(pipeline: Pipeline) -> tuple[AnswerCount, list[Prediction]]:
-    predictions = read_predictions_to_end(pipeline.bootstrap_servers, pipeline.predictions_topic)
-    sent = tick_ids(pipeline.ticks_topic, read_to_end(pipeline.bootstrap_servers, pipeline.ticks_topic))
+    predictions = read_predictions_to_end(pipeline.kafka, pipeline.predictions_topic)
+    sent = tick_ids(pipeline.ticks_topic, read_to_end(pipeline.kafka, pipeline.ticks_topic))
     return count_answers(sent, predictions), predictions
 
 

@@ -35,8 +35,8 @@ def answers_once_stopped(pipeline: Pipeline, ticks: int) -> list[Prediction]:
     collect(reader, ticks, 90, "predictions", pipeline)
     reader.close()
     pipeline.stop()
-    predictions = read_predictions_to_end(pipeline.bootstrap_servers, pipeline.predictions_topic)
-    sent = tick_ids(pipeline.ticks_topic, read_to_end(pipeline.bootstrap_servers, pipeline.ticks_topic))
+    predictions = read_predictions_to_end(pipeline.kafka, pipeline.predictions_topic)
+    sent = tick_ids(pipeline.ticks_topic, read_to_end(pipeline.kafka, pipeline.ticks_topic))
     assert len(sent) == ticks
     answers = count_answers(sent, predictions)
     assert answers.exactly_once, f"not exactly one prediction per tick: {answers}"

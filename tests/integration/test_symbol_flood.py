@@ -88,6 +88,6 @@ def test_a_flood_of_unique_symbols_is_evicted_and_the_worker_stays_bounded_and_h
     assert "tickcast_symbols_evicted_total" in metrics
     assert grown_mb < RSS_GROWTH_BOUND_MB, f"RSS grew {grown_mb:.1f} MB with at most {MAX_SYMBOLS} symbols held"
     pipeline.stop()
-    ticks = tick_ids(pipeline.ticks_topic, read_to_end(pipeline.bootstrap_servers, pipeline.ticks_topic))
-    answers = count_answers(ticks, read_predictions_to_end(pipeline.bootstrap_servers, pipeline.predictions_topic))
+    ticks = tick_ids(pipeline.ticks_topic, read_to_end(pipeline.kafka, pipeline.ticks_topic))
+    answers = count_answers(ticks, read_predictions_to_end(pipeline.kafka, pipeline.predictions_topic))
     assert not answers.missing, f"flood ticks without a prediction: {answers}"

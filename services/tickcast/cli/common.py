@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
 from tickcast.common.redaction import redact_text
+from tickcast.common.security import KafkaClientSettings
 
 S = TypeVar("S", bound=BaseSettings)
 
@@ -53,19 +54,31 @@ def load_settings(cls: type[S], **overrides: Any) -> S:
     try:
         return cls(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
-        problems = "; ".join(
-            f"TICKCAST_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}{_shown_input(cls, e)}"
-            for e in exc.errors()
-        )
-        fail(f"invalid configuration: {problems}")
+        fail(f"invalid configuration: {describe_invalid(cls, exc)}")
 
 
-def _shown_input(cls: type[BaseSettings], error: Any) -> str:
-    """`` (got ...)`` naming the refused value, except for secrets (keys, tokens, passwords), which are never shown."""
-    field = cls.model_fields.get(str(error["loc"][0])) if error["loc"] else None
-    if field is not None and "SecretStr" in str(field.annotation):
-        return " (value not shown: it is a secret)"
-    return f" (got {redact_text(repr(error.get('input')))})"
+def describe_invalid(cls: type[BaseSettings], exc: ValidationError) -> str:
+    """Each problem as ``TICKCAST_NAME: why (got value)``; a secret's value and a whole-settings input never shown.
+
+    >>> from tickcast.common.security import KafkaClientSettings
+    >>> try:
+    ...     KafkaClientSettings(security_protocol="SASL_SSL", sasl_username="u")
+    ... except ValidationError as exc:
+    ...     describe_invalid(KafkaClientSettings, exc)
+    'TICKCAST_SECURITY_PROTOCOL=SASL_SSL needs TICKCAST_SASL_USERNAME and TICKCAST_SASL_PASSWORD'
+    """
+    problems = []
+    for error in exc.errors():
+        message = error["msg"].removeprefix("Value error, ")
+        if not error["loc"]:  # a rule across fields: its input is every setting, secrets included
+            problems.append(message)
+            continue
+        name = str(error["loc"][0])
+        field = cls.model_fields.get(name)
+        secret = field is not None and "SecretStr" in str(field.annotation)
+        shown = " (value not shown: it is a secret)" if secret else f" (got {redact_text(repr(error.get('input')))})"
+        problems.append(f"TICKCAST_{'_'.join(str(p) for p in error['loc']).upper()}: {message}{shown}")
+    return "; ".join(problems)
 
 
 @contextmanager
@@ -83,10 +96,11 @@ def user_errors() -> Iterator[None]:
     from tickcast.broker.embedded import BrokerStartError
     from tickcast.common.contracts import SchemaError
     from tickcast.common.kafka import BrokerUnavailable, TopicMismatch
+    from tickcast.common.refusals import BrokerRefused
 
     try:
         yield
-    except (UserError, BrokerStartError, SchemaError, BrokerUnavailable, TopicMismatch, OSError) as exc:
+    except (UserError, BrokerStartError, SchemaError, BrokerUnavailable, BrokerRefused, TopicMismatch, OSError) as exc:
         fail(str(exc), code=1)
 
 
@@ -100,8 +114,8 @@ def stop_on_signals(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-def require_broker(bootstrap_servers: str, timeout_s: float) -> None:
+def require_broker(kafka: KafkaClientSettings, timeout_s: float) -> None:
     """Wait until the broker answers; raises ``BrokerUnavailable`` (a one-line user error) after ``timeout_s``."""
     from tickcast.common.kafka import wait_for_broker
 
-    wait_for_broker(bootstrap_servers, timeout_s=timeout_s)
+    wait_for_broker(kafka, timeout_s=timeout_s)

@@ -90,7 +90,7 @@ def _dead_letters() -> list[DeadLetter]:
     settings = load_settings(CommonSettings)
     configure_logging("dlq", settings.log_level, settings.log_format)
     with user_errors():
-        require_broker(settings.bootstrap_servers, 30.0)
+        require_broker(settings, 30.0)
         try:
             letters = read_dead_letters(settings)
         except (LookupError, TimeoutError, RuntimeError) as exc:

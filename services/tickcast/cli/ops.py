@@ -70,9 +70,9 @@ def lag(
     # Piped output gets a wide table, so long owner names (Kafka member ids) are not wrapped at 80 columns.
     console = Console(width=None if sys.stdout.isatty() else PIPED_WIDTH)
     with user_errors(), _ops_errors():
-        require_broker(settings.bootstrap_servers, settings.admin_timeout_s)
+        require_broker(settings, settings.admin_timeout_s)
         reader = LagReader(
-            settings.bootstrap_servers,
+            settings,
             settings.ticks_topic,
             settings.group_id,
             stats_urls=stats_url or [],
@@ -118,7 +118,7 @@ def supervise(
     stop = threading.Event()
     stop_on_signals(stop)
     with user_errors(), _ops_errors():
-        require_broker(settings.bootstrap_servers, 30.0)
+        require_broker(settings, 30.0)
         run_supervisor(settings.state_dir, current_env(), stop, initial_workers=workers)
 
 
@@ -187,10 +187,8 @@ def autoscale(
             scale_up_cooldown_s=up_cooldown,
             scale_down_cooldown_s=down_cooldown,
         )
-        require_broker(settings.bootstrap_servers, 30.0)
-        reader = LagReader(
-            settings.bootstrap_servers, settings.ticks_topic, settings.group_id, timeout_s=settings.admin_timeout_s
-        )
+        require_broker(settings, 30.0)
+        reader = LagReader(settings, settings.ticks_topic, settings.group_id, timeout_s=settings.admin_timeout_s)
         try:
             run_autoscaler(
                 config=config,

@@ -48,7 +48,7 @@ def produce_synthetic(
     stop_on_signals(stop)
     deadline = time.monotonic() + seconds if seconds else None
     with user_errors():
-        require_broker(settings.bootstrap_servers, settings.connect_timeout_s)
+        require_broker(settings, settings.connect_timeout_s)
         publisher = TickPublisher(settings)
         feed = SyntheticFeed(symbol_names(symbols), seed, lambda: time.time_ns() // 1_000_000)
         sent = publish_all(
@@ -107,7 +107,7 @@ def produce_file(
             rows = read_ticks(path, mapping)
         except ReplayError as exc:
             raise UserError(str(exc)) from exc
-        require_broker(settings.bootstrap_servers, settings.connect_timeout_s)
+        require_broker(settings, settings.connect_timeout_s)
         publisher = TickPublisher(settings)
         good = report_bad_rows(rows, summary, stop_at_first=on_error is OnError.stop)
         try:

@@ -47,7 +47,7 @@ def topics_create(
     settings = load_settings(CommonSettings, partitions=partitions)
     configure_logging("topics", settings.log_level, settings.log_format)
     with user_errors():
-        admin = wait_for_broker(settings.bootstrap_servers, timeout_s=30)
+        admin = wait_for_broker(settings, timeout_s=30)
         names = [settings.ticks_topic, settings.predictions_topic, settings.dlq_topic]
         created = ensure_topics(admin, names, settings.partitions, settings.replication_factor)
         for name in names:
@@ -65,7 +65,7 @@ def worker(
     settings = load_settings(PredictorSettings, model=model, web_port=web_port)
     configure_logging("predictor", settings.log_level, settings.log_format)
     with user_errors():
-        require_broker(settings.bootstrap_servers, 30.0)
+        require_broker(settings, 30.0)
         run_worker(settings)
 
 
@@ -82,7 +82,7 @@ def subscribe(
     settings = load_settings(SubscriberSettings)
     configure_logging("subscriber", settings.log_level, settings.log_format)
     with user_errors():
-        require_broker(settings.bootstrap_servers, 30.0)
+        require_broker(settings, 30.0)
         reader = PredictionReader(settings, from_beginning=from_beginning, dead_letters=dead_letters)
         seen, idle_since = 0, time.monotonic()
         try:

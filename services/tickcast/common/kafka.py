@@ -1,4 +1,9 @@
-"""confluent-kafka plumbing shared by producers, ops tools and tests: configs, readiness, topics."""
+"""confluent-kafka plumbing shared by producers, ops tools and tests: the client factories, readiness, topics.
+
+Every confluent-kafka client in tickcast is made by :func:`new_producer`, :func:`new_consumer` or
+:func:`new_admin`, from the service's settings, so none can miss the TLS and SASL settings
+(tests/unit/common/test_client_factories.py holds every module to that).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,12 @@ from collections.abc import Iterable
 from typing import Any
 
 import structlog
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from tenacity import RetryCallState, RetryError, Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
+from tickcast.common.refusals import RefusalWatch
+from tickcast.common.security import KafkaClientSettings, librdkafka_security
 from tickcast.common.topics import PRODUCER_PARTITIONER
 
 log = structlog.get_logger("tickcast.kafka")
@@ -42,35 +49,66 @@ IDEMPOTENT: dict[str, Any] = {
 }
 
 
-def producer_config(bootstrap_servers: str, **overrides: Any) -> dict[str, Any]:
+def client_config(kafka: KafkaClientSettings, **overrides: Any) -> dict[str, Any]:
+    """What every librdkafka client starts from: the bootstrap servers, TLS and SASL, quiet connection logs.
+
+    >>> config = client_config(KafkaClientSettings(bootstrap_servers="k:9093", security_protocol="SSL"))
+    >>> config["bootstrap.servers"], config["security.protocol"], config["ssl.endpoint.identification.algorithm"]
+    ('k:9093', 'SSL', 'https')
+    """
+    return {"bootstrap.servers": kafka.bootstrap_servers, **librdkafka_security(kafka), **QUIET, **overrides}
+
+
+def producer_config(kafka: KafkaClientSettings, **overrides: Any) -> dict[str, Any]:
     """Producer settings that keep symbols on the partition Faust expects, and each partition's order.
 
     Idempotent: a retry after a broker hiccup can neither duplicate a message nor reorder a
     partition's messages, which the one-prediction-per-lineage dedup rule relies on.
 
-    >>> config = producer_config("k:9092", **{"linger.ms": 20})
-    >>> config["partitioner"], config["enable.idempotence"], config["acks"]
-    ('murmur2_random', True, 'all')
+    >>> config = producer_config(KafkaClientSettings(bootstrap_servers="k:9092"), **{"linger.ms": 20})
+    >>> config["partitioner"], config["enable.idempotence"], config["acks"], config["security.protocol"]
+    ('murmur2_random', True, 'all', 'PLAINTEXT')
     """
-    config: dict[str, Any] = {
-        "bootstrap.servers": bootstrap_servers,
-        "partitioner": PRODUCER_PARTITIONER,
-        **IDEMPOTENT,
-        "linger.ms": 5,
-        "compression.type": "none",
-        **QUIET,
-    }
-    config.update(overrides)
-    return config
+    return client_config(
+        kafka,
+        **{"partitioner": PRODUCER_PARTITIONER, **IDEMPOTENT, "linger.ms": 5, "compression.type": "none", **overrides},
+    )
 
 
-def wait_for_broker(bootstrap_servers: str, timeout_s: float = 30.0) -> AdminClient:
+def new_producer(kafka: KafkaClientSettings, **overrides: Any) -> Producer:
+    """An idempotent producer (:func:`producer_config`); ``overrides`` are librdkafka properties."""
+    return Producer(producer_config(kafka, **overrides))
+
+
+def new_consumer(kafka: KafkaClientSettings, group_id: str, **overrides: Any) -> Consumer:
+    """A consumer in ``group_id``; ``overrides`` are librdkafka properties."""
+    return Consumer(client_config(kafka, **{"group.id": group_id, **overrides}))
+
+
+def new_admin(kafka: KafkaClientSettings, **overrides: Any) -> AdminClient:
+    """An admin client (metadata, topics, groups)."""
+    return AdminClient(client_config(kafka, **overrides))
+
+
+def wait_for_broker(kafka: KafkaClientSettings, timeout_s: float = 30.0) -> AdminClient:
     """Return an admin client once the cluster answers a metadata request; retry with backoff until then.
 
     Waits 0.1 s after the first failure, doubling up to 2 s, never past the deadline. Raises
-    :class:`BrokerUnavailable` naming the servers, the deadline, the attempts made and the last error.
+    :class:`BrokerUnavailable` naming the servers, the deadline, the attempts made and the last error, or at
+    once :class:`~tickcast.common.refusals.BrokerRefused` when the broker refuses the login or TLS handshake.
     """
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers, **QUIET})
+    bootstrap_servers = kafka.bootstrap_servers
+    watch = RefusalWatch(kafka)
+    # librdkafka's own log lines would repeat, on stderr, what the watch turns into one line.
+    admin = new_admin(kafka, error_cb=watch, log_level=0)
+
+    def ask_for_metadata(timeout: float) -> None:
+        try:
+            admin.list_topics(timeout=timeout)
+        except KafkaException:
+            admin.poll(0)  # serves error_cb: the reason behind librdkafka's generic "transport failure"
+            watch.raise_if_refused()
+            raise
 
     def remaining_s(state: RetryCallState) -> float:
         # Not state.seconds_since_start: it is only set once an attempt has an outcome.
@@ -89,13 +127,14 @@ def wait_for_broker(bootstrap_servers: str, timeout_s: float = 30.0) -> AdminCli
         for attempt in retrying:
             with attempt:
                 # One metadata request may not outlast the deadline by much, nor take more than 2 s.
-                admin.list_topics(timeout=min(2.0, max(0.1, remaining_s(attempt.retry_state))))
+                ask_for_metadata(min(2.0, max(0.1, remaining_s(attempt.retry_state))))
     except RetryError as exhausted:
         last = exhausted.last_attempt
         exc = last.exception()
+        reason = watch.last_error or (exc.args[0] if exc and exc.args else exc)
         raise BrokerUnavailable(
             f"Kafka at {bootstrap_servers} did not answer within {timeout_s:.0f}s "
-            f"({last.attempt_number} attempts; last error: {exc.args[0] if exc and exc.args else exc})"
+            f"({last.attempt_number} attempts; last error: {reason})"
         ) from exc
     return admin
 

@@ -1,4 +1,4 @@
-"""Settings every service shares: where Kafka is, topic names, schema source, logging.
+"""Settings every service shares: where Kafka is and how to log in to it, topic names, schema source, logging.
 
 Each service defines one frozen subclass with its own fields. Values come from
 ``TICKCAST_*`` environment variables (or keyword arguments in tests); nothing
@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from tickcast.common.security import KafkaClientSettings
 
 TOPIC_NAME_PATTERN = r"^[A-Za-z0-9._-]{1,249}$"
 
 
-class CommonSettings(BaseSettings):
-    """Kafka connection, topic names and logging, read from ``TICKCAST_*``.
+class CommonSettings(KafkaClientSettings):
+    """Kafka connection (bootstrap servers, TLS, SASL: see :mod:`tickcast.common.security`), topic names and
+    logging, read from ``TICKCAST_*``.
 
     >>> s = CommonSettings(bootstrap_servers="127.0.0.1:9092")
     >>> s.ticks_topic, s.predictions_topic, s.dlq_topic, s.partitions
@@ -25,7 +28,6 @@ class CommonSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TICKCAST_", frozen=True, extra="ignore")
 
-    bootstrap_servers: str = Field("localhost:9092", description="Kafka bootstrap servers, comma-separated host:port.")
     schema_registry_url: str | None = Field(
         None, description="Confluent Schema Registry URL; unset = ids from schemas/catalogue.json."
     )
@@ -44,12 +46,3 @@ class CommonSettings(BaseSettings):
     replication_factor: int = Field(1, ge=1, le=16, description="Replication factor for topics tickcast creates.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     log_format: Literal["json", "console"] = Field("json", description="json for machines, console for people.")
-
-    @field_validator("bootstrap_servers")
-    @classmethod
-    def _servers_are_host_port(cls, value: str) -> str:
-        for server in value.split(","):
-            host, sep, port = server.strip().rpartition(":")
-            if not sep or not host or not port.isdigit():
-                raise ValueError(f"expected host:port[,host:port...], got {server.strip()!r}")
-        return value

@@ -69,7 +69,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
         broker.start()
         common = CommonSettings(bootstrap_servers=broker.bootstrap_servers)
         ensure_topics(
-            wait_for_broker(common.bootstrap_servers),
+            wait_for_broker(common),
             [common.ticks_topic, common.predictions_topic, common.dlq_topic],
             common.partitions,
             1,

@@ -13,9 +13,9 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 
-from tickcast.common.kafka import QUIET
+from tickcast.common.kafka import new_consumer
 from tickcast.common.settings import CommonSettings
 
 HEADER_PREFIX = "tickcast."
@@ -62,14 +62,10 @@ def parse_headers(raw: Iterable[tuple[str, str | bytes | None]]) -> dict[str, st
 
 def read_dead_letters(settings: CommonSettings, timeout_s: float = 30.0) -> list[DeadLetter]:
     """Every dead letter currently in the topic, oldest first per partition (reads to the end, then stops)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "group.id": f"tickcast-dlq-reader-{uuid.uuid4().hex[:12]}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            **QUIET,
-        }
+    consumer = new_consumer(
+        settings,
+        f"tickcast-dlq-reader-{uuid.uuid4().hex[:12]}",
+        **{"enable.auto.commit": False, "enable.partition.eof": True},
     )
     try:
         metadata = consumer.list_topics(settings.dlq_topic, timeout=10).topics.get(settings.dlq_topic)

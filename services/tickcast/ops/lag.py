@@ -37,11 +37,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from rich.table import Table
 
-from tickcast.common.kafka import QUIET
+from tickcast.common.kafka import new_admin, new_consumer
+from tickcast.common.security import KafkaClientSettings
 
 log = structlog.get_logger("tickcast.lag")
 
@@ -249,7 +249,7 @@ class LagReader:
 
     Usage::
 
-        reader = LagReader("localhost:9092", "ticks", "tickcast-predictor")
+        reader = LagReader(OpsSettings(), "ticks", "tickcast-predictor")
         try:
             rich.print(lag_table(reader.read()))
         finally:
@@ -258,7 +258,7 @@ class LagReader:
 
     def __init__(
         self,
-        bootstrap_servers: str,
+        kafka: KafkaClientSettings,
         topic: str,
         group: str,
         stats_urls: Sequence[str] = (),
@@ -268,16 +268,9 @@ class LagReader:
         self.group = group
         self.stats_urls = list(stats_urls)
         self.timeout_s = timeout_s
-        self._admin = AdminClient({"bootstrap.servers": bootstrap_servers, **QUIET})
+        self._admin = new_admin(kafka)
         # Only for watermarks: a private group id that never subscribes, so it never joins any group.
-        self._consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap_servers,
-                "group.id": f"tickcast-lag-{uuid.uuid4().hex[:12]}",
-                "enable.auto.commit": False,
-                **QUIET,
-            }
-        )
+        self._consumer = new_consumer(kafka, f"tickcast-lag-{uuid.uuid4().hex[:12]}", **{"enable.auto.commit": False})
 
     def read(self, stats_urls: Sequence[str] | None = None) -> LagReport:
         """One report. Raises LookupError (no such topic), TimeoutError or KafkaException (broker trouble)."""

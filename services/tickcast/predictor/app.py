@@ -18,6 +18,8 @@ from faust.web import Request, Response, View
 
 from tickcast.common.kafka import ensure_topics, wait_for_broker
 from tickcast.common.records import Lineage
+from tickcast.common.security import faust_credentials
+from tickcast.predictor.broker_login import check_login
 from tickcast.predictor.checkpoints import CheckpointPolicy
 from tickcast.predictor.eviction import EvictionPolicy
 from tickcast.predictor.faust_tuning import TunedApp
@@ -58,6 +60,8 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
         stream_wait_empty=False,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
         broker=faust_broker_url(settings.bootstrap_servers),
+        # TLS and SASL of every aiokafka consumer and producer Faust makes (None: plaintext).
+        broker_credentials=faust_credentials(settings),
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         consumer_auto_offset_reset="earliest",
@@ -86,7 +90,7 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
         )
 
     output = OutputProducer(
-        settings.bootstrap_servers,
+        settings,
         settings.linger_ms,
         **{
             "message.timeout.ms": settings.output_message_timeout_ms,
@@ -107,7 +111,7 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
     keeper = StateKeeper(
         forecaster=handler.forecaster,
         codec=snapshot_codec(settings),
-        bootstrap_servers=settings.bootstrap_servers,
+        kafka=settings,
         snapshots_topic=settings.snapshots_topic_name,
         output=output,
         commit=commit,
@@ -308,7 +312,10 @@ def snapshot_codec(settings: PredictorSettings) -> SnapshotCodec | None:
 
 def run_worker(settings: PredictorSettings) -> None:
     """Run one predictor worker until SIGTERM/SIGINT; it joins the group and takes its share of partitions."""
-    admin = wait_for_broker(settings.bootstrap_servers, timeout_s=30)
+    admin = wait_for_broker(settings, timeout_s=30)
+    # The same login with Faust's client, whose refusals would otherwise be retried forever or surface as a
+    # KeyError deep in aiokafka.
+    check_login(settings)
     # Snapshots are keyed by symbol, so compaction keeps exactly the latest state of each.
     ensure_topics(
         admin, [settings.snapshots_topic_name], settings.partitions, settings.replication_factor,

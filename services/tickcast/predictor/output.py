@@ -29,9 +29,10 @@ from functools import partial
 from typing import Any, cast
 
 import structlog
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message
 
-from tickcast.common.kafka import producer_config
+from tickcast.common.kafka import new_producer
+from tickcast.common.security import KafkaClientSettings
 
 log = structlog.get_logger("tickcast.predictor")
 
@@ -72,10 +73,9 @@ class OutputProducer:
     batch loop), so the per-epoch counters need no lock.
     """
 
-    def __init__(self, bootstrap_servers: str, linger_ms: int, **overrides: Any) -> None:
-        config = producer_config(bootstrap_servers, **{"linger.ms": linger_ms, **overrides})
-        self._producer = Producer(config)
-        self.max_message_bytes = int(config.get("message.max.bytes", LIBRDKAFKA_MESSAGE_MAX_BYTES))
+    def __init__(self, kafka: KafkaClientSettings, linger_ms: int, **overrides: Any) -> None:
+        self._producer = new_producer(kafka, **{"linger.ms": linger_ms, **overrides})
+        self.max_message_bytes = int(overrides.get("message.max.bytes", LIBRDKAFKA_MESSAGE_MAX_BYTES))
         """The largest message librdkafka accepts from this producer (key, value, headers and framing)."""
         self._epoch = 0
         self._outstanding: Counter[int] = Counter()

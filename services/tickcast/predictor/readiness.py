@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import structlog
 from tenacity import RetryCallState
 
+from tickcast.common.security import KafkaClientSettings
 from tickcast.predictor.forecaster import Forecaster
 from tickcast.predictor.restore import RestoreReport, SnapshotReader, read_latest, retry_restore, verified_snapshots
 from tickcast.predictor.snapshots import SnapshotCodec
@@ -36,7 +37,7 @@ class PartitionReadiness:
 
     forecaster: Forecaster
     codec: SnapshotCodec | None
-    bootstrap_servers: str
+    kafka: KafkaClientSettings
     snapshots_topic: str
     room: Callable[[], int]
     """How many more symbols this worker may hold (the eviction cap minus what it holds)."""
@@ -124,7 +125,7 @@ class PartitionReadiness:
         if self.codec is not None:
             loop = asyncio.get_running_loop()
             raw = await loop.run_in_executor(
-                None, self.read_snapshots, self.bootstrap_servers, self.snapshots_topic, partitions,
+                None, self.read_snapshots, self.kafka, self.snapshots_topic, partitions,
                 self.timeout_s, self.codec.rank,
             )  # fmt: skip
             snapshots = await loop.run_in_executor(None, verified_snapshots, self.codec, raw, report)

@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import structlog
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 from tenacity import AsyncRetrying, RetryCallState, wait_exponential, wait_random
 
-from tickcast.common.kafka import QUIET
+from tickcast.common.kafka import new_consumer
+from tickcast.common.security import KafkaClientSettings
 from tickcast.predictor.snapshots import Rank, Snapshot, SnapshotCodec, SnapshotRefused
 
 log = structlog.get_logger("tickcast.predictor")
@@ -39,7 +40,7 @@ class SnapshotReader(Protocol):
     """Reads the most current snapshot value per key of some partitions (see :func:`read_latest`)."""
 
     def __call__(
-        self, bootstrap_servers: str, topic: str, partitions: Iterable[int], timeout_s: float, rank: RankOf | None
+        self, kafka: KafkaClientSettings, topic: str, partitions: Iterable[int], timeout_s: float, rank: RankOf | None
     ) -> dict[int, dict[bytes, bytes]]: ...
 
 
@@ -84,7 +85,7 @@ def keep_most_current(
 
 
 def read_latest(
-    bootstrap_servers: str, topic: str, partitions: Iterable[int], timeout_s: float, rank: RankOf | None = None
+    kafka: KafkaClientSettings, topic: str, partitions: Iterable[int], timeout_s: float, rank: RankOf | None = None
 ) -> dict[int, dict[bytes, bytes]]:
     """The most current value per key in each partition of ``topic`` (reads each partition to its end)."""
     wanted = sorted(set(partitions))
@@ -92,14 +93,10 @@ def read_latest(
     ranks: dict[int, dict[bytes, Rank | None]] = {p: {} for p in wanted}
     if not wanted:
         return latest
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": f"tickcast-restore-{uuid.uuid4().hex[:12]}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            **QUIET,
-        }
+    consumer = new_consumer(
+        kafka,
+        f"tickcast-restore-{uuid.uuid4().hex[:12]}",
+        **{"enable.auto.commit": False, "enable.partition.eof": True},
     )
     try:
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in wanted])

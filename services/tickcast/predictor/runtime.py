@@ -76,7 +76,7 @@ class TickHandler:
     """Turns one raw tick record into one :data:`Outcome`; never raises for bad input."""
 
     def __init__(self, settings: PredictorSettings) -> None:
-        store = open_schema_store(settings.schema_registry_url)
+        store = open_schema_store(settings.schema_registry_url, settings)
         self.tick_codec = AvroCodec(store, f"{settings.ticks_topic}-value", load_schema(TICK_SCHEMA_FILE))
         self.prediction_codec = AvroCodec(
             store, f"{settings.predictions_topic}-value", load_schema(PREDICTION_SCHEMA_FILE)

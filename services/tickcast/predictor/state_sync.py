@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from tickcast.common.security import KafkaClientSettings
 from tickcast.predictor.checkpoints import CheckpointPolicy, PartitionProgress
 from tickcast.predictor.eviction import EvictionPolicy
 from tickcast.predictor.forecaster import Forecaster
@@ -46,7 +47,7 @@ class StateKeeper:
 
     forecaster: Forecaster
     codec: SnapshotCodec | None
-    bootstrap_servers: str
+    kafka: KafkaClientSettings
     snapshots_topic: str
     output: OutputProducer
     commit: Callable[[dict[int, int]], Awaitable[bool]]
@@ -82,7 +83,7 @@ class StateKeeper:
         if self.codec is not None:
             self.writer = SnapshotWriter(self.codec, self.output, self.snapshots_topic)
         self.readiness = PartitionReadiness(
-            self.forecaster, self.codec, self.bootstrap_servers, self.snapshots_topic,
+            self.forecaster, self.codec, self.kafka, self.snapshots_topic,
             room=lambda: self.eviction.max_symbols - len(self.forecaster.states),
             timeout_s=self.restore_timeout_s, backoff_s=self.restore_backoff_s, read_snapshots=self.read_snapshots,
         )  # fmt: skip

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, Message
 
 from tickcast.common.contracts import AvroCodec, load_schema, open_schema_store
 from tickcast.common.contracts.base import TICK_SCHEMA_FILE
-from tickcast.common.kafka import producer_config
+from tickcast.common.kafka import new_producer
 from tickcast.common.records import Tick
 from tickcast.common.topics import symbol_key
 from tickcast.producer.settings import ProducerSettings
@@ -33,7 +33,7 @@ class DeliveryStats:
 def tick_codec(settings: ProducerSettings) -> AvroCodec:
     """The codec for ticks, with ids from the configured schema store."""
     return AvroCodec(
-        open_schema_store(settings.schema_registry_url),
+        open_schema_store(settings.schema_registry_url, settings),
         f"{settings.ticks_topic}-value",
         load_schema(TICK_SCHEMA_FILE),
     )
@@ -48,9 +48,7 @@ class TickPublisher:
         self.codec = tick_codec(settings)
         self.stats = DeliveryStats()
         self._record_partitions = record_partitions
-        self._producer = Producer(
-            producer_config(settings.bootstrap_servers, **{"linger.ms": settings.linger_ms, **overrides})
-        )
+        self._producer = new_producer(settings, **{"linger.ms": settings.linger_ms, **overrides})
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:

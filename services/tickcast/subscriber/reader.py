@@ -6,12 +6,12 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaError, Message
+from confluent_kafka import KafkaError, Message
 
 from tickcast.common.contracts import AvroCodec, load_schema, open_schema_store
 from tickcast.common.contracts.base import PREDICTION_SCHEMA_FILE
 from tickcast.common.errors import Rejected
-from tickcast.common.kafka import QUIET
+from tickcast.common.kafka import new_consumer
 from tickcast.common.records import Prediction
 from tickcast.subscriber.settings import SubscriberSettings
 
@@ -37,19 +37,18 @@ class PredictionReader:
 
     def __init__(self, settings: SubscriberSettings, from_beginning: bool = True, dead_letters: bool = False) -> None:
         self.settings = settings
-        store = open_schema_store(settings.schema_registry_url)
+        store = open_schema_store(settings.schema_registry_url, settings)
         self.codec = AvroCodec(store, f"{settings.predictions_topic}-value", load_schema(PREDICTION_SCHEMA_FILE))
         group = settings.subscriber_group_id or f"tickcast-subscriber-{uuid.uuid4().hex[:12]}"
-        self._consumer = Consumer(
-            {
-                "bootstrap.servers": settings.bootstrap_servers,
-                "group.id": group,
+        self._consumer = new_consumer(
+            settings,
+            group,
+            **{
                 "auto.offset.reset": "earliest" if from_beginning else "latest",
                 "enable.auto.commit": settings.subscriber_group_id is not None,
                 "session.timeout.ms": int(settings.session_timeout_s * 1000),
                 "fetch.wait.max.ms": 50,
-                **QUIET,
-            }
+            },
         )
         topics = [settings.predictions_topic] + ([settings.dlq_topic] if dead_letters else [])
         self._consumer.subscribe(topics)

@@ -21,13 +21,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 
 from tickcast.common.contracts import AvroCodec, load_schema, open_schema_store
 from tickcast.common.contracts.base import PREDICTION_SCHEMA_FILE
 from tickcast.common.errors import Rejected
-from tickcast.common.kafka import QUIET
+from tickcast.common.kafka import new_consumer
 from tickcast.common.records import Prediction
+from tickcast.common.security import KafkaClientSettings
 
 TickId = tuple[str, int, int]
 """A tick's lineage, unique per tick: (topic, partition, offset)."""
@@ -54,21 +55,16 @@ def at_end(eof_at: Mapping[int, int], listed_ends: Mapping[int, int]) -> bool:
     return all(eof_at.get(partition, -1) >= end for partition, end in listed_ends.items())
 
 
-def read_to_end(bootstrap_servers: str, topic: str, timeout_s: float = 60.0) -> list[TopicRecord]:
+def read_to_end(kafka: KafkaClientSettings, topic: str, timeout_s: float = 60.0) -> list[TopicRecord]:
     """Every record of ``topic``, partition by partition in offset order, read to the topic's end.
 
     Uses a private consumer that assigns partitions itself (no group join, nothing committed).
     Raises :class:`TimeoutError` naming the partitions that did not reach their end in ``timeout_s``.
     """
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": f"tickcast-drain-{uuid.uuid4().hex[:12]}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "fetch.wait.max.ms": 50,
-            **QUIET,
-        }
+    consumer = new_consumer(
+        kafka,
+        f"tickcast-drain-{uuid.uuid4().hex[:12]}",
+        **{"enable.auto.commit": False, "enable.partition.eof": True, "fetch.wait.max.ms": 50},
     )
     deadline = time.monotonic() + timeout_s
     try:
@@ -105,12 +101,12 @@ def read_to_end(bootstrap_servers: str, topic: str, timeout_s: float = 60.0) -> 
 
 
 def read_predictions_to_end(
-    bootstrap_servers: str, topic: str, schema_registry_url: str | None = None, timeout_s: float = 60.0
+    kafka: KafkaClientSettings, topic: str, schema_registry_url: str | None = None, timeout_s: float = 60.0
 ) -> list[Prediction]:
     """Every prediction on ``topic``, decoded; :class:`ValueError` names the first record that does not decode."""
     codec = AvroCodec(open_schema_store(schema_registry_url), f"{topic}-value", load_schema(PREDICTION_SCHEMA_FILE))
     predictions = []
-    for record in read_to_end(bootstrap_servers, topic, timeout_s):
+    for record in read_to_end(kafka, topic, timeout_s):
         try:
             predictions.append(Prediction.from_avro(codec.decode(record.value or b"")))
         except Rejected as rejected:

@@ -145,9 +145,9 @@ def read_ledger(
     settings: CommonSettings, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES, timeout_s: float = 120.0
 ) -> Ledger:
     """Read the ticks, predictions and dead letters of ``settings``' topics to their ends and match them up."""
-    servers, topic = settings.bootstrap_servers, settings.ticks_topic
-    valid, bad = classify(read_to_end(servers, topic, timeout_s), topic, max_record_bytes)
-    predictions = read_predictions_to_end(servers, settings.predictions_topic, timeout_s=timeout_s)
+    topic = settings.ticks_topic
+    valid, bad = classify(read_to_end(settings, topic, timeout_s), topic, max_record_bytes)
+    predictions = read_predictions_to_end(settings, settings.predictions_topic, timeout_s=timeout_s)
     predicted = Counter((p.source_topic, p.source_partition, p.source_offset) for p in predictions)
     dead_lettered: dict[TickId, str] = {}
     for letter in read_dead_letters(settings, timeout_s):

@@ -5,11 +5,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 
-from confluent_kafka import Producer
-
 from tickcast.common.contracts import AvroCodec
-from tickcast.common.kafka import producer_config
+from tickcast.common.kafka import new_producer
 from tickcast.common.records import Tick
+from tickcast.common.security import KafkaClientSettings
 from tickcast.common.topics import symbol_key
 from tickcast.producer.publisher import TickPublisher, publish_all
 from tickcast.producer.synthetic import SyntheticFeed, symbol_names
@@ -84,17 +83,14 @@ class BackgroundFeed:
 
 
 def flood_of_new_symbols(
-    bootstrap_servers: str, topic: str, codec: AvroCodec, count: int, start_ms: int = START_MS
+    kafka: KafkaClientSettings, topic: str, codec: AvroCodec, count: int, start_ms: int = START_MS
 ) -> int:
     """Produce one valid tick for each of ``count`` never-seen symbols (``F0000001``...), as fast as possible.
 
     Encoded up front and sent in large batches, so 200k ticks take seconds; returns how many were delivered.
     """
-    producer = Producer(
-        producer_config(
-            bootstrap_servers,
-            **{"linger.ms": 50, "batch.num.messages": 10_000, "queue.buffering.max.messages": 500_000},
-        )
+    producer = new_producer(
+        kafka, **{"linger.ms": 50, "batch.num.messages": 10_000, "queue.buffering.max.messages": 500_000}
     )
     delivered = [0]
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tickcast.common.kafka import ensure_topics, wait_for_broker
+from tickcast.common.security import KafkaClientSettings
 from tickcast.ops.workers import WorkerPool, WorkerProcess
 from tickcast.producer.publisher import TickPublisher
 from tickcast.producer.settings import ProducerSettings
@@ -48,6 +49,9 @@ class Pipeline:
     partitions: int = 8
     model: str = "linear"
     extra_env: dict[str, str] = field(default_factory=dict)
+    security: dict[str, str] = field(default_factory=dict)
+    """TLS and SASL fields of :class:`KafkaClientSettings` (``{"security_protocol": "SSL", ...}``), for every
+    client of the run: in this process and, as ``TICKCAST_*`` variables, in its children."""
     group_prefix: str = "predictor"
     worker_prefix: str = ""
     """Workers are named ``<worker_prefix>-<n>``; by default after the run's id, so logs say whose they are."""
@@ -69,9 +73,16 @@ class Pipeline:
     def group_id(self) -> str:
         return f"{self.group_prefix}-{self.unique}"
 
+    @property
+    def kafka(self) -> KafkaClientSettings:
+        """How this run's clients reach the broker (bootstrap servers, TLS, SASL)."""
+        fields: dict[str, Any] = {**self.security, "bootstrap_servers": self.bootstrap_servers}
+        return KafkaClientSettings(**fields)
+
     def settings_kwargs(self) -> dict[str, Any]:
         """The fields every service's settings share, for building settings in this process."""
         return {
+            **self.security,
             "bootstrap_servers": self.bootstrap_servers,
             "ticks_topic": self.ticks_topic,
             "predictions_topic": self.predictions_topic,
@@ -94,11 +105,12 @@ class Pipeline:
             "TICKCAST_SESSION_TIMEOUT_S": str(SESSION_TIMEOUT_S),
             # Faust's scratch directory per worker: with this run's logs, not shared with other runs.
             "TICKCAST_DATA_DIR": str(self.log_dir / "data"),
+            **{f"TICKCAST_{name.upper()}": value for name, value in self.security.items()},
             **self.extra_env,
         }
 
     def create_topics(self) -> None:
-        admin = wait_for_broker(self.bootstrap_servers, timeout_s=20)
+        admin = wait_for_broker(self.kafka, timeout_s=20)
         ensure_topics(admin, [self.ticks_topic, self.predictions_topic, self.dlq_topic], self.partitions, 1)
 
     def start_workers(self, count: int) -> list[WorkerProcess]:

@@ -14,6 +14,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 
 from tickcast.common import kafka
 from tickcast.common.kafka import BrokerUnavailable, ensure_topics, producer_config, wait_for_broker
+from tickcast.common.security import KafkaClientSettings
 
 
 class FlakyAdmin:
@@ -26,6 +27,9 @@ class FlakyAdmin:
         self.config = config
         self.calls: list[tuple[float, float]] = []  # (monotonic time, request timeout)
         FlakyAdmin.instances.append(self)
+
+    def poll(self, timeout: float) -> int:
+        return 0  # no error callbacks to serve
 
     def list_topics(self, timeout: float) -> object:
         self.calls.append((time.monotonic(), timeout))
@@ -43,7 +47,7 @@ def flaky(monkeypatch: pytest.MonkeyPatch) -> type[FlakyAdmin]:
 
 def test_answers_after_failures_with_doubling_waits(flaky: type[FlakyAdmin]) -> None:
     flaky.failures = 3
-    admin = wait_for_broker("k:1", timeout_s=10)
+    admin = wait_for_broker(KafkaClientSettings(bootstrap_servers="k:1"), timeout_s=10)
     (made,) = flaky.instances
     assert admin is made and made.config["bootstrap.servers"] == "k:1"
     times = [at for at, _ in made.calls]
@@ -59,7 +63,7 @@ def test_gives_up_at_the_deadline_naming_servers_deadline_attempts_and_last_erro
     flaky.failures = 10**6
     started = time.monotonic()
     with pytest.raises(BrokerUnavailable) as info:
-        wait_for_broker("k:1,k:2", timeout_s=1.0)
+        wait_for_broker(KafkaClientSettings(bootstrap_servers="k:1,k:2"), timeout_s=1.0)
     elapsed = time.monotonic() - started
     (made,) = flaky.instances
     attempts = len(made.calls)
@@ -81,12 +85,12 @@ def test_other_errors_are_not_retried(flaky: type[FlakyAdmin], monkeypatch: pyte
 
     monkeypatch.setattr(FlakyAdmin, "list_topics", broken)
     with pytest.raises(TypeError, match="a bug"):
-        wait_for_broker("k:1", timeout_s=5)
+        wait_for_broker(KafkaClientSettings(bootstrap_servers="k:1"), timeout_s=5)
     assert len(flaky.instances[0].calls) == 1
 
 
 def test_producers_are_idempotent_and_librdkafka_accepts_the_contract() -> None:
-    config = producer_config("127.0.0.1:1")
+    config = producer_config(KafkaClientSettings(bootstrap_servers="127.0.0.1:1"))
     assert config["enable.idempotence"] is True and config["acks"] == "all"
     assert 1 <= config["max.in.flight.requests.per.connection"] <= 5 and config["retries"] > 0
     # librdkafka checks the idempotence constraints when the producer is built, and refuses inconsistent ones.

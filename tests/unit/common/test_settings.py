@@ -81,4 +81,4 @@ def test_a_bad_value_is_one_line_naming_the_variable_not_a_traceback() -> None:
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("tickcast: error: invalid configuration: ")
     assert "TICKCAST_PARTITIONS: Input should be greater than or equal to 1 (got '0')" in lines[0]
-    assert "TICKCAST_BOOTSTRAP_SERVERS: Value error, expected host:port" in lines[0]
+    assert "TICKCAST_BOOTSTRAP_SERVERS: expected host:port" in lines[0]

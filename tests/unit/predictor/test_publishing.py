@@ -9,6 +9,7 @@ import pytest
 
 from tickcast.common.errors import Reason
 from tickcast.common.records import Lineage
+from tickcast.common.security import KafkaClientSettings
 from tickcast.predictor.metrics import TickCounters
 from tickcast.predictor.output import OutputProducer, ProduceRefused
 from tickcast.predictor.publishing import (
@@ -57,7 +58,7 @@ def publisher(output: Any) -> OutcomePublisher:
 
 
 def test_the_issue_poison_record_fits_a_real_producer_after_fitting() -> None:
-    output = OutputProducer("127.0.0.1:1", 0, log_level=0)
+    output = OutputProducer(KafkaClientSettings(bootstrap_servers="127.0.0.1:1"), 0, log_level=0)
     try:
         letter = oversized_letter()
         with pytest.raises(ProduceRefused, match="MSG_SIZE_TOO_LARGE"):  # what used to kill the worker
@@ -121,7 +122,9 @@ def test_waiting_for_room_yields_to_the_event_loop() -> None:
     async def scenario() -> int:
         # Nothing listens on port 1, so the queue only drains when librdkafka times the messages out.
         output = OutputProducer(
-            "127.0.0.1:1", 0, **{"queue.buffering.max.messages": 2, "message.timeout.ms": 300, "log_level": 0}
+            KafkaClientSettings(bootstrap_servers="127.0.0.1:1"),
+            0,
+            **{"queue.buffering.max.messages": 2, "message.timeout.ms": 300, "log_level": 0},
         )
         ticks = 0
 

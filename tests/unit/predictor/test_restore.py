@@ -8,6 +8,7 @@ from collections.abc import Iterable
 import pytest
 
 from tickcast.common.records import Lineage, Tick
+from tickcast.common.security import KafkaClientSettings
 from tickcast.predictor.forecaster import Forecaster
 from tickcast.predictor.models import model_spec
 from tickcast.predictor.restore import RankOf, keep_most_current
@@ -78,7 +79,7 @@ class FlakyReader:
         self.calls = 0
 
     def __call__(
-        self, bootstrap_servers: str, topic: str, partitions: Iterable[int], timeout_s: float, rank: RankOf | None
+        self, kafka: KafkaClientSettings, topic: str, partitions: Iterable[int], timeout_s: float, rank: RankOf | None
     ) -> dict[int, dict[bytes, bytes]]:
         self.calls += 1
         if self.calls <= self.failures:
@@ -93,7 +94,7 @@ def keeper(reader: FlakyReader) -> StateKeeper:
     return StateKeeper(
         forecaster=Forecaster(model_spec("linear"), worker="w"),
         codec=codec(),
-        bootstrap_servers="unused:1",
+        kafka=KafkaClientSettings(bootstrap_servers="unused:1"),
         snapshots_topic="snapshots",
         output=FakeOutput(),  # type: ignore[arg-type]
         commit=commit,

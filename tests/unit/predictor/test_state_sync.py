@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tickcast.common.records import Lineage, Tick
+from tickcast.common.security import KafkaClientSettings
 from tickcast.predictor.checkpoints import CheckpointPolicy, PartitionProgress
 from tickcast.predictor.forecaster import Forecaster
 from tickcast.predictor.models import model_spec
@@ -71,7 +72,7 @@ class Harness:
         self.keeper = StateKeeper(
             forecaster=self.forecaster,
             codec=codec,
-            bootstrap_servers="unused:1",
+            kafka=KafkaClientSettings(bootstrap_servers="unused:1"),
             snapshots_topic="snapshots",
             output=self.output,  # type: ignore[arg-type]  # duck-typed stand-in
             commit=self.commit,
@@ -212,7 +213,9 @@ def test_checkpoint_soon_runs_beside_the_caller_and_one_at_a_time() -> None:
 def test_waiting_for_an_epoch_ignores_later_sends_and_reports_refusals_until_their_partition_is_rewound() -> None:
     async def scenario() -> None:
         # Nothing listens on port 1: librdkafka gives up on each message after its timeout.
-        output = OutputProducer("127.0.0.1:1", 0, **{"message.timeout.ms": 200, "log_level": 0})
+        output = OutputProducer(
+            KafkaClientSettings(bootstrap_servers="127.0.0.1:1"), 0, **{"message.timeout.ms": 200, "log_level": 0}
+        )
         try:
             empty = output.mark()
             assert output.send("t", b"k", b"v", source=PARTITION)

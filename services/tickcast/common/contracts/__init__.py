@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from tickcast.common.contracts.base import SchemaError, SchemaStore, load_schema, schemas_dir
 from tickcast.common.contracts.codec import AvroCodec, frame, unframe
+
+if TYPE_CHECKING:
+    from tickcast.common.security import KafkaClientSettings
 
 __all__ = [
     "AvroCodec",
@@ -17,16 +22,20 @@ __all__ = [
 ]
 
 
-def open_schema_store(registry_url: str | None) -> SchemaStore:
+def open_schema_store(registry_url: str | None, security: KafkaClientSettings | None = None) -> SchemaStore:
     """The catalogue in ``schemas/`` by default, a Confluent Schema Registry when a URL is given.
+
+    ``security`` gives the registry client its CA, client certificate and basic auth
+    (:func:`tickcast.common.security.schema_registry_config`).
 
     >>> type(open_schema_store(None)).__name__
     'CatalogueSchemaStore'
     """
     if registry_url:
         from tickcast.common.contracts.confluent_registry import RegistrySchemaStore
+        from tickcast.common.security import schema_registry_config
 
-        return RegistrySchemaStore(registry_url)
+        return RegistrySchemaStore(registry_url, schema_registry_config(security, registry_url) if security else None)
     from tickcast.common.contracts.catalogue import CatalogueSchemaStore
 
     return CatalogueSchemaStore.from_dir(schemas_dir())

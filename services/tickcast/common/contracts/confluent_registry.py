@@ -71,6 +71,7 @@ class RegistrySchemaStore(SchemaStore):
     def __init__(
         self,
         url: str,
+        client_config: dict[str, Any] | None = None,
         request_timeout_s: float = 5.0,
         unknown_id_ttl_s: float = 60.0,
         failure_ttl_s: float = 5.0,
@@ -78,7 +79,10 @@ class RegistrySchemaStore(SchemaStore):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         # No client retries: a retry would double the time one record can hold the worker's loop.
-        self._client = SchemaRegistryClient({"url": url, "timeout": request_timeout_s, "max.retries": 0})
+        # client_config carries TLS and basic auth (tickcast.common.security.schema_registry_config).
+        self._client = SchemaRegistryClient(
+            {"url": url, **(client_config or {}), "timeout": request_timeout_s, "max.retries": 0}
+        )
         self._url = redact_text(url)  # only ever shown in messages: without its credentials
         self._timeout_s = request_timeout_s
         self._unknown = ExpiringIds(unknown_id_ttl_s, unknown_id_cache_size, clock)
