@@ -32,6 +32,7 @@ def test_two_minute_soak_loses_nothing_and_stays_bounded(tmp_path: Path) -> None
     assert result["rate_per_s"] == pytest.approx(result["capacity_per_s"] / 2, rel=0.01), "not at half of capacity"
     # The fault sequence is seeded: over 2 minutes it holds both kinds.
     assert {f["kind"] for f in result["faults"]} == {"kill", "stop"}, result["faults"]
+    assert result["unfinished"] is None, summary
     assert result["lost"] == 0, summary
     assert result["learning_breaks"] == 0, summary
     assert result["duplicates"] <= result["duplicate_bound"], summary
