@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from tickcast.cli import dlq, evaluate, ops, produce, services
+from tickcast.cli import dlq, evaluate, ops, produce, schema, services
 
 app = typer.Typer(help="tickcast: streaming per-symbol price prediction on Kafka.", no_args_is_help=True)
 # Registration order is the order of `tickcast --help`: commands first, then the command groups.
@@ -26,6 +26,7 @@ app.command("autoscale")(ops.autoscale)
 app.add_typer(services.topics_app, name="topics")
 app.add_typer(produce.produce_app, name="produce")
 app.add_typer(dlq.dlq_app, name="dlq")
+app.add_typer(schema.schema_app, name="schema")
 
 
 def main(argv: list[str] | None = None) -> None:
