@@ -109,7 +109,7 @@ def test_ask_uses_the_verbose_compatibility_endpoint_and_returns_its_reasons(reg
     registry.verdict = (200, {"is_compatible": False, "messages": ["READER_FIELD_MISSING_DEFAULT_VALUE venue"]})
     verdict = RegistryAdmin(registry.url).ask("ticks-value", TICK)
     assert (verdict.compatible, verdict.messages) == (False, ["READER_FIELD_MISSING_DEFAULT_VALUE venue"])
-    method, path, body = registry.requests[-1]
+    _, path, body = registry.requests[-1]
     assert path == "/compatibility/subjects/ticks-value/versions/latest?verbose=true"
     assert json.loads(body["schema"]) == TICK and body["schemaType"] == "AVRO"
 
