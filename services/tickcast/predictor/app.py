@@ -16,8 +16,10 @@ from aiokafka.structs import ConsumerRecord
 from faust.types import TP, ConsumerT
 from faust.web import Request, Response, View
 
-from tickcast.common.kafka import ensure_topics, wait_for_broker
+from tickcast.common.kafka import wait_for_broker
 from tickcast.common.records import Lineage
+from tickcast.common.topic_admin import create_declared
+from tickcast.common.topic_specs import by_role, topic_specs
 from tickcast.predictor.checkpoints import CheckpointPolicy
 from tickcast.predictor.eviction import EvictionPolicy
 from tickcast.predictor.faust_tuning import TunedApp
@@ -298,11 +300,9 @@ def snapshot_codec(settings: PredictorSettings) -> SnapshotCodec | None:
 def run_worker(settings: PredictorSettings) -> None:
     """Run one predictor worker until SIGTERM/SIGINT; it joins the group and takes its share of partitions."""
     admin = wait_for_broker(settings.bootstrap_servers, timeout_s=30)
-    # Snapshots are keyed by symbol, so compaction keeps exactly the latest state of each.
-    ensure_topics(
-        admin, [settings.snapshots_topic_name], settings.partitions, settings.replication_factor,
-        config={"cleanup.policy": "compact"},
-    )  # fmt: skip
+    # Snapshots are keyed by symbol, so compaction keeps exactly the latest state of each (see topic_specs).
+    specs = by_role(topic_specs(settings, settings.group_id, settings.snapshots_topic_name))
+    create_declared(admin, [specs["snapshots"]])
     del admin
     app, _ = create_app(settings)
     worker = faust.Worker(

@@ -1,0 +1,81 @@
+"""Declared topics on the session broker: `topics create` applies the configs, `topics check` finds drift."""
+
+from __future__ import annotations
+
+import pytest
+from confluent_kafka.admin import AdminClient, ConfigResource
+from typer.testing import CliRunner
+
+from tickcast.broker.embedded import EmbeddedBroker
+from tickcast.cli import app
+from tickcast.common.kafka import ensure_topics, topic_partitions
+from tickcast.testing.pipeline import Pipeline
+
+pytestmark = pytest.mark.integration
+
+
+def env(broker: EmbeddedBroker, unique: str) -> dict[str, str]:
+    return {
+        "TICKCAST_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "TICKCAST_TICKS_TOPIC": f"gov-{unique}-ticks",
+        "TICKCAST_PREDICTIONS_TOPIC": f"gov-{unique}-predictions",
+        "TICKCAST_DLQ_TOPIC": f"gov-{unique}-dlq",
+        "TICKCAST_GROUP_ID": f"gov-{unique}",
+        "TICKCAST_PARTITIONS": "3",
+        "TICKCAST_LOG_FORMAT": "console",
+    }
+
+
+def described(broker: EmbeddedBroker, topic: str) -> dict[str, str]:
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    entries = admin.describe_configs([resource])[resource].result(timeout=10)
+    return {name: entry.value for name, entry in entries.items()}
+
+
+def test_topics_create_applies_the_declared_configs_and_check_finds_none_missing(
+    broker: EmbeddedBroker, unique: str
+) -> None:
+    runner, settings = CliRunner(), env(broker, unique)
+    created = runner.invoke(app, ["topics", "create"], env=settings)
+    assert created.exit_code == 0, created.output
+    assert f"gov-{unique}-snapshots: created" in created.output
+    # Tansu stores the configs a topic is created with and describes exactly those (it enforces none of them).
+    assert described(broker, f"gov-{unique}-ticks") == {
+        "cleanup.policy": "delete", "retention.ms": str(7 * 86_400_000), "min.insync.replicas": "1"
+    }  # fmt: skip
+    assert described(broker, f"gov-{unique}-dlq")["retention.ms"] == str(30 * 86_400_000)
+    assert described(broker, f"gov-{unique}-snapshots")["cleanup.policy"] == "compact"
+    checked = runner.invoke(app, ["topics", "check"], env=settings)
+    assert checked.exit_code == 0, checked.output
+    assert "embedded broker (Tansu, memory only): it accepts but does not enforce" in checked.output
+    assert "topics: as declared" in checked.output
+
+
+def test_topics_check_reports_a_missing_topic_and_a_partition_count_drift(broker: EmbeddedBroker, unique: str) -> None:
+    settings = env(broker, unique)
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
+    # Created by hand, without configs and with 2 partitions instead of 3; the other topics do not exist.
+    ensure_topics(admin, [settings["TICKCAST_TICKS_TOPIC"]], 2, 1)
+    checked = CliRunner().invoke(app, ["topics", "check"], env=settings)
+    assert checked.exit_code == 1
+    assert f"DRIFT gov-{unique}-ticks: partitions is 2, declared 3" in checked.output
+    assert f"DRIFT gov-{unique}-predictions: the topic is missing, declared present" in checked.output
+    # Configs the embedded broker does not report are not drift there, only noted.
+    assert f"ignored by the embedded broker: gov-{unique}-ticks: retention.ms is not reported" in checked.output
+
+
+def test_the_pipelines_topics_exist_with_the_declared_partitions(pipeline: Pipeline) -> None:
+    admin = AdminClient({"bootstrap.servers": pipeline.bootstrap_servers})
+    for spec in pipeline.topic_specs():
+        if spec.role == "snapshots":
+            continue  # made by the first worker, which this test does not start
+        assert topic_partitions(admin, spec.name) == spec.partitions, spec.name
+        assert described_configs_match(pipeline, spec.name, spec.configs)
+
+
+def described_configs_match(pipeline: Pipeline, topic: str, declared: dict[str, str]) -> bool:
+    admin = AdminClient({"bootstrap.servers": pipeline.bootstrap_servers})
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    entries = admin.describe_configs([resource])[resource].result(timeout=10)
+    return {name: entries[name].value for name in declared if name in entries} == declared
