@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
-from typer.testing import CliRunner
 
 from tickcast.broker.embedded import EmbeddedBroker
-from tickcast.cli import app
 from tickcast.common.kafka import ensure_topics, topic_partitions
+from tickcast.testing.environment import run_tickcast
 from tickcast.testing.pipeline import Pipeline
 
 pytestmark = pytest.mark.integration
@@ -36,20 +35,20 @@ def described(broker: EmbeddedBroker, topic: str) -> dict[str, str]:
 def test_topics_create_applies_the_declared_configs_and_check_finds_none_missing(
     broker: EmbeddedBroker, unique: str
 ) -> None:
-    runner, settings = CliRunner(), env(broker, unique)
-    created = runner.invoke(app, ["topics", "create"], env=settings)
-    assert created.exit_code == 0, created.output
-    assert f"gov-{unique}-snapshots: created" in created.output
+    settings = env(broker, unique)
+    created = run_tickcast("topics", "create", env=settings)
+    assert created.returncode == 0, created.stderr
+    assert f"gov-{unique}-snapshots: created" in created.stdout
     # Tansu stores the configs a topic is created with and describes exactly those (it enforces none of them).
     assert described(broker, f"gov-{unique}-ticks") == {
         "cleanup.policy": "delete", "retention.ms": str(7 * 86_400_000), "min.insync.replicas": "1"
     }  # fmt: skip
     assert described(broker, f"gov-{unique}-dlq")["retention.ms"] == str(30 * 86_400_000)
     assert described(broker, f"gov-{unique}-snapshots")["cleanup.policy"] == "compact"
-    checked = runner.invoke(app, ["topics", "check"], env=settings)
-    assert checked.exit_code == 0, checked.output
-    assert "embedded broker (Tansu, memory only): it accepts but does not enforce" in checked.output
-    assert "topics: as declared" in checked.output
+    checked = run_tickcast("topics", "check", env=settings)
+    assert checked.returncode == 0, checked.stderr
+    assert "embedded broker (Tansu, memory only): it accepts but does not enforce" in checked.stdout
+    assert "topics: as declared" in checked.stdout
 
 
 def test_topics_check_reports_a_missing_topic_and_a_partition_count_drift(broker: EmbeddedBroker, unique: str) -> None:
@@ -57,12 +56,12 @@ def test_topics_check_reports_a_missing_topic_and_a_partition_count_drift(broker
     admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
     # Created by hand, without configs and with 2 partitions instead of 3; the other topics do not exist.
     ensure_topics(admin, [settings["TICKCAST_TICKS_TOPIC"]], 2, 1)
-    checked = CliRunner().invoke(app, ["topics", "check"], env=settings)
-    assert checked.exit_code == 1
-    assert f"DRIFT gov-{unique}-ticks: partitions is 2, declared 3" in checked.output
-    assert f"DRIFT gov-{unique}-predictions: the topic is missing, declared present" in checked.output
+    checked = run_tickcast("topics", "check", env=settings)
+    assert checked.returncode == 1
+    assert f"DRIFT gov-{unique}-ticks: partitions is 2, declared 3" in checked.stderr
+    assert f"DRIFT gov-{unique}-predictions: the topic is missing, declared present" in checked.stderr
     # Configs the embedded broker does not report are not drift there, only noted.
-    assert f"ignored by the embedded broker: gov-{unique}-ticks: retention.ms is not reported" in checked.output
+    assert f"ignored by the embedded broker: gov-{unique}-ticks: retention.ms is not reported" in checked.stdout
 
 
 def test_the_pipelines_topics_exist_with_the_declared_partitions(pipeline: Pipeline) -> None:

@@ -9,14 +9,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from tickcast.cli import app
 from tickcast.common.contracts import AvroCodec, load_schema
 from tickcast.common.contracts.base import SchemaError
 from tickcast.common.contracts.compatibility import Mode
 from tickcast.common.contracts.confluent_registry import RegistrySchemaStore
 from tickcast.common.contracts.registry_admin import RegistryAdmin
+from tickcast.testing.environment import run_tickcast
 
 TICK = load_schema("tick.avsc")
 
@@ -126,24 +125,21 @@ def test_register_sets_the_declared_mode_then_registers(registry: Registry) -> N
     assert registry.requests[0][2] == {"compatibility": "FULL_TRANSITIVE"}
 
 
-def test_schema_check_fails_with_the_registrys_reason(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TICKCAST_SCHEMA_REGISTRY_URL", registry.url)
+def test_schema_check_fails_with_the_registrys_reason(registry: Registry) -> None:
     registry.verdict = (200, {"is_compatible": False, "messages": ["TYPE_MISMATCH at /fields/1"]})
-    result = CliRunner().invoke(app, ["schema", "check"])
-    assert result.exit_code == 1, result.output
-    assert "ticks-value: registry says tick.avsc is incompatible: TYPE_MISMATCH at /fields/1" in result.output
+    result = run_tickcast("schema", "check", env={"TICKCAST_SCHEMA_REGISTRY_URL": registry.url})
+    assert result.returncode == 1, result.stderr
+    assert "ticks-value: registry says tick.avsc is incompatible: TYPE_MISMATCH at /fields/1" in result.stderr
 
 
-def test_schema_register_refuses_what_the_registry_rejects(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TICKCAST_SCHEMA_REGISTRY_URL", registry.url)
+def test_schema_register_refuses_what_the_registry_rejects(registry: Registry) -> None:
     registry.verdict = (200, {"is_compatible": False, "messages": ["TYPE_MISMATCH"]})
-    result = CliRunner().invoke(app, ["schema", "register"])
-    assert result.exit_code == 1
+    result = run_tickcast("schema", "register", env={"TICKCAST_SCHEMA_REGISTRY_URL": registry.url})
+    assert result.returncode == 1 and "the registry refuses tick.avsc: TYPE_MISMATCH" in result.stderr
     assert not [p for p in registry.paths("POST") if p.split("?")[0].endswith("/versions")], "it registered anyway"
 
 
-def test_schema_register_registers_both_contracts(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TICKCAST_SCHEMA_REGISTRY_URL", registry.url)
-    result = CliRunner().invoke(app, ["schema", "register"])
-    assert result.exit_code == 0, result.output
+def test_schema_register_registers_both_contracts(registry: Registry) -> None:
+    result = run_tickcast("schema", "register", env={"TICKCAST_SCHEMA_REGISTRY_URL": registry.url})
+    assert result.returncode == 0, result.stderr
     assert set(registry.registered) == {"ticks-value", "predictions-value"}
