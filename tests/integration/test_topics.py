@@ -6,6 +6,9 @@ import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from tickcast.broker.embedded import EmbeddedBroker
+from tickcast.common.asyncapi import asyncapi_document
+from tickcast.common.contracts.base import schemas_dir
+from tickcast.common.contracts.catalogue import read_catalogue
 from tickcast.common.kafka import ensure_topics, topic_partitions
 from tickcast.testing.environment import run_tickcast
 from tickcast.testing.pipeline import Pipeline
@@ -25,8 +28,8 @@ def env(broker: EmbeddedBroker, unique: str) -> dict[str, str]:
     }
 
 
-def described(broker: EmbeddedBroker, topic: str) -> dict[str, str]:
-    admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
+def described(bootstrap_servers: str, topic: str) -> dict[str, str]:
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
     entries = admin.describe_configs([resource])[resource].result(timeout=10)
     return {name: entry.value for name, entry in entries.items()}
@@ -40,11 +43,11 @@ def test_topics_create_applies_the_declared_configs_and_check_finds_none_missing
     assert created.returncode == 0, created.stderr
     assert f"gov-{unique}-snapshots: created" in created.stdout
     # Tansu stores the configs a topic is created with and describes exactly those (it enforces none of them).
-    assert described(broker, f"gov-{unique}-ticks") == {
+    assert described(broker.bootstrap_servers, f"gov-{unique}-ticks") == {
         "cleanup.policy": "delete", "retention.ms": str(7 * 86_400_000), "min.insync.replicas": "1"
     }  # fmt: skip
-    assert described(broker, f"gov-{unique}-dlq")["retention.ms"] == str(30 * 86_400_000)
-    assert described(broker, f"gov-{unique}-snapshots")["cleanup.policy"] == "compact"
+    assert described(broker.bootstrap_servers, f"gov-{unique}-dlq")["retention.ms"] == str(30 * 86_400_000)
+    assert described(broker.bootstrap_servers, f"gov-{unique}-snapshots")["cleanup.policy"] == "compact"
     checked = run_tickcast("topics", "check", env=settings)
     assert checked.returncode == 0, checked.stderr
     assert "embedded broker (Tansu, memory only): it accepts but does not enforce" in checked.stdout
@@ -64,17 +67,14 @@ def test_topics_check_reports_a_missing_topic_and_a_partition_count_drift(broker
     assert f"ignored by the embedded broker: gov-{unique}-ticks: retention.ms is not reported" in checked.stdout
 
 
-def test_the_pipelines_topics_exist_with_the_declared_partitions(pipeline: Pipeline) -> None:
+def test_the_asyncapi_documents_topics_are_the_running_ones(pipeline: Pipeline) -> None:
+    document = asyncapi_document(pipeline.topic_specs(), read_catalogue(schemas_dir()), pipeline.bootstrap_servers)
     admin = AdminClient({"bootstrap.servers": pipeline.bootstrap_servers})
-    for spec in pipeline.topic_specs():
-        if spec.role == "snapshots":
+    for role, channel in document["channels"].items():
+        if role == "snapshots":
             continue  # made by the first worker, which this test does not start
-        assert topic_partitions(admin, spec.name) == spec.partitions, spec.name
-        assert described_configs_match(pipeline, spec.name, spec.configs)
-
-
-def described_configs_match(pipeline: Pipeline, topic: str, declared: dict[str, str]) -> bool:
-    admin = AdminClient({"bootstrap.servers": pipeline.bootstrap_servers})
-    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
-    entries = admin.describe_configs([resource])[resource].result(timeout=10)
-    return {name: entries[name].value for name in declared if name in entries} == declared
+        kafka = channel["bindings"]["kafka"]
+        assert topic_partitions(admin, channel["address"]) == kafka["partitions"], channel["address"]
+        running = described(pipeline.bootstrap_servers, channel["address"])
+        assert running["cleanup.policy"].split(",") == kafka["topicConfiguration"]["cleanup.policy"]
+        assert int(running["retention.ms"]) == kafka["topicConfiguration"]["retention.ms"]

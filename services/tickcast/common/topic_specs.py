@@ -46,6 +46,10 @@ LINEAGE_FIELDS: dict[str, str] = {
     "model_name": "model recipe",
     "model_version": "recipe version + River release",
     "worker": "worker that made the prediction",
+    "model_recipe_version": "recipe version alone (schema id 5 on)",
+    "state_origin": "FRESH (learned here) or SNAPSHOT (restored), UNKNOWN before id 5",
+    "state_since_offset": "training position: first tick learned (FRESH) or the snapshot's applied offset",
+    "state_snapshot_generation": "group generation of the restored snapshot",
 }
 
 
@@ -103,6 +107,8 @@ def topic_specs(
     """
     rf, partitions = settings.replication_factor, settings.partitions
     predictor = Client("predictor (tickcast worker)", group_id)
+    predictor_writes = Client("predictor (tickcast worker)", None, f"worker of group {group_id}")
+    subscriber = Client("tickcast subscribe", None, "TICKCAST_SUBSCRIBER_GROUP_ID, or a private group without commits")
     return [
         TopicSpec(
             "ticks", settings.ticks_topic, "Trades (or quote mids), one record per tick.",
@@ -115,24 +121,23 @@ def topic_specs(
         TopicSpec(
             "predictions", settings.predictions_topic, "One forecast per tick, on the tick's partition number.",
             "symbol (UTF-8)", "tickcast.v1.Prediction", "predictions-value", partitions, rf,
-            deleting(PREDICTIONS_RETENTION_MS, rf), (predictor,),
-            (Client("tickcast subscribe", "TICKCAST_SUBSCRIBER_GROUP_ID", "unset: a private group, no commits"),
-             Client("trading systems", None, "their own groups")),
+            deleting(PREDICTIONS_RETENTION_MS, rf), (predictor_writes,),
+            (subscriber, Client("trading systems", None, "their own groups")),
             lineage=LINEAGE_FIELDS,
         ),
         TopicSpec(
             "dead_letters", settings.dlq_topic, "Ticks the workers refused, as they came, with the reason.",
             "original key", "original bytes, untouched", None, partitions, rf,
-            deleting(DEAD_LETTERS_RETENTION_MS, rf), (predictor,),
-            (Client("tickcast dlq list/count/replay", None, "assigned partitions, no group"),
-             Client("tickcast subscribe --dead-letters", "TICKCAST_SUBSCRIBER_GROUP_ID")),
+            deleting(DEAD_LETTERS_RETENTION_MS, rf), (predictor_writes,),
+            (Client("tickcast dlq list/summary/replay", None, "assigned partitions, no group"),
+             Client("tickcast subscribe --dead-letters", None, subscriber.note)),
             headers=DEAD_LETTER_HEADERS,
         ),
         TopicSpec(
             "snapshots", snapshots_topic or f"{group_id}-snapshots",
             "Each symbol's model state (HMAC-signed), the latest per symbol; a tombstone forgets a symbol.",
             "symbol (UTF-8)", "tickcast.v1.SymbolSnapshot", "snapshots-value", partitions, rf,
-            {"cleanup.policy": "compact", **cluster_configs(rf)}, (predictor,),
+            {"cleanup.policy": "compact", **cluster_configs(rf)}, (predictor_writes,),
             (Client("predictor (tickcast worker)", None, "on assignment: reads its partitions to the end"),),
             created_by="the predictor worker at start (and tickcast topics create)",
         ),

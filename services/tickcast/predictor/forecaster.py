@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 from river import stats
 
-from tickcast.common.records import STATE_FRESH, Lineage, Prediction, Tick
+from tickcast.common.records import STATE_FRESH, STATE_SNAPSHOT, Lineage, Prediction, Tick
 from tickcast.predictor.features import MAX_RETURN_BPS, OUTLIER_SIGMAS, SymbolFeatures
 from tickcast.predictor.models import ModelSpec, OnlineRegressor
 
@@ -54,6 +54,13 @@ class SymbolState:
     since_offset: int = -1
     """FRESH: offset of the first tick learned from; SNAPSHOT: the snapshot's applied offset."""
     snapshot_generation: int = -1
+
+    def restored_from(self, applied_offset: int, generation: int) -> None:
+        """Record that this state came from the snapshot at ``applied_offset`` of ``generation`` (lineage).
+
+        Set on restore rather than pickled: a snapshot written before these fields existed restores too.
+        """
+        self.origin, self.since_offset, self.snapshot_generation = STATE_SNAPSHOT, applied_offset, generation
 
 
 class Forecaster:

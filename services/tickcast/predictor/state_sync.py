@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 import structlog
 from tenacity import RetryCallState
 
-from tickcast.common.records import STATE_SNAPSHOT
 from tickcast.predictor.checkpoints import CheckpointPolicy, PartitionProgress
 from tickcast.predictor.eviction import EvictionPolicy
 from tickcast.predictor.forecaster import Forecaster
@@ -153,9 +152,7 @@ class StateKeeper:
             self.symbols_evicted += skipped
             for snapshot in ours[skipped:]:
                 state = snapshot.state
-                # The lineage predictions carry: which snapshot this state came from (set here, not pickled).
-                state.origin, state.since_offset = STATE_SNAPSHOT, snapshot.applied_offset
-                state.snapshot_generation = snapshot.generation
+                state.restored_from(snapshot.applied_offset, snapshot.generation)
                 self.forecaster.states[snapshot.symbol] = state
                 horizon = self.replay_horizon.get(state.partition, -1)
                 self.replay_horizon[state.partition] = max(horizon, state.applied_offset)
