@@ -8,6 +8,7 @@ only way a contract gets into a registry: producers and workers look ids up and 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -20,6 +21,7 @@ schema_app = typer.Typer(help="Check and register the Avro contracts.", no_args_
 @schema_app.command("check")
 def schema_check(
     local_only: Annotated[bool, typer.Option(help="Skip the registry even if one is configured.")] = False,
+    directory: Annotated[Path | None, typer.Option(help="Contracts and catalogue.json (default: schemas/).")] = None,
 ) -> None:
     """Check every contract against its earlier versions (and the registry, if configured); exit 1 on a breach."""
     from tickcast.common.contracts.base import schemas_dir
@@ -29,7 +31,7 @@ def schema_check(
 
     settings = load_settings(CommonSettings)
     with user_errors():
-        directory = schemas_dir()
+        directory = directory or schemas_dir()
         catalogue = read_catalogue(directory)
         findings = check_catalogue(directory)
         notes = [(s, b) for s, _, _, b in pair_breaches(catalogue) if not b.blocking]

@@ -16,6 +16,7 @@ from tickcast.common.contracts import compatibility
 from tickcast.common.contracts.base import load_schema, schemas_dir
 from tickcast.common.contracts.compatibility import Mode, breaches
 from tickcast.common.contracts.gate import check_catalogue, schema_fingerprint
+from tickcast.testing.environment import run_tickcast
 
 PREDICTION = load_schema("prediction.avsc")
 
@@ -183,3 +184,15 @@ def test_a_subject_not_declared_is_checked_backward_transitive(tmp_path: Path) -
     # Removing a required field is BACKWARD compatible (the new reader ignores it), so it passes without FULL.
     add_version(directory, "predictions-value", "prediction-v9.avsc", without(PREDICTION, "worker"))
     assert check_catalogue(directory) == []
+
+
+def test_schema_check_exits_1_naming_the_field_and_rule(tmp_path: Path) -> None:
+    directory = catalogue_copy(tmp_path)
+    enum = {"type": "enum", "name": "PredictionStatus", "symbols": ["READY"]}
+    add_version(directory, "predictions-value", "prediction-v9.avsc", changed(PREDICTION, "status", type=enum))
+    result = run_tickcast("schema", "check", "--local-only", "--directory", str(directory), env={})
+    assert result.returncode == 1
+    assert (
+        "INCOMPATIBLE predictions-value: id 6 (prediction-v9.avsc) is not FULL_TRANSITIVE compatible" in result.stderr
+    )
+    assert "field 'status'" in result.stderr and "enum symbol removed" in result.stderr
