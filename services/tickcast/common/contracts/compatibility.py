@@ -124,7 +124,7 @@ def breaches(new: Any, old: Any, mode: Mode, new_label: str = "new", old_label: 
         writer, reader, w_label, r_label = (
             (old, new, old_label, new_label) if direction == "backward" else (new, old, new_label, old_label)
         )
-        by_rules = resolution_problems(writer, reader, w_label, r_label)
+        by_rules = resolution_problems(writer, reader, w_label, r_label, direction)
         by_codec = decoding_problems(writer, reader, w_label, r_label)
         known_false = not by_rules and (refers_by_name(writer) or refers_by_name(reader))
         found += [Breach(direction, "rules", r) for r in by_rules]

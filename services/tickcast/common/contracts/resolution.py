@@ -23,8 +23,16 @@ PROMOTIONS: dict[str, frozenset[str]] = {
 }
 
 
+#: The rule a reader field without a default breaks, as seen from each side of a change.
+MISSING_FIELD_RULES = {
+    "backward": "field added without a default",
+    "forward": "field removed while the older version has no default for it",
+    "": "a reader field without a default that the writer does not write",
+}
+
+
 def resolution_problems(
-    writer: Any, reader: Any, writer_label: str = "writer", reader_label: str = "reader"
+    writer: Any, reader: Any, writer_label: str = "writer", reader_label: str = "reader", direction: str = ""
 ) -> list[str]:
     """Why ``reader`` cannot read every record ``writer`` can write; empty when it can.
 
@@ -37,7 +45,8 @@ def resolution_problems(
     """
     problems: list[str] = []
     _check(expand(writer), expand(reader), "", writer_label, reader_label, problems)
-    return problems
+    rule = MISSING_FIELD_RULES[direction]
+    return [p.replace("{missing_rule}", rule) for p in problems]
 
 
 def _where(path: str) -> str:
@@ -112,8 +121,7 @@ def _check_record(writer: Any, reader: Any, path: str, w_label: str, r_label: st
             if "default" not in field:
                 out.append(
                     f"field '{inner}': in {r_label} without a default, absent from {w_label}: records written "
-                    f"with {w_label} cannot fill it (field added without a default, or removed while still "
-                    "required by the reader)"
+                    f"with {w_label} cannot fill it ({{missing_rule}})"
                 )
             continue
         _check(found["type"], field["type"], inner, w_label, r_label, out)
