@@ -7,7 +7,7 @@ DEMO_SECONDS ?= 60
 
 SOAK_MINUTES ?= 30
 
-.PHONY: install demo test lint typecheck unit integration bench soak clean
+.PHONY: install demo test lint typecheck schema-check unit integration bench soak clean
 
 install: $(STAMP)
 
@@ -34,8 +34,12 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(BIN)/pytest -m integration -q
 
-test: lint typecheck $(STAMP)
+# The schema gate first: an incompatible contract change fails fast, with its reasons.
+test: lint typecheck schema-check $(STAMP)
 	$(BIN)/pytest -q
+
+schema-check: $(STAMP)
+	$(BIN)/tickcast schema check --local-only
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

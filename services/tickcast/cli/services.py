@@ -1,4 +1,4 @@
-"""Commands that run the pipeline's parts: ``broker``, ``topics create``, ``worker``, ``subscribe`` and ``demo``."""
+"""Commands that run the pipeline's parts: ``broker``, ``topics``, ``worker``, ``subscribe`` and ``demo``."""
 
 from __future__ import annotations
 
@@ -40,18 +40,58 @@ def broker(
 def topics_create(
     partitions: Annotated[int | None, typer.Option(help="Partitions (default TICKCAST_PARTITIONS).")] = None,
 ) -> None:
-    """Create the ticks, predictions and dead-letter topics if missing (and check existing ones)."""
-    from tickcast.common.kafka import ensure_topics, wait_for_broker
-    from tickcast.common.settings import CommonSettings
+    """Create the ticks, predictions, dead-letter and snapshots topics if missing, with their declared configs."""
+    from tickcast.common.kafka import wait_for_broker
+    from tickcast.common.topic_admin import create_declared
 
-    settings = load_settings(CommonSettings, partitions=partitions)
-    configure_logging("topics", settings.log_level, settings.log_format)
+    settings, specs = _declared_topics(partitions)
     with user_errors():
         admin = wait_for_broker(settings, timeout_s=30)
-        names = [settings.ticks_topic, settings.predictions_topic, settings.dlq_topic]
-        created = ensure_topics(admin, names, settings.partitions, settings.replication_factor)
-        for name in names:
-            typer.echo(f"{name}: {'created' if name in created else 'exists'} ({settings.partitions} partitions)")
+        created = create_declared(admin, specs)
+        for spec in specs:
+            configs = ", ".join(f"{k}={v}" for k, v in spec.configs.items())
+            state = "created" if spec.name in created else "exists"
+            typer.echo(f"{spec.name}: {state} ({spec.partitions} partitions, {configs})")
+
+
+@topics_app.command("check")
+def topics_check(
+    partitions: Annotated[int | None, typer.Option(help="Partitions (default TICKCAST_PARTITIONS).")] = None,
+) -> None:
+    """Report drift between the cluster's topics and their declared partitions and configs; exit 1 on drift."""
+    from tickcast.common.kafka import wait_for_broker
+    from tickcast.common.topic_admin import EMBEDDED_IGNORES, find_drift, is_embedded, split_ignored
+
+    settings, specs = _declared_topics(partitions)
+    with user_errors():
+        admin = wait_for_broker(settings, timeout_s=30)
+        drifts = find_drift(admin, specs)
+        missing = {d.topic for d in drifts if d.what == "the topic"}
+        present = [s.name for s in specs if s.name not in missing]
+        embedded = bool(present) and is_embedded(admin, present[0])
+        real, ignored = split_ignored(drifts, embedded)
+        if embedded:
+            typer.echo(
+                "embedded broker (Tansu, memory only): it accepts but does not enforce "
+                f"{', '.join(sorted(EMBEDDED_IGNORES))}; Apache Kafka does"
+            )
+        for drift in ignored:
+            typer.echo(f"ignored by the embedded broker: {drift}")
+        for drift in real:
+            typer.echo(f"DRIFT {drift}", err=True)
+        if real:
+            fail(f"{len(real)} topic(s) or config(s) differ from the declared ones", code=1)
+        typer.echo(f"topics: as declared ({', '.join(s.name for s in specs)})")
+
+
+def _declared_topics(partitions: int | None) -> tuple[Any, list[Any]]:
+    from tickcast.common.topic_specs import topic_specs
+    from tickcast.predictor.settings import PredictorSettings
+
+    # The predictor's settings: the snapshots topic is named after its group.
+    settings = load_settings(PredictorSettings, partitions=partitions)
+    configure_logging("topics", settings.log_level, settings.log_format)
+    return settings, topic_specs(settings, settings.group_id, settings.snapshots_topic_name)
 
 
 def worker(

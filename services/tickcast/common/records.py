@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+#: Where a symbol's model state came from (``state_origin`` of a prediction, enum StateOrigin).
+STATE_FRESH = "FRESH"
+STATE_SNAPSHOT = "SNAPSHOT"
+
 
 @dataclass(frozen=True, slots=True)
 class Tick:
@@ -76,6 +80,10 @@ class Prediction:
     worker: str
     abs_error_ewm_bps: float | None = None
     flags: list[str] = field(default_factory=list)
+    model_recipe_version: str = ""
+    state_origin: str = "UNKNOWN"
+    state_since_offset: int = -1
+    state_snapshot_generation: int = -1
 
     def to_avro(self) -> dict[str, Any]:
         """The Avro record, shallow: the flags list is shared, not copied.
@@ -83,6 +91,8 @@ class Prediction:
         >>> p = Prediction("S", 1, 2.0, 0.5, 2.0001, 1, "READY", "m", "1", 3, "t", 0, 9, 1, 2, "w")
         >>> Prediction.from_avro(p.to_avro()) == p
         True
+        >>> p.state_origin, p.state_since_offset
+        ('UNKNOWN', -1)
         """
         return {name: getattr(self, name) for name in _PREDICTION_FIELDS}
 

@@ -16,9 +16,11 @@ from aiokafka.structs import ConsumerRecord
 from faust.types import TP, ConsumerT
 from faust.web import Request, Response, View
 
-from tickcast.common.kafka import ensure_topics, wait_for_broker
+from tickcast.common.kafka import wait_for_broker
 from tickcast.common.records import Lineage
 from tickcast.common.security import faust_credentials
+from tickcast.common.topic_admin import create_declared
+from tickcast.common.topic_specs import by_role, topic_specs
 from tickcast.predictor.broker_login import check_login
 from tickcast.predictor.checkpoints import CheckpointPolicy
 from tickcast.predictor.eviction import EvictionPolicy
@@ -316,11 +318,9 @@ def run_worker(settings: PredictorSettings) -> None:
     # The same login with Faust's client, whose refusals would otherwise be retried forever or surface as a
     # KeyError deep in aiokafka.
     check_login(settings)
-    # Snapshots are keyed by symbol, so compaction keeps exactly the latest state of each.
-    ensure_topics(
-        admin, [settings.snapshots_topic_name], settings.partitions, settings.replication_factor,
-        config={"cleanup.policy": "compact"},
-    )  # fmt: skip
+    # Snapshots are keyed by symbol, so compaction keeps exactly the latest state of each (see topic_specs).
+    specs = by_role(topic_specs(settings, settings.group_id, settings.snapshots_topic_name))
+    create_declared(admin, [specs["snapshots"]])
     del admin
     app, _ = create_app(settings)
     worker = faust.Worker(

@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 from river import stats
 
-from tickcast.common.records import Lineage, Prediction, Tick
+from tickcast.common.records import STATE_FRESH, STATE_SNAPSHOT, Lineage, Prediction, Tick
 from tickcast.predictor.features import MAX_RETURN_BPS, OUTLIER_SIGMAS, SymbolFeatures
 from tickcast.predictor.models import ModelSpec, OnlineRegressor
 
@@ -47,6 +47,20 @@ class SymbolState:
     partition: int = -1
     applied_offset: int = -1
     """Offset of the last tick folded into this state; a replayed tick at or before it is skipped."""
+    # Lineage of the state (last: a snapshot pickled before these existed restores without them, and
+    # restore sets them; see StateKeeper).
+    origin: str = STATE_FRESH
+    """STATE_FRESH: learned here since ``since_offset``; STATE_SNAPSHOT: restored from a snapshot."""
+    since_offset: int = -1
+    """FRESH: offset of the first tick learned from; SNAPSHOT: the snapshot's applied offset."""
+    snapshot_generation: int = -1
+
+    def restored_from(self, applied_offset: int, generation: int) -> None:
+        """Record that this state came from the snapshot at ``applied_offset`` of ``generation`` (lineage).
+
+        Set on restore rather than pickled: a snapshot written before these fields existed restores too.
+        """
+        self.origin, self.since_offset, self.snapshot_generation = STATE_SNAPSHOT, applied_offset, generation
 
 
 class Forecaster:
@@ -88,7 +102,7 @@ class Forecaster:
         state = self.states.get(symbol)
         is_new = state is None
         if state is None:
-            state = SymbolState(model=self.spec.build())
+            state = SymbolState(model=self.spec.build(), since_offset=lineage.offset)
         assessed = state.features.assess(tick.price)
         realised, previous = assessed.return_bps, state.pending_features
         learns = realised is not None and previous is not None and not assessed.is_outlier
@@ -145,6 +159,10 @@ class Forecaster:
             worker=self.worker,
             abs_error_ewm_bps=state.abs_error.get() if state.errors_scored else None,
             flags=flags,
+            model_recipe_version=self.spec.version,
+            state_origin=state.origin,
+            state_since_offset=state.since_offset,
+            state_snapshot_generation=state.snapshot_generation,
         )
         state.last_prediction = prediction
         return prediction
@@ -161,6 +179,7 @@ class Forecaster:
             # model that warms up again from the next tick.
             state.model = self.spec.build()
             state.ticks_learned = 0
+            state.origin, state.since_offset, state.snapshot_generation = STATE_FRESH, state.applied_offset, -1
             return 0.0
         # A forecast beyond the outlier band is never credible.
         limit = min(OUTLIER_SIGMAS * state.features.scale_bps(), MAX_RETURN_BPS)

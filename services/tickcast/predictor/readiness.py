@@ -140,6 +140,7 @@ class PartitionReadiness:
             self.skipped += skipped
             for snapshot in ours[skipped:]:
                 state = snapshot.state
+                state.restored_from(snapshot.applied_offset, snapshot.generation)
                 states[snapshot.symbol] = state
                 horizon = self.replay_horizon.get(state.partition, -1)
                 self.replay_horizon[state.partition] = max(horizon, state.applied_offset)

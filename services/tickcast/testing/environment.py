@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Mapping
 
 from tickcast.common.processes import current_env
@@ -21,3 +23,18 @@ def base_env(parent: Mapping[str, str] | None = None) -> dict[str, str]:
     # the like, which no settings class describes.
     source = current_env() if parent is None else parent
     return {name: value for name, value in source.items() if not name.startswith(OWN_PREFIXES)}
+
+
+def run_tickcast(*args: str, env: Mapping[str, str], timeout_s: float = 120.0) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m tickcast ARGS`` with :func:`base_env` plus ``env``; stdout and stderr captured as text.
+
+    Tests run the command line as a child, as a user does: only the entry points import ``tickcast.cli``.
+    """
+    return subprocess.run(
+        [sys.executable, "-m", "tickcast", *args],
+        env={**base_env(), **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )

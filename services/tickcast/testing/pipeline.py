@@ -11,8 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tickcast.common.kafka import ensure_topics, wait_for_broker
+from tickcast.common.kafka import wait_for_broker
 from tickcast.common.security import KafkaClientSettings
+from tickcast.common.settings import CommonSettings
+from tickcast.common.topic_admin import create_declared
+from tickcast.common.topic_specs import TopicSpec, topic_specs
 from tickcast.ops.workers import WorkerPool, WorkerProcess
 from tickcast.producer.publisher import TickPublisher
 from tickcast.producer.settings import ProducerSettings
@@ -111,7 +114,19 @@ class Pipeline:
 
     def create_topics(self) -> None:
         admin = wait_for_broker(self.kafka, timeout_s=20)
-        ensure_topics(admin, [self.ticks_topic, self.predictions_topic, self.dlq_topic], self.partitions, 1)
+        # The declared topics (configs included) under this run's names; the workers create the snapshots topic.
+        create_declared(admin, [spec for spec in self.topic_specs() if spec.role != "snapshots"])
+
+    def topic_specs(self) -> list[TopicSpec]:
+        """The specs of this run's topics (its own names, partitions and group)."""
+        settings = CommonSettings(
+            bootstrap_servers=self.bootstrap_servers,
+            ticks_topic=self.ticks_topic,
+            predictions_topic=self.predictions_topic,
+            dlq_topic=self.dlq_topic,
+            partitions=self.partitions,
+        )
+        return topic_specs(settings, self.group_id)
 
     def start_workers(self, count: int) -> list[WorkerProcess]:
         """Start ``count`` more ``tickcast worker`` processes in this run's group (not waiting for them)."""

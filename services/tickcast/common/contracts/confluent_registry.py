@@ -62,7 +62,7 @@ class ExpiringIds:
 
 
 class RegistrySchemaStore(SchemaStore):
-    """Registers contracts under ``<topic>-value`` (TopicNameStrategy) and resolves ids through the registry.
+    """Finds contracts' ids under ``<topic>-value`` (TopicNameStrategy) and resolves ids through the registry.
 
     The client caches ids and schemas it found, so the registry is asked once per schema per process;
     this store adds the negative side (ids not found, requests that failed) and the time bound.
@@ -94,10 +94,29 @@ class RegistrySchemaStore(SchemaStore):
         return len(self._unknown) + len(self._failed)
 
     def register(self, subject: str, schema: dict[str, Any]) -> int:
+        """The id the registry already holds for ``schema`` under ``subject``; never registers it.
+
+        Registering is ``tickcast schema register``'s job, after the compatibility check: a producer that
+        registered on its own could put a schema the gate rejects into the registry.
+        """
         try:
-            return int(self._client.register_schema(subject, Schema(json.dumps(schema), "AVRO")))
-        except Exception as exc:  # SchemaRegistryError, or the transport's own (see lookup)
-            raise SchemaError(redact_text(f"schema registry {self._url} refused subject {subject!r}: {exc}")) from exc
+            found = self._client.lookup_schema(subject, Schema(json.dumps(schema), "AVRO")).schema_id
+        except SchemaRegistryError as exc:
+            if exc.http_status_code == 404:
+                raise SchemaError(
+                    f"schema {schema.get('namespace')}.{schema.get('name')} is not registered under subject "
+                    f"{subject!r} in {self._url}; run `tickcast schema register` (producers never auto-register)"
+                ) from exc
+            raise SchemaError(
+                redact_text(f"schema registry {self._url} failed for subject {subject!r}: {exc}")
+            ) from exc
+        except Exception as exc:  # the transport's own (see lookup)
+            raise SchemaError(
+                redact_text(f"schema registry {self._url} did not answer for subject {subject!r}: {exc}")
+            ) from exc
+        if found is None:
+            raise SchemaError(f"schema registry {self._url} answered without an id for subject {subject!r}")
+        return int(found)
 
     def lookup(self, schema_id: int) -> dict[str, Any] | None:
         if self._unknown.get(schema_id) is not None:
