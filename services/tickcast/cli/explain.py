@@ -33,7 +33,7 @@ def explain(
     with user_errors():
         try:
             found = explain_one(
-                settings.bootstrap_servers,
+                settings,
                 settings.schema_registry_url,
                 (topic, partition, offset),
                 settings.snapshots_topic_name,

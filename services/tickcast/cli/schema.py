@@ -54,13 +54,16 @@ def schema_check(
 def schema_register() -> None:
     """Register the current contracts in the Schema Registry, after it says they are compatible."""
     from tickcast.common.contracts.registry_admin import RegistryAdmin, current_contracts
+    from tickcast.common.security import schema_registry_config
     from tickcast.common.settings import CommonSettings
 
     settings = load_settings(CommonSettings)
     if not settings.schema_registry_url:
         fail("TICKCAST_SCHEMA_REGISTRY_URL is not set: there is no registry to register in")
     with user_errors():
-        admin = RegistryAdmin(settings.schema_registry_url)
+        admin = RegistryAdmin(
+            settings.schema_registry_url, schema_registry_config(settings, settings.schema_registry_url)
+        )
         for contract in current_contracts(settings):
             verdict = admin.ask(contract.subject, contract.schema)
             if not verdict.compatible:
@@ -71,11 +74,13 @@ def schema_register() -> None:
 
 def _registry_findings(url: str) -> list[str]:
     from tickcast.common.contracts.registry_admin import RegistryAdmin, current_contracts
+    from tickcast.common.security import schema_registry_config
     from tickcast.common.settings import CommonSettings
 
-    admin = RegistryAdmin(url)
+    settings = load_settings(CommonSettings)
+    admin = RegistryAdmin(url, schema_registry_config(settings, url))
     problems = []
-    for contract in current_contracts(load_settings(CommonSettings)):
+    for contract in current_contracts(settings):
         verdict = admin.ask(contract.subject, contract.schema)
         where = "new subject" if verdict.first_version else "compatible with the registry's latest version"
         if verdict.compatible:

@@ -19,7 +19,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Top
 from tickcast.common.contracts import AvroCodec, load_schema, open_schema_store
 from tickcast.common.contracts.base import PREDICTION_SCHEMA_FILE, TICK_SCHEMA_FILE
 from tickcast.common.errors import Rejected
-from tickcast.common.kafka import QUIET
+from tickcast.common.kafka import new_consumer
+from tickcast.common.security import KafkaClientSettings
 
 SNAPSHOT_SCHEMA_FILE = "snapshot.avsc"
 #: Snapshot fields not worth printing: the pickled state and its HMAC.
@@ -42,25 +43,29 @@ class Explanation:
     notes: list[str] = field(default_factory=list)
 
 
-def _consumer(bootstrap_servers: str) -> Consumer:
-    return Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": f"tickcast-explain-{uuid.uuid4().hex[:12]}",
+def _consumer(kafka: KafkaClientSettings) -> Consumer:
+    return new_consumer(
+        kafka,
+        f"tickcast-explain-{uuid.uuid4().hex[:12]}",
+        **{
             "enable.auto.commit": False,
             "enable.partition.eof": True,
             # An offset past the end (or deleted) is an answer, not a reason to jump elsewhere and wait.
             "auto.offset.reset": "error",
-            **QUIET,
-        }
+        },
     )
 
 
 def scan(
-    bootstrap_servers: str, topic: str, partition: int, start: int, stop: Callable[[Message], bool], timeout_s: float
+    kafka: KafkaClientSettings,
+    topic: str,
+    partition: int,
+    start: int,
+    stop: Callable[[Message], bool],
+    timeout_s: float,
 ) -> Message | None:
     """The first record of ``topic``/``partition`` from ``start`` on for which ``stop`` is true; None at the end."""
-    consumer = _consumer(bootstrap_servers)
+    consumer = _consumer(kafka)
     try:
         consumer.assign([TopicPartition(topic, partition, start)])
         deadline = time.monotonic() + timeout_s
@@ -78,11 +83,11 @@ def scan(
         consumer.close()
 
 
-def read_at(bootstrap_servers: str, topic: str, partition: int, offset: int, timeout_s: float = 15.0) -> Message:
+def read_at(kafka: KafkaClientSettings, topic: str, partition: int, offset: int, timeout_s: float = 15.0) -> Message:
     """The record at ``offset``; :class:`NotFound` if there is none."""
     missing = f"no record at {topic}:{partition}:{offset} (not written yet, or deleted by retention)"
     try:
-        found = scan(bootstrap_servers, topic, partition, offset, lambda m: (m.offset() or 0) >= offset, timeout_s)
+        found = scan(kafka, topic, partition, offset, lambda m: (m.offset() or 0) >= offset, timeout_s)
     except NotFound as exc:
         raise NotFound(f"{missing}: {exc}") from exc
     except TimeoutError as exc:
@@ -95,17 +100,17 @@ def read_at(bootstrap_servers: str, topic: str, partition: int, offset: int, tim
 
 
 def explain(
-    bootstrap_servers: str,
+    kafka: KafkaClientSettings,
     registry_url: str | None,
     where: tuple[str, int, int],
     snapshots_topic: str | None,
     timeout_s: float = 15.0,
 ) -> Explanation:
     """Read the prediction at ``where`` (topic, partition, offset) and what its lineage names."""
-    store = open_schema_store(registry_url)
+    store = open_schema_store(registry_url, kafka)
     topic, partition, offset = where
     predictions = AvroCodec(store, f"{topic}-value", load_schema(PREDICTION_SCHEMA_FILE))
-    raw = read_at(bootstrap_servers, topic, partition, offset, timeout_s)
+    raw = read_at(kafka, topic, partition, offset, timeout_s)
     try:
         prediction = predictions.decode(raw.value() or b"")
     except Rejected as exc:
@@ -113,7 +118,7 @@ def explain(
     found = Explanation(prediction)
     tick_topic, tick_partition = prediction["source_topic"], prediction["source_partition"]
     try:
-        tick_record = read_at(bootstrap_servers, tick_topic, tick_partition, prediction["source_offset"], timeout_s)
+        tick_record = read_at(kafka, tick_topic, tick_partition, prediction["source_offset"], timeout_s)
         ticks = AvroCodec(store, f"{tick_topic}-value", load_schema(TICK_SCHEMA_FILE))
         found.tick = ticks.decode(tick_record.value() or b"")
     except (NotFound, Rejected) as exc:
@@ -122,14 +127,14 @@ def explain(
         if snapshots_topic is None:
             found.snapshot_problem = "no snapshots topic given (--snapshots-topic, or TICKCAST_GROUP_ID)"
         else:
-            find_snapshot(bootstrap_servers, snapshots_topic, prediction, found, timeout_s)
+            find_snapshot(kafka, snapshots_topic, prediction, found, timeout_s)
     elif prediction["state_origin"] == "UNKNOWN":
         found.notes.append("written with a schema before state lineage (id 2): the state's origin is unknown")
     return found
 
 
 def find_snapshot(
-    bootstrap_servers: str, topic: str, prediction: dict[str, Any], found: Explanation, timeout_s: float
+    kafka: KafkaClientSettings, topic: str, prediction: dict[str, Any], found: Explanation, timeout_s: float
 ) -> None:
     """Fill ``found.snapshot`` with the snapshot record the prediction's state was restored from."""
     codec = AvroCodec(open_schema_store(None), "snapshots-value", load_schema(SNAPSHOT_SCHEMA_FILE))
@@ -146,7 +151,7 @@ def find_snapshot(
         return (record["applied_offset"], record["generation"]) == wanted
 
     try:
-        message = scan(bootstrap_servers, topic, prediction["source_partition"], OFFSET_BEGINNING, is_it, timeout_s)
+        message = scan(kafka, topic, prediction["source_partition"], OFFSET_BEGINNING, is_it, timeout_s)
     except (NotFound, TimeoutError) as exc:
         found.snapshot_problem = str(exc)
         return

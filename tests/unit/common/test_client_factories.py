@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -62,8 +63,9 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, dict[s
     Recorder.configs = []
     for name in ("Producer", "Consumer", "AdminClient"):
         monkeypatch.setattr(kafka, name, type(name, (Recorder,), {}))
-    # The publisher and the subscriber register their contracts while they are built.
-    registry = type("SchemaRegistryClient", (Recorder,), {"register_schema": lambda self, subject, schema: 1})
+    # The publisher and the subscriber look their contracts' ids up while they are built.
+    found = SimpleNamespace(schema_id=1)
+    registry = type("SchemaRegistryClient", (Recorder,), {"lookup_schema": lambda self, subject, schema: found})
     monkeypatch.setattr(confluent_registry, "SchemaRegistryClient", registry)
     yield Recorder.configs
 
@@ -150,6 +152,21 @@ def build_bench_tap(s: dict[str, Any], tmp: Path) -> None:
     PredictionTap(Pipeline(s["bootstrap_servers"], "u", tmp, security=security))
 
 
+def build_registry_admin(s: dict[str, Any], tmp: Path) -> None:
+    from tickcast.common.contracts.registry_admin import RegistryAdmin
+    from tickcast.common.security import KafkaClientSettings, schema_registry_config
+
+    url = "https://registry:8081"
+    RegistryAdmin(url, schema_registry_config(KafkaClientSettings(**s), url))
+
+
+def build_explain(s: dict[str, Any], tmp: Path) -> None:
+    from tickcast.common.security import KafkaClientSettings
+    from tickcast.ops.lineage import explain
+
+    explain(KafkaClientSettings(**s), "https://registry:8081", ("predictions", 0, 0), None, timeout_s=0.1)
+
+
 #: Every place that builds a Kafka or Schema Registry client, and which clients it builds.
 CLIENT_BUILDERS: dict[str, tuple[Callable[[dict[str, Any], Path], None], list[str]]] = {
     "tick publisher (produce, demo)": (build_tick_publisher, ["SchemaRegistryClient", "Producer"]),
@@ -164,6 +181,8 @@ CLIENT_BUILDERS: dict[str, tuple[Callable[[dict[str, Any], Path], None], list[st
     "test flood": (build_test_flood, ["Producer"]),
     "bench plain loop": (build_bench_plain_loop, ["Consumer", "Producer"]),
     "bench tap": (build_bench_tap, ["Consumer"]),
+    "schema register / check against a registry": (build_registry_admin, ["SchemaRegistryClient"]),
+    "explain": (build_explain, ["SchemaRegistryClient", "Consumer"]),
 }
 
 

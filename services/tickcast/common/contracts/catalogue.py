@@ -39,7 +39,7 @@ class Catalogue:
 
         >>> from tickcast.common.contracts.base import schemas_dir
         >>> [e.schema_id for e in read_catalogue(schemas_dir()).subjects()["snapshots-value"]]
-        [3, 4]
+        [3, 4, 5]
         """
         by_subject: dict[str, list[CatalogueEntry]] = {}
         for entry in sorted(self.entries, key=lambda e: e.schema_id):

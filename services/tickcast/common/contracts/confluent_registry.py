@@ -61,6 +61,11 @@ class ExpiringIds:
         return len(self._until)
 
 
+def new_registry_client(config: dict[str, Any]) -> SchemaRegistryClient:
+    """The one place a Schema Registry client is built (``config`` from ``security.schema_registry_config``)."""
+    return SchemaRegistryClient(config)
+
+
 class RegistrySchemaStore(SchemaStore):
     """Finds contracts' ids under ``<topic>-value`` (TopicNameStrategy) and resolves ids through the registry.
 
@@ -80,7 +85,7 @@ class RegistrySchemaStore(SchemaStore):
     ) -> None:
         # No client retries: a retry would double the time one record can hold the worker's loop.
         # client_config carries TLS and basic auth (tickcast.common.security.schema_registry_config).
-        self._client = SchemaRegistryClient(
+        self._client = new_registry_client(
             {"url": url, **(client_config or {}), "timeout": request_timeout_s, "max.retries": 0}
         )
         self._url = redact_text(url)  # only ever shown in messages: without its credentials

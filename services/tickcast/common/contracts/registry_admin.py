@@ -8,18 +8,22 @@ one the catalogue declares, so the registry enforces the same rule as ``tickcast
 
 from __future__ import annotations
 
+import base64
 import json
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry import Schema
 
 from tickcast.common.contracts.base import SchemaError, schemas_dir
 from tickcast.common.contracts.catalogue import read_catalogue
 from tickcast.common.contracts.compatibility import Mode
+from tickcast.common.contracts.confluent_registry import new_registry_client
+from tickcast.common.redaction import redact_text
 from tickcast.common.settings import CommonSettings
 
 #: Registry error codes that mean "nothing registered yet": any first version is compatible.
@@ -70,20 +74,34 @@ def current_contracts(settings: CommonSettings) -> list[Contract]:
 class RegistryAdmin:
     """The registry calls ``tickcast schema`` makes; every one bounded by ``timeout_s``."""
 
-    def __init__(self, url: str, timeout_s: float = 10.0) -> None:
-        self._url = url.rstrip("/")
+    def __init__(self, url: str, client_config: dict[str, Any] | None = None, timeout_s: float = 10.0) -> None:
+        """``client_config``: TLS and basic auth, as :func:`tickcast.common.security.schema_registry_config` makes."""
+        if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+            raise SchemaError(f"schema registry URL {redact_text(url)!r} is not http(s)")
+        config = client_config or {}
+        self._base = url.rstrip("/")
+        self._url = redact_text(self._base)  # only ever shown in messages: without its credentials
         self._timeout_s = timeout_s
-        self._client = SchemaRegistryClient({"url": url, "timeout": timeout_s})
+        self._client = new_registry_client({**config, "url": url, "timeout": timeout_s})
+        self._headers = {"Content-Type": CONTENT_TYPE, "Accept": CONTENT_TYPE}
+        if "basic.auth.user.info" in config:
+            token = base64.b64encode(str(config["basic.auth.user.info"]).encode()).decode()
+            self._headers["Authorization"] = f"Basic {token}"
+        self._tls: ssl.SSLContext | None = None
+        if url.startswith("https"):
+            self._tls = ssl.create_default_context(cafile=config.get("ssl.ca.location"))
+            if "ssl.certificate.location" in config:
+                self._tls.load_cert_chain(
+                    config["ssl.certificate.location"], config.get("ssl.key.location"), config.get("ssl.key.password")
+                )
 
     def ask(self, subject: str, schema: dict[str, Any]) -> Verdict:
         """POST /compatibility/subjects/{subject}/versions/latest?verbose=true: may ``schema`` follow the latest?"""
         path = f"/compatibility/subjects/{urllib.parse.quote(subject, safe='')}/versions/latest?verbose=true"
         body = json.dumps({"schemaType": "AVRO", "schema": json.dumps(schema)}).encode()
-        request = urllib.request.Request(
-            self._url + path, data=body, method="POST", headers={"Content-Type": CONTENT_TYPE, "Accept": CONTENT_TYPE}
-        )
+        request = urllib.request.Request(self._base + path, data=body, method="POST", headers=self._headers)
         try:
-            with urllib.request.urlopen(request, timeout=self._timeout_s) as response:
+            with urllib.request.urlopen(request, timeout=self._timeout_s, context=self._tls) as response:  # nosec B310 # http(s) only, checked in __init__
                 answer = json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as exc:
             error = _error_body(exc)
@@ -93,7 +111,9 @@ class RegistryAdmin:
                 f"schema registry {self._url} failed checking {subject!r}: HTTP {exc.code} {error}"
             ) from exc
         except (OSError, ValueError) as exc:
-            raise SchemaError(f"schema registry {self._url} did not answer for {subject!r}: {exc}") from exc
+            raise SchemaError(
+                redact_text(f"schema registry {self._url} did not answer for {subject!r}: {exc}")
+            ) from exc
         return Verdict(bool(answer.get("is_compatible")), [str(m) for m in answer.get("messages", [])])
 
     def register(self, subject: str, schema: dict[str, Any], mode: Mode) -> int:
@@ -102,7 +122,7 @@ class RegistryAdmin:
             self._client.set_compatibility(subject, mode.value)
             return int(self._client.register_schema(subject, Schema(json.dumps(schema), "AVRO")))
         except Exception as exc:  # SchemaRegistryError or the transport's own
-            raise SchemaError(f"schema registry {self._url} refused {subject!r}: {exc}") from exc
+            raise SchemaError(redact_text(f"schema registry {self._url} refused {subject!r}: {exc}")) from exc
 
 
 def _error_body(exc: urllib.error.HTTPError) -> dict[str, Any]:
