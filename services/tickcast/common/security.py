@@ -58,6 +58,15 @@ class KafkaClientSettings(BaseSettings):
     )
     schema_registry_username: str | None = Field(None, description="Basic-auth user of the Schema Registry.")
     schema_registry_password: SecretStr | None = Field(None, description="Basic-auth password of the Schema Registry.")
+    schema_registry_timeout_s: float = Field(
+        5.0, gt=0, le=60, description="Longest one registry request may take (a worker's loop waits for it)."
+    )
+    schema_registry_unknown_id_ttl_s: float = Field(
+        60.0, ge=0, le=86_400, description="How long an id the registry does not know is remembered as unknown."
+    )
+    schema_registry_failure_ttl_s: float = Field(
+        5.0, ge=0, le=3_600, description="How long an id whose lookup failed (timeout, 5xx) is not asked again."
+    )
 
     @field_validator("bootstrap_servers")
     @classmethod

@@ -126,3 +126,19 @@ def test_the_codec_dead_letters_a_record_whose_schema_the_registry_cannot_give(r
             codec.decode(frame(schema_id, good[5:]))
         assert caught.value.reason == Reason.UNKNOWN_SCHEMA and "registry" in caught.value.message
     assert codec.decode(good)["symbol"] == "SPY", "the codec's own schema needs no registry"
+
+
+def test_the_registry_timeouts_come_from_the_settings(registry: FakeRegistry) -> None:
+    from tickcast.common.contracts import open_schema_store
+    from tickcast.common.settings import CommonSettings
+
+    # A TTL of 0 remembers nothing: each lookup asks again (the default, 60 s, would ask once).
+    settings = CommonSettings(schema_registry_timeout_s=0.3, schema_registry_unknown_id_ttl_s=0.0)
+    store = open_schema_store(registry.url, settings)
+    assert [store.lookup(424242) for _ in range(3)] == [None] * 3
+    assert registry.lookups == [424242] * 3, "TICKCAST_SCHEMA_REGISTRY_UNKNOWN_ID_TTL_S was not applied"
+    registry.hang.set()
+    started = time.monotonic()
+    with pytest.raises(SchemaError, match="did not answer"):
+        store.lookup(7)
+    assert time.monotonic() - started < 1.5, "TICKCAST_SCHEMA_REGISTRY_TIMEOUT_S (0.3 s) was not applied"

@@ -26,7 +26,8 @@ def open_schema_store(registry_url: str | None, security: KafkaClientSettings | 
     """The catalogue in ``schemas/`` by default, a Confluent Schema Registry when a URL is given.
 
     ``security`` gives the registry client its CA, client certificate and basic auth
-    (:func:`tickcast.common.security.schema_registry_config`).
+    (:func:`tickcast.common.security.schema_registry_config`), its request timeout and how long unknown
+    and failed ids are remembered (``TICKCAST_SCHEMA_REGISTRY_*``).
 
     >>> type(open_schema_store(None)).__name__
     'CatalogueSchemaStore'
@@ -35,7 +36,15 @@ def open_schema_store(registry_url: str | None, security: KafkaClientSettings | 
         from tickcast.common.contracts.confluent_registry import RegistrySchemaStore
         from tickcast.common.security import schema_registry_config
 
-        return RegistrySchemaStore(registry_url, schema_registry_config(security, registry_url) if security else None)
+        if security is None:
+            return RegistrySchemaStore(registry_url)
+        return RegistrySchemaStore(
+            registry_url,
+            schema_registry_config(security, registry_url),
+            request_timeout_s=security.schema_registry_timeout_s,
+            unknown_id_ttl_s=security.schema_registry_unknown_id_ttl_s,
+            failure_ttl_s=security.schema_registry_failure_ttl_s,
+        )
     from tickcast.common.contracts.catalogue import CatalogueSchemaStore
 
     return CatalogueSchemaStore.from_dir(schemas_dir())
