@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings
 
 from tickcast.common.redaction import redact_text
 from tickcast.common.security import KafkaClientSettings
+from tickcast.common.settings import CommonSettings
 
 S = TypeVar("S", bound=BaseSettings)
 
@@ -52,9 +53,13 @@ def load_settings(cls: type[S], **overrides: Any) -> S:
     2
     """
     try:
-        return cls(**{k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         fail(f"invalid configuration: {describe_invalid(cls, exc)}")
+    if isinstance(settings, CommonSettings):
+        for warning in settings.misspelt_variables():
+            typer.echo(f"tickcast: warning: {warning}", err=True)
+    return settings
 
 
 def describe_invalid(cls: type[BaseSettings], exc: ValidationError) -> str:

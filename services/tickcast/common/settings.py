@@ -7,6 +7,8 @@ else in tickcast reads ``os.environ``.
 
 from __future__ import annotations
 
+import difflib
+import os
 from typing import Literal
 
 from pydantic import Field
@@ -26,6 +28,8 @@ class CommonSettings(KafkaClientSettings):
     ('ticks', 'predictions', 'ticks.dlq', 8)
     """
 
+    # Variables of other services (a ConfigMap shared by all) are ignored, not refused; misspellings of this
+    # service's own settings are reported by ``misspelt_variables``.
     model_config = SettingsConfigDict(env_prefix="TICKCAST_", frozen=True, extra="ignore")
 
     schema_registry_url: str | None = Field(
@@ -46,3 +50,24 @@ class CommonSettings(KafkaClientSettings):
     replication_factor: int = Field(1, ge=1, le=16, description="Replication factor for topics tickcast creates.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     log_format: Literal["json", "console"] = Field("json", description="json for machines, console for people.")
+
+    @classmethod
+    def misspelt_variables(cls, environ: dict[str, str] | None = None) -> list[str]:
+        """``TICKCAST_*`` variables that are no setting of this service but look like one of its settings.
+
+        Pydantic ignores unknown variables (each service reads only its own), so a typo would silently
+        leave the default in force; this names it. Variables far from every setting (another service's)
+        are not reported.
+
+        >>> CommonSettings.misspelt_variables({"TICKCAST_SASL_USER": "bob", "TICKCAST_GATEWAY_PORT": "1"})
+        ['TICKCAST_SASL_USER is not a setting; did you mean TICKCAST_SASL_USERNAME?']
+        """
+        names = {name.upper() for name in cls.model_fields}
+        found = []
+        for variable in sorted(os.environ if environ is None else environ):
+            if not variable.startswith("TICKCAST_") or variable[len("TICKCAST_") :] in names:
+                continue
+            close = difflib.get_close_matches(variable[len("TICKCAST_") :], names, n=1, cutoff=0.8)
+            if close:
+                found.append(f"{variable} is not a setting; did you mean TICKCAST_{close[0]}?")
+        return found
