@@ -10,6 +10,7 @@ import pytest
 
 from tickcast.broker.embedded import EmbeddedBroker
 from tickcast.common.records import Tick
+from tickcast.predictor.snapshot_keys import new_key
 from tickcast.subscriber.reader import Received
 from tickcast.testing.environment import run_tickcast
 from tickcast.testing.pipeline import Pipeline
@@ -43,7 +44,7 @@ def test_explain_names_the_tick_then_the_snapshot_a_restored_state_came_from(
 ) -> None:
     pipeline = Pipeline(
         broker.bootstrap_servers, unique, tmp_path / "workers", partitions=2,
-        extra_env={"TICKCAST_SNAPSHOT_KEY": f"explain-{unique}", "TICKCAST_SNAPSHOT_EVERY_TICKS": "10"},
+        extra_env={"TICKCAST_SNAPSHOT_KEY": new_key(), "TICKCAST_SNAPSHOT_EVERY_TICKS": "10"},
     )  # fmt: skip
     pipeline.create_topics()
     try:

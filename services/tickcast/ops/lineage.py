@@ -162,9 +162,6 @@ def find_snapshot(
         )
         return
     record = codec.decode(message.value() or b"")
-    found.snapshot = {
-        "topic": topic,
-        "partition": message.partition(),
-        "offset": message.offset(),
-        **{k: v for k, v in record.items() if k not in HIDDEN_SNAPSHOT_FIELDS},
-    }
+    # The record's own "topic" is the ticks topic its applied_offset counts, not where the record lives.
+    fields = {("ticks_topic" if k == "topic" else k): v for k, v in record.items() if k not in HIDDEN_SNAPSHOT_FIELDS}
+    found.snapshot = {"topic": topic, "partition": message.partition(), "offset": message.offset(), **fields}
