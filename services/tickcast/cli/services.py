@@ -1,4 +1,4 @@
-"""Commands that run the pipeline's parts: ``broker``, ``topics create``, ``worker``, ``subscribe`` and ``demo``."""
+"""Commands that run the pipeline's parts: ``broker``, ``topics create``, ``worker``, ``gateway``, ``subscribe``..."""
 
 from __future__ import annotations
 
@@ -67,6 +67,22 @@ def worker(
     with user_errors():
         require_broker(settings.bootstrap_servers, 30.0)
         run_worker(settings)
+
+
+def gateway(
+    port: Annotated[int | None, typer.Option(help="HTTP port (default TICKCAST_GATEWAY_PORT, 8080).")] = None,
+    host: Annotated[str | None, typer.Option(help="Interface (default TICKCAST_GATEWAY_HOST, 127.0.0.1).")] = None,
+) -> None:
+    """Serve latest predictions, an SSE stream and the live dashboard over HTTP; run as many as you like."""
+    from tickcast.gateway.server import run_gateway
+    from tickcast.gateway.settings import GatewaySettings
+
+    settings = load_settings(GatewaySettings, gateway_port=port, gateway_host=host)
+    configure_logging("gateway", settings.log_level, settings.log_format)
+    with user_errors():
+        require_broker(settings.bootstrap_servers, 30.0)
+        typer.echo(f"dashboard: http://{settings.gateway_host}:{settings.gateway_port}/", err=True)
+        run_gateway(settings)
 
 
 def subscribe(
