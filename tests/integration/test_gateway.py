@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tickcast.client import ClientSettings, PredictionRecord, TickcastClient
 from tickcast.producer.synthetic import SyntheticFeed, symbol_names
 from tickcast.testing.drain import read_predictions_to_end
 from tickcast.testing.gateway import GatewayProcess, read_events
@@ -77,3 +79,51 @@ def test_a_gateway_serves_what_workers_predicted_and_a_stream_resumes_without_ga
     finally:
         gateway.stop()
         reader.close()
+
+
+def test_the_client_gives_the_same_predictions_from_kafka_and_from_a_gateway(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    wait_for_assignment(pipeline, pipeline.start_workers(1), timeout_s=45)
+    gateway = GatewayProcess(pipeline.env(), tmp_path / "gateway.log").start(ready_timeout_s=20)
+    settings = ClientSettings(**pipeline.settings_kwargs())
+    chosen = SYMBOLS[:2]
+    ticks = SyntheticFeed(SYMBOLS, seed=9, clock_ms=lambda: time.time_ns() // 1_000_000).take(90)
+    expected = sum(1 for tick in ticks if tick.symbol in chosen)
+
+    async def read(client: TickcastClient) -> list[PredictionRecord]:
+        got = []
+        async with asyncio.timeout(30):
+            async for record in client.subscribe(chosen):
+                got.append(record)
+                if len(got) == expected:
+                    return got
+        return got
+
+    async def scenario() -> tuple[list[PredictionRecord], ...]:
+        # From the beginning: the topics are this test's own and empty, so that is exactly "from now".
+        from_kafka = TickcastClient.kafka(settings, from_beginning=True)
+        from_gateway = TickcastClient.gateway(gateway.url)
+        readers = asyncio.gather(read(from_kafka), read(from_gateway))
+        await asyncio.to_thread(
+            wait_for, lambda: gateway.clients() == 1, 10, "the client's stream to connect", diagnostics=gateway.log_tail
+        )
+        publisher = pipeline.publisher()
+        for tick in ticks:
+            publisher.publish(tick)
+        assert publisher.close() == 0
+        kafka_records, gateway_records = await readers
+        latest = await asyncio.gather(from_kafka.latest(chosen[0]), from_gateway.latest(chosen[0]))
+        return kafka_records, gateway_records, [r for r in latest if r is not None]
+
+    try:
+        kafka_records, gateway_records, latest = asyncio.run(scenario())
+    finally:
+        gateway.stop()
+    assert len(kafka_records) == len(gateway_records) == expected
+    assert [r.lineage for r in kafka_records if r.symbol == chosen[0]] == [
+        r.lineage for r in gateway_records if r.symbol == chosen[0]
+    ]
+    assert {r.lineage for r in kafka_records} == {r.lineage for r in gateway_records}
+    assert len(latest) == 2 and latest[0] == latest[1]
+    assert latest[0].lineage == [r for r in kafka_records if r.symbol == chosen[0]][-1].lineage
