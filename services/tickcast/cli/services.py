@@ -169,8 +169,9 @@ def demo(
     rate: Annotated[float, typer.Option(min=1.0, help="Ticks per second.")] = 300.0,
     model: Annotated[str, typer.Option(help="Model name.")] = "linear",
     log_dir: Annotated[Path, typer.Option(help="Where broker and worker logs go.")] = Path(".tickcast/demo"),
+    gateway_port: Annotated[int, typer.Option(min=0, max=65535, help="Dashboard port; 0 picks a free one.")] = 8080,
 ) -> None:
-    """Start the embedded broker, N workers and a synthetic feed; show live predictions; stop cleanly."""
+    """Start the embedded broker, N workers, a gateway (live dashboard) and a synthetic feed; stop cleanly."""
     from tickcast.demo.run import DemoOptions, run_demo
     from tickcast.predictor.models import MODELS
 
@@ -180,7 +181,15 @@ def demo(
     signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` stops the demo as cleanly as Ctrl-C
     with user_errors():
         result = run_demo(
-            DemoOptions(seconds=seconds, workers=workers, symbols=symbols, rate=rate, model=model, log_dir=log_dir)
+            DemoOptions(
+                seconds=seconds,
+                workers=workers,
+                symbols=symbols,
+                rate=rate,
+                model=model,
+                log_dir=log_dir,
+                gateway_port=gateway_port,
+            )
         )
     typer.echo(result.summary_line())
 

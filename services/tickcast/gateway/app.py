@@ -29,7 +29,7 @@ from tickcast.gateway.httpio import (
     with_age,
 )
 from tickcast.gateway.positions import BadPosition, decode
-from tickcast.gateway.schemas import Health, PredictionList, PredictionOut, Problem, SymbolList
+from tickcast.gateway.schemas import Health, PipelineHealth, PredictionList, PredictionOut, Problem, SymbolList
 from tickcast.gateway.sse import stream_events
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -177,6 +177,19 @@ def create_app(feed: PredictionFeed, source: Source | None = None, clock: Callab
             stream_events(feed, start, settings.gateway_keepalive_s),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    @app.get("/v1/pipeline", response_model=PipelineHealth, summary="Throughput, latency, workers, dead letters")
+    async def pipeline() -> PipelineHealth:
+        view = feed.pipeline
+        return PipelineHealth(
+            predictions_per_s=view.rate(),
+            latency_ms=None if view.latency_ms is None else round(view.latency_ms, 1),
+            workers=view.workers(),
+            dead_letters=view.dead_letters,
+            symbols=len(feed.cache),
+            clients=len(feed.hub),
+            ready=feed.ready,
         )
 
     @app.get(

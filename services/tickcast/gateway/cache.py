@@ -23,6 +23,8 @@ class Published:
     predicted_at_ms: float
     body: str
     """The JSON object sent to clients: the prediction's fields plus ``partition`` and ``offset``."""
+    worker: str = ""
+    tick_produced_at_ms: int = 0
 
     @classmethod
     def of(cls, partition: int, offset: int, prediction: Prediction, received_at: float) -> Published:
@@ -36,7 +38,16 @@ class Published:
         fields: dict[str, Any] = prediction.to_avro()
         fields["partition"], fields["offset"] = partition, offset
         body = json.dumps(fields, separators=(",", ":"), allow_nan=False)
-        return cls(partition, offset, prediction.symbol, received_at, prediction.predicted_at / 1000.0, body)
+        return cls(
+            partition,
+            offset,
+            prediction.symbol,
+            received_at,
+            prediction.predicted_at / 1000.0,
+            body,
+            prediction.worker,
+            prediction.tick_produced_at,
+        )
 
 
 class LatestCache:

@@ -14,6 +14,7 @@ from tickcast.common.topics import partition_for, symbol_key
 from tickcast.gateway.cache import LatestCache, PartitionRing, Published
 from tickcast.gateway.hub import Hub, Subscription
 from tickcast.gateway.metrics import GatewayMetrics
+from tickcast.gateway.pipeline import PipelineView
 from tickcast.gateway.positions import Positions
 from tickcast.gateway.settings import GatewaySettings
 
@@ -47,6 +48,7 @@ class PredictionFeed:
         self.caught_up: set[int] = set()
         self.started_at = time.monotonic()
         self.ready_after_s: float | None = None
+        self.pipeline = PipelineView()
 
     @property
     def partitions(self) -> range:
@@ -70,6 +72,7 @@ class PredictionFeed:
             ring.append(item)
             self.cache.put(item)
             self.metrics.predictions.inc()
+            self.pipeline.observe(item)
             self.hub.publish(item)
         self.metrics.symbols.set(len(self.cache))
 

@@ -34,6 +34,11 @@ class GatewayMetrics:
             "Records of the predictions topic that did not decode.",
             registry=self.registry,
         )
+        self.dead_letters = Counter(
+            "tickcast_gateway_dead_letters_seen",
+            "Dead letters written since the gateway started.",
+            registry=self.registry,
+        )
         self.symbols = Gauge(
             "tickcast_gateway_symbols", "Symbols in the latest-prediction cache.", registry=self.registry
         )

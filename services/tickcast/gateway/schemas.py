@@ -61,3 +61,15 @@ class Health(BaseModel):
     clients: int
     partitions_caught_up: int
     ready_after_s: float | None
+
+
+class PipelineHealth(BaseModel):
+    """What the gateway sees of the pipeline, from the predictions (and dead letters) it reads."""
+
+    predictions_per_s: float = Field(description="Over the last 10 s.")
+    latency_ms: float | None = Field(description="Tick produced to prediction made (EWMA), by the workers' clocks.")
+    workers: list[str] = Field(description="Workers that made a prediction in the last 10 s.")
+    dead_letters: int = Field(description="Dead letters written since this gateway started.")
+    symbols: int
+    clients: int
+    ready: bool

@@ -84,13 +84,15 @@ class KafkaSource:
                 **QUIET,
             }
         )
-        topic = settings.predictions_topic
+        topic, dlq = settings.predictions_topic, settings.dlq_topic
         try:
+            # Dead letters are only counted (for the dashboard), from now on: never decoded, never served.
+            dlq_meta = consumer.list_topics(dlq, timeout=10).topics.get(dlq)
+            dlq_partitions = list(dlq_meta.partitions) if dlq_meta is not None and dlq_meta.error is None else []
+            start = offset_tail(settings.gateway_warm_window)
             consumer.assign(
-                [
-                    TopicPartition(topic, p, offset_tail(settings.gateway_warm_window))
-                    for p in range(settings.partitions)
-                ]
+                [TopicPartition(topic, p, start) for p in range(settings.partitions)]
+                + [TopicPartition(dlq, p, OFFSET_END) for p in dlq_partitions]
             )
             log.info("gateway_reading", topic=topic, partitions=settings.partitions)
             while not self._stop.is_set():
@@ -100,9 +102,13 @@ class KafkaSource:
                 received_at = time.monotonic()
                 batch: list[Published] = []
                 ends: list[tuple[int, int]] = []
+                dead_letters = 0
                 for message in messages:
                     error = message.error()
                     partition, offset = message.partition() or 0, message.offset() or 0
+                    if message.topic() == dlq:
+                        dead_letters += error is None
+                        continue
                     if error is not None:
                         if error.code() == KafkaError._PARTITION_EOF:
                             ends.append((partition, offset))
@@ -116,14 +122,16 @@ class KafkaSource:
                         log.warning("gateway_undecodable", partition=partition, offset=offset, error=str(rejected))
                         continue
                     batch.append(Published.of(partition, offset, prediction, received_at))
-                loop.call_soon_threadsafe(_deliver, feed, batch, ends)
+                loop.call_soon_threadsafe(_deliver, feed, batch, ends, dead_letters)
         except RuntimeError:
             pass  # the loop closed under us: the app is shutting down
         finally:
             consumer.close()
 
 
-def _deliver(feed: PredictionFeed, batch: list[Published], ends: list[tuple[int, int]]) -> None:
+def _deliver(feed: PredictionFeed, batch: list[Published], ends: list[tuple[int, int]], dead_letters: int) -> None:
     feed.ingest(batch)
+    feed.pipeline.dead_letters += dead_letters
+    feed.metrics.dead_letters.inc(dead_letters)
     for partition, offset in ends:
         feed.reached_end(partition, offset)

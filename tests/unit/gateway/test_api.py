@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import time
+
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
@@ -11,7 +14,8 @@ from tickcast.gateway.app import create_app
 
 FEED = make_feed(partitions=4, gateway_max_query_symbols=20)
 publish(FEED, "SPY", "BAC", "KO", "IBM", "SPY")
-APP = create_app(FEED)
+PUBLISHED_AT = time.time()
+APP = create_app(FEED, clock=lambda: PUBLISHED_AT + 1.0)  # a second after the predictions were made
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 
@@ -31,7 +35,7 @@ def test_latest_has_lineage_model_version_age_and_caching_headers() -> None:
     assert answer.status_code == 200
     body = answer.json()
     assert body["symbol"] == "SPY" and body["model_version"] == "3" and body["source_offset"] >= 0
-    assert 0 <= body["age_ms"] < 60_000
+    assert 1_000 <= body["age_ms"] < 1_100
     assert answer.headers["etag"] == f'"{body["partition"]}:{body["offset"]}"'
     assert answer.headers["cache-control"] == "no-cache"
     again = client().get("/v1/predictions/SPY", headers={"If-None-Match": answer.headers["etag"]})
@@ -67,3 +71,13 @@ def test_symbols_health_and_metrics() -> None:
     metrics = client().get("/metrics").text
     for name in ("clients", "events_fanned_out_total", "fanout_delay_seconds_bucket", "clients_dropped_total"):
         assert f"tickcast_gateway_{name}" in metrics
+
+
+def test_the_dashboard_and_every_asset_it_loads_are_served_by_the_gateway() -> None:
+    page = client().get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text)
+    assert len(assets) == 4, assets  # uPlot's script and stylesheet, the dashboard's own
+    for asset in [*assets, "/static/vendor/uplot/LICENSE"]:
+        assert client().get(asset).status_code == 200, asset
+    assert "http://" not in page.text and "https://" not in page.text, "the page must load nothing remote"
