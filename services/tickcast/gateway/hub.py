@@ -66,12 +66,14 @@ class Subscription:
 
 
 class Hub:
-    """The set of connected clients; :meth:`publish` hands each new prediction to every client that wants it."""
+    """The connected clients, indexed by symbol: :meth:`publish` touches only the clients that want the item."""
 
     def __init__(self, metrics: GatewayMetrics, max_clients: int) -> None:
         self.metrics = metrics
         self.max_clients = max_clients
         self._clients: set[Subscription] = set()
+        self._everything: set[Subscription] = set()
+        self._by_symbol: dict[str, set[Subscription]] = {}
 
     def __len__(self) -> int:
         return len(self._clients)
@@ -81,16 +83,32 @@ class Hub:
 
     def add(self, subscription: Subscription) -> None:
         self._clients.add(subscription)
+        if subscription.symbols is None:
+            self._everything.add(subscription)
+        else:
+            for symbol in subscription.symbols:
+                self._by_symbol.setdefault(symbol, set()).add(subscription)
         self.metrics.clients.set(len(self._clients))
 
     def remove(self, subscription: Subscription) -> None:
+        if subscription not in self._clients:
+            return
         self._clients.discard(subscription)
+        self._everything.discard(subscription)
+        for symbol in subscription.symbols or ():
+            wanting = self._by_symbol.get(symbol)
+            if wanting is not None:
+                wanting.discard(subscription)
+                if not wanting:
+                    del self._by_symbol[symbol]
         self.metrics.clients.set(len(self._clients))
 
     def publish(self, item: Published) -> None:
-        for subscription in [s for s in self._clients if s.wants(item)]:
+        wanting = self._by_symbol.get(item.symbol)
+        targets = [*self._everything, *wanting] if wanting else list(self._everything)
+        for subscription in targets:
             if not subscription.offer(item):
-                # Out of the set at once: a dropped client holds no memory and costs no more work.
+                # Out of the index at once: a dropped client holds no memory and costs no more work.
                 self.metrics.dropped.labels(subscription.dropped or DropReason.SLOW).inc()
                 self.remove(subscription)
 
