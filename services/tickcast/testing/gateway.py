@@ -52,8 +52,12 @@ class GatewayProcess:
             return False
 
     def clients(self) -> int:
-        """SSE clients connected, by the gateway's own metric."""
-        for line in httpx.get(f"{self.url}/metrics", timeout=2.0).text.splitlines():
+        """SSE clients connected, by the gateway's own metric; -1 if it did not answer within 5 s (busy)."""
+        try:
+            text = httpx.get(f"{self.url}/metrics", timeout=5.0).text
+        except httpx.TimeoutException:
+            return -1
+        for line in text.splitlines():
             if line.startswith("tickcast_gateway_clients "):
                 return int(float(line.split()[1]))
         raise AssertionError("the gateway's /metrics has no tickcast_gateway_clients")
