@@ -40,6 +40,3 @@ class GatewaySettings(CommonSettings):
         200, ge=1, le=10_000, description="Symbols one request may name (?symbols=A,B,...)."
     )
     gateway_keepalive_s: float = Field(15.0, gt=0, le=300, description="SSE comment sent after this long idle.")
-    gateway_worker_stats_url: str | None = Field(
-        None, description="A worker's /stats URL the dashboard may show pipeline health from (optional)."
-    )
