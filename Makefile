@@ -7,7 +7,7 @@ DEMO_SECONDS ?= 60
 
 SOAK_MINUTES ?= 30
 
-.PHONY: install demo test lint typecheck schema-check unit integration bench soak clean
+.PHONY: install demo test lint typecheck schema-check unit integration bench bench-gateway soak clean
 
 install: $(STAMP)
 
@@ -43,6 +43,10 @@ schema-check: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# One gateway in front of a pipeline at 500 ticks/s: GET latency (wrk), SSE fan-out delay, memory per client.
+bench-gateway: $(STAMP)
+	$(BIN)/python -m bench.gateway
 
 # Not in CI (a 2-minute version is, in tests/integration/test_soak.py): kill -9 and SIGSTOP under load.
 soak: $(STAMP)

@@ -16,6 +16,8 @@ import yaml
 from pydantic_settings import BaseSettings
 
 from tickcast.common.settings import CommonSettings
+from tickcast.gateway.metrics import GatewayMetrics
+from tickcast.gateway.settings import GatewaySettings
 from tickcast.predictor.metrics import series_names
 from tickcast.predictor.settings import PredictorSettings
 from tickcast.predictor.snapshot_keys import PLACEHOLDER_KEYS, new_key
@@ -40,8 +42,11 @@ SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (
     PredictorSettings,
     ProducerSettings,
     SubscriberSettings,
+    GatewaySettings,
 )
 PREDICTOR_JOB = "tickcast-predictor"
+GATEWAY_JOB = "tickcast-gateway"
+GATEWAY_ALERTS = PROMETHEUS_DIR / "gateway_alerts.yml"
 ALERT_NAMES = {
     "TickcastLagGrowing",
     "TickcastNoPredictions",
@@ -162,7 +167,7 @@ def web_port(env: dict[str, str]) -> int:
     return int(env.get("TICKCAST_WEB_PORT", PredictorSettings.model_fields["web_port"].default))
 
 
-TICKCAST_SERVICES = ("topics", "producer", "predictor")
+TICKCAST_SERVICES = ("topics", "producer", "predictor", "gateway")
 
 
 # ---------------------------------------------------------------- compose and image
@@ -225,6 +230,7 @@ def env_sources() -> dict[str, dict[str, str]]:
     for kind, name in (
         ("Deployment", "tickcast-predictor"),
         ("Deployment", "tickcast-producer"),
+        ("Deployment", "tickcast-gateway"),
         ("Job", "tickcast-topics"),
     ):
         for container in containers(kind, name):
@@ -532,3 +538,59 @@ def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
         rules.append({"record": f"dashboard:query_{i}", "expr": expr})
     (tmp_path / "dashboard_rules.yml").write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
     run_promtool("check", "rules", "dashboard_rules.yml", cwd=tmp_path)
+
+
+# ---------------------------------------------------------------- the gateway
+
+
+def gateway_port() -> int:
+    return int(compose_env("gateway")["TICKCAST_GATEWAY_PORT"])
+
+
+def test_gateway_port_agrees_everywhere() -> None:
+    port = gateway_port()
+    GatewaySettings(**as_kwargs(compose_env("gateway")))
+    assert f"localhost:{port}/health" in " ".join(compose()["services"]["gateway"]["healthcheck"]["test"])
+    [job] = [j for j in load_yaml(PROMETHEUS_DIR / "prometheus.yml")["scrape_configs"] if j["job_name"] == GATEWAY_JOB]
+    assert job["dns_sd_configs"][0]["names"] == ["gateway"] and job["dns_sd_configs"][0]["port"] == port
+    [container] = containers("Deployment", "tickcast-gateway")
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert int(env["TICKCAST_GATEWAY_PORT"]) == port and env["TICKCAST_GATEWAY_HOST"] == "0.0.0.0"
+    assert [p["containerPort"] for p in container["ports"] if p["name"] == "http"] == [port]
+    assert "gateway_alerts.yml" in load_yaml(PROMETHEUS_DIR / "prometheus.yml")["rule_files"]
+
+
+def test_gateway_deployment_is_probed_autoscaled_and_served() -> None:
+    deployment = k8s_object("Deployment", "tickcast-gateway")
+    assert "replicas" not in deployment["spec"], "the HPA owns the replica count"
+    [container] = containers("Deployment", "tickcast-gateway")
+    assert container["args"] == ["gateway"]
+    # Ready only once caught up (/health); alive as long as the server answers, whatever Kafka does.
+    assert container["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/metrics", "port": "http"}
+    assert "memory" in container["resources"]["limits"]
+    hpa = k8s_object("HorizontalPodAutoscaler", "tickcast-gateway")["spec"]
+    assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "tickcast-gateway"}
+    assert 2 <= hpa["minReplicas"] < hpa["maxReplicas"]
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert k8s_object("Service", "tickcast-gateway")["spec"]["selector"].items() <= pod_labels.items()
+    predictor_labels = k8s_object("Deployment", "tickcast-predictor")["spec"]["template"]["metadata"]["labels"]
+    assert not k8s_object("Service", "tickcast-gateway")["spec"]["selector"].items() <= predictor_labels.items()
+
+
+def test_gateway_alerts_query_only_gateway_metrics_and_each_has_a_firing_case() -> None:
+    rules = [rule for group in load_yaml(GATEWAY_ALERTS)["groups"] for rule in group["rules"]]
+    metrics = GatewayMetrics()
+    metrics.dropped.labels("slow_consumer")  # a labelled series exists once it has a child
+    defined = {sample.name for family in metrics.registry.collect() for sample in family.samples}
+    queried = {name for rule in rules for name in METRIC_IN_PROMQL.findall(rule["expr"])}
+    assert queried and queried <= defined, f"not defined in tickcast/gateway/metrics.py: {queried - defined}"
+    assert set(re.findall(r'job="([^"]+)"', GATEWAY_ALERTS.read_text(encoding="utf-8"))) == {GATEWAY_JOB}
+    tests = load_yaml(PROMETHEUS_DIR / "gateway_alerts_test.yml")["tests"]
+    firing = {case["alertname"] for test in tests for case in test["alert_rule_test"] if case.get("exp_alerts")}
+    assert firing == {rule["alert"] for rule in rules}
+
+
+def test_promtool_unit_tests_of_the_gateway_alerts_pass() -> None:
+    run_promtool("check", "rules", "gateway_alerts.yml")
+    run_promtool("test", "rules", "gateway_alerts_test.yml")

@@ -17,6 +17,7 @@ app = typer.Typer(help="tickcast: streaming per-symbol price prediction on Kafka
 app.command("broker")(services.broker)
 app.command("evaluate")(evaluate.evaluate)
 app.command("worker")(services.worker)
+app.command("gateway")(services.gateway)
 app.command("subscribe")(services.subscribe)
 app.command("demo")(services.demo)
 app.command("lag")(ops.lag)

@@ -1,19 +1,23 @@
-"""Commands that run the pipeline's parts: ``broker``, ``topics``, ``worker``, ``subscribe`` and ``demo``."""
+"""Commands that run the pipeline's parts: ``broker``, ``topics``, ``worker``, ``gateway``, ``subscribe``, ``demo``."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import threading
 import time
 from contextlib import suppress
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from tickcast.cli.common import fail, load_settings, require_broker, stop_on_signals, user_errors
 from tickcast.common.logging import configure_logging
+
+if TYPE_CHECKING:
+    from tickcast.client.settings import ClientSettings
 
 topics_app = typer.Typer(help="Manage tickcast's topics.", no_args_is_help=True)
 
@@ -109,45 +113,93 @@ def worker(
         run_worker(settings)
 
 
+def gateway(
+    port: Annotated[int | None, typer.Option(help="HTTP port (default TICKCAST_GATEWAY_PORT, 8080).")] = None,
+    host: Annotated[str | None, typer.Option(help="Interface (default TICKCAST_GATEWAY_HOST, 127.0.0.1).")] = None,
+) -> None:
+    """Serve latest predictions, an SSE stream and the live dashboard over HTTP; run as many as you like."""
+    from tickcast.gateway.server import run_gateway
+    from tickcast.gateway.settings import GatewaySettings
+
+    settings = load_settings(GatewaySettings, gateway_port=port, gateway_host=host)
+    configure_logging("gateway", settings.log_level, settings.log_format)
+    with user_errors():
+        require_broker(settings, 30.0)
+        typer.echo(f"dashboard: http://{settings.gateway_host}:{settings.gateway_port}/", err=True)
+        run_gateway(settings)
+
+
 def subscribe(
     from_beginning: Annotated[bool, typer.Option(help="Start at the oldest prediction, not the newest.")] = False,
     count: Annotated[int | None, typer.Option(help="Exit after this many records.")] = None,
-    dead_letters: Annotated[bool, typer.Option(help="Also print dead letters.")] = False,
+    dead_letters: Annotated[bool, typer.Option(help="Also print dead letters (reads Kafka).")] = False,
     timeout: Annotated[float | None, typer.Option(help="Exit after this many idle seconds.")] = None,
+    symbols: Annotated[str | None, typer.Option(help="Only these symbols, comma-separated (default: all).")] = None,
+    gateway: Annotated[
+        str | None, typer.Option(help="Read a gateway's stream at this URL (default TICKCAST_CLIENT_GATEWAY_URL).")
+    ] = None,
 ) -> None:
-    """Print predictions as JSON lines (one per tick), for people and scripts."""
+    """Print predictions as JSON lines (one per tick), for people and scripts; each tick's prediction once."""
+    from tickcast.client.settings import ClientSettings
+
+    settings = load_settings(ClientSettings, client_gateway_url=gateway)
+    configure_logging("subscriber", settings.log_level, settings.log_format)
+    wanted = [name.strip() for name in symbols.split(",") if name.strip()] if symbols else None
+    with user_errors():
+        if dead_letters:
+            _print_with_dead_letters(from_beginning, count, timeout)
+            return
+        if settings.client_gateway_url is None:
+            require_broker(settings, 30.0)
+        try:
+            asyncio.run(_print_predictions(settings, from_beginning, count, timeout, wanted))
+        except ValueError as exc:
+            fail(str(exc), code=1)
+        except KeyboardInterrupt:
+            pass
+
+
+async def _print_predictions(
+    settings: ClientSettings, from_beginning: bool, count: int | None, timeout: float | None, symbols: list[str] | None
+) -> None:
+    from tickcast.client import TickcastClient
+
+    client = TickcastClient.from_settings(settings, from_beginning=from_beginning)
+    seen = 0
+    async for record in client.subscribe(symbols, idle_timeout_s=timeout):
+        typer.echo(json.dumps(record.to_avro(), separators=(",", ":")))
+        seen += 1
+        if count is not None and seen >= count:
+            break
+
+
+def _print_with_dead_letters(from_beginning: bool, count: int | None, timeout: float | None) -> None:
     from tickcast.subscriber.reader import PredictionReader
     from tickcast.subscriber.settings import SubscriberSettings
 
     settings = load_settings(SubscriberSettings)
-    configure_logging("subscriber", settings.log_level, settings.log_format)
-    with user_errors():
-        require_broker(settings, 30.0)
-        reader = PredictionReader(settings, from_beginning=from_beginning, dead_letters=dead_letters)
-        seen, idle_since = 0, time.monotonic()
-        try:
-            while count is None or seen < count:
-                batch = reader.poll(timeout_s=0.2)
-                if not batch and timeout is not None and time.monotonic() - idle_since > timeout:
+    require_broker(settings, 30.0)
+    reader = PredictionReader(settings, from_beginning=from_beginning, dead_letters=True)
+    seen, idle_since = 0, time.monotonic()
+    try:
+        while count is None or seen < count:
+            batch = reader.poll(timeout_s=0.2)
+            if not batch and timeout is not None and time.monotonic() - idle_since > timeout:
+                break
+            for received in batch:
+                idle_since = time.monotonic()
+                if received.prediction is not None:
+                    record: dict[str, Any] = received.prediction.to_avro()
+                else:
+                    record = {"topic": received.topic, "dead_letter": received.dead_letter, "error": received.error}
+                typer.echo(json.dumps(record, separators=(",", ":")))
+                seen += 1
+                if count is not None and seen >= count:
                     break
-                for received in batch:
-                    idle_since = time.monotonic()
-                    if received.prediction is not None:
-                        record: dict[str, Any] = received.prediction.to_avro()
-                    else:
-                        record = {
-                            "topic": received.topic,
-                            "dead_letter": received.dead_letter,
-                            "error": received.error,
-                        }
-                    typer.echo(json.dumps(record, separators=(",", ":")))
-                    seen += 1
-                    if count is not None and seen >= count:
-                        break
-        except KeyboardInterrupt:
-            pass
-        finally:
-            reader.close()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        reader.close()
 
 
 def demo(
@@ -157,8 +209,9 @@ def demo(
     rate: Annotated[float, typer.Option(min=1.0, help="Ticks per second.")] = 300.0,
     model: Annotated[str, typer.Option(help="Model name.")] = "linear",
     log_dir: Annotated[Path, typer.Option(help="Where broker and worker logs go.")] = Path(".tickcast/demo"),
+    gateway_port: Annotated[int, typer.Option(min=0, max=65535, help="Dashboard port; 0 picks a free one.")] = 8080,
 ) -> None:
-    """Start the embedded broker, N workers and a synthetic feed; show live predictions; stop cleanly."""
+    """Start the embedded broker, N workers, a gateway (live dashboard) and a synthetic feed; stop cleanly."""
     from tickcast.demo.run import DemoOptions, run_demo
     from tickcast.predictor.models import MODELS
 
@@ -168,7 +221,15 @@ def demo(
     signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` stops the demo as cleanly as Ctrl-C
     with user_errors():
         result = run_demo(
-            DemoOptions(seconds=seconds, workers=workers, symbols=symbols, rate=rate, model=model, log_dir=log_dir)
+            DemoOptions(
+                seconds=seconds,
+                workers=workers,
+                symbols=symbols,
+                rate=rate,
+                model=model,
+                log_dir=log_dir,
+                gateway_port=gateway_port,
+            )
         )
     typer.echo(result.summary_line())
 

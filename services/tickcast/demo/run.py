@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -14,7 +16,7 @@ from rich.live import Live
 
 from tickcast.broker.embedded import EmbeddedBroker
 from tickcast.common.kafka import ensure_topics, wait_for_broker
-from tickcast.common.processes import current_env
+from tickcast.common.processes import current_env, free_port, spawn, stop
 from tickcast.common.records import Tick
 from tickcast.common.settings import CommonSettings
 from tickcast.demo.view import LiveStats
@@ -39,6 +41,8 @@ class DemoOptions:
     model: str = "linear"
     log_dir: Path = Path(".tickcast/demo")
     drain_timeout_s: float = 30.0
+    gateway_port: int = 8080
+    """Port of the gateway serving the dashboard; 0 picks a free one."""
 
 
 @dataclass(slots=True)
@@ -65,6 +69,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
     stats = LiveStats()
     feed_thread: threading.Thread | None = None
     reader: PredictionReader | None = None
+    gateway: subprocess.Popen[bytes] | None = None
     try:
         broker.start()
         common = CommonSettings(bootstrap_servers=broker.bootstrap_servers)
@@ -86,6 +91,12 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
         }
         supervisor = WorkerPool(env=env, log_dir=options.log_dir)
         supervisor.scale(options.workers)
+        gateway_port = options.gateway_port or free_port()
+        with open(options.log_dir / "gateway.log", "ab") as output:
+            gateway = spawn(
+                [sys.executable, "-m", "tickcast", "gateway", "--port", str(gateway_port)], env=env, output=output
+            )
+        console.print(f"dashboard: [bold]http://127.0.0.1:{gateway_port}/[/bold] (gateway pid {gateway.pid})")
         console.print(
             f"broker {broker.bootstrap_servers} (pid {broker.pid}); {options.workers} workers starting "
             f"(logs in {options.log_dir}); streaming {options.symbols} symbols at {options.rate:.0f} ticks/s"
@@ -135,6 +146,8 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
         stop_feed.set()
         if reader is not None:
             reader.close()
+        if gateway is not None:
+            stop(gateway, grace_s=10)
         if supervisor is not None:
             supervisor.stop_all()
         broker.stop()

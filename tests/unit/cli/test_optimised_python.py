@@ -16,7 +16,7 @@ import pytest
 
 #: Every command and group; the subprocess also walks the app, so a new command cannot be missed.
 COMMANDS = {
-    "", "broker", "evaluate", "worker", "subscribe", "demo", "lag", "supervise", "scale", "autoscale",
+    "", "broker", "evaluate", "worker", "gateway", "subscribe", "demo", "lag", "supervise", "scale", "autoscale",
     "topics", "topics create", "topics check", "produce", "produce synthetic", "produce file", "dlq", "dlq list",
     "dlq summary", "dlq replay", "schema", "schema check", "schema register", "explain", "catalog",
 }  # fmt: skip

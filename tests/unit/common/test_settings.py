@@ -9,14 +9,23 @@ import sys
 import pytest
 from pydantic import ValidationError
 
+from tickcast.client.settings import ClientSettings
 from tickcast.common.settings import CommonSettings
+from tickcast.gateway.settings import GatewaySettings
 from tickcast.ops.settings import OpsSettings
 from tickcast.predictor.settings import PredictorSettings
 from tickcast.producer.settings import ProducerSettings
 from tickcast.subscriber.settings import SubscriberSettings
 from tickcast.testing.environment import base_env
 
-SERVICE_SETTINGS = [PredictorSettings, ProducerSettings, SubscriberSettings, OpsSettings]
+SERVICE_SETTINGS = [
+    PredictorSettings,
+    ProducerSettings,
+    SubscriberSettings,
+    OpsSettings,
+    GatewaySettings,
+    ClientSettings,
+]
 
 
 def test_every_service_settings_class_is_listed_here() -> None:

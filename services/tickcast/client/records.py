@@ -1,0 +1,70 @@
+"""The record a client yields: an immutable prediction with its lineage and its place on the predictions topic."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from tickcast.common.records import Prediction
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionRecord:
+    """One prediction (fields of the Avro contract ``schemas/prediction.avsc``), immutable all the way down.
+
+    ``partition``/``offset`` say where it is on the predictions topic (the same from Kafka or a gateway).
+
+    >>> p = Prediction("SPY", 1, 2.0, 0.5, 2.0001, 1, "READY", "m", "1", 3, "ticks", 0, 9, 1, 2, "w", flags=["x"])
+    >>> record = PredictionRecord.of(p, partition=4, offset=17)
+    >>> record.flags, record.lineage, record.to_avro() == p.to_avro()
+    (('x',), ('ticks', 0, 9), True)
+    """
+
+    symbol: str
+    event_time: int
+    last_price: float
+    predicted_return_bps: float
+    predicted_price: float
+    horizon_ticks: int
+    status: str
+    model_name: str
+    model_version: str
+    ticks_learned: int
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    tick_produced_at: int
+    predicted_at: int
+    worker: str
+    abs_error_ewm_bps: float | None
+    flags: tuple[str, ...]
+    partition: int
+    offset: int
+
+    @property
+    def lineage(self) -> tuple[str, int, int]:
+        """The tick this answers: (source topic, partition, offset), unique per tick."""
+        return (self.source_topic, self.source_partition, self.source_offset)
+
+    @classmethod
+    def of(cls, prediction: Prediction, partition: int, offset: int) -> PredictionRecord:
+        values = prediction.to_avro()
+        values["flags"] = tuple(values["flags"])
+        return cls(**values, partition=partition, offset=offset)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PredictionRecord:
+        """From a gateway's JSON (extra keys such as ``age_ms`` are ignored)."""
+        values: dict[str, Any] = {name: data.get(name) for name in _FIELDS}
+        values["flags"] = tuple(data.get("flags") or ())
+        return cls(**values)
+
+    def to_avro(self) -> dict[str, Any]:
+        """The prediction as the Avro contract has it (what ``tickcast subscribe`` prints)."""
+        values = {name: getattr(self, name) for name in _AVRO_FIELDS}
+        values["flags"] = list(self.flags)
+        return values
+
+
+_FIELDS = tuple(f.name for f in fields(PredictionRecord))
+_AVRO_FIELDS = tuple(f.name for f in fields(Prediction))

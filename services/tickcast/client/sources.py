@@ -1,0 +1,212 @@
+"""Where a client's predictions come from: Kafka directly (Avro contract) or a gateway's SSE stream.
+
+Both push ``Delivery`` items (or :data:`RESET`) into the client's queue until cancelled, and answer
+``latest(symbol)``. The Kafka source reads whole partitions (no consumer group, nothing committed), so it
+sees every offset there; a gateway stream for chosen symbols sees only theirs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, Message, TopicPartition
+
+from tickcast.client.records import PredictionRecord
+from tickcast.client.settings import ClientSettings
+from tickcast.common.contracts import AvroCodec, load_schema, open_schema_store
+from tickcast.common.contracts.base import PREDICTION_SCHEMA_FILE
+from tickcast.common.errors import Rejected
+from tickcast.common.kafka import new_consumer
+from tickcast.common.records import Prediction
+from tickcast.common.topics import partition_for, symbol_key
+
+#: librdkafka's logical offset "N records before the end" is this base minus N.
+_OFFSET_TAIL_BASE = -2000
+#: ``latest()`` from Kafka looks this far back in the symbol's partition.
+LATEST_LOOKBACK = 5_000
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    record: PredictionRecord
+    complete: bool
+    """Whether the source sees every record of the record's partition (so a skipped offset is a real gap)."""
+
+
+RESET = "reset"
+"""Pushed when the source knows predictions were missed for good (a gateway's ``reset`` event)."""
+
+Item = Delivery | str
+
+
+class Source(Protocol):
+    async def run(self, symbols: frozenset[str] | None, out: asyncio.Queue[Item]) -> None: ...
+    async def latest(self, symbol: str) -> PredictionRecord | None: ...
+
+
+class KafkaSource:
+    """Predictions straight from the predictions topic: only the partitions of the chosen symbols are read."""
+
+    def __init__(self, settings: ClientSettings, from_beginning: bool = False) -> None:
+        self.settings = settings
+        self.from_beginning = from_beginning
+        self._codec = AvroCodec(
+            open_schema_store(settings.schema_registry_url, settings),
+            f"{settings.predictions_topic}-value",
+            load_schema(PREDICTION_SCHEMA_FILE),
+        )
+
+    def _consumer(self, eof: bool = False) -> Consumer:
+        return new_consumer(
+            self.settings,
+            f"tickcast-client-{uuid.uuid4().hex[:12]}",  # required by librdkafka, never joined
+            **{
+                "enable.auto.commit": False,
+                "enable.partition.eof": eof,
+                "auto.offset.reset": "earliest",
+                "fetch.wait.max.ms": 20,
+            },
+        )
+
+    def _partitions(self, symbols: frozenset[str] | None) -> list[int]:
+        if symbols is None:
+            return list(range(self.settings.partitions))
+        return sorted({partition_for(symbol_key(s), self.settings.partitions) for s in symbols})
+
+    def _decode(self, message: Message) -> PredictionRecord | None:
+        if message.error() is not None:
+            return None
+        try:
+            prediction = Prediction.from_avro(self._codec.decode(message.value() or b""))
+        except Rejected:
+            return None
+        return PredictionRecord.of(prediction, message.partition() or 0, message.offset() or 0)
+
+    async def run(self, symbols: frozenset[str] | None, out: asyncio.Queue[Item]) -> None:
+        consumer = self._consumer()
+        start = OFFSET_BEGINNING if self.from_beginning else OFFSET_END
+        topic = self.settings.predictions_topic
+        consumer.assign([TopicPartition(topic, p, start) for p in self._partitions(symbols)])
+        # One thread of its own: a poll in flight when the task is cancelled finishes before the consumer closes.
+        pool = ThreadPoolExecutor(1, thread_name_prefix="tickcast-client")
+        pending: Future[list[Message]] | None = None
+        try:
+            while True:
+                pending = pool.submit(consumer.consume, 1000, 0.2)
+                for message in await asyncio.wrap_future(pending):
+                    if (record := self._decode(message)) is not None:
+                        await out.put(Delivery(record, complete=True))
+        finally:
+            if pending is not None:
+                pending.result()
+            consumer.close()
+            pool.shutdown()
+
+    async def latest(self, symbol: str) -> PredictionRecord | None:
+        return await asyncio.to_thread(self._latest, symbol)
+
+    def _latest(self, symbol: str) -> PredictionRecord | None:
+        consumer = self._consumer(eof=True)
+        partition = partition_for(symbol_key(symbol), self.settings.partitions)
+        consumer.assign(
+            [TopicPartition(self.settings.predictions_topic, partition, _OFFSET_TAIL_BASE - LATEST_LOOKBACK)]
+        )
+        found: PredictionRecord | None = None
+        try:
+            while True:
+                message = consumer.poll(5.0)
+                if message is None:
+                    return found
+                error = message.error()
+                if error is not None and error.code() == KafkaError._PARTITION_EOF:
+                    return found
+                record = self._decode(message)
+                if record is not None and record.symbol == symbol:
+                    found = record
+        finally:
+            consumer.close()
+
+
+class GatewaySource:
+    """Predictions from a gateway's ``/v1/stream``; reconnects with ``Last-Event-ID``: nothing lost or repeated."""
+
+    def __init__(self, url: str, reconnect_max_s: float = 5.0, read_timeout_s: float = 60.0) -> None:
+        self.url = url.rstrip("/")
+        self.reconnect_max_s = reconnect_max_s
+        self.read_timeout_s = read_timeout_s
+        self.reconnects = 0
+
+    async def run(self, symbols: frozenset[str] | None, out: asyncio.Queue[Item]) -> None:
+        import httpx
+
+        last_id: str | None = None
+        backoff = 0.1
+        params = {"symbols": ",".join(sorted(symbols))} if symbols else {}
+        timeout = httpx.Timeout(5.0, read=self.read_timeout_s)
+        async with httpx.AsyncClient(timeout=timeout) as http:
+            while True:
+                headers = {"Last-Event-ID": last_id} if last_id else {}
+                try:
+                    async with http.stream("GET", f"{self.url}/v1/stream", params=params, headers=headers) as answer:
+                        if 400 <= answer.status_code < 500:
+                            await answer.aread()
+                            raise ValueError(f"gateway refused the stream: {answer.status_code} {answer.text}")
+                        if answer.status_code == 200:
+                            async for event in parse_sse(answer.aiter_lines()):
+                                backoff = 0.1
+                                if event.get("event") == "prediction":
+                                    record = PredictionRecord.from_json(_json(event["data"]))
+                                    await out.put(Delivery(record, complete=symbols is None))
+                                elif event.get("event") == "reset":
+                                    await out.put(RESET)
+                                last_id = event.get("id", last_id)
+                                if event.get("event") == "dropped":
+                                    break
+                except (httpx.TransportError, httpx.StreamError):
+                    pass
+                self.reconnects += 1
+                await asyncio.sleep(backoff)  # backoff between reconnects, not synchronisation
+                backoff = min(backoff * 2, self.reconnect_max_s)
+
+    async def latest(self, symbol: str) -> PredictionRecord | None:
+        import httpx
+
+        async with httpx.AsyncClient(timeout=5.0) as http:
+            answer = await http.get(f"{self.url}/v1/predictions/{symbol}")
+        if answer.status_code == 404:
+            return None
+        answer.raise_for_status()
+        return PredictionRecord.from_json(answer.json())
+
+
+async def parse_sse(lines: Any) -> Any:
+    """Events (dicts of ``id``, ``event``, ``data``) from the lines of an SSE stream; comments skipped.
+
+    >>> async def demo():
+    ...     async def lines():
+    ...         for line in ["retry: 1000", "", ": keepalive", "id: 0:5", "event: prediction", "data: {}", ""]:
+    ...             yield line
+    ...     return [event async for event in parse_sse(lines())]
+    >>> asyncio.run(demo())
+    [{'retry': '1000'}, {'id': '0:5', 'event': 'prediction', 'data': '{}'}]
+    """
+    fields: dict[str, str] = {}
+    async for line in lines:
+        if line == "":
+            if fields:
+                yield fields
+            fields = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            fields[name] = value[1:] if value.startswith(" ") else value
+
+
+def _json(text: str) -> dict[str, Any]:
+    import json
+
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded

@@ -1,0 +1,104 @@
+"""What a client checks on every record: duplicates (by lineage), gaps in source offsets, stale symbols."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from tickcast.client.records import PredictionRecord
+
+#: on_gap(source topic, source partition, first missing offset, next offset seen)
+GapCallback = Callable[[str, int, int, int], None]
+#: on_stale(symbol, seconds since its last prediction or since the subscription started)
+StaleCallback = Callable[[str, float], None]
+
+
+@dataclass
+class ClientStats:
+    """Counters of one subscription; read them any time."""
+
+    received: int = 0
+    duplicates: int = 0
+    gaps: int = 0
+    missed_offsets: int = 0
+    resets: int = 0
+    reconnects: int = 0
+    stale_reports: int = 0
+    stale_symbols: set[str] = field(default_factory=set)
+
+
+class Tracker:
+    """Dedup by lineage, gap detection per source partition, staleness per symbol.
+
+    A worker restart may repeat a partition's last predictions: each source partition's offsets only grow,
+    so a lineage at or below the highest seen is a duplicate. Offsets skipped are a gap (a lost prediction,
+    or a tick that went to the dead-letter topic instead); gaps are judged only where the client sees every
+    record of the partition (``complete``), since a symbol filter hides the other symbols' offsets.
+
+    >>> gaps = []
+    >>> tracker = Tracker(on_gap=lambda *gap: gaps.append(gap))
+    >>> records = [_record("A", offset) for offset in (0, 1, 1, 4)]
+    >>> [r.source_offset for r in records if tracker.accept(r, complete=True)]
+    [0, 1, 4]
+    >>> tracker.stats.duplicates, tracker.stats.missed_offsets, gaps
+    (1, 2, [('ticks', 0, 2, 4)])
+    """
+
+    def __init__(
+        self,
+        symbols: Iterable[str] | None = None,
+        stale_after_s: float = 10.0,
+        on_gap: GapCallback | None = None,
+        on_stale: StaleCallback | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.stats = ClientStats()
+        self._next: dict[tuple[str, int], int] = {}
+        self._stale_after_s = stale_after_s
+        self._on_gap = on_gap
+        self._on_stale = on_stale
+        self._clock = clock
+        started = clock()
+        self._last_seen: dict[str, float] = dict.fromkeys(symbols or (), started)
+
+    def accept(self, record: PredictionRecord, complete: bool) -> bool:
+        """True if ``record`` is new; count it, a duplicate, or the gap before it."""
+        key = (record.source_topic, record.source_partition)
+        expected = self._next.get(key)
+        if expected is not None and record.source_offset < expected:
+            self.stats.duplicates += 1
+            return False
+        if complete and expected is not None and record.source_offset > expected:
+            self.stats.gaps += 1
+            self.stats.missed_offsets += record.source_offset - expected
+            if self._on_gap is not None:
+                self._on_gap(record.source_topic, record.source_partition, expected, record.source_offset)
+        self._next[key] = record.source_offset + 1
+        self.stats.received += 1
+        self._last_seen[record.symbol] = self._clock()
+        self.stats.stale_symbols.discard(record.symbol)
+        return True
+
+    def reset(self) -> None:
+        """The source said data was missed for good (a gateway's ``reset`` event): count it as a gap."""
+        self.stats.resets += 1
+        self.stats.gaps += 1
+
+    def check_stale(self) -> list[str]:
+        """Symbols that became stale since the last check (each reported once until it is fresh again)."""
+        now, newly = self._clock(), []
+        for symbol, seen in self._last_seen.items():
+            if now - seen > self._stale_after_s and symbol not in self.stats.stale_symbols:
+                self.stats.stale_symbols.add(symbol)
+                self.stats.stale_reports += 1
+                newly.append(symbol)
+                if self._on_stale is not None:
+                    self._on_stale(symbol, now - seen)
+        return newly
+
+
+def _record(symbol: str, source_offset: int) -> PredictionRecord:
+    return PredictionRecord(
+        symbol, 0, 1.0, 0.0, 1.0, 1, "READY", "m", "1", 0, "ticks", 0, source_offset, 0, 0, "w", None, (), 0, 0
+    )

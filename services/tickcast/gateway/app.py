@@ -1,0 +1,237 @@
+"""The gateway's HTTP API (FastAPI): latest predictions, symbols, the SSE stream, health, metrics, dashboard."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any, Protocol
+
+from fastapi import FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tickcast.common.validation import SYMBOL_PATTERN
+from tickcast.gateway.feed import PredictionFeed
+from tickcast.gateway.httpio import (
+    REVALIDATE,
+    SYMBOL_REGEX,
+    BadRequest,
+    age_ms,
+    etag_of,
+    matches,
+    parse_symbols,
+    problem,
+    with_age,
+)
+from tickcast.gateway.positions import BadPosition, decode
+from tickcast.gateway.schemas import Health, PipelineHealth, PredictionList, PredictionOut, Problem, SymbolList
+from tickcast.gateway.sse import stream_events
+
+STATIC_DIR = Path(__file__).parent / "static"
+#: Longest query string accepted, whatever its parameters (``symbols`` alone may have half of it).
+MAX_QUERY_BYTES = 8_192
+ERRORS: dict[int | str, dict[str, Any]] = {
+    414: {"model": Problem, "description": "Query string too long."},
+    422: {"model": Problem, "description": "Invalid input."},
+}
+
+
+class Source(Protocol):
+    """What feeds the gateway (Kafka in production): started with the app, stopped with it."""
+
+    def start(self, feed: PredictionFeed) -> None: ...
+    def stop(self) -> None: ...
+
+
+def create_app(feed: PredictionFeed, source: Source | None = None, clock: Callable[[], float] = time.time) -> FastAPI:
+    """The gateway app over ``feed``; ``source`` (if any) runs while the app does."""
+    settings = feed.settings
+    limit = settings.gateway_max_query_symbols
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if source is not None:
+            source.start(feed)
+        try:
+            yield
+        finally:
+            feed.hub.close()
+            if source is not None:
+                source.stop()
+
+    app = FastAPI(
+        title="tickcast gateway",
+        version="1",
+        summary="Latest per-symbol price predictions, and a resumable Server-Sent Events stream of new ones.",
+        lifespan=lifespan,
+    )
+
+    @app.middleware("http")
+    async def bounded_query(request: Request, call_next: Callable[[Request], Any]) -> Response:
+        # Only for the methods the API has: any other is answered 405 by the router, whatever its query.
+        if request.method in ("GET", "HEAD") and len(request.scope.get("query_string", b"")) > MAX_QUERY_BYTES:
+            return problem(414, "query_too_long", f"query strings are limited to {MAX_QUERY_BYTES} bytes")
+        response: Response = await call_next(request)
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        return problem(422, "invalid_request", f"{where}: {first.get('msg', 'invalid')}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return problem(exc.status_code, "http_error", str(exc.detail), dict(exc.headers or {}))
+
+    @app.get(
+        "/v1/predictions/{symbol}",
+        response_model=PredictionOut,
+        responses={**ERRORS, 304: {"description": "Not modified (If-None-Match)."}, 404: {"model": Problem}},
+        summary="Latest prediction of one symbol",
+    )
+    async def latest(
+        symbol: Annotated[str, _symbol_path()],
+        if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
+    ) -> Response:
+        item = feed.cache.get(symbol)
+        if item is None:
+            return problem(404, "unknown_symbol", f"the gateway holds no prediction for {symbol!r}")
+        etag = etag_of([item])
+        headers = {"ETag": etag, "Cache-Control": REVALIDATE}
+        if matches(if_none_match, etag):
+            return Response(status_code=304, headers=headers)
+        return Response(with_age(item, clock()), media_type="application/json", headers=headers)
+
+    @app.get(
+        "/v1/predictions",
+        response_model=PredictionList,
+        responses={**ERRORS, 304: {"description": "Not modified (If-None-Match)."}},
+        summary="Latest of several symbols",
+    )
+    async def latest_many(
+        symbols: str = _symbols_query(limit, required=True),
+        if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
+    ) -> Response:
+        try:
+            wanted = parse_symbols(symbols, limit)
+        except BadRequest as exc:
+            return problem(422, "invalid_symbols", str(exc))
+        assert wanted is not None  # nosec B101 # narrows the type: parse_symbols returned a list or raised
+        found = [item for name in sorted(wanted) if (item := feed.cache.get(name)) is not None]
+        unknown = sorted(name for name in wanted if feed.cache.get(name) is None)
+        etag = etag_of(found) if found else '"none"'
+        headers = {"ETag": etag, "Cache-Control": REVALIDATE}
+        if matches(if_none_match, etag):
+            return Response(status_code=304, headers=headers)
+        now = clock()
+        body = '{"predictions":[' + ",".join(with_age(item, now) for item in found) + '],"unknown":'
+        body += "[" + ",".join(f'"{name}"' for name in unknown) + "]}"
+        return Response(body, media_type="application/json", headers=headers)
+
+    @app.get("/v1/symbols", response_model=SymbolList, summary="Symbols the gateway knows, with their age")
+    async def symbols() -> dict[str, Any]:
+        now = clock()
+        return {
+            "symbols": [
+                {"symbol": i.symbol, "age_ms": age_ms(i, now), "partition": i.partition, "offset": i.offset}
+                for i in sorted(feed.cache.symbols(), key=lambda i: i.symbol)
+            ]
+        }
+
+    @app.get(
+        "/v1/stream",
+        response_class=StreamingResponse,
+        responses={
+            **ERRORS,
+            200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events, see the README."},
+            503: {"model": Problem, "description": "Starting, or too many clients; retry."},
+        },
+        summary="Server-Sent Events of new predictions; resumable with Last-Event-ID",
+    )
+    async def stream(
+        symbols: str | None = _symbols_query(limit, required=False),
+        last_event_id: Annotated[str | None, Header(max_length=32_768)] = None,
+        resume: Annotated[
+            str | None, Query(max_length=4_096, description="Last-Event-ID, for clients that cannot set headers.")
+        ] = None,
+    ) -> Response:
+        try:
+            wanted = parse_symbols(symbols, limit)
+            position = last_event_id or resume
+            positions = decode(position) if position else None
+        except (BadRequest, BadPosition) as exc:
+            return problem(422, "invalid_stream_request", str(exc))
+        if not feed.ready:
+            # Before every partition is read to its end, a resume position could fall in what is still unread.
+            return problem(503, "starting", "the gateway is still reading the stream", {"Retry-After": "1"})
+        if feed.hub.full():
+            return problem(503, "too_many_clients", f"{len(feed.hub)} clients connected", {"Retry-After": "5"})
+        start = feed.open_stream(wanted, positions)
+        return StreamingResponse(
+            stream_events(feed, start, settings.gateway_keepalive_s),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    @app.get("/v1/pipeline", response_model=PipelineHealth, summary="Throughput, latency, workers, dead letters")
+    async def pipeline() -> PipelineHealth:
+        view = feed.pipeline
+        return PipelineHealth(
+            predictions_per_s=view.rate(),
+            latency_ms=None if view.latency_ms is None else round(view.latency_ms, 1),
+            workers=view.workers(),
+            dead_letters=view.dead_letters,
+            symbols=len(feed.cache),
+            clients=len(feed.hub),
+            ready=feed.ready,
+        )
+
+    @app.get(
+        "/health",
+        response_model=Health,
+        responses={503: {"model": Health, "description": "Starting: not every partition read to its end yet."}},
+        summary="ok once the gateway serves current predictions",
+    )
+    async def health() -> Response:
+        body = Health(
+            status="ok" if feed.ready else "starting",
+            ready=feed.ready,
+            symbols=len(feed.cache),
+            clients=len(feed.hub),
+            partitions_caught_up=len(feed.caught_up),
+            ready_after_s=feed.ready_after_s,
+        )
+        return Response(body.model_dump_json(), status_code=200 if feed.ready else 503, media_type="application/json")
+
+    @app.get("/metrics", response_class=Response, summary="Prometheus metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(feed.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/", include_in_schema=False)
+    async def dashboard() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+def _symbol_path() -> Any:
+    from fastapi import Path as PathParam
+
+    return PathParam(pattern=SYMBOL_REGEX, max_length=32, description="Symbol, e.g. SPY.")
+
+
+def _symbols_query(limit: int, required: bool) -> Any:
+    # The list rule in the schema itself, so a client generator (and schemathesis) knows what is valid.
+    return Query(
+        ... if required else None,
+        max_length=MAX_QUERY_BYTES // 2,
+        pattern=f"^{SYMBOL_PATTERN.pattern}(,{SYMBOL_PATTERN.pattern}){{0,{limit - 1}}}$",
+        description=f"Comma-separated symbols, e.g. SPY,BAC (at most {limit})" + ("." if required else "; none = all."),
+    )

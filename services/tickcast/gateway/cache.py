@@ -1,0 +1,132 @@
+"""What the gateway keeps: the latest prediction per symbol (bounded, LRU) and a ring of recent ones per partition."""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict, deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from tickcast.common.records import Prediction
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """One prediction as the gateway serves it: where it is on the predictions topic, and its JSON once encoded."""
+
+    partition: int
+    offset: int
+    symbol: str
+    received_at: float
+    """``time.monotonic()`` when the gateway read it (fan-out delay is measured from here)."""
+    predicted_at_ms: float
+    body: str
+    """The JSON object sent to clients: the prediction's fields plus ``partition`` and ``offset``."""
+    worker: str = ""
+    tick_produced_at_ms: int = 0
+
+    @classmethod
+    def of(cls, partition: int, offset: int, prediction: Prediction, received_at: float) -> Published:
+        """Encode ``prediction`` once, for every GET and every SSE client.
+
+        >>> p = Prediction("SPY", 1, 2.0, 0.5, 2.0001, 1, "READY", "m", "1", 3, "t", 0, 9, 1, 2_000, "w")
+        >>> published = Published.of(4, 17, p, 0.0)
+        >>> json.loads(published.body)["offset"], published.predicted_at_ms
+        (17, 2.0)
+        """
+        fields: dict[str, Any] = prediction.to_avro()
+        fields["partition"], fields["offset"] = partition, offset
+        body = json.dumps(fields, separators=(",", ":"), allow_nan=False)
+        return cls(
+            partition,
+            offset,
+            prediction.symbol,
+            received_at,
+            prediction.predicted_at / 1000.0,
+            body,
+            prediction.worker,
+            prediction.tick_produced_at,
+        )
+
+
+class LatestCache:
+    """The latest prediction of each symbol, at most ``max_symbols`` of them: the least recently updated go first.
+
+    A prediction older (by topic offset) than the one held is ignored, so replaying a partition is harmless.
+
+    >>> cache = LatestCache(max_symbols=2)
+    >>> for offset, symbol in enumerate(["A", "B", "A", "C"]):
+    ...     _ = cache.put(Published(0, offset, symbol, 0.0, 0.0, "{}"))
+    >>> sorted(p.symbol for p in cache.symbols()), cache.get("A").offset, cache.get("B") is None, cache.evicted
+    (['A', 'C'], 2, True, 1)
+    """
+
+    def __init__(self, max_symbols: int) -> None:
+        self.max_symbols = max_symbols
+        self._latest: OrderedDict[str, Published] = OrderedDict()
+        self.evicted = 0
+
+    def put(self, item: Published) -> bool:
+        """Keep ``item`` if it is newer than what is held for its symbol; True if kept."""
+        held = self._latest.get(item.symbol)
+        if held is not None and (held.partition, held.offset) >= (item.partition, item.offset):
+            return False
+        self._latest[item.symbol] = item
+        self._latest.move_to_end(item.symbol)
+        while len(self._latest) > self.max_symbols:
+            self._latest.popitem(last=False)
+            self.evicted += 1
+        return True
+
+    def get(self, symbol: str) -> Published | None:
+        return self._latest.get(symbol)
+
+    def symbols(self) -> Iterator[Published]:
+        return iter(self._latest.values())
+
+    def __len__(self) -> int:
+        return len(self._latest)
+
+
+class PartitionRing:
+    """The last ``size`` predictions of one partition, for resuming streams; knows the oldest offset it can answer.
+
+    >>> ring = PartitionRing(size=2)
+    >>> for offset in (10, 11, 12):
+    ...     ring.append(Published(0, offset, "A", 0.0, 0.0, "{}"))
+    >>> ring.floor, ring.head, [p.offset for p in ring.after(10)]
+    (11, 12, [11, 12])
+    >>> ring.covers(9), ring.covers(10)
+    (False, True)
+    """
+
+    def __init__(self, size: int) -> None:
+        self._items: deque[Published] = deque(maxlen=size)
+        self.floor = 0
+        """Every offset from here on that was read is in the ring (until the first read: from 0, optimistically)."""
+        self.head = -1
+        """The last offset read (floor - 1 before any)."""
+        self._started = False
+
+    def start(self, offset: int) -> None:
+        """The source starts (or reached the end) at ``offset``; before any record, that is where the ring begins."""
+        if not self._started:
+            self._started = True
+            self.floor, self.head = offset, offset - 1
+
+    def append(self, item: Published) -> None:
+        if item.offset <= self.head:
+            return
+        self.start(item.offset)
+        if len(self._items) == self._items.maxlen:
+            self.floor = self._items[0].offset + 1
+        self._items.append(item)
+        self.head = item.offset
+
+    def covers(self, position: int) -> bool:
+        """Whether everything after ``position`` (the last offset a client had) is still here."""
+        return position + 1 >= self.floor
+
+    def after(self, position: int) -> list[Published]:
+        return [item for item in self._items if item.offset > position]

@@ -1,0 +1,108 @@
+"""The gateway's state, fed by a prediction source: cache, per-partition rings and the client hub.
+
+A source (Kafka in production, a list in tests) calls :meth:`PredictionFeed.ingest` on the event loop;
+HTTP handlers read the cache and open streams here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from tickcast.common.topics import partition_for, symbol_key
+from tickcast.gateway.cache import LatestCache, PartitionRing, Published
+from tickcast.gateway.hub import Hub, Subscription
+from tickcast.gateway.metrics import GatewayMetrics
+from tickcast.gateway.pipeline import PipelineView
+from tickcast.gateway.positions import Positions
+from tickcast.gateway.settings import GatewaySettings
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStart:
+    """A new client's subscription, what it missed while away (to replay), and partitions it missed for good."""
+
+    subscription: Subscription
+    replay: list[Published]
+    missed: list[int]
+
+
+class PredictionFeed:
+    """Latest per symbol, recent per partition, and the connected clients, kept up to date by :meth:`ingest`.
+
+    >>> from tickcast.common.records import Prediction
+    >>> feed = PredictionFeed(GatewaySettings(partitions=2, gateway_ring_size=2))
+    >>> p = Prediction("SPY", 1, 2.0, 0.5, 2.0001, 1, "READY", "m", "1", 3, "t", 0, 9, 1, 2_000, "w")
+    >>> feed.ingest([Published.of(feed.partition_of("SPY"), 7, p, 0.0)])
+    >>> feed.cache.get("SPY").offset, feed.partition_of("SPY") in feed.rings
+    (7, True)
+    """
+
+    def __init__(self, settings: GatewaySettings, metrics: GatewayMetrics | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics or GatewayMetrics()
+        self.cache = LatestCache(settings.gateway_max_symbols)
+        self.rings: dict[int, PartitionRing] = {}
+        self.hub = Hub(self.metrics, settings.gateway_max_clients)
+        self.caught_up: set[int] = set()
+        self.started_at = time.monotonic()
+        self.ready_after_s: float | None = None
+        self.pipeline = PipelineView()
+
+    @property
+    def partitions(self) -> range:
+        return range(self.settings.partitions)
+
+    def partition_of(self, symbol: str) -> int:
+        return partition_for(symbol_key(symbol), self.settings.partitions)
+
+    def ring(self, partition: int) -> PartitionRing:
+        ring = self.rings.get(partition)
+        if ring is None:
+            ring = self.rings[partition] = PartitionRing(self.settings.gateway_ring_size)
+        return ring
+
+    def ingest(self, items: Iterable[Published]) -> None:
+        """New predictions, in offset order per partition: into the cache, the rings, and out to clients."""
+        for item in items:
+            ring = self.ring(item.partition)
+            if item.offset <= ring.head:
+                continue  # a source that re-reads (reconnect) must not send anything twice
+            ring.append(item)
+            self.cache.put(item)
+            self.metrics.predictions.inc()
+            self.pipeline.observe(item)
+            self.hub.publish(item)
+        self.metrics.symbols.set(len(self.cache))
+
+    def reached_end(self, partition: int, offset: int) -> None:
+        """The source read ``partition`` up to ``offset`` (its end when read): it serves that partition now."""
+        self.ring(partition).start(offset)
+        self.caught_up.add(partition)
+        if self.ready_after_s is None and self.ready:
+            self.ready_after_s = time.monotonic() - self.started_at
+            self.metrics.ready.set(1)
+
+    @property
+    def ready(self) -> bool:
+        return all(partition in self.caught_up for partition in self.partitions)
+
+    def open_stream(self, symbols: frozenset[str] | None, resume: Positions | None) -> StreamStart:
+        """Register a client for ``symbols`` (None = all) from now, or from ``resume`` (a Last-Event-ID)."""
+        covered = sorted({self.partition_of(s) for s in symbols}) if symbols is not None else list(self.partitions)
+        positions: Positions = {}
+        replay: list[Published] = []
+        missed: list[int] = []
+        for partition in covered:
+            ring = self.ring(partition)
+            position = ring.head if resume is None else resume.get(partition)
+            if position is None or not ring.covers(position):
+                # Older than anything kept (or not named in the id): say so, and go on from the oldest kept.
+                missed.append(partition)
+                position = ring.floor - 1
+            positions[partition] = position
+            replay.extend(item for item in ring.after(position) if symbols is None or item.symbol in symbols)
+        subscription = Subscription(symbols, positions, self.settings.gateway_client_buffer)
+        self.hub.add(subscription)
+        return StreamStart(subscription, replay, missed)

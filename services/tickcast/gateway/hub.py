@@ -1,0 +1,118 @@
+"""Fan-out to SSE clients: each has a bounded queue; one that falls behind is dropped, never waited for.
+
+Everything here runs on the event loop, so appending to the rings, registering a client and queueing
+events never interleave: a client registered with a replay sees each offset exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass, field
+
+from tickcast.gateway.cache import Published
+from tickcast.gateway.metrics import GatewayMetrics
+from tickcast.gateway.positions import Positions
+
+
+class DropReason:
+    SLOW = "slow_consumer"
+    SHUTDOWN = "shutdown"
+
+
+@dataclass(eq=False)  # identity, not value: each client is its own entry in the hub's set
+class Subscription:
+    """One SSE client: its symbols (None = all), its position per partition, and what is queued for it.
+
+    >>> sub = Subscription(frozenset({"A"}), {0: 4}, capacity=1)
+    >>> sub.offer(Published(0, 5, "A", 0.0, 0.0, "{}")), sub.offer(Published(0, 6, "A", 0.0, 0.0, "{}"))
+    (True, False)
+    >>> sub.dropped
+    'slow_consumer'
+    """
+
+    symbols: frozenset[str] | None
+    positions: Positions
+    capacity: int
+    queue: deque[Published] = field(default_factory=deque)
+    dropped: str | None = None
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def wants(self, item: Published) -> bool:
+        return self.symbols is None or item.symbol in self.symbols
+
+    def offer(self, item: Published) -> bool:
+        """Queue ``item``; False (and the client is marked dropped) if its queue is full."""
+        if self.dropped is not None:
+            return False
+        if len(self.queue) >= self.capacity:
+            self.drop(DropReason.SLOW)
+            return False
+        self.queue.append(item)
+        self.wakeup.set()
+        return True
+
+    def drop(self, reason: str) -> None:
+        self.dropped = reason
+        self.queue.clear()
+        self.wakeup.set()
+
+    def advance(self, item: Published) -> bool:
+        """Move past ``item``; False if the client already had it (a replay overlapping live events)."""
+        if item.offset <= self.positions.get(item.partition, -1):
+            return False
+        self.positions[item.partition] = item.offset
+        return True
+
+
+class Hub:
+    """The connected clients, indexed by symbol: :meth:`publish` touches only the clients that want the item."""
+
+    def __init__(self, metrics: GatewayMetrics, max_clients: int) -> None:
+        self.metrics = metrics
+        self.max_clients = max_clients
+        self._clients: set[Subscription] = set()
+        self._everything: set[Subscription] = set()
+        self._by_symbol: dict[str, set[Subscription]] = {}
+
+    def __len__(self) -> int:
+        return len(self._clients)
+
+    def full(self) -> bool:
+        return len(self._clients) >= self.max_clients
+
+    def add(self, subscription: Subscription) -> None:
+        self._clients.add(subscription)
+        if subscription.symbols is None:
+            self._everything.add(subscription)
+        else:
+            for symbol in subscription.symbols:
+                self._by_symbol.setdefault(symbol, set()).add(subscription)
+        self.metrics.clients.set(len(self._clients))
+
+    def remove(self, subscription: Subscription) -> None:
+        if subscription not in self._clients:
+            return
+        self._clients.discard(subscription)
+        self._everything.discard(subscription)
+        for symbol in subscription.symbols or ():
+            wanting = self._by_symbol.get(symbol)
+            if wanting is not None:
+                wanting.discard(subscription)
+                if not wanting:
+                    del self._by_symbol[symbol]
+        self.metrics.clients.set(len(self._clients))
+
+    def publish(self, item: Published) -> None:
+        wanting = self._by_symbol.get(item.symbol)
+        targets = [*self._everything, *wanting] if wanting else list(self._everything)
+        for subscription in targets:
+            if not subscription.offer(item):
+                # Out of the index at once: a dropped client holds no memory and costs no more work.
+                self.metrics.dropped.labels(subscription.dropped or DropReason.SLOW).inc()
+                self.remove(subscription)
+
+    def close(self) -> None:
+        for subscription in list(self._clients):
+            subscription.drop(DropReason.SHUTDOWN)
+            self.remove(subscription)

@@ -1,0 +1,47 @@
+"""The gateway's Prometheus metrics, in a registry of its own (one per app, so tests can build many)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+#: Fan-out delay buckets (seconds): from read off Kafka to handed to a client's connection.
+DELAY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class GatewayMetrics:
+    """Clients connected, events fanned out, fan-out delay, clients dropped by reason, predictions read."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.clients = Gauge("tickcast_gateway_clients", "SSE clients connected.", registry=self.registry)
+        self.events = Counter(
+            "tickcast_gateway_events_fanned_out", "Events handed to SSE clients.", registry=self.registry
+        )
+        self.delay = Histogram(
+            "tickcast_gateway_fanout_delay_seconds",
+            "From a prediction read off Kafka to its event handed to a client's connection.",
+            buckets=DELAY_BUCKETS,
+            registry=self.registry,
+        )
+        self.dropped = Counter(
+            "tickcast_gateway_clients_dropped", "SSE clients dropped, by reason.", ["reason"], registry=self.registry
+        )
+        self.predictions = Counter(
+            "tickcast_gateway_predictions_read", "Predictions read from Kafka.", registry=self.registry
+        )
+        self.undecodable = Counter(
+            "tickcast_gateway_records_undecodable",
+            "Records of the predictions topic that did not decode.",
+            registry=self.registry,
+        )
+        self.dead_letters = Counter(
+            "tickcast_gateway_dead_letters_seen",
+            "Dead letters written since the gateway started.",
+            registry=self.registry,
+        )
+        self.symbols = Gauge(
+            "tickcast_gateway_symbols", "Symbols in the latest-prediction cache.", registry=self.registry
+        )
+        self.ready = Gauge(
+            "tickcast_gateway_ready", "1 once every partition was read to its end after start.", registry=self.registry
+        )

@@ -1,0 +1,42 @@
+"""Settings of the gateway (``TICKCAST_GATEWAY_*`` plus the shared Kafka and topic fields)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from tickcast.common.settings import CommonSettings
+
+
+class GatewaySettings(CommonSettings):
+    """Where the gateway listens and how much it keeps per symbol, partition and client.
+
+    >>> s = GatewaySettings(bootstrap_servers="k:9092")
+    >>> s.gateway_port, s.gateway_max_symbols, s.gateway_client_buffer
+    (8080, 100000, 1024)
+    """
+
+    gateway_host: str = Field("127.0.0.1", description="Interface the HTTP server binds to (0.0.0.0 in containers).")
+    gateway_port: int = Field(8080, ge=0, le=65535, description="HTTP port; 0 picks a free one.")
+    gateway_max_symbols: int = Field(
+        100_000, ge=1, le=10_000_000, description="Symbols kept in memory; the least recently updated go first."
+    )
+    gateway_ring_size: int = Field(
+        5_000,
+        ge=1,
+        le=1_000_000,
+        description="Recent predictions kept per partition, so a reconnecting SSE client resumes without a gap.",
+    )
+    gateway_warm_window: int = Field(
+        5_000,
+        ge=0,
+        le=10_000_000,
+        description="Cold start reads at most this many records back from each partition's end.",
+    )
+    gateway_client_buffer: int = Field(
+        1_024, ge=1, le=1_000_000, description="Events queued per SSE client; a client further behind is dropped."
+    )
+    gateway_max_clients: int = Field(10_000, ge=1, le=1_000_000, description="Concurrent SSE clients accepted.")
+    gateway_max_query_symbols: int = Field(
+        200, ge=1, le=10_000, description="Symbols one request may name (?symbols=A,B,...)."
+    )
+    gateway_keepalive_s: float = Field(15.0, gt=0, le=300, description="SSE comment sent after this long idle.")

@@ -1,0 +1,38 @@
+"""A fake prediction source for gateway tests: predictions made up in memory, fed straight into the feed."""
+
+from __future__ import annotations
+
+import time
+
+from tickcast.common.records import Prediction
+from tickcast.gateway.cache import Published
+from tickcast.gateway.feed import PredictionFeed
+from tickcast.gateway.settings import GatewaySettings
+
+
+def prediction(symbol: str, source_offset: int, price: float = 100.0) -> Prediction:
+    now_us = int(time.time() * 1_000_000)
+    return Prediction(
+        symbol, now_us // 1000, price, 1.5, price * 1.00015, 1, "READY", "linear", "3", source_offset,
+        "ticks", 0, source_offset, now_us // 1000, now_us, "w-1", 2.5,
+    )  # fmt: skip
+
+
+def make_feed(partitions: int = 4, **settings: object) -> PredictionFeed:
+    """A feed over ``partitions`` partitions, already caught up (ready), with nothing in it."""
+    feed = PredictionFeed(GatewaySettings(partitions=partitions, **settings))  # type: ignore[arg-type]
+    for partition in feed.partitions:
+        feed.reached_end(partition, 0)
+    return feed
+
+
+def publish(feed: PredictionFeed, *symbols: str) -> list[Published]:
+    """One prediction per symbol, at the next offset of its partition, as the Kafka source would hand them over."""
+    items = []
+    for symbol in symbols:
+        partition = feed.partition_of(symbol)
+        offset = feed.ring(partition).head + 1
+        item = Published.of(partition, offset, prediction(symbol, offset), time.monotonic())
+        feed.ingest([item])  # one by one: the next symbol may be on the same partition, at the next offset
+        items.append(item)
+    return items

@@ -1,0 +1,111 @@
+"""Fan-out: a slow client is dropped without slowing the others, and resumes from its last id with no gap."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+from tests.unit.gateway.fakes import make_feed, publish
+from tickcast.gateway.feed import PredictionFeed
+from tickcast.gateway.positions import decode
+from tickcast.gateway.sse import stream_events
+
+
+def parse(chunks: list[str]) -> list[dict[str, str]]:
+    """The events of an SSE text (comments and retry lines left out)."""
+    events = []
+    for block in "".join(chunks).split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line and not line.startswith(":"))
+        if "event" in fields:
+            events.append(fields)
+    return events
+
+
+async def take(stream: AsyncIterator[str], count: int) -> list[dict[str, str]]:
+    """Read ``stream`` until ``count`` more events came (within 5 s)."""
+    chunks: list[str] = []
+    async with asyncio.timeout(5):
+        while len(parse(chunks)) < count:
+            chunks.append(await anext(stream))
+    return parse(chunks)
+
+
+def offsets(events: list[dict[str, str]]) -> list[tuple[int, int]]:
+    return [
+        (data["partition"], data["offset"])
+        for event in events
+        if event["event"] == "prediction" and (data := json.loads(event["data"]))
+    ]
+
+
+def test_a_client_that_falls_behind_is_dropped_and_the_others_get_everything() -> None:
+    async def scenario() -> None:
+        feed = make_feed(partitions=4, gateway_client_buffer=5)
+        fast = stream_events(feed, feed.open_stream(None, None), keepalive_s=30)
+        slow = stream_events(feed, feed.open_stream(None, None), keepalive_s=30)
+        await anext(fast), await anext(slow)  # the retry lines: both are connected now
+        received: list[dict[str, str]] = []
+        symbols = ["SPY", "BAC", "KO", "IBM"]
+        for round_ in range(10):
+            publish(feed, *symbols)  # 4 events per round; the slow client never reads, its 5 slots fill
+            received += await take(fast, 4)
+            assert len(feed.hub) == (2 if round_ == 0 else 1), "the slow client should be out after its buffer filled"
+        assert len(received) == 40
+        assert len(set(offsets(received))) == 40
+        slow_events = await take(slow, 1)
+        assert slow_events[-1]["event"] == "dropped"
+        assert json.loads(slow_events[-1]["data"])["reason"] == "slow_consumer"
+        dropped = feed.metrics.registry.get_sample_value(
+            "tickcast_gateway_clients_dropped_total", {"reason": "slow_consumer"}
+        )
+        assert dropped == 1
+
+        # It comes back with the id of its last event: every prediction it missed, once, then live ones.
+        resumed = stream_events(feed, feed.open_stream(None, decode(slow_events[-1]["id"])), keepalive_s=30)
+        replayed = await take(resumed, 40)
+        assert sorted(offsets(replayed)) == sorted(offsets(received))
+        publish(feed, "SPY")
+        live = replayed + await take(resumed, 1)
+        assert len(set(offsets(live))) == 41
+
+    asyncio.run(scenario())
+
+
+def test_a_one_symbol_stream_id_is_partition_colon_offset_and_resumes_without_gap_or_duplicate() -> None:
+    async def scenario() -> None:
+        feed: PredictionFeed = make_feed(partitions=4)
+        stream = stream_events(feed, feed.open_stream(frozenset({"SPY"}), None), keepalive_s=30)
+        for _ in range(3):
+            publish(feed, "SPY", "BAC")
+        first = await take(stream, 3)
+        partition = feed.partition_of("SPY")
+        assert [e["id"] for e in first] == [f"{partition}:{o}" for o in offsets_of(first)]
+        await stream.aclose()
+        for _ in range(2):
+            publish(feed, "SPY", "BAC")
+        again = stream_events(feed, feed.open_stream(frozenset({"SPY"}), decode(first[1]["id"])), keepalive_s=30)
+        events = await take(again, 3)  # the third of before, and the two since
+        assert offsets_of(events) == sorted(set(offsets_of(events)))
+        assert offsets_of(events)[0] == offsets_of(first)[2]
+        assert all(json.loads(e["data"])["symbol"] == "SPY" for e in events)
+
+    asyncio.run(scenario())
+
+
+def test_a_position_older_than_the_ring_gets_an_explicit_reset() -> None:
+    async def scenario() -> None:
+        feed = make_feed(partitions=1, gateway_ring_size=3)
+        for _ in range(10):
+            publish(feed, "SPY")
+        stream = stream_events(feed, feed.open_stream(None, {0: 2}), keepalive_s=30)
+        events = await take(stream, 4)
+        assert events[0]["event"] == "reset"
+        assert json.loads(events[0]["data"])["partitions"] == [0]
+        assert offsets_of(events[1:]) == [7, 8, 9]
+
+    asyncio.run(scenario())
+
+
+def offsets_of(events: list[dict[str, str]]) -> list[int]:
+    return [offset for _, offset in offsets(events)]
