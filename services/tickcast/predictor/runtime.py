@@ -102,7 +102,7 @@ class TickHandler:
         try:
             tick = read_tick(key, value, self.tick_codec, now_us // 1000, self.limits, self.max_bytes)
             prediction = self.forecaster.process(tick, lineage, now_us)
-            encoded = self.prediction_codec.encode(prediction.to_avro())
+            encoded = self.prediction_codec.encode_object(prediction)
         except Rejected as rejected:
             outcome = self._dead_letter(key, value, lineage, rejected.reason, rejected.message, now_us)
             counters.processing_seconds.observe(time.perf_counter() - started)
