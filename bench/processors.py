@@ -109,6 +109,7 @@ class PlainLoopProcess(Processor):
 
     kind = "plain"
     name = "plain-1"
+    module = "bench.plain_loop"
 
     def __init__(self, pipeline: Pipeline) -> None:
         super().__init__(pipeline)
@@ -126,7 +127,7 @@ class PlainLoopProcess(Processor):
         env.update(TICKCAST_WORKER_ID=self.name, PYTHONPATH=python_path)
         self._output = open(self.pipeline.log_dir / f"{self.name}.log", "ab")  # noqa: SIM115 - closed in stop()
         self.process = spawn(
-            [sys.executable, "-m", "bench.plain_loop", "--status-file", str(self.status_file)],
+            [sys.executable, "-m", self.module, "--status-file", str(self.status_file)],
             env=env,
             output=self._output,
         )
@@ -151,7 +152,7 @@ class PlainLoopProcess(Processor):
 
     def check_alive(self) -> None:
         if self.process is not None and self.process.poll() is not None:
-            raise BenchError(f"plain loop exited with code {self.process.returncode}")
+            raise BenchError(f"{self.module} exited with code {self.process.returncode}")
 
     def stop(self) -> None:
         if self.process is not None:
@@ -161,9 +162,19 @@ class PlainLoopProcess(Processor):
             self._output = None
 
 
+class MinimalLoopProcess(PlainLoopProcess):
+    """``python -m bench.minimal_loop``: the same job written without tickcast's handler (the floor)."""
+
+    kind = "minimal"
+    name = "minimal-1"
+    module = "bench.minimal_loop"
+
+
 def make_processor(kind: str, pipeline: Pipeline) -> Processor:
     if kind == "plain":
         return PlainLoopProcess(pipeline)
+    if kind == "minimal":
+        return MinimalLoopProcess(pipeline)
     if kind == "worker":
         return WorkerSet(pipeline)
     raise ValueError(f"unknown processor kind {kind!r}")
