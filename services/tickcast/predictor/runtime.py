@@ -28,7 +28,7 @@ log = structlog.get_logger("tickcast.predictor")
 DLQ_HEADER_PREFIX = "tickcast."
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built for every tick (see tickcast.common.records)
 class Predicted:
     """A tick that became a prediction: the encoded record to publish, and the symbol whose state it changed."""
 
