@@ -36,7 +36,12 @@ integration: $(STAMP)
 test: lint typecheck $(STAMP)
 	$(BIN)/pytest -q
 
-bench: $(STAMP)
+# The peers scenario needs the bench-peers extra (Quix Streams, Bytewax); only the bench installs it.
+$(VENV)/.bench-peers: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,plot,bench-peers]'
+	touch $(VENV)/.bench-peers
+
+bench: $(VENV)/.bench-peers
 	$(BIN)/python -m bench
 
 # Not in CI (a 2-minute version is, in tests/integration/test_soak.py): kill -9 and SIGSTOP under load.

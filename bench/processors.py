@@ -43,6 +43,10 @@ class Processor(ABC):
     @abstractmethod
     def pids(self) -> dict[str, int]: ...
 
+    def own_latency(self) -> list[tuple[str, int]] | None:
+        """Cumulative (le, count) buckets of the processes' own latency (fetch returned → handed to the producer)."""
+        return None
+
     @abstractmethod
     def check_alive(self) -> None:
         """Raise :class:`BenchError` if a process exited."""
@@ -89,6 +93,16 @@ class WorkerSet(Processor):
     def pids(self) -> dict[str, int]:
         return {w.worker_id: w.process.pid for w in self.workers}
 
+    def own_latency(self) -> list[tuple[str, int]] | None:
+        merged: dict[str, int] = {}
+        for worker in self.workers:
+            stats = worker_stats(worker)
+            if stats is None or "own_latency_buckets" not in stats:
+                return None
+            for le, count in stats["own_latency_buckets"]:
+                merged[le] = merged.get(le, 0) + count
+        return list(merged.items())
+
     def check_alive(self) -> None:
         for worker in self.workers:
             if not worker.alive:
@@ -124,13 +138,12 @@ class PlainLoopProcess(Processor):
         env = self.pipeline.env()
         # `-m bench.plain_loop` must resolve wherever the bench was started from.
         python_path = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
-        env.update(TICKCAST_WORKER_ID=self.name, PYTHONPATH=python_path)
+        env.update(TICKCAST_WORKER_ID=self.name, PYTHONPATH=python_path, BENCH_STATUS_FILE=str(self.status_file))
         self._output = open(self.pipeline.log_dir / f"{self.name}.log", "ab")  # noqa: SIM115 - closed in stop()
-        self.process = spawn(
-            [sys.executable, "-m", self.module, "--status-file", str(self.status_file)],
-            env=env,
-            output=self._output,
-        )
+        self.process = spawn(self.command(), env=env, output=self._output)
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", self.module, "--status-file", str(self.status_file)]
 
     def _status(self) -> dict[str, Any] | None:
         try:
@@ -146,6 +159,12 @@ class PlainLoopProcess(Processor):
     def handled(self) -> int | None:
         status = self._status()
         return None if status is None else int(status["ticks_in"])
+
+    def own_latency(self) -> list[tuple[str, int]] | None:
+        status = self._status()
+        if status is None or "own_latency_buckets" not in status:
+            return None
+        return [(le, int(count)) for le, count in status["own_latency_buckets"]]
 
     def pids(self) -> dict[str, int]:
         return {self.name: self.process.pid} if self.process is not None else {}
@@ -170,7 +189,36 @@ class MinimalLoopProcess(PlainLoopProcess):
     module = "bench.minimal_loop"
 
 
+class PeerProcess(PlainLoopProcess):
+    """One process of another stream processor calling tickcast's handler (``bench/peers``)."""
+
+    def __init__(self, pipeline: Pipeline, kind: str) -> None:
+        super().__init__(pipeline)
+        self.kind = self.name = kind
+
+    def command(self) -> list[str]:
+        data = self.pipeline.log_dir / "data"
+        if self.kind == "quix":
+            return [sys.executable, "-m", "bench.peers.quix_peer"]
+        if self.kind == "faust-naive":
+            return [sys.executable, "-m", "bench.peers.faust_peer"]
+        flow = [sys.executable, "-m", "bytewax.run", "bench.peers.bytewax_peer:flow"]
+        if self.kind == "bytewax":
+            return flow
+        if self.kind == "bytewax-recovery":
+            recovery = data / "bytewax-recovery"
+            recovery.mkdir(parents=True, exist_ok=True)
+            subprocess.run([sys.executable, "-m", "bytewax.recovery", str(recovery), "1"], check=True, timeout=60)
+            return [*flow, "--recovery-directory", str(recovery), "--snapshot-interval", "10", "--backup-interval", "0"]
+        raise BenchError(f"unknown peer {self.kind!r}")
+
+
+PEERS = ("quix", "bytewax", "bytewax-recovery", "faust-naive")
+
+
 def make_processor(kind: str, pipeline: Pipeline) -> Processor:
+    if kind in PEERS:
+        return PeerProcess(pipeline, kind)
     if kind == "plain":
         return PlainLoopProcess(pipeline)
     if kind == "minimal":
