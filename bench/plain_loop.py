@@ -67,6 +67,7 @@ class PlainLoop:
             "ticks_in": counters.ticks_in,
             "predictions_out": counters.predictions_out,
             "dead_letters": sum(counters.dead_letters.values()),
+            "own_latency_buckets": counters.own_latency_seconds.cumulative(),
         }
 
     def write_status(self) -> None:
@@ -94,7 +95,8 @@ class PlainLoop:
                 self.producer.poll(0.05)
 
     def handle(self, messages: list[Message]) -> None:
-        handle = self.handler.handle
+        fetched_at = time.perf_counter()  # the worker's own latency runs from here, as in the worker
+        handle, own_latency = self.handler.handle, self.handler.counters.own_latency_seconds.observe
         predictions, dead_letters = self.settings.predictions_topic, self.settings.dlq_topic
         for message in messages:
             if message.error() is not None:
@@ -104,6 +106,7 @@ class PlainLoop:
             )
             outcome = handle(message.key(), message.value(), lineage)
             self._send(dead_letters if isinstance(outcome, DeadLettered) else predictions, outcome)
+            own_latency(time.perf_counter() - fetched_at)
         self.producer.poll(0)
 
     def run(self) -> None:
