@@ -11,6 +11,10 @@ from typing import Any, Protocol
 from bench.sampling import load_average
 from tickcast.testing.pipeline import Pipeline, new_unique
 
+#: Set explicitly on every bench topic: Quix Streams derives its changelog topics' retention from the source
+#: topic's and fails when the broker reports none (the embedded broker reports only what a topic was created with).
+TOPIC_CONFIG = {"retention.ms": "604800000", "retention.bytes": "-1"}
+
 #: Workers save state only when they have a key; a fixed one is enough for a private bench broker.
 BENCH_SNAPSHOT_KEY = "bench-snapshot-key"
 
@@ -121,7 +125,7 @@ class Context:
             group_prefix=f"bench-{label}",
             worker_prefix="worker",
         )
-        pipeline.create_topics()
+        pipeline.create_topics(TOPIC_CONFIG)
         return pipeline
 
 

@@ -139,11 +139,15 @@ class PlainLoopProcess(Processor):
         # `-m bench.plain_loop` must resolve wherever the bench was started from.
         python_path = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
         env.update(TICKCAST_WORKER_ID=self.name, PYTHONPATH=python_path, BENCH_STATUS_FILE=str(self.status_file))
+        env.update(self.extra_env())
         self._output = open(self.pipeline.log_dir / f"{self.name}.log", "ab")  # noqa: SIM115 - closed in stop()
         self.process = spawn(self.command(), env=env, output=self._output)
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", self.module, "--status-file", str(self.status_file)]
+
+    def extra_env(self) -> dict[str, str]:
+        return {}
 
     def _status(self) -> dict[str, Any] | None:
         try:
@@ -195,17 +199,23 @@ class PeerProcess(PlainLoopProcess):
     def __init__(self, pipeline: Pipeline, kind: str) -> None:
         super().__init__(pipeline)
         self.kind = self.name = kind
+        self.framework = kind.removesuffix("-user")
+
+    def extra_env(self) -> dict[str, str]:
+        return {"BENCH_PEER_VIEW": "user" if self.kind.endswith("-user") else "handler"}
 
     def command(self) -> list[str]:
         data = self.pipeline.log_dir / "data"
-        if self.kind == "quix":
-            return [sys.executable, "-m", "bench.peers.quix_peer"]
-        if self.kind == "faust-naive":
+        if self.framework in ("quix", "quix-dict"):
+            return [sys.executable, "-m", "bench.peers.quix_peer", "dict"]
+        if self.framework == "quix-state":
+            return [sys.executable, "-m", "bench.peers.quix_peer", "state"]
+        if self.framework == "faust-naive":
             return [sys.executable, "-m", "bench.peers.faust_peer"]
         flow = [sys.executable, "-m", "bytewax.run", "bench.peers.bytewax_peer:flow"]
-        if self.kind == "bytewax":
+        if self.framework == "bytewax":
             return flow
-        if self.kind == "bytewax-recovery":
+        if self.framework == "bytewax-recovery":
             recovery = data / "bytewax-recovery"
             recovery.mkdir(parents=True, exist_ok=True)
             subprocess.run([sys.executable, "-m", "bytewax.recovery", str(recovery), "1"], check=True, timeout=60)
@@ -213,11 +223,14 @@ class PeerProcess(PlainLoopProcess):
         raise BenchError(f"unknown peer {self.kind!r}")
 
 
+#: View 1: each framework calling tickcast's handler.
 PEERS = ("quix", "bytewax", "bytewax-recovery", "faust-naive")
+#: View 2: what a user of each framework would write (the recipe in the framework's own state).
+USER_PEERS = ("quix-dict-user", "quix-state-user", "bytewax-user", "bytewax-recovery-user", "faust-naive-user")
 
 
 def make_processor(kind: str, pipeline: Pipeline) -> Processor:
-    if kind in PEERS:
+    if kind in PEERS or kind in USER_PEERS:
         return PeerProcess(pipeline, kind)
     if kind == "plain":
         return PlainLoopProcess(pipeline)

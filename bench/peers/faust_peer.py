@@ -2,13 +2,15 @@
 
 ``python -m bench.peers.faust_peer`` (settings from ``TICKCAST_*``). What the Faust docs show first:
 ``async for event in stream.events()`` and ``await topic.send(...)``, no batching, no tuning.
+View 2 (``BENCH_PEER_VIEW=user``): the user recipe with each symbol's state in a dict in the agent.
 """
 
 from __future__ import annotations
 
 import faust
 
-from bench.peers.common import PeerStep
+from bench.peers.common import VIEW, PeerStep
+from bench.peers.recipe import Symbol
 from tickcast.predictor.app import faust_broker_url
 
 
@@ -35,10 +37,20 @@ def main() -> None:
         settings.predictions_topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
     )
 
+    symbols: dict[str, Symbol] = {}
+
     @app.agent(ticks)
     async def predict(stream: faust.StreamT) -> None:
         async for event in stream.events():
             message = event.message
+            if VIEW == "user":
+                name = message.key.decode()
+                topic, partition, offset = message.topic, message.partition, message.offset
+                symbols[name], value = step.user_step(
+                    symbols.get(name), message.value, topic, partition, offset, int(message.timestamp * 1000)
+                )
+                await predictions.send(key=message.key, value=value)
+                continue
             value = step(message.key, message.value, message.topic, message.partition, message.offset,
                          int(message.timestamp * 1000))  # fmt: skip
             if value is not None:

@@ -97,9 +97,11 @@ class Pipeline:
             **self.extra_env,
         }
 
-    def create_topics(self) -> None:
+    def create_topics(self, config: dict[str, str] | None = None) -> None:
+        """Create the run's ticks, predictions and dead-letter topics, with ``config`` if given."""
         admin = wait_for_broker(self.bootstrap_servers, timeout_s=20)
-        ensure_topics(admin, [self.ticks_topic, self.predictions_topic, self.dlq_topic], self.partitions, 1)
+        topics = [self.ticks_topic, self.predictions_topic, self.dlq_topic]
+        ensure_topics(admin, topics, self.partitions, 1, config=config)
 
     def start_workers(self, count: int) -> list[WorkerProcess]:
         """Start ``count`` more ``tickcast worker`` processes in this run's group (not waiting for them)."""
