@@ -41,7 +41,12 @@ test: lint typecheck schema-check $(STAMP)
 schema-check: $(STAMP)
 	$(BIN)/tickcast schema check --local-only
 
-bench: $(STAMP)
+# The peers scenario needs the bench-peers extra (Quix Streams, Bytewax); only the bench installs it.
+$(VENV)/.bench-peers: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,plot,bench-peers]'
+	touch $(VENV)/.bench-peers
+
+bench: $(VENV)/.bench-peers
 	$(BIN)/python -m bench
 
 # One gateway in front of a pipeline at 500 ticks/s: GET latency (wrk), SSE fan-out delay, memory per client.

@@ -12,6 +12,10 @@ from bench.sampling import load_average
 from tickcast.predictor.snapshot_keys import new_key
 from tickcast.testing.pipeline import Pipeline, new_unique
 
+#: Set explicitly on every bench topic: Quix Streams derives its changelog topics' retention from the source
+#: topic's and fails when the broker reports none (the embedded broker reports only what a topic was created with).
+TOPIC_CONFIG = {"retention.ms": "604800000", "retention.bytes": "-1"}
+
 #: Workers save state only when they have a key; one random key per bench run (a fixed one would be public).
 BENCH_SNAPSHOT_KEY = new_key()
 
@@ -122,7 +126,7 @@ class Context:
             group_prefix=f"bench-{label}",
             worker_prefix="worker",
         )
-        pipeline.create_topics()
+        pipeline.create_topics(TOPIC_CONFIG)
         return pipeline
 
 

@@ -31,3 +31,21 @@ def longest_gap(times: Iterable[float], start: float | None = None, end: float |
     if end is not None:
         points.append(end)
     return round(max((b - a for a, b in itertools.pairwise(points)), default=0.0), 6)
+
+
+def bucket_percentile(before: list[tuple[str, int]], after: list[tuple[str, int]], q: float) -> float | None:
+    """Upper bound (the bucket's ``le``) of the q-th percentile of what was observed between two cumulative snapshots.
+
+    >>> bucket_percentile([("0.001", 0), ("0.002", 0), ("+Inf", 0)], [("0.001", 98), ("0.002", 100), ("+Inf", 100)], 99)
+    0.002
+    >>> bucket_percentile([("0.001", 5), ("+Inf", 5)], [("0.001", 5), ("+Inf", 5)], 99) is None
+    True
+    """
+    deltas = [(le, count - dict(before).get(le, 0)) for le, count in after]
+    total = deltas[-1][1] if deltas else 0
+    if total <= 0:
+        return None
+    for le, cumulative in deltas:
+        if cumulative * 100 >= q * total:
+            return float(le)
+    return float("inf")

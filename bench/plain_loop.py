@@ -32,6 +32,23 @@ from tickcast.predictor.settings import PredictorSettings
 STATUS_INTERVAL_S = 0.5
 
 
+def group_consumer(settings: PredictorSettings) -> Consumer:
+    """A consumer of the worker's group with the worker's session, heartbeat and fetch wait."""
+    return new_consumer(
+        settings,
+        settings.group_id,
+        **{
+            "auto.offset.reset": "earliest",
+            # Offsets are committed in the background, as Faust does on its commit interval.
+            "enable.auto.commit": True,
+            "session.timeout.ms": int(settings.session_timeout_s * 1000),
+            "heartbeat.interval.ms": int(min(3.0, settings.session_timeout_s / 3) * 1000),
+            # Same fetch wait as the worker, so both pay the same broker-side wait.
+            "fetch.wait.max.ms": settings.fetch_max_wait_ms,
+        },
+    )
+
+
 class PlainLoop:
     def __init__(self, settings: PredictorSettings, status_file: Path, batch: int = 500) -> None:
         self.settings = settings
@@ -40,30 +57,20 @@ class PlainLoop:
         self.handler = TickHandler(settings)
         self.assigned: set[int] = set()
         self.stopping = False
-        self.consumer = new_consumer(
-            settings,
-            settings.group_id,
-            **{
-                "auto.offset.reset": "earliest",
-                # Offsets are committed in the background, as Faust does on its commit interval.
-                "enable.auto.commit": True,
-                "session.timeout.ms": int(settings.session_timeout_s * 1000),
-                "heartbeat.interval.ms": int(min(3.0, settings.session_timeout_s / 3) * 1000),
-                # Same fetch wait as the worker, so both pay the same broker-side wait.
-                "fetch.wait.max.ms": settings.fetch_max_wait_ms,
-            },
-        )
+        self.consumer = group_consumer(settings)
         self.producer = new_producer(settings, **{"linger.ms": settings.linger_ms})
 
-    def write_status(self) -> None:
+    def counts(self) -> dict[str, int]:
         counters = self.handler.counters
-        status = {
-            "pid": os.getpid(),
-            "assigned": sorted(self.assigned),
+        return {
             "ticks_in": counters.ticks_in,
             "predictions_out": counters.predictions_out,
             "dead_letters": sum(counters.dead_letters.values()),
+            "own_latency_buckets": counters.own_latency_seconds.cumulative(),
         }
+
+    def write_status(self) -> None:
+        status = {"pid": os.getpid(), "assigned": sorted(self.assigned), **self.counts()}
         temporary = self.status_file.with_suffix(".tmp")
         temporary.write_text(json.dumps(status))
         os.replace(temporary, self.status_file)
@@ -87,7 +94,8 @@ class PlainLoop:
                 self.producer.poll(0.05)
 
     def handle(self, messages: list[Message]) -> None:
-        handle = self.handler.handle
+        fetched_at = time.perf_counter()  # the worker's own latency runs from here, as in the worker
+        handle, own_latency = self.handler.handle, self.handler.counters.own_latency_seconds.observe
         predictions, dead_letters = self.settings.predictions_topic, self.settings.dlq_topic
         for message in messages:
             if message.error() is not None:
@@ -97,6 +105,7 @@ class PlainLoop:
             )
             outcome = handle(message.key(), message.value(), lineage)
             self._send(dead_letters if isinstance(outcome, DeadLettered) else predictions, outcome)
+            own_latency(time.perf_counter() - fetched_at)
         self.producer.poll(0)
 
     def run(self) -> None:
@@ -121,14 +130,14 @@ class PlainLoop:
             self.consumer.close()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.plain_loop", description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None, loop_class: type[PlainLoop] = PlainLoop, name: str = "plain_loop") -> int:
+    parser = argparse.ArgumentParser(prog=f"python -m bench.{name}", description=__doc__.splitlines()[0])
     parser.add_argument("--status-file", type=Path, required=True, help="where to write assignment and counters")
     parser.add_argument("--batch", type=int, default=500, help="most records taken from the queue at once")
     args = parser.parse_args(argv)
     settings = PredictorSettings()
-    configure_logging("plain-loop", settings.log_level, settings.log_format)
-    loop = PlainLoop(settings, args.status_file, args.batch)
+    configure_logging(name.replace("_", "-"), settings.log_level, settings.log_format)
+    loop = loop_class(settings, args.status_file, args.batch)
 
     def on_signal(signum: int, frame: FrameType | None) -> Any:
         loop.stopping = True

@@ -43,6 +43,10 @@ class Processor(ABC):
     @abstractmethod
     def pids(self) -> dict[str, int]: ...
 
+    def own_latency(self) -> list[tuple[str, int]] | None:
+        """Cumulative (le, count) buckets of the processes' own latency (fetch returned → handed to the producer)."""
+        return None
+
     @abstractmethod
     def check_alive(self) -> None:
         """Raise :class:`BenchError` if a process exited."""
@@ -89,6 +93,16 @@ class WorkerSet(Processor):
     def pids(self) -> dict[str, int]:
         return {w.worker_id: w.process.pid for w in self.workers}
 
+    def own_latency(self) -> list[tuple[str, int]] | None:
+        merged: dict[str, int] = {}
+        for worker in self.workers:
+            stats = worker_stats(worker)
+            if stats is None or "own_latency_buckets" not in stats:
+                return None
+            for le, count in stats["own_latency_buckets"]:
+                merged[le] = merged.get(le, 0) + count
+        return list(merged.items())
+
     def check_alive(self) -> None:
         for worker in self.workers:
             if not worker.alive:
@@ -109,6 +123,7 @@ class PlainLoopProcess(Processor):
 
     kind = "plain"
     name = "plain-1"
+    module = "bench.plain_loop"
 
     def __init__(self, pipeline: Pipeline) -> None:
         super().__init__(pipeline)
@@ -123,13 +138,16 @@ class PlainLoopProcess(Processor):
         env = self.pipeline.env()
         # `-m bench.plain_loop` must resolve wherever the bench was started from.
         python_path = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
-        env.update(TICKCAST_WORKER_ID=self.name, PYTHONPATH=python_path)
+        env.update(TICKCAST_WORKER_ID=self.name, PYTHONPATH=python_path, BENCH_STATUS_FILE=str(self.status_file))
+        env.update(self.extra_env())
         self._output = open(self.pipeline.log_dir / f"{self.name}.log", "ab")  # noqa: SIM115 - closed in stop()
-        self.process = spawn(
-            [sys.executable, "-m", "bench.plain_loop", "--status-file", str(self.status_file)],
-            env=env,
-            output=self._output,
-        )
+        self.process = spawn(self.command(), env=env, output=self._output)
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", self.module, "--status-file", str(self.status_file)]
+
+    def extra_env(self) -> dict[str, str]:
+        return {}
 
     def _status(self) -> dict[str, Any] | None:
         try:
@@ -146,12 +164,18 @@ class PlainLoopProcess(Processor):
         status = self._status()
         return None if status is None else int(status["ticks_in"])
 
+    def own_latency(self) -> list[tuple[str, int]] | None:
+        status = self._status()
+        if status is None or "own_latency_buckets" not in status:
+            return None
+        return [(le, int(count)) for le, count in status["own_latency_buckets"]]
+
     def pids(self) -> dict[str, int]:
         return {self.name: self.process.pid} if self.process is not None else {}
 
     def check_alive(self) -> None:
         if self.process is not None and self.process.poll() is not None:
-            raise BenchError(f"plain loop exited with code {self.process.returncode}")
+            raise BenchError(f"{self.module} exited with code {self.process.returncode}")
 
     def stop(self) -> None:
         if self.process is not None:
@@ -161,9 +185,57 @@ class PlainLoopProcess(Processor):
             self._output = None
 
 
+class MinimalLoopProcess(PlainLoopProcess):
+    """``python -m bench.minimal_loop``: the same job written without tickcast's handler (the floor)."""
+
+    kind = "minimal"
+    name = "minimal-1"
+    module = "bench.minimal_loop"
+
+
+class PeerProcess(PlainLoopProcess):
+    """One process of another stream processor calling tickcast's handler (``bench/peers``)."""
+
+    def __init__(self, pipeline: Pipeline, kind: str) -> None:
+        super().__init__(pipeline)
+        self.kind = self.name = kind
+        self.framework = kind.removesuffix("-user")
+
+    def extra_env(self) -> dict[str, str]:
+        return {"BENCH_PEER_VIEW": "user" if self.kind.endswith("-user") else "handler"}
+
+    def command(self) -> list[str]:
+        data = self.pipeline.log_dir / "data"
+        if self.framework in ("quix", "quix-dict"):
+            return [sys.executable, "-m", "bench.peers.quix_peer", "dict"]
+        if self.framework == "quix-state":
+            return [sys.executable, "-m", "bench.peers.quix_peer", "state"]
+        if self.framework == "faust-naive":
+            return [sys.executable, "-m", "bench.peers.faust_peer"]
+        flow = [sys.executable, "-m", "bytewax.run", "bench.peers.bytewax_peer:flow"]
+        if self.framework == "bytewax":
+            return flow
+        if self.framework == "bytewax-recovery":
+            recovery = data / "bytewax-recovery"
+            recovery.mkdir(parents=True, exist_ok=True)
+            subprocess.run([sys.executable, "-m", "bytewax.recovery", str(recovery), "1"], check=True, timeout=60)  # nosec B603 # this interpreter, fixed argv
+            return [*flow, "--recovery-directory", str(recovery), "--snapshot-interval", "10", "--backup-interval", "0"]
+        raise BenchError(f"unknown peer {self.kind!r}")
+
+
+#: View 1: each framework calling tickcast's handler.
+PEERS = ("quix", "bytewax", "bytewax-recovery", "faust-naive")
+#: View 2: what a user of each framework would write (the recipe in the framework's own state).
+USER_PEERS = ("quix-dict-user", "quix-state-user", "bytewax-user", "bytewax-recovery-user", "faust-naive-user")
+
+
 def make_processor(kind: str, pipeline: Pipeline) -> Processor:
+    if kind in PEERS or kind in USER_PEERS:
+        return PeerProcess(pipeline, kind)
     if kind == "plain":
         return PlainLoopProcess(pipeline)
+    if kind == "minimal":
+        return MinimalLoopProcess(pipeline)
     if kind == "worker":
         return WorkerSet(pipeline)
     raise ValueError(f"unknown processor kind {kind!r}")

@@ -1,4 +1,9 @@
-"""In-memory shapes of the two contracts (``schemas/tick.avsc``, ``schemas/prediction.avsc``)."""
+"""In-memory shapes of the two contracts (``schemas/tick.avsc``, ``schemas/prediction.avsc``).
+
+They are built for every tick, so they are plain (not frozen) slotted dataclasses: a frozen one sets each
+field through ``object.__setattr__``, and a Prediction took 2.3 µs to build instead of 0.3. Treat them as
+values all the same: nothing changes one after it is built.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ STATE_FRESH = "FRESH"
 STATE_SNAPSHOT = "SNAPSHOT"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Tick:
     """One trade. ``event_time`` is epoch milliseconds, UTC.
 
@@ -48,7 +53,7 @@ class Tick:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Lineage:
     """Where a tick came from: (topic, partition, offset) is unique, plus the record's Kafka timestamp."""
 
@@ -58,7 +63,7 @@ class Lineage:
     produced_at_ms: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Prediction:
     """The forecast made when one tick arrived; field meanings are documented in the Avro contract."""
 

@@ -7,6 +7,7 @@ can run differently configured workers.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -139,6 +140,7 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
             return  # revoked, rewound or halted before its state was loaded: its next reader reads these ticks
         progress = keeper.progress.get(partition)
         publish, handle = publisher.publish, handler.handle
+        own_latency, fetched_at, clock = handler.counters.own_latency_seconds.observe, app.fetched_at, time.perf_counter
         horizon = keeper.replay_horizon.get(partition, -1)
         changed: set[str] = set()
         last_offset = records[-1].offset
@@ -161,6 +163,7 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
                 halted[partition] = str(exc)
                 log.critical("partition_halted", partition=partition, offset=offset, error=str(exc))
                 return
+            own_latency(clock() - fetched_at)
             if isinstance(outcome, Predicted):
                 changed.add(outcome.symbol)
         output.poll()
@@ -229,6 +232,7 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
                     "symbols_evicted": keeper.symbols_evicted,
                     "ticks_in": counters.ticks_in,
                     "predictions_out": counters.predictions_out,
+                    "own_latency_buckets": counters.own_latency_seconds.cumulative(),
                     "dead_letters": dict(counters.dead_letters),
                     "restored_symbols": keeper.last_restore.restored if keeper.last_restore else 0,
                     "restore_seconds": keeper.last_restore.seconds if keeper.last_restore else None,

@@ -123,7 +123,8 @@ class _TunedConsumer(faust_aiokafka.Consumer):
         if app.pending_rewinds and self.flow_active:
             await self._rewind(app)
         records, active = await super()._wait_next_records(timeout)
-        handlers = cast(TunedApp, self.app).batch_handlers
+        app.fetched_at = time.perf_counter()
+        handlers = app.batch_handlers
         if not records or not handlers or not self.flow_active:
             # Stopped flow: Faust's getmany drops what was fetched and seeks back to the committed offsets.
             return records, active
@@ -188,6 +189,8 @@ class TunedApp(faust.App):
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.batch_handlers: dict[str, BatchHandler] = {}
         self.pending_rewinds: dict[TP, int] = {}
+        self.fetched_at = 0.0
+        """``time.perf_counter()`` when the fetch being handled returned: the start of the worker's own latency."""
         """Partitions to rewind before the next fetch, with the consumer generation they were asked in."""
         self.on_rewound: RewindHandler | None = None
         super().__init__(*args, **kwargs)

@@ -29,7 +29,8 @@ MIN_TICKS_FOR_OUTLIERS = 30
 MAX_RETURN_BPS = 1000.0
 
 
-@dataclass(frozen=True, slots=True)
+# Update and Assessment are built for every tick: plain slotted dataclasses, as the records in tickcast.common.records.
+@dataclass(slots=True)
 class Update:
     """What one price did to a symbol's features."""
 
@@ -41,7 +42,7 @@ class Update:
     features: dict[str, float]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Assessment:
     """One price measured against a symbol's features before they change."""
 

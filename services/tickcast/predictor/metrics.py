@@ -33,6 +33,8 @@ CONTENT_TYPE: Final = CONTENT_TYPE_PLAIN_0_0_4
 #: Handler time of one tick: typically tens to hundreds of µs, a slow model or GC pause up to ~100 ms.
 PROCESSING_BUCKETS: Final = (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1)
 #: Tick produced -> prediction emitted: a few ms when keeping up, seconds when lagging.
+#: The worker's own share of latency: its target is p99 <= 2 ms, so 2 ms is a bound.
+OWN_LATENCY_BUCKETS: Final = (1e-4, 2.5e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 LATENCY_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 STATUSES: Final = (READY, WARMING_UP)
@@ -69,6 +71,11 @@ TICKS = MetricSpec("tickcast_ticks", "counter", "Tick records handled (predicted
 PREDICTIONS = MetricSpec("tickcast_predictions", "counter", "Predictions emitted to the predictions topic.")
 DEAD_LETTERS = MetricSpec("tickcast_dead_letters", "counter", "Ticks sent to the dead-letter topic.", ("reason",))
 PROCESSING = MetricSpec("tickcast_tick_processing_seconds", "histogram", "Handler time per tick (decode to encode).")
+OWN_LATENCY = MetricSpec(
+    "tickcast_worker_latency_seconds",
+    "histogram",
+    "The worker's own share of a tick's latency: its fetch returned to its outcome handed to the producer.",
+)
 END_TO_END = MetricSpec(
     "tickcast_end_to_end_latency_seconds",
     "histogram",
@@ -124,6 +131,7 @@ METRICS: Final = (
     PREDICTIONS,
     DEAD_LETTERS,
     PROCESSING,
+    OWN_LATENCY,
     END_TO_END,
     ASSIGNED,
     REBALANCES,
@@ -203,6 +211,7 @@ class TickCounters:
     outliers: int = 0
     processing_seconds: BucketHistogram = field(default_factory=lambda: BucketHistogram(PROCESSING_BUCKETS))
     end_to_end_seconds: BucketHistogram = field(default_factory=lambda: BucketHistogram(LATENCY_BUCKETS))
+    own_latency_seconds: BucketHistogram = field(default_factory=lambda: BucketHistogram(OWN_LATENCY_BUCKETS))
     #: partition -> offset of the last tick handled from it (for the lag gauge).
     last_offsets: dict[int, int] = field(default_factory=dict)
 
@@ -316,6 +325,7 @@ class WorkerMetrics(Collector):
         yield _labelled_counter(STATUS, {status: c.statuses.get(status, 0) for status in STATUSES})
         yield _counter(OUTLIERS, c.outliers)
         yield _histogram(PROCESSING, c.processing_seconds)
+        yield _histogram(OWN_LATENCY, c.own_latency_seconds)
         yield _histogram(END_TO_END, c.end_to_end_seconds)
         yield GaugeMetricFamily(ASSIGNED.name, ASSIGNED.help, value=self.assigned_partitions)
         yield _counter(REBALANCES, self.rebalances)

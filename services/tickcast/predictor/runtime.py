@@ -29,7 +29,7 @@ log = structlog.get_logger("tickcast.predictor")
 DLQ_HEADER_PREFIX = "tickcast."
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built for every tick (see tickcast.common.records)
 class Predicted:
     """A tick that became a prediction: the encoded record to publish, and the symbol whose state it changed."""
 
@@ -103,7 +103,7 @@ class TickHandler:
         try:
             tick = read_tick(key, value, self.tick_codec, now_us // 1000, self.limits, self.max_bytes)
             prediction = self.forecaster.process(tick, lineage, now_us)
-            encoded = self.prediction_codec.encode(prediction.to_avro())
+            encoded = self.prediction_codec.encode_object(prediction)
         except Rejected as rejected:
             outcome = self._dead_letter(key, value, lineage, rejected.reason, rejected.message, now_us)
             counters.processing_seconds.observe(time.perf_counter() - started)

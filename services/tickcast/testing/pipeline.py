@@ -6,6 +6,7 @@ ever see each other's records, offsets or state.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,10 +113,16 @@ class Pipeline:
             **self.extra_env,
         }
 
-    def create_topics(self) -> None:
+    def create_topics(self, config: dict[str, str] | None = None) -> None:
+        """Create the run's declared topics (configs included) under its own names; ``config`` adds to each.
+
+        The workers create the snapshots topic.
+        """
         admin = wait_for_broker(self.kafka, timeout_s=20)
-        # The declared topics (configs included) under this run's names; the workers create the snapshots topic.
-        create_declared(admin, [spec for spec in self.topic_specs() if spec.role != "snapshots"])
+        specs = [spec for spec in self.topic_specs() if spec.role != "snapshots"]
+        if config:
+            specs = [dataclasses.replace(spec, configs={**spec.configs, **config}) for spec in specs]
+        create_declared(admin, specs)
 
     def topic_specs(self) -> list[TopicSpec]:
         """The specs of this run's topics (its own names, partitions and group)."""

@@ -7,7 +7,13 @@ import time
 from prometheus_client.parser import text_string_to_metric_families
 
 from tickcast.common.records import Lineage, Tick
-from tickcast.predictor.metrics import LATENCY_BUCKETS, PROCESSING_BUCKETS, WorkerMetrics, series_names
+from tickcast.predictor.metrics import (
+    LATENCY_BUCKETS,
+    OWN_LATENCY_BUCKETS,
+    PROCESSING_BUCKETS,
+    WorkerMetrics,
+    series_names,
+)
 from tickcast.predictor.runtime import TickHandler
 from tickcast.predictor.settings import PredictorSettings
 
@@ -100,3 +106,14 @@ def test_every_defined_series_is_exported_once_state_exists() -> None:
     h.metrics.consumer_lag = {2: 0}
     exported = {name for name, _ in samples(h.metrics)}
     assert series_names() <= exported, f"defined but not exported: {sorted(series_names() - exported)}"
+
+
+def test_the_workers_own_latency_is_exported_with_its_target_as_a_bucket_bound() -> None:
+    # p99 <= 2 ms is the target (issue 18): with 2 ms as a bound, a bucket count says whether it holds.
+    assert 0.002 in OWN_LATENCY_BUCKETS
+    h = handler()
+    for seconds in (0.0001, 0.0015, 0.003):
+        h.counters.own_latency_seconds.observe(seconds)
+    got = samples(h.metrics)
+    assert got[("tickcast_worker_latency_seconds_count", ())] == 3
+    assert got[("tickcast_worker_latency_seconds_bucket", (("le", "0.002"),))] == 2

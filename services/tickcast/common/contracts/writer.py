@@ -1,0 +1,214 @@
+"""Avro binary encoding of one record schema, compiled once into a list of per-field writers.
+
+fastavro's ``schemaless_writer`` re-parses its (already parsed) schema on every call and walks a dict
+per record: about 10 µs for a prediction, the largest single cost of a tick in a worker's profile.
+:class:`RecordWriter` does the schema work once, when it is built, and then reads the values straight
+off an object's attributes (a :class:`~tickcast.common.records.Prediction`, no intermediate dict).
+It covers the types the contracts use (null, boolean, int, long, float, double, string, bytes, enum,
+array, map, union, nested record) and refuses any other at build time, so a contract that outgrows it
+fails loudly instead of being written wrong. The bytes equal fastavro's: see the property tests.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Sequence
+from operator import attrgetter
+from typing import Any
+
+#: Appends one value's encoding to the buffer.
+FieldWriter = Callable[[bytearray, Any], None]
+
+_DOUBLE = struct.Struct("<d").pack
+_FLOAT = struct.Struct("<f").pack
+#: Zig-zag varints of small values are looked up, not computed: lengths, enum indexes, counts.
+_SMALL = tuple(
+    bytes([(n << 1) & 0x7F | 0x80, (n << 1) >> 7]) if (n << 1) > 0x7F else bytes([n << 1]) for n in range(64)
+)
+
+
+#: Every 14-bit group as the two varint bytes it becomes when more groups follow (continuation bits set):
+#: a 41-bit timestamp takes three lookups instead of six rounds of shifting and masking (~2 µs -> ~0.6 µs).
+_PAIRS = tuple(bytes([group & 0x7F | 0x80, group >> 7 | 0x80]) for group in range(1 << 14))
+
+
+def varint(n: int) -> bytes:
+    """Avro's zig-zag variable-length encoding of an int or long.
+
+    >>> varint(0), varint(-1), varint(1), varint(64), varint(-65)
+    (b'\\x00', b'\\x01', b'\\x02', b'\\x80\\x01', b'\\x81\\x01')
+    >>> varint(2**63 - 1) == b"\\xfe" + b"\\xff" * 8 + b"\\x01"
+    True
+    """
+    if 0 <= n < 64:
+        return _SMALL[n]
+    zigzag = (n << 1) ^ (n >> 63)
+    if zigzag < 0x80:
+        return bytes((zigzag,))
+    groups = []
+    while zigzag >= 1 << 14:
+        groups.append(_PAIRS[zigzag & 0x3FFF])
+        zigzag >>= 14
+    if zigzag < 0x80:
+        groups.append(bytes((zigzag,)))
+    else:
+        groups.append(bytes((zigzag & 0x7F | 0x80, zigzag >> 7)))
+    return b"".join(groups)
+
+
+class UnsupportedSchema(ValueError):
+    """The schema uses an Avro feature :class:`RecordWriter` does not compile (fixed, a named reference, ...)."""
+
+
+def _write_null(out: bytearray, value: Any) -> None:
+    if value is not None:
+        raise ValueError(f"null field holds {value!r}")
+
+
+def _write_boolean(out: bytearray, value: Any) -> None:
+    out.append(1 if value else 0)
+
+
+def _write_long(out: bytearray, value: Any) -> None:
+    out += varint(value)
+
+
+def _write_double(out: bytearray, value: Any) -> None:
+    out += _DOUBLE(value)
+
+
+def _write_float(out: bytearray, value: Any) -> None:
+    out += _FLOAT(value)
+
+
+def _write_string(out: bytearray, value: Any) -> None:
+    data = value.encode("utf-8")
+    out += varint(len(data))
+    out += data
+
+
+def _write_bytes(out: bytearray, value: Any) -> None:
+    out += varint(len(value))
+    out += value
+
+
+_PRIMITIVES: dict[str, FieldWriter] = {
+    "null": _write_null,
+    "boolean": _write_boolean,
+    "int": _write_long,
+    "long": _write_long,
+    "float": _write_float,
+    "double": _write_double,
+    "string": _write_string,
+    "bytes": _write_bytes,
+}
+
+
+def _enum(symbols: Sequence[str]) -> FieldWriter:
+    index = {symbol: varint(i) for i, symbol in enumerate(symbols)}
+
+    def write(out: bytearray, value: Any) -> None:
+        out += index[value]
+
+    return write
+
+
+def _array(items: FieldWriter) -> FieldWriter:
+    def write(out: bytearray, value: Any) -> None:
+        if value:
+            out += varint(len(value))
+            for item in value:
+                items(out, item)
+        out.append(0)
+
+    return write
+
+
+def _map(values: FieldWriter) -> FieldWriter:
+    def write(out: bytearray, value: Any) -> None:
+        if value:
+            out += varint(len(value))
+            for key, item in value.items():
+                _write_string(out, key)
+                values(out, item)
+        out.append(0)
+
+    return write
+
+
+def _optional(null_index: int, other: FieldWriter) -> FieldWriter:
+    """``["null", T]`` (either order), the only union shape the contracts use."""
+    null_tag, other_tag = varint(null_index), varint(1 - null_index)
+
+    def write(out: bytearray, value: Any) -> None:
+        if value is None:
+            out += null_tag
+        else:
+            out += other_tag
+            other(out, value)
+
+    return write
+
+
+def compile_type(schema: Any) -> FieldWriter:
+    """The writer of one Avro type (``logicalType`` annotations change nothing on the wire)."""
+    if isinstance(schema, str):
+        if schema in _PRIMITIVES:
+            return _PRIMITIVES[schema]
+        raise UnsupportedSchema(f"named type reference {schema!r}")
+    if isinstance(schema, list):
+        names = [branch if isinstance(branch, str) else branch.get("type") for branch in schema]
+        if len(schema) == 2 and "null" in names:
+            null_index = names.index("null")
+            return _optional(null_index, compile_type(schema[1 - null_index]))
+        raise UnsupportedSchema(f"union {names!r} (only [null, T] is compiled)")
+    kind = schema["type"]
+    if kind == "enum":
+        return _enum(schema["symbols"])
+    if kind == "array":
+        return _array(compile_type(schema["items"]))
+    if kind == "map":
+        return _map(compile_type(schema["values"]))
+    if kind == "record":
+        return _nested(RecordWriter(schema, by_key=True))
+    return compile_type(kind)
+
+
+def _nested(writer: RecordWriter) -> FieldWriter:
+    def write(out: bytearray, value: Any) -> None:
+        writer.write(out, value)
+
+    return write
+
+
+class RecordWriter:
+    """Writes records of one Avro record schema, taking field values by attribute or by key.
+
+    >>> schema = {"type": "record", "name": "P", "fields": [{"name": "s", "type": "string"},
+    ...           {"name": "n", "type": ["null", "long"]}]}
+    >>> RecordWriter(schema, by_key=True).encode({"s": "SPY", "n": 1})
+    b'\\x06SPY\\x02\\x02'
+    """
+
+    def __init__(self, schema: dict[str, Any], by_key: bool = False) -> None:
+        if schema.get("type") != "record":
+            raise UnsupportedSchema(f"{schema.get('type')!r} is not a record")
+        names = [field["name"] for field in schema["fields"]]
+        self.field_names = tuple(names)
+        self._writers = tuple(compile_type(field["type"]) for field in schema["fields"])
+        if by_key:
+            self._values: Callable[[Any], tuple[Any, ...]] = lambda record: tuple(record[name] for name in names)
+        else:
+            getter = attrgetter(*names)
+            self._values = (lambda obj: (getter(obj),)) if len(names) == 1 else getter
+
+    def write(self, out: bytearray, record: Any) -> None:
+        """Append ``record``'s encoding to ``out``."""
+        for write, value in zip(self._writers, self._values(record), strict=True):
+            write(out, value)
+
+    def encode(self, record: Any, prefix: bytes = b"") -> bytes:
+        """``prefix`` (e.g. the Confluent header) followed by ``record``'s encoding."""
+        out = bytearray(prefix)
+        self.write(out, record)
+        return bytes(out)
