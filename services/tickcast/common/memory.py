@@ -1,17 +1,17 @@
-"""Giving freed heap memory back to the operating system, so a worker's RSS follows what it holds, not its peaks.
+"""Keeping a worker's RSS at what it holds: fewer malloc arenas, and freed pages given back to the OS.
 
-A worker's large transient allocations (a restore reads a whole snapshots partition: librdkafka's
-fetch buffers in its own threads, the records' bytes in an executor thread) are freed right away,
-but glibc's malloc keeps freed memory in the arena of the thread that allocated it, and a page
-with one live chunk left in it cannot be returned. Every restore of a larger partition leaves a
-higher watermark behind, which the soak measured as RSS growth with constant live memory
-(``bench/memory_growth.py``). Two remedies, both here:
+Measured in the soak (``bench/memory_growth.py``): with a steady feed *and* repeated rebalances, a
+worker's RSS grew ~5 MB/min while its live memory did not (malloc's in-use bytes and the gc object
+count stayed flat); the growth was memory freed after each restore and catch-up burst and kept by
+glibc's malloc, spread over the arenas of the many threads involved (librdkafka's, the executor's).
+Neither the feed alone nor rebalances without a feed grew it. Two remedies, used together:
 
-* :data:`ALLOCATOR_ENV`: fewer malloc arenas (``MALLOC_ARENA_MAX``), so the watermarks of many
-  short-lived threads collapse into a couple of arenas. Read by glibc at process start: it is set in
-  the environment a worker is started with (:class:`~tickcast.ops.workers.WorkerPool`, the Dockerfile).
-* :func:`release_free_memory`: ``malloc_trim(0)`` after such an allocation burst, which returns every
-  whole free page of every arena.
+* :data:`ALLOCATOR_ENV`: at most two malloc arenas (``MALLOC_ARENA_MAX``; glibc's default is 8 per
+  core). Read by glibc at process start, so it is set in the environment a worker starts with
+  (:class:`~tickcast.ops.workers.WorkerPool`, the Dockerfile). Alone: ~5 -> ~1.7 MB/min.
+* :func:`release_free_memory`: ``malloc_trim(0)``, which returns every whole free page of every
+  arena; the worker calls it on a timer. Together with the above: flat. Alone it hardly helps: with
+  many arenas the freed memory is too fragmented to leave whole pages.
 
 Elsewhere than glibc (musl, macOS) both are no-ops.
 """

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 import structlog
 from tenacity import RetryCallState
 
-from tickcast.common.memory import release_free_memory
 from tickcast.predictor.forecaster import Forecaster
 from tickcast.predictor.restore import RestoreReport, SnapshotReader, read_latest, retry_restore, verified_snapshots
 from tickcast.predictor.snapshots import SnapshotCodec
@@ -54,9 +53,6 @@ class PartitionReadiness:
     replay_horizon: dict[int, int] = field(default_factory=dict)
     """Per partition, the newest offset any restored state has already applied: replays up to it may be skipped."""
     last_report: RestoreReport | None = None
-    release_memory: Callable[[], object] = release_free_memory
-    """Run after each read of the snapshots: a restore's buffers are its worker's largest transient allocation, and
-    without this the allocator keeps their pages, so RSS grows with the snapshots topic (see tickcast.common.memory)."""
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def start(self, partitions: Iterable[int]) -> None:
@@ -132,8 +128,6 @@ class PartitionReadiness:
                 self.timeout_s, self.codec.rank,
             )  # fmt: skip
             snapshots = await loop.run_in_executor(None, verified_snapshots, self.codec, raw, report)
-            del raw  # the records read: only the decoded snapshots are kept
-            await loop.run_in_executor(None, self.release_memory)
             # Revoked while reading: only what is still ours is loaded, over a clean slate.
             partitions = self._still_assigned(events)
             states = self.forecaster.states

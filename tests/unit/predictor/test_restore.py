@@ -128,26 +128,3 @@ def test_a_partition_revoked_while_its_restore_keeps_failing_stops_retrying_and_
     assert owned is False and not k.not_ready
     calls = reader.calls
     assert calls < 10**6 and k.readiness.restoring == 0
-
-
-def test_every_read_of_the_snapshots_gives_the_memory_it_freed_back() -> None:
-    """A restore reads a whole snapshots partition: without a release after it, RSS would keep each read's peak."""
-    events: list[str] = []
-
-    class RecordingReader(FlakyReader):
-        def __call__(
-            self, bootstrap_servers: str, topic: str, partitions: Iterable[int], timeout_s: float, rank: RankOf | None
-        ) -> dict[int, dict[bytes, bytes]]:
-            events.append("read")
-            return super().__call__(bootstrap_servers, topic, partitions, timeout_s, rank)
-
-    async def scenario() -> None:
-        k = keeper(RecordingReader(failures=0, snapshots={b"SPY": OWNER}))
-        k.readiness.release_memory = lambda: events.append("release")
-        for _ in range(3):  # assigned, revoked, assigned again...
-            await k.on_assigned({PARTITION})
-            await asyncio.wait_for(k.restored(), 5.0)
-            await k.on_revoked({PARTITION})
-
-    asyncio.run(scenario())
-    assert events == ["read", "release"] * 3
