@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
 from tickcast.common.records import Prediction
@@ -40,6 +40,11 @@ class PredictionRecord:
     flags: tuple[str, ...]
     partition: int
     offset: int
+    # Lineage of the model state (schema id 6 on); older records have the contract's defaults.
+    model_recipe_version: str = ""
+    state_origin: str = "UNKNOWN"
+    state_since_offset: int = -1
+    state_snapshot_generation: int = -1
 
     @property
     def lineage(self) -> tuple[str, int, int]:
@@ -55,7 +60,7 @@ class PredictionRecord:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PredictionRecord:
         """From a gateway's JSON (extra keys such as ``age_ms`` are ignored)."""
-        values: dict[str, Any] = {name: data.get(name) for name in _FIELDS}
+        values: dict[str, Any] = {name: data.get(name) for name in _FIELDS if name in data or name not in _DEFAULTED}
         values["flags"] = tuple(data.get("flags") or ())
         return cls(**values)
 
@@ -67,4 +72,5 @@ class PredictionRecord:
 
 
 _FIELDS = tuple(f.name for f in fields(PredictionRecord))
+_DEFAULTED = frozenset(f.name for f in fields(PredictionRecord) if f.default is not MISSING)
 _AVRO_FIELDS = tuple(f.name for f in fields(Prediction))

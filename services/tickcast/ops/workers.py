@@ -9,6 +9,7 @@ from pathlib import Path
 
 import structlog
 
+from tickcast.common.memory import ALLOCATOR_ENV
 from tickcast.common.processes import free_port, spawn, stop
 
 log = structlog.get_logger("tickcast.supervisor")
@@ -24,6 +25,19 @@ class WorkerProcess:
     @property
     def alive(self) -> bool:
         return self.process.poll() is None
+
+
+def worker_env(shared: dict[str, str], worker_id: str, web_port: int) -> dict[str, str]:
+    """One worker's environment: the shared one, its own id and port, and the allocator settings unless overridden.
+
+    >>> env = worker_env({"TICKCAST_MODEL": "ewma"}, "w-1", 6067)
+    >>> env["TICKCAST_WORKER_ID"], env["TICKCAST_WEB_PORT"], env["MALLOC_ARENA_MAX"]
+    ('w-1', '6067', '2')
+    >>> worker_env({"MALLOC_ARENA_MAX": "8"}, "w-1", 6067)["MALLOC_ARENA_MAX"]
+    '8'
+    """
+    # Fewer malloc arenas keep a worker's RSS near what it holds (see tickcast.common.memory).
+    return {**ALLOCATOR_ENV, **shared, "TICKCAST_WORKER_ID": worker_id, "TICKCAST_WEB_PORT": str(web_port)}
 
 
 @dataclass
@@ -45,7 +59,7 @@ class WorkerPool:
         port = free_port()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{worker_id}.log"
-        env = {**self.env, "TICKCAST_WORKER_ID": worker_id, "TICKCAST_WEB_PORT": str(port)}
+        env = worker_env(self.env, worker_id, port)
         with open(log_path, "ab") as output:
             process = spawn([sys.executable, "-m", "tickcast", "worker"], env=env, output=output)
         worker = WorkerProcess(worker_id, port, process, log_path)

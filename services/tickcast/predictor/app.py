@@ -18,6 +18,7 @@ from faust.types import TP, ConsumerT
 from faust.web import Request, Response, View
 
 from tickcast.common.kafka import wait_for_broker
+from tickcast.common.memory import release_free_memory
 from tickcast.common.records import Lineage
 from tickcast.common.security import faust_credentials
 from tickcast.common.topic_admin import create_declared
@@ -210,6 +211,12 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
     async def checkpoint_idle_partitions() -> None:
         await keeper.checkpoint_due()
 
+    @app.timer(interval=settings.memory_release_every_s)
+    async def release_freed_memory() -> None:
+        # Restores and catch-up bursts after a rebalance free lots of memory that glibc would otherwise keep,
+        # and RSS would creep up with every fault (measured in bench/memory_growth.py).
+        await asyncio.get_running_loop().run_in_executor(None, release_free_memory)
+
     @app.page("/health")
     class Health(View):
         async def get(self, request: Request) -> Response:
@@ -267,7 +274,17 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
                 return self.json({"error": f"no prediction for {symbol!r} on worker {settings.worker_id}"}, status=404)
             return self.json(state.last_prediction.to_avro())
 
-    del on_assigned, on_revoked, on_shutdown, checkpoint_idle_partitions, Health, Stats, Metrics, Latest
+    del (
+        on_assigned,
+        on_revoked,
+        on_shutdown,
+        checkpoint_idle_partitions,
+        release_freed_memory,
+        Health,
+        Stats,
+        Metrics,
+        Latest,
+    )
     return app, handler
 
 

@@ -98,6 +98,12 @@ class PredictorSettings(CommonSettings):
     symbol_ttl_s: float = Field(
         86_400.0, gt=0, description="An evicted symbol idle for longer than this is forgotten for good (tombstone)."
     )
+    memory_release_every_s: float = Field(
+        15.0,
+        gt=0,
+        description="Return the allocator's free pages to the OS this often (glibc malloc_trim, off the event loop), "
+        "so RSS follows the state held, not past peaks.",
+    )
     snapshots_topic: str | None = Field(None, description="Topic of state snapshots; unset = '<group_id>-snapshots'.")
     data_dir: Path = Field(
         Path(tempfile.gettempdir()) / "tickcast", description="Scratch directory Faust requires (nothing durable)."

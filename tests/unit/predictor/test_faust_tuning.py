@@ -333,3 +333,19 @@ def test_fresh_records_are_the_suffix_at_or_after_the_read_offset(offsets: list[
     recs = [SimpleNamespace(offset=o) for o in offsets]
     kept = [r.offset for r in fresh_records(recs, read_offset)]  # type: ignore[arg-type]
     assert kept == [o for o in offsets if read_offset is None or o >= read_offset]
+
+
+def test_the_worker_gives_freed_memory_back_on_a_timer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without it, glibc keeps what each restore and catch-up freed, and RSS creeps up with every rebalance."""
+    intervals: dict[str, float] = {}
+
+    def timer(self: TunedApp, interval: float, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        def register(function: Callable[..., Any]) -> Callable[..., Any]:
+            intervals[function.__name__] = interval
+            return function
+
+        return register
+
+    monkeypatch.setattr(TunedApp, "timer", timer)
+    create_app(PredictorSettings(bootstrap_servers="127.0.0.1:1", memory_release_every_s=7.0, web_port=16068))
+    assert intervals.get("release_freed_memory") == 7.0, f"timers registered: {intervals}"
