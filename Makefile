@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed
 DEMO_SECONDS ?= 60
 
 SOAK_MINUTES ?= 30
+# Test processes of the parallel part of `make test`; each starts its own embedded broker.
+TEST_PROCESSES ?= 2
 
 .PHONY: install demo test lint typecheck schema-check unit integration bench bench-gateway soak clean
 
@@ -32,11 +34,13 @@ unit: $(STAMP)
 	$(BIN)/pytest -m "not integration" -q
 
 integration: $(STAMP)
-	$(BIN)/pytest -m integration -q
+	$(BIN)/pytest -q -n $(TEST_PROCESSES) -m "integration and not solo"
+	$(BIN)/pytest -q -m "integration and solo"
 
 # The schema gate first: an incompatible contract change fails fast, with its reasons.
 test: lint typecheck schema-check $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_PROCESSES) -m "not solo"
+	$(BIN)/pytest -q -m solo
 
 schema-check: $(STAMP)
 	$(BIN)/tickcast schema check --local-only

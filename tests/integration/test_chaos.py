@@ -214,6 +214,7 @@ def test_poison_records_go_to_the_dead_letter_topic_and_no_worker_dies(pipeline:
     assert len(ledger.bad) == len(poison), ledger
 
 
+@pytest.mark.solo
 def test_a_flood_of_200k_new_symbols_is_survived_with_bounded_memory(pipeline: Pipeline) -> None:
     cap, flood = 10_000, 200_000
     # No snapshots here: 200k symbol snapshots would cost more than the whole time budget of this file.

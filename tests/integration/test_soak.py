@@ -18,6 +18,7 @@ from tickcast.testing.data import REPO_ROOT
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.solo
 @pytest.mark.timeout(480)
 def test_two_minute_soak_loses_nothing_and_stays_bounded(tmp_path: Path) -> None:
     out = tmp_path / "results"

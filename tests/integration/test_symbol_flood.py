@@ -62,6 +62,7 @@ def answered(pipeline: Pipeline, worker: WorkerProcess, count: int) -> None:
     )  # fmt: skip
 
 
+@pytest.mark.solo
 def test_a_flood_of_unique_symbols_is_evicted_and_the_worker_stays_bounded_and_healthy(pipeline: Pipeline) -> None:
     worker = pipeline.start_workers(1)[0]
     wait_for_assignment(pipeline, [worker])
