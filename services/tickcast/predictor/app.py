@@ -18,7 +18,7 @@ from faust.types import TP, ConsumerT
 from faust.web import Request, Response, View
 
 from tickcast.common.kafka import wait_for_broker
-from tickcast.common.memory import release_free_memory
+from tickcast.common.memory import limit_malloc_arenas, release_free_memory
 from tickcast.common.records import Lineage
 from tickcast.common.security import faust_credentials
 from tickcast.common.topic_admin import create_declared
@@ -335,6 +335,8 @@ def snapshot_codec(settings: PredictorSettings) -> SnapshotCodec | None:
 
 def run_worker(settings: PredictorSettings) -> None:
     """Run one predictor worker until SIGTERM/SIGINT; it joins the group and takes its share of partitions."""
+    if settings.malloc_arenas:
+        limit_malloc_arenas(settings.malloc_arenas)  # before any client starts its threads
     admin = wait_for_broker(settings, timeout_s=30)
     # The same login with Faust's client, whose refusals would otherwise be retried forever or surface as a
     # KeyError deep in aiokafka.

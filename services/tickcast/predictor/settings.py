@@ -104,6 +104,13 @@ class PredictorSettings(CommonSettings):
         description="Return the allocator's free pages to the OS this often (glibc malloc_trim, off the event loop), "
         "so RSS follows the state held, not past peaks.",
     )
+    malloc_arenas: int = Field(
+        2,
+        ge=0,
+        le=1024,
+        description="Most glibc malloc arenas the worker uses (0 = glibc's default, 8 per core); fewer arenas keep "
+        "memory freed after restores from piling up in RSS.",
+    )
     snapshots_topic: str | None = Field(None, description="Topic of state snapshots; unset = '<group_id>-snapshots'.")
     data_dir: Path = Field(
         Path(tempfile.gettempdir()) / "tickcast", description="Scratch directory Faust requires (nothing durable)."
