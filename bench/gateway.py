@@ -6,7 +6,8 @@ Phases (``--only get,sse,broker``; all by default), each load from a process of 
   time per request (its CPU over the window, less what it spends reading the stream in an idle window as
   long, over the requests); ``--profile`` runs py-spy on the gateway meanwhile;
 - sse: prediction made (``predicted_at``, the worker's clock) to event received, for 1 client and for
-  ``--clients`` clients (each subscribed to one symbol, round robin), and memory per client;
+  ``--clients`` clients (each subscribed to one symbol, round robin), memory per client, and the gateway's
+  CPU seconds meanwhile (``--profile``: py-spy on it while the clients stream);
 - broker: the broker's CPU seconds over the same window with no clients, with ``--side-clients`` SSE
   clients through this gateway, and with as many clients each reading Kafka itself (tickcast.client).
 
@@ -72,7 +73,7 @@ def measure_get(gateway: GatewayProcess, url: str, args: argparse.Namespace, log
     return result
 
 
-def measure_sse(gateway: GatewayProcess, args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
+def measure_sse(gateway: GatewayProcess, args: argparse.Namespace, names: list[str], log_dir: Path) -> dict[str, Any]:
     assert gateway.process is not None  # nosec B101 # narrows the type: started by the caller
     results: dict[str, Any] = {"load_before": load_average()}
     results["sse_1_client"] = sse_clients(gateway.url, 1, args.seconds, names)
@@ -80,10 +81,19 @@ def measure_sse(gateway: GatewayProcess, args: argparse.Namespace, names: list[s
     rss_before = process.memory_info().rss
     meter = CpuMeter(gateway.process.pid).start()
     load = start_load("tickcast.testing.sse_load", gateway.url, str(args.clients), str(args.seconds), ",".join(names))
-    hold(args.seconds / 2)  # mid-window: every client connected and streaming
+    hold(args.seconds / 4)  # every client connected and streaming
+    spy = PySpy(log_dir / "gateway-sse.raw") if args.profile else None
+    if spy is not None:
+        spy.attach(gateway.process.pid)
+    hold(args.seconds / 4)
     rss_with = process.memory_info().rss
     clients_seen = gateway.clients()
-    results[f"sse_{args.clients}_clients"] = load_result(load, args.seconds + 120)
+    many = results[f"sse_{args.clients}_clients"] = load_result(load, args.seconds + 120)
+    if spy is not None:
+        spy.stop()
+        profile = summarise(spy.output, max(1, many["events"]), spy.rate)
+        results["profile_top_self"] = profile["top_self"][:12]
+        results["profile_top_inclusive"] = profile["top_inclusive"][:14]
     results["gateway_cpu_s"] = meter.stop()
     results["memory"] = {
         "gateway_rss_mb_before": round(rss_before / 2**20, 1),
@@ -127,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--side-clients", type=int, default=100, help="clients in the broker CPU comparison")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each measurement")
     parser.add_argument("--only", default=",".join(PHASES), help=f"comma-separated phases of {PHASES}")
-    parser.add_argument("--profile", action="store_true", help="py-spy on the gateway during the GET phase")
+    parser.add_argument("--profile", action="store_true", help="py-spy on the gateway in the get and sse phases")
     args = parser.parse_args(argv)
     phases = set(args.only.split(","))
     log_dir = Path(tempfile.mkdtemp(prefix="tickcast-bench-gateway-"))
@@ -151,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
                 url = f"{gateway.url}/v1/predictions/{names[0]}"
                 results["get_latest"] = measure_get(gateway, url, args, log_dir)
             if "sse" in phases:
-                results["sse"] = measure_sse(gateway, args, names)
+                results["sse"] = measure_sse(gateway, args, names, log_dir)
             if "broker" in phases and broker.pid is not None:
                 results["broker_cpu"] = measure_broker(broker.pid, gateway, pipeline, args, names)
             results["pipeline"] = httpx.get(f"{gateway.url}/v1/pipeline", timeout=5).json()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -56,9 +57,12 @@ def create_app(feed: PredictionFeed, source: Source | None = None, clock: Callab
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if source is not None:
             source.start(feed)
+        tasks = [asyncio.create_task(feed.hub.keep_alive(settings.gateway_keepalive_s))]
         try:
             yield
         finally:
+            for task in tasks:
+                task.cancel()
             feed.hub.close()
             if source is not None:
                 source.stop()
@@ -166,7 +170,7 @@ def create_app(feed: PredictionFeed, source: Source | None = None, clock: Callab
             return problem(503, "too_many_clients", f"{len(feed.hub)} clients connected", {"Retry-After": "5"})
         start = feed.open_stream(wanted, positions)
         return StreamingResponse(
-            stream_events(feed, start, settings.gateway_keepalive_s),
+            stream_events(feed, start),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )

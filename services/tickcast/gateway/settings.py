@@ -39,4 +39,9 @@ class GatewaySettings(CommonSettings):
     gateway_max_query_symbols: int = Field(
         200, ge=1, le=10_000, description="Symbols one request may name (?symbols=A,B,...)."
     )
-    gateway_keepalive_s: float = Field(15.0, gt=0, le=300, description="SSE comment sent after this long idle.")
+    gateway_keepalive_s: float = Field(
+        15.0,
+        gt=0,
+        le=300,
+        description="An SSE comment line is sent to every client this often (proxies close silent streams).",
+    )
