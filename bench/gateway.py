@@ -39,6 +39,8 @@ from tickcast.testing.waiting import wait_for
 
 RESULTS = Path(__file__).parent / "results" / "gateway.json"
 PHASES = ("get", "sse", "broker")
+#: Seconds a load runs before (and after) the window in which the broker's CPU is measured.
+SETTLE_S = 8.0
 
 
 def measure_get(gateway: GatewayProcess, url: str, args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
@@ -108,22 +110,30 @@ def measure_sse(gateway: GatewayProcess, args: argparse.Namespace, names: list[s
 def measure_broker(
     broker_pid: int, gateway: GatewayProcess, pipeline: Pipeline, args: argparse.Namespace, names: list[str]
 ) -> dict[str, Any]:
-    """Broker CPU seconds over one window each: pipeline alone, N SSE clients via the gateway, N Kafka clients."""
+    """Broker CPU seconds over one window each: pipeline alone, N SSE clients via the gateway, N Kafka clients.
+
+    Each load runs :data:`SETTLE_S` longer on both sides of the window, so connecting (and, for Kafka
+    clients, closing 100 consumers) is left out: the rows compare the steady cost of serving.
+    """
     clients, seconds = args.side_clients, args.seconds
     meter = CpuMeter(broker_pid)
     rows: dict[str, Any] = {"clients": clients, "seconds": seconds}
-    meter.start()
-    hold(seconds)
-    rows["no_clients"] = {"broker_cpu_s": meter.stop(), "load": load_average()}
-    load = start_load("tickcast.testing.sse_load", gateway.url, str(clients), str(seconds), ",".join(names))
-    meter.start()
-    delivered = load_result(load, seconds + 120)
-    rows["via_gateway"] = {"broker_cpu_s": meter.stop(), "events": delivered["events"], "load": load_average()}
-    load = start_load("tickcast.testing.kafka_load", str(clients), str(seconds), ",".join(names), env=pipeline.env())
-    # The consumers' start (metadata, assignment) is part of what a consumer per client costs the broker.
-    meter.start()
-    delivered = load_result(load, seconds + 180)
-    rows["own_kafka_consumers"] = {"broker_cpu_s": meter.stop(), "events": delivered["events"], "load": load_average()}
+
+    def window() -> float:
+        meter.start()
+        hold(seconds)
+        return meter.stop()
+
+    rows["no_clients"] = {"broker_cpu_s": window(), "load": load_average()}
+    span = str(seconds + 2 * SETTLE_S)
+    load = start_load("tickcast.testing.sse_load", gateway.url, str(clients), span, ",".join(names))
+    hold(SETTLE_S)
+    cpu = window()
+    rows["via_gateway"] = {"broker_cpu_s": cpu, "load": load_average(), **load_result(load, seconds + 120)}
+    load = start_load("tickcast.testing.kafka_load", str(clients), span, ",".join(names), env=pipeline.env())
+    hold(SETTLE_S)
+    cpu = window()
+    rows["own_kafka_consumers"] = {"broker_cpu_s": cpu, "load": load_average(), **load_result(load, seconds + 300)}
     return rows
 
 
