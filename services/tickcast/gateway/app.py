@@ -33,6 +33,7 @@ from tickcast.gateway.httpio import (
 from tickcast.gateway.positions import BadPosition, decode
 from tickcast.gateway.schemas import Health, PipelineHealth, PredictionList, PredictionOut, Problem, SymbolList
 from tickcast.gateway.sse import stream_events
+from tickcast.gateway.workers import WorkerStatsPoller
 
 STATIC_DIR = Path(__file__).parent / "static"
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -53,11 +54,15 @@ def create_app(feed: PredictionFeed, source: Source | None = None, clock: Callab
     settings = feed.settings
     limit = settings.gateway_max_query_symbols
 
+    poller = WorkerStatsPoller(settings.worker_stats_urls(), settings.gateway_worker_stats_interval_s)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if source is not None:
             source.start(feed)
         tasks = [asyncio.create_task(feed.hub.keep_alive(settings.gateway_keepalive_s))]
+        if poller.urls:
+            tasks.append(asyncio.create_task(poller.run()))
         try:
             yield
         finally:
@@ -186,6 +191,7 @@ def create_app(feed: PredictionFeed, source: Source | None = None, clock: Callab
             symbols=len(feed.cache),
             clients=len(feed.hub),
             ready=feed.ready,
+            **(poller.summary() if poller.urls else {}),
         )
 
     @app.get(
