@@ -92,10 +92,15 @@ def parse_wrk(text: str) -> dict[str, float | None]:
     }
 
 
-def start_load(module: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """``python -m module args...`` in a process of its own (so the load does not share the measured process)."""
+def start_load(module: str, *args: str, env: dict[str, str] | None = None, nice: bool = False) -> subprocess.Popen[str]:
+    """``python -m module args...`` in a process of its own (so the load does not share the measured process).
+
+    ``nice``: at the lowest CPU priority, when the load must not take CPU from the process being measured
+    (the broker, on a shared 2-core machine), only use what is left.
+    """
+    prefix = ["nice", "-n", "19"] if nice and shutil.which("nice") else []
     return subprocess.Popen(  # nosec B603 # argv built here: this interpreter running one of tickcast.testing's loads
-        [sys.executable, "-m", module, *args], stdout=subprocess.PIPE, text=True, env=env
+        [*prefix, sys.executable, "-m", module, *args], stdout=subprocess.PIPE, text=True, env=env
     )
 
 
