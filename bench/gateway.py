@@ -1,13 +1,18 @@
 """``python -m bench.gateway``: one gateway in front of a pipeline fed ``--rate`` ticks/s (default 500).
 
-Measures, each load from a process of its own:
-- GET latest: latency percentiles at ``--get-rate`` requests/s (Debian's ``wrk``; each connection waits
-  10 ms between requests, so ``get_rate / 100`` connections make the rate);
-- SSE fan-out: prediction made (``predicted_at``, the worker's clock) to event received, for 1 client and
-  for ``--clients`` clients (each subscribed to one symbol, round robin);
-- memory per client: the gateway's resident memory with the clients connected minus before, per client.
+Phases (``--only get,sse,broker``; all by default), each load from a process of its own:
+- get: GET latest at ``--get-rate`` requests/s (Debian's ``wrk``; each connection waits 10 ms between
+  requests, so about ``get_rate / 90`` connections make the rate): latency percentiles, and the gateway's CPU
+  time per request (its CPU over the window, less what it spends reading the stream in an idle window as
+  long, over the requests); ``--profile`` runs py-spy on the gateway meanwhile;
+- sse: prediction made (``predicted_at``, the worker's clock) to event received, for 1 client and for
+  ``--clients`` clients (each subscribed to one symbol, round robin), memory per client, and the gateway's
+  CPU seconds meanwhile (``--profile``: py-spy on it while the clients stream);
+- broker: the broker's CPU seconds over the same window with no clients, with ``--side-clients`` SSE
+  clients through this gateway, and with as many clients each reading Kafka itself (tickcast.client).
 
-Writes ``bench/results/gateway.json`` and prints it. Not part of ``make bench``'s default scenarios.
+Every number comes with the load average at the time (the bench machine is shared). Writes
+``bench/results/gateway.json`` and prints it. Not part of ``make bench``'s default scenarios.
 """
 
 from __future__ import annotations
@@ -15,10 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import re
-import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ import psutil
 
 from bench.core import hold
 from bench.feeds import PacedFeed
+from bench.gateway_load import CpuMeter, load_average, load_result, sse_clients, start_load, wrk_get
+from bench.pyspy import PySpy, summarise
 from tickcast.broker.embedded import EmbeddedBroker
 from tickcast.producer.synthetic import symbol_names
 from tickcast.testing.gateway import GatewayProcess
@@ -35,45 +38,104 @@ from tickcast.testing.pipeline import Pipeline, new_unique, wait_for_assignment
 from tickcast.testing.waiting import wait_for
 
 RESULTS = Path(__file__).parent / "results" / "gateway.json"
-_PERCENTILE = re.compile(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
-_RATE = re.compile(r"Requests/sec:\s+([\d.]+)")
-_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+PHASES = ("get", "sse", "broker")
+#: Seconds a load runs before (and after) the window in which the broker's CPU is measured.
+SETTLE_S = 8.0
 
 
-def wrk_get(url: str, rate: int, seconds: float) -> dict[str, Any]:
-    """GET ``url`` at about ``rate``/s with wrk; its latency percentiles (ms) and the rate it achieved."""
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        return {"skipped": "wrk is not installed (Debian package wrk)"}
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write("function delay() return 10 end\n")  # ms between one connection's requests
-    connections = max(1, rate // 100)
-    done = subprocess.run(  # nosec B603 # argv built here: this interpreter or wrk with fixed options
-        [wrk, "-t2", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "-s", script.name, url],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 60,
-        check=True,
+def measure_get(gateway: GatewayProcess, url: str, args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
+    assert gateway.process is not None  # nosec B101 # narrows the type: started by the caller
+    meter = CpuMeter(gateway.process.pid)
+    idle_window = min(args.seconds, 10.0)
+    meter.start()
+    hold(idle_window)
+    reading_cpu_per_s = meter.stop() / idle_window
+    spy = PySpy(log_dir / "gateway-get.raw") if args.profile else None
+    if spy is not None:
+        spy.attach(gateway.process.pid)
+    load_before = load_average()
+    meter.start()
+    result = wrk_get(url, args.get_rate, args.seconds)
+    cpu_s = meter.stop()
+    if spy is not None:
+        spy.stop()
+    requests = result.get("requests") or 0
+    serving_cpu_s = max(0.0, cpu_s - reading_cpu_per_s * args.seconds)
+    result.update(
+        gateway_cpu_s=cpu_s,
+        gateway_cpu_s_reading_only=round(reading_cpu_per_s * args.seconds, 3),
+        cpu_us_per_request=round(serving_cpu_s / requests * 1e6, 1) if requests else None,
+        load_before=load_before,
+        load_after=load_average(),
     )
-    return {"connections": connections, **parse_wrk(done.stdout)}
-
-
-def parse_wrk(text: str) -> dict[str, float | None]:
-    """The rate and latency percentiles (ms) of wrk's ``--latency`` report.
-
-    >>> parse_wrk("  Latency Distribution\\n     50%  812.00us\\n     99%    1.25ms\\nRequests/sec:   1998.70\\n")
-    {'requests_per_s': 1998.7, 'p50_ms': 0.812, 'p99_ms': 1.25}
-    """
-    achieved = _RATE.search(text)
-    percentiles = {f"p{q}_ms": round(float(v) * _UNIT_MS[unit], 3) for q, v, unit in _PERCENTILE.findall(text)}
-    return {"requests_per_s": float(achieved[1]) if achieved else None, **percentiles}
-
-
-def sse_clients(url: str, clients: int, seconds: float, symbols: list[str]) -> dict[str, Any]:
-    command = [sys.executable, "-m", "tickcast.testing.sse_load", url, str(clients), str(seconds), ",".join(symbols)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 120, check=True)  # nosec B603 # argv built here: wrk with fixed options
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    if spy is not None and requests:
+        profile = summarise(spy.output, int(requests), spy.rate, result["cpu_us_per_request"])
+        result["profile_top_self"] = profile["top_self"][:12]
+        result["profile_top_inclusive"] = profile["top_inclusive"][:12]
     return result
+
+
+def measure_sse(gateway: GatewayProcess, args: argparse.Namespace, names: list[str], log_dir: Path) -> dict[str, Any]:
+    assert gateway.process is not None  # nosec B101 # narrows the type: started by the caller
+    results: dict[str, Any] = {"load_before": load_average()}
+    results["sse_1_client"] = sse_clients(gateway.url, 1, args.seconds, names)
+    process = psutil.Process(gateway.process.pid)
+    rss_before = process.memory_info().rss
+    meter = CpuMeter(gateway.process.pid).start()
+    load = start_load("tickcast.testing.sse_load", gateway.url, str(args.clients), str(args.seconds), ",".join(names))
+    hold(args.seconds / 4)  # every client connected and streaming
+    spy = PySpy(log_dir / "gateway-sse.raw") if args.profile else None
+    if spy is not None:
+        spy.attach(gateway.process.pid)
+    hold(args.seconds / 4)
+    rss_with = process.memory_info().rss
+    clients_seen = gateway.clients()
+    many = results[f"sse_{args.clients}_clients"] = load_result(load, args.seconds + 120)
+    if spy is not None:
+        spy.stop()
+        profile = summarise(spy.output, max(1, many["events"]), spy.rate)
+        results["profile_top_self"] = profile["top_self"][:12]
+        results["profile_top_inclusive"] = profile["top_inclusive"][:14]
+    results["gateway_cpu_s"] = meter.stop()
+    results["memory"] = {
+        "gateway_rss_mb_before": round(rss_before / 2**20, 1),
+        "gateway_rss_mb_with_clients": round(rss_with / 2**20, 1),
+        "kb_per_client": round((rss_with - rss_before) / args.clients / 1024, 1),
+        "clients_by_gateway_metric_mid_run": clients_seen,
+    }
+    results["load_after"] = load_average()
+    return results
+
+
+def measure_broker(
+    broker_pid: int, gateway: GatewayProcess, pipeline: Pipeline, args: argparse.Namespace, names: list[str]
+) -> dict[str, Any]:
+    """Broker CPU seconds over one window each: pipeline alone, N SSE clients via the gateway, N Kafka clients.
+
+    Each load runs :data:`SETTLE_S` longer on both sides of the window, so connecting is left out: the rows
+    compare the steady cost of serving. Both loads run at nice 19: a hundred consumers in one process
+    otherwise took the broker's CPU on the shared machine, and the broker did less work, not more.
+    """
+    clients, seconds = args.side_clients, args.seconds
+    meter = CpuMeter(broker_pid)
+    rows: dict[str, Any] = {"clients": clients, "seconds": seconds}
+
+    def window() -> float:
+        meter.start()
+        hold(seconds)
+        return meter.stop()
+
+    rows["no_clients"] = {"broker_cpu_s": window(), "load": load_average()}
+    span = str(seconds + 2 * SETTLE_S)
+    load = start_load("tickcast.testing.sse_load", gateway.url, str(clients), span, ",".join(names), nice=True)
+    hold(SETTLE_S)
+    cpu = window()
+    rows["via_gateway"] = {"broker_cpu_s": cpu, "load": load_average(), **load_result(load, seconds + 120)}
+    load = start_load("tickcast.testing.kafka_load", str(clients), span, ",".join(names), env=pipeline.env(), nice=True)
+    hold(SETTLE_S)
+    cpu = window()
+    rows["own_kafka_consumers"] = {"broker_cpu_s": cpu, "load": load_average(), **load_result(load, seconds + 300)}
+    return rows
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -83,12 +145,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--get-rate", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--side-clients", type=int, default=100, help="clients in the broker CPU comparison")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each measurement")
+    parser.add_argument("--only", default=",".join(PHASES), help=f"comma-separated phases of {PHASES}")
+    parser.add_argument("--profile", action="store_true", help="py-spy on the gateway in the get and sse phases")
     args = parser.parse_args(argv)
+    phases = set(args.only.split(","))
     log_dir = Path(tempfile.mkdtemp(prefix="tickcast-bench-gateway-"))
     names = symbol_names(args.symbols)
     results: dict[str, Any] = {
-        "machine": {"cpus": psutil.cpu_count(), "platform": platform.platform(), "load_at_start": psutil.getloadavg()},
+        "machine": {"cpus": psutil.cpu_count(), "platform": platform.platform(), "load_at_start": load_average()},
         "inputs": vars(args),
     }
     with EmbeddedBroker(log_file=log_dir / "broker.log") as broker:
@@ -102,34 +168,21 @@ def main(argv: list[str] | None = None) -> None:
             feed.start()
             known = lambda: len(httpx.get(f"{gateway.url}/v1/symbols", timeout=5).json()["symbols"])  # noqa: E731
             wait_for(lambda: known() == args.symbols, 60, "every symbol at the gateway", diagnostics=gateway.log_tail)
-            assert gateway.process is not None  # nosec B101 # narrows the type: started above
-            process = psutil.Process(gateway.process.pid)
-            results["get_latest"] = wrk_get(f"{gateway.url}/v1/predictions/{names[0]}", args.get_rate, args.seconds)
-            results["sse_1_client"] = sse_clients(gateway.url, 1, args.seconds, names)
-            rss_before = process.memory_info().rss
-            load = subprocess.Popen(  # nosec B603 # argv built here: this interpreter running the bench's SSE load
-                [sys.executable, "-m", "tickcast.testing.sse_load", gateway.url, str(args.clients), str(args.seconds),
-                 ",".join(names)],
-                stdout=subprocess.PIPE, text=True,
-            )  # fmt: skip
-            hold(args.seconds / 2)  # mid-window: every client connected and streaming
-            rss_with = process.memory_info().rss
-            clients_seen = gateway.clients()
-            out, _ = load.communicate(timeout=args.seconds + 120)
-            results[f"sse_{args.clients}_clients"] = json.loads(out.strip().splitlines()[-1])
-            results["memory"] = {
-                "gateway_rss_mb_before": round(rss_before / 2**20, 1),
-                "gateway_rss_mb_with_clients": round(rss_with / 2**20, 1),
-                "kb_per_client": round((rss_with - rss_before) / args.clients / 1024, 1),
-                "clients_by_gateway_metric_mid_run": clients_seen,
-            }
+            if "get" in phases:
+                url = f"{gateway.url}/v1/predictions/{names[0]}"
+                results["get_latest"] = measure_get(gateway, url, args, log_dir)
+            if "sse" in phases:
+                results["sse"] = measure_sse(gateway, args, names, log_dir)
+            if "broker" in phases and broker.pid is not None:
+                results["broker_cpu"] = measure_broker(broker.pid, gateway, pipeline, args, names)
             results["pipeline"] = httpx.get(f"{gateway.url}/v1/pipeline", timeout=5).json()
         finally:
             feed.stop()
             if gateway is not None:
                 gateway.stop()
             pipeline.stop()
-    results["machine"]["load_at_end"] = psutil.getloadavg()
+    results["machine"]["load_at_end"] = load_average()
+    results["logs"] = str(log_dir)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(results, indent=2))

@@ -13,16 +13,21 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tickcast.common.processes import free_port
 from tickcast.gateway.app import create_app
 from tickcast.gateway.feed import PredictionFeed
 from tickcast.gateway.settings import GatewaySettings
 from tickcast.testing.data import DataSettings
-from tickcast.testing.gateway_fake import ServerThread, SyntheticPredictions
+from tickcast.testing.gateway_fake import ServerThread, SyntheticPredictions, fake_worker_stats
 from tickcast.testing.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
 SYMBOLS = ["BAC", "KO", "SPY", "XOM"]
+WORKER_STATS: dict[str, dict[str, object]] = {
+    "w1": {"worker": "w1", "assigned_partitions": [0, 1], "lag": {"0": 3, "1": 4}, "dead_letters": {"invalid": 2}},
+    "w2": {"worker": "w2", "assigned_partitions": [2, 3], "lag": {"2": 5, "3": 0}, "dead_letters": {"late": 1}},
+}
 
 
 @pytest.fixture
@@ -50,41 +55,59 @@ def browser() -> Iterator[object]:
 
 
 def test_the_dashboard_charts_a_symbol_live_and_shows_what_the_api_says(browser: object, tmp_path: Path) -> None:
+    source = SyntheticPredictions(SYMBOLS, rate=25.0, count=150)
+    with ServerThread(fake_worker_stats(WORKER_STATS)) as workers:
+        # Two workers answer; the third URL refuses connections, as a worker that is down would.
+        urls = f"{workers.url}/w1/stats,{workers.url}/w2/stats,http://127.0.0.1:{free_port()}/stats"
+        settings = GatewaySettings(partitions=4, gateway_worker_stats_urls=urls, gateway_worker_stats_interval_s=0.5)
+        app = create_app(PredictionFeed(settings), source)
+        with ServerThread(app) as server:
+            check_the_page(browser, server.url, source, tmp_path)
+    assert (tmp_path / "dashboard.png").stat().st_size > 10_000
+
+
+def check_the_page(browser: object, url: str, source: SyntheticPredictions, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.remote.webdriver import WebDriver
 
     assert isinstance(browser, WebDriver)
-    source = SyntheticPredictions(SYMBOLS, rate=25.0, count=150)
-    app = create_app(PredictionFeed(GatewaySettings(partitions=4)), source)
-    with ServerThread(app) as server:
-        browser.get(f"{server.url}/?symbol=SPY")
-        chart = browser.find_element(By.ID, "chart")
+    browser.get(f"{url}/?symbol=SPY")
+    chart = browser.find_element(By.ID, "chart")
 
-        def charted() -> int:
-            return int(chart.get_attribute("data-points") or 0) if chart.get_attribute("data-symbol") == "SPY" else 0
+    def charted() -> int:
+        return int(chart.get_attribute("data-points") or 0) if chart.get_attribute("data-symbol") == "SPY" else 0
 
-        wait_for(
-            lambda: charted() >= 40,
-            20,
-            "the SPY chart to have 40 points",
-            diagnostics=lambda: browser.page_source[:2000],
-        )
-        assert browser.find_elements(By.CSS_SELECTOR, "#chart canvas"), "uPlot drew no canvas"
-        wait_for(lambda: source.done, 20, "the synthetic feed to finish")
+    wait_for(
+        lambda: charted() >= 40,
+        20,
+        "the SPY chart to have 40 points",
+        diagnostics=lambda: browser.page_source[:2000],
+    )
+    assert browser.find_elements(By.CSS_SELECTOR, "#chart canvas"), "uPlot drew no canvas"
+    wait_for(lambda: source.done, 20, "the synthetic feed to finish")
 
-        api = httpx.get(f"{server.url}/v1/predictions/SPY", timeout=5).json()
+    api = httpx.get(f"{url}/v1/predictions/SPY", timeout=5).json()
 
-        def cell(name: str) -> str:
-            return browser.find_element(By.CSS_SELECTOR, f'tr[data-symbol="SPY"] td.{name}').text
+    def cell(name: str) -> str:
+        return browser.find_element(By.CSS_SELECTOR, f'tr[data-symbol="SPY"] td.{name}').text
 
-        wait_for(lambda: cell("price") == f"{api['last_price']:.4f}", 5, "the table to show the API's last price")
-        assert cell("forecast") == f"{api['predicted_price']:.4f}"
-        assert cell("error") == f"{api['abs_error_ewm_bps']:.2f}"
-        assert cell("status") == api["status"]
-        assert float(chart.get_attribute("data-last-price") or 0) == api["last_price"]
-        rows = browser.find_elements(By.CSS_SELECTOR, "#symbols tbody tr")
-        assert sorted(row.get_attribute("data-symbol") for row in rows) == SYMBOLS
-        wait_for(lambda: browser.find_element(By.ID, "h-symbols").text == "4", 5, "the health panel to count 4 symbols")
-        browser.save_screenshot(str(tmp_path / "dashboard.png"))
-        browser.get("about:blank")  # close the page's stream before the server stops
-    assert (tmp_path / "dashboard.png").stat().st_size > 10_000
+    wait_for(lambda: cell("price") == f"{api['last_price']:.4f}", 5, "the table to show the API's last price")
+    assert cell("forecast") == f"{api['predicted_price']:.4f}"
+    assert cell("error") == f"{api['abs_error_ewm_bps']:.2f}"
+    assert cell("status") == api["status"]
+    assert float(chart.get_attribute("data-last-price") or 0) == api["last_price"]
+    rows = browser.find_elements(By.CSS_SELECTOR, "#symbols tbody tr")
+    assert sorted(row.get_attribute("data-symbol") for row in rows) == SYMBOLS
+    wait_for(lambda: browser.find_element(By.ID, "h-symbols").text == "4", 5, "the health panel to count 4 symbols")
+
+    def health(name: str) -> str:
+        return browser.find_element(By.ID, name).text
+
+    # The workers' own numbers: lag and dead letters summed over those that answered, each one listed.
+    wait_for(lambda: health("h-lag") == "12", 10, "the lag of the workers' /stats (3 + 4 + 5)")
+    assert health("h-dead") == "3" and health("h-reporting") == "2 of 3"
+    chips = {c.get_attribute("data-worker"): c for c in browser.find_elements(By.CSS_SELECTOR, "#worker-stats .worker")}
+    assert chips["w1"].get_attribute("data-lag") == "7" and chips["w2"].get_attribute("data-lag") == "5"
+    assert "unreachable" in (chips[next(k for k in chips if k.startswith("http"))].get_attribute("class") or "")
+    browser.save_screenshot(str(tmp_path / "dashboard.png"))
+    browser.get("about:blank")  # close the page's stream before the server stops

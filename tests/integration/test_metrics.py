@@ -21,6 +21,7 @@ from tickcast.ops.workers import WorkerProcess
 from tickcast.predictor.snapshot_keys import new_key
 from tickcast.producer.synthetic import SyntheticFeed, symbol_names
 from tickcast.testing.pipeline import Pipeline, wait_for_assignment
+from tickcast.testing.stats import worker_stats
 from tickcast.testing.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -128,6 +129,12 @@ def test_metrics_page_exports_what_alerts_and_dashboard_need(pipeline: Pipeline)
     assert [dict(labels)["worker"] for labels in info] == [worker.worker_id]
     partitions = {dict(labels)["partition"] for name, labels in samples if name == "tickcast_consumer_lag"}
     assert partitions <= {str(p) for p in range(pipeline.partitions)}, "lag is labelled by ticks partitions only"
+
+    # /stats, which gateways poll for the dashboard, tells the same lag (none left) and dead letters.
+    stats = worker_stats(worker)
+    assert stats is not None
+    assert stats["lag"] == {partition: 0 for partition in sorted(partitions)}, stats["lag"]
+    assert stats["dead_letters"] == {"bad_magic_byte": BAD}
 
     # Closed doors, on the real worker: Faust's views are not mounted, nothing but GET/HEAD is served,
     # and predictions want the token.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -16,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tickcast.common.validation import SYMBOL_PATTERN
+from tickcast.gateway.fastpath import MAX_QUERY_BYTES, FastPath, answer
 from tickcast.gateway.feed import PredictionFeed
 from tickcast.gateway.httpio import (
     REVALIDATE,
@@ -31,10 +33,9 @@ from tickcast.gateway.httpio import (
 from tickcast.gateway.positions import BadPosition, decode
 from tickcast.gateway.schemas import Health, PipelineHealth, PredictionList, PredictionOut, Problem, SymbolList
 from tickcast.gateway.sse import stream_events
+from tickcast.gateway.workers import WorkerStatsPoller
 
 STATIC_DIR = Path(__file__).parent / "static"
-#: Longest query string accepted, whatever its parameters (``symbols`` alone may have half of it).
-MAX_QUERY_BYTES = 8_192
 ERRORS: dict[int | str, dict[str, Any]] = {
     414: {"model": Problem, "description": "Query string too long."},
     422: {"model": Problem, "description": "Invalid input."},
@@ -53,13 +54,20 @@ def create_app(feed: PredictionFeed, source: Source | None = None, clock: Callab
     settings = feed.settings
     limit = settings.gateway_max_query_symbols
 
+    poller = WorkerStatsPoller(settings.worker_stats_urls(), settings.gateway_worker_stats_interval_s)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if source is not None:
             source.start(feed)
+        tasks = [asyncio.create_task(feed.hub.keep_alive(settings.gateway_keepalive_s))]
+        if poller.urls:
+            tasks.append(asyncio.create_task(poller.run()))
         try:
             yield
         finally:
+            for task in tasks:
+                task.cancel()
             feed.hub.close()
             if source is not None:
                 source.stop()
@@ -71,13 +79,8 @@ def create_app(feed: PredictionFeed, source: Source | None = None, clock: Callab
         lifespan=lifespan,
     )
 
-    @app.middleware("http")
-    async def bounded_query(request: Request, call_next: Callable[[Request], Any]) -> Response:
-        # Only for the methods the API has: any other is answered 405 by the router, whatever its query.
-        if request.method in ("GET", "HEAD") and len(request.scope.get("query_string", b"")) > MAX_QUERY_BYTES:
-            return problem(414, "query_too_long", f"query strings are limited to {MAX_QUERY_BYTES} bytes")
-        response: Response = await call_next(request)
-        return response
+    # Long queries (414) and the hot GET, before FastAPI does any work on the request.
+    app.add_middleware(FastPath, cache=feed.cache, clock=clock)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -102,11 +105,9 @@ def create_app(feed: PredictionFeed, source: Source | None = None, clock: Callab
         item = feed.cache.get(symbol)
         if item is None:
             return problem(404, "unknown_symbol", f"the gateway holds no prediction for {symbol!r}")
-        etag = etag_of([item])
-        headers = {"ETag": etag, "Cache-Control": REVALIDATE}
-        if matches(if_none_match, etag):
-            return Response(status_code=304, headers=headers)
-        return Response(with_age(item, clock()), media_type="application/json", headers=headers)
+        # Normally answered by FastPath; here when it passes a request on (e.g. an If-None-Match it does not read).
+        status, headers, body = answer(item, None if if_none_match is None else if_none_match.encode(), clock())
+        return Response(body, status_code=status, headers={k.decode(): v.decode() for k, v in headers})
 
     @app.get(
         "/v1/predictions",
@@ -174,7 +175,7 @@ def create_app(feed: PredictionFeed, source: Source | None = None, clock: Callab
             return problem(503, "too_many_clients", f"{len(feed.hub)} clients connected", {"Retry-After": "5"})
         start = feed.open_stream(wanted, positions)
         return StreamingResponse(
-            stream_events(feed, start, settings.gateway_keepalive_s),
+            stream_events(feed, start),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
@@ -190,6 +191,7 @@ def create_app(feed: PredictionFeed, source: Source | None = None, clock: Callab
             symbols=len(feed.cache),
             clients=len(feed.hub),
             ready=feed.ready,
+            **(poller.summary() if poller.urls else {}),
         )
 
     @app.get(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import OrderedDict, deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tickcast.common.records import Prediction
@@ -25,6 +25,20 @@ class Published:
     """The JSON object sent to clients: the prediction's fields plus ``partition`` and ``offset``."""
     worker: str = ""
     tick_produced_at_ms: int = 0
+    # Encoded once here, when the prediction arrives, for every GET and every one-symbol SSE client after it.
+    etag: bytes = field(init=False, repr=False, compare=False)
+    """The strong ETag of this prediction alone: its topic position."""
+    json_head: bytes = field(init=False, repr=False, compare=False)
+    """The body up to the value of ``age_ms``, the one field that changes per request."""
+    sse_frame: bytes = field(init=False, repr=False, compare=False)
+    """Its SSE event for a stream whose id is this one partition's position (one-symbol streams)."""
+
+    def __post_init__(self) -> None:
+        body = self.body.encode()
+        position = f"{self.partition}:{self.offset}".encode()
+        object.__setattr__(self, "etag", b'"' + position + b'"')
+        object.__setattr__(self, "json_head", body[:-1] + b',"age_ms":')
+        object.__setattr__(self, "sse_frame", b"id: " + position + b"\nevent: prediction\ndata: " + body + b"\n\n")
 
     @classmethod
     def of(cls, partition: int, offset: int, prediction: Prediction, received_at: float) -> Published:

@@ -37,6 +37,8 @@ class Subscription:
     queue: deque[Published] = field(default_factory=deque)
     dropped: str | None = None
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    keepalive_due: bool = False
+    """Set by the hub's keepalive sweep: the stream sends a comment line when it next wakes."""
 
     def wants(self, item: Published) -> bool:
         return self.symbols is None or item.symbol in self.symbols
@@ -111,6 +113,17 @@ class Hub:
                 # Out of the index at once: a dropped client holds no memory and costs no more work.
                 self.metrics.dropped.labels(subscription.dropped or DropReason.SLOW).inc()
                 self.remove(subscription)
+
+    async def keep_alive(self, interval_s: float) -> None:
+        """Every ``interval_s``, have every client send a comment line (proxies close silent streams); until cancelled.
+
+        One timer for all clients, instead of one per client per wait.
+        """
+        while True:
+            await asyncio.sleep(interval_s)  # the keepalive period itself, not a wait for an event
+            for subscription in self._clients:
+                subscription.keepalive_due = True
+                subscription.wakeup.set()
 
     def close(self) -> None:
         for subscription in list(self._clients):

@@ -19,7 +19,7 @@ class GatewayMetrics:
         )
         self.delay = Histogram(
             "tickcast_gateway_fanout_delay_seconds",
-            "From a prediction read off Kafka to its event handed to a client's connection.",
+            "Read off Kafka to handed to a client's connection, per write (of its oldest event).",
             buckets=DELAY_BUCKETS,
             registry=self.registry,
         )

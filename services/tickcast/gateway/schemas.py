@@ -63,6 +63,18 @@ class Health(BaseModel):
     ready_after_s: float | None
 
 
+class WorkerStatsOut(BaseModel):
+    """One worker's /stats, as last polled: its partitions, lag and dead letters, or why it did not answer."""
+
+    url: str
+    worker: str | None
+    partitions: list[int]
+    lag: int | None
+    dead_letters: int
+    error: str | None
+    age_s: float | None = Field(description="Seconds since its last answer.")
+
+
 class PipelineHealth(BaseModel):
     """What the gateway sees of the pipeline, from the predictions (and dead letters) it reads."""
 
@@ -73,3 +85,11 @@ class PipelineHealth(BaseModel):
     symbols: int
     clients: int
     ready: bool
+    lag: int | None = Field(
+        None, description="Ticks waiting, summed over the workers that answered (TICKCAST_GATEWAY_WORKER_STATS_URLS)."
+    )
+    worker_dead_letters: int | None = Field(
+        None, description="Dead letters the workers that answered wrote since they started."
+    )
+    workers_reporting: int | None = Field(None, description="Workers whose /stats answered at the last poll.")
+    worker_stats: list[WorkerStatsOut] = Field(default_factory=list, description="Each polled worker's own numbers.")

@@ -39,4 +39,28 @@ class GatewaySettings(CommonSettings):
     gateway_max_query_symbols: int = Field(
         200, ge=1, le=10_000, description="Symbols one request may name (?symbols=A,B,...)."
     )
-    gateway_keepalive_s: float = Field(15.0, gt=0, le=300, description="SSE comment sent after this long idle.")
+    gateway_keepalive_s: float = Field(
+        15.0,
+        gt=0,
+        le=300,
+        description="An SSE comment line is sent to every client this often (proxies close silent streams).",
+    )
+    gateway_worker_stats_urls: str = Field(
+        "",
+        max_length=20_000,
+        pattern=r"^(https?://[^\s,]+(,https?://[^\s,]+)*)?$",  # bounded by max_length
+        description="Comma-separated URLs of the workers' /stats, polled for lag and dead letters (none: not shown).",
+    )
+    gateway_worker_stats_interval_s: float = Field(
+        2.0, ge=0.1, le=300, description="Seconds between two polls of the workers' /stats."
+    )
+
+    def worker_stats_urls(self) -> list[str]:
+        """The URLs of ``gateway_worker_stats_urls``, in order.
+
+        >>> GatewaySettings(gateway_worker_stats_urls="http://w1:6066/stats,http://w2:6066/stats").worker_stats_urls()
+        ['http://w1:6066/stats', 'http://w2:6066/stats']
+        >>> GatewaySettings().worker_stats_urls()
+        []
+        """
+        return [url for url in self.gateway_worker_stats_urls.split(",") if url]

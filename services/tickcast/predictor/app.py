@@ -226,6 +226,8 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
     class Stats(View):
         async def get(self, request: Request) -> Response:
             counters = handler.counters
+            # Ticks waiting per partition, as on /metrics: gateways poll this page for the dashboard's lag.
+            lag = await consumer_lag(app.consumer, assigned, counters.last_offsets) if assigned else {}
             return self.json(
                 {
                     "worker": settings.worker_id,
@@ -241,6 +243,7 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
                     "predictions_out": counters.predictions_out,
                     "own_latency_buckets": counters.own_latency_seconds.cumulative(),
                     "dead_letters": dict(counters.dead_letters),
+                    "lag": {str(partition): records for partition, records in sorted(lag.items())},
                     "restored_symbols": keeper.last_restore.restored if keeper.last_restore else 0,
                     "restore_seconds": keeper.last_restore.seconds if keeper.last_restore else None,
                     "snapshots_refused": dict(keeper.refused_total),

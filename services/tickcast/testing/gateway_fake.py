@@ -96,3 +96,14 @@ class ServerThread:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+def fake_worker_stats(workers: dict[str, dict[str, object]]) -> FastAPI:
+    """An app serving ``/{name}/stats`` with the given body for each worker name, as workers' ``/stats`` would."""
+    app = FastAPI()
+
+    @app.get("/{name}/stats")
+    async def stats(name: str) -> dict[str, object]:
+        return workers[name]
+
+    return app

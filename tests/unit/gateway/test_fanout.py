@@ -12,19 +12,19 @@ from tickcast.gateway.positions import decode
 from tickcast.gateway.sse import stream_events
 
 
-def parse(chunks: list[str]) -> list[dict[str, str]]:
+def parse(chunks: list[bytes]) -> list[dict[str, str]]:
     """The events of an SSE text (comments and retry lines left out)."""
     events = []
-    for block in "".join(chunks).split("\n\n"):
+    for block in b"".join(chunks).decode().split("\n\n"):
         fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line and not line.startswith(":"))
         if "event" in fields:
             events.append(fields)
     return events
 
 
-async def take(stream: AsyncIterator[str], count: int) -> list[dict[str, str]]:
+async def take(stream: AsyncIterator[bytes], count: int) -> list[dict[str, str]]:
     """Read ``stream`` until ``count`` more events came (within 5 s)."""
-    chunks: list[str] = []
+    chunks: list[bytes] = []
     async with asyncio.timeout(5):
         while len(parse(chunks)) < count:
             chunks.append(await anext(stream))
@@ -42,8 +42,8 @@ def offsets(events: list[dict[str, str]]) -> list[tuple[int, int]]:
 def test_a_client_that_falls_behind_is_dropped_and_the_others_get_everything() -> None:
     async def scenario() -> None:
         feed = make_feed(partitions=4, gateway_client_buffer=5)
-        fast = stream_events(feed, feed.open_stream(None, None), keepalive_s=30)
-        slow = stream_events(feed, feed.open_stream(None, None), keepalive_s=30)
+        fast = stream_events(feed, feed.open_stream(None, None))
+        slow = stream_events(feed, feed.open_stream(None, None))
         await anext(fast), await anext(slow)  # the retry lines: both are connected now
         received: list[dict[str, str]] = []
         symbols = ["SPY", "BAC", "KO", "IBM"]
@@ -62,7 +62,7 @@ def test_a_client_that_falls_behind_is_dropped_and_the_others_get_everything() -
         assert dropped == 1
 
         # It comes back with the id of its last event: every prediction it missed, once, then live ones.
-        resumed = stream_events(feed, feed.open_stream(None, decode(slow_events[-1]["id"])), keepalive_s=30)
+        resumed = stream_events(feed, feed.open_stream(None, decode(slow_events[-1]["id"])))
         replayed = await take(resumed, 40)
         assert sorted(offsets(replayed)) == sorted(offsets(received))
         publish(feed, "SPY")
@@ -75,7 +75,7 @@ def test_a_client_that_falls_behind_is_dropped_and_the_others_get_everything() -
 def test_a_one_symbol_stream_id_is_partition_colon_offset_and_resumes_without_gap_or_duplicate() -> None:
     async def scenario() -> None:
         feed: PredictionFeed = make_feed(partitions=4)
-        stream = stream_events(feed, feed.open_stream(frozenset({"SPY"}), None), keepalive_s=30)
+        stream = stream_events(feed, feed.open_stream(frozenset({"SPY"}), None))
         for _ in range(3):
             publish(feed, "SPY", "BAC")
         first = await take(stream, 3)
@@ -84,7 +84,7 @@ def test_a_one_symbol_stream_id_is_partition_colon_offset_and_resumes_without_ga
         await stream.aclose()
         for _ in range(2):
             publish(feed, "SPY", "BAC")
-        again = stream_events(feed, feed.open_stream(frozenset({"SPY"}), decode(first[1]["id"])), keepalive_s=30)
+        again = stream_events(feed, feed.open_stream(frozenset({"SPY"}), decode(first[1]["id"])))
         events = await take(again, 3)  # the third of before, and the two since
         assert offsets_of(events) == sorted(set(offsets_of(events)))
         assert offsets_of(events)[0] == offsets_of(first)[2]
@@ -98,7 +98,7 @@ def test_a_position_older_than_the_ring_gets_an_explicit_reset() -> None:
         feed = make_feed(partitions=1, gateway_ring_size=3)
         for _ in range(10):
             publish(feed, "SPY")
-        stream = stream_events(feed, feed.open_stream(None, {0: 2}), keepalive_s=30)
+        stream = stream_events(feed, feed.open_stream(None, {0: 2}))
         events = await take(stream, 4)
         assert events[0]["event"] == "reset"
         assert json.loads(events[0]["data"])["partitions"] == [0]
@@ -109,3 +109,25 @@ def test_a_position_older_than_the_ring_gets_an_explicit_reset() -> None:
 
 def offsets_of(events: list[dict[str, str]]) -> list[int]:
     return [offset for _, offset in offsets(events)]
+
+
+def test_an_idle_stream_gets_the_hubs_keepalive_and_a_busy_one_gets_its_events_in_one_chunk() -> None:
+    async def scenario() -> None:
+        feed = make_feed(partitions=4)
+        idle = stream_events(feed, feed.open_stream(frozenset({"KO"}), None))
+        busy = stream_events(feed, feed.open_stream(frozenset({"SPY"}), None))
+        await anext(idle), await anext(busy)  # the retry lines
+        sweep = asyncio.create_task(feed.hub.keep_alive(0.05))
+        try:
+            async with asyncio.timeout(5):
+                assert await anext(idle) == b": keepalive\n\n"
+            sent = [item for _ in range(5) for item in publish(feed, "SPY")]
+            async with asyncio.timeout(5):
+                chunk = await anext(busy)
+            while chunk.startswith(b":"):  # a keepalive that came first
+                chunk = await anext(busy)
+            assert chunk == b"".join(item.sse_frame for item in sent), "five events queued, one write expected"
+        finally:
+            sweep.cancel()
+
+    asyncio.run(scenario())

@@ -73,13 +73,36 @@ function renderChart() {
   box.dataset.lastPrice = String(s.price[s.price.length - 1]);
 }
 
+function renderWorkers(stats) {
+  const box = document.getElementById("worker-stats");
+  box.replaceChildren(...stats.map((w) => {
+    const chip = document.createElement("span");
+    chip.className = "worker" + (w.error ? " unreachable" : "");
+    chip.dataset.worker = w.worker || w.url;
+    chip.dataset.lag = w.lag === null ? "" : String(w.lag);
+    chip.textContent = w.error
+      ? w.url + ": " + w.error
+      : w.worker + ": partitions " + (w.partitions.join(",") || "none") + ", lag " + (w.lag === null ? "-" : w.lag)
+        + ", dead letters " + w.dead_letters;
+    return chip;
+  }));
+}
+
 async function refreshHealth() {
   try {
     const h = await (await fetch("/v1/pipeline")).json();
     document.getElementById("h-rate").textContent = fmt(h.predictions_per_s, 1);
     document.getElementById("h-latency").textContent = h.latency_ms === null ? "-" : fmt(h.latency_ms, 0) + " ms";
     document.getElementById("h-workers").textContent = h.workers.length + (h.workers.length ? " (" + h.workers.join(", ") + ")" : "");
-    document.getElementById("h-dead").textContent = h.dead_letters;
+    // Lag and dead letters come from the workers' own /stats when the gateway polls them (worker_stats);
+    // without that, dead letters are the ones this gateway saw written since it started, and lag is unknown.
+    const polled = Array.isArray(h.worker_stats) && h.worker_stats.length > 0;
+    document.getElementById("h-lag").textContent = polled && h.lag !== null ? String(h.lag) : "-";
+    const dead = document.getElementById("h-dead");
+    dead.textContent = polled ? String(h.worker_dead_letters) : String(h.dead_letters);
+    dead.title = polled ? "written by the workers since they started" : "seen by this gateway since it started";
+    document.getElementById("h-reporting").textContent = polled ? h.workers_reporting + " of " + h.worker_stats.length : "-";
+    renderWorkers(polled ? h.worker_stats : []);
     document.getElementById("h-symbols").textContent = h.symbols;
     document.getElementById("h-clients").textContent = h.clients;
   } catch (e) { /* the gateway is restarting: the next refresh tries again */ }

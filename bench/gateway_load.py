@@ -1,0 +1,118 @@
+"""Loads and meters of ``bench.gateway``: wrk for GETs, SSE and Kafka clients in processes of their own, CPU time.
+
+The machine is shared, so every number is given with the load average at the time and with the CPU seconds
+the process under test spent: wall latency on a loaded box says as much about the neighbours as about us.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+
+_PERCENTILE = re.compile(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
+_RATE = re.compile(r"Requests/sec:\s+([\d.]+)")
+_TOTAL = re.compile(r"^\s*(\d+) requests in", re.MULTILINE)
+_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def load_average() -> list[float]:
+    """The 1, 5 and 15-minute load averages, rounded (2 cores on the bench machine)."""
+    return [round(value, 2) for value in os.getloadavg()]
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds (user + system) of one process and its children, between :meth:`start` and :meth:`stop`."""
+
+    pid: int
+    _started: float = 0.0
+
+    def seconds(self) -> float:
+        root = psutil.Process(self.pid)
+        total = 0.0
+        for process in [root, *root.children(recursive=True)]:
+            try:
+                times = process.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+        return total
+
+    def start(self) -> CpuMeter:
+        self._started = self.seconds()
+        return self
+
+    def stop(self) -> float:
+        return round(self.seconds() - self._started, 3)
+
+
+def wrk_get(url: str, rate: int, seconds: float) -> dict[str, Any]:
+    """GET ``url`` at about ``rate``/s with wrk; its latency percentiles (ms), rate and request count."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        return {"skipped": "wrk is not installed (Debian package wrk)"}
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write("function delay() return 10 end\n")  # ms between one connection's requests
+    # Each connection makes one request per 10 ms plus its latency: allow ~1 ms of it, else the rate falls short.
+    connections = max(1, math.ceil(rate * 11 / 1000))
+    done = subprocess.run(  # nosec B603 # argv built here: wrk with fixed options
+        [wrk, "-t2", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "-s", script.name, url],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    )
+    os.unlink(script.name)
+    return {"connections": connections, **parse_wrk(done.stdout)}
+
+
+def parse_wrk(text: str) -> dict[str, float | None]:
+    """The rate, request count and latency percentiles (ms) of wrk's ``--latency`` report.
+
+    >>> parse_wrk("     50%  812.00us\\n     99%    1.25ms\\n  39974 requests in 20.0s\\nRequests/sec:   1998.70\\n")
+    {'requests_per_s': 1998.7, 'requests': 39974.0, 'p50_ms': 0.812, 'p99_ms': 1.25}
+    """
+    achieved = _RATE.search(text)
+    total = _TOTAL.search(text)
+    percentiles = {f"p{q}_ms": round(float(v) * _UNIT_MS[unit], 3) for q, v, unit in _PERCENTILE.findall(text)}
+    return {
+        "requests_per_s": float(achieved[1]) if achieved else None,
+        "requests": float(total[1]) if total else None,
+        **percentiles,
+    }
+
+
+def start_load(module: str, *args: str, env: dict[str, str] | None = None, nice: bool = False) -> subprocess.Popen[str]:
+    """``python -m module args...`` in a process of its own (so the load does not share the measured process).
+
+    ``nice``: at the lowest CPU priority, when the load must not take CPU from the process being measured
+    (the broker, on a shared 2-core machine), only use what is left.
+    """
+    prefix = ["nice", "-n", "19"] if nice and shutil.which("nice") else []
+    return subprocess.Popen(  # nosec B603 # argv built here: this interpreter running one of tickcast.testing's loads
+        [*prefix, sys.executable, "-m", module, *args], stdout=subprocess.PIPE, text=True, env=env
+    )
+
+
+def load_result(process: subprocess.Popen[str], timeout_s: float) -> dict[str, Any]:
+    """The one JSON line a load process prints last."""
+    out, _ = process.communicate(timeout=timeout_s)
+    if process.returncode != 0:
+        raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def sse_clients(url: str, clients: int, seconds: float, symbols: list[str]) -> dict[str, Any]:
+    load = start_load("tickcast.testing.sse_load", url, str(clients), str(seconds), ",".join(symbols))
+    return load_result(load, seconds + 120)

@@ -1,0 +1,95 @@
+"""The hot path of the gateway, in plain ASGI in front of FastAPI: ``GET /v1/predictions/{symbol}`` of a held symbol.
+
+Most requests are that one, and its answer is known before the request comes: the prediction's body and
+ETag were encoded when it arrived (:class:`~tickcast.gateway.cache.Published`), only ``age_ms`` is added.
+FastAPI's per-request work (routing, dependency solving, header validation) cost more than the answer itself,
+so a request for a symbol in the cache is answered here. Anything else (unknown or invalid symbols, other
+paths, over-long headers) goes on to FastAPI, which validates it and answers as its OpenAPI document says:
+a symbol in the cache came from the contract, so it already matches the path's pattern.
+
+The same middleware refuses over-long query strings (414) before any parsing; it replaces an
+``@app.middleware("http")`` one, which wrapped every response, SSE streams included, in extra tasks and queues.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from tickcast.gateway.cache import LatestCache, Published
+from tickcast.gateway.httpio import problem
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: Longest query string accepted, whatever its parameters (``symbols`` alone may have half of it).
+MAX_QUERY_BYTES = 8_192
+#: Longest If-None-Match the fast path reads; a longer one goes to FastAPI, which answers 422 as documented.
+MAX_IF_NONE_MATCH = 1_024
+LATEST_PREFIX = "/v1/predictions/"
+_JSON = (b"content-type", b"application/json")
+_REVALIDATE = (b"cache-control", b"no-cache")
+
+
+def answer(item: Published, if_none_match: bytes | None, now_s: float) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """Status, headers and body of a GET of ``item``: 304 if ``if_none_match`` names its ETag (or ``*``).
+
+    >>> item = Published(2, 9, "A", 0.0, 1_000.0, '{"symbol":"A"}')
+    >>> status, headers, body = answer(item, None, now_s=1.5)
+    >>> status, body, dict(headers)[b"etag"]
+    (200, b'{"symbol":"A","age_ms":500.0}', b'"2:9"')
+    >>> answer(item, b'"1:1", W/"2:9"', now_s=1.5)[0], answer(item, b"*", now_s=1.5)[2]
+    (304, b'')
+    """
+    etag = item.etag
+    if if_none_match is not None and _names(if_none_match, etag):
+        return 304, [(b"etag", etag), _REVALIDATE], b""
+    age = round(now_s * 1000.0 - item.predicted_at_ms, 1)
+    body = item.json_head + repr(age).encode() + b"}"
+    return 200, [_JSON, (b"etag", etag), _REVALIDATE, (b"content-length", str(len(body)).encode())], body
+
+
+def _names(if_none_match: bytes, etag: bytes) -> bool:
+    tags = {tag.strip().removeprefix(b"W/") for tag in if_none_match.split(b",")}
+    return b"*" in tags or etag in tags
+
+
+class FastPath:
+    """ASGI middleware: answers held symbols' latest predictions itself, refuses long queries, passes the rest."""
+
+    def __init__(self, app: ASGIApp, cache: LatestCache, clock: Callable[[], float] = time.time) -> None:
+        self.app = app
+        self.cache = cache
+        self.clock = clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        if len(scope["query_string"]) > MAX_QUERY_BYTES:
+            refused = problem(414, "query_too_long", f"query strings are limited to {MAX_QUERY_BYTES} bytes")
+            await refused(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if scope["method"] == "GET" and path.startswith(LATEST_PREFIX):
+            item = self.cache.get(path[len(LATEST_PREFIX) :])
+            if item is not None:
+                if_none_match = _header(scope, b"if-none-match")
+                if if_none_match is None or len(if_none_match) <= MAX_IF_NONE_MATCH:
+                    status, headers, body = answer(item, if_none_match, self.clock())
+                    await send({"type": "http.response.start", "status": status, "headers": headers})
+                    await send({"type": "http.response.body", "body": body})
+                    return
+        await self.app(scope, receive, send)
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            found: bytes = value
+            return found
+    return None

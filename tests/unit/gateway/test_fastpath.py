@@ -1,0 +1,64 @@
+"""The hot GET is answered before FastAPI, from bytes encoded once per prediction; anything else passes on."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+from starlette.types import Receive, Scope, Send
+
+from tests.unit.gateway.fakes import make_feed, publish
+from tickcast.gateway.app import create_app
+from tickcast.gateway.cache import Published
+from tickcast.gateway.fastpath import FastPath
+
+
+class Behind:
+    """The app behind the fast path: records what reached it and answers 299."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.paths.append(scope["path"])
+        await send({"type": "http.response.start", "status": 299, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+
+def test_a_held_symbol_is_answered_without_reaching_the_app_behind() -> None:
+    feed = make_feed()
+    (item,) = publish(feed, "SPY")
+    behind = Behind()
+    client = TestClient(FastPath(behind, feed.cache, clock=lambda: item.predicted_at_ms / 1000.0 + 0.25))
+    answer = client.get("/v1/predictions/SPY")
+    assert behind.paths == [], "the hot path went through the app behind it"
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/json"
+    assert answer.headers["etag"] == f'"{item.partition}:{item.offset}"'
+    assert answer.headers["cache-control"] == "no-cache"
+    assert answer.json() == {**json.loads(item.body), "age_ms": 250.0}
+    assert client.get("/v1/predictions/SPY", headers={"If-None-Match": answer.headers["etag"]}).status_code == 304
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/predictions/NOPE", "/v1/predictions/spy", "/v1/predictions", "/v1/symbols", "/health"]
+)
+def test_anything_else_goes_on_to_the_app(path: str) -> None:
+    feed = make_feed()
+    publish(feed, "SPY")
+    behind = Behind()
+    assert TestClient(FastPath(behind, feed.cache)).get(path).status_code == 299
+    assert behind.paths == [path]
+
+
+def test_an_if_none_match_too_long_to_read_goes_on_and_fastapi_refuses_it() -> None:
+    feed = make_feed()
+    publish(feed, "SPY")
+    answer = TestClient(create_app(feed)).get("/v1/predictions/SPY", headers={"If-None-Match": "x" * 2_000})
+    assert answer.status_code == 422 and answer.json()["error"] == "invalid_request"
+
+
+def test_the_body_and_etag_are_encoded_once_when_the_prediction_arrives() -> None:
+    item = Published(3, 41, "A", 0.0, 1_000.0, '{"symbol":"A"}')
+    assert item.etag == b'"3:41"' and item.json_head == b'{"symbol":"A","age_ms":'
+    assert item.sse_frame == b'id: 3:41\nevent: prediction\ndata: {"symbol":"A"}\n\n'
