@@ -87,6 +87,32 @@ def _write_string(out: bytearray, value: Any) -> None:
     out += data
 
 
+#: Distinct values one string field remembers the encoding of before it starts over.
+STRING_CACHE_SIZE = 4096
+
+
+def _cached_string() -> FieldWriter:
+    """A string writer that remembers encodings: a prediction's strings repeat (worker, model, topic, symbol).
+
+    A lookup is ~0.1 µs against ~0.5 µs to encode and prefix the length. Bounded: a field of ever-new values
+    (unbounded symbols) clears its memory when full rather than growing.
+    """
+    encoded: dict[str, bytes] = {}
+    limit = STRING_CACHE_SIZE
+
+    def write(out: bytearray, value: Any) -> None:
+        found = encoded.get(value)
+        if found is None:
+            data = value.encode("utf-8")
+            found = varint(len(data)) + data
+            if len(encoded) >= limit:
+                encoded.clear()
+            encoded[value] = found
+        out += found
+
+    return write
+
+
 def _write_bytes(out: bytearray, value: Any) -> None:
     out += varint(len(value))
     out += value
@@ -153,6 +179,8 @@ def _optional(null_index: int, other: FieldWriter) -> FieldWriter:
 def compile_type(schema: Any) -> FieldWriter:
     """The writer of one Avro type (``logicalType`` annotations change nothing on the wire)."""
     if isinstance(schema, str):
+        if schema == "string":
+            return _cached_string()
         if schema in _PRIMITIVES:
             return _PRIMITIVES[schema]
         raise UnsupportedSchema(f"named type reference {schema!r}")
