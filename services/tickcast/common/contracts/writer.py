@@ -70,7 +70,20 @@ def _write_boolean(out: bytearray, value: Any) -> None:
 
 
 def _write_long(out: bytearray, value: Any) -> None:
-    out += varint(value)
+    # varint's groups appended straight to the record, without building and joining them first: a prediction
+    # carries three timestamps of six or seven varint bytes each.
+    if 0 <= value < 64:
+        out += _SMALL[value]
+        return
+    zigzag = (value << 1) ^ (value >> 63)
+    while zigzag >= 1 << 14:
+        out += _PAIRS[zigzag & 0x3FFF]
+        zigzag >>= 14
+    if zigzag < 0x80:
+        out.append(zigzag)
+    else:
+        out.append(zigzag & 0x7F | 0x80)
+        out.append(zigzag >> 7)
 
 
 def _write_double(out: bytearray, value: Any) -> None:
