@@ -1,7 +1,7 @@
 """``python -m bench``: start an embedded broker, run the scenarios, write results and charts.
 
 Scenarios (``--only`` takes these names, repeated or comma-separated):
-throughput, scaleout, latency, rebalance, memory, models, peers.
+throughput, scaleout, latency, rebalance, memory, models, peers, scaling.
 Targets are printed with pass/fail and never turned into an exit code: only a scenario that could
 not run (a deadline passed, a process died) makes the exit code non-zero.
 """
@@ -22,7 +22,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import charts, latency, memory, model_cost, rebalance, scaleout, throughput
+from bench import charts, latency, memory, model_cost, rebalance, scaleout, scaling, throughput
 from bench.core import Context, Options, Scenario, ScenarioResult, timed
 from bench.peers import scenario as peers
 from bench.report import print_scenario, render_markdown, write_json
@@ -39,6 +39,7 @@ SCENARIOS: dict[str, Scenario] = {
     "memory": memory.run,
     "models": model_cost.run,
     "peers": peers.run,
+    "scaling": scaling.run,
 }
 #: Scenarios that run in-process and need no broker.
 OFFLINE = {"memory", "models"}
@@ -61,6 +62,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--tap-fetch-wait-ms", type=int, help=f"fetch wait of the latency tap ({defaults.tap_fetch_wait_ms})"
     )
+    parser.add_argument("--workers", help="worker counts of the scaling scenario, comma-separated (1,2,3,4)")
     parser.add_argument("--memory-symbols", help="symbol counts of the memory scenario (1000,10000)")
     parser.add_argument(
         "--model-ticks", type=int, help=f"ticks per model in the model-cost loop ({defaults.model_ticks})"
@@ -81,6 +83,8 @@ def options_from(args: argparse.Namespace) -> Options:
             changes[name] = getattr(args, name)
     if args.rates:
         changes["rates"] = _numbers(float, args.rates)
+    if args.workers:
+        changes["scaling_workers"] = _numbers(int, args.workers)
     if args.memory_symbols:
         changes["memory_symbols"] = _numbers(int, args.memory_symbols)
     if args.models_through_worker:

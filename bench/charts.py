@@ -49,6 +49,24 @@ def _scaleout(metrics: dict[str, Any], out: Path, plt: Any) -> None:
     fig.savefig(out)
 
 
+def _scaling(metrics: dict[str, Any], out: Path, plt: Any) -> None:
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    counts = sorted(metrics["by_workers"], key=int)
+    rates = [metrics["by_workers"][n]["rate_per_s"] or 0 for n in counts]
+    one = rates[0] if rates else 0
+    ax.plot([int(n) for n in counts], rates, "o-", label="measured")
+    ax.plot([int(n) for n in counts], [one * int(n) for n in counts], ":", color="#888888", label="linear")
+    for n, rate in zip(counts, rates, strict=True):
+        ax.annotate(
+            metrics["by_workers"][n]["limit"], (int(n), rate), fontsize=8, textcoords="offset points", xytext=(0, 6)
+        )
+    ax.set_xlabel("worker processes")
+    ax.set_ylabel("drain rate (ticks/s)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out)
+
+
 def _latency(metrics: dict[str, Any], out: Path, plt: Any) -> None:
     fig, (ax, over_time) = plt.subplots(1, 2, figsize=(13, 4.5))
     rates = sorted(metrics["by_rate"], key=float)
@@ -128,6 +146,7 @@ CHARTS: dict[str, Callable[[dict[str, Any], Path, Any], None]] = {
     "rebalance": _rebalance,
     "memory": _memory,
     "models": _models,
+    "scaling": _scaling,
 }
 
 

@@ -74,6 +74,7 @@ class Options:
     worker_model_ticks: int = 20_000
     profile: bool = False
     profile_rate: int = 200
+    scaling_workers: tuple[int, ...] = (1, 2, 3, 4)
 
     def drain_inputs(self) -> dict[str, Any]:
         """The sizes of a backlog drain (throughput, scale-out), for a result's ``inputs``."""
@@ -97,6 +98,7 @@ class Options:
             memory_symbols=(200, 1_000),
             model_ticks=3_000,
             worker_model_ticks=2_000,
+            scaling_workers=(1, 2),
         )
 
 

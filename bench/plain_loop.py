@@ -26,6 +26,7 @@ from confluent_kafka import Consumer, Message, TopicPartition
 from tickcast.common.kafka import new_consumer, new_producer
 from tickcast.common.logging import configure_logging
 from tickcast.common.records import Lineage
+from tickcast.predictor.gc_tuning import tune_for_throughput
 from tickcast.predictor.runtime import DeadLettered, Outcome, TickHandler
 from tickcast.predictor.settings import PredictorSettings
 
@@ -144,6 +145,8 @@ def main(argv: list[str] | None = None, loop_class: type[PlainLoop] = PlainLoop,
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    # The worker's collector settings too, so the ratios to it compare the loops and not the collectors.
+    tune_for_throughput(settings.gc_gen0_threshold)
     loop.run()
     return 0
 

@@ -70,3 +70,22 @@ def test_quick_throughput_writes_json_and_markdown(tmp_path: Path) -> None:
     verdict = "pass" if target["passed"] else "FAIL"
     expected = f"| throughput | worker / plain | {ratio:.3g} | x | >= {TARGET_WORKER_OVER_PLAIN:g} | {verdict} |"
     assert expected in markdown
+
+
+def test_quick_scaling_drains_with_each_worker_count(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    argv = [sys.executable, "-m", "bench", "--quick", "--only", "scaling", "--workers", "1,2", "--ticks", str(TICKS)]
+    argv += ["--out", str(out), "--work-dir", str(tmp_path / "work"), "--no-charts"]
+    done = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=230, check=False)
+    assert done.returncode == 0, f"bench failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+
+    scenario = json.loads((out / "latest.json").read_text())["scenarios"]["scaling"]
+    assert scenario["inputs"]["workers"] == [1, 2]
+    by_workers = scenario["metrics"]["by_workers"]
+    assert sorted(by_workers, key=int) == ["1", "2"]
+    assert by_workers["1"]["speedup"] == 1.0
+    for count, run in by_workers.items():
+        assert math.isfinite(run["rate_per_s"]) and run["rate_per_s"] > 0, (count, run)
+        assert 0 < run["largest_share"] <= 1 and run["skew_bound"] >= 1, (count, run)
+        assert run["limit"] in ("none",) or run["limit"].startswith(("cores", "key skew")), (count, run)
+    assert by_workers["2"]["speedup"] == round(by_workers["2"]["rate_per_s"] / by_workers["1"]["rate_per_s"], 3)

@@ -27,6 +27,7 @@ from tickcast.predictor.broker_login import check_login
 from tickcast.predictor.checkpoints import CheckpointPolicy
 from tickcast.predictor.eviction import EvictionPolicy
 from tickcast.predictor.faust_tuning import TunedApp
+from tickcast.predictor.gc_tuning import tune_for_throughput
 from tickcast.predictor.metrics import CONTENT_TYPE, partition_lag
 from tickcast.predictor.models import model_spec
 from tickcast.predictor.output import OutputProducer
@@ -359,4 +360,6 @@ def run_worker(settings: PredictorSettings) -> None:
         redirect_stdouts=False,
     )
     worker.spinner = None
+    # Last before the loop runs: what start-up built is frozen, out of every later collection's scan.
+    tune_for_throughput(settings.gc_gen0_threshold)
     worker.execute_from_commandline()

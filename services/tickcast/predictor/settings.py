@@ -111,6 +111,12 @@ class PredictorSettings(CommonSettings):
         description="Most glibc malloc arenas the worker uses (0 = glibc's default, 8 per core); fewer arenas keep "
         "memory freed after restores from piling up in RSS.",
     )
+    gc_gen0_threshold: int = Field(
+        20_000,
+        ge=0,
+        description="Allocations between the garbage collector's young-generation runs once started (CPython: 700); "
+        "0 keeps CPython's defaults. Fewer runs cost less CPU per tick (see tickcast.predictor.gc_tuning).",
+    )
     snapshots_topic: str | None = Field(None, description="Topic of state snapshots; unset = '<group_id>-snapshots'.")
     data_dir: Path = Field(
         Path(tempfile.gettempdir()) / "tickcast", description="Scratch directory Faust requires (nothing durable)."

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tickcast.common.contracts import load_schema
+from tickcast.common.contracts import writer as writer_module
 from tickcast.common.contracts.base import PREDICTION_SCHEMA_FILE, TICK_SCHEMA_FILE
 from tickcast.common.contracts.codec import without_logical_types
 from tickcast.common.contracts.writer import RecordWriter, UnsupportedSchema, varint
@@ -73,6 +74,22 @@ def test_tick_objects_and_dicts_encode_as_fastavro_does(record: dict[str, Any]) 
     expected = fastavro_bytes(TICK_SCHEMA, record)
     assert RecordWriter(TICK_SCHEMA).encode(Tick.from_avro(record)) == expected
     assert RecordWriter(TICK_SCHEMA, by_key=True).encode(record, b"\x00") == b"\x00" + expected
+
+
+#: One writer for all examples: its string memory fills, hits and (bounded at 3 here) clears across them.
+SHARED_PREDICTION_WRITER: list[RecordWriter] = []
+
+
+@settings(max_examples=300)
+@given(values_of(PREDICTION_SCHEMA), st.sampled_from(["", "SPY", "ä€😀", "worker-1", "a" * 200]))
+def test_one_writer_encodes_repeated_strings_as_fastavro_does(record: dict[str, Any], repeated: str) -> None:
+    """Strings repeat in a worker's predictions (symbol, worker, model): remembered encodings must stay exact."""
+    if not SHARED_PREDICTION_WRITER:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(writer_module, "STRING_CACHE_SIZE", 3)
+            SHARED_PREDICTION_WRITER.append(RecordWriter(PREDICTION_SCHEMA))
+    record = {**record, "symbol": repeated, "worker": repeated, "flags": [repeated, *record["flags"]]}
+    assert SHARED_PREDICTION_WRITER[0].encode(Prediction(**record)) == fastavro_bytes(PREDICTION_SCHEMA, record)
 
 
 NESTED = {

@@ -70,7 +70,20 @@ def _write_boolean(out: bytearray, value: Any) -> None:
 
 
 def _write_long(out: bytearray, value: Any) -> None:
-    out += varint(value)
+    # varint's groups appended straight to the record, without building and joining them first: a prediction
+    # carries three timestamps of six or seven varint bytes each.
+    if 0 <= value < 64:
+        out += _SMALL[value]
+        return
+    zigzag = (value << 1) ^ (value >> 63)
+    while zigzag >= 1 << 14:
+        out += _PAIRS[zigzag & 0x3FFF]
+        zigzag >>= 14
+    if zigzag < 0x80:
+        out.append(zigzag)
+    else:
+        out.append(zigzag & 0x7F | 0x80)
+        out.append(zigzag >> 7)
 
 
 def _write_double(out: bytearray, value: Any) -> None:
@@ -85,6 +98,32 @@ def _write_string(out: bytearray, value: Any) -> None:
     data = value.encode("utf-8")
     out += varint(len(data))
     out += data
+
+
+#: Distinct values one string field remembers the encoding of before it starts over.
+STRING_CACHE_SIZE = 4096
+
+
+def _cached_string() -> FieldWriter:
+    """A string writer that remembers encodings: a prediction's strings repeat (worker, model, topic, symbol).
+
+    A lookup is ~0.1 µs against ~0.5 µs to encode and prefix the length. Bounded: a field of ever-new values
+    (unbounded symbols) clears its memory when full rather than growing.
+    """
+    encoded: dict[str, bytes] = {}
+    limit = STRING_CACHE_SIZE
+
+    def write(out: bytearray, value: Any) -> None:
+        found = encoded.get(value)
+        if found is None:
+            data = value.encode("utf-8")
+            found = varint(len(data)) + data
+            if len(encoded) >= limit:
+                encoded.clear()
+            encoded[value] = found
+        out += found
+
+    return write
 
 
 def _write_bytes(out: bytearray, value: Any) -> None:
@@ -153,6 +192,8 @@ def _optional(null_index: int, other: FieldWriter) -> FieldWriter:
 def compile_type(schema: Any) -> FieldWriter:
     """The writer of one Avro type (``logicalType`` annotations change nothing on the wire)."""
     if isinstance(schema, str):
+        if schema == "string":
+            return _cached_string()
         if schema in _PRIMITIVES:
             return _PRIMITIVES[schema]
         raise UnsupportedSchema(f"named type reference {schema!r}")

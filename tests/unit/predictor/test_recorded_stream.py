@@ -1,0 +1,89 @@
+"""A recorded stream through the whole handler gives the same bytes, bit for bit: the guard of every speed change.
+
+The stream is reproducible (a seeded synthetic feed with jumps, plus injected outliers, time regressions and
+refused records); the clock is frozen, so every output byte is a function of the code alone. The expected digests
+were recorded before the hot path was optimised (issue 18): a change that alters one bit of one prediction, one
+dead letter, or one feature, fails here.
+
+When the model recipe or River's release changes predictions on purpose, re-record with
+``.venv/bin/python -m tests.unit.predictor.test_recorded_stream`` and say why in the commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import pytest
+import river
+
+from tickcast.common.records import Lineage, Tick
+from tickcast.predictor.runtime import DeadLettered, Predicted, TickHandler
+from tickcast.predictor.settings import PredictorSettings
+from tickcast.producer.synthetic import SyntheticFeed, symbol_names
+
+NOW_MS = 1_700_000_000_000
+TICKS = 3_000
+#: Recorded with River 0.26.1 (the version is inside every prediction's model_version).
+EXPECTED = {
+    "linear": "5a3c8d495344ddeeb2d84321e3cab97b645af787528b42129327d5504b647e3d",
+    "pa": "aa87f5f6857a3d3f58203e3a1bdc799426280d6589a4d27f62bf82c13761ed51",
+    "ew-mean": "085276c3a55724390ba0f436df58af266a9c18233dc750afc09c6cf654618ecf",
+}
+
+
+def recorded_stream() -> list[tuple[bytes | None, bytes | None, Lineage]]:
+    """(key, value, lineage) of every record, with the awkward cases a live feed brings."""
+    clock = iter(range(NOW_MS - 10 * TICKS, NOW_MS + TICKS))
+    feed = SyntheticFeed(symbol_names(7), seed=18, clock_ms=lambda: next(clock))
+    encoder = handler("linear").tick_codec
+    records: list[tuple[bytes | None, bytes | None, Lineage]] = []
+    for offset, tick in enumerate(feed.take(TICKS)):
+        if offset % 397 == 0:  # a bad print, far outside the outlier band
+            tick = Tick(tick.symbol, tick.price * 1.5, tick.size, tick.event_time)
+        if offset % 211 == 0:  # an event time that goes backwards
+            tick = Tick(tick.symbol, tick.price, tick.size, tick.event_time - 60_000)
+        value: bytes | None = encoder.encode(tick.to_avro())
+        if offset % 503 == 0:  # refused: a negative price, then a record that is not Avro
+            value = encoder.encode(Tick(tick.symbol, -1.0, 1.0, tick.event_time).to_avro())
+        if offset % 701 == 0:
+            value = b"\x00\x00\x00\x00\x01\xff"
+        records.append((tick.symbol.encode(), value, Lineage("ticks", offset % 4, offset, tick.event_time)))
+    return records
+
+
+def handler(model: str) -> TickHandler:
+    return TickHandler(PredictorSettings(bootstrap_servers="127.0.0.1:1", worker_id="recorded", model=model))
+
+
+def digest(model: str) -> str:
+    """SHA-256 over every outcome's bytes: prediction records, and dead letters' keys, values and headers."""
+    h = handler(model)
+    hashed = hashlib.sha256()
+    for key, value, lineage in recorded_stream():
+        outcome = h.handle(key, value, lineage)
+        if isinstance(outcome, Predicted):
+            hashed.update(b"P" + outcome.symbol.encode() + (outcome.key or b"") + outcome.value)
+        else:
+            assert isinstance(outcome, DeadLettered)
+            hashed.update(b"D" + (outcome.key or b"") + (outcome.value or b""))
+            for name, text in outcome.headers:
+                hashed.update(name.encode() + text)
+    return hashed.hexdigest()
+
+
+@pytest.fixture
+def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(time, "time_ns", lambda: NOW_MS * 1_000_000)
+
+
+@pytest.mark.parametrize("model", sorted(EXPECTED))
+def test_recorded_stream_gives_the_same_bytes(model: str, frozen_clock: None) -> None:
+    assert river.__version__ == "0.26.1", "River changed: re-record the digests (see the module docstring)"
+    assert digest(model) == EXPECTED[model]
+
+
+if __name__ == "__main__":
+    time.time_ns = lambda: NOW_MS * 1_000_000  # the same frozen clock as the fixture
+    for name in sorted(EXPECTED):
+        print(f'    "{name}": "{digest(name)}",')
