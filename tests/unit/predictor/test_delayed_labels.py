@@ -25,11 +25,11 @@ def test_the_queue_stays_bounded_and_labels_each_forecast_with_the_first_tick_at
         due = queue.due_count(now, index)
         for position in range(due):
             entry = queue.peek(position)
-            label = queue.label(entry, float(index), now, queue.horizon)
-            labelled[entry.features["index"]] = index  # type: ignore[index]
-            assert label.delay_ms >= horizon_ms
+            scored = queue.label(entry, float(index), now, queue.horizon)
+            labelled[int(entry.features["index"])] = index
+            assert scored.delay_ms >= horizon_ms
         queue.pop(due)
-        if queue.offer(now, index, 0.0, {"index": index}, 0.0, 0.0):
+        if queue.offer(now, index, 0.0, {"index": float(index)}, 0.0, 0.0):
             offered[index] = now
         assert len(queue.pending) <= capacity
     assert queue.enqueued + queue.skipped == len(times)
@@ -38,7 +38,7 @@ def test_the_queue_stays_bounded_and_labels_each_forecast_with_the_first_tick_at
         assert times[label] >= target
         assert label == forecast + 1 or times[label - 1] < target, "a later tick than the first was the label"
     # Every enqueued forecast whose target passed before the last tick was labelled: none is lost.
-    waiting = {e.features["index"] for e in queue.pending}  # type: ignore[misc]
+    waiting = {int(e.features["index"]) for e in queue.pending}
     assert set(offered) == set(labelled) | waiting
 
 
