@@ -20,13 +20,17 @@ import math
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from tickcast.common.records import Lineage, Tick
 from tickcast.predictor.forecaster import FLAG_OUTLIER, Forecaster
 from tickcast.predictor.horizons import Horizon
 from tickcast.predictor.models import ModelSpec, model_spec
 
-__all__ = ["HorizonScore", "evaluate_horizons"]
+if TYPE_CHECKING:
+    from rich.table import Table
+
+__all__ = ["HorizonScore", "evaluate_horizons", "render_horizon_table"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,3 +161,23 @@ def evaluate_horizons(
         for symbol in sorted(by_symbol)
         for horizon, tally in zip(horizons, by_symbol[symbol], strict=True)
     ]
+
+
+def render_horizon_table(scores: Sequence[HorizonScore]) -> Table:
+    """The rows as a rich table (``tickcast evaluate --horizons``)."""
+    from rich.table import Table
+
+    def num(value: float | None, digits: int = 3) -> str:
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    table = Table(title="Forecasts per horizon (skill = 1 - RMSE / RMSE of persistence)")
+    for column in ("model", "symbol", "horizon", "scored", "RMSE", "RMSE pers.", "skill", "dir. acc.",
+                   "coverage", "nominal", "mean width", "dropped at gaps"):  # fmt: skip
+        table.add_column(column, justify="left" if column in ("model", "symbol", "horizon") else "right")
+    for s in scores:
+        table.add_row(
+            s.model, s.symbol, s.horizon, str(s.scored), num(s.rmse_bps), num(s.rmse_persistence_bps), num(s.skill),
+            num(s.directional_accuracy), num(s.interval_coverage), num(s.nominal_coverage, 2),
+            num(s.mean_width_bps, 2), str(s.dropped_at_gaps),
+        )  # fmt: skip
+    return table

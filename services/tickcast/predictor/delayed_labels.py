@@ -10,6 +10,9 @@ model learns it on the features it saw at t (kept in the queue), never on anythi
 least ``h / capacity`` of event time after the last one enqueued: the queue then never holds more than
 ``capacity``, whatever the tick rate. Forecasts in between are served (published) but not learned from or
 scored; :attr:`LabelQueue.skipped` counts them. A tick horizon keeps every tick (k entries at most).
+Each enqueued forecast carries a *weight*, the number of served forecasts it stands for (itself and those
+skipped just before it), so the interval can be calibrated per served forecast, not per sampled one: busy
+stretches, which are also the volatile ones, would otherwise be under-represented.
 
 **The small API** other code may use (the issue 16 model selection reads it): :meth:`LabelQueue.offer`
 after a forecast is served, :meth:`LabelQueue.due_count` + :meth:`LabelQueue.peek` +
@@ -42,6 +45,8 @@ class PendingForecast:
     forecast_bps: float
     half_width_bps: float
     """Half the width of the interval served with the forecast (its coverage is scored against it)."""
+    weight: int = 1
+    """Forecasts it stands for: itself and those served but skipped since the previous one was enqueued."""
 
 
 class ScoredLabel(NamedTuple):
@@ -55,6 +60,8 @@ class ScoredLabel(NamedTuple):
     half_width_bps: float
     delay_ms: int
     """How long after the forecast's event time the label tick came (≥ the horizon for a time horizon)."""
+    weight: int
+    """Served forecasts this label stands for (see :attr:`PendingForecast.weight`): busy stretches weigh more."""
 
 
 @dataclass(slots=True)
@@ -83,6 +90,8 @@ class LabelQueue:
     dropped_gap: int = 0
     """Pending forecasts dropped because a gap opened before their label (see the forecaster's gap rule)."""
     scored: int = 0
+    unsampled: int = 0
+    """Forecasts served since the last one enqueued: the next one enqueued stands for them too."""
 
     @property
     def spacing_ms(self) -> int:
@@ -103,9 +112,12 @@ class LabelQueue:
         last = self.last_offered_ms
         if (last is not None and time_ms - last < self.spacing_ms) or len(self.pending) >= self.capacity:
             self.skipped += 1
+            self.unsampled += 1
             return False
         due = tick_count + horizon.amount if horizon.in_ticks else time_ms + horizon.amount
-        self.pending.append(PendingForecast(due, time_ms, log_price, features, forecast_bps, half_width_bps))
+        weight = self.unsampled + 1
+        self.pending.append(PendingForecast(due, time_ms, log_price, features, forecast_bps, half_width_bps, weight))
+        self.unsampled = 0
         self.last_offered_ms = time_ms
         self.enqueued += 1
         return True
@@ -136,6 +148,7 @@ class LabelQueue:
             entry.forecast_bps,
             entry.half_width_bps,
             time_ms - entry.made_at_ms,
+            entry.weight,
         )
 
     def pop(self, count: int) -> None:
@@ -150,4 +163,5 @@ class LabelQueue:
         self.pending.clear()
         self.dropped_gap += dropped
         self.last_offered_ms = None
+        self.unsampled = 0
         return dropped

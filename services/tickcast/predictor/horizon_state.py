@@ -76,5 +76,5 @@ class HorizonState:
             error = abs(label.target_bps - label.forecast_bps)
             self.abs_error.update(error)
             if interval is not None:
-                interval.update(error, label.half_width_bps)
+                interval.update(error, label.half_width_bps, label.weight)
         self.last_delay_ms = labels[-1].delay_ms
