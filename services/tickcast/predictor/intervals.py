@@ -26,11 +26,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 #: Step of the half-width per scored label, in units of the residual scale.
-DEFAULT_STEP = 0.15
+DEFAULT_STEP = 0.5
 #: Fading factor of the residual scale and of the mean weight.
 SCALE_FADING = 0.01
 #: A label standing for many forecasts moves the half-width at most this many ordinary steps.
-MAX_RELATIVE_WEIGHT = 10.0
+MAX_RELATIVE_WEIGHT = 100.0
 
 
 @dataclass(slots=True)
