@@ -70,6 +70,7 @@ class Options:
     memory_symbols: tuple[int, ...] = (1_000, 10_000)
     memory_ticks_per_symbol: int = 20
     model_ticks: int = 50_000
+    horizon_memory_ticks: int = 300_000
     models_through_worker: bool = False
     worker_model_ticks: int = 20_000
     profile: bool = False
@@ -99,6 +100,7 @@ class Options:
             model_ticks=3_000,
             worker_model_ticks=2_000,
             scaling_workers=(1, 2),
+            horizon_memory_ticks=30_000,
         )
 
 

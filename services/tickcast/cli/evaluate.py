@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -34,6 +34,15 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of tables.")] = False,
     plot: Annotated[Path | None, typer.Option(help="Write a PNG of cumulative skill over time per symbol.")] = None,
     limit: Annotated[int | None, typer.Option(help="Score at most this many ticks.")] = None,
+    horizons: Annotated[
+        str | None,
+        typer.Option(
+            help="Score these horizons instead of the next tick (as TICKCAST_HORIZONS, e.g. '1s,10s,60s'): "
+            "skill, direction, interval coverage and width per symbol and horizon."
+        ),
+    ] = None,
+    coverage: Annotated[float, typer.Option(help="Nominal interval coverage with --horizons (0: none).")] = 0.9,
+    gap_s: Annotated[float, typer.Option(help="Gap after which features restart, with --horizons.")] = 300.0,
     time_col: TimeCol = "ts_et",
     symbol_col: SymbolCol = "symbol",
     price_col: PriceCol = "price",
@@ -63,6 +72,9 @@ def evaluate(
         fail(f"unknown model(s) {', '.join(unknown)}; choose from: {', '.join(MODELS)}")
     mapping = column_mapping(time_col, symbol_col, price_col, size_col, None, None, symbol, time_format, timezone)
     summary = ReplaySummary()
+    if horizons is not None:
+        _evaluate_horizons(read_ticks(path, mapping), summary, names, horizons, coverage, gap_s, limit, as_json)
+        return
     with user_errors():
         try:
             good = report_bad_rows(read_ticks(path, mapping), summary, stop_at_first=False)
@@ -81,3 +93,42 @@ def evaluate(
             except PlottingUnavailable as exc:
                 # The scores are printed already; only the chart is missing, and the exit code says so.
                 raise UserError(str(exc)) from exc
+
+
+def _evaluate_horizons(
+    rows: Any,
+    summary: Any,
+    names: list[str],
+    horizons: str,
+    coverage: float,
+    gap_s: float,
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    import itertools
+    import json
+
+    from tickcast.evaluation.horizon_scoring import evaluate_horizons, render_horizon_table
+    from tickcast.predictor.horizons import BadHorizon, parse_horizons
+    from tickcast.producer.row_errors import ReplayError
+
+    try:
+        parsed = parse_horizons(horizons)
+    except BadHorizon as exc:
+        fail(str(exc))
+    if not 0.0 <= coverage < 1.0:
+        fail(f"--coverage must be in [0, 1), got {coverage}")
+    with user_errors():
+        try:
+            good = report_bad_rows(rows, summary, stop_at_first=False)
+            scores = evaluate_horizons(
+                itertools.islice(good, limit), names, parsed, coverage or None, round(gap_s * 1000)
+            )
+        except ReplayError as exc:
+            raise UserError(str(exc)) from exc
+    if as_json:
+        typer.echo(json.dumps({"rows": [score.to_dict() for score in scores]}, indent=2))
+    else:
+        from rich.console import Console
+
+        Console(width=None if sys.stdout.isatty() else PIPED_WIDTH).print(render_horizon_table(scores))

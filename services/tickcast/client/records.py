@@ -9,6 +9,25 @@ from tickcast.common.records import Prediction
 
 
 @dataclass(frozen=True, slots=True)
+class HorizonRecord:
+    """One horizon's forecast of a prediction (schema id 7 on), immutable; fields as in the contract."""
+
+    horizon: str
+    horizon_ms: int
+    horizon_ticks: int
+    target_time: int | None
+    predicted_return_bps: float
+    predicted_price: float
+    ready: bool
+    labels_learned: int
+    interval_lo_bps: float | None = None
+    interval_hi_bps: float | None = None
+    nominal_coverage: float | None = None
+    empirical_coverage: float | None = None
+    abs_error_ewm_bps: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PredictionRecord:
     """One prediction (fields of the Avro contract ``schemas/prediction.avsc``), immutable all the way down.
 
@@ -45,6 +64,14 @@ class PredictionRecord:
     state_origin: str = "UNKNOWN"
     state_since_offset: int = -1
     state_snapshot_generation: int = -1
+    # Horizons and intervals (schema id 7 on): the top-level ones are the shortest horizon's.
+    horizon_ms: int = 0
+    target_time: int | None = None
+    interval_lo_bps: float | None = None
+    interval_hi_bps: float | None = None
+    nominal_coverage: float | None = None
+    empirical_coverage: float | None = None
+    forecasts: tuple[HorizonRecord, ...] = ()
 
     @property
     def lineage(self) -> tuple[str, int, int]:
@@ -55,6 +82,7 @@ class PredictionRecord:
     def of(cls, prediction: Prediction, partition: int, offset: int) -> PredictionRecord:
         values = prediction.to_avro()
         values["flags"] = tuple(values["flags"])
+        values["forecasts"] = _horizons(values.get("forecasts"))
         return cls(**values, partition=partition, offset=offset)
 
     @classmethod
@@ -62,13 +90,23 @@ class PredictionRecord:
         """From a gateway's JSON (extra keys such as ``age_ms`` are ignored)."""
         values: dict[str, Any] = {name: data.get(name) for name in _FIELDS if name in data or name not in _DEFAULTED}
         values["flags"] = tuple(data.get("flags") or ())
+        values["forecasts"] = _horizons(data.get("forecasts"))
         return cls(**values)
 
     def to_avro(self) -> dict[str, Any]:
         """The prediction as the Avro contract has it (what ``tickcast subscribe`` prints)."""
         values = {name: getattr(self, name) for name in _AVRO_FIELDS}
         values["flags"] = list(self.flags)
+        values["forecasts"] = [{f.name: getattr(h, f.name) for f in fields(h)} for h in self.forecasts]
         return values
+
+
+def _horizons(forecasts: list[Any] | None) -> tuple[HorizonRecord, ...]:
+    """Each horizon's forecast, given as decoded dicts (Avro, JSON) or as in-memory records."""
+    return tuple(
+        HorizonRecord(**(f if isinstance(f, dict) else {n.name: getattr(f, n.name) for n in fields(f)}))
+        for f in forecasts or ()
+    )
 
 
 _FIELDS = tuple(f.name for f in fields(PredictionRecord))

@@ -64,6 +64,32 @@ class Lineage:
 
 
 @dataclass(slots=True)
+class HorizonForecast:
+    """One horizon's forecast within a prediction (record ``HorizonForecast`` of the contract)."""
+
+    horizon: str
+    """The horizon as configured, e.g. ``1s`` or ``5t``."""
+    horizon_ms: int
+    """Event-time horizon in ms; 0 for a tick horizon."""
+    horizon_ticks: int
+    """Tick horizon; 0 for a time horizon."""
+    target_time: int | None
+    """event_time + horizon_ms: the label is the first trade at or after it; None for a tick horizon."""
+    predicted_return_bps: float
+    predicted_price: float
+    ready: bool
+    labels_learned: int
+    interval_lo_bps: float | None = None
+    interval_hi_bps: float | None = None
+    nominal_coverage: float | None = None
+    empirical_coverage: float | None = None
+    abs_error_ewm_bps: float | None = None
+
+    def to_avro(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _HORIZON_FIELDS}
+
+
+@dataclass(slots=True)
 class Prediction:
     """The forecast made when one tick arrived; field meanings are documented in the Avro contract."""
 
@@ -89,6 +115,13 @@ class Prediction:
     state_origin: str = "UNKNOWN"
     state_since_offset: int = -1
     state_snapshot_generation: int = -1
+    horizon_ms: int = 0
+    target_time: int | None = None
+    interval_lo_bps: float | None = None
+    interval_hi_bps: float | None = None
+    nominal_coverage: float | None = None
+    empirical_coverage: float | None = None
+    forecasts: list[HorizonForecast] = field(default_factory=list)
 
     def to_avro(self) -> dict[str, Any]:
         """The Avro record, shallow: the flags list is shared, not copied.
@@ -99,11 +132,19 @@ class Prediction:
         >>> p.state_origin, p.state_since_offset
         ('UNKNOWN', -1)
         """
-        return {name: getattr(self, name) for name in _PREDICTION_FIELDS}
+        record = {name: getattr(self, name) for name in _PREDICTION_FIELDS}
+        if self.forecasts:
+            record["forecasts"] = [forecast.to_avro() for forecast in self.forecasts]
+        return record
 
     @classmethod
     def from_avro(cls, record: dict[str, Any]) -> Prediction:
+        """From a decoded record of any version this code knows (missing fields take their defaults)."""
+        forecasts = record.get("forecasts")
+        if forecasts:
+            record = {**record, "forecasts": [HorizonForecast(**forecast) for forecast in forecasts]}
         return cls(**record)
 
 
 _PREDICTION_FIELDS = tuple(f.name for f in fields(Prediction))
+_HORIZON_FIELDS = tuple(f.name for f in fields(HorizonForecast))

@@ -5,6 +5,26 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 
+class HorizonOut(BaseModel):
+    """One horizon's forecast (schema id 7 on)."""
+
+    horizon: str = Field(description="As configured: '1s', '500ms', '1m', or '5t' (ticks).")
+    horizon_ms: int
+    horizon_ticks: int
+    target_time: int | None = Field(
+        description="event_time + horizon_ms, epoch ms; the forecast is for the first trade at or after it."
+    )
+    predicted_return_bps: float
+    predicted_price: float
+    ready: bool
+    labels_learned: int
+    interval_lo_bps: float | None
+    interval_hi_bps: float | None
+    nominal_coverage: float | None
+    empirical_coverage: float | None
+    abs_error_ewm_bps: float | None
+
+
 class PredictionOut(BaseModel):
     """A prediction (fields of the Avro contract), where it is on the predictions topic, and how old it is."""
 
@@ -26,6 +46,15 @@ class PredictionOut(BaseModel):
     tick_produced_at: int
     predicted_at: int = Field(description="When the worker made it, epoch microseconds.")
     worker: str
+    horizon_ms: int = Field(
+        0, description="Shortest horizon, ms (0: a tick horizon); the top-level forecast is for it."
+    )
+    target_time: int | None = Field(None, description="Past it the top-level forecast has expired (epoch ms).")
+    interval_lo_bps: float | None = None
+    interval_hi_bps: float | None = None
+    nominal_coverage: float | None = None
+    empirical_coverage: float | None = None
+    forecasts: list[HorizonOut] = Field(default_factory=list, description="Every horizon, shortest first.")
     partition: int = Field(description="Partition of the predictions topic it was read from.")
     offset: int = Field(description="Its offset there; with the partition, its SSE event id.")
     age_ms: float = Field(description="Milliseconds since the worker made it, by the gateway's clock.")

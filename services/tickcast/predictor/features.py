@@ -149,6 +149,22 @@ class SymbolFeatures:
         self.variance.update(clipped)
         return Update(raw, clipped, assessed.is_outlier, self.features(0.0, size))
 
+    def reset_after_gap(self) -> None:
+        """Forget the short-horizon state (last price, lags, fast and slow means) after a gap in trading.
+
+        The next price is then treated as a first one: its return across the gap is neither a feature nor a
+        target. The scale of moves (variance, typical move) is kept: it is slow, and the outlier band needs it.
+
+        >>> f = SymbolFeatures()
+        >>> _ = f.update(100.0, 0); _ = f.update(101.0, 1)
+        >>> f.reset_after_gap()
+        >>> f.update(120.0, 10**8).return_bps is None, f.features(0.0, 0.0)["r1_bps"], f.ticks
+        (True, 0.0, 3)
+        """
+        self.last_price, self.last_log_price, self.lag1, self.last_nonzero = None, 0.0, 0.0, 0.0
+        self.ewm_fast = stats.EWMean(fading_factor=self.ewm_fast.fading_factor)
+        self.ewm_slow = stats.EWMean(fading_factor=self.ewm_slow.fading_factor)
+
     def update(self, price: float, event_time_ms: int, size: float = 0.0) -> Update:
         """Fold one valid price (finite, > 0) into the state and return the features after it.
 

@@ -1,25 +1,32 @@
-"""One tick in, one prediction out: the per-symbol features → model → prediction step, without Kafka.
+"""One tick in, one prediction out: the per-symbol features → models → prediction step, without Kafka.
 
 The worker's batch loop, ``tickcast evaluate`` and the tests all call
 :meth:`Forecaster.process`, so what they measure is what production does.
 
-Order per tick (prequential): the forecast made at the previous tick is scored
-against the return this tick realised, the model learns that (features, return)
-pair, then it predicts the next return from the features after this tick. Every
-target is predicted before it is learned.
+Order per tick (prequential, with delayed labels): every pending forecast this tick labels (per horizon,
+see :mod:`tickcast.predictor.delayed_labels`) is scored and learned on the features it was made from, then
+each horizon's model forecasts from the features after this tick, and the forecast joins its queue. Every
+target is predicted before it is learned, and learned only from what was known when it was predicted.
+
+A gap (no trade of the symbol for more than ``gap_ms``: a halt, the night, a weekend) is not a return: the
+pending forecasts are dropped (counted), the short-horizon features start over, and predictions within the
+longest horizon after it carry the flag ``after_gap``.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 import structlog
 from river import stats
 
-from tickcast.common.records import STATE_FRESH, STATE_SNAPSHOT, Lineage, Prediction, Tick
+from tickcast.common.records import STATE_FRESH, STATE_SNAPSHOT, HorizonForecast, Lineage, Prediction, Tick
+from tickcast.predictor.delayed_labels import DEFAULT_CAPACITY, ScoredLabel
 from tickcast.predictor.features import MAX_RETURN_BPS, OUTLIER_SIGMAS, SymbolFeatures
+from tickcast.predictor.horizon_state import HorizonState
+from tickcast.predictor.horizons import Horizon, parse_horizons, signature
 from tickcast.predictor.models import ModelSpec, OnlineRegressor
 
 log = structlog.get_logger("tickcast.predictor")
@@ -28,19 +35,26 @@ READY = "READY"
 WARMING_UP = "WARMING_UP"
 FLAG_OUTLIER = "outlier"
 FLAG_TIME_REGRESSED = "time_regressed"
+FLAG_AFTER_GAP = "after_gap"
+#: The horizons of a Forecaster built without any: the next tick, as before horizons existed.
+NEXT_TICK = parse_horizons("1t")
 
 
 @dataclass(slots=True)
 class SymbolState:
-    """Everything a worker remembers about one symbol."""
+    """Everything a worker remembers about one symbol (pickled into its snapshot)."""
 
     model: OnlineRegressor
+    """The shortest horizon's model (``horizons[0].model``), kept here for snapshots older than horizons."""
     features: SymbolFeatures = field(default_factory=SymbolFeatures)
     ticks_learned: int = 0
+    """Ticks of this symbol that completed at least one label the models learned (one per tick at most)."""
     ticks_seen: int = 0
     pending_features: dict[str, float] | None = None
+    """Unused since horizons; kept so snapshots older than them restore."""
     pending_forecast: float = 0.0
     abs_error: stats.EWMean = field(default_factory=lambda: stats.EWMean(fading_factor=0.01))
+    """The shortest horizon's EW mean absolute error (``horizons[0].abs_error``)."""
     errors_scored: int = 0
     last_event_time: int | None = None
     last_prediction: Prediction | None = None
@@ -54,6 +68,14 @@ class SymbolState:
     since_offset: int = -1
     """FRESH: offset of the first tick learned from; SNAPSHOT: the snapshot's applied offset."""
     snapshot_generation: int = -1
+    # Horizons (issue 15). New fields go last and need a default: see __setstate__.
+    horizons: list[HorizonState] = field(default_factory=list)
+    """Per horizon, shortest first; empty in a snapshot older than horizons (the forecaster adopts it)."""
+    horizon_signature: str = ""
+    """The horizons ``horizons`` was built for (see :func:`tickcast.predictor.horizons.signature`)."""
+    gaps: int = 0
+    after_gap_until_ms: int = -1
+    """Predictions with an event time before this are flagged ``after_gap``."""
 
     def restored_from(self, applied_offset: int, generation: int) -> None:
         """Record that this state came from the snapshot at ``applied_offset`` of ``generation`` (lineage).
@@ -62,9 +84,25 @@ class SymbolState:
         """
         self.origin, self.since_offset, self.snapshot_generation = STATE_SNAPSHOT, applied_offset, generation
 
+    def __getstate__(self) -> list[Any]:
+        return [getattr(self, name) for name in _STATE_FIELDS]
+
+    def __setstate__(self, values: list[Any]) -> None:
+        # A snapshot pickled by an older worker has fewer values: the newer fields take their defaults.
+        for spec, value in zip(fields(SymbolState), values, strict=False):
+            object.__setattr__(self, spec.name, value)
+        for spec in fields(SymbolState)[len(values) :]:
+            default = spec.default_factory() if spec.default_factory is not MISSING else spec.default
+            object.__setattr__(self, spec.name, default)
+
+
+_STATE_FIELDS = tuple(spec.name for spec in fields(SymbolState))
+
 
 class Forecaster:
     """Per-symbol state and the step that turns a valid tick into its prediction.
+
+    Without ``horizons`` it forecasts the next tick (``1t``) with no interval, as before horizons existed.
 
     >>> from tickcast.predictor.models import model_spec
     >>> from tickcast.common.records import Tick, Lineage
@@ -72,82 +110,169 @@ class Forecaster:
     >>> p = f.process(Tick("SPY", 100.0, 1.0, 0), Lineage("ticks", 0, 0, 0), now_us=0)
     >>> p.status, p.predicted_return_bps, p.ticks_learned
     ('WARMING_UP', 0.0, 0)
+    >>> f = Forecaster(model_spec("linear"), "doc", horizons=parse_horizons("1s,10s"), coverage=0.9)
+    >>> p = f.process(Tick("SPY", 100.0, 1.0, 5_000), Lineage("ticks", 0, 0, 0), now_us=0)
+    >>> [(h.horizon, h.target_time) for h in p.forecasts], p.horizon_ms, p.target_time
+    ([('1s', 6000), ('10s', 15000)], 1000, 6000)
     """
 
-    def __init__(self, spec: ModelSpec, worker: str) -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        worker: str,
+        horizons: tuple[Horizon, ...] = NEXT_TICK,
+        coverage: float | None = None,
+        gap_ms: int | None = None,
+        capacity: int = DEFAULT_CAPACITY,
+    ) -> None:
         self.spec = spec
         self.worker = worker
         self.model_version = spec.full_version
+        self.horizons = horizons
+        self.coverage = coverage or None
+        self.gap_ms = gap_ms
+        self.capacity = capacity
+        self._signature = signature(horizons)
+        #: How long predictions stay flagged after a gap: the longest time horizon (a tick horizon: that tick).
+        self._after_gap_ms = max(h.horizon_ms for h in horizons)
         self.states: dict[str, SymbolState] = {}
         """Per symbol, in order of last processed tick (oldest first)."""
+
+    def new_state(self, since_offset: int = -1) -> SymbolState:
+        horizons = [HorizonState.fresh(h, self.spec.build(), self.coverage, self.capacity) for h in self.horizons]
+        return SymbolState(
+            model=horizons[0].model,
+            abs_error=horizons[0].abs_error,
+            since_offset=since_offset,
+            horizons=horizons,
+            horizon_signature=self._signature,
+        )
 
     def state(self, symbol: str) -> SymbolState:
         found = self.states.get(symbol)
         if found is None:
-            found = self.states[symbol] = SymbolState(model=self.spec.build())
+            found = self.states[symbol] = self.new_state()
         return found
 
+    def adopt(self, state: SymbolState) -> None:
+        """Fit a restored state to this forecaster's horizons: those it has are kept, the others start fresh.
+
+        A snapshot from before horizons holds one next-tick model: it is kept as horizon ``1t`` if configured.
+        """
+        kept = {h.horizon: h for h in state.horizons}
+        if not state.horizons:
+            kept[NEXT_TICK[0]] = HorizonState.fresh(NEXT_TICK[0], state.model, self.coverage, self.capacity)
+            kept[NEXT_TICK[0]].learned = state.ticks_learned
+        state.horizons = [
+            kept.get(h) or HorizonState.fresh(h, self.spec.build(), self.coverage, self.capacity) for h in self.horizons
+        ]
+        state.model, state.abs_error = state.horizons[0].model, state.horizons[0].abs_error
+        state.horizon_signature = self._signature
+
     def process(self, tick: Tick, lineage: Lineage, now_us: int) -> Prediction:
-        """Fold one tick into its symbol's state and forecast the next return; all or nothing.
+        """Fold one tick into its symbol's state and forecast every horizon; all or nothing.
 
         Learning is the one step that can raise (a model bug), so it runs before anything
         else changes: a tick that raises leaves the state as it was (and a new symbol
         unknown), and replaying it later (``tickcast dlq replay``) applies it exactly once.
-        The model itself is the caveat: one that raises after updating part of itself keeps that part.
+        The models themselves are the caveat: one that raises after updating part of itself keeps
+        that part, and with several horizons, the horizons before it keep what they learned.
         What follows it cannot raise: a model that fails to predict is replaced, as one
         that forecasts NaN is. Staging on copies instead would cost more than the tick
         itself (a deep copy of the linear pipeline takes ~230 µs, a tick ~40 µs).
         """
-        symbol = tick.symbol
+        symbol, now = tick.symbol, tick.event_time
         state = self.states.get(symbol)
         is_new = state is None
         if state is None:
-            state = SymbolState(model=self.spec.build(), since_offset=lineage.offset)
+            state = self.new_state(since_offset=lineage.offset)
+        elif state.horizon_signature != self._signature:
+            self.adopt(state)
+        if state.horizons[0].model is not state.model:
+            # state.model is the shortest horizon's model: whoever replaces it (a test, model selection) replaces that.
+            state.horizons[0].model = state.model
+        last_time = state.last_event_time
+        gap = self.gap_ms is not None and last_time is not None and now - last_time > self.gap_ms
         assessed = state.features.assess(tick.price)
-        realised, previous = assessed.return_bps, state.pending_features
-        learns = realised is not None and previous is not None and not assessed.is_outlier
-        if learns and previous is not None and realised is not None:
-            # A model that raises here has changed nothing of ours. (A pipeline that fails in its last step
-            # may have updated an earlier one; undoing that needs a copy per tick, see above.)
-            state.model.learn_one(previous, realised)
+        count = state.ticks_seen + 1
+        due: list[tuple[HorizonState, int, list[ScoredLabel]]] = []
+        if not gap:
+            for horizon in state.horizons:
+                n = horizon.queue.due_count(now, count)
+                if n:
+                    # A model that raises here has changed nothing of ours (see the docstring for the caveats).
+                    due.append((horizon, n, horizon.learn_due(n, assessed.log_price, now, assessed.is_outlier)))
 
         # Committed from here on: nothing below raises.
         if not is_new:
             # Kept in order of last tick, oldest first: eviction takes the least recently seen.
             del self.states[symbol]
         self.states[symbol] = state
-        if learns and realised is not None:
-            state.abs_error.update(abs(realised - state.pending_forecast))
-            state.errors_scored += 1
+        for horizon, n, labels in due:
+            horizon.commit(n, labels, assessed.is_outlier)
+        if due and not assessed.is_outlier:
             state.ticks_learned += 1
-        state.partition, state.applied_offset = lineage.partition, lineage.offset
+            state.errors_scored = state.horizons[0].learned
         flags: list[str] = []
-        if state.last_event_time is not None and tick.event_time < state.last_event_time:
+        if gap:
+            for horizon in state.horizons:
+                horizon.queue.drop_all()
+            state.gaps += 1
+            state.after_gap_until_ms = now + self._after_gap_ms
+            state.features.reset_after_gap()
+            assessed = state.features.assess(tick.price)
+        state.partition, state.applied_offset = lineage.partition, lineage.offset
+        if last_time is not None and now < last_time:
             flags.append(FLAG_TIME_REGRESSED)
-        state.last_event_time = max(tick.event_time, state.last_event_time or tick.event_time)
-        state.ticks_seen += 1
-        update = state.features.apply(assessed, tick.event_time, tick.size)
+        state.last_event_time = now if last_time is None else max(now, last_time)
+        state.ticks_seen = count
+        update = state.features.apply(assessed, now, tick.size)
         if update.is_outlier:
             flags.append(FLAG_OUTLIER)
+        if now <= state.after_gap_until_ms:
+            flags.append(FLAG_AFTER_GAP)
 
-        forecast, status = 0.0, WARMING_UP
-        if update.return_bps is not None and state.ticks_learned >= self.spec.warmup_ticks:
-            forecast, status = self._predict(state, update.features), READY
-        predicted_price = tick.price * math.exp(forecast / 1e4)
-        if not math.isfinite(predicted_price):
-            # Only a price within a few percent of the float maximum gets here; no forecast beats a finite one.
-            forecast, predicted_price = 0.0, tick.price
-        state.pending_features = update.features if update.return_bps is not None else None
-        state.pending_forecast = forecast
+        price, features, has_features = tick.price, update.features, update.return_bps is not None
+        warmup = self.spec.warmup_ticks
+        forecasts: list[HorizonForecast] = []
+        for horizon in state.horizons:
+            ready = has_features and horizon.learned >= warmup
+            forecast = self._predict(state, horizon, features) if ready else 0.0
+            predicted_price = price * math.exp(forecast / 1e4)
+            if not math.isfinite(predicted_price):
+                # Only a price within a few percent of the float maximum gets here; no forecast beats a finite one.
+                forecast, predicted_price = 0.0, price
+            spec, interval = horizon.horizon, horizon.interval
+            half_width = interval.half_width_bps if interval is not None else 0.0
+            if has_features:
+                horizon.queue.offer(now, count, assessed.log_price, features, forecast, half_width)
+            forecasts.append(
+                HorizonForecast(
+                    horizon=spec.label,
+                    horizon_ms=spec.horizon_ms,
+                    horizon_ticks=spec.amount if spec.in_ticks else 0,
+                    target_time=None if spec.in_ticks else now + spec.amount,
+                    predicted_return_bps=forecast,
+                    predicted_price=predicted_price,
+                    ready=ready,
+                    labels_learned=horizon.learned,
+                    interval_lo_bps=None if interval is None else forecast - half_width,
+                    interval_hi_bps=None if interval is None else forecast + half_width,
+                    nominal_coverage=None if interval is None else interval.coverage,
+                    empirical_coverage=None if interval is None else interval.empirical_coverage,
+                    abs_error_ewm_bps=horizon.abs_error.get() if horizon.learned else None,
+                )
+            )
 
+        first = forecasts[0]
         prediction = Prediction(
             symbol=tick.symbol,
-            event_time=tick.event_time,
-            last_price=tick.price,
-            predicted_return_bps=forecast,
-            predicted_price=predicted_price,
-            horizon_ticks=1,
-            status=status,
+            event_time=now,
+            last_price=price,
+            predicted_return_bps=first.predicted_return_bps,
+            predicted_price=first.predicted_price,
+            horizon_ticks=first.horizon_ticks,
+            status=READY if first.ready else WARMING_UP,
             model_name=self.spec.name,
             model_version=self.model_version,
             ticks_learned=state.ticks_learned,
@@ -157,30 +282,42 @@ class Forecaster:
             tick_produced_at=lineage.produced_at_ms,
             predicted_at=now_us,
             worker=self.worker,
-            abs_error_ewm_bps=state.abs_error.get() if state.errors_scored else None,
+            abs_error_ewm_bps=first.abs_error_ewm_bps,
             flags=flags,
             model_recipe_version=self.spec.version,
             state_origin=state.origin,
             state_since_offset=state.since_offset,
             state_snapshot_generation=state.snapshot_generation,
+            horizon_ms=first.horizon_ms,
+            target_time=first.target_time,
+            interval_lo_bps=first.interval_lo_bps,
+            interval_hi_bps=first.interval_hi_bps,
+            nominal_coverage=first.nominal_coverage,
+            empirical_coverage=first.empirical_coverage,
+            forecasts=forecasts,
         )
         state.last_prediction = prediction
         return prediction
 
-    def _predict(self, state: SymbolState, features: dict[str, Any]) -> float:
+    def _predict(self, state: SymbolState, horizon: HorizonState, features: dict[str, Any]) -> float:
         try:
-            raw = state.model.predict_one(features)
+            raw = horizon.model.predict_one(features)
         except Exception:
             # After learning, a raise here would leave the tick half applied: treat it as a broken model.
-            log.exception("model_predict_failed", model=self.spec.name)
+            log.exception("model_predict_failed", model=self.spec.name, horizon=horizon.horizon.label)
             raw = None
         if raw is None or not math.isfinite(raw):
             # The model broke (a NaN weight never unlearns itself): persistence now, and a fresh
-            # model that warms up again from the next tick.
-            state.model = self.spec.build()
-            state.ticks_learned = 0
+            # model that warms up again from the next labels.
+            horizon.model = self.spec.build()
+            horizon.learned = 0
+            if horizon is state.horizons[0]:
+                state.model, state.ticks_learned = horizon.model, 0
             state.origin, state.since_offset, state.snapshot_generation = STATE_FRESH, state.applied_offset, -1
             return 0.0
-        # A forecast beyond the outlier band is never credible.
-        limit = min(OUTLIER_SIGMAS * state.features.scale_bps(), MAX_RETURN_BPS)
+        # A next-tick forecast beyond the outlier band is never credible; the band is a one-tick move, so a
+        # longer horizon is only held within MAX_RETURN_BPS (a guard against a model gone wild).
+        limit = MAX_RETURN_BPS
+        if horizon.horizon == NEXT_TICK[0]:
+            limit = min(OUTLIER_SIGMAS * state.features.scale_bps(), limit)
         return float(max(-limit, min(limit, raw)))

@@ -16,7 +16,7 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Literal, Protocol
+from typing import Final, Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
@@ -25,6 +25,8 @@ from prometheus_client.registry import Collector
 
 from tickcast.common.errors import Reason
 from tickcast.predictor.forecaster import READY, WARMING_UP
+from tickcast.predictor.horizon_metrics import HORIZON_METRICS, HasHorizons, horizon_families
+from tickcast.predictor.metric_spec import MetricSpec
 from tickcast.predictor.snapshots import RefusalReason
 
 #: The text format (0.0.4) every Prometheus version reads.
@@ -38,34 +40,6 @@ OWN_LATENCY_BUCKETS: Final = (1e-4, 2.5e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.01, 0.025,
 LATENCY_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 STATUSES: Final = (READY, WARMING_UP)
-
-Kind = Literal["counter", "gauge", "histogram"]
-
-
-@dataclass(frozen=True, slots=True)
-class MetricSpec:
-    """One exported metric: family name, type, help text and label names.
-
-    >>> MetricSpec("tickcast_ticks", "counter", "x").series
-    ('tickcast_ticks_total',)
-    >>> MetricSpec("tickcast_h_seconds", "histogram", "x").series
-    ('tickcast_h_seconds_bucket', 'tickcast_h_seconds_sum', 'tickcast_h_seconds_count')
-    """
-
-    name: str
-    kind: Kind
-    help: str
-    labels: tuple[str, ...] = ()
-
-    @property
-    def series(self) -> tuple[str, ...]:
-        """The sample names Prometheus stores, i.e. what PromQL refers to."""
-        if self.kind == "counter":
-            return (f"{self.name}_total",)
-        if self.kind == "histogram":
-            return tuple(f"{self.name}_{suffix}" for suffix in ("bucket", "sum", "count"))
-        return (self.name,)
-
 
 TICKS = MetricSpec("tickcast_ticks", "counter", "Tick records handled (predicted or dead-lettered).")
 PREDICTIONS = MetricSpec("tickcast_predictions", "counter", "Predictions emitted to the predictions topic.")
@@ -146,6 +120,7 @@ METRICS: Final = (
     FENCED,
     EVICTED,
     INFO,
+    *HORIZON_METRICS,
 )
 
 
@@ -231,7 +206,7 @@ class _Statistic(Protocol):
     def get(self) -> float: ...
 
 
-class ScoredState(Protocol):
+class ScoredState(HasHorizons, Protocol):
     """The part of a symbol's state the error gauge reads (``forecaster.SymbolState`` has it)."""
 
     @property
@@ -341,6 +316,7 @@ class WorkerMetrics(Collector):
         if mean is not None:
             error.add_metric([], mean)
         yield error
+        yield from horizon_families(states.values())
         health = self.state_health()
         yield GaugeMetricFamily(NOT_READY.name, NOT_READY.help, value=health.partitions_not_ready)
         yield _counter(RESTORE_FAILURES, health.restore_failures)

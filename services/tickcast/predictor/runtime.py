@@ -81,7 +81,14 @@ class TickHandler:
         self.prediction_codec = AvroCodec(
             store, f"{settings.predictions_topic}-value", load_schema(PREDICTION_SCHEMA_FILE)
         )
-        self.forecaster = Forecaster(model_spec(settings.model), worker=settings.worker_id)
+        self.forecaster = Forecaster(
+            model_spec(settings.model),
+            worker=settings.worker_id,
+            horizons=settings.horizon_list,
+            coverage=settings.interval_coverage or None,
+            gap_ms=round(settings.gap_s * 1000),
+            capacity=settings.label_capacity,
+        )
         self.limits = TickLimits(max_future_ms=settings.max_future_ms)
         self.max_bytes = settings.max_record_bytes
         self.worker = settings.worker_id

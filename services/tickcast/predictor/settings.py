@@ -10,6 +10,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 
 from tickcast.common.settings import CommonSettings
+from tickcast.predictor.delayed_labels import DEFAULT_CAPACITY
+from tickcast.predictor.horizons import DEFAULT_HORIZONS, Horizon, parse_horizons
 from tickcast.predictor.models import DEFAULT_MODEL, MODELS
 from tickcast.predictor.snapshot_keys import MIN_KEY_BYTES, key_problem, split_keys
 
@@ -117,6 +119,23 @@ class PredictorSettings(CommonSettings):
         description="Allocations between the garbage collector's young-generation runs once started (CPython: 700); "
         "0 keeps CPython's defaults. Fewer runs cost less CPU per tick (see tickcast.predictor.gc_tuning).",
     )
+    horizons: str = Field(
+        DEFAULT_HORIZONS,
+        description="Forecast horizons, comma-separated: event time ('500ms', '10s', '1m') or ticks ('5t'); each "
+        "tick gets one forecast per horizon, the shortest in the prediction's v1 fields.",
+    )
+    interval_coverage: float = Field(
+        0.9, ge=0.0, lt=1.0, description="Nominal coverage of each forecast's interval; 0 serves no intervals."
+    )
+    gap_s: float = Field(
+        300.0,
+        gt=0,
+        description="A symbol silent for longer than this (halt, night) restarts its short-horizon features, "
+        "drops its pending labels and flags the predictions after it 'after_gap'.",
+    )
+    label_capacity: int = Field(
+        DEFAULT_CAPACITY, ge=1, le=1024, description="Pending labels kept per symbol and time horizon (see README)."
+    )
     snapshots_topic: str | None = Field(None, description="Topic of state snapshots; unset = '<group_id>-snapshots'.")
     data_dir: Path = Field(
         Path(tempfile.gettempdir()) / "tickcast", description="Scratch directory Faust requires (nothing durable)."
@@ -173,6 +192,21 @@ class PredictorSettings(CommonSettings):
             return None
         if len(value.get_secret_value()) < MIN_TOKEN_CHARS:
             raise ValueError(f"a bearer token must be at least {MIN_TOKEN_CHARS} characters")
+        return value
+
+    @property
+    def horizon_list(self) -> tuple[Horizon, ...]:
+        """The parsed horizons, shortest first.
+
+        >>> [h.label for h in PredictorSettings(bootstrap_servers="k:1").horizon_list]
+        ['1s', '10s', '60s']
+        """
+        return parse_horizons(self.horizons)
+
+    @field_validator("horizons")
+    @classmethod
+    def _horizons_parse(cls, value: str) -> str:
+        parse_horizons(value)  # BadHorizon is a ValueError: pydantic reports it with the setting's name
         return value
 
     @field_validator("model")

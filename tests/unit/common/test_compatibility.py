@@ -199,6 +199,6 @@ def test_schema_check_exits_1_naming_the_field_and_rule(tmp_path: Path) -> None:
     result = run_tickcast("schema", "check", "--local-only", "--directory", str(directory), env={})
     assert result.returncode == 1
     assert (
-        "INCOMPATIBLE predictions-value: id 7 (prediction-v9.avsc) is not FULL_TRANSITIVE compatible" in result.stderr
+        "INCOMPATIBLE predictions-value: id 8 (prediction-v9.avsc) is not FULL_TRANSITIVE compatible" in result.stderr
     )
     assert "field 'status'" in result.stderr and "enum symbol removed" in result.stderr

@@ -49,4 +49,4 @@ def test_a_prediction_of_schema_id_2_reads_with_unknown_origin() -> None:
     assert data[:5].hex() == "0000000002"
     read = Prediction.from_avro(new.decode(data))
     assert (read.state_origin, read.state_since_offset, read.model_recipe_version) == ("UNKNOWN", -1, "")
-    assert new.schema_id == 6
+    assert new.schema_id == 7

@@ -20,8 +20,9 @@ from tickcast.predictor.settings import PredictorSettings
 NOW_MS = 1_700_000_000_000
 
 
+# Next-tick horizon: the ticks here are 1 ms apart, so a time horizon's labels would never arrive.
 def handler(worker: str = "unit") -> TickHandler:
-    return TickHandler(PredictorSettings(bootstrap_servers="127.0.0.1:1", worker_id=worker))
+    return TickHandler(PredictorSettings(bootstrap_servers="127.0.0.1:1", worker_id=worker, horizons="1t"))
 
 
 def samples(metrics: WorkerMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

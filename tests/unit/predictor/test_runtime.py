@@ -10,8 +10,9 @@ from tickcast.predictor.settings import PredictorSettings
 NOW_MS = 1_700_000_000_000
 
 
+# Next-tick horizon: the ticks here are 1 ms apart, so a time horizon's labels would never arrive.
 def handler() -> TickHandler:
-    return TickHandler(PredictorSettings(bootstrap_servers="127.0.0.1:1", worker_id="unit"))
+    return TickHandler(PredictorSettings(bootstrap_servers="127.0.0.1:1", worker_id="unit", horizons="1t"))
 
 
 def test_good_tick_becomes_a_decodable_prediction_with_lineage() -> None:

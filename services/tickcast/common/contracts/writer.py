@@ -211,13 +211,15 @@ def compile_type(schema: Any) -> FieldWriter:
     if kind == "map":
         return _map(compile_type(schema["values"]))
     if kind == "record":
-        return _nested(RecordWriter(schema, by_key=True))
+        return _nested(RecordWriter(schema, by_key=True), RecordWriter(schema))
     return compile_type(kind)
 
 
-def _nested(writer: RecordWriter) -> FieldWriter:
+def _nested(by_key: RecordWriter, by_attribute: RecordWriter) -> FieldWriter:
+    """A nested record given as a dict (decoded records, tests) or as an object (a prediction's forecasts)."""
+
     def write(out: bytearray, value: Any) -> None:
-        writer.write(out, value)
+        (by_key if isinstance(value, dict) else by_attribute).write(out, value)
 
     return write
 

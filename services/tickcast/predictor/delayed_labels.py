@@ -1,0 +1,167 @@
+"""Forecasts waiting for their label: one bounded queue per symbol and horizon (River's delayed-label pattern).
+
+**The label.** A forecast made at tick t (event time ``t_ms``, price ``p_t``) for a time horizon h is
+labelled by the *first tick of the symbol at or after* ``t_ms + h``; for a tick horizon k, by the k-th tick
+after t. The target is the log-return between the two trades, ``1e4 · ln(p_label / p_t)`` bps, and the
+model learns it on the features it saw at t (kept in the queue), never on anything later.
+
+**The bound.** A busy symbol (SPY peaks at hundreds of trades a second) cannot keep one entry per tick for
+60 s. So a time horizon keeps at most ``capacity`` entries, and a forecast is only *enqueued* when it is at
+least ``h / capacity`` of event time after the last one enqueued: the queue then never holds more than
+``capacity``, whatever the tick rate. Forecasts in between are served (published) but not learned from or
+scored; :attr:`LabelQueue.skipped` counts them. A tick horizon keeps every tick (k entries at most).
+Each enqueued forecast carries a *weight*, the number of served forecasts it stands for (itself and those
+skipped just before it), so the interval can be calibrated per served forecast, not per sampled one: busy
+stretches, which are also the volatile ones, would otherwise be under-represented.
+
+**The small API** other code may use (the issue 16 model selection reads it): :meth:`LabelQueue.offer`
+after a forecast is served, :meth:`LabelQueue.due_count` + :meth:`LabelQueue.peek` +
+:meth:`LabelQueue.pop` when a tick arrives, :meth:`LabelQueue.drop_all` at a gap, and the
+:class:`ScoredLabel` each due entry becomes: ``(horizon, features_at_t, target_bps, forecast_bps, ...)``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from tickcast.predictor.horizons import Horizon
+
+#: Pending forecasts kept per symbol and time horizon (see the module doc): 8 spaced over 60 s is one
+#: learned label every 7.5 s at most, over 1 s one every 125 ms.
+DEFAULT_CAPACITY = 8
+
+
+@dataclass(slots=True)
+class PendingForecast:
+    """A served forecast, kept until its label tick arrives."""
+
+    due: int
+    """Event time (ms) from which a tick labels it; for a tick horizon, the symbol's tick count instead."""
+    made_at_ms: int
+    log_price: float
+    features: dict[str, float]
+    forecast_bps: float
+    half_width_bps: float
+    """Half the width of the interval served with the forecast (its coverage is scored against it)."""
+    weight: int = 1
+    """Forecasts it stands for: itself and those served but skipped since the previous one was enqueued."""
+
+
+class ScoredLabel(NamedTuple):
+    """A forecast whose label arrived: what the model learns from and what its error is scored on."""
+
+    horizon: Horizon
+    features: dict[str, float]
+    """The features at t, the ones the forecast was made from."""
+    target_bps: float
+    forecast_bps: float
+    half_width_bps: float
+    delay_ms: int
+    """How long after the forecast's event time the label tick came (≥ the horizon for a time horizon)."""
+    weight: int
+    """Served forecasts this label stands for (see :attr:`PendingForecast.weight`): busy stretches weigh more."""
+
+
+@dataclass(slots=True)
+class LabelQueue:
+    """Bounded pending forecasts of one symbol for one horizon, oldest first.
+
+    >>> q = LabelQueue(Horizon(1000), capacity=4)
+    >>> [q.offer(t, t, 0.0, {}, 0.0, 1.0) for t in (0, 100, 250, 500)]
+    [True, False, True, True]
+    >>> q.due_count(1200, 9), q.skipped
+    (1, 1)
+    >>> label = q.label(q.peek(0), 1e-4, 1200, q.horizon)
+    >>> round(label.target_bps, 6), label.delay_ms
+    (1.0, 1200)
+    >>> q.pop(1); len(q.pending)
+    2
+    """
+
+    horizon: Horizon
+    capacity: int = DEFAULT_CAPACITY
+    pending: deque[PendingForecast] = field(default_factory=deque)
+    last_offered_ms: int | None = None
+    enqueued: int = 0
+    skipped: int = 0
+    """Forecasts served but not enqueued: too close to the previous one, or the queue was full."""
+    dropped_gap: int = 0
+    """Pending forecasts dropped because a gap opened before their label (see the forecaster's gap rule)."""
+    scored: int = 0
+    unsampled: int = 0
+    """Forecasts served since the last one enqueued: the next one enqueued stands for them too."""
+
+    @property
+    def spacing_ms(self) -> int:
+        """Least event time between two enqueued forecasts; 0 for a tick horizon (each tick is kept)."""
+        return 0 if self.horizon.in_ticks else self.horizon.amount // self.capacity
+
+    def offer(
+        self,
+        time_ms: int,
+        tick_count: int,
+        log_price: float,
+        features: dict[str, float],
+        forecast_bps: float,
+        half_width_bps: float,
+    ) -> bool:
+        """Enqueue a served forecast if the spacing and the bound allow; False (and counted) if not."""
+        horizon = self.horizon
+        last = self.last_offered_ms
+        if (last is not None and time_ms - last < self.spacing_ms) or len(self.pending) >= self.capacity:
+            self.skipped += 1
+            self.unsampled += 1
+            return False
+        due = tick_count + horizon.amount if horizon.in_ticks else time_ms + horizon.amount
+        weight = self.unsampled + 1
+        self.pending.append(PendingForecast(due, time_ms, log_price, features, forecast_bps, half_width_bps, weight))
+        self.unsampled = 0
+        self.last_offered_ms = time_ms
+        self.enqueued += 1
+        return True
+
+    def due_count(self, time_ms: int, tick_count: int) -> int:
+        """How many of the oldest pending forecasts the tick at ``time_ms`` (the ``tick_count``-th) labels.
+
+        Nothing changes: the caller learns them first and :meth:`pop` s them once that succeeded.
+        """
+        now = tick_count if self.horizon.in_ticks else time_ms
+        count = 0
+        for entry in self.pending:
+            if entry.due > now:
+                break
+            count += 1
+        return count
+
+    def peek(self, index: int) -> PendingForecast:
+        return self.pending[index]
+
+    @staticmethod
+    def label(entry: PendingForecast, log_price: float, time_ms: int, horizon: Horizon) -> ScoredLabel:
+        """The scored label of ``entry`` by the tick at ``time_ms`` with log price ``log_price``."""
+        return ScoredLabel(
+            horizon,
+            entry.features,
+            1e4 * (log_price - entry.log_price),
+            entry.forecast_bps,
+            entry.half_width_bps,
+            time_ms - entry.made_at_ms,
+            entry.weight,
+        )
+
+    def pop(self, count: int) -> None:
+        """Forget the ``count`` oldest pending forecasts (labelled and learned)."""
+        for _ in range(count):
+            self.pending.popleft()
+        self.scored += count
+
+    def drop_all(self) -> int:
+        """Drop every pending forecast (a gap opened before their labels); returns how many."""
+        dropped = len(self.pending)
+        self.pending.clear()
+        self.dropped_gap += dropped
+        self.last_offered_ms = None
+        self.unsampled = 0
+        return dropped

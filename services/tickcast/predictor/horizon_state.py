@@ -1,0 +1,80 @@
+"""What a symbol keeps per horizon: its model, its pending forecasts, its interval and its error.
+
+Each horizon has a model of its own from the worker's one factory (``TICKCAST_MODEL``): a 1 s return and a
+60 s one are different targets. Learning is split in two steps so a tick stays all or nothing
+(see :meth:`tickcast.predictor.forecaster.Forecaster.process`): :meth:`HorizonState.learn_due` may raise
+(a model bug) and changes nothing of ours; :meth:`HorizonState.commit` cannot raise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from river import stats
+
+from tickcast.predictor.delayed_labels import DEFAULT_CAPACITY, LabelQueue, ScoredLabel
+from tickcast.predictor.horizons import Horizon
+from tickcast.predictor.intervals import IntervalTracker
+from tickcast.predictor.models import OnlineRegressor
+
+
+@dataclass(slots=True)
+class HorizonState:
+    """One symbol's learning state for one horizon.
+
+    >>> from tickcast.predictor.models import build_model
+    >>> h = HorizonState.fresh(Horizon(1000), build_model("linear"), coverage=0.9)
+    >>> h.queue.offer(0, 1, 0.0, {"r1_bps": 1.0}, 0.0, 0.0)
+    True
+    >>> labels = h.learn_due(h.queue.due_count(1500, 2), log_price=2e-4, time_ms=1500, label_is_outlier=False)
+    >>> h.commit(len(labels), labels, label_is_outlier=False); h.learned, round(h.abs_error.get(), 6)
+    (1, 2.0)
+    """
+
+    horizon: Horizon
+    model: OnlineRegressor
+    queue: LabelQueue
+    interval: IntervalTracker | None
+    learned: int = 0
+    abs_error: stats.EWMean = field(default_factory=lambda: stats.EWMean(fading_factor=0.01))
+    dropped_outlier: int = 0
+    """Labels whose label tick was outlier-flagged: neither learned nor scored."""
+    last_delay_ms: int = 0
+    """Label delay of the last scored label (event time from forecast to label tick)."""
+
+    @classmethod
+    def fresh(
+        cls, horizon: Horizon, model: OnlineRegressor, coverage: float | None, capacity: int = DEFAULT_CAPACITY
+    ) -> HorizonState:
+        """A horizon with nothing learned; ``coverage`` None serves no interval."""
+        interval = IntervalTracker(coverage=coverage) if coverage else None
+        return cls(horizon, model, LabelQueue(horizon, capacity), interval)
+
+    def learn_due(self, count: int, log_price: float, time_ms: int, label_is_outlier: bool) -> list[ScoredLabel]:
+        """Label the ``count`` oldest pending forecasts with this tick and learn them (unless it is an outlier).
+
+        May raise (the model's ``learn_one``); nothing of ours has changed then.
+        """
+        queue, horizon = self.queue, self.horizon
+        labels = [queue.label(queue.peek(i), log_price, time_ms, horizon) for i in range(count)]
+        if not label_is_outlier:
+            learn = self.model.learn_one
+            for label in labels:
+                learn(label.features, label.target_bps)
+        return labels
+
+    def commit(self, count: int, labels: list[ScoredLabel], label_is_outlier: bool) -> None:
+        """After :meth:`learn_due` succeeded: forget the labelled forecasts and score them (never raises)."""
+        self.queue.pop(count)
+        if label_is_outlier:
+            # An off-market print as label would teach the model and the interval a move that did not happen.
+            self.dropped_outlier += count
+            return
+        self.learned += count
+        interval = self.interval
+        for label in labels:
+            error = abs(label.target_bps - label.forecast_bps)
+            self.abs_error.update(error)
+            if interval is not None:
+                interval.update(error, label.half_width_bps, label.weight)
+        self.last_delay_ms = labels[-1].delay_ms

@@ -1,0 +1,65 @@
+"""The pending-label queue: bounded whatever the tick rate, labels are the first tick at or after t + h."""
+
+from __future__ import annotations
+
+import itertools
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tickcast.predictor.delayed_labels import LabelQueue
+from tickcast.predictor.horizons import Horizon
+
+gaps_ms = st.lists(st.integers(0, 700), min_size=1, max_size=400)
+
+
+@given(gaps_ms, st.sampled_from([500, 1000, 10_000]), st.integers(1, 16))
+def test_the_queue_stays_bounded_and_labels_each_forecast_with_the_first_tick_at_or_after_its_target(
+    gaps: list[int], horizon_ms: int, capacity: int
+) -> None:
+    queue = LabelQueue(Horizon(horizon_ms), capacity)
+    times = list(itertools.accumulate(gaps))
+    offered: dict[int, int] = {}  # forecast's tick index -> its event time
+    labelled: dict[int, int] = {}  # forecast's tick index -> label tick index
+    for index, now in enumerate(times):
+        due = queue.due_count(now, index)
+        for position in range(due):
+            entry = queue.peek(position)
+            scored = queue.label(entry, float(index), now, queue.horizon)
+            labelled[int(entry.features["index"])] = index
+            assert scored.delay_ms >= horizon_ms
+        queue.pop(due)
+        if queue.offer(now, index, 0.0, {"index": float(index)}, 0.0, 0.0):
+            offered[index] = now
+        assert len(queue.pending) <= capacity
+    assert queue.enqueued + queue.skipped == len(times)
+    for forecast, label in labelled.items():
+        target = offered[forecast] + horizon_ms
+        assert times[label] >= target
+        assert label == forecast + 1 or times[label - 1] < target, "a later tick than the first was the label"
+    # Every enqueued forecast whose target passed before the last tick was labelled: none is lost.
+    waiting = {int(e.features["index"]) for e in queue.pending}
+    assert set(offered) == set(labelled) | waiting
+
+
+def test_enqueued_forecasts_are_spaced_by_the_horizon_over_the_capacity() -> None:
+    queue = LabelQueue(Horizon(60_000), capacity=8)
+    for now in range(0, 60_000, 10):  # 100 ticks a second for a minute
+        queue.offer(now, 0, 0.0, {}, 0.0, 0.0)
+    assert queue.enqueued == 8 and queue.skipped == 6000 - 8
+    assert [e.made_at_ms for e in queue.pending] == list(range(0, 60_000, 7500))
+
+
+def test_a_tick_horizon_keeps_every_tick_and_is_labelled_k_ticks_later() -> None:
+    queue = LabelQueue(Horizon(3, in_ticks=True), capacity=3)
+    for count in range(1, 4):
+        assert queue.offer(0, count, float(count), {}, 0.0, 0.0)
+    assert queue.due_count(0, 3) == 0 and queue.due_count(0, 4) == 1
+
+
+def test_a_gap_drops_everything_pending_and_counts_it() -> None:
+    queue = LabelQueue(Horizon(1000), capacity=4)
+    for now in (0, 300, 600):
+        queue.offer(now, 0, 0.0, {}, 0.0, 0.0)
+    assert queue.drop_all() == 3 and queue.dropped_gap == 3 and not queue.pending
+    assert queue.offer(601, 0, 0.0, {}, 0.0, 0.0), "spacing starts over after a gap"

@@ -1,0 +1,141 @@
+"""Horizons in the forecaster: labels without leakage, gaps, snapshots old and new, memory per symbol."""
+
+from __future__ import annotations
+
+import math
+import pickle
+import random
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tickcast.common.records import Lineage, Tick
+from tickcast.predictor.forecaster import FLAG_AFTER_GAP, Forecaster, SymbolState
+from tickcast.predictor.horizons import parse_horizons
+from tickcast.predictor.models import ModelSpec, model_spec
+
+HORIZONS = parse_horizons("1s,10s,60s")
+
+
+class Spy:
+    """A persistence model that records what it learns."""
+
+    def __init__(self) -> None:
+        self.learned: list[tuple[dict[str, float], float]] = []
+        self.asked: list[dict[str, float]] = []
+
+    def learn_one(self, x: dict[Any, Any], y: Any) -> None:
+        self.learned.append((x, y))
+
+    def predict_one(self, x: dict[Any, Any]) -> float:
+        self.asked.append(x)
+        return 0.0
+
+
+def spying(horizons: str, gap_ms: int | None = None, capacity: int = 8) -> Forecaster:
+    spec = ModelSpec("spy", "1", "records what it learns", Spy, warmup_ticks=0)
+    return Forecaster(spec, "t", horizons=parse_horizons(horizons), coverage=0.9, gap_ms=gap_ms, capacity=capacity)
+
+
+def feed(forecaster: Forecaster, ticks: list[tuple[int, float]], symbol: str = "SPY", start: int = 0) -> list[Any]:
+    return [
+        forecaster.process(Tick(symbol, price, 1.0, time), Lineage("t", 0, start + i, time), 0)
+        for i, (time, price) in enumerate(ticks)
+    ]
+
+
+def walk(rng: random.Random, n: int, max_step_ms: int = 400) -> list[tuple[int, float]]:
+    time, price, out = 0, 100.0, []
+    for _ in range(n):
+        time += rng.randrange(0, max_step_ms)
+        price = round(price * math.exp(rng.gauss(0.0, 2e-4)), 2)
+        out.append((time, price))
+    return out
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from(["500ms", "1s", "3s", "2t"]))
+def test_each_label_is_learned_on_the_features_served_at_t_and_the_first_tick_at_or_after_t_plus_h(
+    seed: int, horizon: str
+) -> None:
+    ticks = walk(random.Random(seed), 150)
+    forecaster = spying(horizon, capacity=4)
+    predictions = feed(forecaster, ticks)
+    spec = forecaster.horizons[0]
+    model = forecaster.states["SPY"].horizons[0].model
+    # The model is asked once per tick from the second on (the first has no return yet), on that tick's features.
+    tick_of = {id(x): i + 1 for i, x in enumerate(model.asked)}  # type: ignore[attr-defined]
+    assert len(tick_of) == len(ticks) - 1
+    learned = model.learned  # type: ignore[attr-defined]
+    assert learned, "nothing was learned"
+    for x, target in learned:
+        # Learned on the very features served at its tick t (no later ones), labelled by the first tick at/after t + h.
+        t = tick_of[id(x)]
+        if spec.in_ticks:
+            label = t + spec.amount
+        else:
+            label = next(j for j in range(t + 1, len(ticks)) if ticks[j][0] >= ticks[t][0] + spec.amount)
+        assert math.isclose(target, 1e4 * math.log(ticks[label][1] / ticks[t][1]), abs_tol=1e-9)
+    assert len(predictions) == len(ticks)
+
+
+def test_a_gap_drops_pending_labels_is_not_learned_and_flags_the_predictions_after_it() -> None:
+    forecaster = spying("1s,10s", gap_ms=60_000)
+    before = [(i * 100, 100.0 + (i % 2) * 0.01) for i in range(50)]  # 5 s of trading, then a 1 h halt
+    feed(forecaster, before)
+    state = forecaster.states["SPY"]
+    pending = [len(h.queue.pending) for h in state.horizons]
+    learned = [len(h.model.learned) for h in state.horizons]  # type: ignore[attr-defined]
+    after = [(3_600_000 + i * 100, 150.0) for i in range(200)]
+    predictions = feed(forecaster, after, start=len(before))
+    assert [h.queue.dropped_gap for h in state.horizons] == pending and state.gaps == 1
+    for horizon, count in zip(state.horizons, learned, strict=True):
+        targets = [y for _, y in horizon.model.learned[count:]]  # type: ignore[attr-defined]
+        assert all(abs(y) < 1.0 for y in targets), "the +40% across the halt was learned"
+    flagged = [FLAG_AFTER_GAP in p.flags for p in predictions]
+    # Flagged from the first tick after the gap through the longest horizon (10 s = 100 ticks here).
+    assert flagged == [True] * 101 + [False] * 99
+    assert predictions[0].status == "WARMING_UP" and predictions[0].forecasts[0].ready is False
+
+
+def test_a_snapshot_round_trip_neither_loses_nor_double_learns_a_pending_label() -> None:
+    ticks = walk(random.Random(7), 2000)
+    straight = Forecaster(model_spec("linear"), "a", horizons=HORIZONS, coverage=0.9)
+    feed(straight, ticks)
+    first = Forecaster(model_spec("linear"), "a", horizons=HORIZONS, coverage=0.9)
+    feed(first, ticks[:1000])
+    second = Forecaster(model_spec("linear"), "b", horizons=HORIZONS, coverage=0.9)
+    second.states["SPY"] = pickle.loads(pickle.dumps(first.states["SPY"]))
+    assert any(h.queue.pending for h in second.states["SPY"].horizons)
+    last = feed(second, ticks[1000:], start=1000)[-1]
+    expected = straight.states["SPY"].last_prediction
+    assert expected is not None
+    assert [(f.labels_learned, f.predicted_return_bps, f.empirical_coverage) for f in last.forecasts] == [
+        (f.labels_learned, f.predicted_return_bps, f.empirical_coverage) for f in expected.forecasts
+    ]
+
+
+def test_a_snapshot_from_before_horizons_restores_and_keeps_its_next_tick_model() -> None:
+    old = Forecaster(model_spec("linear"), "old")
+    feed(old, walk(random.Random(3), 300))
+    values = old.states["SPY"].__getstate__()
+    # A worker before issue 15 pickled the first 15 fields (up to snapshot_generation).
+    restored = SymbolState.__new__(SymbolState)
+    restored.__setstate__(values[:15])
+    assert restored.horizons == [] and restored.gaps == 0
+    new = Forecaster(model_spec("linear"), "new", horizons=parse_horizons("1t,10s"), coverage=0.9)
+    new.states["SPY"] = restored
+    prediction = feed(new, [(10**6, 100.0)], start=300)[0]
+    assert prediction.forecasts[0].labels_learned >= 298, "the next-tick model was not kept"
+    assert prediction.forecasts[1].labels_learned == 0
+
+
+def test_a_busy_symbol_pickles_within_20_kb_at_the_default_horizons() -> None:
+    # SPY's busiest stretches in the real file: trades every few ms, for longer than the longest horizon.
+    rng = random.Random(1)
+    forecaster = Forecaster(model_spec("linear"), "m", horizons=HORIZONS, coverage=0.9, gap_ms=300_000)
+    feed(forecaster, walk(rng, 20_000, max_step_ms=20))
+    state = forecaster.states["SPY"]
+    assert [len(h.queue.pending) for h in state.horizons] == [8, 8, 8]
+    assert len(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)) <= 20_000
