@@ -18,9 +18,12 @@ from typing import Any
 import structlog
 from river import stats
 
+from tickcast.common.model_events import ModelEvent
 from tickcast.common.records import STATE_FRESH, STATE_SNAPSHOT, Lineage, Prediction, Tick
 from tickcast.predictor.features import MAX_RETURN_BPS, OUTLIER_SIGMAS, SymbolFeatures
-from tickcast.predictor.models import ModelSpec, OnlineRegressor
+from tickcast.predictor.models import ModelSpec, OnlineRegressor, model_spec
+from tickcast.predictor.selection.champion import ModelSelection, SelectionConfig
+from tickcast.predictor.selection.events import model_event
 
 log = structlog.get_logger("tickcast.predictor")
 
@@ -54,6 +57,8 @@ class SymbolState:
     since_offset: int = -1
     """FRESH: offset of the first tick learned from; SNAPSHOT: the snapshot's applied offset."""
     snapshot_generation: int = -1
+    selection: ModelSelection | None = None
+    """Champion and challengers (issue 16); None when no challenger is configured, or in an older snapshot."""
 
     def restored_from(self, applied_offset: int, generation: int) -> None:
         """Record that this state came from the snapshot at ``applied_offset`` of ``generation`` (lineage).
@@ -61,6 +66,8 @@ class SymbolState:
         Set on restore rather than pickled: a snapshot written before these fields existed restores too.
         """
         self.origin, self.since_offset, self.snapshot_generation = STATE_SNAPSHOT, applied_offset, generation
+        if not hasattr(self, "selection"):  # pickled before issue 16: its champion is the configured model
+            self.selection = None
 
 
 class Forecaster:
@@ -74,12 +81,15 @@ class Forecaster:
     ('WARMING_UP', 0.0, 0)
     """
 
-    def __init__(self, spec: ModelSpec, worker: str) -> None:
+    def __init__(self, spec: ModelSpec, worker: str, selection: SelectionConfig | None = None) -> None:
         self.spec = spec
         self.worker = worker
         self.model_version = spec.full_version
         self.states: dict[str, SymbolState] = {}
         """Per symbol, in order of last processed tick (oldest first)."""
+        self.selection = selection
+        self.model_events: list[ModelEvent] = []
+        """Decisions made since the caller last took them (it publishes and clears them)."""
 
     def state(self, symbol: str) -> SymbolState:
         found = self.states.get(symbol)
@@ -116,6 +126,8 @@ class Forecaster:
             # Kept in order of last tick, oldest first: eviction takes the least recently seen.
             del self.states[symbol]
         self.states[symbol] = state
+        if learns and realised is not None and previous is not None and self.selection is not None:
+            self._govern(state, previous, realised, tick, lineage, now_us)
         if learns and realised is not None:
             state.abs_error.update(abs(realised - state.pending_forecast))
             state.errors_scored += 1
@@ -130,9 +142,12 @@ class Forecaster:
         if update.is_outlier:
             flags.append(FLAG_OUTLIER)
 
+        spec = self.spec if state.selection is None else model_spec(state.selection.champion_recipe)
         forecast, status = 0.0, WARMING_UP
-        if update.return_bps is not None and state.ticks_learned >= self.spec.warmup_ticks:
-            forecast, status = self._predict(state, update.features), READY
+        if update.return_bps is not None and state.ticks_learned >= spec.warmup_ticks:
+            forecast, status = self._predict(state, update.features, spec), READY
+        if state.selection is not None and self.selection is not None and update.return_bps is not None:
+            state.selection.forecast(update.features, min(OUTLIER_SIGMAS * state.features.scale_bps(), MAX_RETURN_BPS))
         predicted_price = tick.price * math.exp(forecast / 1e4)
         if not math.isfinite(predicted_price):
             # Only a price within a few percent of the float maximum gets here; no forecast beats a finite one.
@@ -148,8 +163,8 @@ class Forecaster:
             predicted_price=predicted_price,
             horizon_ticks=1,
             status=status,
-            model_name=self.spec.name,
-            model_version=self.model_version,
+            model_name=spec.name,
+            model_version=self.model_version if spec is self.spec else spec.full_version,
             ticks_learned=state.ticks_learned,
             source_topic=lineage.topic,
             source_partition=lineage.partition,
@@ -159,7 +174,7 @@ class Forecaster:
             worker=self.worker,
             abs_error_ewm_bps=state.abs_error.get() if state.errors_scored else None,
             flags=flags,
-            model_recipe_version=self.spec.version,
+            model_recipe_version=spec.version,
             state_origin=state.origin,
             state_since_offset=state.since_offset,
             state_snapshot_generation=state.snapshot_generation,
@@ -167,17 +182,32 @@ class Forecaster:
         state.last_prediction = prediction
         return prediction
 
-    def _predict(self, state: SymbolState, features: dict[str, Any]) -> float:
+    def _govern(
+        self, state: SymbolState, features: dict[str, Any], label: float, tick: Tick, lineage: Lineage, now_us: int
+    ) -> None:
+        """Score the served forecast against the challengers' and let the selection swap the champion."""
+        config = self.selection
+        assert config is not None
+        if state.selection is None:
+            state.selection = ModelSelection(config)
+        state.selection.reconcile(config)
+        state.model, decisions = state.selection.learn_one(features, label, state.pending_forecast, state.model)
+        for decision in decisions:
+            self.model_events.append(
+                model_event(decision, tick.symbol, lineage, tick.event_time, now_us, self.worker, config)
+            )
+
+    def _predict(self, state: SymbolState, features: dict[str, Any], spec: ModelSpec) -> float:
         try:
             raw = state.model.predict_one(features)
         except Exception:
             # After learning, a raise here would leave the tick half applied: treat it as a broken model.
-            log.exception("model_predict_failed", model=self.spec.name)
+            log.exception("model_predict_failed", model=spec.name)
             raw = None
         if raw is None or not math.isfinite(raw):
             # The model broke (a NaN weight never unlearns itself): persistence now, and a fresh
             # model that warms up again from the next tick.
-            state.model = self.spec.build()
+            state.model = spec.build()
             state.ticks_learned = 0
             state.origin, state.since_offset, state.snapshot_generation = STATE_FRESH, state.applied_offset, -1
             return 0.0
