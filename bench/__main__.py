@@ -1,7 +1,7 @@
 """``python -m bench``: start an embedded broker, run the scenarios, write results and charts.
 
 Scenarios (``--only`` takes these names, repeated or comma-separated):
-throughput, scaleout, latency, rebalance, memory, models, peers.
+throughput, scaleout, latency, rebalance, memory, models, selection, peers.
 Targets are printed with pass/fail and never turned into an exit code: only a scenario that could
 not run (a deadline passed, a process died) makes the exit code non-zero.
 """
@@ -22,7 +22,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import charts, latency, memory, model_cost, rebalance, scaleout, throughput
+from bench import charts, latency, memory, model_cost, rebalance, scaleout, selection_cost, throughput
 from bench.core import Context, Options, Scenario, ScenarioResult, timed
 from bench.peers import scenario as peers
 from bench.report import print_scenario, render_markdown, write_json
@@ -38,10 +38,11 @@ SCENARIOS: dict[str, Scenario] = {
     "rebalance": rebalance.run,
     "memory": memory.run,
     "models": model_cost.run,
+    "selection": selection_cost.run,
     "peers": peers.run,
 }
 #: Scenarios that run in-process and need no broker.
-OFFLINE = {"memory", "models"}
+OFFLINE = {"memory", "models", "selection"}
 
 
 def _numbers(kind: type, text: str) -> tuple[Any, ...]:
