@@ -90,7 +90,7 @@ def asyncapi_document(specs: list[TopicSpec], catalogue: Catalogue, bootstrap_se
     >>> from tickcast.common.contracts.base import schemas_dir
     >>> doc = asyncapi_document(topic_specs(CommonSettings()), read_catalogue(schemas_dir()), "kafka:9092")
     >>> doc["asyncapi"], sorted(doc["channels"]), list(doc["channels"]["predictions"]["messages"])
-    ('3.0.0', ['dead_letters', 'predictions', 'snapshots', 'ticks'], ['predictions', 'predictions_id2'])
+    ('3.0.0', ['dead_letters', 'model_events', 'predictions', 'snapshots', 'ticks'], ['predictions', 'predictions_id2'])
     """
     subjects = catalogue.subjects()
     channels: dict[str, Any] = {}
