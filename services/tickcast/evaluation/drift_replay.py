@@ -55,7 +55,7 @@ def synthetic_feed(segments: int = 8, segment_ticks: int = 20_000, seed: int = 1
     >>> len(ticks), changes
     (30, [10, 20])
     """
-    rng, price, ticks = random.Random(seed), 100.0, []
+    rng, price, ticks = random.Random(seed), 100.0, []  # nosec B311 # a reproducible synthetic feed, not a secret
     for index in range(segments * segment_ticks):
         scale = 3.0 if (index // segment_ticks) % 2 else 1.0
         price *= math.exp(rng.gauss(0.0, scale) / 1e4)

@@ -127,7 +127,7 @@ class Forecaster:
             del self.states[symbol]
         self.states[symbol] = state
         if learns and realised is not None and previous is not None and self.selection is not None:
-            self._govern(state, previous, realised, tick, lineage, now_us)
+            self._govern(state, self.selection, previous, realised, tick, lineage, now_us)
         if learns and realised is not None:
             state.abs_error.update(abs(realised - state.pending_forecast))
             state.errors_scored += 1
@@ -183,11 +183,16 @@ class Forecaster:
         return prediction
 
     def _govern(
-        self, state: SymbolState, features: dict[str, Any], label: float, tick: Tick, lineage: Lineage, now_us: int
+        self,
+        state: SymbolState,
+        config: SelectionConfig,
+        features: dict[str, Any],
+        label: float,
+        tick: Tick,
+        lineage: Lineage,
+        now_us: int,
     ) -> None:
         """Score the served forecast against the challengers' and let the selection swap the champion."""
-        config = self.selection
-        assert config is not None
         if state.selection is None:
             state.selection = ModelSelection(config)
         state.selection.reconcile(config)

@@ -106,7 +106,9 @@ class ModelSelection:
         self.labels_since_drift: int | None = None
         self.detector: DriftDetector | None = None
         self._credit = 0.0
-        self._config: SelectionConfig | None = None
+        self._config = config
+        self._adopted: SelectionConfig | None = None
+        """The configuration object last reconciled with (a restored copy is another object)."""
         self.reconcile(config)
 
     @property
@@ -123,28 +125,27 @@ class ModelSelection:
 
         Called once per configuration object (after a restore, the pickled one is a copy, so once per symbol).
         """
-        if config is self._config:
+        if config is self._adopted:
             return
         wanted = {config.incumbent, *config.challengers} - {self.champion_recipe}
         for slot in [s for s in self.challengers if s not in wanted and not s.endswith(FRESH_SUFFIX)]:
             del self.challengers[slot], self.pairs[slot]
         for name in sorted(wanted - set(self.challengers)):
             self._start(name)
-        if self.detector is None or self._config is None or self._config.drift != config.drift:
+        if self.detector is None or self._adopted is None or self._config.drift != config.drift:
             self.detector = new_detector(config.drift)
-        self._config = config
+        self._config = self._adopted = config
 
     def _start(self, slot: str) -> None:
         self.challengers[slot] = model_spec(recipe_of(slot)).build()
         self.pairs[slot] = PairedLosses(self._hac_lags())
 
     def _hac_lags(self) -> int:
-        return self._config.promotion.hac_lags if self._config is not None else PromotionPolicy().hac_lags
+        return self._config.promotion.hac_lags
 
     def forecast(self, features: dict[str, Any], limit: float) -> None:
         """On sampled ticks, the challengers' forecasts of the next label, clipped to ``limit`` as the champion's."""
         config = self._config
-        assert config is not None  # set in __init__
         self._credit += config.score_fraction
         if self._credit < 1.0 or not self.challengers:
             self.pending = None
@@ -172,7 +173,6 @@ class ModelSelection:
         what was decided. Never raises: a challenger that fails to learn starts over.
         """
         config = self._config
-        assert config is not None
         decisions: list[Decision] = []
         self.labels_since_change += 1
         if self.labels_since_drift is not None:
@@ -233,7 +233,6 @@ class ModelSelection:
     def _promote(
         self, slot: str, verdict: Verdict, champion_model: OnlineRegressor, decisions: list[Decision]
     ) -> OnlineRegressor:
-        assert self._config is not None
         previous, scores = self.champion, self.scores()
         kind = DEMOTION if recipe_of(slot) == self._config.incumbent else PROMOTION
         decisions.append(Decision(kind, previous, slot, verdict, scores, self.labels_since_change))
