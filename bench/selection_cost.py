@@ -26,8 +26,12 @@ ROUNDS = 3
 CONFIGURATIONS: dict[str, dict[str, Any]] = {
     "champion only": {"drift_detector": "off"},
     "champion + ADWIN": {"drift_detector": "adwin"},
-    "champion + 2 challengers + ADWIN": {"challengers": CHALLENGERS},
-    "champion + 2 challengers scored on 25% + ADWIN": {"challengers": CHALLENGERS, "challenger_score_fraction": 0.25},
+    "champion + 2 challengers + ADWIN": {"challengers": CHALLENGERS, "drift_detector": "adwin"},
+    "champion + 2 challengers scored on 25% + ADWIN": {
+        "challengers": CHALLENGERS,
+        "challenger_score_fraction": 0.25,
+        "drift_detector": "adwin",
+    },
 }
 
 

@@ -52,7 +52,7 @@ class PredictorSettings(CommonSettings):
     )
     promotion_cooldown: int = Field(500, ge=0, description="Labels after a change of champion with no other change.")
     drift_detector: Literal["adwin", "page-hinkley", "off"] = Field(
-        "adwin", description="Drift detector on the champion's absolute residuals, per symbol."
+        "page-hinkley", description="Drift detector on the champion's absolute residuals, per symbol."
     )
     drift_adwin_delta: float = Field(
         0.0002, gt=0, lt=1, description="ADWIN's confidence parameter (lower: fewer alarms)."

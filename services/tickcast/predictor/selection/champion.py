@@ -207,6 +207,10 @@ class ModelSelection:
 
     def _best_promotable(self, config: SelectionConfig) -> tuple[str, Verdict] | None:
         policy = config.promotion
+        # Only pairs at a look are tested; this runs on every scored label, so the rest costs nothing.
+        looking = [(slot, pair) for slot, pair in self.pairs.items() if policy.is_look(pair.samples)]
+        if not looking:
+            return None
         corrected = PromotionPolicy(
             policy.min_samples,
             policy.level / max(1, len(self.pairs)),
@@ -216,7 +220,7 @@ class ModelSelection:
             policy.window,
         )
         best: tuple[str, Verdict] | None = None
-        for slot, pair in list(self.pairs.items()):
+        for slot, pair in looking:
             verdict = judge(pair, corrected, self.labels_since_change)
             if verdict.reason == "worse":  # this round is lost: start the next one on fresh sums
                 self.pairs[slot] = PairedLosses(policy.hac_lags)

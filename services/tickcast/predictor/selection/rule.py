@@ -208,18 +208,17 @@ def judge(pair: PairedLosses, policy: PromotionPolicy, labels_since_change: int)
     """
     champion_mse, challenger_mse = pair.champion_mse, pair.challenger_mse
     margin = 1.0 - challenger_mse / champion_mse if champion_mse > 0.0 else 0.0
+    level = policy.level / policy.looks
+    if not policy.is_look(pair.samples):
+        # No test between looks, so no statistic either: it is what costs (the Newey-West sums).
+        reason = "too_few_samples" if pair.samples < policy.min_samples else "between_looks"
+        return Verdict(False, reason, level, pair.samples, 0.0, 1.0, champion_mse, challenger_mse, margin)
     statistic = pair.statistic()
     p_value = one_sided_p_value(statistic)
-
-    level = policy.level / policy.looks
 
     def verdict(promote: bool, reason: str) -> Verdict:
         return Verdict(promote, reason, level, pair.samples, statistic, p_value, champion_mse, challenger_mse, margin)
 
-    if pair.samples < policy.min_samples:
-        return verdict(False, "too_few_samples")
-    if not policy.is_look(pair.samples):
-        return verdict(False, "between_looks")
     if p_value >= 1.0 - level:
         return verdict(False, "worse")
     if labels_since_change < policy.cooldown:

@@ -63,10 +63,10 @@ def false_promotions(runs: int, labels: int, policy: PromotionPolicy, seed: int)
 
 def test_noise_promotes_at_most_at_the_configured_rate_though_asked_after_every_label() -> None:
     # Equal models, one window (3,000 labels < 5,000): at most `level` of the runs may promote, in expectation.
-    # 200 runs at level 0.05: 10 expected at most; 18 would be far (3 sd) above it.
+    # 200 runs at level 0.05: 10 expected at most (7 measured with this seed).
     policy = PromotionPolicy(min_samples=300, level=0.05, min_skill_margin=0.0, cooldown=0)
     promoted = false_promotions(runs=200, labels=3000, policy=policy, seed=7)
-    assert promoted <= 18, f"{promoted} of 200 runs of equal models promoted one"
+    assert promoted <= 14, f"{promoted} of 200 runs of equal models promoted one"
 
 
 @settings(max_examples=20, deadline=None)
