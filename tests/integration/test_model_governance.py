@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from tickcast.common.records import Prediction, Tick
 from tickcast.predictor.snapshot_keys import new_key
 from tickcast.producer.publisher import publish_all
 from tickcast.testing.drain import read_predictions_to_end, read_to_end
+from tickcast.testing.environment import run_tickcast
 from tickcast.testing.pipeline import Pipeline, wait_for_assignment
 from tickcast.testing.waiting import wait_for
 
@@ -98,3 +100,10 @@ def test_a_promotion_is_audited_served_and_survives_a_restart(pipeline: Pipeline
     assert {p.model_name for p in after} == {"mean-reversion"}, "the restarted worker serves the restored champion"
     assert {p.state_origin for p in after} == {"SNAPSHOT"}
     assert len(model_events(pipeline)) == 1, "no second promotion after the restore"
+
+    shown = run_tickcast("models", "--symbol", SYMBOL, "--json", env=pipeline.env())
+    assert shown.returncode == 0, shown.stderr
+    [story] = [json.loads(line) for line in shown.stdout.splitlines()]
+    assert story["champion"] == "mean-reversion" and [c["kind"] for c in story["changes"]] == ["PROMOTION"]
+    # The standings are the evidence: the challengers as they stood against the champion when it was decided.
+    assert [s["model"] for s in story["standings"]] == ["mean-reversion"]
