@@ -1,7 +1,7 @@
 """``python -m bench``: start an embedded broker, run the scenarios, write results and charts.
 
 Scenarios (``--only`` takes these names, repeated or comma-separated):
-throughput, scaleout, latency, rebalance, memory, models, horizons, peers, scaling.
+throughput, scaleout, latency, rebalance, memory, models, horizons, selection, peers, scaling.
 Targets are printed with pass/fail and never turned into an exit code: only a scenario that could
 not run (a deadline passed, a process died) makes the exit code non-zero.
 """
@@ -22,7 +22,18 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import charts, horizons, latency, memory, model_cost, rebalance, scaleout, scaling, throughput
+from bench import (
+    charts,
+    horizons,
+    latency,
+    memory,
+    model_cost,
+    rebalance,
+    scaleout,
+    scaling,
+    selection_cost,
+    throughput,
+)
 from bench.core import Context, Options, Scenario, ScenarioResult, timed
 from bench.peers import scenario as peers
 from bench.report import print_scenario, render_markdown, write_json
@@ -39,11 +50,12 @@ SCENARIOS: dict[str, Scenario] = {
     "memory": memory.run,
     "models": model_cost.run,
     "horizons": horizons.run,
+    "selection": selection_cost.run,
     "peers": peers.run,
     "scaling": scaling.run,
 }
 #: Scenarios that run in-process and need no broker.
-OFFLINE = {"memory", "models", "horizons"}
+OFFLINE = {"memory", "models", "horizons", "selection"}
 
 
 def _numbers(kind: type, text: str) -> tuple[Any, ...]:

@@ -55,6 +55,7 @@ ALERT_NAMES = {
     "TickcastWorkerDown",
     "TickcastModelErrorDrift",
     "TickcastPartitionNotReady",
+    "TickcastFleetDrifting",
 }
 # A metric name in PromQL: tickcast_ then word characters (labels like job="tickcast-predictor" have a dash).
 METRIC_IN_PROMQL = re.compile(r"\btickcast_[a-z0-9_]+")
@@ -141,7 +142,7 @@ def trigger(kind: str) -> dict[str, str]:
 
 
 def alert_rules() -> list[dict[str, Any]]:
-    return [rule for group in load_yaml(ALERTS)["groups"] for rule in group["rules"]]
+    return [rule for group in load_yaml(ALERTS)["groups"] for rule in group["rules"] if "alert" in rule]
 
 
 def dashboard_exprs() -> list[str]:
@@ -471,7 +472,7 @@ def test_pdb_and_service_select_the_predictor_pods() -> None:
 # ---------------------------------------------------------------- alerts, dashboard and metrics
 
 
-def test_the_seven_alerts_exist() -> None:
+def test_the_eight_alerts_exist() -> None:
     assert {rule["alert"] for rule in alert_rules()} == ALERT_NAMES
 
 
@@ -494,6 +495,8 @@ def test_dashboard_has_the_panels_operators_need() -> None:
         f'up{{job="{PREDICTOR_JOB}"}}',
         "by (reason) (rate(tickcast_dead_letters_total",
         "tickcast_model_abs_error_bps",
+        "sum(tickcast_symbols_drifting) / clamp_min(sum(tickcast_symbols), 1)",
+        "by (kind) (rate(tickcast_model_events_total",
     ):
         assert needle in exprs, f"the dashboard has no panel querying {needle!r}"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from tickcast.cli import catalog, dlq, evaluate, explain, ops, produce, schema, services
+from tickcast.cli import catalog, dlq, evaluate, explain, models, ops, produce, schema, services
 
 app = typer.Typer(help="tickcast: streaming per-symbol price prediction on Kafka.", no_args_is_help=True)
 # Registration order is the order of `tickcast --help`: commands first, then the command groups.
@@ -24,6 +24,7 @@ app.command("lag")(ops.lag)
 app.command("supervise")(ops.supervise)
 app.command("scale")(ops.scale)
 app.command("autoscale")(ops.autoscale)
+app.command("models")(models.models)
 app.command("explain")(explain.explain)
 app.command("catalog")(catalog.catalog)
 app.add_typer(services.topics_app, name="topics")

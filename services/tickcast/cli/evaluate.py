@@ -43,6 +43,13 @@ def evaluate(
     ] = None,
     coverage: Annotated[float, typer.Option(help="Nominal interval coverage with --horizons (0: none).")] = 0.9,
     gap_s: Annotated[float, typer.Option(help="Gap after which features restart, with --horizons.")] = 300.0,
+    challenger: Annotated[
+        list[str] | None,
+        typer.Option(help="Also run per-symbol selection: the first --model as champion, these as challengers."),
+    ] = None,
+    drift: Annotated[
+        bool, typer.Option("--drift", help="Instead of scores: drift alarms on the file and on a synthetic feed.")
+    ] = False,
     time_col: TimeCol = "ts_et",
     symbol_col: SymbolCol = "symbol",
     price_col: PriceCol = "price",
@@ -63,11 +70,13 @@ def evaluate(
     from tickcast.evaluation import evaluate as run_evaluation
     from tickcast.evaluation.plot import PlottingUnavailable, plot_skill
     from tickcast.predictor.models import MODELS
+    from tickcast.predictor.selection.champion import SelectionConfig
+    from tickcast.predictor.selection.drift import DriftPolicy
     from tickcast.producer.replay import read_ticks
     from tickcast.producer.row_errors import ReplayError, ReplaySummary
 
     names = model or list(MODELS)
-    unknown = [name for name in names if name not in MODELS]
+    unknown = [name for name in [*names, *(challenger or [])] if name not in MODELS]
     if unknown:
         fail(f"unknown model(s) {', '.join(unknown)}; choose from: {', '.join(MODELS)}")
     mapping = column_mapping(time_col, symbol_col, price_col, size_col, None, None, symbol, time_format, timezone)
@@ -78,7 +87,12 @@ def evaluate(
     with user_errors():
         try:
             good = report_bad_rows(read_ticks(path, mapping), summary, stop_at_first=False)
-            report = run_evaluation(itertools.islice(good, limit), names)
+            ticks = itertools.islice(good, limit)
+            if drift:
+                _print_drift_calibration(list(ticks), names[0])
+                return
+            selections = [SelectionConfig(names[0], tuple(challenger), drift=DriftPolicy("off"))] if challenger else []
+            report = run_evaluation(ticks, names, selections=selections)
         except ReplayError as exc:
             raise UserError(str(exc)) from exc
         if as_json:
@@ -132,3 +146,26 @@ def _evaluate_horizons(
         from rich.console import Console
 
         Console(width=None if sys.stdout.isatty() else PIPED_WIDTH).print(render_horizon_table(scores))
+
+
+def _print_drift_calibration(ticks: list[object], model: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from tickcast.common.records import Tick
+    from tickcast.evaluation.drift_replay import real_alarms, synthetic_alarms
+    from tickcast.predictor.selection.drift import DriftPolicy
+
+    real = [t for t in ticks if isinstance(t, Tick)]
+    table = Table(title=f"drift alarms on {model}'s absolute residuals")
+    for column in ("detector", "alarms /10k labels (real)", "synthetic: detected", "median delay", "false /10k"):
+        table.add_column(column)
+    settings = [(f"adwin delta={d:g}", DriftPolicy("adwin", adwin_delta=d)) for d in (0.002, 0.0002, 0.00002)] + [
+        (f"page-hinkley lambda={t:g}", DriftPolicy("page-hinkley", ph_threshold=t)) for t in (50.0, 200.0, 1000.0)
+    ]
+    for name, policy in settings:
+        on_real, synthetic = real_alarms(real, model, policy, name), synthetic_alarms(model, policy, name)
+        table.add_row(name, f"{on_real.alarms_per_10k:.2f}", f"{synthetic.detected}/{synthetic.change_points}",
+                      "-" if synthetic.median_delay is None else f"{synthetic.median_delay:.0f}",
+                      f"{synthetic.false_per_10k:.2f}")  # fmt: skip
+    Console(width=None if sys.stdout.isatty() else PIPED_WIDTH).print(table)

@@ -44,6 +44,11 @@ class CommonSettings(KafkaClientSettings):
         pattern=TOPIC_NAME_PATTERN,
         description="Dead letters: ticks that could not be processed.",
     )
+    model_events_topic: str = Field(
+        "model-events",
+        pattern=TOPIC_NAME_PATTERN,
+        description="Audit trail of model governance: promotions, demotions and drift per symbol.",
+    )
     partitions: int = Field(
         8, ge=1, le=10_000, description="Partitions of ticks and predictions (the scaling ceiling)."
     )

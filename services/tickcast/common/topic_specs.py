@@ -21,6 +21,8 @@ DAY_MS = 86_400_000
 TICKS_RETENTION_MS = 7 * DAY_MS
 PREDICTIONS_RETENTION_MS = 7 * DAY_MS
 DEAD_LETTERS_RETENTION_MS = 30 * DAY_MS
+#: An audit trail: a year of which model served each symbol, and why it changed.
+MODEL_EVENTS_RETENTION_MS = 365 * DAY_MS
 
 #: Headers of every dead letter (prefix ``tickcast.``); the value is the refused record, byte for byte.
 DEAD_LETTER_HEADERS: dict[str, str] = {
@@ -103,7 +105,7 @@ def topic_specs(
 
     >>> specs = topic_specs(CommonSettings())
     >>> [(s.name, s.configs["cleanup.policy"]) for s in specs][2:]
-    [('ticks.dlq', 'delete'), ('tickcast-predictor-snapshots', 'compact')]
+    [('ticks.dlq', 'delete'), ('tickcast-predictor-snapshots', 'compact'), ('model-events', 'delete')]
     """
     rf, partitions = settings.replication_factor, settings.partitions
     predictor = Client("predictor (tickcast worker)", group_id)
@@ -141,11 +143,18 @@ def topic_specs(
             (Client("predictor (tickcast worker)", None, "on assignment: reads its partitions to the end"),),
             created_by="the predictor worker at start (and tickcast topics create)",
         ),
+        TopicSpec(
+            "model_events", settings.model_events_topic,
+            "Per symbol: promotions and demotions of its serving model, and drift detections, with the evidence.",
+            "symbol (UTF-8)", "tickcast.v1.ModelEvent", "model-events-value", partitions, rf,
+            deleting(MODEL_EVENTS_RETENTION_MS, rf), (predictor_writes,),
+            (Client("tickcast models", None, "reads every partition from the start, no group"),),
+        ),
     ]  # fmt: skip
 
 
 def by_role(specs: list[TopicSpec]) -> dict[str, TopicSpec]:
-    """Specs by role ('ticks', 'predictions', 'dead_letters', 'snapshots').
+    """Specs by role ('ticks', 'predictions', 'dead_letters', 'snapshots', 'model_events').
 
     >>> by_role(topic_specs(CommonSettings()))["dead_letters"].name
     'ticks.dlq'

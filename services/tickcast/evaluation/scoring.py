@@ -39,13 +39,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tickcast.common.records import Lineage, Tick
 from tickcast.evaluation.report import OVERALL, EvaluationReport, ModelReport, SkillPoint
 from tickcast.evaluation.running_scores import RunningScores, pooled_score
 from tickcast.predictor.forecaster import FLAG_OUTLIER, READY, Forecaster
 from tickcast.predictor.models import ModelSpec, model_spec
+from tickcast.predictor.selection.champion import SelectionConfig
 
 __all__ = ["evaluate"]
 
@@ -71,12 +72,26 @@ class _ModelRun:
     ticks: int = 0
 
 
+def selection_label(config: SelectionConfig) -> str:
+    """How a champion/challenger run is named in a report.
+
+    >>> selection_label(SelectionConfig("linear", ("pa", "ew-mean")))
+    'select:linear>pa,ew-mean'
+    """
+    return f"select:{config.incumbent}>{','.join(config.challengers)}"
+
+
 def evaluate(
-    ticks: Iterable[Tick], models: Sequence[str | ModelSpec], checkpoint_every: int = 1000
+    ticks: Iterable[Tick],
+    models: Sequence[str | ModelSpec],
+    checkpoint_every: int = 1000,
+    selections: Sequence[SelectionConfig] = (),
 ) -> EvaluationReport:
     """Replay ``ticks`` once through a fresh ``Forecaster`` per model and score every READY forecast.
 
-    ``models`` are registry names (or ready-made :class:`ModelSpec` objects, for experiments).
+    ``models`` are registry names (or ready-made :class:`ModelSpec` objects, for experiments). Each of
+    ``selections`` adds a run where the configured model starts as champion and the challengers may replace
+    it per symbol, as in a worker with ``TICKCAST_CHALLENGERS``; it is scored on what it served.
 
     >>> from tickcast.common.records import Tick
     >>> prices = [100.0, 100.01, 100.0, 100.0, 100.01]
@@ -91,6 +106,9 @@ def evaluate(
     if len(set(names)) != len(names):
         raise ValueError(f"model names must be distinct, got {names}")
     runs = [_ModelRun(spec, Forecaster(spec, worker="evaluate")) for spec in specs]
+    for config in selections:
+        spec = replace(model_spec(config.incumbent), name=selection_label(config))
+        runs.append(_ModelRun(spec, Forecaster(spec, worker="evaluate", selection=config)))
     clock = time.perf_counter
     for offset, tick in enumerate(ticks):
         lineage = Lineage("replay", 0, offset, tick.event_time)
@@ -100,6 +118,7 @@ def evaluate(
             prediction = run.forecaster.process(tick, lineage, now_us)
             run.seconds += clock() - started
             run.ticks += 1
+            run.forecaster.model_events.clear()
             symbol = run.symbols.get(tick.symbol)
             if symbol is None:
                 symbol = run.symbols[tick.symbol] = _SymbolRun()

@@ -104,8 +104,9 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
         },
     )
     publisher = OutcomePublisher(
-        output, settings.predictions_topic, settings.dlq_topic, settings.worker_id, handler.counters
-    )
+        output, settings.predictions_topic, settings.dlq_topic, settings.worker_id, handler.counters,
+        settings.model_events_topic,
+    )  # fmt: skip
     assigned: set[TP] = set()
     # Partitions stopped because not even a dead letter of one of their records could be produced.
     halted: dict[int, str] = {}

@@ -47,6 +47,8 @@ class PendingForecast:
     """Half the width of the interval served with the forecast (its coverage is scored against it)."""
     weight: int = 1
     """Forecasts it stands for: itself and those served but skipped since the previous one was enqueued."""
+    challengers: dict[str, float] | None = None
+    """Model selection's challengers' forecasts made from the same features (shortest horizon, sampled ticks)."""
 
 
 class ScoredLabel(NamedTuple):
@@ -62,6 +64,8 @@ class ScoredLabel(NamedTuple):
     """How long after the forecast's event time the label tick came (≥ the horizon for a time horizon)."""
     weight: int
     """Served forecasts this label stands for (see :attr:`PendingForecast.weight`): busy stretches weigh more."""
+    challengers: dict[str, float] | None = None
+    """See :attr:`PendingForecast.challengers`."""
 
 
 @dataclass(slots=True)
@@ -149,6 +153,7 @@ class LabelQueue:
             entry.half_width_bps,
             time_ms - entry.made_at_ms,
             entry.weight,
+            entry.challengers,
         )
 
     def pop(self, count: int) -> None:

@@ -11,6 +11,10 @@ target is predicted before it is learned, and learned only from what was known w
 A gap (no trade of the symbol for more than ``gap_ms``: a halt, the night, a weekend) is not a return: the
 pending forecasts are dropped (counted), the short-horizon features start over, and predictions within the
 longest horizon after it carry the flag ``after_gap``.
+
+Model selection (challengers, :mod:`tickcast.predictor.selection`) runs on the shortest horizon: its
+challengers forecast when a forecast joins that horizon's queue, and are scored against the served forecast
+when the label arrives. The longer horizons serve the configured model.
 """
 
 from __future__ import annotations
@@ -22,12 +26,15 @@ from typing import Any
 import structlog
 from river import stats
 
+from tickcast.common.model_events import ModelEvent
 from tickcast.common.records import STATE_FRESH, STATE_SNAPSHOT, HorizonForecast, Lineage, Prediction, Tick
 from tickcast.predictor.delayed_labels import DEFAULT_CAPACITY, ScoredLabel
 from tickcast.predictor.features import MAX_RETURN_BPS, OUTLIER_SIGMAS, SymbolFeatures
 from tickcast.predictor.horizon_state import HorizonState
 from tickcast.predictor.horizons import Horizon, parse_horizons, signature
-from tickcast.predictor.models import ModelSpec, OnlineRegressor
+from tickcast.predictor.models import ModelSpec, OnlineRegressor, model_spec
+from tickcast.predictor.selection.champion import ModelSelection, SelectionConfig
+from tickcast.predictor.selection.events import model_event
 
 log = structlog.get_logger("tickcast.predictor")
 
@@ -76,6 +83,8 @@ class SymbolState:
     gaps: int = 0
     after_gap_until_ms: int = -1
     """Predictions with an event time before this are flagged ``after_gap``."""
+    selection: ModelSelection | None = None
+    """Champion and challengers (issue 16) of the shortest horizon; None when no challenger is configured."""
 
     def restored_from(self, applied_offset: int, generation: int) -> None:
         """Record that this state came from the snapshot at ``applied_offset`` of ``generation`` (lineage).
@@ -124,6 +133,7 @@ class Forecaster:
         coverage: float | None = None,
         gap_ms: int | None = None,
         capacity: int = DEFAULT_CAPACITY,
+        selection: SelectionConfig | None = None,
     ) -> None:
         self.spec = spec
         self.worker = worker
@@ -137,6 +147,9 @@ class Forecaster:
         self._after_gap_ms = max(h.horizon_ms for h in horizons)
         self.states: dict[str, SymbolState] = {}
         """Per symbol, in order of last processed tick (oldest first)."""
+        self.selection = selection
+        self.model_events: list[ModelEvent] = []
+        """Decisions made since the caller last took them (it publishes and clears them)."""
 
     def new_state(self, since_offset: int = -1) -> SymbolState:
         horizons = [HorizonState.fresh(h, self.spec.build(), self.coverage, self.capacity) for h in self.horizons]
@@ -210,6 +223,8 @@ class Forecaster:
         self.states[symbol] = state
         for horizon, n, labels in due:
             horizon.commit(n, labels, assessed.is_outlier)
+            if horizon is state.horizons[0] and state.selection is not None and not assessed.is_outlier:
+                self._govern(state, labels, tick, lineage, now_us)
         if due and not assessed.is_outlier:
             state.ticks_learned += 1
             state.errors_scored = state.horizons[0].learned
@@ -233,25 +248,27 @@ class Forecaster:
             flags.append(FLAG_AFTER_GAP)
 
         price, features, has_features = tick.price, update.features, update.return_bps is not None
-        warmup = self.spec.warmup_ticks
+        serving = self._serving_spec(state)
         forecasts: list[HorizonForecast] = []
         for horizon in state.horizons:
-            ready = has_features and horizon.learned >= warmup
-            forecast = self._predict(state, horizon, features) if ready else 0.0
+            spec = serving if horizon is state.horizons[0] else self.spec
+            ready = has_features and horizon.learned >= spec.warmup_ticks
+            forecast = self._predict(state, horizon, features, spec) if ready else 0.0
             predicted_price = price * math.exp(forecast / 1e4)
             if not math.isfinite(predicted_price):
                 # Only a price within a few percent of the float maximum gets here; no forecast beats a finite one.
                 forecast, predicted_price = 0.0, price
-            spec, interval = horizon.horizon, horizon.interval
+            target, interval = horizon.horizon, horizon.interval
             half_width = interval.half_width_bps if interval is not None else 0.0
-            if has_features:
-                horizon.queue.offer(now, count, assessed.log_price, features, forecast, half_width)
+            if has_features and horizon.queue.offer(now, count, assessed.log_price, features, forecast, half_width):
+                if horizon is state.horizons[0] and self.selection is not None:
+                    self._challenge(state, self.selection, features, horizon)
             forecasts.append(
                 HorizonForecast(
-                    horizon=spec.label,
-                    horizon_ms=spec.horizon_ms,
-                    horizon_ticks=spec.amount if spec.in_ticks else 0,
-                    target_time=None if spec.in_ticks else now + spec.amount,
+                    horizon=target.label,
+                    horizon_ms=target.horizon_ms,
+                    horizon_ticks=target.amount if target.in_ticks else 0,
+                    target_time=None if target.in_ticks else now + target.amount,
                     predicted_return_bps=forecast,
                     predicted_price=predicted_price,
                     ready=ready,
@@ -273,8 +290,8 @@ class Forecaster:
             predicted_price=first.predicted_price,
             horizon_ticks=first.horizon_ticks,
             status=READY if first.ready else WARMING_UP,
-            model_name=self.spec.name,
-            model_version=self.model_version,
+            model_name=serving.name,
+            model_version=self.model_version if serving is self.spec else serving.full_version,
             ticks_learned=state.ticks_learned,
             source_topic=lineage.topic,
             source_partition=lineage.partition,
@@ -284,7 +301,7 @@ class Forecaster:
             worker=self.worker,
             abs_error_ewm_bps=first.abs_error_ewm_bps,
             flags=flags,
-            model_recipe_version=self.spec.version,
+            model_recipe_version=serving.version,
             state_origin=state.origin,
             state_since_offset=state.since_offset,
             state_snapshot_generation=state.snapshot_generation,
@@ -299,17 +316,53 @@ class Forecaster:
         state.last_prediction = prediction
         return prediction
 
-    def _predict(self, state: SymbolState, horizon: HorizonState, features: dict[str, Any]) -> float:
+    def _serving_spec(self, state: SymbolState) -> ModelSpec:
+        """The recipe of the shortest horizon's model: the configured one, or the champion selection chose."""
+        if state.selection is None or state.selection.champion_recipe == self.spec.name:
+            return self.spec
+        return model_spec(state.selection.champion_recipe)
+
+    def _challenge(
+        self, state: SymbolState, config: SelectionConfig, features: dict[str, Any], horizon: HorizonState
+    ) -> None:
+        """The challengers' forecasts from the features just served, kept with that forecast until its label."""
+        if state.selection is None:
+            state.selection = ModelSelection(config, champion=self.spec.name)
+        state.selection.reconcile(config)
+        limit = MAX_RETURN_BPS
+        if horizon.horizon == NEXT_TICK[0]:
+            limit = min(OUTLIER_SIGMAS * state.features.scale_bps(), limit)
+        state.selection.forecast(features, limit)
+        horizon.queue.pending[-1].challengers = state.selection.pending
+        state.selection.pending = None
+
+    def _govern(self, state: SymbolState, labels: list[ScoredLabel], tick: Tick, lineage: Lineage, now_us: int) -> None:
+        """Score each served forecast against the challengers' of the same tick and let selection swap the champion."""
+        selection, config = state.selection, self.selection
+        if selection is None or config is None:
+            return
+        selection.reconcile(config)
+        model = state.horizons[0].model
+        for label in labels:
+            selection.pending = label.challengers
+            model, decisions = selection.learn_one(label.features, label.target_bps, label.forecast_bps, model)
+            for decision in decisions:
+                self.model_events.append(
+                    model_event(decision, tick.symbol, lineage, tick.event_time, now_us, self.worker, config)
+                )
+        state.horizons[0].model = state.model = model
+
+    def _predict(self, state: SymbolState, horizon: HorizonState, features: dict[str, Any], spec: ModelSpec) -> float:
         try:
             raw = horizon.model.predict_one(features)
         except Exception:
             # After learning, a raise here would leave the tick half applied: treat it as a broken model.
-            log.exception("model_predict_failed", model=self.spec.name, horizon=horizon.horizon.label)
+            log.exception("model_predict_failed", model=spec.name, horizon=horizon.horizon.label)
             raw = None
         if raw is None or not math.isfinite(raw):
             # The model broke (a NaN weight never unlearns itself): persistence now, and a fresh
             # model that warms up again from the next labels.
-            horizon.model = self.spec.build()
+            horizon.model = spec.build()
             horizon.learned = 0
             if horizon is state.horizons[0]:
                 state.model, state.ticks_learned = horizon.model, 0

@@ -24,6 +24,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from tickcast.common.errors import Reason
+from tickcast.common.model_events import MODEL_EVENT_KINDS
 from tickcast.predictor.forecaster import READY, WARMING_UP
 from tickcast.predictor.horizon_metrics import HORIZON_METRICS, HasHorizons, horizon_families
 from tickcast.predictor.metric_spec import MetricSpec
@@ -93,6 +94,10 @@ EVICTED = MetricSpec(
     "counter",
     "Symbols dropped from memory to stay under TICKCAST_MAX_SYMBOLS (after a final snapshot).",
 )
+MODEL_EVENTS = MetricSpec("tickcast_model_events", "counter", "Promotions, demotions and drifts decided.", ("kind",))
+DRIFTING = MetricSpec(
+    "tickcast_symbols_drifting", "gauge", "Symbols whose champion's residuals drifted within their last 1000 labels."
+)
 INFO = MetricSpec(
     "tickcast_worker_info",
     "gauge",
@@ -119,6 +124,8 @@ METRICS: Final = (
     REFUSED,
     FENCED,
     EVICTED,
+    MODEL_EVENTS,
+    DRIFTING,
     INFO,
     *HORIZON_METRICS,
 )
@@ -187,6 +194,7 @@ class TickCounters:
     processing_seconds: BucketHistogram = field(default_factory=lambda: BucketHistogram(PROCESSING_BUCKETS))
     end_to_end_seconds: BucketHistogram = field(default_factory=lambda: BucketHistogram(LATENCY_BUCKETS))
     own_latency_seconds: BucketHistogram = field(default_factory=lambda: BucketHistogram(OWN_LATENCY_BUCKETS))
+    model_events: Counter[str] = field(default_factory=Counter)
     #: partition -> offset of the last tick handled from it (for the lag gauge).
     last_offsets: dict[int, int] = field(default_factory=dict)
 
@@ -317,6 +325,11 @@ class WorkerMetrics(Collector):
             error.add_metric([], mean)
         yield error
         yield from horizon_families(states.values())
+        yield _labelled_counter(MODEL_EVENTS, {**dict.fromkeys(MODEL_EVENT_KINDS, 0), **c.model_events})
+        drifting = sum(
+            1 for s in states.values() if (sel := getattr(s, "selection", None)) is not None and sel.drifting
+        )
+        yield GaugeMetricFamily(DRIFTING.name, DRIFTING.help, value=drifting)
         health = self.state_health()
         yield GaugeMetricFamily(NOT_READY.name, NOT_READY.help, value=health.partitions_not_ready)
         yield _counter(RESTORE_FAILURES, health.restore_failures)

@@ -86,6 +86,7 @@ class OutcomePublisher:
     dlq_topic: str
     worker: str
     counters: TickCounters
+    model_events_topic: str = "model-events"
 
     def publish(self, outcome: Outcome, key: bytes | None, value: bytes | None, lineage: Lineage) -> bool:
         """Queue ``outcome`` of the record (``key``, ``value``) at ``lineage``; False if the queue is full.
@@ -95,6 +96,8 @@ class OutcomePublisher:
         """
         if not isinstance(outcome, Predicted):
             return self._send_letter(outcome, lineage)
+        if outcome.model_events and not self._send_model_events(outcome, lineage):
+            return False
         try:
             return self.output.send(self.predictions_topic, outcome.key, outcome.value, source=lineage.partition)
         except ProduceRefused as refused:
@@ -104,6 +107,18 @@ class OutcomePublisher:
             self.counters.predictions_out -= 1
             self.counters.dead_letters[Reason.OUTPUT_REFUSED.value] += 1
         return sent
+
+    def _send_model_events(self, outcome: Predicted, lineage: Lineage) -> bool:
+        """Queue the outcome's model events, dropping each once queued (a retry after a full queue sends the rest)."""
+        events = outcome.model_events
+        while events:
+            try:
+                if not self.output.send(self.model_events_topic, outcome.key, events[0], source=lineage.partition):
+                    return False
+            except ProduceRefused as refused:  # an audit record never stops predictions: say so loudly
+                log.error("model_event_refused", partition=lineage.partition, offset=lineage.offset, error=str(refused))
+            events.pop(0)
+        return True
 
     def _send_letter(self, letter: DeadLettered, lineage: Lineage) -> bool:
         fitted = fit_dead_letter(letter, self.output.max_message_bytes)

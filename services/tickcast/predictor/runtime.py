@@ -7,7 +7,7 @@ counters, so the worker's batch loop stays a thin ``for`` and this is testable w
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeAlias
 
 import structlog
@@ -15,6 +15,7 @@ import structlog
 from tickcast.common.contracts import AvroCodec, load_schema, open_schema_store
 from tickcast.common.contracts.base import PREDICTION_SCHEMA_FILE, TICK_SCHEMA_FILE
 from tickcast.common.errors import Reason, Rejected
+from tickcast.common.model_events import MODEL_EVENT_SCHEMA_FILE
 from tickcast.common.records import Lineage
 from tickcast.common.redaction import redact_text
 from tickcast.common.validation import TickLimits
@@ -22,6 +23,9 @@ from tickcast.predictor.forecaster import FLAG_OUTLIER, Forecaster
 from tickcast.predictor.intake import read_tick
 from tickcast.predictor.metrics import TickCounters, WorkerMetrics
 from tickcast.predictor.models import model_spec
+from tickcast.predictor.selection.champion import SelectionConfig
+from tickcast.predictor.selection.drift import DriftPolicy
+from tickcast.predictor.selection.rule import PromotionPolicy
 from tickcast.predictor.settings import PredictorSettings
 
 log = structlog.get_logger("tickcast.predictor")
@@ -36,6 +40,8 @@ class Predicted:
     symbol: str
     key: bytes | None
     value: bytes
+    model_events: list[bytes] = field(default_factory=list)
+    """Encoded model events (key: the symbol) the tick's label decided; sent before the prediction."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +51,33 @@ class DeadLettered:
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, bytes]]
+
+
+def selection_config(settings: PredictorSettings) -> SelectionConfig | None:
+    """What every symbol's champion/challenger selection runs with; None when there is nothing to select or watch.
+
+    >>> selection_config(PredictorSettings(bootstrap_servers="k:1", drift_detector="off")) is None
+    True
+    >>> selection_config(PredictorSettings(bootstrap_servers="k:1", challengers="pa")).challengers
+    ('pa',)
+    """
+    if not settings.challenger_names and settings.drift_detector == "off":
+        return None
+    return SelectionConfig(
+        settings.model,
+        settings.challenger_names,
+        settings.challenger_score_fraction,
+        PromotionPolicy(
+            settings.promotion_min_samples,
+            settings.promotion_level,
+            settings.promotion_min_skill_margin,
+            settings.promotion_cooldown,
+        ),
+        DriftPolicy(
+            settings.drift_detector, settings.drift_adwin_delta, settings.drift_ph_threshold,
+            settings.drift_fresh_challenger,
+        ),
+    )  # fmt: skip
 
 
 Outcome: TypeAlias = Predicted | DeadLettered
@@ -81,6 +114,9 @@ class TickHandler:
         self.prediction_codec = AvroCodec(
             store, f"{settings.predictions_topic}-value", load_schema(PREDICTION_SCHEMA_FILE)
         )
+        self.model_event_codec = AvroCodec(
+            store, f"{settings.model_events_topic}-value", load_schema(MODEL_EVENT_SCHEMA_FILE)
+        )
         self.forecaster = Forecaster(
             model_spec(settings.model),
             worker=settings.worker_id,
@@ -88,6 +124,7 @@ class TickHandler:
             coverage=settings.interval_coverage or None,
             gap_ms=round(settings.gap_s * 1000),
             capacity=settings.label_capacity,
+            selection=selection_config(settings),
         )
         self.limits = TickLimits(max_future_ms=settings.max_future_ms)
         self.max_bytes = settings.max_record_bytes
@@ -132,7 +169,12 @@ class TickHandler:
         # negative, which would only corrupt the histogram's sum.
         latency = now_us / 1e6 + elapsed - lineage.produced_at_ms / 1e3
         counters.end_to_end_seconds.observe(latency if latency > 0.0 else 0.0)
-        return Predicted(prediction.symbol, key, encoded)
+        predicted = Predicted(prediction.symbol, key, encoded)
+        if self.forecaster.model_events:  # rare: a promotion, demotion or drift on this tick's label
+            predicted.model_events = [self.model_event_codec.encode(e.to_avro()) for e in self.forecaster.model_events]
+            counters.model_events.update(e.kind for e in self.forecaster.model_events)
+            self.forecaster.model_events.clear()
+        return predicted
 
     def _dead_letter(
         self,

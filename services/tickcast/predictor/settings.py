@@ -6,6 +6,7 @@ import os
 import socket
 import tempfile
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 
@@ -36,6 +37,34 @@ class PredictorSettings(CommonSettings):
     )
     model: str = Field(DEFAULT_MODEL, description=f"Model from the registry: {', '.join(MODELS)}.")
     worker_id: str = Field(default_factory=_default_worker_id, description="Name of this worker in lineage and logs.")
+    challengers: str = Field(
+        "",
+        description="Comma-separated registry models that learn in the champion's shadow per symbol and replace it "
+        "when the promotion rule says so; empty = the configured model serves alone.",
+    )
+    challenger_score_fraction: float = Field(
+        1.0, gt=0, le=1, description="Share of ticks on which challengers forecast and are scored (all learn)."
+    )
+    promotion_min_samples: int = Field(300, ge=2, description="Scored labels a challenger needs before promotion.")
+    promotion_level: float = Field(
+        0.01, gt=0, lt=0.5, description="One-sided level of the Diebold-Mariano test (split among challengers)."
+    )
+    promotion_min_skill_margin: float = Field(
+        0.01, ge=0, lt=1, description="Least relative drop in squared error (1 - mse_new / mse_old) to promote."
+    )
+    promotion_cooldown: int = Field(500, ge=0, description="Labels after a change of champion with no other change.")
+    drift_detector: Literal["adwin", "page-hinkley", "off"] = Field(
+        "page-hinkley", description="Drift detector on the champion's absolute residuals, per symbol."
+    )
+    drift_adwin_delta: float = Field(
+        0.0002, gt=0, lt=1, description="ADWIN's confidence parameter (lower: fewer alarms)."
+    )
+    drift_ph_threshold: float = Field(
+        200.0, gt=0, description="Page-Hinkley's threshold, bps of cumulative excess error."
+    )
+    drift_fresh_challenger: bool = Field(
+        True, description="On drift, start a fresh model of the champion's recipe as a challenger."
+    )
     web_host: str = Field(
         "127.0.0.1",
         description="Interface the worker's HTTP server listens on (health, stats, metrics, latest predictions); "
@@ -207,6 +236,23 @@ class PredictorSettings(CommonSettings):
     @classmethod
     def _horizons_parse(cls, value: str) -> str:
         parse_horizons(value)  # BadHorizon is a ValueError: pydantic reports it with the setting's name
+        return value
+
+    @property
+    def challenger_names(self) -> tuple[str, ...]:
+        """The configured challengers, without the champion itself.
+
+        >>> PredictorSettings(bootstrap_servers="k:1", challengers="pa, linear,ew-mean").challenger_names
+        ('pa', 'ew-mean')
+        """
+        return tuple(n for n in (part.strip() for part in self.challengers.split(",")) if n and n != self.model)
+
+    @field_validator("challengers")
+    @classmethod
+    def _challengers_are_registered(cls, value: str) -> str:
+        unknown = [n for n in (part.strip() for part in value.split(",")) if n and n not in MODELS]
+        if unknown:
+            raise ValueError(f"unknown challengers {unknown}; choose among: {', '.join(MODELS)}")
         return value
 
     @field_validator("model")

@@ -74,6 +74,10 @@ class Pipeline:
         return f"ticks-{self.unique}.dlq"
 
     @property
+    def model_events_topic(self) -> str:
+        return f"model-events-{self.unique}"
+
+    @property
     def group_id(self) -> str:
         return f"{self.group_prefix}-{self.unique}"
 
@@ -91,6 +95,7 @@ class Pipeline:
             "ticks_topic": self.ticks_topic,
             "predictions_topic": self.predictions_topic,
             "dlq_topic": self.dlq_topic,
+            "model_events_topic": self.model_events_topic,
             "partitions": self.partitions,
         }
 
@@ -102,6 +107,7 @@ class Pipeline:
             "TICKCAST_TICKS_TOPIC": self.ticks_topic,
             "TICKCAST_PREDICTIONS_TOPIC": self.predictions_topic,
             "TICKCAST_DLQ_TOPIC": self.dlq_topic,
+            "TICKCAST_MODEL_EVENTS_TOPIC": self.model_events_topic,
             "TICKCAST_PARTITIONS": str(self.partitions),
             "TICKCAST_GROUP_ID": self.group_id,
             "TICKCAST_MODEL": self.model,
@@ -131,6 +137,7 @@ class Pipeline:
             ticks_topic=self.ticks_topic,
             predictions_topic=self.predictions_topic,
             dlq_topic=self.dlq_topic,
+            model_events_topic=self.model_events_topic,
             partitions=self.partitions,
         )
         return topic_specs(settings, self.group_id)

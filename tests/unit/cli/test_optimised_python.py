@@ -18,7 +18,7 @@ import pytest
 COMMANDS = {
     "", "broker", "evaluate", "worker", "gateway", "subscribe", "demo", "lag", "supervise", "scale", "autoscale",
     "topics", "topics create", "topics check", "produce", "produce synthetic", "produce file", "dlq", "dlq list",
-    "dlq summary", "dlq replay", "schema", "schema check", "schema register", "explain", "catalog",
+    "dlq summary", "dlq replay", "schema", "schema check", "schema register", "explain", "catalog", "models",
 }  # fmt: skip
 
 # One interpreter for all --help pages (a fresh one per page would take a minute on a busy machine).

@@ -195,10 +195,13 @@ def test_a_subject_not_declared_is_checked_backward_transitive(tmp_path: Path) -
 def test_schema_check_exits_1_naming_the_field_and_rule(tmp_path: Path) -> None:
     directory = catalogue_copy(tmp_path)
     enum = {"type": "enum", "name": "PredictionStatus", "symbols": ["READY"]}
+    # The next free id, whatever other contracts (model-events, new prediction versions) took before it.
+    new_id = max(e["id"] for e in json.loads((directory / "catalogue.json").read_text())["schemas"]) + 1
     add_version(directory, "predictions-value", "prediction-v9.avsc", changed(PREDICTION, "status", type=enum))
     result = run_tickcast("schema", "check", "--local-only", "--directory", str(directory), env={})
     assert result.returncode == 1
     assert (
-        "INCOMPATIBLE predictions-value: id 8 (prediction-v9.avsc) is not FULL_TRANSITIVE compatible" in result.stderr
+        f"INCOMPATIBLE predictions-value: id {new_id} (prediction-v9.avsc) is not FULL_TRANSITIVE compatible"
+        in result.stderr
     )
     assert "field 'status'" in result.stderr and "enum symbol removed" in result.stderr

@@ -1,0 +1,262 @@
+"""One symbol's champion and challengers: score what was served against what each challenger would have served.
+
+The champion's model lives in the symbol's state (``SymbolState.model``) and serves; the challengers
+live here. Per tick, in the forecaster's order:
+
+1. when the label of the last tick arrives, :meth:`ModelSelection.learn_one` scores the forecast that
+   was served against the challengers' forecasts for the same target (on sampled ticks only), feeds the
+   served residual to the drift detector, teaches every challenger, and may swap a challenger in;
+2. :meth:`ModelSelection.forecast` asks the challengers for the next target on a share
+   (``score_fraction``) of ticks: the cost of a challenger is its ``learn_one`` on every tick plus its
+   ``predict_one`` on that share.
+
+Sampling is a deterministic credit counter, not a random draw, so a replay after failover scores the same
+ticks. With k challengers, each pair is tested at ``level / k`` (Bonferroni), so the chance that some
+challenger of an equal set passes by luck stays at ``level``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from tickcast.predictor.models import OnlineRegressor, model_spec
+from tickcast.predictor.selection.drift import DriftDetector, DriftPolicy, new_detector
+from tickcast.predictor.selection.rule import PairedLosses, PromotionPolicy, Verdict, judge
+
+log = structlog.get_logger("tickcast.predictor")
+
+PROMOTION, DEMOTION, DRIFT = "PROMOTION", "DEMOTION", "DRIFT"
+FRESH_SUFFIX = "~fresh"
+#: A symbol counts as drifting for this many labels after a detection (the fleet alert's share).
+DRIFTING_FOR_LABELS = 1000
+
+
+def recipe_of(slot: str) -> str:
+    """The registry name behind a challenger slot (a fresh restart of a recipe has its own slot).
+
+    >>> recipe_of("linear~fresh"), recipe_of("pa")
+    ('linear', 'pa')
+    """
+    return slot.split("~", 1)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class SelectionConfig:
+    """What every symbol's selection runs with: the worker's settings, shared by all symbols."""
+
+    incumbent: str
+    """The configured model (TICKCAST_MODEL): a change away from it is a promotion, back to it a demotion."""
+    challengers: tuple[str, ...] = ()
+    score_fraction: float = 1.0
+    promotion: PromotionPolicy = field(default_factory=PromotionPolicy)
+    drift: DriftPolicy = field(default_factory=DriftPolicy)
+
+
+@dataclass(frozen=True, slots=True)
+class ChallengerScore:
+    """A challenger's standing against the champion since their comparison (re)started."""
+
+    model: str
+    samples: int
+    champion_mse: float
+    challenger_mse: float
+    statistic: float
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A promotion, demotion or drift detection, with the evidence behind it."""
+
+    kind: str
+    from_model: str
+    to_model: str
+    verdict: Verdict | None
+    scores: tuple[ChallengerScore, ...]
+    labels_since_change: int
+
+
+class ModelSelection:
+    """Champion name, challenger models and their running comparisons for one symbol (pickled with its state).
+
+    >>> config = SelectionConfig("persistence", ("mean-reversion",), promotion=PromotionPolicy(50, cooldown=0))
+    >>> selection = ModelSelection(config)
+    >>> champion = model_spec("persistence").build()
+    >>> decisions = []
+    >>> for t in range(200):
+    ...     last = 1.0 if t % 2 else -1.0  # a bounce: mean reversion forecasts it, persistence does not
+    ...     selection.forecast({"last_nonzero_bps": last}, limit=50.0)
+    ...     label = -0.3 * last + 0.1 * (t * 7 % 5 - 2)
+    ...     champion, found = selection.learn_one({"last_nonzero_bps": last}, label, 0.0, champion)
+    ...     decisions += found
+    >>> [(d.kind, d.from_model, d.to_model) for d in decisions], selection.champion
+    ([('PROMOTION', 'persistence', 'mean-reversion')], 'mean-reversion')
+    """
+
+    def __init__(self, config: SelectionConfig, champion: str | None = None) -> None:
+        self.champion = champion or config.incumbent
+        self.challengers: dict[str, OnlineRegressor] = {}
+        self.pairs: dict[str, PairedLosses] = {}
+        self.pending: dict[str, float] | None = None
+        """The challengers' forecasts of the next label, on sampled ticks."""
+        self.labels_since_change = 0
+        self.labels_since_drift: int | None = None
+        self.detector: DriftDetector | None = None
+        self._credit = 0.0
+        self._config = config
+        self._adopted: SelectionConfig | None = None
+        """The configuration object last reconciled with (a restored copy is another object)."""
+        self.reconcile(config)
+
+    @property
+    def champion_recipe(self) -> str:
+        return recipe_of(self.champion)
+
+    @property
+    def drifting(self) -> bool:
+        """A drift was detected in the last :data:`DRIFTING_FOR_LABELS` labels."""
+        return self.labels_since_drift is not None and self.labels_since_drift < DRIFTING_FOR_LABELS
+
+    def reconcile(self, config: SelectionConfig) -> None:
+        """Adopt ``config``: add configured challengers that are missing, drop those no longer configured.
+
+        Called once per configuration object (after a restore, the pickled one is a copy, so once per symbol).
+        """
+        if config is self._adopted:
+            return
+        wanted = {config.incumbent, *config.challengers} - {self.champion_recipe}
+        for slot in [s for s in self.challengers if s not in wanted and not s.endswith(FRESH_SUFFIX)]:
+            del self.challengers[slot], self.pairs[slot]
+        for name in sorted(wanted - set(self.challengers)):
+            self._start(name)
+        if self.detector is None or self._adopted is None or self._config.drift != config.drift:
+            self.detector = new_detector(config.drift)
+        self._config = self._adopted = config
+
+    def _start(self, slot: str) -> None:
+        self.challengers[slot] = model_spec(recipe_of(slot)).build()
+        self.pairs[slot] = PairedLosses(self._hac_lags())
+
+    def _hac_lags(self) -> int:
+        return self._config.promotion.hac_lags
+
+    def forecast(self, features: dict[str, Any], limit: float) -> None:
+        """On sampled ticks, the challengers' forecasts of the next label, clipped to ``limit`` as the champion's."""
+        config = self._config
+        self._credit += config.score_fraction
+        if self._credit < 1.0 or not self.challengers:
+            self.pending = None
+            return
+        self._credit -= 1.0
+        pending: dict[str, float] = {}
+        for slot, model in self.challengers.items():
+            try:
+                raw = model.predict_one(features)
+            except Exception:
+                log.exception("challenger_predict_failed", model=slot)
+                raw = None
+            if raw is None or not math.isfinite(raw):
+                self._start(slot)  # a broken challenger starts over, as a broken champion does
+                continue
+            pending[slot] = max(-limit, min(limit, float(raw)))
+        self.pending = pending
+
+    def learn_one(
+        self, features: dict[str, Any], label: float, served: float, champion_model: OnlineRegressor
+    ) -> tuple[OnlineRegressor, list[Decision]]:
+        """Score the served forecast of ``label`` against the challengers', teach them, maybe swap one in.
+
+        Returns the model that serves from now on (``champion_model`` unless a challenger replaced it) and
+        what was decided. Never raises: a challenger that fails to learn starts over.
+        """
+        config = self._config
+        decisions: list[Decision] = []
+        self.labels_since_change += 1
+        if self.labels_since_drift is not None:
+            self.labels_since_drift += 1
+        served_loss = (label - served) ** 2
+        if self.detector is not None:
+            self.detector.update(abs(label - served))
+            if self.detector.drift_detected:
+                decisions.append(self._drifted(config))
+        scored, pending = False, self.pending
+        if pending:
+            for slot, forecast in pending.items():
+                pair = self.pairs.get(slot)
+                if pair is None:
+                    continue
+                if pair.samples >= config.promotion.window:
+                    pair = self.pairs[slot] = PairedLosses(config.promotion.hac_lags)
+                pair.update(served_loss, (label - forecast) ** 2)
+                scored = True
+        self.pending = None
+        for slot, model in list(self.challengers.items()):
+            try:
+                model.learn_one(features, label)
+            except Exception:
+                log.exception("challenger_learn_failed", model=slot)
+                self._start(slot)
+        if scored:
+            best = self._best_promotable(config)
+            if best is not None:
+                champion_model = self._promote(best[0], best[1], champion_model, decisions)
+        return champion_model, decisions
+
+    def _best_promotable(self, config: SelectionConfig) -> tuple[str, Verdict] | None:
+        policy = config.promotion
+        # Only pairs at a look are tested; this runs on every scored label, so the rest costs nothing.
+        looking = [(slot, pair) for slot, pair in self.pairs.items() if policy.is_look(pair.samples)]
+        if not looking:
+            return None
+        corrected = PromotionPolicy(
+            policy.min_samples,
+            policy.level / max(1, len(self.pairs)),
+            policy.min_skill_margin,
+            policy.cooldown,
+            policy.hac_lags,
+            policy.window,
+        )
+        best: tuple[str, Verdict] | None = None
+        for slot, pair in looking:
+            verdict = judge(pair, corrected, self.labels_since_change)
+            if verdict.reason == "worse":  # this round is lost: start the next one on fresh sums
+                self.pairs[slot] = PairedLosses(policy.hac_lags)
+            elif verdict.promote and (best is None or verdict.statistic > best[1].statistic):
+                best = (slot, verdict)
+        return best
+
+    def scores(self) -> tuple[ChallengerScore, ...]:
+        return tuple(
+            ChallengerScore(slot, pair.samples, pair.champion_mse, pair.challenger_mse, pair.statistic())
+            for slot, pair in sorted(self.pairs.items())
+        )
+
+    def _promote(
+        self, slot: str, verdict: Verdict, champion_model: OnlineRegressor, decisions: list[Decision]
+    ) -> OnlineRegressor:
+        previous, scores = self.champion, self.scores()
+        kind = DEMOTION if recipe_of(slot) == self._config.incumbent else PROMOTION
+        decisions.append(Decision(kind, previous, slot, verdict, scores, self.labels_since_change))
+        promoted = self.challengers.pop(slot)
+        del self.pairs[slot]
+        self.champion = slot
+        # The old champion stays as a challenger (it can win its place back by the same rule), unless it was
+        # a fresh restart of the recipe now serving.
+        if recipe_of(previous) != recipe_of(slot):
+            self.challengers[previous] = champion_model
+        # Every comparison was against the old champion's errors: start them again, and the drift detector too.
+        self.pairs = {name: PairedLosses(self._config.promotion.hac_lags) for name in self.challengers}
+        self.labels_since_change = 0
+        self.detector = new_detector(self._config.drift)
+        return promoted
+
+    def _drifted(self, config: SelectionConfig) -> Decision:
+        self.labels_since_drift = 0
+        fresh = self.champion_recipe + FRESH_SUFFIX
+        if config.drift.fresh_challenger:
+            self._start(fresh)  # replaces an older fresh restart: it learned partly from before the change
+        return Decision(DRIFT, self.champion, fresh if config.drift.fresh_challenger else self.champion,
+                        None, self.scores(), self.labels_since_change)  # fmt: skip

@@ -1,0 +1,72 @@
+"""The forecaster with challengers: what serves is named in each prediction, and it survives a snapshot."""
+
+from __future__ import annotations
+
+import pickle
+import random
+
+from tickcast.common.records import Lineage, Prediction, Tick
+from tickcast.predictor.forecaster import Forecaster, SymbolState
+from tickcast.predictor.models import model_spec
+from tickcast.predictor.selection.champion import SelectionConfig
+from tickcast.predictor.selection.drift import DriftPolicy
+from tickcast.predictor.selection.rule import PromotionPolicy
+
+CONFIG = SelectionConfig(
+    "persistence", ("mean-reversion",), promotion=PromotionPolicy(min_samples=100, cooldown=0), drift=DriftPolicy("off")
+)
+
+
+def bouncing_prices(ticks: int, seed: int = 5) -> list[float]:
+    """Prices whose every move undoes about half the last one (bid-ask bounce): mean reversion wins."""
+    rng, price, last = random.Random(seed), 100.0, 1.0
+    prices = []
+    for _ in range(ticks):
+        move = -0.5 * last + rng.gauss(0.0, 1.0)
+        price *= 1.0 + move / 1e4
+        prices.append(price)
+        last = move
+    return prices
+
+
+def feed(forecaster: Forecaster, prices: list[float], start: int = 0) -> list[Prediction]:
+    return [
+        forecaster.process(Tick("SPY", p, 1.0, (start + i) * 1000), Lineage("ticks", 0, start + i, 0), now_us=0)
+        for i, p in enumerate(prices)
+    ]
+
+
+def test_a_promotion_changes_the_served_model_name_and_is_an_event() -> None:
+    forecaster = Forecaster(model_spec("persistence"), worker="w", selection=CONFIG)
+    served = {p.model_name for p in feed(forecaster, bouncing_prices(1500))}
+    assert served == {"persistence", "mean-reversion"}
+    [event] = forecaster.model_events
+    assert (event.kind, event.symbol, event.from_model, event.to_model) == ("PROMOTION", "SPY", "persistence",
+                                                                           "mean-reversion")  # fmt: skip
+    assert event.samples >= 100 and event.p_value <= event.level and event.skill_margin >= 0.01
+    assert event.worker == "w" and event.source_topic == "ticks"
+
+
+def test_the_champion_survives_a_snapshot_round_trip() -> None:
+    forecaster = Forecaster(model_spec("persistence"), worker="w", selection=CONFIG)
+    prices = bouncing_prices(1600)
+    feed(forecaster, prices[:1500])
+    state = pickle.loads(pickle.dumps(forecaster.states["SPY"]))
+    restored = Forecaster(model_spec("persistence"), worker="w2", selection=CONFIG)
+    restored.states["SPY"] = state
+    assert {p.model_name for p in feed(restored, prices[1500:], start=1500)} == {"mean-reversion"}
+
+
+def test_a_snapshot_from_before_selection_restores_and_serves_the_configured_model() -> None:
+    forecaster = Forecaster(model_spec("persistence"), worker="w")
+    feed(forecaster, bouncing_prices(50))
+    # A state pickled before the `selection` field existed: its slot is simply absent.
+    state = forecaster.states["SPY"]
+    payload = pickle.dumps(state)
+    old: SymbolState = pickle.loads(payload)
+    del old.selection
+    old.restored_from(49, 3)
+    restored = Forecaster(model_spec("persistence"), worker="w2", selection=CONFIG)
+    restored.states["SPY"] = old
+    assert {p.model_name for p in feed(restored, bouncing_prices(10, seed=9), start=50)} == {"persistence"}
+    assert restored.states["SPY"].selection is not None
