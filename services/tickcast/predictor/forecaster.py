@@ -260,9 +260,11 @@ class Forecaster:
                 forecast, predicted_price = 0.0, price
             target, interval = horizon.horizon, horizon.interval
             half_width = interval.half_width_bps if interval is not None else 0.0
-            if has_features and horizon.queue.offer(now, count, assessed.log_price, features, forecast, half_width):
-                if horizon is state.horizons[0] and self.selection is not None:
-                    self._challenge(state, self.selection, features, horizon)
+            queued = has_features and horizon.queue.offer(
+                now, count, assessed.log_price, features, forecast, half_width
+            )
+            if queued and horizon is state.horizons[0] and self.selection is not None:
+                self._challenge(state, self.selection, features, horizon)
             forecasts.append(
                 HorizonForecast(
                     horizon=target.label,

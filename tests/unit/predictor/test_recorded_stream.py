@@ -26,9 +26,9 @@ NOW_MS = 1_700_000_000_000
 TICKS = 3_000
 #: Recorded with River 0.26.1 (the version is inside every prediction's model_version).
 EXPECTED = {
-    "linear": "5a3c8d495344ddeeb2d84321e3cab97b645af787528b42129327d5504b647e3d",
-    "pa": "aa87f5f6857a3d3f58203e3a1bdc799426280d6589a4d27f62bf82c13761ed51",
-    "ew-mean": "085276c3a55724390ba0f436df58af266a9c18233dc750afc09c6cf654618ecf",
+    "ew-mean": "00ab38320f9ffab4775c8c5e50d9098c3af5cbbd20cdfa647b032300733da47b",
+    "linear": "6995147925d364fe5941d725972c203a9d3d3aba66fcbfdf2304f3c54df317fa",
+    "pa": "f87930bb3f9fccbdaa87cd8a2cefdeb5dc2151fe7e0aaba187771179684662b7",
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import random
+from dataclasses import fields
 
 from tickcast.common.records import Lineage, Prediction, Tick
 from tickcast.predictor.forecaster import Forecaster, SymbolState
@@ -60,11 +61,11 @@ def test_the_champion_survives_a_snapshot_round_trip() -> None:
 def test_a_snapshot_from_before_selection_restores_and_serves_the_configured_model() -> None:
     forecaster = Forecaster(model_spec("persistence"), worker="w")
     feed(forecaster, bouncing_prices(50))
-    # A state pickled before the `selection` field existed: its slot is simply absent.
-    state = forecaster.states["SPY"]
-    payload = pickle.dumps(state)
-    old: SymbolState = pickle.loads(payload)
-    del old.selection
+    # A state pickled before the `selection` field existed: its pickled values stop before that field.
+    values = forecaster.states["SPY"].__getstate__()
+    assert len(values) == len(fields(SymbolState)) and fields(SymbolState)[-1].name == "selection"
+    old = SymbolState.__new__(SymbolState)
+    old.__setstate__(pickle.loads(pickle.dumps(values[:-1])))
     old.restored_from(49, 3)
     restored = Forecaster(model_spec("persistence"), worker="w2", selection=CONFIG)
     restored.states["SPY"] = old
