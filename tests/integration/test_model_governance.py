@@ -39,6 +39,8 @@ def pipeline(broker: object, unique: str, tmp_path: Path) -> Iterator[Pipeline]:
             "TICKCAST_PROMOTION_MIN_SAMPLES": "100",
             "TICKCAST_PROMOTION_COOLDOWN": "0",
             "TICKCAST_DRIFT_DETECTOR": "off",
+            # Selection runs on the shortest horizon; a bid-ask bounce is a next-tick pattern.
+            "TICKCAST_HORIZONS": "1t",
             "TICKCAST_SNAPSHOT_KEY": new_key(),
             "TICKCAST_SNAPSHOT_EVERY_TICKS": "100",
             "TICKCAST_SNAPSHOT_EVERY_S": "1",

@@ -8,8 +8,9 @@ import pytest
 
 from tickcast.common.records import Lineage, Prediction
 from tickcast.common.topics import partition_for, symbol_key
-from tickcast.predictor.forecaster import Forecaster
 from tickcast.predictor.models import model_spec
+from tickcast.predictor.runtime import new_forecaster
+from tickcast.predictor.settings import PredictorSettings
 from tickcast.producer.synthetic import SyntheticFeed, symbol_names
 from tickcast.testing.drain import count_answers, read_predictions_to_end, read_to_end, tick_ids
 from tickcast.testing.pipeline import Pipeline, wait_for_assignment
@@ -70,11 +71,13 @@ def test_every_tick_gets_exactly_one_prediction_in_symbol_order(pipeline: Pipeli
     learned = defaultdict(list)
     for p in predictions:
         learned[p.symbol].append(p.ticks_learned)
-    assert all(series == sorted(series) and series[-1] > 50 for series in learned.values())
+    # ~125 ticks per symbol over ~10 s of event time: the shortest default horizon (1 s) learns a label every
+    # ~125 ms at most (the label queue's spacing), so a symbol completes far fewer labels than it has ticks.
+    assert all(series == sorted(series) and series[-1] > 20 for series in learned.values())
 
     # `tickcast evaluate` replays ticks through Forecaster.process with no broker: it must say exactly what
-    # the worker did, prediction for prediction.
-    offline = Forecaster(model_spec("linear"), worker="offline")
+    # the worker did, prediction for prediction, built from the worker's own settings.
+    offline = new_forecaster(PredictorSettings(**pipeline.settings_kwargs(), model="linear", worker_id="offline"))
     expected = defaultdict(list)
     for offset, tick in enumerate(ticks):
         p = offline.process(tick, Lineage("replay", 0, offset, tick.event_time), now_us=0)

@@ -53,6 +53,26 @@ class DeadLettered:
     headers: list[tuple[str, bytes]]
 
 
+def new_forecaster(settings: PredictorSettings) -> Forecaster:
+    """The forecaster a worker with ``settings`` runs: model, horizons, intervals, gaps and selection.
+
+    Tests and replays that must say what a worker did build theirs here too.
+
+    >>> f = new_forecaster(PredictorSettings(bootstrap_servers="k:1", horizons="1t,10s", worker_id="w"))
+    >>> [h.label for h in f.horizons], f.worker
+    (['1t', '10s'], 'w')
+    """
+    return Forecaster(
+        model_spec(settings.model),
+        worker=settings.worker_id,
+        horizons=settings.horizon_list,
+        coverage=settings.interval_coverage or None,
+        gap_ms=round(settings.gap_s * 1000),
+        capacity=settings.label_capacity,
+        selection=selection_config(settings),
+    )
+
+
 def selection_config(settings: PredictorSettings) -> SelectionConfig | None:
     """What every symbol's champion/challenger selection runs with; None when there is nothing to select or watch.
 
@@ -117,15 +137,7 @@ class TickHandler:
         self.model_event_codec = AvroCodec(
             store, f"{settings.model_events_topic}-value", load_schema(MODEL_EVENT_SCHEMA_FILE)
         )
-        self.forecaster = Forecaster(
-            model_spec(settings.model),
-            worker=settings.worker_id,
-            horizons=settings.horizon_list,
-            coverage=settings.interval_coverage or None,
-            gap_ms=round(settings.gap_s * 1000),
-            capacity=settings.label_capacity,
-            selection=selection_config(settings),
-        )
+        self.forecaster = new_forecaster(settings)
         self.limits = TickLimits(max_future_ms=settings.max_future_ms)
         self.max_bytes = settings.max_record_bytes
         self.worker = settings.worker_id
