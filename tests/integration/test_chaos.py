@@ -106,6 +106,7 @@ def wait_until_owned_by(pipeline: Pipeline, owner: WorkerProcess, timeout_s: flo
     )
 
 
+@pytest.mark.long
 def test_kill_9_mid_checkpoint_loses_no_tick_and_keeps_state(pipeline: Pipeline) -> None:
     victim, survivor = pipeline.start_workers(2)
     wait_for_assignment(pipeline, [victim, survivor])
@@ -126,6 +127,7 @@ def test_kill_9_mid_checkpoint_loses_no_tick_and_keeps_state(pipeline: Pipeline)
     print(f"kill -9 mid-checkpoint: {ledger}")
 
 
+@pytest.mark.long
 def test_a_zombie_worker_resumed_after_its_session_expired_does_not_roll_state_back(pipeline: Pipeline) -> None:
     zombie, survivor = pipeline.start_workers(2)
     wait_for_assignment(pipeline, [zombie, survivor])
@@ -145,6 +147,7 @@ def test_a_zombie_worker_resumed_after_its_session_expired_does_not_roll_state_b
     print(f"zombie: {finish(pipeline, sent)}")
 
 
+@pytest.mark.long
 def test_a_broker_frozen_longer_than_the_output_timeout_loses_no_tick(unique: str, tmp_path: Path) -> None:
     # A private broker: freezing the session's would freeze every other test.
     with EmbeddedBroker(log_file=tmp_path / "broker.log") as broker:
@@ -254,6 +257,7 @@ def require_network_namespaces() -> None:
     pytest.skip(message)
 
 
+@pytest.mark.long
 def test_a_worker_cut_off_longer_than_its_session_loses_no_tick(unique: str, tmp_path: Path) -> None:
     require_network_namespaces()
     with NetworkNamespace() as net, EmbeddedBroker(host=net.host_address, log_file=tmp_path / "broker.log") as broker:

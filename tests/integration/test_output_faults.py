@@ -81,6 +81,7 @@ def wait_until_processed(worker: WorkerProcess, ticks: int) -> None:
     wait_for(processed, 60, f"the worker to process {ticks} ticks", interval_s=0.01)
 
 
+@pytest.mark.long
 def test_outputs_refused_during_an_outage_are_made_again_after_it(own_broker: EmbeddedBroker, tmp_path: Path) -> None:
     # The ticks are there before the worker starts, so its first fetches bring thousands of them, and it
     # goes on predicting them after the broker froze. What it sent first sits in the frozen broker's socket
@@ -142,6 +143,7 @@ def test_each_symbols_predictions_stay_in_order_without_duplicates_across_a_brok
         pipeline.stop()
 
 
+@pytest.mark.long
 def test_a_full_output_queue_pauses_fetching_and_health_keeps_answering(
     own_broker: EmbeddedBroker, tmp_path: Path
 ) -> None:
