@@ -209,4 +209,10 @@ class OutputProducer:
         await self.delivered(self.mark(), timeout_s)
 
     def close(self, timeout_s: float = 30.0) -> int:
-        return int(self._producer.flush(timeout_s))
+        """Deliver what is queued (up to ``timeout_s``), then release librdkafka's connections and threads.
+
+        Returns how many outputs were still undelivered.
+        """
+        undelivered = int(self._producer.flush(timeout_s))
+        self._producer.close()
+        return undelivered
