@@ -8,6 +8,9 @@ DEMO_SECONDS ?= 60
 SOAK_MINUTES ?= 30
 # Test processes of the parallel part of `make test`; each starts its own embedded broker.
 TEST_PROCESSES ?= 2
+# Each process takes its next test when it is free, longest first (see tests/conftest.py): no process is left
+# holding a queue of minute-long tests while the other one idles.
+PARALLEL := -n $(TEST_PROCESSES) --dist load --maxschedchunk 1
 
 .PHONY: install demo test lint typecheck schema-check unit integration bench bench-gateway soak clean
 
@@ -34,12 +37,12 @@ unit: $(STAMP)
 	$(BIN)/pytest -m "not integration" -q
 
 integration: $(STAMP)
-	$(BIN)/pytest -q -n $(TEST_PROCESSES) -m "integration and not solo"
+	$(BIN)/pytest -q $(PARALLEL) -m "integration and not solo"
 	$(BIN)/pytest -q -m "integration and solo"
 
 # The schema gate first: an incompatible contract change fails fast, with its reasons.
 test: lint typecheck schema-check $(STAMP)
-	$(BIN)/pytest -q -n $(TEST_PROCESSES) -m "not solo"
+	$(BIN)/pytest -q $(PARALLEL) -m "not solo"
 	$(BIN)/pytest -q -m solo
 
 schema-check: $(STAMP)

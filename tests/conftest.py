@@ -15,6 +15,21 @@ if TYPE_CHECKING:
     from tickcast.broker.embedded import EmbeddedBroker
 
 
+def run_order(item: pytest.Item) -> int:
+    """Where a test goes in the run: ``long`` ones first, then the other integration tests, then the rest."""
+    if item.get_closest_marker("long") is not None:
+        return 0
+    return 1 if item.get_closest_marker("integration") is not None else 2
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Longest first: `make test` hands each xdist process its next test only when it is free (--dist load
+    # --maxschedchunk 1), so the minute-long tests start early, side by side, and the short ones fill in
+    # around them. In collection order, one process was handed nearly every integration test up front and
+    # the other sat idle for the last third of the run. A stable sort: the same order in every process.
+    items.sort(key=run_order)
+
+
 def require_trades_file() -> Path:
     """The real trades file; without it, skip saying why, except in CI (``CI=true``), where it fails."""
     settings = DataSettings()

@@ -23,6 +23,7 @@ TICKS = 1000
 TARGET_WORKER_OVER_PLAIN = 0.9
 
 
+@pytest.mark.long
 def test_quick_throughput_writes_json_and_markdown(tmp_path: Path) -> None:
     out = tmp_path / "results"
     argv = [sys.executable, "-m", "bench", "--quick", "--only", "throughput", "--ticks", str(TICKS)]

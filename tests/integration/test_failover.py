@@ -149,10 +149,11 @@ def test_state_follows_partitions_when_a_worker_joins(pipeline: Pipeline) -> Non
     first = pipeline.start_workers(1)[0]
     wait_for_assignment(pipeline, [first])
     with SteadyFeed(pipeline.publisher(), symbols=24, rate=250) as feed:
+        # ~40 ticks of state per symbol before the newcomer joins: enough for a move to show in ticks_learned.
         wait_for(
-            lambda: (worker_stats(first) or {}).get("predictions_out", 0) > 2500,
+            lambda: (worker_stats(first) or {}).get("predictions_out", 0) > 1000,
             90,
-            "2500 predictions",
+            "1000 predictions",
             diagnostics=pipeline.worker_logs,
         )
         second = pipeline.start_workers(1)[0]
@@ -175,6 +176,7 @@ def test_state_follows_partitions_when_a_worker_joins(pipeline: Pipeline) -> Non
     assert stats is not None and stats["restored_symbols"] >= len(moved), stats
 
 
+@pytest.mark.long
 def test_kill_9_under_load_loses_no_tick_and_keeps_state(pipeline: Pipeline) -> None:
     workers = pipeline.start_workers(2)
     assignment = wait_for_assignment(pipeline, workers)
@@ -265,6 +267,7 @@ def test_tampered_and_foreign_snapshots_are_refused_without_crashing(pipeline: P
     assert "snapshot_refused" in replacement.log_path.read_text()
 
 
+@pytest.mark.long
 def test_a_zombie_worker_never_rolls_state_back(pipeline: Pipeline) -> None:
     """SIGSTOP a worker past its session timeout, let the survivor take over, then SIGCONT the zombie.
 

@@ -260,6 +260,7 @@ def test_scale_up_and_down_changes_the_group_members_and_every_tick_is_answered(
         reader.close()
 
 
+@pytest.mark.long
 def test_autoscale_scales_up_on_a_burst_and_back_down_after_it(pipeline: Pipeline, ops: Ops, tmp_path: Path) -> None:
     # No calendar windows (the test may run in market hours); a low per-worker rate so a modest burst needs
     # more than the --max of 3, and short windows and cooldowns so the test takes about a minute.

@@ -17,10 +17,12 @@ import pytest
 
 from tickcast.broker.embedded import EmbeddedBroker
 from tickcast.common.records import Prediction, Tick
+from tickcast.common.settings import CommonSettings
 from tickcast.ops.workers import WorkerProcess
 from tickcast.predictor.snapshot_keys import new_key
 from tickcast.testing.drain import AnswerCount, count_answers, read_predictions_to_end, read_to_end, tick_ids
 from tickcast.testing.faults import paused
+from tickcast.testing.ledger import wait_until_answered
 from tickcast.testing.pipeline import Pipeline, new_unique, wait_for_assignment
 from tickcast.testing.stats import worker_stats
 from tickcast.testing.waiting import wait_for
@@ -60,6 +62,12 @@ def answers(pipeline: Pipeline) -> tuple[AnswerCount, list[Prediction]]:
 
 def wait_until_every_tick_is_answered(pipeline: Pipeline, timeout_s: float) -> list[Prediction]:
     """Every tick has at least one prediction (read to the ends of both topics); returns the predictions."""
+    # First follow the predictions as they come, reading each once: re-reading both topics to their ends
+    # every second (tens of thousands of records each time) took most of these tests' time, and the CPU
+    # the worker needed to answer them.
+    sent = len(tick_ids(pipeline.ticks_topic, read_to_end(pipeline.kafka, pipeline.ticks_topic)))
+    settings = CommonSettings(**pipeline.settings_kwargs())
+    wait_until_answered(settings, sent, timeout_s, check=pipeline.check_workers_alive, diagnostics=pipeline.worker_logs)
     last: list[tuple[AnswerCount, list[Prediction]]] = []
 
     def answered() -> bool:
@@ -67,7 +75,7 @@ def wait_until_every_tick_is_answered(pipeline: Pipeline, timeout_s: float) -> l
         return not last[0][0].missing
 
     wait_for(
-        answered, timeout_s, "a prediction for every tick", check=pipeline.check_workers_alive,
+        answered, 30, "a prediction for every tick", check=pipeline.check_workers_alive,
         diagnostics=lambda: f"{last[0][0] if last else 'nothing read'}\n{pipeline.worker_logs()}", interval_s=1.0,
     )  # fmt: skip
     return last[0][1]
@@ -81,6 +89,7 @@ def wait_until_processed(worker: WorkerProcess, ticks: int) -> None:
     wait_for(processed, 60, f"the worker to process {ticks} ticks", interval_s=0.01)
 
 
+@pytest.mark.long
 def test_outputs_refused_during_an_outage_are_made_again_after_it(own_broker: EmbeddedBroker, tmp_path: Path) -> None:
     # The ticks are there before the worker starts, so its first fetches bring thousands of them, and it
     # goes on predicting them after the broker froze. What it sent first sits in the frozen broker's socket
@@ -142,6 +151,7 @@ def test_each_symbols_predictions_stay_in_order_without_duplicates_across_a_brok
         pipeline.stop()
 
 
+@pytest.mark.long
 def test_a_full_output_queue_pauses_fetching_and_health_keeps_answering(
     own_broker: EmbeddedBroker, tmp_path: Path
 ) -> None:

@@ -209,4 +209,12 @@ class OutputProducer:
         await self.delivered(self.mark(), timeout_s)
 
     def close(self, timeout_s: float = 30.0) -> int:
-        return int(self._producer.flush(timeout_s))
+        """Deliver what is queued (up to ``timeout_s``), then release librdkafka's connections and threads.
+
+        Returns how many outputs were still undelivered; they are dropped.
+        """
+        undelivered = int(self._producer.flush(timeout_s))
+        # Dropping the only reference destroys the client at once; Producer.close() would wait for the
+        # undelivered outputs without a deadline (it hung on a broker that is never reachable).
+        del self._producer
+        return undelivered

@@ -7,6 +7,7 @@ ever see each other's records, offsets or state.
 from __future__ import annotations
 
 import dataclasses
+import signal
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,9 +174,16 @@ class Pipeline:
         return PredictionReader(SubscriberSettings(**self.settings_kwargs()), dead_letters=dead_letters)
 
     def stop(self, grace_s: float = 20.0) -> None:
-        """Stop every worker by PID (SIGTERM, then SIGKILL after ``grace_s``)."""
-        if self.pool is not None:
-            self.pool.stop_all(grace_s=grace_s)
+        """Stop every worker by PID: SIGTERM to all at once, then SIGKILL any still running after ``grace_s``."""
+        if self.pool is None:
+            return
+        # All at once: stopped one by one, each worker left would take over the partitions of those stopped
+        # before it (a rebalance and a restore) only to be stopped next. A second SIGTERM, from stop_all, is
+        # ignored by a worker already shutting down.
+        for worker in self.pool.workers:
+            if worker.alive:
+                worker.process.send_signal(signal.SIGTERM)
+        self.pool.stop_all(grace_s=grace_s)
 
     def worker_logs(self, chars: int = 3000) -> str:
         """The tail of every process log of this run, for failure messages."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -62,6 +63,7 @@ def records(draw: st.DrawFn) -> dict[str, Any]:
     return {"type": "record", "name": "R", "fields": fields}
 
 
+@pytest.mark.long
 @settings(max_examples=300, deadline=None)
 @given(records(), records())
 def test_rules_and_codec_agree(old: dict[str, Any], new: dict[str, Any]) -> None:

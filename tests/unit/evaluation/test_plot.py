@@ -55,6 +55,7 @@ WITHOUT_MATPLOTLIB = textwrap.dedent(
 )
 
 
+@pytest.mark.long
 def test_without_matplotlib_plotting_says_how_to_install_it_and_everything_else_imports(tmp_path: Path) -> None:
     target = tmp_path / "skill.png"
     result = subprocess.run(

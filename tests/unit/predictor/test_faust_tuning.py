@@ -25,9 +25,9 @@ from faust.types import TP
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tickcast.predictor.app import create_app
 from tickcast.predictor.faust_tuning import REACHED_INTO, TunedApp, fresh_records
 from tickcast.predictor.settings import PredictorSettings
+from tickcast.testing.worker_app import built_worker_app
 
 TICKS = TP("ticks", 0)
 TICKS_1 = TP("ticks", 1)
@@ -298,15 +298,15 @@ def test_the_hooks_are_still_on_the_path_they_are_meant_to_change() -> None:
 
 def test_worker_consumer_uses_the_configured_fetch_wait() -> None:
     settings = PredictorSettings(bootstrap_servers="127.0.0.1:1", fetch_max_wait_ms=37, web_port=16066)
-    app, _ = create_app(settings)
+    with built_worker_app(settings) as (app, _):
 
-    async def build() -> int:
-        # aiokafka consumers must be created inside a running loop, as the worker does.
-        thread = app.consumer._thread  # type: ignore[attr-defined]
-        consumer = thread._create_worker_consumer(app.transport)
-        return int(consumer._fetch_max_wait_ms)
+        async def build() -> int:
+            # aiokafka consumers must be created inside a running loop, as the worker does.
+            thread = app.consumer._thread  # type: ignore[attr-defined]
+            consumer = thread._create_worker_consumer(app.transport)
+            return int(consumer._fetch_max_wait_ms)
 
-    assert asyncio.run(build()) == 37
+        assert asyncio.run(build()) == 37
 
 
 def test_default_fetch_wait_is_short() -> None:
@@ -315,14 +315,14 @@ def test_default_fetch_wait_is_short() -> None:
 
 def test_ticks_are_subscribed_and_delivered_in_batches_not_through_an_agent() -> None:
     settings = PredictorSettings(bootstrap_servers="127.0.0.1:1", ticks_topic="t-batch", web_port=16067)
-    app, _ = create_app(settings)
-    assert list(app.batch_handlers) == ["t-batch"]  # type: ignore[attr-defined]
-    # The conductor's topic set is the group subscription; an unsubscribed topic would never be fetched.
-    assert any("t-batch" in channel.topics for channel in app.topics)
-    assert not app.agents, "a per-event agent on ticks would compete with the batch path for the same records"
-    # The fetch call must be ours: Faust's would hand the ticks to its per-event path, ignoring batch_handlers.
-    consumer_class: Any = type(app.consumer)
-    assert consumer_class._wait_next_records is not FaustConsumer._wait_next_records
+    with built_worker_app(settings) as (app, _):
+        assert list(app.batch_handlers) == ["t-batch"]  # type: ignore[attr-defined]
+        # The conductor's topic set is the group subscription; an unsubscribed topic would never be fetched.
+        assert any("t-batch" in channel.topics for channel in app.topics)
+        assert not app.agents, "a per-event agent on ticks would compete with the batch path for the same records"
+        # The fetch call must be ours: Faust's would hand the ticks to its per-event path, ignoring batch_handlers.
+        consumer_class: Any = type(app.consumer)
+        assert consumer_class._wait_next_records is not FaustConsumer._wait_next_records
 
 
 @given(
@@ -347,5 +347,8 @@ def test_the_worker_gives_freed_memory_back_on_a_timer(monkeypatch: pytest.Monke
         return register
 
     monkeypatch.setattr(TunedApp, "timer", timer)
-    create_app(PredictorSettings(bootstrap_servers="127.0.0.1:1", memory_release_every_s=7.0, web_port=16068))
+    with built_worker_app(
+        PredictorSettings(bootstrap_servers="127.0.0.1:1", memory_release_every_s=7.0, web_port=16068)
+    ):
+        pass
     assert intervals.get("release_freed_memory") == 7.0, f"timers registered: {intervals}"

@@ -96,6 +96,7 @@ def first_ticks_per_symbol(path: Path, per_symbol: int) -> Iterator[Tick]:
         yield item
 
 
+@pytest.mark.long
 @pytest.mark.timeout(120)
 def test_default_model_beats_persistence_on_each_real_instrument() -> None:
     trades_file = require_trades_file()

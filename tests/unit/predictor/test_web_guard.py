@@ -10,8 +10,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import ValidationError
 
-from tickcast.predictor.app import create_app
 from tickcast.predictor.settings import PredictorSettings
+from tickcast.testing.worker_app import built_worker_app
 
 TOKEN = "a-bearer-token-of-decent-length"
 FAUST_VIEWS = ["/router/", "/table/", "/graph/", "/assignment/", "/performance/"]
@@ -24,18 +24,18 @@ def settings(tmp_path: Path, **overrides: Any) -> PredictorSettings:
 
 def answers(config: PredictorSettings, requests: list[tuple[str, str, dict[str, str]]]) -> list[tuple[int, str]]:
     """(status, body) of each (method, path, headers) sent to the worker's web app, served on a test port."""
-    app, _ = create_app(config)
+    with built_worker_app(config) as (app, _):
 
-    async def send() -> list[tuple[int, str]]:
-        app.web.init_server()  # mounts the blueprints Faust would mount when the worker starts
-        async with TestClient(TestServer(app.web.web_app)) as client:  # type: ignore[attr-defined]
-            seen = []
-            for method, path, headers in requests:
-                response = await client.request(method, path, headers=headers)
-                seen.append((response.status, await response.text()))
-            return seen
+        async def send() -> list[tuple[int, str]]:
+            app.web.init_server()  # mounts the blueprints Faust would mount when the worker starts
+            async with TestClient(TestServer(app.web.web_app)) as client:  # type: ignore[attr-defined]
+                seen = []
+                for method, path, headers in requests:
+                    response = await client.request(method, path, headers=headers)
+                    seen.append((response.status, await response.text()))
+                return seen
 
-    return asyncio.run(send())
+        return asyncio.run(send())
 
 
 def test_faust_default_views_are_not_mounted(tmp_path: Path) -> None:
@@ -84,8 +84,8 @@ def test_the_token_guards_predictions_only(tmp_path: Path) -> None:
 
 def test_the_server_binds_the_configured_interface(tmp_path: Path) -> None:
     # Faust listens on web_bind, not web_host: TICKCAST_WEB_HOST must reach the former.
-    app, _ = create_app(settings(tmp_path, web_host="127.0.0.1"))
-    assert app.conf.web_bind == "127.0.0.1"
+    with built_worker_app(settings(tmp_path, web_host="127.0.0.1")) as (app, _):
+        assert app.conf.web_bind == "127.0.0.1"
 
 
 def test_the_cli_default_is_loopback() -> None:

@@ -266,6 +266,7 @@ def test_naive_datetimes_are_refused() -> None:
 HOURS = st.integers(0, 23)
 
 
+@pytest.mark.long
 @settings(max_examples=300, deadline=None)
 @given(
     partitions=st.integers(1, 64),
