@@ -14,6 +14,7 @@ from tickcast.common.settings import CommonSettings
 from tickcast.predictor.delayed_labels import DEFAULT_CAPACITY
 from tickcast.predictor.horizons import DEFAULT_HORIZONS, Horizon, parse_horizons
 from tickcast.predictor.models import DEFAULT_MODEL, MODELS
+from tickcast.predictor.selection.drift import DriftPolicy
 from tickcast.predictor.snapshot_keys import MIN_KEY_BYTES, key_problem, split_keys
 
 #: Shorter bearer tokens are refused: they could be guessed.
@@ -57,10 +58,12 @@ class PredictorSettings(CommonSettings):
         "page-hinkley", description="Drift detector on the champion's absolute residuals, per symbol."
     )
     drift_adwin_delta: float = Field(
-        0.0002, gt=0, lt=1, description="ADWIN's confidence parameter (lower: fewer alarms)."
+        DriftPolicy().adwin_delta, gt=0, lt=1, description="ADWIN's confidence parameter (lower: fewer alarms)."
     )
     drift_ph_threshold: float = Field(
-        200.0, gt=0, description="Page-Hinkley's threshold, bps of cumulative excess error."
+        DriftPolicy().ph_threshold,
+        gt=0,
+        description="Page-Hinkley's threshold, bps of cumulative excess error (see tickcast evaluate --drift).",
     )
     drift_fresh_challenger: bool = Field(
         True, description="On drift, start a fresh model of the champion's recipe as a challenger."
@@ -123,7 +126,7 @@ class PredictorSettings(CommonSettings):
     max_symbols: int = Field(
         20_000,
         ge=1,
-        description="Most symbols one worker keeps state for (~6.5 KB each); past it the least recently seen are "
+        description="Most symbols one worker keeps state for (~12-30 KB each at three horizons); past it the least recently seen are "
         "evicted after a final snapshot.",
     )
     symbol_ttl_s: float = Field(
