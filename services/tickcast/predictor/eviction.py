@@ -1,7 +1,7 @@
 """Which symbols a worker forgets when it holds too many, and which of them it forgets for good.
 
-Every symbol costs a worker ~5-30 KB of state (features, a River model per horizon, pending labels), so a flood of unique
-symbols would exhaust its memory, then its successor's. A worker keeps at most
+Every symbol costs a worker ~5-30 KB of state (features, a River model per horizon, pending labels),
+so a flood of unique symbols would exhaust its memory, then its successor's. A worker keeps at most
 ``TICKCAST_MAX_SYMBOLS``; past that, the least recently seen symbols are evicted down to
 :data:`LOW_WATER` of the cap, so eviction runs once per burst rather than once per new symbol.
 
