@@ -89,6 +89,20 @@ def wait_until_processed(worker: WorkerProcess, ticks: int) -> None:
     wait_for(processed, 60, f"the worker to process {ticks} ticks", interval_s=0.01)
 
 
+def refused_within(worker: WorkerProcess, timeout_s: float) -> bool:
+    """Whether the worker reports a rewind (an output refused, its partition rewound) within ``timeout_s``."""
+
+    def rewound() -> bool:
+        stats = worker_stats(worker, timeout_s=0.5)
+        return stats is not None and stats["rewinds"] >= 1
+
+    try:
+        wait_for(rewound, timeout_s, "a rewind after the outage", interval_s=0.1)
+    except TimeoutError:
+        return False
+    return True
+
+
 @pytest.mark.long
 def test_outputs_refused_during_an_outage_are_made_again_after_it(own_broker: EmbeddedBroker, tmp_path: Path) -> None:
     # The ticks are there before the worker starts, so its first fetches bring thousands of them, and it
@@ -112,13 +126,24 @@ def test_outputs_refused_during_an_outage_are_made_again_after_it(own_broker: Em
     try:
         publish(pipeline, 120_000)  # more than one fetch round: the second is fetched while the first is handled
         worker = pipeline.start_workers(1)[0]
-        wait_until_processed(worker, 1)
-        with paused(own_broker.pid):
-            time.sleep(2.5)  # the outage itself, not a wait for something to happen
+        # Whether anything waits in librdkafka past the timeout depends on what the worker still had to send
+        # when the broker froze (what is already in flight is stored late, not refused), and that is timing:
+        # about half the runs on this machine saw no refusal in one outage, and about as many in three. So the
+        # broker freezes up to three times, at different points of the backlog.
+        refused = False
+        for processed in (1, 30_000, 60_000):
+            wait_until_processed(worker, processed)
+            with paused(own_broker.pid):
+                time.sleep(3.5)  # the outage itself, under the 6 s session timeout; not a wait for something
+            refused = refused_within(worker, 10.0)
+            if refused:
+                break
+        # Whatever happened, no tick is lost and the worker survives.
         wait_until_every_tick_is_answered(pipeline, 90)
-        stats = worker_stats(worker)
-        assert stats is not None and stats["rewinds"] >= 1, "no output was refused during the outage"
         assert worker.alive
+        if not refused:
+            # Not a pass: the case under test (a refused output, then a rewind) did not arise in this run.
+            pytest.xfail("no output was refused in 3 outages of 3.5 s, so no rewind was exercised")
     finally:
         pipeline.stop()
 
