@@ -4,7 +4,8 @@
 and a steady synthetic feed; every ``--fault-every-s`` seconds (jittered) a random worker is killed with
 SIGKILL and restarted at once (as ``tickcast supervise`` would), or frozen for 1 s to past its session timeout.
 Worker 1 is never killed, only frozen: it is the witness whose memory is followed for the whole run; its
-growth is measured from the end of warm-up (20% of the run, at least 1 and at most 5 minutes).
+growth is measured from the end of warm-up (20% of the run, at least 1 and at most 5 minutes) to the end of
+the run, both at moments when the workers are caught up (see ``witness_rss``).
 
 Reported (``bench/results/soak.json`` and ``soak.png``): lost ticks (must be 0), duplicates against their
 bound, RSS growth of the witness after warm-up (target < 5%), the longest lag and the lag at the end.
@@ -47,6 +48,20 @@ SNAPSHOT_EVERY_S = 5.0
 TAKEOVER_S = SESSION_TIMEOUT_S + min(3.0, SESSION_TIMEOUT_S / 3) + 8.0
 #: Lag may grow while a fault stalls partitions: at most two overlapping take-overs' worth of the feed.
 LAG_BOUND_S = 2 * TAKEOVER_S
+#: Mean time between faults. A fault stalls some partitions for up to a take-over; at half of capacity the
+#: backlog it leaves takes as long again to drain. Faults closer than that (2 x TAKEOVER_S) pile backlog on
+#: backlog, so the lag grows for as long as the run lasts and no lag bound can hold: a 2-minute run with a
+#: fault every ~15 s reached 54,763 ticks (21.6 s) of lag and was still climbing. Jitter is +-30%.
+FAULT_EVERY_S = 3 * TAKEOVER_S
+#: The witness's memory is compared at moments when the lag is under this much feed: a backlog fills fetch
+#: and producer buffers, which hold memory for as long as it lasts without being a leak.
+CAUGHT_UP_LAG_S = 2.0
+#: After the feed stops and every tick is answered, the witness is sampled this many more seconds, caught up:
+#: the window compared at the end starts after one period of the workers' memory release (15 s by default,
+#: TICKCAST_MEMORY_RELEASE_EVERY_S), so the drain's own peak (seen: 192 MB, then 186 MB at the next release) is
+#: given back first.
+RSS_WINDOW = 10
+TAIL_SAMPLES = 15 + RSS_WINDOW
 #: Up to this many ticks, the run ends by reading every topic to its end (ledger); beyond, the tap's count.
 LEDGER_LIMIT = 1_000_000
 #: After the feed stops, how long the workers get to answer the rest before the run is called unfinished.
@@ -63,8 +78,11 @@ class SoakOptions:
     workers: int = 2
     partitions: int = 8
     symbols: int = 50
-    fault_every_s: float = 20.0
+    fault_every_s: float = FAULT_EVERY_S
     capacity_ticks: int = 30_000
+    warm_up_s: float | None = None
+    """Seconds before the witness's memory is first compared; None = 20% of the run, at least 1 and at most 5
+    minutes."""
     seed: int = 7
     out_dir: Path = RESULTS
 
@@ -87,9 +105,10 @@ class SoakResult:
     duplicates: int
     duplicate_bound: int
     faults: list[Fault]
-    witness_rss_warm_mb: float
-    witness_rss_end_mb: float
-    witness_rss_growth: float
+    witness_rss_warm_mb: float | None
+    witness_rss_end_mb: float | None
+    witness_rss_growth: float | None
+    """None when too few caught-up samples followed warm-up to compare (the summary says so)."""
     max_lag_ticks: int
     max_lag_s: float
     lag_bound_s: float
@@ -102,10 +121,11 @@ class SoakResult:
 
     def summary(self) -> str:
         verdict = f"UNFINISHED ({self.unfinished}) " if self.unfinished else ""
+        growth = "unmeasured" if self.witness_rss_growth is None else f"{self.witness_rss_growth:+.1%}"
         return verdict + (
             f"sent={self.sent} lost={self.lost} duplicates={self.duplicates} (bound {self.duplicate_bound}) "
             f"faults={len(self.faults)} ({sum(f.kind == 'kill' for f in self.faults)} kill -9) "
-            f"rss_growth={self.witness_rss_growth:+.1%} (target < 5%) max_lag={self.max_lag_s:.1f}s "
+            f"rss_growth={growth} (target < 5%) max_lag={self.max_lag_s:.1f}s "
             f"(bound {LAG_BOUND_S:.0f}s) end_lag={self.end_lag_ticks} learning_breaks={self.learning_breaks}"
         )
 
@@ -171,17 +191,25 @@ class Chaos(threading.Thread):
             self.stopping.wait(seconds)  # the fault's duration; a stop request ends it early
 
 
-def witness_rss(samples: list[dict[str, Any]], witness: str, warm_up_s: float, window: int = 10) -> tuple[int, int]:
-    """The witness's RSS just after warm-up and at the end: medians of ``window`` samples, so a transient
-    high (a backlog drained after a freeze) is not taken for growth.
+def witness_rss(
+    samples: list[dict[str, Any]], witness: str, warm_up_s: float, caught_up_lag: float, window: int = 10
+) -> tuple[int, int] | None:
+    """The witness's RSS just after warm-up and at the end, each the median of ``window`` samples taken while
+    the lag was at most ``caught_up_lag`` ticks; None when fewer than two windows of such samples followed
+    warm-up. A backlog (after a take-over or a freeze) fills buffers that are given back once it is drained,
+    so samples taken during one would count a backlog as growth.
 
-    >>> samples = [{"t": t, "rss": {"w-1": 100 + t}} for t in range(30)]
-    >>> witness_rss(samples, "w-1", warm_up_s=10, window=5)
-    (112, 127)
+    >>> samples = [{"t": t, "lag": 0, "rss": {"w-1": 100 + t}} for t in range(30)]
+    >>> samples[12]["lag"] = 5_000  # behind: left out
+    >>> witness_rss(samples, "w-1", warm_up_s=10, caught_up_lag=100, window=5)
+    (113, 127)
+    >>> witness_rss(samples[:15], "w-1", warm_up_s=10, caught_up_lag=100, window=5) is None
+    True
     """
-    after = [s["rss"][witness] for s in samples if s["t"] >= warm_up_s and witness in s["rss"]]
-    if not after:
-        return 0, 0
+    after = [s["rss"][witness] for s in samples
+             if s["t"] >= warm_up_s and s["lag"] <= caught_up_lag and witness in s["rss"]]  # fmt: skip
+    if len(after) < 2 * window:
+        return None
     return int(statistics.median(after[:window])), int(statistics.median(after[-window:]))
 
 
@@ -221,7 +249,7 @@ def run(options: SoakOptions, bootstrap_servers: str, work_dir: Path) -> SoakRes
         sent_before = options.capacity_ticks if capacity else 0
         t0 = time.monotonic()
         duration_s = options.minutes * 60
-        warm_up_s = min(300.0, max(60.0, 0.2 * duration_s))
+        warm_up_s = options.warm_up_s if options.warm_up_s is not None else min(300.0, max(60.0, 0.2 * duration_s))
         chaos = Chaos(pipeline, witness, options.fault_every_s, options.seed, t0)
         feed = BackgroundFeed(pipeline.publisher(), symbols=options.symbols, rate=rate, seed=options.seed)
         samples: list[dict[str, Any]] = []
@@ -256,7 +284,13 @@ def run(options: SoakOptions, bootstrap_servers: str, work_dir: Path) -> SoakRes
             )
             print(f"soak: {exc}", flush=True)
         drained_s = time.monotonic() - feed_stopped
-        rss_warm, rss_end = witness_rss(samples, witness.worker_id, warm_up_s)
+        if unfinished is None and witness.alive:
+            for _ in range(TAIL_SAMPLES):  # caught up and idle: the end of the run as the witness holds it
+                samples.append({"t": round(time.monotonic() - t0, 2), "sent": sent, "answered": tap.answered,
+                                "lag": max(0, sent - tap.answered),
+                                "rss": {witness.worker_id: resident_bytes(witness.process.pid)}})  # fmt: skip
+                time.sleep(1.0)  # the sampling period, as in the run; nothing is waited for
+        compared = witness_rss(samples, witness.worker_id, warm_up_s, rate * CAUGHT_UP_LAG_S, RSS_WINDOW)
         breaks = None
         duplicates = tap.duplicates
         lost = sent - tap.answered
@@ -274,9 +308,9 @@ def run(options: SoakOptions, bootstrap_servers: str, work_dir: Path) -> SoakRes
             duplicates=duplicates,
             duplicate_bound=duplicate_bound(chaos.faults, options.partitions),
             faults=chaos.faults,
-            witness_rss_warm_mb=round(rss_warm / 1e6, 1),
-            witness_rss_end_mb=round(rss_end / 1e6, 1),
-            witness_rss_growth=round((rss_end - rss_warm) / rss_warm, 4) if rss_warm else 0.0,
+            witness_rss_warm_mb=round(compared[0] / 1e6, 1) if compared else None,
+            witness_rss_end_mb=round(compared[1] / 1e6, 1) if compared else None,
+            witness_rss_growth=round((compared[1] - compared[0]) / compared[0], 4) if compared else None,
             max_lag_ticks=max(lags, default=0),
             max_lag_s=round(max(lags, default=0) / rate, 2) if rate else 0.0,
             lag_bound_s=LAG_BOUND_S,
@@ -307,15 +341,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--rate", type=float, default=None, help="ticks/s (default: half of measured capacity)")
     parser.add_argument("--max-rate", type=float, default=None)
-    parser.add_argument("--fault-every-s", type=float, default=20.0)
+    parser.add_argument("--fault-every-s", type=float, default=FAULT_EVERY_S, help="mean gap between faults")
     parser.add_argument("--capacity-ticks", type=int, default=30_000, help="backlog that measures capacity")
+    parser.add_argument("--warm-up-s", type=float, default=None, help="default: 20%% of the run, 60-300 s")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--work-dir", type=Path, default=REPO_ROOT / ".tickcast" / "soak")
     args = parser.parse_args(argv)
     configure_logging("soak", "WARNING", "console")
     options = SoakOptions(
         minutes=args.minutes, rate=args.rate, max_rate=args.max_rate, fault_every_s=args.fault_every_s,
-        capacity_ticks=args.capacity_ticks, out_dir=args.out,
+        capacity_ticks=args.capacity_ticks, warm_up_s=args.warm_up_s, out_dir=args.out,
     )  # fmt: skip
     result = soak(options, args.work_dir)
     print(result.summary())
