@@ -5,7 +5,7 @@
 const MAX_POINTS = 300;           // points kept per symbol for the chart
 const STALE_MS = 10000;           // a symbol with no prediction for this long is shown as stale
 const rows = new Map();           // symbol -> latest prediction
-const series = new Map();         // symbol -> {t: [], price: [], forecast: [], lastForecast}
+const series = new Map();         // symbol -> {t: [], price: [], forecast: [], pending: []}
 let selected = new URLSearchParams(location.search).get("symbol");
 let plot = null;
 
@@ -13,13 +13,23 @@ function fmt(value, digits) {
   return value === null || value === undefined ? "-" : Number(value).toFixed(digits);
 }
 
+// The chart pairs each price with the forecast made for it: the latest forecast (shortest horizon) whose
+// target time that tick reached, since a forecast is for the first trade at or after its target time. A tick
+// horizon has no target time; its forecast is for the next tick.
+const MAX_PENDING = 1000;         // forecasts waiting for their target time, per symbol
+
 function remember(p) {
   let s = series.get(p.symbol);
-  if (!s) { s = {t: [], price: [], forecast: [], lastForecast: null}; series.set(p.symbol, s); }
+  if (!s) { s = {t: [], price: [], forecast: [], pending: []}; series.set(p.symbol, s); }
+  let resolved = null;
+  while (s.pending.length && (s.pending[0].target === null || s.pending[0].target <= p.event_time)) {
+    resolved = s.pending.shift().price;
+  }
   s.t.push(p.event_time / 1000);
   s.price.push(p.last_price);
-  s.forecast.push(s.lastForecast);  // what was forecast for this tick, at the previous one
-  s.lastForecast = p.predicted_price;
+  s.forecast.push(resolved);
+  s.pending.push({target: p.target_time ?? null, price: p.predicted_price});
+  if (s.pending.length > MAX_PENDING) s.pending.shift();
   if (s.t.length > MAX_POINTS) { s.t.shift(); s.price.shift(); s.forecast.shift(); }
   rows.set(p.symbol, p);
 }
@@ -61,7 +71,7 @@ function renderChart() {
     box.replaceChildren();
     plot = new uPlot({
       width: Math.max(480, box.clientWidth), height: 360,
-      series: [{}, {label: "price", stroke: "#2b6cb0", width: 1.5}, {label: "forecast", stroke: "#dd6b20", width: 1.5, dash: [4, 3]}],
+      series: [{}, {label: "price", stroke: "#2b6cb0", width: 1.5}, {label: "forecast", stroke: "#dd6b20", width: 1.5, dash: [4, 3], spanGaps: true}],
       axes: [{}, {size: 70}],
       scales: {x: {time: true}},
     }, data, box);
