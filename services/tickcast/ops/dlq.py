@@ -7,16 +7,12 @@ after a fix (of the producer, or of tickcast) it can be sent again as it was.
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
-
-from tickcast.common.kafka import new_consumer
 from tickcast.common.settings import CommonSettings
+from tickcast.ops.topic_reader import read_whole_topic
 
 HEADER_PREFIX = "tickcast."
 REPLAYED_FROM = "tickcast.replayed_from"
@@ -62,43 +58,13 @@ def parse_headers(raw: Iterable[tuple[str, str | bytes | None]]) -> dict[str, st
 
 def read_dead_letters(settings: CommonSettings, timeout_s: float = 30.0) -> list[DeadLetter]:
     """Every dead letter currently in the topic, oldest first per partition (reads to the end, then stops)."""
-    consumer = new_consumer(
-        settings,
-        f"tickcast-dlq-reader-{uuid.uuid4().hex[:12]}",
-        **{"enable.auto.commit": False, "enable.partition.eof": True},
-    )
-    try:
-        metadata = consumer.list_topics(settings.dlq_topic, timeout=10).topics.get(settings.dlq_topic)
-        if metadata is None or metadata.error is not None or not metadata.partitions:
-            raise LookupError(f"dead-letter topic {settings.dlq_topic!r} does not exist")
-        partitions = sorted(metadata.partitions)
-        consumer.assign([TopicPartition(settings.dlq_topic, p, OFFSET_BEGINNING) for p in partitions])
-        pending = set(partitions)
-        letters: list[DeadLetter] = []
-        deadline = time.monotonic() + timeout_s
-        while pending and time.monotonic() < deadline:
-            for message in consumer.consume(num_messages=500, timeout=0.5):
-                error = message.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        pending.discard(message.partition() or 0)
-                        continue
-                    raise RuntimeError(f"reading {settings.dlq_topic!r} failed: {error}")
-                raw_headers = message.headers() or []
-                pairs = list(raw_headers.items()) if isinstance(raw_headers, dict) else list(raw_headers)
-                letters.append(
-                    DeadLetter(
-                        message.partition() or 0, message.offset() or 0, message.key(), message.value(),
-                        parse_headers(pairs),
-                    )
-                )  # fmt: skip
-        if pending:
-            raise TimeoutError(
-                f"did not reach the end of {settings.dlq_topic!r} partitions {sorted(pending)} within {timeout_s}s"
-            )
-        return letters
-    finally:
-        consumer.close()
+    letters: list[DeadLetter] = []
+    for message in read_whole_topic(settings, settings.dlq_topic, "dead-letter topic", timeout_s):
+        raw_headers = message.headers() or []
+        pairs = list(raw_headers.items()) if isinstance(raw_headers, dict) else list(raw_headers)
+        where = (message.partition() or 0, message.offset() or 0)
+        letters.append(DeadLetter(*where, message.key(), message.value(), parse_headers(pairs)))
+    return letters
 
 
 def summarise(letters: Iterable[DeadLetter]) -> Counter[str]:

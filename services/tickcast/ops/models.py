@@ -7,17 +7,13 @@ A symbol with no event yet is served by the configured model (TICKCAST_MODEL).
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
-
 from tickcast.common.contracts import AvroCodec, load_schema, open_schema_store
-from tickcast.common.kafka import new_consumer
 from tickcast.common.model_events import DRIFT, MODEL_EVENT_SCHEMA_FILE, ChallengerStanding, ModelEvent
 from tickcast.common.settings import CommonSettings
+from tickcast.ops.topic_reader import read_whole_topic
 
 
 @dataclass(slots=True)
@@ -62,33 +58,5 @@ def read_model_events(settings: CommonSettings, timeout_s: float = 30.0) -> list
         f"{settings.model_events_topic}-value",
         load_schema(MODEL_EVENT_SCHEMA_FILE),
     )
-    topic = settings.model_events_topic
-    consumer = new_consumer(
-        settings,
-        f"tickcast-models-reader-{uuid.uuid4().hex[:12]}",
-        **{"enable.auto.commit": False, "enable.partition.eof": True},
-    )
-    try:
-        metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
-        if metadata is None or metadata.error is not None or not metadata.partitions:
-            raise LookupError(f"model-events topic {topic!r} does not exist")
-        partitions = sorted(metadata.partitions)
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        pending, events = set(partitions), []
-        deadline = time.monotonic() + timeout_s
-        while pending and time.monotonic() < deadline:
-            for message in consumer.consume(num_messages=500, timeout=0.5):
-                error = message.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        pending.discard(message.partition() or 0)
-                        continue
-                    raise RuntimeError(f"reading {topic!r} failed: {error}")
-                value = message.value()
-                if value:
-                    events.append(ModelEvent.from_avro(codec.decode(value)))
-        if pending:
-            raise TimeoutError(f"did not reach the end of {topic!r} partitions {sorted(pending)} within {timeout_s}s")
-        return events
-    finally:
-        consumer.close()
+    messages = read_whole_topic(settings, settings.model_events_topic, "model-events topic", timeout_s)
+    return [ModelEvent.from_avro(codec.decode(value)) for message in messages if (value := message.value())]
