@@ -85,6 +85,10 @@ class SoakOptions:
     minutes."""
     seed: int = 7
     out_dir: Path = RESULTS
+    linger_ms: int | None = None
+    """Batching delay of the feed and of the workers' predictions (TICKCAST_LINGER_MS); None = their defaults.
+    An embedded-broker workaround: its fetches get slower with every batch it stores, and at a low rate
+    nearly every record is a batch of its own, so a long run at 150/s stalled after ~180k ticks (see README)."""
 
 
 @dataclass
@@ -234,7 +238,8 @@ def run(options: SoakOptions, bootstrap_servers: str, work_dir: Path) -> SoakRes
         partitions=options.partitions, group_prefix="soak", worker_prefix="worker",
         extra_env={"TICKCAST_SNAPSHOT_KEY": new_key(), "TICKCAST_LOG_LEVEL": "WARNING",
                    "TICKCAST_SNAPSHOT_EVERY_TICKS": str(SNAPSHOT_EVERY_TICKS),
-                   "TICKCAST_SNAPSHOT_EVERY_S": str(SNAPSHOT_EVERY_S)},
+                   "TICKCAST_SNAPSHOT_EVERY_S": str(SNAPSHOT_EVERY_S),
+                   **({"TICKCAST_LINGER_MS": str(options.linger_ms)} if options.linger_ms is not None else {})},
     )  # fmt: skip
     pipeline.create_topics()
     tap = AnswerTap(CommonSettings(**pipeline.settings_kwargs())).start()
@@ -251,7 +256,8 @@ def run(options: SoakOptions, bootstrap_servers: str, work_dir: Path) -> SoakRes
         duration_s = options.minutes * 60
         warm_up_s = options.warm_up_s if options.warm_up_s is not None else min(300.0, max(60.0, 0.2 * duration_s))
         chaos = Chaos(pipeline, witness, options.fault_every_s, options.seed, t0)
-        feed = BackgroundFeed(pipeline.publisher(), symbols=options.symbols, rate=rate, seed=options.seed)
+        batching = {"linger.ms": options.linger_ms} if options.linger_ms is not None else {}
+        feed = BackgroundFeed(pipeline.publisher(**batching), symbols=options.symbols, rate=rate, seed=options.seed)
         samples: list[dict[str, Any]] = []
         with feed:
             chaos.start()
@@ -344,13 +350,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fault-every-s", type=float, default=FAULT_EVERY_S, help="mean gap between faults")
     parser.add_argument("--capacity-ticks", type=int, default=30_000, help="backlog that measures capacity")
     parser.add_argument("--warm-up-s", type=float, default=None, help="default: 20%% of the run, 60-300 s")
+    parser.add_argument("--linger-ms", type=int, default=None, help="feed and predictions batching (embedded broker)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--work-dir", type=Path, default=REPO_ROOT / ".tickcast" / "soak")
     args = parser.parse_args(argv)
     configure_logging("soak", "WARNING", "console")
     options = SoakOptions(
         minutes=args.minutes, rate=args.rate, max_rate=args.max_rate, fault_every_s=args.fault_every_s,
-        capacity_ticks=args.capacity_ticks, warm_up_s=args.warm_up_s, out_dir=args.out,
+        capacity_ticks=args.capacity_ticks, warm_up_s=args.warm_up_s, out_dir=args.out, linger_ms=args.linger_ms,
     )  # fmt: skip
     result = soak(options, args.work_dir)
     print(result.summary())
