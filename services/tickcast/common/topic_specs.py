@@ -94,6 +94,29 @@ def cluster_configs(replication_factor: int) -> dict[str, str]:
     return {"min.insync.replicas": str(min(2, max(1, replication_factor - 1)))}
 
 
+#: How soon a snapshot superseded by a newer one of its symbol can be compacted away. Kafka never compacts the
+#: active segment, and by default a segment rolls only after 7 days or 1 GiB: a new owner reads its partitions'
+#: snapshots to the end on every take-over, so without a roll it could read a day or more of superseded states
+#: (50 symbols over 8 partitions write ~12 KB/s per partition at the default cadence).
+SNAPSHOT_COMPACTION_LAG_MS = 15 * 60 * 1000
+
+
+def compacting(replication_factor: int) -> dict[str, str]:
+    """Configs of a latest-per-key topic whose superseded records go within ``SNAPSHOT_COMPACTION_LAG_MS``.
+
+    >>> compacting(3)["segment.ms"], compacting(3)["max.compaction.lag.ms"]
+    ('900000', '900000')
+    """
+    lag = str(SNAPSHOT_COMPACTION_LAG_MS)
+    return {
+        "cleanup.policy": "compact",
+        "segment.ms": lag,  # the active segment is never compacted: roll it this often
+        "max.compaction.lag.ms": lag,  # then compact it within this, however little of the log is dirty
+        "min.cleanable.dirty.ratio": "0.1",
+        **cluster_configs(replication_factor),
+    }
+
+
 def deleting(retention_ms: int, replication_factor: int) -> dict[str, str]:
     return {"cleanup.policy": "delete", "retention.ms": str(retention_ms), **cluster_configs(replication_factor)}
 
@@ -139,7 +162,7 @@ def topic_specs(
             "snapshots", snapshots_topic or f"{group_id}-snapshots",
             "Each symbol's model state (HMAC-signed), the latest per symbol; a tombstone forgets a symbol.",
             "symbol (UTF-8)", "tickcast.v1.SymbolSnapshot", "snapshots-value", partitions, rf,
-            {"cleanup.policy": "compact", **cluster_configs(rf)}, (predictor_writes,),
+            compacting(rf), (predictor_writes,),
             (Client("predictor (tickcast worker)", None, "on assignment: reads its partitions to the end"),),
             created_by="the predictor worker at start (and tickcast topics create)",
         ),
