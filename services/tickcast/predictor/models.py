@@ -61,6 +61,50 @@ class FlooredInverseScaling(optim.base.Scheduler):
         return max(self.learning_rate / math.pow(t + 1, self.power), self.floor)
 
 
+class _SharedSetting:
+    """A model's immutable setting shared by every symbol's model, pickled by name so a restore shares it too.
+
+    The loss, the initializer and the learning-rate schedules hold no state (River updates the optimizer's
+    step count, never the schedule), so one object serves all; by value, each was ~250 bytes per model, in
+    every symbol's state, once per horizon. A snapshot pickled by value before restores as it was.
+    """
+
+    def __reduce__(self) -> str | tuple[Any, ...]:
+        return _SHARED_NAMES.get(id(self)) or super().__reduce__()
+
+
+#: id of each shared setting -> its name in this module (they live as long as the module).
+_SHARED_NAMES: dict[int, str] = {}
+
+
+def _shared(setting: Any, name: str) -> Any:
+    _SHARED_NAMES[id(setting)] = name
+    return setting
+
+
+class SquaredLoss(_SharedSetting, optim.losses.Squared):
+    """River's squared loss (see :class:`_SharedSetting`)."""
+
+
+class ZerosInitializer(_SharedSetting, optim.initializers.Zeros):
+    """River's zero initializer (see :class:`_SharedSetting`)."""
+
+
+class ConstantRate(_SharedSetting, optim.schedulers.Constant):
+    """River's constant schedule (see :class:`_SharedSetting`)."""
+
+
+class SharedInverseScaling(_SharedSetting, FlooredInverseScaling):
+    """:class:`FlooredInverseScaling` (see :class:`_SharedSetting`)."""
+
+
+#: The settings of the linear recipe, shared by all its models (``_linear``).
+LINEAR_LOSS = _shared(SquaredLoss(), "LINEAR_LOSS")
+LINEAR_INITIALIZER = _shared(ZerosInitializer(), "LINEAR_INITIALIZER")
+LINEAR_INTERCEPT_RATE = _shared(ConstantRate(0.0), "LINEAR_INTERCEPT_RATE")
+LINEAR_RATE = _shared(SharedInverseScaling(0.02, power=0.5, floor=1e-4), "LINEAR_RATE")
+
+
 def _linear() -> OnlineRegressor:
     # Chosen by replaying the sample trades file through tickcast evaluate (issue 7):
     # - TargetStandardScaler makes the step size unit-free: SPY moves about 0.3 bps a tick and BAC 2.4,
@@ -72,11 +116,12 @@ def _linear() -> OnlineRegressor:
     # - No intercept: returns have no usable mean at this horizon; learning one changed nothing measurable.
     return preprocessing.StandardScaler() | preprocessing.TargetStandardScaler(
         regressor=linear_model.LinearRegression(
-            optimizer=optim.SGD(FlooredInverseScaling(0.02, power=0.5, floor=1e-4)),
-            loss=optim.losses.Squared(),
+            optimizer=optim.SGD(LINEAR_RATE),
+            loss=LINEAR_LOSS,
             l2=0.0,
-            intercept_lr=0.0,
+            intercept_lr=LINEAR_INTERCEPT_RATE,
             clip_gradient=10.0,
+            initializer=LINEAR_INITIALIZER,
         )
     )
 
