@@ -22,6 +22,7 @@ after a forecast is served, :meth:`LabelQueue.due_count` + :meth:`LabelQueue.pee
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
 
@@ -50,28 +51,27 @@ def shared_names(names: tuple[str, ...]) -> tuple[str, ...]:
 class PendingForecast:
     """A served forecast, kept until its label tick arrives.
 
-    The features are kept as a tuple of values against a tuple of names shared by all (up to 24 of these per
-    symbol at the default horizons: a dict each was a third of a symbol's memory); :attr:`features` rebuilds
-    the dict, same keys in the same order, same float objects, when the label arrives.
+    Up to 24 of these per symbol at the default horizons, so they are packed: the floats (log price,
+    forecast, half-width, then the feature values) in one ``array('d')``, against a tuple of feature names
+    shared by all. A dict and a float object each made them a third of a symbol's memory. The arrays hold
+    the same doubles, so :attr:`features` rebuilds a dict equal to the one served (same keys, same order, same
+    values) when the label arrives.
 
     >>> entry = PendingForecast.of(5, 0, 0.0, {"r1_bps": 1.5, "ewm_fast_bps": -0.5}, 0.1, 2.0)
     >>> other = PendingForecast.of(6, 0, 0.0, {"r1_bps": 0.0, "ewm_fast_bps": 0.0}, 0.0, 0.0)
-    >>> entry.features, entry.feature_names is other.feature_names
-    ({'r1_bps': 1.5, 'ewm_fast_bps': -0.5}, True)
+    >>> entry.features, entry.forecast_bps, entry.feature_names is other.feature_names
+    ({'r1_bps': 1.5, 'ewm_fast_bps': -0.5}, 0.1, True)
     """
 
     due: int
     """Event time (ms) from which a tick labels it; for a tick horizon, the symbol's tick count instead."""
     made_at_ms: int
-    log_price: float
+    weight: int
+    """Forecasts it stands for: itself and those served but skipped since the previous one was enqueued."""
     feature_names: tuple[str, ...]
     """Shared by every entry with the same names (see :func:`shared_names`)."""
-    feature_values: tuple[float, ...]
-    forecast_bps: float
-    half_width_bps: float
-    """Half the width of the interval served with the forecast (its coverage is scored against it)."""
-    weight: int = 1
-    """Forecasts it stands for: itself and those served but skipped since the previous one was enqueued."""
+    numbers: array[float]
+    """Log price, forecast (bps), half-width (bps), then the feature values in :attr:`feature_names` order."""
     challengers: dict[str, float] | None = None
     """Model selection's challengers' forecasts made from the same features (shortest horizon, sampled ticks)."""
 
@@ -88,27 +88,45 @@ class PendingForecast:
         challengers: dict[str, float] | None = None,
     ) -> PendingForecast:
         """An entry for the served ``features`` (a dict, as the model saw them)."""
-        names, values = shared_names(tuple(features)), tuple(features.values())
-        return cls(due, made_at_ms, log_price, names, values, forecast_bps, half_width_bps, weight, challengers)
+        numbers = array("d", (log_price, forecast_bps, half_width_bps, *features.values()))
+        return cls(due, made_at_ms, weight, shared_names(tuple(features)), numbers, challengers)
+
+    @property
+    def log_price(self) -> float:
+        return self.numbers[0]
+
+    @property
+    def forecast_bps(self) -> float:
+        return self.numbers[1]
+
+    @property
+    def half_width_bps(self) -> float:
+        """Half the width of the interval served with the forecast (its coverage is scored against it)."""
+        return self.numbers[2]
 
     @property
     def features(self) -> dict[str, float]:
         """The features the forecast was made from, as the dict the model saw."""
-        return dict(zip(self.feature_names, self.feature_values, strict=True))
+        return dict(zip(self.feature_names, self.numbers[_FEATURES_AT:], strict=True))
 
     def __getstate__(self) -> list[Any]:
-        return [getattr(self, name) for name in _PENDING_FIELDS]
+        return [self.due, self.made_at_ms, self.weight, self.feature_names, self.numbers, self.challengers]
 
     def __setstate__(self, values: list[Any]) -> None:
-        if len(values) == len(_PENDING_FIELDS) - 1:
-            # Pickled before the features were split (snapshots from issue 15): (..., features dict, ...).
-            values = [*values[:3], tuple(values[3]), tuple(values[3].values()), *values[4:]]
-        values[3] = shared_names(values[3])
-        for name, value in zip(_PENDING_FIELDS, values, strict=True):
-            object.__setattr__(self, name, value)
+        if len(values) == _ISSUE_15_LAYOUT:
+            # (due, made_at_ms, log_price, features dict, forecast_bps, half_width_bps, weight, challengers)
+            due, made_at, log_price, features, forecast, half_width, weight, challengers = values
+            entry = PendingForecast.of(due, made_at, log_price, features, forecast, half_width, weight, challengers)
+            values = entry.__getstate__()
+        due, made_at, weight, names, numbers, challengers = values
+        self.due, self.made_at_ms, self.weight, self.challengers = due, made_at, weight, challengers
+        self.feature_names, self.numbers = shared_names(names), numbers
 
 
-_PENDING_FIELDS = tuple(spec.name for spec in fields(PendingForecast))
+#: Where the feature values start in :attr:`PendingForecast.numbers`.
+_FEATURES_AT = 3
+#: Values a pending forecast pickled by issue 15's workers has (its features were a dict).
+_ISSUE_15_LAYOUT = 8
 
 
 class ScoredLabel(NamedTuple):
