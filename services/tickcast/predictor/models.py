@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import river
-from river import linear_model, optim, preprocessing
+from river import compose, linear_model, optim, preprocessing
 
 from tickcast.predictor.baselines import EWMeanReturn, MeanReversion, Persistence
 
@@ -98,6 +98,37 @@ class SharedInverseScaling(_SharedSetting, FlooredInverseScaling):
     """:class:`FlooredInverseScaling` (see :class:`_SharedSetting`)."""
 
 
+class LeanPipeline(compose.Pipeline):
+    """River's ``Pipeline``, with its cached execution plan shared and left out of snapshots.
+
+    River caches, per pipeline, which extra arguments each step's methods accept: a new ``frozenset`` per step
+    and method and a dict of them, ~1 KB per pipeline, equal in every symbol's. Here equal parts are one
+    shared object, and the cache is not pickled: River rebuilds it on first use, as after any change of steps.
+    Learning and predicting are River's own (the plan's content is unchanged).
+    """
+
+    def _build_plan(self) -> tuple[Any, ...]:
+        plan = super()._build_plan()
+        self._plan = tuple(tuple(_shared_part(part) for part in item) for item in plan)
+        params = self._last_step_params
+        self._last_step_params = _SHARED_PARTS.setdefault(tuple(params.items()), params)
+        return self._plan
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(vars(self))
+        state.update(_plan=None, _inference_transformers=(), _last_step_cached=None)
+        state.pop("_last_step_params", None)
+        return state
+
+
+#: Immutable parts of pipelines' plans (argument-name sets, per-method dicts), one object per distinct value.
+_SHARED_PARTS: dict[Any, Any] = {}
+
+
+def _shared_part(part: Any) -> Any:
+    return _SHARED_PARTS.setdefault(part, part) if isinstance(part, frozenset) else part
+
+
 #: The settings of the linear recipe, shared by all its models (``_linear``).
 LINEAR_LOSS = _shared(SquaredLoss(), "LINEAR_LOSS")
 LINEAR_INITIALIZER = _shared(ZerosInitializer(), "LINEAR_INITIALIZER")
@@ -114,20 +145,23 @@ def _linear() -> OnlineRegressor:
     # - A decaying, floored learning rate: against a constant 3e-4 it lifted IBM from 0.057 to 0.067
     #   and SPY from 0.084 to 0.086, the others within 0.0003. Rates of 3e-3 and up lost skill everywhere.
     # - No intercept: returns have no usable mean at this horizon; learning one changed nothing measurable.
-    return preprocessing.StandardScaler() | preprocessing.TargetStandardScaler(
-        regressor=linear_model.LinearRegression(
-            optimizer=optim.SGD(LINEAR_RATE),
-            loss=LINEAR_LOSS,
-            l2=0.0,
-            intercept_lr=LINEAR_INTERCEPT_RATE,
-            clip_gradient=10.0,
-            initializer=LINEAR_INITIALIZER,
-        )
+    return LeanPipeline(
+        preprocessing.StandardScaler(),
+        preprocessing.TargetStandardScaler(
+            regressor=linear_model.LinearRegression(
+                optimizer=optim.SGD(LINEAR_RATE),
+                loss=LINEAR_LOSS,
+                l2=0.0,
+                intercept_lr=LINEAR_INTERCEPT_RATE,
+                clip_gradient=10.0,
+                initializer=LINEAR_INITIALIZER,
+            )
+        ),
     )
 
 
 def _passive_aggressive() -> OnlineRegressor:
-    return preprocessing.StandardScaler() | linear_model.PARegressor(C=0.01, mode=2, eps=0.1)
+    return LeanPipeline(preprocessing.StandardScaler(), linear_model.PARegressor(C=0.01, mode=2, eps=0.1))
 
 
 MODELS: dict[str, ModelSpec] = {

@@ -37,3 +37,17 @@ def test_a_setting_pickled_by_value_before_still_restores() -> None:
     assert pickle.loads(pickle.dumps(old)).lr.learning_rate == 0.01
     fresh = models.ConstantRate(0.3)  # not a registered shared setting: pickled by value
     assert pickle.loads(pickle.dumps(fresh)).learning_rate == 0.3
+
+
+def test_pipelines_share_their_plan_and_snapshots_leave_it_out() -> None:
+    x = {"r1_bps": 1.0, "ewm_fast_bps": -0.5}
+    first, second = build_model("linear"), build_model("linear")
+    for model in (first, second):
+        model.learn_one(x, 1.0)
+    plans = [model._plan for model in (first, second)]  # type: ignore[attr-defined]
+    assert plans[0][0][3] is plans[1][0][3] and plans[0][1][3] is plans[1][1][3]
+    assert first._last_step_params is second._last_step_params  # type: ignore[attr-defined]
+    restored = pickle.loads(pickle.dumps(first, protocol=pickle.HIGHEST_PROTOCOL))
+    assert restored._plan is None  # type: ignore[attr-defined]
+    assert restored.predict_one(x) == first.predict_one(x)
+    assert restored._last_step_params is first._last_step_params  # type: ignore[attr-defined]
