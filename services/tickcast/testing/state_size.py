@@ -1,13 +1,18 @@
 """How many bytes one symbol costs a worker, part by part: the measure behind the ≤ 20 KB target (issue 15).
 
-**What is counted.** A symbol's :class:`~tickcast.predictor.forecaster.SymbolState` is pickled (what its
-snapshot holds), rebuilt with :func:`pickle.loads` under :mod:`tracemalloc` (what a worker holds after taking
-the symbol over, the larger of the live and the restored state), and then dropped one part at a time: each
-part's count is the memory Python's allocator gets back when that part goes (after ``gc.collect()``, which
-also empties the float, tuple and list free lists, so a count does not depend on what ran before). The parts
-add up to the whole. Objects shared with other symbols (classes, interned attribute names, module-level
-singletons such as a model's immutable settings) are not counted: they do not grow with the symbol count.
-Allocator overhead (pymalloc's pools, a few percent) is not counted either.
+**What is counted.** A symbol's :class:`~tickcast.predictor.forecaster.SymbolState` is dropped one part at a
+time, and each part's count is the memory Python's allocator gets back when that part goes, as
+:mod:`tracemalloc` sees it (after ``gc.collect()``, which also empties the float, tuple and list free lists,
+so a count does not depend on what ran before). The parts add up to the whole. Objects shared with other
+symbols (classes, interned attribute names, module-level singletons such as a model's immutable settings)
+are not counted: they do not grow with the symbol count. Not counted either: pymalloc's pool overhead (a few
+percent) and memory Rust extensions allocate outside Python's allocator (River's statistics keep their few
+floats inside the Python object, which is counted). Two states are measured:
+
+- :func:`measure_live`: the state as the worker that built it holds it (tracing must run while it is built);
+- :func:`measure`: the state rebuilt from its pickle, as a worker holds it after taking the symbol over. It is
+  larger: unpickling gives every River object a real ``__dict__`` (a fresh one keeps its attributes inline)
+  and its own copies of strings (feature names, status, model version) that live ones share.
 
 **The stream.** :func:`spy_like_ticks` is a synthetic SPY with the real file's tick spacing (first 300k SPY
 trades: 53% share a millisecond with the previous trade, median gap 0 ms, 95th percentile 577 ms, 99th 3 s)
@@ -22,7 +27,7 @@ import gc
 import pickle  # nosec B403 # only states this process built are pickled and loaded back
 import random
 import tracemalloc
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from tickcast.common.records import Lineage, Tick
@@ -107,6 +112,30 @@ def measure(state: SymbolState, rounds: int = 3) -> StateSize:
             tracemalloc.stop()
         gc.unfreeze()
     return min(measures, key=lambda size: size.in_memory_bytes)
+
+
+def measure_live(build: Callable[[], SymbolState]) -> StateSize:
+    """Bytes by part of the state ``build`` returns, as built (``build`` runs traced; its state is dropped).
+
+    >>> size = measure_live(lambda: feed(default_forecaster(), spy_like_ticks(200)).states.pop("SPY"))
+    >>> 2_000 < size.in_memory_bytes < 60_000
+    True
+    """
+    started = not tracemalloc.is_tracing()
+    if started:
+        tracemalloc.start()
+    try:
+        holder = [build()]
+        pickled = len(pickle.dumps(holder[0], protocol=pickle.HIGHEST_PROTOCOL))
+        gc.collect()
+        gc.freeze()
+        try:
+            return StateSize(pickled, _parts(holder))
+        finally:
+            gc.unfreeze()
+    finally:
+        if started:
+            tracemalloc.stop()
 
 
 def _parts(holder: list[SymbolState]) -> dict[str, int]:
