@@ -22,11 +22,12 @@ from typing import Any
 from bench.core import Context, Row, ScenarioResult, at_least, at_most
 from bench.model_cost import _records
 from tickcast.common.records import Lineage
+from tickcast.predictor.forecaster import SymbolState
 from tickcast.predictor.horizons import DEFAULT_HORIZONS
 from tickcast.predictor.runtime import TickHandler
 from tickcast.predictor.settings import PredictorSettings
 from tickcast.testing.data import DataMissing, DataSettings, trades_file
-from tickcast.testing.state_size import default_forecaster, measure
+from tickcast.testing.state_size import StateSize, default_forecaster, measure, measure_live
 
 CONFIGS = {
     "1 horizon (1t), no interval": ("1t", 0.0),
@@ -48,8 +49,8 @@ def _rate(horizons: str, coverage: float, records: list[Any]) -> float:
 
 
 def state_bytes(ticks: int) -> dict[str, Any] | None:
-    """SPY's state after its first ``ticks`` real trades at default settings, measured by
-    :func:`tickcast.testing.state_size.measure` (pickled bytes, in-memory bytes by part); None without the file."""
+    """SPY's state after its first ``ticks`` real trades at default settings, by :mod:`tickcast.testing.state_size`:
+    pickled bytes, and in-memory bytes by part as built (live) and as restored; None without the file."""
     try:
         path = trades_file(DataSettings())
     except DataMissing:
@@ -58,21 +59,30 @@ def state_bytes(ticks: int) -> dict[str, Any] | None:
     from tickcast.producer.columns import ColumnMapping
     from tickcast.producer.replay import read_ticks
 
-    forecaster = default_forecaster()
     mapping = ColumnMapping(timezone="America/New_York")
     spy = (t for t in read_ticks(path, mapping) if isinstance(t, Tick) and t.symbol == "SPY")
-    largest = 0
-    for offset, tick in enumerate(itertools.islice(spy, ticks)):
-        forecaster.process(tick, Lineage("ticks", 0, offset, tick.event_time), 0)
-        if offset % 5000 == 0:
-            largest = max(largest, len(pickle.dumps(forecaster.states["SPY"], protocol=pickle.HIGHEST_PROTOCOL)))
-    state = forecaster.states["SPY"]
-    size = measure(state)
-    selection = state.selection
-    return {"ticks": ticks, "pickled_bytes": size.pickled_bytes,
-            "largest_pickled_bytes": max(largest, size.pickled_bytes), "tracemalloc_bytes": size.in_memory_bytes,
-            "parts": size.parts, "pending": [len(h.queue.pending) for h in state.horizons],
-            "challengers": sorted(selection.challengers) if selection else []}  # fmt: skip
+    trades = list(itertools.islice(spy, ticks))
+    largest, seen = 0, {}
+
+    def build() -> SymbolState:
+        nonlocal largest
+        forecaster = default_forecaster()
+        for offset, tick in enumerate(trades):
+            forecaster.process(tick, Lineage("ticks", 0, offset, tick.event_time), 0)
+            if offset % 5000 == 0:
+                largest = max(largest, len(pickle.dumps(forecaster.states["SPY"], protocol=pickle.HIGHEST_PROTOCOL)))
+        state = forecaster.states.pop("SPY")
+        seen["restored"] = measure(state)  # from its pickle, before measure_live takes the state apart
+        seen["pending"] = [len(h.queue.pending) for h in state.horizons]
+        seen["challengers"] = sorted(state.selection.challengers) if state.selection else []
+        return state
+
+    live = measure_live(build)
+    restored: StateSize = seen.pop("restored")
+    return {"ticks": len(trades), "pickled_bytes": live.pickled_bytes,
+            "largest_pickled_bytes": max(largest, live.pickled_bytes),
+            "live_bytes": live.in_memory_bytes, "live_parts": live.parts,
+            "tracemalloc_bytes": restored.in_memory_bytes, "parts": restored.parts, **seen}  # fmt: skip
 
 
 def run(context: Context) -> ScenarioResult:
@@ -92,8 +102,14 @@ def run(context: Context) -> ScenarioResult:
         notes.append("memory per symbol not measured: the real trades file is missing")
     else:
         rows.append(at_most("SPY state, pickled (largest seen)", memory["largest_pickled_bytes"], "bytes", 20_000))
-        rows.append(at_most("SPY state, in memory (tracemalloc)", memory["tracemalloc_bytes"], "bytes", 20_000))
-        rows += [Row(f"SPY state: {part}", count, "bytes") for part, count in memory["parts"].items()]
+        rows.append(at_most("SPY state, in memory as built (tracemalloc)", memory["live_bytes"], "bytes", 20_000))
+        rows.append(
+            at_most("SPY state, in memory restored (tracemalloc)", memory["tracemalloc_bytes"], "bytes", 20_000)
+        )
+        rows += [
+            Row(f"SPY state restored: {part}", count, f"bytes (as built: {memory['live_parts'][part]})")
+            for part, count in memory["parts"].items()
+        ]
     return ScenarioResult(
         name="horizons",
         title="Horizons: 3 horizons + intervals vs 1 horizon without (in-process handler, one core)",

@@ -52,7 +52,7 @@ def spy_like_ticks(count: int, seed: int = 15, start_ms: int = 1_381_152_600_000
     >>> ticks[0].symbol, ticks[0].price, all(b.event_time >= a.event_time for a, b in zip(ticks, ticks[1:]))
     ('SPY', 167.41, True)
     """
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # nosec B311 # a reproducible test stream, not a secret
     cents, time_ms = 16_741, start_ms
     for _ in range(count):
         yield Tick("SPY", cents / 100, 100.0, time_ms)
