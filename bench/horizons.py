@@ -5,9 +5,11 @@ ticks under two settings, interleaved over a few rounds so a shared machine's lo
 best round of each is kept: ``TICKCAST_HORIZONS=1t`` with no interval (the path before horizons) and the
 default ``1s,10s,60s`` with 90% intervals. Target: the second at least 0.6x the first's throughput.
 
-Memory per symbol at the default horizons is measured on the real trades file when it is present (its
-busiest symbol, SPY, for its first ``memory_ticks`` trades): pickled bytes (what a snapshot holds) and
-tracemalloc's count of a state rebuilt from that pickle (what it holds in memory). Target: <= 20 KB.
+Memory per symbol at default settings is measured on the real trades file when it is present (its busiest
+symbol, SPY, for its first ``memory_ticks`` trades) by :mod:`tickcast.testing.state_size`: pickled bytes
+(what a snapshot holds) and tracemalloc's count of a state rebuilt from that pickle (what a worker holds after
+a take-over), part by part (features, each horizon's model, pending labels and interval, selection and drift,
+last prediction). Target: <= 20 KB.
 """
 
 from __future__ import annotations
@@ -15,18 +17,17 @@ from __future__ import annotations
 import itertools
 import pickle  # nosec B403 # the bench pickles and loads only states it built itself
 import time
-import tracemalloc
 from typing import Any
 
 from bench.core import Context, Row, ScenarioResult, at_least, at_most
 from bench.model_cost import _records
 from tickcast.common.records import Lineage
-from tickcast.predictor.forecaster import Forecaster
-from tickcast.predictor.horizons import DEFAULT_HORIZONS, parse_horizons
-from tickcast.predictor.models import DEFAULT_MODEL, model_spec
+from tickcast.predictor.forecaster import SymbolState
+from tickcast.predictor.horizons import DEFAULT_HORIZONS
 from tickcast.predictor.runtime import TickHandler
 from tickcast.predictor.settings import PredictorSettings
 from tickcast.testing.data import DataMissing, DataSettings, trades_file
+from tickcast.testing.state_size import StateSize, default_forecaster, measure, measure_live
 
 CONFIGS = {
     "1 horizon (1t), no interval": ("1t", 0.0),
@@ -48,7 +49,8 @@ def _rate(horizons: str, coverage: float, records: list[Any]) -> float:
 
 
 def state_bytes(ticks: int) -> dict[str, Any] | None:
-    """Pickled and in-memory bytes of SPY's state after its first ``ticks`` real trades; None without the file."""
+    """SPY's state after its first ``ticks`` real trades at default settings, by :mod:`tickcast.testing.state_size`:
+    pickled bytes, and in-memory bytes by part as built (live) and as restored; None without the file."""
     try:
         path = trades_file(DataSettings())
     except DataMissing:
@@ -57,24 +59,30 @@ def state_bytes(ticks: int) -> dict[str, Any] | None:
     from tickcast.producer.columns import ColumnMapping
     from tickcast.producer.replay import read_ticks
 
-    forecaster = Forecaster(
-        model_spec(DEFAULT_MODEL), "bench", horizons=parse_horizons(DEFAULT_HORIZONS), coverage=0.9, gap_ms=300_000
-    )
     mapping = ColumnMapping(timezone="America/New_York")
     spy = (t for t in read_ticks(path, mapping) if isinstance(t, Tick) and t.symbol == "SPY")
-    largest = 0
-    for offset, tick in enumerate(itertools.islice(spy, ticks)):
-        forecaster.process(tick, Lineage("ticks", 0, offset, tick.event_time), 0)
-        if offset % 5000 == 0:
-            largest = max(largest, len(pickle.dumps(forecaster.states["SPY"], protocol=pickle.HIGHEST_PROTOCOL)))
-    data = pickle.dumps(forecaster.states["SPY"], protocol=pickle.HIGHEST_PROTOCOL)
-    tracemalloc.start()
-    rebuilt = pickle.loads(data)  # nosec B301 # built just above
-    live, _ = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    pending = [len(h.queue.pending) for h in rebuilt.horizons]
-    return {"ticks": ticks, "pickled_bytes": len(data), "largest_pickled_bytes": max(largest, len(data)),
-            "tracemalloc_bytes": live, "pending": pending}  # fmt: skip
+    trades = list(itertools.islice(spy, ticks))
+    largest, seen = 0, {}
+
+    def build() -> SymbolState:
+        nonlocal largest
+        forecaster = default_forecaster()
+        for offset, tick in enumerate(trades):
+            forecaster.process(tick, Lineage("ticks", 0, offset, tick.event_time), 0)
+            if offset % 5000 == 0:
+                largest = max(largest, len(pickle.dumps(forecaster.states["SPY"], protocol=pickle.HIGHEST_PROTOCOL)))
+        state = forecaster.states.pop("SPY")
+        seen["restored"] = measure(state)  # from its pickle, before measure_live takes the state apart
+        seen["pending"] = [len(h.queue.pending) for h in state.horizons]
+        seen["challengers"] = sorted(state.selection.challengers) if state.selection else []
+        return state
+
+    live = measure_live(build)
+    restored: StateSize = seen.pop("restored")
+    return {"ticks": len(trades), "pickled_bytes": live.pickled_bytes,
+            "largest_pickled_bytes": max(largest, live.pickled_bytes),
+            "live_bytes": live.in_memory_bytes, "live_parts": live.parts,
+            "tracemalloc_bytes": restored.in_memory_bytes, "parts": restored.parts, **seen}  # fmt: skip
 
 
 def run(context: Context) -> ScenarioResult:
@@ -94,7 +102,14 @@ def run(context: Context) -> ScenarioResult:
         notes.append("memory per symbol not measured: the real trades file is missing")
     else:
         rows.append(at_most("SPY state, pickled (largest seen)", memory["largest_pickled_bytes"], "bytes", 20_000))
-        rows.append(at_most("SPY state, in memory (tracemalloc)", memory["tracemalloc_bytes"], "bytes", 20_000))
+        rows.append(at_most("SPY state, in memory as built (tracemalloc)", memory["live_bytes"], "bytes", 20_000))
+        rows.append(
+            at_most("SPY state, in memory restored (tracemalloc)", memory["tracemalloc_bytes"], "bytes", 20_000)
+        )
+        rows += [
+            Row(f"SPY state restored: {part}", count, f"bytes (as built: {memory['live_parts'][part]})")
+            for part, count in memory["parts"].items()
+        ]
     return ScenarioResult(
         name="horizons",
         title="Horizons: 3 horizons + intervals vs 1 horizon without (in-process handler, one core)",

@@ -22,9 +22,9 @@ after a forecast is served, :meth:`LabelQueue.due_count` + :meth:`LabelQueue.pee
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass, field
-from typing import NamedTuple
+from array import array
+from dataclasses import dataclass, field, fields
+from typing import Any, NamedTuple
 
 from tickcast.predictor.horizons import Horizon
 
@@ -33,22 +33,100 @@ from tickcast.predictor.horizons import Horizon
 DEFAULT_CAPACITY = 8
 
 
+#: One tuple object per distinct set of feature names (in order), shared by every pending forecast of every
+#: symbol: a forecaster serves one set, so this holds one or two entries.
+_FEATURE_NAMES: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
+def shared_names(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The one shared tuple equal to ``names``.
+
+    >>> shared_names(("a", "b")) is shared_names(tuple(["a", "b"]))
+    True
+    """
+    return _FEATURE_NAMES.setdefault(names, names)
+
+
 @dataclass(slots=True)
 class PendingForecast:
-    """A served forecast, kept until its label tick arrives."""
+    """A served forecast, kept until its label tick arrives.
+
+    Up to 24 of these per symbol at the default horizons, so they are packed: the floats (log price,
+    forecast, half-width, then the feature values) in one ``array('d')``, against a tuple of feature names
+    shared by all. A dict and a float object each made them a third of a symbol's memory. The arrays hold
+    the same doubles, so :attr:`features` rebuilds a dict equal to the one served (same keys, same order, same
+    values) when the label arrives.
+
+    >>> entry = PendingForecast.of(5, 0, 0.0, {"r1_bps": 1.5, "ewm_fast_bps": -0.5}, 0.1, 2.0)
+    >>> other = PendingForecast.of(6, 0, 0.0, {"r1_bps": 0.0, "ewm_fast_bps": 0.0}, 0.0, 0.0)
+    >>> entry.features, entry.forecast_bps, entry.feature_names is other.feature_names
+    ({'r1_bps': 1.5, 'ewm_fast_bps': -0.5}, 0.1, True)
+    """
 
     due: int
     """Event time (ms) from which a tick labels it; for a tick horizon, the symbol's tick count instead."""
     made_at_ms: int
-    log_price: float
-    features: dict[str, float]
-    forecast_bps: float
-    half_width_bps: float
-    """Half the width of the interval served with the forecast (its coverage is scored against it)."""
-    weight: int = 1
+    weight: int
     """Forecasts it stands for: itself and those served but skipped since the previous one was enqueued."""
+    feature_names: tuple[str, ...]
+    """Shared by every entry with the same names (see :func:`shared_names`)."""
+    numbers: array[float]
+    """Log price, forecast (bps), half-width (bps), then the feature values in :attr:`feature_names` order."""
     challengers: dict[str, float] | None = None
     """Model selection's challengers' forecasts made from the same features (shortest horizon, sampled ticks)."""
+
+    @classmethod
+    def of(
+        cls,
+        due: int,
+        made_at_ms: int,
+        log_price: float,
+        features: dict[str, float],
+        forecast_bps: float,
+        half_width_bps: float,
+        weight: int = 1,
+        challengers: dict[str, float] | None = None,
+    ) -> PendingForecast:
+        """An entry for the served ``features`` (a dict, as the model saw them)."""
+        numbers = array("d", (log_price, forecast_bps, half_width_bps, *features.values()))
+        return cls(due, made_at_ms, weight, shared_names(tuple(features)), numbers, challengers)
+
+    @property
+    def log_price(self) -> float:
+        return self.numbers[0]
+
+    @property
+    def forecast_bps(self) -> float:
+        return self.numbers[1]
+
+    @property
+    def half_width_bps(self) -> float:
+        """Half the width of the interval served with the forecast (its coverage is scored against it)."""
+        return self.numbers[2]
+
+    @property
+    def features(self) -> dict[str, float]:
+        """The features the forecast was made from, as the dict the model saw."""
+        return dict(zip(self.feature_names, self.numbers[_FEATURES_AT:], strict=True))
+
+    def __getstate__(self) -> list[Any]:
+        return [self.due, self.made_at_ms, self.weight, self.feature_names, self.numbers, self.challengers]
+
+    def __setstate__(self, values: list[Any]) -> None:
+        if len(values) == _ISSUE_15_LAYOUT:
+            # (due, made_at_ms, log_price, features dict, forecast_bps, half_width_bps, weight, challengers)
+            due, made_at, log_price, features, forecast, half_width, weight, challengers = values
+            entry = PendingForecast.of(due, made_at, log_price, features, forecast, half_width, weight, challengers)
+            values = entry.__getstate__()
+        due, made_at, weight, names, numbers, challengers = values
+        self.due, self.made_at_ms, self.weight, self.challengers = due, made_at, weight, challengers
+        self.feature_names, self.numbers = shared_names(names), numbers
+
+
+#: Where the feature values start in :attr:`PendingForecast.numbers`.
+_FEATURES_AT = 3
+#: Values a pending forecast pickled by issue 15's workers has (its features were a dict).
+_ISSUE_15_LAYOUT = 8
 
 
 class ScoredLabel(NamedTuple):
@@ -86,7 +164,8 @@ class LabelQueue:
 
     horizon: Horizon
     capacity: int = DEFAULT_CAPACITY
-    pending: deque[PendingForecast] = field(default_factory=deque)
+    pending: list[PendingForecast] = field(default_factory=list)
+    """Oldest first; a list, not a deque: a deque's first block alone is 600 bytes, and it holds 8 at most."""
     last_offered_ms: int | None = None
     enqueued: int = 0
     skipped: int = 0
@@ -120,7 +199,7 @@ class LabelQueue:
             return False
         due = tick_count + horizon.amount if horizon.in_ticks else time_ms + horizon.amount
         weight = self.unsampled + 1
-        self.pending.append(PendingForecast(due, time_ms, log_price, features, forecast_bps, half_width_bps, weight))
+        self.pending.append(PendingForecast.of(due, time_ms, log_price, features, forecast_bps, half_width_bps, weight))
         self.unsampled = 0
         self.last_offered_ms = time_ms
         self.enqueued += 1
@@ -158,8 +237,7 @@ class LabelQueue:
 
     def pop(self, count: int) -> None:
         """Forget the ``count`` oldest pending forecasts (labelled and learned)."""
-        for _ in range(count):
-            self.pending.popleft()
+        del self.pending[:count]
         self.scored += count
 
     def drop_all(self) -> int:
@@ -170,3 +248,15 @@ class LabelQueue:
         self.last_offered_ms = None
         self.unsampled = 0
         return dropped
+
+    def __getstate__(self) -> list[Any]:
+        return [getattr(self, name) for name in _QUEUE_FIELDS]
+
+    def __setstate__(self, values: list[Any]) -> None:
+        for name, value in zip(_QUEUE_FIELDS, values, strict=True):
+            object.__setattr__(self, name, value)
+        if not isinstance(self.pending, list):  # a deque, pickled before issue 15's memory work
+            self.pending = list(self.pending)
+
+
+_QUEUE_FIELDS = tuple(spec.name for spec in fields(LabelQueue))

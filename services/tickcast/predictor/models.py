@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import river
-from river import linear_model, optim, preprocessing
+from river import compose, linear_model, optim, preprocessing
 
 from tickcast.predictor.baselines import EWMeanReturn, MeanReversion, Persistence
 
@@ -61,6 +61,81 @@ class FlooredInverseScaling(optim.base.Scheduler):
         return max(self.learning_rate / math.pow(t + 1, self.power), self.floor)
 
 
+class _SharedSetting:
+    """A model's immutable setting shared by every symbol's model, pickled by name so a restore shares it too.
+
+    The loss, the initializer and the learning-rate schedules hold no state (River updates the optimizer's
+    step count, never the schedule), so one object serves all; by value, each was ~250 bytes per model, in
+    every symbol's state, once per horizon. A snapshot pickled by value before restores as it was.
+    """
+
+    def __reduce__(self) -> str | tuple[Any, ...]:
+        return _SHARED_NAMES.get(id(self)) or super().__reduce__()
+
+
+#: id of each shared setting -> its name in this module (they live as long as the module).
+_SHARED_NAMES: dict[int, str] = {}
+
+
+def _shared(setting: Any, name: str) -> Any:
+    _SHARED_NAMES[id(setting)] = name
+    return setting
+
+
+class SquaredLoss(_SharedSetting, optim.losses.Squared):
+    """River's squared loss (see :class:`_SharedSetting`)."""
+
+
+class ZerosInitializer(_SharedSetting, optim.initializers.Zeros):
+    """River's zero initializer (see :class:`_SharedSetting`)."""
+
+
+class ConstantRate(_SharedSetting, optim.schedulers.Constant):
+    """River's constant schedule (see :class:`_SharedSetting`)."""
+
+
+class SharedInverseScaling(_SharedSetting, FlooredInverseScaling):
+    """:class:`FlooredInverseScaling` (see :class:`_SharedSetting`)."""
+
+
+class LeanPipeline(compose.Pipeline):
+    """River's ``Pipeline``, with its cached execution plan shared and left out of snapshots.
+
+    River caches, per pipeline, which extra arguments each step's methods accept: a new ``frozenset`` per step
+    and method and a dict of them, ~1 KB per pipeline, equal in every symbol's. Here equal parts are one
+    shared object, and the cache is not pickled: River rebuilds it on first use, as after any change of steps.
+    Learning and predicting are River's own (the plan's content is unchanged).
+    """
+
+    def _build_plan(self) -> tuple[Any, ...]:
+        plan = super()._build_plan()
+        self._plan = tuple(tuple(_shared_part(part) for part in item) for item in plan)
+        params = self._last_step_params
+        self._last_step_params = _SHARED_PARTS.setdefault(tuple(params.items()), params)
+        return self._plan
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(vars(self))
+        state.update(_plan=None, _inference_transformers=(), _last_step_cached=None)
+        state.pop("_last_step_params", None)
+        return state
+
+
+#: Immutable parts of pipelines' plans (argument-name sets, per-method dicts), one object per distinct value.
+_SHARED_PARTS: dict[Any, Any] = {}
+
+
+def _shared_part(part: Any) -> Any:
+    return _SHARED_PARTS.setdefault(part, part) if isinstance(part, frozenset) else part
+
+
+#: The settings of the linear recipe, shared by all its models (``_linear``).
+LINEAR_LOSS = _shared(SquaredLoss(), "LINEAR_LOSS")
+LINEAR_INITIALIZER = _shared(ZerosInitializer(), "LINEAR_INITIALIZER")
+LINEAR_INTERCEPT_RATE = _shared(ConstantRate(0.0), "LINEAR_INTERCEPT_RATE")
+LINEAR_RATE = _shared(SharedInverseScaling(0.02, power=0.5, floor=1e-4), "LINEAR_RATE")
+
+
 def _linear() -> OnlineRegressor:
     # Chosen by replaying the sample trades file through tickcast evaluate (issue 7):
     # - TargetStandardScaler makes the step size unit-free: SPY moves about 0.3 bps a tick and BAC 2.4,
@@ -70,19 +145,23 @@ def _linear() -> OnlineRegressor:
     # - A decaying, floored learning rate: against a constant 3e-4 it lifted IBM from 0.057 to 0.067
     #   and SPY from 0.084 to 0.086, the others within 0.0003. Rates of 3e-3 and up lost skill everywhere.
     # - No intercept: returns have no usable mean at this horizon; learning one changed nothing measurable.
-    return preprocessing.StandardScaler() | preprocessing.TargetStandardScaler(
-        regressor=linear_model.LinearRegression(
-            optimizer=optim.SGD(FlooredInverseScaling(0.02, power=0.5, floor=1e-4)),
-            loss=optim.losses.Squared(),
-            l2=0.0,
-            intercept_lr=0.0,
-            clip_gradient=10.0,
-        )
+    return LeanPipeline(
+        preprocessing.StandardScaler(),
+        preprocessing.TargetStandardScaler(
+            regressor=linear_model.LinearRegression(
+                optimizer=optim.SGD(LINEAR_RATE),
+                loss=LINEAR_LOSS,
+                l2=0.0,
+                intercept_lr=LINEAR_INTERCEPT_RATE,
+                clip_gradient=10.0,
+                initializer=LINEAR_INITIALIZER,
+            )
+        ),
     )
 
 
 def _passive_aggressive() -> OnlineRegressor:
-    return preprocessing.StandardScaler() | linear_model.PARegressor(C=0.01, mode=2, eps=0.1)
+    return LeanPipeline(preprocessing.StandardScaler(), linear_model.PARegressor(C=0.01, mode=2, eps=0.1))
 
 
 MODELS: dict[str, ModelSpec] = {

@@ -126,8 +126,8 @@ class PredictorSettings(CommonSettings):
     max_symbols: int = Field(
         20_000,
         ge=1,
-        description="Most symbols one worker keeps state for (~12-30 KB each at three horizons); past it the "
-        "least recently seen are evicted after a final snapshot.",
+        description="Most symbols one worker keeps state for (a busy one ~17-23 KB at default settings, ~23-30 KB "
+        "restored from a snapshot); past it the least recently seen are evicted after a final snapshot.",
     )
     symbol_ttl_s: float = Field(
         86_400.0, gt=0, description="An evicted symbol idle for longer than this is forgotten for good (tombstone)."

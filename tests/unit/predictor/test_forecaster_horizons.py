@@ -5,12 +5,15 @@ from __future__ import annotations
 import math
 import pickle
 import random
+from collections import deque
+from dataclasses import fields
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tickcast.common.records import Lineage, Tick
+from tickcast.predictor.delayed_labels import LabelQueue, PendingForecast
 from tickcast.predictor.forecaster import FLAG_AFTER_GAP, Forecaster, SymbolState
 from tickcast.predictor.horizons import parse_horizons
 from tickcast.predictor.models import ModelSpec, model_spec
@@ -65,18 +68,26 @@ def test_each_label_is_learned_on_the_features_served_at_t_and_the_first_tick_at
     spec = forecaster.horizons[0]
     model = forecaster.states["SPY"].horizons[0].model
     # The model is asked once per tick from the second on (the first has no return yet), on that tick's features.
-    tick_of = {id(x): i + 1 for i, x in enumerate(model.asked)}  # type: ignore[attr-defined]
-    assert len(tick_of) == len(ticks) - 1
+    # A pending label keeps the features' values, not the dict: the learned dict is an equal one (same keys in
+    # the same order, same values), so a learned x can stand for any tick whose features it equals.
+    asked = model.asked  # type: ignore[attr-defined]
+    assert len(asked) == len(ticks) - 1
     learned = model.learned  # type: ignore[attr-defined]
     assert learned, "nothing was learned"
-    for x, target in learned:
-        # Learned on the very features served at its tick t (no later ones), labelled by the first tick at/after t + h.
-        t = tick_of[id(x)]
+
+    def target_of(t: int) -> float | None:
+        """The label of a forecast at tick t, None if the walk ends before it."""
         if spec.in_ticks:
-            label = t + spec.amount
+            label: int | None = t + spec.amount if t + spec.amount < len(ticks) else None
         else:
-            label = next(j for j in range(t + 1, len(ticks)) if ticks[j][0] >= ticks[t][0] + spec.amount)
-        assert math.isclose(target, 1e4 * math.log(ticks[label][1] / ticks[t][1]), abs_tol=1e-9)
+            label = next((j for j in range(t + 1, len(ticks)) if ticks[j][0] >= ticks[t][0] + spec.amount), None)
+        return None if label is None else 1e4 * math.log(ticks[label][1] / ticks[t][1])
+
+    for x, target in learned:
+        # Learned on the features served at its tick t (no later ones), labelled by the first tick at/after t + h.
+        served_at = [i + 1 for i, seen in enumerate(asked) if list(seen.items()) == list(x.items())]
+        labels = [label for label in map(target_of, served_at) if label is not None]
+        assert any(math.isclose(target, label, abs_tol=1e-9) for label in labels)
     assert len(predictions) == len(ticks)
 
 
@@ -108,6 +119,44 @@ def test_a_snapshot_round_trip_neither_loses_nor_double_learns_a_pending_label()
     second = Forecaster(model_spec("linear"), "b", horizons=HORIZONS, coverage=0.9)
     second.states["SPY"] = pickle.loads(pickle.dumps(first.states["SPY"]))
     assert any(h.queue.pending for h in second.states["SPY"].horizons)
+    last = feed(second, ticks[1000:], start=1000)[-1]
+    expected = straight.states["SPY"].last_prediction
+    assert expected is not None
+    assert [(f.labels_learned, f.predicted_return_bps, f.empirical_coverage) for f in last.forecasts] == [
+        (f.labels_learned, f.predicted_return_bps, f.empirical_coverage) for f in expected.forecasts
+    ]
+
+
+def _issue15_layout(queue: LabelQueue) -> LabelQueue:
+    """``queue`` as a snapshot of issue 15 restores it: a deque of entries with a features dict each."""
+    entries: deque[PendingForecast] = deque()
+    for entry in queue.pending:
+        old = PendingForecast.__new__(PendingForecast)
+        old.__setstate__([entry.due, entry.made_at_ms, entry.log_price, entry.features, entry.forecast_bps,
+                          entry.half_width_bps, entry.weight, entry.challengers])  # fmt: skip
+        entries.append(old)
+    values = queue.__getstate__()
+    values[[spec.name for spec in fields(LabelQueue)].index("pending")] = entries
+    restored = LabelQueue.__new__(LabelQueue)
+    restored.__setstate__(values)
+    return restored
+
+
+def test_pending_labels_pickled_as_issue_15_did_restore_and_learn_the_same() -> None:
+    ticks = walk(random.Random(7), 2000)
+    straight = Forecaster(model_spec("linear"), "a", horizons=HORIZONS, coverage=0.9)
+    feed(straight, ticks)
+    first = Forecaster(model_spec("linear"), "a", horizons=HORIZONS, coverage=0.9)
+    feed(first, ticks[:1000])
+    state = pickle.loads(pickle.dumps(first.states["SPY"]))
+    for horizon in state.horizons:
+        horizon.queue = _issue15_layout(horizon.queue)
+    assert all(isinstance(h.queue.pending, list) for h in state.horizons)
+    assert {h.queue.pending[0].feature_names for h in state.horizons if h.queue.pending} == {
+        tuple(first.states["SPY"].horizons[0].queue.pending[0].features)
+    }
+    second = Forecaster(model_spec("linear"), "b", horizons=HORIZONS, coverage=0.9)
+    second.states["SPY"] = state
     last = feed(second, ticks[1000:], start=1000)[-1]
     expected = straight.states["SPY"].last_prediction
     assert expected is not None

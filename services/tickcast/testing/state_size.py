@@ -1,0 +1,168 @@
+"""How many bytes one symbol costs a worker, part by part: the measure behind the ≤ 20 KB target (issue 15).
+
+**What is counted.** A symbol's :class:`~tickcast.predictor.forecaster.SymbolState` is dropped one part at a
+time, and each part's count is the memory Python's allocator gets back when that part goes, as
+:mod:`tracemalloc` sees it (after ``gc.collect()``, which also empties the float, tuple and list free lists,
+so a count does not depend on what ran before). The parts add up to the whole. Objects shared with other
+symbols (classes, interned attribute names, module-level singletons such as a model's immutable settings)
+are not counted: they do not grow with the symbol count. Not counted either: pymalloc's pool overhead (a few
+percent) and memory Rust extensions allocate outside Python's allocator (River's statistics keep their few
+floats inside the Python object, which is counted). Two states are measured:
+
+- :func:`measure_live`: the state as the worker that built it holds it (tracing must run while it is built);
+- :func:`measure`: the state rebuilt from its pickle, as a worker holds it after taking the symbol over. It is
+  larger: unpickling gives every River object a real ``__dict__`` (a fresh one keeps its attributes inline)
+  and its own copies of strings (feature names, status, model version) that live ones share.
+
+**The stream.** :func:`spy_like_ticks` is a synthetic SPY with the real file's tick spacing (first 300k SPY
+trades: 53% share a millisecond with the previous trade, median gap 0 ms, 95th percentile 577 ms, 99th 3 s)
+and price moves (87% of trades at the previous price, one cent otherwise), so every time horizon's queue of
+pending labels fills as it does on the real file. :func:`default_forecaster` is the worker's forecaster at
+default settings (``new_forecaster``: horizons ``1s,10s,60s``, 90% intervals, drift detection on).
+"""
+
+from __future__ import annotations
+
+import gc
+import pickle  # nosec B403 # only states this process built are pickled and loaded back
+import random
+import tracemalloc
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from tickcast.common.records import Lineage, Tick
+from tickcast.predictor.forecaster import Forecaster, SymbolState
+from tickcast.predictor.runtime import new_forecaster
+from tickcast.predictor.settings import PredictorSettings
+
+#: Gaps between consecutive SPY trades (ms) at the quantiles 0.05, 0.15, ..., 0.95 of the first 300k real ones,
+#: plus the tail (99th, 99.9th percentile): a stream drawn from these is as busy as the real file.
+SPY_GAPS_MS = (0, 0, 0, 0, 0, 1, 1, 4, 46, 577)
+SPY_TAIL_GAPS_MS = (3_016, 42_543)
+#: Share of real SPY trades at a new price (one cent away at $167).
+SPY_MOVE_SHARE = 0.134
+#: Untraced loads before a measure (see :func:`measure`): ten are enough on CPython 3.11, measured.
+WARM_UP_LOADS = 16
+
+
+def spy_like_ticks(count: int, seed: int = 15, start_ms: int = 1_381_152_600_000) -> Iterator[Tick]:
+    """``count`` synthetic SPY trades with the real file's spacing and cent moves (deterministic per seed).
+
+    >>> ticks = list(spy_like_ticks(1000))
+    >>> ticks[0].symbol, ticks[0].price, all(b.event_time >= a.event_time for a, b in zip(ticks, ticks[1:]))
+    ('SPY', 167.41, True)
+    """
+    rng = random.Random(seed)  # nosec B311 # a reproducible test stream, not a secret
+    cents, time_ms = 16_741, start_ms
+    for _ in range(count):
+        yield Tick("SPY", cents / 100, 100.0, time_ms)
+        draw = rng.random()
+        time_ms += SPY_TAIL_GAPS_MS[draw > 0.999] if draw > 0.99 else SPY_GAPS_MS[int(draw * 10)]
+        if rng.random() < SPY_MOVE_SHARE:
+            cents += rng.choice((-1, 1))
+
+
+def default_forecaster() -> Forecaster:
+    """The forecaster a worker runs at default settings (no environment is read)."""
+    return new_forecaster(PredictorSettings(bootstrap_servers="127.0.0.1:1", worker_id="memory"))
+
+
+def feed(forecaster: Forecaster, ticks: Iterable[Tick]) -> Forecaster:
+    """Process ``ticks`` in order (offsets counted from 0, partition 0) and return the forecaster."""
+    for offset, tick in enumerate(ticks):
+        forecaster.process(tick, Lineage("ticks", 0, offset, tick.event_time), 0)
+    return forecaster
+
+
+@dataclass(frozen=True, slots=True)
+class StateSize:
+    """One symbol's cost: its snapshot's size and its restored state's bytes, by part (see the module doc)."""
+
+    pickled_bytes: int
+    parts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def in_memory_bytes(self) -> int:
+        return sum(self.parts.values())
+
+
+def measure(state: SymbolState, rounds: int = 3) -> StateSize:
+    """Pickled bytes and in-memory bytes by part of ``state`` (left as it is: restored copies are measured).
+
+    The first few loads of a state in a process allocate more than later ones (CPython warms caches up), so
+    the copy is loaded :data:`WARM_UP_LOADS` times untraced first, and the smallest of ``rounds`` measures is
+    kept (a global table that happens to grow during one of them is not the symbol's).
+
+    >>> size = measure(feed(default_forecaster(), spy_like_ticks(200)).states["SPY"])
+    >>> sorted(size.parts)[:3], 2_000 < size.in_memory_bytes < 60_000
+    (['10s interval and error', '10s model', '10s pending labels'], True)
+    """
+    data = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+    for _ in range(WARM_UP_LOADS):
+        pickle.loads(data)  # nosec B301 # pickled just above
+    started = not tracemalloc.is_tracing()
+    gc.collect()
+    gc.freeze()  # what exists now is not the copies': each collection below then looks at the copies alone
+    if started:
+        tracemalloc.start()
+    try:
+        measures = [StateSize(len(data), _parts([pickle.loads(data)])) for _ in range(rounds)]  # nosec B301
+    finally:
+        if started:
+            tracemalloc.stop()
+        gc.unfreeze()
+    return min(measures, key=lambda size: size.in_memory_bytes)
+
+
+def measure_live(build: Callable[[], SymbolState]) -> StateSize:
+    """Bytes by part of the state ``build`` returns, as built (``build`` runs traced; its state is dropped).
+
+    >>> size = measure_live(lambda: feed(default_forecaster(), spy_like_ticks(200)).states.pop("SPY"))
+    >>> 2_000 < size.in_memory_bytes < 60_000
+    True
+    """
+    started = not tracemalloc.is_tracing()
+    if started:
+        tracemalloc.start()
+    try:
+        holder = [build()]
+        pickled = len(pickle.dumps(holder[0], protocol=pickle.HIGHEST_PROTOCOL))
+        gc.collect()
+        gc.freeze()
+        try:
+            return StateSize(pickled, _parts(holder))
+        finally:
+            gc.unfreeze()
+    finally:
+        if started:
+            tracemalloc.stop()
+
+
+def _parts(holder: list[SymbolState]) -> dict[str, int]:
+    """Drop the only copy (``holder[0]``: no local name keeps it alive) part by part, counting what each frees."""
+    parts: dict[str, int] = {}
+
+    def drop(name: str, target: object, *attributes: str) -> None:
+        """Set ``target``'s ``attributes`` to None (none: let the copy go) and count what that frees."""
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        for attribute in attributes:
+            setattr(target, attribute, None)
+        if not attributes:
+            holder.clear()
+        gc.collect()
+        parts[name] = before - tracemalloc.get_traced_memory()[0]
+
+    drop("last prediction", holder[0], "last_prediction")
+    drop("selection and drift", holder[0], "selection")
+    # The shortest horizon's model and error are also referenced from the state itself (older snapshots).
+    holder[0].model = holder[0].abs_error = None  # type: ignore[assignment]
+    for horizon in holder[0].horizons:
+        label = horizon.horizon.label
+        drop(f"{label} model", horizon, "model")
+        drop(f"{label} pending labels", horizon, "queue")
+        drop(f"{label} interval and error", horizon, "interval", "abs_error")
+    del horizon
+    drop("features", holder[0], "features")
+    drop("symbol state", holder)
+    return parts
