@@ -253,6 +253,9 @@ class Forecaster:
         for horizon in state.horizons:
             spec = serving if horizon is state.horizons[0] else self.spec
             ready = has_features and horizon.learned >= spec.warmup_ticks
+            if horizon is state.horizons[0] and self.selection is not None:
+                # Selection's cold start: no model has earned trust on this symbol yet (see selection.warm_up).
+                ready = ready and state.selection is not None and not state.selection.cold
             forecast = self._predict(state, horizon, features, spec) if ready else 0.0
             predicted_price = price * math.exp(forecast / 1e4)
             if not math.isfinite(predicted_price):
@@ -334,7 +337,7 @@ class Forecaster:
         limit = MAX_RETURN_BPS
         if horizon.horizon == NEXT_TICK[0]:
             limit = min(OUTLIER_SIGMAS * state.features.scale_bps(), limit)
-        state.selection.forecast(features, limit)
+        state.selection.forecast(features, limit, horizon.model)
         horizon.queue.pending[-1].challengers = state.selection.pending
         state.selection.pending = None
 
