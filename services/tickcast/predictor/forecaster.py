@@ -33,7 +33,7 @@ from tickcast.predictor.features import MAX_RETURN_BPS, OUTLIER_SIGMAS, SymbolFe
 from tickcast.predictor.horizon_state import HorizonState
 from tickcast.predictor.horizons import Horizon, parse_horizons, signature
 from tickcast.predictor.models import ModelSpec, OnlineRegressor, model_spec
-from tickcast.predictor.selection.champion import ModelSelection, SelectionConfig
+from tickcast.predictor.selection.champion import ModelSelection, SelectionConfig, warm_up_of
 from tickcast.predictor.selection.events import model_event
 
 log = structlog.get_logger("tickcast.predictor")
@@ -255,7 +255,8 @@ class Forecaster:
             ready = has_features and horizon.learned >= spec.warmup_ticks
             if horizon is state.horizons[0] and self.selection is not None:
                 # Selection's cold start: no model has earned trust on this symbol yet (see selection.warm_up).
-                ready = ready and state.selection is not None and not state.selection.cold
+                cold = state.selection.cold if state.selection is not None else bool(warm_up_of(self.selection))
+                ready = ready and not cold
             forecast = self._predict(state, horizon, features, spec) if ready else 0.0
             predicted_price = price * math.exp(forecast / 1e4)
             if not math.isfinite(predicted_price):

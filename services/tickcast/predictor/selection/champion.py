@@ -83,6 +83,17 @@ class Decision:
     labels_since_change: int
 
 
+def warm_up_of(config: SelectionConfig) -> tuple[int, ...]:
+    """The looks of a new symbol's warm-up; none with no challenger (drift detection alone: nothing to choose).
+
+    >>> warm_up_of(SelectionConfig("linear", ("pa",))), warm_up_of(SelectionConfig("linear"))
+    ((25, 50, 100, 200, 400, 800, 1600, 3200), ())
+    """
+    if not config.challengers:
+        return ()
+    return warm_up_looks(config.promotion.warm_up_first_look, config.promotion.warm_up_labels)
+
+
 class ModelSelection:
     """Champion name, challenger models and their running comparisons for one symbol (pickled with its state).
 
@@ -117,8 +128,7 @@ class ModelSelection:
         self._config = config
         self._adopted: SelectionConfig | None = None
         """The configuration object last reconciled with (a restored copy is another object)."""
-        looks = warm_up_looks(config.promotion.warm_up_first_look, config.promotion.warm_up_labels)
-        self.warm_up = WarmUp(looks) if looks else None
+        self.warm_up = WarmUp(warm_up_of(config)) if warm_up_of(config) else None
         self.reconcile(config)
 
     @property

@@ -75,3 +75,12 @@ def test_no_warm_up_when_its_first_look_is_zero() -> None:
         selection.forecast({"last_nonzero_bps": 1.0}, limit=10.0, champion_model=champion)
         champion, found = selection.learn_one({"last_nonzero_bps": 1.0}, rng.gauss(-0.3, 1.0), 0.0, champion)
         assert not found
+
+
+def test_drift_detection_alone_has_no_warm_up_and_serves_the_configured_model_from_its_warm_up() -> None:
+    from tickcast.predictor.forecaster import Forecaster
+
+    config = SelectionConfig("mean-reversion", (), drift=DriftPolicy("page-hinkley"))
+    forecaster = Forecaster(model_spec("mean-reversion"), worker="w", selection=config)
+    statuses = [p.status for p in feed(forecaster, bouncing_prices(10))]
+    assert statuses[1:] == [READY] * 9 and forecaster.states["SPY"].selection.warm_up is None  # type: ignore[union-attr]
