@@ -38,6 +38,8 @@ def pipeline(broker: object, unique: str, tmp_path: Path) -> Iterator[Pipeline]:
             "TICKCAST_CHALLENGERS": "mean-reversion",
             "TICKCAST_PROMOTION_MIN_SAMPLES": "100",
             "TICKCAST_PROMOTION_COOLDOWN": "0",
+            # The warm-up's looks are unit-tested; here the promotion is the rule's, with its evidence.
+            "TICKCAST_PROMOTION_WARM_UP_FIRST_LOOK": "0",
             "TICKCAST_DRIFT_DETECTOR": "off",
             # Selection runs on the shortest horizon; a bid-ask bounce is a next-tick pattern.
             "TICKCAST_HORIZONS": "1t",

@@ -45,7 +45,10 @@ def evaluate(
     gap_s: Annotated[float, typer.Option(help="Gap after which features restart, with --horizons.")] = 300.0,
     challenger: Annotated[
         list[str] | None,
-        typer.Option(help="Also run per-symbol selection: the first --model as champion, these as challengers."),
+        typer.Option(
+            help="Also run per-symbol selection: the first --model as champion, these as challengers. Every "
+            "run is then scored on every tick (a warming-up model's 0 too), so all compare on the same ticks."
+        ),
     ] = None,
     drift: Annotated[
         bool, typer.Option("--drift", help="Instead of scores: drift alarms on the file and on a synthetic feed.")
@@ -92,7 +95,7 @@ def evaluate(
                 _print_drift_calibration(list(ticks), names[0])
                 return
             selections = [SelectionConfig(names[0], tuple(challenger), drift=DriftPolicy("off"))] if challenger else []
-            report = run_evaluation(ticks, names, selections=selections)
+            report = run_evaluation(ticks, names, selections=selections, every_tick=bool(selections))
         except ReplayError as exc:
             raise UserError(str(exc)) from exc
         if as_json:

@@ -86,12 +86,17 @@ def evaluate(
     models: Sequence[str | ModelSpec],
     checkpoint_every: int = 1000,
     selections: Sequence[SelectionConfig] = (),
+    every_tick: bool = False,
 ) -> EvaluationReport:
     """Replay ``ticks`` once through a fresh ``Forecaster`` per model and score every READY forecast.
 
     ``models`` are registry names (or ready-made :class:`ModelSpec` objects, for experiments). Each of
     ``selections`` adds a run where the configured model starts as champion and the challengers may replace
     it per symbol, as in a worker with ``TICKCAST_CHALLENGERS``; it is scored on what it served.
+
+    ``every_tick`` also scores the forecasts made while warming up (the 0 that was served, persistence's), so
+    every run is scored on the same ticks: what compares a selection run with the single models fairly, as
+    models warm up for different numbers of ticks and a symbol's first trades are its wildest.
 
     >>> from tickcast.common.records import Tick
     >>> prices = [100.0, 100.01, 100.0, 100.0, 100.01]
@@ -107,8 +112,10 @@ def evaluate(
         raise ValueError(f"model names must be distinct, got {names}")
     runs = [_ModelRun(spec, Forecaster(spec, worker="evaluate")) for spec in specs]
     for config in selections:
-        spec = replace(model_spec(config.incumbent), name=selection_label(config))
-        runs.append(_ModelRun(spec, Forecaster(spec, worker="evaluate", selection=config)))
+        # Renamed for the report only: the forecaster must know its model by the name selection calls it.
+        incumbent = model_spec(config.incumbent)
+        forecaster = Forecaster(incumbent, worker="evaluate", selection=config)
+        runs.append(_ModelRun(replace(incumbent, name=selection_label(config)), forecaster))
     clock = time.perf_counter
     for offset, tick in enumerate(ticks):
         lineage = Lineage("replay", 0, offset, tick.event_time)
@@ -127,7 +134,7 @@ def evaluate(
                 tick,
                 prediction.predicted_return_bps,
                 prediction.predicted_price,
-                prediction.status == READY,
+                every_tick or prediction.status == READY,
                 FLAG_OUTLIER in prediction.flags,
                 checkpoint_every,
             )

@@ -33,7 +33,7 @@ from tickcast.predictor.features import MAX_RETURN_BPS, OUTLIER_SIGMAS, SymbolFe
 from tickcast.predictor.horizon_state import HorizonState
 from tickcast.predictor.horizons import Horizon, parse_horizons, signature
 from tickcast.predictor.models import ModelSpec, OnlineRegressor, model_spec
-from tickcast.predictor.selection.champion import ModelSelection, SelectionConfig
+from tickcast.predictor.selection.champion import ModelSelection, SelectionConfig, warm_up_of
 from tickcast.predictor.selection.events import model_event
 
 log = structlog.get_logger("tickcast.predictor")
@@ -253,6 +253,10 @@ class Forecaster:
         for horizon in state.horizons:
             spec = serving if horizon is state.horizons[0] else self.spec
             ready = has_features and horizon.learned >= spec.warmup_ticks
+            if horizon is state.horizons[0] and self.selection is not None:
+                # Selection's cold start: no model has earned trust on this symbol yet (see selection.warm_up).
+                cold = state.selection.cold if state.selection is not None else bool(warm_up_of(self.selection))
+                ready = ready and not cold
             forecast = self._predict(state, horizon, features, spec) if ready else 0.0
             predicted_price = price * math.exp(forecast / 1e4)
             if not math.isfinite(predicted_price):
@@ -334,7 +338,7 @@ class Forecaster:
         limit = MAX_RETURN_BPS
         if horizon.horizon == NEXT_TICK[0]:
             limit = min(OUTLIER_SIGMAS * state.features.scale_bps(), limit)
-        state.selection.forecast(features, limit)
+        state.selection.forecast(features, limit, horizon.model)
         horizon.queue.pending[-1].challengers = state.selection.pending
         state.selection.pending = None
 

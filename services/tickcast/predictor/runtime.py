@@ -92,6 +92,8 @@ def selection_config(settings: PredictorSettings) -> SelectionConfig | None:
             settings.promotion_level,
             settings.promotion_min_skill_margin,
             settings.promotion_cooldown,
+            warm_up_first_look=settings.promotion_warm_up_first_look,
+            warm_up_labels=settings.promotion_warm_up_labels,
         ),
         DriftPolicy(
             settings.drift_detector, settings.drift_adwin_delta, settings.drift_ph_threshold,

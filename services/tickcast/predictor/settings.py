@@ -15,6 +15,7 @@ from tickcast.predictor.delayed_labels import DEFAULT_CAPACITY
 from tickcast.predictor.horizons import DEFAULT_HORIZONS, Horizon, parse_horizons
 from tickcast.predictor.models import DEFAULT_MODEL, MODELS
 from tickcast.predictor.selection.drift import DriftPolicy
+from tickcast.predictor.selection.rule import PromotionPolicy
 from tickcast.predictor.snapshot_keys import MIN_KEY_BYTES, key_problem, split_keys
 
 #: Shorter bearer tokens are refused: they could be guessed.
@@ -54,6 +55,16 @@ class PredictorSettings(CommonSettings):
         0.01, ge=0, lt=1, description="Least relative drop in squared error (1 - mse_new / mse_old) to promote."
     )
     promotion_cooldown: int = Field(500, ge=0, description="Labels after a change of champion with no other change.")
+    promotion_warm_up_first_look: int = Field(
+        PromotionPolicy().warm_up_first_look,
+        ge=0,
+        description="A symbol's labels served as warming up before its first warm-up look (0: no warm-up).",
+    )
+    promotion_warm_up_labels: int = Field(
+        PromotionPolicy().warm_up_labels,
+        ge=0,
+        description="Labels during which the warm-up serves the model with the lowest recent error at doubling looks.",
+    )
     drift_detector: Literal["adwin", "page-hinkley", "off"] = Field(
         "page-hinkley", description="Drift detector on the champion's absolute residuals, per symbol."
     )

@@ -10,6 +10,9 @@ live here. Per tick, in the forecaster's order:
    (``score_fraction``) of ticks: the cost of a challenger is its ``learn_one`` on every tick plus its
    ``predict_one`` on that share.
 
+A symbol's first labels are a warm-up (:mod:`tickcast.predictor.selection.warm_up`): served as warming up
+until a first look, then the model with the lowest recent error at a few doubling looks; the rule alone after.
+
 Sampling is a deterministic credit counter, not a random draw, so a replay after failover scores the same
 ticks. With k challengers, each pair is tested at ``level / k`` (Bonferroni), so the chance that some
 challenger of an equal set passes by luck stays at ``level``.
@@ -18,7 +21,7 @@ challenger of an equal set passes by luck stays at ``level``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
@@ -26,6 +29,7 @@ import structlog
 from tickcast.predictor.models import OnlineRegressor, model_spec
 from tickcast.predictor.selection.drift import DriftDetector, DriftPolicy, new_detector
 from tickcast.predictor.selection.rule import PairedLosses, PromotionPolicy, Verdict, judge
+from tickcast.predictor.selection.warm_up import WarmUp, warm_up_looks
 
 log = structlog.get_logger("tickcast.predictor")
 
@@ -79,6 +83,17 @@ class Decision:
     labels_since_change: int
 
 
+def warm_up_of(config: SelectionConfig) -> tuple[int, ...]:
+    """The looks of a new symbol's warm-up; none with no challenger (drift detection alone: nothing to choose).
+
+    >>> warm_up_of(SelectionConfig("linear", ("pa",))), warm_up_of(SelectionConfig("linear"))
+    ((25, 50, 100, 200, 400, 800, 1600, 3200), ())
+    """
+    if not config.challengers:
+        return ()
+    return warm_up_looks(config.promotion.warm_up_first_look, config.promotion.warm_up_labels)
+
+
 class ModelSelection:
     """Champion name, challenger models and their running comparisons for one symbol (pickled with its state).
 
@@ -96,6 +111,10 @@ class ModelSelection:
     ([('PROMOTION', 'persistence', 'mean-reversion')], 'mean-reversion')
     """
 
+    warm_up: WarmUp | None = None
+    """The symbol's first labels (see :mod:`~tickcast.predictor.selection.warm_up`); None once over, and in a
+    selection pickled before warm-ups existed (it is past its first labels)."""
+
     def __init__(self, config: SelectionConfig, champion: str | None = None) -> None:
         self.champion = champion or config.incumbent
         self.challengers: dict[str, OnlineRegressor] = {}
@@ -109,11 +128,17 @@ class ModelSelection:
         self._config = config
         self._adopted: SelectionConfig | None = None
         """The configuration object last reconciled with (a restored copy is another object)."""
+        self.warm_up = WarmUp(warm_up_of(config)) if warm_up_of(config) else None
         self.reconcile(config)
 
     @property
     def champion_recipe(self) -> str:
         return recipe_of(self.champion)
+
+    @property
+    def cold(self) -> bool:
+        """Before the warm-up's first look: no evidence for any model yet, so the symbol serves as warming up."""
+        return self.warm_up is not None and self.warm_up.samples < self.warm_up.looks[0]
 
     @property
     def drifting(self) -> bool:
@@ -143,8 +168,11 @@ class ModelSelection:
     def _hac_lags(self) -> int:
         return self._config.promotion.hac_lags
 
-    def forecast(self, features: dict[str, Any], limit: float) -> None:
-        """On sampled ticks, the challengers' forecasts of the next label, clipped to ``limit`` as the champion's."""
+    def forecast(self, features: dict[str, Any], limit: float, champion_model: OnlineRegressor | None = None) -> None:
+        """On sampled ticks, the challengers' forecasts of the next label, clipped to ``limit`` as the champion's.
+
+        During the warm-up, ``champion_model``'s own forecast too: while cold, what was served is not its forecast.
+        """
         config = self._config
         self._credit += config.score_fraction
         if self._credit < 1.0 or not self.challengers:
@@ -152,14 +180,18 @@ class ModelSelection:
             return
         self._credit -= 1.0
         pending: dict[str, float] = {}
-        for slot, model in self.challengers.items():
+        models = dict(self.challengers)
+        if champion_model is not None and self.warm_up is not None:
+            models[self.champion] = champion_model
+        for slot, model in models.items():
             try:
                 raw = model.predict_one(features)
             except Exception:
                 log.exception("challenger_predict_failed", model=slot)
                 raw = None
             if raw is None or not math.isfinite(raw):
-                self._start(slot)  # a broken challenger starts over, as a broken champion does
+                if slot in self.challengers:
+                    self._start(slot)  # a broken challenger starts over, as a broken champion does
                 continue
             pending[slot] = max(-limit, min(limit, float(raw)))
         self.pending = pending
@@ -183,6 +215,10 @@ class ModelSelection:
             if self.detector.drift_detected:
                 decisions.append(self._drifted(config))
         scored, pending = False, self.pending
+        warm_look = False
+        if pending and self.warm_up is not None:
+            losses = {slot: (label - forecast) ** 2 for slot, forecast in pending.items()}
+            warm_look = self.warm_up.add({self.champion: served_loss, **losses})
         if pending:
             for slot, forecast in pending.items():
                 pair = self.pairs.get(slot)
@@ -199,11 +235,30 @@ class ModelSelection:
             except Exception:
                 log.exception("challenger_learn_failed", model=slot)
                 self._start(slot)
-        if scored:
+        decided = len(decisions)
+        if warm_look:
+            champion_model = self._warm_up_look(champion_model, decisions)
+        if scored and len(decisions) == decided:  # the rule does not look again at a label the warm-up used
             best = self._best_promotable(config)
             if best is not None:
                 champion_model = self._promote(best[0], best[1], champion_model, decisions)
         return champion_model, decisions
+
+    def _warm_up_look(self, champion_model: OnlineRegressor, decisions: list[Decision]) -> OnlineRegressor:
+        """At a warm-up look, make the leader so far champion; after the last look, leave it to the rule."""
+        warm, margin = self.warm_up, self._config.promotion.min_skill_margin
+        if warm is None:
+            return champion_model
+        leader = warm.leader(self.champion, self.challengers, margin)
+        if warm.finished:
+            self.warm_up = None
+        if leader is None:
+            return champion_model
+        slot, champion_mse, leader_mse = leader
+        # Level 1 and no statistic: the audit record says no test was asked for, only the lower error so far.
+        skill = 1.0 - leader_mse / champion_mse
+        verdict = Verdict(True, "warm_up", 1.0, warm.samples, 0.0, 1.0, champion_mse, leader_mse, skill)
+        return self._promote(slot, verdict, champion_model, decisions)
 
     def _best_promotable(self, config: SelectionConfig) -> tuple[str, Verdict] | None:
         policy = config.promotion
@@ -211,14 +266,7 @@ class ModelSelection:
         looking = [(slot, pair) for slot, pair in self.pairs.items() if policy.is_look(pair.samples)]
         if not looking:
             return None
-        corrected = PromotionPolicy(
-            policy.min_samples,
-            policy.level / max(1, len(self.pairs)),
-            policy.min_skill_margin,
-            policy.cooldown,
-            policy.hac_lags,
-            policy.window,
-        )
+        corrected = replace(policy, level=policy.level / max(1, len(self.pairs)))
         best: tuple[str, Verdict] | None = None
         for slot, pair in looking:
             verdict = judge(pair, corrected, self.labels_since_change)

@@ -50,6 +50,10 @@ class PromotionPolicy:
     hac_lags: int = 5
     window: int = 5_000
     """A pair's sums restart after this many scored labels, so old regimes stop weighing on the test."""
+    warm_up_first_look: int = 25
+    """First look of a symbol's warm-up (see :mod:`tickcast.predictor.selection.warm_up`); 0: no warm-up."""
+    warm_up_labels: int = 5_000
+    """The warm-up looks double from ``warm_up_first_look`` while below this many labels."""
 
     @property
     def looks(self) -> int:

@@ -35,7 +35,10 @@ def test_a_regime_switch_promotes_the_right_model_within_1500_labels_and_back() 
     config = SelectionConfig("persistence", ("mean-reversion",), promotion=POLICY, drift=DriftPolicy("off"))
     # No bounce: persistence is right. Then a strong bounce: mean reversion is. Then none again.
     decisions = run_regimes([(3000, 0.0), (3000, 0.6), (3000, 0.0)], config)
-    moves = [(t, d.kind, d.to_model) for t, d in decisions]
+    # The warm-up (the first 3,200 labels) may follow the lead of 25-label windows; the switch is the rule's.
+    warm_up = [t for t, d in decisions if d.verdict is not None and d.verdict.reason == "warm_up"]
+    assert all(t < 3200 for t in warm_up) and len(warm_up) <= 8, warm_up
+    moves = [(t, d.kind, d.to_model) for t, d in decisions if t not in warm_up]
     assert [m[1:] for m in moves] == [(PROMOTION, "mean-reversion"), (DEMOTION, "persistence")], moves
     (promoted_at, _, _), (demoted_at, _, _) = moves
     assert 3000 <= promoted_at < 4500

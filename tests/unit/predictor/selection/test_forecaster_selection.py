@@ -14,7 +14,11 @@ from tickcast.predictor.selection.drift import DriftPolicy
 from tickcast.predictor.selection.rule import PromotionPolicy
 
 CONFIG = SelectionConfig(
-    "persistence", ("mean-reversion",), promotion=PromotionPolicy(min_samples=100, cooldown=0), drift=DriftPolicy("off")
+    "persistence",
+    ("mean-reversion",),
+    # No warm-up: these tests are about the rule's promotions (the warm-up has its own below).
+    promotion=PromotionPolicy(min_samples=100, cooldown=0, warm_up_first_look=0),
+    drift=DriftPolicy("off"),
 )
 
 
