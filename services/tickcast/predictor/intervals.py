@@ -30,7 +30,8 @@ points of nominal at 0.80, 0.90 and 0.95, and the mean widths are no wider (with
 
 Why not ``river.conf.RegressionJackknife``: it wraps the regressor and learns it in its own
 ``learn_one`` (one label per call, no delay), and its interval is a running quantile of all past residuals,
-which assumes exchangeable data and does not adapt after a regime change. Memory here is five floats, two counters and a boolean.
+which assumes exchangeable data and does not adapt after a regime change. Memory here is five floats, two
+counters and a boolean.
 """
 
 from __future__ import annotations
