@@ -14,8 +14,10 @@ can be reduced, per symbol and horizon, to an interval-free *residual stream* of
   label dropped or an outlier, or the file ended).
 
 :func:`replay_intervals` then feeds a fresh rule the stream in order and scores coverage and mean width
-exactly as ``tickcast evaluate --horizons`` does, with no model in the loop: a whole-file stream of 2.8M
-trades at three horizons replays in about ten seconds, where the full evaluation takes minutes.
+exactly as ``tickcast evaluate --horizons`` does, with no model in the loop. On this 2-core machine the
+real file's 12 streams (2.8M trades, three horizons; 150 MB as ``.npz``) load in ~5 s and replay one rule
+in ~5 s, where the full evaluation takes ~3.5 CPU minutes. Record them with
+``tickcast evaluate FILE --horizons 1s,10s,60s --model linear --residuals streams.npz``.
 """
 
 from __future__ import annotations
