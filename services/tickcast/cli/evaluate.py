@@ -43,6 +43,13 @@ def evaluate(
     ] = None,
     coverage: Annotated[float, typer.Option(help="Nominal interval coverage with --horizons (0: none).")] = 0.9,
     gap_s: Annotated[float, typer.Option(help="Gap after which features restart, with --horizons.")] = 300.0,
+    residuals: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --horizons: instead of scores, record the first model's interval-free residual streams "
+            "to this .npz, to replay interval rules on (tickcast.evaluation.residual_streams)."
+        ),
+    ] = None,
     challenger: Annotated[
         list[str] | None,
         typer.Option(
@@ -85,7 +92,11 @@ def evaluate(
     mapping = column_mapping(time_col, symbol_col, price_col, size_col, None, None, symbol, time_format, timezone)
     summary = ReplaySummary()
     if horizons is not None:
-        _evaluate_horizons(read_ticks(path, mapping), summary, names, horizons, coverage, gap_s, limit, as_json)
+        rows = read_ticks(path, mapping)
+        if residuals is not None:
+            _record_residuals(rows, summary, names[0], horizons, gap_s, limit, residuals)
+            return
+        _evaluate_horizons(rows, summary, names, horizons, coverage, gap_s, limit, as_json)
         return
     with user_errors():
         try:
@@ -149,6 +160,31 @@ def _evaluate_horizons(
         from rich.console import Console
 
         Console(width=None if sys.stdout.isatty() else PIPED_WIDTH).print(render_horizon_table(scores))
+
+
+def _record_residuals(
+    rows: Any, summary: Any, name: str, horizons: str, gap_s: float, limit: int | None, out: Path
+) -> None:
+    import itertools
+
+    from tickcast.evaluation.residual_streams import record_residual_streams, save_streams
+    from tickcast.predictor.horizons import BadHorizon, parse_horizons
+    from tickcast.predictor.models import model_spec
+    from tickcast.producer.row_errors import ReplayError
+
+    try:
+        parsed = parse_horizons(horizons)
+    except BadHorizon as exc:
+        fail(str(exc))
+    with user_errors():
+        try:
+            good = report_bad_rows(rows, summary, stop_at_first=False)
+            streams = record_residual_streams(
+                itertools.islice(good, limit), model_spec(name), parsed, round(gap_s * 1000)
+            )
+        except ReplayError as exc:
+            raise UserError(str(exc)) from exc
+    typer.echo(f"wrote {save_streams(streams, out)}: {len(streams)} streams", err=True)
 
 
 def _print_drift_calibration(ticks: list[object], model: str) -> None:

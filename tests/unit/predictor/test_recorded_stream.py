@@ -26,9 +26,9 @@ NOW_MS = 1_700_000_000_000
 TICKS = 3_000
 #: Recorded with River 0.26.1 (the version is inside every prediction's model_version).
 EXPECTED = {
-    "ew-mean": "00ab38320f9ffab4775c8c5e50d9098c3af5cbbd20cdfa647b032300733da47b",
-    "linear": "6995147925d364fe5941d725972c203a9d3d3aba66fcbfdf2304f3c54df317fa",
-    "pa": "f87930bb3f9fccbdaa87cd8a2cefdeb5dc2151fe7e0aaba187771179684662b7",
+    "ew-mean": "0db2e7e3c5b9952d2d8e742708f6024239fc89ad78050dfbb36c04f3ef5a61e7",
+    "linear": "d61f56168762356aa97aa69995e5e1b30cd6384ff903db7de35718732b14a853",
+    "pa": "d7d5b76cc20aef8fd220dbea71648087f8c043d167b412cfe375edc98257c54e",
 }
 
 
