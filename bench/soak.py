@@ -196,17 +196,28 @@ class Chaos(threading.Thread):
 
 
 def witness_rss(
-    samples: list[dict[str, Any]], witness: str, warm_up_s: float, caught_up_lag: float, window: int = 10
+    samples: list[dict[str, Any]],
+    witness: str,
+    warm_up_s: float,
+    caught_up_lag: float,
+    window: int = 10,
+    warm_window: int = 60,
 ) -> tuple[int, int] | None:
-    """The witness's RSS just after warm-up and at the end, each the median of ``window`` samples taken while
-    the lag was at most ``caught_up_lag`` ticks; None when fewer than two windows of such samples followed
-    warm-up. A backlog (after a take-over or a freeze) fills buffers that are given back once it is drained,
-    so samples taken during one would count a backlog as growth.
+    """The witness's RSS after warm-up and at the end, from samples taken while the lag was at most
+    ``caught_up_lag`` ticks: the median of the first ``warm_window`` of them (fewer if the run has fewer, always
+    leaving ``window`` for the end) and of the last ``window``; None when there are fewer than two windows.
+
+    A backlog (after a take-over or a freeze) fills buffers that are given back once it is drained, so samples
+    taken during one would count a backlog as growth; and a take-over's peak lasts some seconds even when the
+    lag is small, so the reference after warm-up spans a minute (a 30-minute run whose first 10 caught-up
+    samples held such a peak read 225 MB there against a 209 MB median for that minute).
 
     >>> samples = [{"t": t, "lag": 0, "rss": {"w-1": 100 + t}} for t in range(30)]
     >>> samples[12]["lag"] = 5_000  # behind: left out
-    >>> witness_rss(samples, "w-1", warm_up_s=10, caught_up_lag=100, window=5)
+    >>> witness_rss(samples, "w-1", warm_up_s=10, caught_up_lag=100, window=5, warm_window=5)
     (113, 127)
+    >>> witness_rss(samples, "w-1", warm_up_s=10, caught_up_lag=100, window=5)  # 14 samples before the end's 5
+    (117, 127)
     >>> witness_rss(samples[:15], "w-1", warm_up_s=10, caught_up_lag=100, window=5) is None
     True
     """
@@ -214,7 +225,8 @@ def witness_rss(
              if s["t"] >= warm_up_s and s["lag"] <= caught_up_lag and witness in s["rss"]]  # fmt: skip
     if len(after) < 2 * window:
         return None
-    return int(statistics.median(after[:window])), int(statistics.median(after[-window:]))
+    warm = after[: min(warm_window, len(after) - window)]
+    return int(statistics.median(warm)), int(statistics.median(after[-window:]))
 
 
 def measure_capacity(pipeline: Pipeline, tap: AnswerTap, ticks: int, seed: int) -> float:
