@@ -77,9 +77,9 @@ def child(args: argparse.Namespace) -> None:
 
 
 def export(rev: str) -> Path:
-    """The ``services`` folder of ``rev``, unpacked in a temporary folder (kept: the children import from it)."""
+    """``rev``'s ``services`` and ``schemas``, unpacked in a temporary folder (kept: children import from it)."""
     archive = subprocess.run(  # nosec B603 B607 # git with fixed arguments and a revision the user named
-        ["git", "archive", rev, "services"], cwd=REPO_ROOT, check=True, capture_output=True
+        ["git", "archive", rev, "services", "schemas"], cwd=REPO_ROOT, check=True, capture_output=True
     ).stdout
     folder = Path(tempfile.mkdtemp(prefix=f"probe-{rev.replace('/', '_')}-"))
     with tarfile.open(fileobj=BytesIO(archive)) as tar:
