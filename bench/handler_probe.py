@@ -64,16 +64,16 @@ def child(args: argparse.Namespace) -> None:
         handle(key, value, lineage)
     gc.collect()
     gc.freeze()  # as a worker does after start-up (tickcast.predictor.gc_tuning)
-    timed = records[args.warmup :]
+    timed = records[args.warmup :][: args.loop]
     started = time.process_time()
     if args.forecaster:
-        for tick, (_, _, lineage) in zip(ticks[args.warmup :], timed, strict=True):
+        for tick, (_, _, lineage) in zip(ticks[args.warmup :], timed, strict=False):
             process(tick, lineage, 0)
     else:
         for key, value, lineage in timed:
             handle(key, value, lineage)
     elapsed = time.process_time() - started
-    print(f"{elapsed / len(timed) * 1e6:.3f}")
+    print(f"{elapsed / max(len(timed), 1) * 1e6:.3f}")
 
 
 def export(rev: str) -> Path:
@@ -87,13 +87,23 @@ def export(rev: str) -> Path:
     return folder / "services"
 
 
-def run_child(services: Path, argv: list[str]) -> float:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join((str(services), str(REPO_ROOT)))}
-    out = subprocess.run(  # nosec B603 # this interpreter on this module
-        [sys.executable, "-m", "bench.handler_probe", CHILD_FLAG, *argv],
-        cwd=REPO_ROOT, env=env, check=True, capture_output=True, text=True,
-    ).stdout  # fmt: skip
-    return float(out.strip().splitlines()[-1])
+def run_child(services: Path, argv: list[str], valgrind: bool = False) -> float:
+    """µs of CPU per tick; with ``valgrind``, instructions per tick (counted by cachegrind) instead."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join((str(services), str(REPO_ROOT))), "PYTHONHASHSEED": "0"}
+    command = [sys.executable, "-m", "bench.handler_probe", CHILD_FLAG, *argv]
+    if not valgrind:
+        out = subprocess.run(command, cwd=REPO_ROOT, env=env, check=True, capture_output=True, text=True).stdout  # nosec B603 # this interpreter on this module
+        return float(out.strip().splitlines()[-1])
+    ticks = int(next(a for a in argv if a.startswith("--ticks=")).split("=")[1])
+    counts = []
+    for loop in (ticks, 0):  # the same run without the timed loop: the difference is the loop's instructions
+        grind = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
+        done = subprocess.run(  # nosec B603 # valgrind on this interpreter and module
+            [*grind, *command, f"--loop={loop}"], cwd=REPO_ROOT, env=env, check=True, capture_output=True, text=True
+        )
+        refs = next(line for line in done.stderr.splitlines() if "I   refs:" in line or "I refs:" in line)
+        counts.append(int(refs.split(":")[1].replace(",", "").strip()))
+    return (counts[0] - counts[1]) / ticks
 
 
 def main() -> None:
@@ -107,8 +117,15 @@ def main() -> None:
     parser.add_argument("--model", default="linear")
     parser.add_argument("--drift", default="off", help="drift detector: off (default), page-hinkley or adwin")
     parser.add_argument("--forecaster", action="store_true", help="time Forecaster.process alone")
+    parser.add_argument(
+        "--instructions", action="store_true",
+        help="count instructions per tick under valgrind (cachegrind) instead of CPU time: slow, but the load "
+        "of a shared machine does not change it; one round is enough",
+    )  # fmt: skip
+    parser.add_argument("--loop", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
+        args.loop = args.ticks if args.loop is None else args.loop
         child(args)
         return
     argv = [
@@ -121,14 +138,15 @@ def main() -> None:
     samples: dict[str, list[float]] = {name: [] for name in versions}
     for round_ in range(args.rounds):
         for name, services in versions.items():
-            samples[name].append(run_child(services, argv))
+            samples[name].append(run_child(services, argv, args.instructions))
         print(f"round {round_ + 1}: " + ", ".join(f"{n} {s[-1]:.2f}" for n, s in samples.items()), flush=True)
     what = "forecaster" if args.forecaster else "handler"
+    unit = "instructions/tick" if args.instructions else "µs/tick"
     for name, values in samples.items():
-        print(f"{name}: {what} best {min(values):.2f} µs/tick, median {sorted(values)[len(values) // 2]:.2f}")
+        print(f"{name}: {what} best {min(values):.2f} {unit}, median {sorted(values)[len(values) // 2]:.2f}")
     if args.base:
         base, tree = (min(v) for v in samples.values())
-        print(f"tree - {args.base}: {tree - base:+.2f} µs/tick ({tree / base:.3f}x)")
+        print(f"tree - {args.base}: {tree - base:+.2f} {unit} ({tree / base:.3f}x)")
 
 
 if __name__ == "__main__":
