@@ -110,6 +110,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(CHILD_FLAG, action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--base", help="a git revision to compare the working tree with (A = REV, B = the tree)")
+    parser.add_argument("--tree", help="measure this git revision instead of the working tree (B = REV)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--ticks", type=int, default=30_000, help="timed ticks per child")
     parser.add_argument("--warmup", type=int, default=5_000)
@@ -132,7 +133,7 @@ def main() -> None:
         f"--ticks={args.ticks}", f"--warmup={args.warmup}", f"--symbols={args.symbols}", f"--model={args.model}",
         f"--drift={args.drift}", *(["--forecaster"] if args.forecaster else []),
     ]  # fmt: skip
-    versions = {"tree": REPO_ROOT / "services"}
+    versions = {args.tree: export(args.tree)} if args.tree else {"tree": REPO_ROOT / "services"}
     if args.base:
         versions = {args.base: export(args.base), **versions}
     samples: dict[str, list[float]] = {name: [] for name in versions}
@@ -146,7 +147,7 @@ def main() -> None:
         print(f"{name}: {what} best {min(values):.2f} {unit}, median {sorted(values)[len(values) // 2]:.2f}")
     if args.base:
         base, tree = (min(v) for v in samples.values())
-        print(f"tree - {args.base}: {tree - base:+.2f} {unit} ({tree / base:.3f}x)")
+        print(f"{args.tree or 'tree'} - {args.base}: {tree - base:+.2f} {unit} ({tree / base:.3f}x)")
 
 
 if __name__ == "__main__":
