@@ -82,6 +82,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--models-through-worker", action="store_true", help="also drain a backlog per model")
     parser.add_argument("--profile", action="store_true", help="py-spy a separate worker drain (needs py-spy)")
+    parser.add_argument(
+        "--next-tick", action="store_true",
+        help="processes run issue 18's target configuration: horizon 1t, no interval, no challenger, drift off",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results", help="results directory")
     parser.add_argument("--work-dir", type=Path, default=REPO_ROOT / ".tickcast" / "bench", help="logs of processes")
     parser.add_argument("--no-charts", action="store_true", help="skip the PNG charts")
@@ -104,6 +108,8 @@ def options_from(args: argparse.Namespace) -> Options:
         changes["models_through_worker"] = True
     if args.profile:
         changes["profile"] = True
+    if args.next_tick:
+        changes["next_tick"] = True
     return replace(options, **changes)
 
 

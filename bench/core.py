@@ -76,6 +76,8 @@ class Options:
     profile: bool = False
     profile_rate: int = 200
     scaling_workers: tuple[int, ...] = (1, 2, 3, 4)
+    next_tick: bool = False
+    """Processes run issue 18's target configuration (:data:`NEXT_TICK_ENV`) instead of the defaults."""
 
     def drain_inputs(self) -> dict[str, Any]:
         """The sizes of a backlog drain (throughput, scale-out), for a result's ``inputs``."""
@@ -85,6 +87,7 @@ class Options:
             "partitions": self.partitions,
             "model": self.model,
             "repeat": self.repeat,
+            "configuration": NEXT_TICK_ENV if self.next_tick else "defaults",
         }
 
     def quick(self) -> Options:
@@ -102,6 +105,16 @@ class Options:
             scaling_workers=(1, 2),
             horizon_memory_ticks=30_000,
         )
+
+
+#: The configuration issue 18's speed targets name: one next-tick horizon, no interval, no challenger, and no
+#: drift detector (model governance states its own cost against this).
+NEXT_TICK_ENV = {
+    "TICKCAST_HORIZONS": "1t",
+    "TICKCAST_INTERVAL_COVERAGE": "0",
+    "TICKCAST_CHALLENGERS": "",
+    "TICKCAST_DRIFT_DETECTOR": "off",
+}
 
 
 @dataclass
@@ -126,7 +139,10 @@ class Context:
             log_dir=self.work_dir / f"{label}-{unique}",
             partitions=self.options.partitions,
             model=model or self.options.model,
-            extra_env={"TICKCAST_SNAPSHOT_KEY": BENCH_SNAPSHOT_KEY} if snapshots else {},
+            extra_env={
+                **({"TICKCAST_SNAPSHOT_KEY": BENCH_SNAPSHOT_KEY} if snapshots else {}),
+                **(NEXT_TICK_ENV if self.options.next_tick else {}),
+            },
             group_prefix=f"bench-{label}",
             worker_prefix="worker",
         )

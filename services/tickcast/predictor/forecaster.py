@@ -32,6 +32,7 @@ from tickcast.predictor.delayed_labels import DEFAULT_CAPACITY, ScoredLabel
 from tickcast.predictor.features import MAX_RETURN_BPS, OUTLIER_SIGMAS, SymbolFeatures
 from tickcast.predictor.horizon_state import HorizonState
 from tickcast.predictor.horizons import Horizon, parse_horizons, signature
+from tickcast.predictor.model_calls import predict_one
 from tickcast.predictor.models import ModelSpec, OnlineRegressor, model_spec
 from tickcast.predictor.selection.champion import ModelSelection, SelectionConfig, warm_up_of
 from tickcast.predictor.selection.events import model_event
@@ -360,7 +361,7 @@ class Forecaster:
 
     def _predict(self, state: SymbolState, horizon: HorizonState, features: dict[str, Any], spec: ModelSpec) -> float:
         try:
-            raw = horizon.model.predict_one(features)
+            raw = predict_one(horizon.model, features)
         except Exception:
             # After learning, a raise here would leave the tick half applied: treat it as a broken model.
             log.exception("model_predict_failed", model=spec.name, horizon=horizon.horizon.label)

@@ -15,6 +15,7 @@ from river import stats
 from tickcast.predictor.delayed_labels import DEFAULT_CAPACITY, LabelQueue, ScoredLabel
 from tickcast.predictor.horizons import Horizon
 from tickcast.predictor.intervals import IntervalTracker
+from tickcast.predictor.model_calls import learn_one
 from tickcast.predictor.models import OnlineRegressor
 
 
@@ -58,9 +59,9 @@ class HorizonState:
         queue, horizon = self.queue, self.horizon
         labels = [queue.label(queue.peek(i), log_price, time_ms, horizon) for i in range(count)]
         if not label_is_outlier:
-            learn = self.model.learn_one
+            model = self.model
             for label in labels:
-                learn(label.features, label.target_bps)
+                learn_one(model, label.features, label.target_bps)
         return labels
 
     def commit(self, count: int, labels: list[ScoredLabel], label_is_outlier: bool) -> None:
