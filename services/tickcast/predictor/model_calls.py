@@ -15,9 +15,11 @@ from typing import Any
 
 from river import compose, linear_model, preprocessing
 
-from tickcast.predictor.models import OnlineRegressor
+from tickcast.predictor.models import LeanPipeline, OnlineRegressor
 
 Pipeline = compose.Pipeline
+#: Pipelines whose learn_one/predict_one are River's own (LeanPipeline only shares its cached plan).
+RIVER_PIPELINES = frozenset({Pipeline, LeanPipeline})
 #: Steps whose pipeline role is fixed by their type: an unsupervised transformer first, a regressor last.
 DIRECT_FIRST = frozenset({preprocessing.StandardScaler})
 DIRECT_LAST = frozenset({preprocessing.TargetStandardScaler, linear_model.LinearRegression, linear_model.PARegressor})
@@ -25,7 +27,7 @@ DIRECT_LAST = frozenset({preprocessing.TargetStandardScaler, linear_model.Linear
 
 def _direct_steps(model: Any) -> tuple[Any, Any] | None:
     """The (scaler, regressor) of a two-step pipeline this module may call step by step, else None."""
-    if type(model) is not Pipeline or Pipeline._LEARN_UNSUPERVISED_DURING_PREDICT:
+    if type(model) not in RIVER_PIPELINES or Pipeline._LEARN_UNSUPERVISED_DURING_PREDICT:
         return None
     steps = model.steps
     if len(steps) != 2:
