@@ -2,7 +2,7 @@
 
 Phases (``--only get,sse,broker``; all by default), each load from a process of its own:
 - get: GET latest at ``--get-rate`` requests/s (Debian's ``wrk``; each connection waits 10 ms between
-  requests, so about ``get_rate / 90`` connections make the rate): latency percentiles, and the gateway's CPU
+  requests, so about ``get_rate / 83`` connections make the rate): latency percentiles, and the gateway's CPU
   time per request (its CPU over the window, less what it spends reading the stream in an idle window as
   long, over the requests); ``--profile`` runs py-spy on the gateway meanwhile;
 - sse: prediction made (``predicted_at``, the worker's clock) to event received, for 1 client and for
