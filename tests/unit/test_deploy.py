@@ -447,16 +447,32 @@ def test_the_network_policy_fences_the_predictor() -> None:
     pod_labels = k8s_object("Deployment", "tickcast-predictor")["spec"]["template"]["metadata"]["labels"]
     assert policy["podSelector"]["matchLabels"].items() <= pod_labels.items()
     assert sorted(policy["policyTypes"]) == ["Egress", "Ingress"]
-    [ingress] = policy["ingress"]
-    assert ingress["ports"] == [{"port": "http", "protocol": "TCP"}], "only the HTTP (metrics/health) port"
-    [source] = ingress["from"]
+    prometheus, gateways = policy["ingress"]
+    for ingress in (prometheus, gateways):
+        assert ingress["ports"] == [{"port": "http", "protocol": "TCP"}], "only the HTTP (metrics/health) port"
+    [source] = prometheus["from"]
     assert source["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
     assert "podSelector" in source, "only Prometheus, not every pod of the monitoring namespace"
+    [source] = gateways["from"]
+    gateway_labels = k8s_object("Deployment", "tickcast-gateway")["spec"]["template"]["metadata"]["labels"]
+    assert "namespaceSelector" not in source, "only this namespace's gateways"
+    assert source["podSelector"]["matchLabels"].items() <= gateway_labels.items()
     allowed = {(port["port"], port.get("protocol", "TCP")) for rule in policy["egress"] for port in rule["ports"]}
     kafka_ports = {int(server.rsplit(":", 1)[1]) for server in configmap()["TICKCAST_BOOTSTRAP_SERVERS"].split(",")}
     registry_port = int(secret()["TICKCAST_SCHEMA_REGISTRY_URL"].rsplit(":", 1)[1])
     needed = {(port, "TCP") for port in kafka_ports | {registry_port}} | {(53, "UDP"), (53, "TCP")}
     assert needed <= allowed, f"egress misses {needed - allowed}"
+
+
+def test_the_gateway_finds_every_worker_through_the_headless_service() -> None:
+    service = k8s_object("Service", "tickcast-predictor-metrics")["spec"]
+    assert service["clusterIP"] == "None", "headless: one DNS record per predictor pod"
+    [gateway] = containers("Deployment", "tickcast-gateway")
+    env = {item["name"]: item.get("value") for item in gateway["env"]}
+    assert env["TICKCAST_GATEWAY_WORKER_STATS_DNS"] == f"tickcast-predictor-metrics:{service['ports'][0]['port']}"
+    compose = load_yaml(COMPOSE)["services"]
+    port = compose["predictor"]["environment"]["TICKCAST_WEB_PORT"]
+    assert compose["gateway"]["environment"]["TICKCAST_GATEWAY_WORKER_STATS_DNS"] == f"predictor:{port}"
 
 
 def test_pdb_and_service_select_the_predictor_pods() -> None:

@@ -33,7 +33,7 @@ from tickcast.gateway.httpio import (
 from tickcast.gateway.positions import BadPosition, decode
 from tickcast.gateway.schemas import Health, PipelineHealth, PredictionList, PredictionOut, Problem, SymbolList
 from tickcast.gateway.sse import stream_events
-from tickcast.gateway.workers import WorkerStatsPoller
+from tickcast.gateway.workers import WorkerStatsPoller, dns_discovery
 
 STATIC_DIR = Path(__file__).parent / "static"
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -54,14 +54,17 @@ def create_app(feed: PredictionFeed, source: Source | None = None, clock: Callab
     settings = feed.settings
     limit = settings.gateway_max_query_symbols
 
-    poller = WorkerStatsPoller(settings.worker_stats_urls(), settings.gateway_worker_stats_interval_s)
+    discover = dns_discovery(settings.gateway_worker_stats_dns) if settings.gateway_worker_stats_dns else None
+    poller = WorkerStatsPoller(
+        settings.worker_stats_urls(), settings.gateway_worker_stats_interval_s, discover=discover
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if source is not None:
             source.start(feed)
         tasks = [asyncio.create_task(feed.hub.keep_alive(settings.gateway_keepalive_s))]
-        if poller.urls:
+        if poller.enabled:
             tasks.append(asyncio.create_task(poller.run()))
         try:
             yield

@@ -51,6 +51,13 @@ class GatewaySettings(CommonSettings):
         pattern=r"^(https?://[^\s,]+(,https?://[^\s,]+)*)?$",  # bounded by max_length
         description="Comma-separated URLs of the workers' /stats, polled for lag and dead letters (none: not shown).",
     )
+    gateway_worker_stats_dns: str = Field(
+        "",
+        max_length=300,
+        pattern=r"^([A-Za-z0-9.-]+:[0-9]{1,5})?$",
+        description="host:port whose DNS records are the workers (a headless Service, or a compose service name); "
+        "resolved before every poll, so scaled workers appear and leave on their own. Added to the static URLs.",
+    )
     gateway_worker_stats_interval_s: float = Field(
         2.0, ge=0.1, le=300, description="Seconds between two polls of the workers' /stats."
     )

@@ -3,8 +3,11 @@
 What the gateway reads off the predictions topic says what came out, not what is still waiting to go in.
 The lag is known only to each worker (its consumer's high watermark minus its position), so when
 ``TICKCAST_GATEWAY_WORKER_STATS_URLS`` names the workers' ``/stats`` pages, the gateway polls them every
-``gateway_worker_stats_interval_s`` and the dashboard shows their sum. Polled, not pushed: a worker knows
-nothing of gateways, and a dead worker shows up as unreachable instead of silently stale numbers.
+``gateway_worker_stats_interval_s`` and the dashboard shows their sum. Workers that scale are found by DNS
+instead (``TICKCAST_GATEWAY_WORKER_STATS_DNS``): a Kubernetes headless Service, or a compose service name,
+has one address record per running worker, so the name is resolved again before every poll.
+Polled, not pushed: a worker knows nothing of gateways, and a dead worker shows up as unreachable instead of
+silently stale numbers.
 Why not the committed offsets through an admin client: the workers commit in batches, so that lag jumps by
 a batch, and an admin client per gateway replica would be one more broker connection per replica.
 """
@@ -12,6 +15,7 @@ a batch, and an admin client per gateway replica would be one more broker connec
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -23,6 +27,37 @@ import structlog
 log = structlog.get_logger("tickcast.gateway")
 
 Fetch = Callable[[str], Awaitable[dict[str, Any]]]
+Discover = Callable[[], Awaitable[list[str]]]
+STATS_PATH = "/stats"
+
+
+def stats_url(family: int, address: str, port: int) -> str:
+    """The ``/stats`` URL of a worker at one resolved address.
+
+    >>> stats_url(socket.AF_INET, "10.0.0.7", 6066)
+    'http://10.0.0.7:6066/stats'
+    >>> stats_url(socket.AF_INET6, "fd00::7", 6066)
+    'http://[fd00::7]:6066/stats'
+    """
+    host = f"[{address}]" if family == socket.AF_INET6 else address
+    return f"http://{host}:{port}{STATS_PATH}"
+
+
+def dns_discovery(host_port: str) -> Discover:
+    """Resolves ``host:port`` to one ``/stats`` URL per address record, sorted, when awaited.
+
+    >>> import asyncio
+    >>> asyncio.run(dns_discovery("127.0.0.1:6066")())
+    ['http://127.0.0.1:6066/stats']
+    """
+    host, _, port_text = host_port.rpartition(":")
+    port = int(port_text)
+
+    async def discover() -> list[str]:
+        found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        return sorted({stats_url(family, str(sockaddr[0]), port) for family, _, _, _, sockaddr in found})
+
+    return discover
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,15 +119,43 @@ class WorkerStatsPoller:
         interval_s: float,
         fetch: Fetch | None = None,
         clock: Callable[[], float] = time.monotonic,
+        discover: Discover | None = None,
     ) -> None:
-        self.urls = urls
+        self.static_urls = list(urls)
+        self.urls = list(urls)
         self.interval_s = interval_s
         self._fetch = fetch
         self._clock = clock
+        self._discover = discover
+        self._discovery_error: str | None = None
         self._last: dict[str, tuple[float, dict[str, Any]]] = {}
         self._errors: dict[str, str] = {}
 
+    @property
+    def enabled(self) -> bool:
+        """Whether there is anything to poll (static URLs, or a name to resolve)."""
+        return bool(self.static_urls) or self._discover is not None
+
+    async def rediscover(self) -> None:
+        """Replaces the discovered URLs; on a failed lookup keeps the last ones and reports the failure."""
+        if self._discover is None:
+            return
+        try:
+            found = await self._discover()
+        except OSError as exc:  # socket.gaierror: the name does not resolve (yet), or DNS is down
+            self._discovery_error = f"worker discovery failed: {type(exc).__name__}: {exc}"[:200]
+            log.warning("gateway_worker_discovery_failed", error=self._discovery_error)
+            return
+        self._discovery_error = None
+        self.urls = list(dict.fromkeys([*self.static_urls, *found]))
+        # A worker that left (scaled in, or rescheduled at a new address) is no longer shown as unreachable.
+        for gone in set(self._last) - set(self.urls):
+            del self._last[gone]
+        for gone in set(self._errors) - set(self.urls):
+            del self._errors[gone]
+
     async def poll_once(self, fetch: Fetch) -> None:
+        await self.rediscover()
         answers = await asyncio.gather(*(fetch(url) for url in self.urls), return_exceptions=True)
         now = self._clock()
         for url, answer in zip(self.urls, answers, strict=True):
@@ -127,6 +190,8 @@ class WorkerStatsPoller:
                 continue
             stats = parse_stats(url, seen[1], now - seen[0])
             result.append(stats if error is None else replace(stats, error=error))
+        if self._discovery_error is not None:
+            result.append(WorkerStats("dns", None, (), None, 0, self._discovery_error, None))
         return result
 
     def summary(self) -> dict[str, Any]:
