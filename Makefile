@@ -41,9 +41,10 @@ integration: $(STAMP)
 	$(BIN)/pytest -q -m "integration and solo"
 
 # The schema gate first: an incompatible contract change fails fast, with its reasons.
+# --durations: the suite must stay under 15 minutes, so every CI log names the tests that cost the most.
 test: lint typecheck schema-check $(STAMP)
-	$(BIN)/pytest -q $(PARALLEL) -m "not solo"
-	$(BIN)/pytest -q -m solo
+	$(BIN)/pytest -q $(PARALLEL) -m "not solo" --durations=15
+	$(BIN)/pytest -q -m solo --durations=3
 
 schema-check: $(STAMP)
 	$(BIN)/tickcast schema check --local-only
