@@ -4,20 +4,23 @@ A plain ``pickle.loads`` rebuilds the same values in a costlier shape (issue 15,
 four ways this module's :func:`dumps` avoids:
 
 - **Attribute dicts.** CPython 3.11 keeps a fresh object's attributes inline, against keys its class
-  shares; unpickling an ordinary object fills a real ``__dict__`` instead (~130 bytes more per object,
-  about 1 KB per River model). Here such an object's attributes travel as pickle's *slot state*, which
+  shares; unpickling an ordinary object fills a real ``__dict__`` instead (about 400 bytes more per River
+  model, measured). Here such an object's attributes travel as pickle's *slot state*, which
   the loader sets one by one with ``setattr``, as ``__init__`` did: they stay inline.
 - **Strings.** Every load makes new copies of feature names (the keys of River's scaler statistics and
   weights), statuses and horizon labels, where live symbols share one copy. Here each string is loaded
   through ``sys.intern``, so all symbols share it again.
 - **Numbers.** Pickle loads a new float or int at every place one is referenced (settings such as a
-  fading factor or a coverage, a forecast kept twice); here each distinct number of a state is loaded once
-  and shared by all its places in that state.
+  fading factor or a coverage, a forecast kept twice); here each distinct number among the state's
+  attributes is loaded once and shared by all its places in that state. (Values of mappings, per-feature
+  statistics that seldom repeat, are left as they are: sharing them cost more time than it saved bytes.)
 - **Arrays.** ``array`` loads with room to grow; here it is rebuilt at its exact size, as it was built.
 
 Only standard callables (``copyreg.__newobj__``, ``sys.intern``, ``float``, ``int``, ``array.array``)
-appear in the pickle, so any worker reads it with a plain ``pickle.loads``, older ones included, and
-snapshots pickled the plain way still load (they keep the costlier shape until their next snapshot).
+appear in the pickle besides the classes a plain pickle names, so any worker reads it with a plain
+``pickle.loads``, older ones included, and snapshots pickled the plain way still load (they keep the
+costlier shape until their next snapshot). The price is time: pickling runs Python code per object and
+per attribute, ~3x a plain ``pickle.dumps`` (~0.5 ms more for a busy symbol); loading is as fast.
 
 >>> from tickcast.predictor.models import build_model
 >>> model = build_model("linear")
