@@ -119,7 +119,7 @@ class _CompactPickler(pickle.Pickler):
         if not isinstance(reduced, tuple) or reduced[0] is not _NEWOBJ or len(reduced) < 3:
             return reduced
         state = reduced[2]
-        if isinstance(state, dict) and _keeps_attributes_inline(kind):
+        if isinstance(state, dict) and _keeps_attributes_inline(kind, state):
             # Names need no stand-in: setattr interns them.
             value = self._value
             state = (None, {name: value(item) for name, item in state.items()}) if state else None
@@ -169,19 +169,25 @@ class _CompactPickler(pickle.Pickler):
         return stand_in
 
 
-_INLINE_BY_TYPE: dict[type, bool] = {}
+#: Per type: None if its instances cannot load their attributes through setattr, else the names setattr
+#: would hand to a descriptor (a property's setter) instead of storing them.
+_INLINE_BY_TYPE: dict[type, frozenset[str] | None] = {}
 
 
-def _keeps_attributes_inline(kind: type) -> bool:
-    """Whether ``kind``'s instances hold their attributes inline and load them with pickle's default."""
-    known = _INLINE_BY_TYPE.get(kind)
-    if known is None:
+def _keeps_attributes_inline(kind: type, attributes: dict[str, Any]) -> bool:
+    """Whether ``kind``'s instance with ``attributes`` holds them inline, and loads them right with setattr."""
+    if kind not in _INLINE_BY_TYPE:
         slots = (vars(base).get("__slots__", ()) for base in kind.__mro__)
         named_slots = [name for names in slots for name in ((names,) if isinstance(names, str) else names)]
-        known = _INLINE_BY_TYPE[kind] = bool(
+        capable = (
             kind.__flags__ & _MANAGED_DICT
             and not set(named_slots) - {"__dict__", "__weakref__"}
             and not hasattr(kind, "__setstate__")  # it would be handed the slot-state tuple
             and kind.__setattr__ is object.__setattr__  # e.g. a frozen dataclass refuses setattr
         )
-    return known
+        descriptors = {
+            name for base in kind.__mro__ for name, member in vars(base).items() if hasattr(type(member), "__set__")
+        }
+        _INLINE_BY_TYPE[kind] = frozenset(descriptors - {"__dict__", "__weakref__"}) if capable else None
+    intercepted = _INLINE_BY_TYPE[kind]
+    return intercepted is not None and intercepted.isdisjoint(attributes)

@@ -131,3 +131,21 @@ def test_an_array_restores_at_its_exact_size() -> None:
 class _Pair:
     def __init__(self, a: Any, b: Any) -> None:
         self.a, self.b = a, b
+
+
+class _Guarded:
+    """Keeps ``level`` in its ``__dict__`` under the name of a property whose setter would change it."""
+
+    @property
+    def level(self) -> float:
+        return float(vars(self)["level"])
+
+    @level.setter
+    def level(self, value: float) -> None:
+        vars(self)["level"] = value * 2
+
+
+def test_an_attribute_a_setter_would_intercept_is_restored_as_it_was() -> None:
+    guarded = _Guarded()
+    vars(guarded)["level"] = 1.5
+    assert pickle.loads(snapshot_pickling.dumps(guarded)).level == 1.5  # nosec B301 # pickled just above
