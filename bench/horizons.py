@@ -15,7 +15,6 @@ last prediction). Target: <= 20 KB.
 from __future__ import annotations
 
 import itertools
-import pickle  # nosec B403 # the bench pickles and loads only states it built itself
 import time
 from typing import Any
 
@@ -27,7 +26,7 @@ from tickcast.predictor.horizons import DEFAULT_HORIZONS
 from tickcast.predictor.runtime import TickHandler
 from tickcast.predictor.settings import PredictorSettings
 from tickcast.testing.data import DataMissing, DataSettings, trades_file
-from tickcast.testing.state_size import StateSize, default_forecaster, measure, measure_live
+from tickcast.testing.state_size import StateSize, default_forecaster, measure, measure_live, snapshot_dumps
 
 CONFIGS = {
     "1 horizon (1t), no interval": ("1t", 0.0),
@@ -70,7 +69,7 @@ def state_bytes(ticks: int) -> dict[str, Any] | None:
         for offset, tick in enumerate(trades):
             forecaster.process(tick, Lineage("ticks", 0, offset, tick.event_time), 0)
             if offset % 5000 == 0:
-                largest = max(largest, len(pickle.dumps(forecaster.states["SPY"], protocol=pickle.HIGHEST_PROTOCOL)))
+                largest = max(largest, len(snapshot_dumps(forecaster.states["SPY"])))
         state = forecaster.states.pop("SPY")
         seen["restored"] = measure(state)  # from its pickle, before measure_live takes the state apart
         seen["pending"] = [len(h.queue.pending) for h in state.horizons]

@@ -28,6 +28,7 @@ import river
 
 from tickcast.common.contracts import AvroCodec, load_schema, open_schema_store
 from tickcast.common.errors import Rejected
+from tickcast.predictor import snapshot_pickling
 from tickcast.predictor.forecaster import SymbolState
 
 SNAPSHOT_SCHEMA_FILE = "snapshot.avsc"
@@ -176,7 +177,8 @@ class SnapshotCodec:
             "topic": self.topic,
             "created_at": created_at,
             "worker": self.worker,
-            "payload": pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL),
+            # Loads with a plain pickle.loads, here and in older workers, in the compact shape it was built in.
+            "payload": snapshot_pickling.dumps(state),
         }
         record["signature"] = self._sign(record)
         return self._avro.encode(record)

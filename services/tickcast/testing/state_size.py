@@ -10,9 +10,11 @@ percent) and memory Rust extensions allocate outside Python's allocator (River's
 floats inside the Python object, which is counted). Two states are measured:
 
 - :func:`measure_live`: the state as the worker that built it holds it (tracing must run while it is built);
-- :func:`measure`: the state rebuilt from its pickle, as a worker holds it after taking the symbol over. It is
-  larger: unpickling gives every River object a real ``__dict__`` (a fresh one keeps its attributes inline)
-  and its own copies of strings (feature names, status, model version) that live ones share.
+- :func:`measure`: the state rebuilt from its snapshot's pickle, as a worker holds it after taking the symbol
+  over. Pickled the plain way (``pickle.dumps``, as snapshots were before
+  :mod:`tickcast.predictor.snapshot_pickling`), it is larger: unpickling gives every River object a real
+  ``__dict__`` (a fresh one keeps its attributes inline), and its own copies of strings (feature names,
+  statuses) and numbers (settings) that live ones share. Pass ``dumps=plain_dumps`` to measure that.
 
 **The stream.** :func:`spy_like_ticks` is a synthetic SPY with the real file's tick spacing (first 300k SPY
 trades: 53% share a millisecond with the previous trade, median gap 0 ms, 95th percentile 577 ms, 99th 3 s)
@@ -34,6 +36,7 @@ from tickcast.common.records import Lineage, Tick
 from tickcast.predictor.forecaster import Forecaster, SymbolState
 from tickcast.predictor.runtime import new_forecaster
 from tickcast.predictor.settings import PredictorSettings
+from tickcast.predictor.snapshot_pickling import dumps as snapshot_dumps
 
 #: Gaps between consecutive SPY trades (ms) at the quantiles 0.05, 0.15, ..., 0.95 of the first 300k real ones,
 #: plus the tail (99th, 99.9th percentile): a stream drawn from these is as busy as the real file.
@@ -86,8 +89,14 @@ class StateSize:
         return sum(self.parts.values())
 
 
-def measure(state: SymbolState, rounds: int = 3) -> StateSize:
-    """Pickled bytes and in-memory bytes by part of ``state`` (left as it is: restored copies are measured).
+def plain_dumps(state: object) -> bytes:
+    """A plain pickle of ``state``, as snapshots were pickled before :mod:`tickcast.predictor.snapshot_pickling`."""
+    return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def measure(state: SymbolState, rounds: int = 3, dumps: Callable[[object], bytes] = snapshot_dumps) -> StateSize:
+    """Pickled bytes and in-memory bytes by part of ``state`` restored from ``dumps`` (the snapshot writer's by
+    default; ``state`` is left as it is: restored copies are measured).
 
     The first few loads of a state in a process allocate more than later ones (CPython warms caches up), so
     the copy is loaded :data:`WARM_UP_LOADS` times untraced first, and the smallest of ``rounds`` measures is
@@ -97,7 +106,7 @@ def measure(state: SymbolState, rounds: int = 3) -> StateSize:
     >>> sorted(size.parts)[:3], 2_000 < size.in_memory_bytes < 60_000
     (['10s interval and error', '10s model', '10s pending labels'], True)
     """
-    data = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+    data = dumps(state)
     for _ in range(WARM_UP_LOADS):
         pickle.loads(data)  # nosec B301 # pickled just above
     started = not tracemalloc.is_tracing()
@@ -117,6 +126,9 @@ def measure(state: SymbolState, rounds: int = 3) -> StateSize:
 def measure_live(build: Callable[[], SymbolState]) -> StateSize:
     """Bytes by part of the state ``build`` returns, as built (``build`` runs traced; its state is dropped).
 
+    It is measured after being pickled once, as a worker holds it once it wrote a snapshot (pickling can
+    give live objects a real ``__dict__``).
+
     >>> size = measure_live(lambda: feed(default_forecaster(), spy_like_ticks(200)).states.pop("SPY"))
     >>> 2_000 < size.in_memory_bytes < 60_000
     True
@@ -126,7 +138,7 @@ def measure_live(build: Callable[[], SymbolState]) -> StateSize:
         tracemalloc.start()
     try:
         holder = [build()]
-        pickled = len(pickle.dumps(holder[0], protocol=pickle.HIGHEST_PROTOCOL))
+        pickled = len(snapshot_dumps(holder[0]))
         gc.collect()
         gc.freeze()
         try:

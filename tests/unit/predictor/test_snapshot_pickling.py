@@ -1,0 +1,151 @@
+"""Snapshot pickling: a restored state is shaped as it was built, and continues exactly as if never moved."""
+
+from __future__ import annotations
+
+import gc
+import io
+import pickle
+import sys
+from array import array
+from typing import Any
+
+import pytest
+from river import stats
+
+from tickcast.common.records import Lineage, Prediction
+from tickcast.predictor import snapshot_pickling
+from tickcast.predictor.forecaster import SymbolState
+from tickcast.predictor.models import model_spec
+from tickcast.predictor.snapshots import SnapshotCodec
+from tickcast.testing.state_size import default_forecaster, feed, spy_like_ticks
+
+SPLIT, TICKS = 3_000, 4_000
+
+
+@pytest.fixture(scope="module")
+def busy_state() -> SymbolState:
+    return feed(default_forecaster(), spy_like_ticks(SPLIT)).states["SPY"]
+
+
+def _codec() -> SnapshotCodec:
+    return SnapshotCodec(b"k" * 32, "linear", model_spec("linear").version, worker="memory")
+
+
+def _continue(state: SymbolState) -> list[Prediction]:
+    """The predictions of ticks SPLIT.. of the stream, by a worker that took ``state`` over."""
+    forecaster = default_forecaster()
+    forecaster.states["SPY"] = state
+    ticks = list(spy_like_ticks(TICKS))[SPLIT:]
+    out = []
+    for offset, tick in enumerate(ticks, start=SPLIT):
+        prediction = forecaster.process(tick, Lineage("ticks", 0, offset, tick.event_time), 0)
+        assert prediction is not None
+        out.append(prediction)
+    return out
+
+
+def _uninterrupted() -> list[Prediction]:
+    forecaster = feed(default_forecaster(), spy_like_ticks(SPLIT))
+    return _continue(forecaster.states["SPY"])
+
+
+def test_a_restored_state_continues_byte_for_byte_as_an_uninterrupted_one(busy_state: SymbolState) -> None:
+    codec = _codec()
+    restored = codec.decode(codec.encode("SPY", busy_state, created_at=1)).state
+    assert restored.selection is not None and any(h.queue.pending for h in restored.horizons)
+    assert _continue(restored) == _uninterrupted()
+
+
+def test_a_snapshot_pickled_the_plain_way_still_restores_and_continues_the_same(
+    busy_state: SymbolState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A snapshot written by the worker before compact pickling: the same record, its payload a plain pickle.
+    monkeypatch.setattr(snapshot_pickling, "dumps", lambda state: pickle.dumps(state, pickle.HIGHEST_PROTOCOL))
+    codec = _codec()
+    old_snapshot = codec.encode("SPY", busy_state, created_at=1)
+    monkeypatch.undo()
+    assert _continue(codec.decode(old_snapshot).state) == _uninterrupted()
+
+
+def _loaded_naming(data: bytes) -> tuple[object, set[str]]:
+    """``data`` loaded the plain way, as any worker (an older one too) loads it, and the globals it named."""
+    names: set[str] = set()
+
+    class NamesRecorded(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            names.add(f"{module}.{name}")
+            return super().find_class(module, name)
+
+    return NamesRecorded(io.BytesIO(data)).load(), names  # nosec B301 # pickled by the test
+
+
+def test_the_pickle_names_only_standard_callables_so_older_workers_load_it(busy_state: SymbolState) -> None:
+    restored, names = _loaded_naming(snapshot_pickling.dumps(busy_state))
+    _, plain = _loaded_naming(pickle.dumps(busy_state, pickle.HIGHEST_PROTOCOL))
+    assert isinstance(restored, SymbolState)
+    # Beyond what a plain pickle names (classes an older worker has), only standard callables.
+    assert "sys.intern" in names
+    assert names - plain <= {"sys.intern", "builtins.float", "builtins.int", "array.array"}
+
+
+def _has_real_dict(obj: object) -> bool:
+    """Whether ``obj`` holds its attributes in a ``__dict__`` (asking for it would make one: look, don't ask)."""
+    return any(type(referent) is dict for referent in gc.get_referents(obj))
+
+
+def test_restored_objects_keep_their_attributes_inline() -> None:
+    mean = stats.Mean()
+    mean.update(2.0)
+    assert _has_real_dict(pickle.loads(pickle.dumps(mean)))  # nosec B301 # the plain way
+    restored = pickle.loads(snapshot_pickling.dumps(mean))  # nosec B301
+    assert not _has_real_dict(restored)
+    assert (restored.n, restored.get()) == (1, 2.0)
+
+
+def test_two_restored_symbols_share_their_feature_names_and_statuses(busy_state: SymbolState) -> None:
+    data = snapshot_pickling.dumps(busy_state)
+    first, second = pickle.loads(data), pickle.loads(data)  # nosec B301 # pickled just above
+
+    def scaler_names(state: SymbolState) -> list[str]:
+        return list(state.horizons[1].model.steps["StandardScaler"].means)
+
+    assert all(a is b for a, b in zip(scaler_names(first), scaler_names(second), strict=True))
+    assert first.last_prediction is not None and second.last_prediction is not None
+    assert first.last_prediction.status is second.last_prediction.status
+
+
+def test_a_number_held_in_two_places_loads_once_and_zeros_keep_their_sign() -> None:
+    coverage, big = 0.9, 10**12
+    restored: Any = pickle.loads(snapshot_pickling.dumps([stats.Mean(), _Pair(coverage, big), _Pair(coverage, big)]))
+    assert restored[1].a is restored[2].a and restored[1].b is restored[2].b
+    signed = pickle.loads(snapshot_pickling.dumps(_Pair(0.0, -0.0)))  # nosec B301
+    assert str((signed.a, signed.b)) == "(0.0, -0.0)"
+
+
+def test_an_array_restores_at_its_exact_size() -> None:
+    packed = array("d", [1.0, 2.0, 3.0])
+    restored = pickle.loads(snapshot_pickling.dumps(_Pair(packed, None))).a  # nosec B301
+    assert restored == packed and sys.getsizeof(restored) == sys.getsizeof(packed)
+
+
+class _Pair:
+    def __init__(self, a: Any, b: Any) -> None:
+        self.a, self.b = a, b
+
+
+class _Guarded:
+    """Keeps ``level`` in its ``__dict__`` under the name of a property whose setter would change it."""
+
+    @property
+    def level(self) -> float:
+        return float(vars(self)["level"])
+
+    @level.setter
+    def level(self, value: float) -> None:
+        vars(self)["level"] = value * 2
+
+
+def test_an_attribute_a_setter_would_intercept_is_restored_as_it_was() -> None:
+    guarded = _Guarded()
+    vars(guarded)["level"] = 1.5
+    assert pickle.loads(snapshot_pickling.dumps(guarded)).level == 1.5  # nosec B301 # pickled just above
