@@ -7,12 +7,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tickcast.testing.data import DataMissing, DataSettings, trades_file
 from tickcast.testing.pipeline import new_unique
 
 if TYPE_CHECKING:
     from tickcast.broker.embedded import EmbeddedBroker
+
+
+# The suite runs two test processes on a 2-core machine, beside brokers and workers: how fast Hypothesis
+# draws or runs an example says nothing about correctness there. Without this, the writer's property tests
+# failed "input generation is slow" at load 5-9; examples and assertions are unchanged.
+settings.register_profile("tickcast", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("tickcast")
 
 
 def run_order(item: pytest.Item) -> int:
