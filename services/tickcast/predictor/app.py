@@ -158,7 +158,12 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
                 while not publish(outcome, key, value, lineage):
                     # Backpressure: librdkafka's queue is full. Waiting here keeps the event loop free
                     # (health, timers, rebalances) and stops fetching, as the fetch loop waits for this batch.
-                    await output.wait_for_room()
+                    # Meanwhile no snapshot may be encoded: the state holds this tick, its prediction is unsent.
+                    keeper.ticks_awaiting_room += 1
+                    try:
+                        await output.wait_for_room()
+                    finally:
+                        keeper.ticks_awaiting_room -= 1
                     if keeper.progress.get(partition) is not progress:
                         return  # revoked or rewound meanwhile: its next reader handles these ticks
             except PartitionHalted as exc:
