@@ -124,6 +124,7 @@ def measure(context: Context, kind: str, rate: float) -> dict[str, Any]:
         "own_p99_ms": own.p99_ms(),
         "own_batch_p99_ms": {name: own.p99_ms(name) for name in SPLIT},
         "windows": _windows(kept, measured_from_ms, own),
+        "own_timeline": own.timeline(feed.started_at),
         "to_processor_p50_ms": round(percentile(to_processor, 50), 2),
         "to_processor_p99_ms": round(percentile(to_processor, 99), 2),
         "from_processor_p50_ms": round(percentile(from_processor, 50), 2),
@@ -161,6 +162,24 @@ class OwnLatencySnapshots:
     def by_window(self, name: str = PER_TICK) -> list[tuple[float, float | None]]:
         """(end of window, p99 ms) for each interval between snapshots."""
         return [(end, _p99_ms(before, after, name)) for (_, before), (end, after) in itertools.pairwise(self.taken)]
+
+    def timeline(self, started_at: float) -> list[dict[str, Any]]:
+        """Every interval between snapshots, warm-up and catch-up included: seconds from ``started_at``, p99s (ms)."""
+        return [
+            {
+                "from_s": round(start - started_at, 1),
+                "to_s": round(end - started_at, 1),
+                "ticks": _count(before, after),
+                "p99_ms": _p99_ms(before, after, PER_TICK),
+                **{f"batch_{name}_p99_ms": _p99_ms(before, after, name) for name in SPLIT},
+            }
+            for (start, before), (end, after) in itertools.pairwise(self.taken)
+        ]
+
+
+def _count(before: OwnBuckets, after: OwnBuckets) -> int:
+    """Ticks observed between two snapshots (the +Inf bucket of the per-tick histogram)."""
+    return after[PER_TICK][-1][1] - (before[PER_TICK][-1][1] if before.get(PER_TICK) else 0)
 
 
 def _p99_ms(before: OwnBuckets, after: OwnBuckets, name: str) -> float | None:
@@ -254,6 +273,18 @@ def run(context: Context) -> ScenarioResult:
         for rate, runs in by_rate.items()
         for kind, r in runs.items()
         if isinstance(r, dict) and r.get("windows")
+    ]
+    notes += [
+        f"{kind} at {rate}/s, own share over time from the feed's start, warm-up and catch-up included (from-to s: "
+        "ticks, p99 ms per tick; per batch p99 ms wall/CPU/waiting for a CPU): "
+        + "; ".join(
+            f"{w['from_s']:g}-{w['to_s']:g}: {w['ticks']}, {w['p99_ms']}; "
+            + "/".join(str(w[f"batch_{name}_p99_ms"]) for name in SPLIT)
+            for w in r["own_timeline"]
+        )
+        for rate, runs in by_rate.items()
+        for kind, r in runs.items()
+        if isinstance(r, dict) and r.get("own_timeline")
     ]
     notes += [
         f"{kind} fell behind at {rate}/s: p50 grew from {r['timeline'][0][1]} ms in the first second to "
