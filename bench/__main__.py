@@ -86,6 +86,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--next-tick", action="store_true",
         help="processes run issue 18's target configuration: horizon 1t, no interval, no challenger, drift off",
     )  # fmt: skip
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="TICKCAST_NAME=VALUE", dest="processor_env",
+        help="a setting of every worker and plain loop (repeatable), e.g. --set TICKCAST_FETCH_MAX_WAIT_MS=5",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results", help="results directory")
     parser.add_argument("--work-dir", type=Path, default=REPO_ROOT / ".tickcast" / "bench", help="logs of processes")
     parser.add_argument("--no-charts", action="store_true", help="skip the PNG charts")
@@ -110,7 +114,21 @@ def options_from(args: argparse.Namespace) -> Options:
         changes["profile"] = True
     if args.next_tick:
         changes["next_tick"] = True
+    if args.processor_env:
+        changes["processor_env"] = tuple(_setting(item) for item in args.processor_env)
     return replace(options, **changes)
+
+
+def _setting(item: str) -> tuple[str, str]:
+    """``NAME=VALUE`` of ``--set``, checked to be a tickcast setting.
+
+    >>> _setting("TICKCAST_LINGER_MS=1")
+    ('TICKCAST_LINGER_MS', '1')
+    """
+    name, equals, value = item.partition("=")
+    if not equals or not name.startswith("TICKCAST_"):
+        raise SystemExit(f"bench: --set takes TICKCAST_NAME=VALUE, got {item!r}")
+    return name, value
 
 
 def selected(only: list[str]) -> list[str]:

@@ -78,6 +78,13 @@ class Options:
     scaling_workers: tuple[int, ...] = (1, 2, 3, 4)
     next_tick: bool = False
     """Processes run issue 18's target configuration (:data:`NEXT_TICK_ENV`) instead of the defaults."""
+    processor_env: tuple[tuple[str, str], ...] = ()
+    """``TICKCAST_*`` settings given to every worker and plain loop (``--set``), after the configuration's."""
+
+    def configuration(self) -> dict[str, str] | str:
+        """What the processes ran, for a result's ``inputs``: the defaults, or the settings that differ."""
+        changed = {**(NEXT_TICK_ENV if self.next_tick else {}), **dict(self.processor_env)}
+        return changed or "defaults"
 
     def drain_inputs(self) -> dict[str, Any]:
         """The sizes of a backlog drain (throughput, scale-out), for a result's ``inputs``."""
@@ -87,7 +94,7 @@ class Options:
             "partitions": self.partitions,
             "model": self.model,
             "repeat": self.repeat,
-            "configuration": NEXT_TICK_ENV if self.next_tick else "defaults",
+            "configuration": self.configuration(),
         }
 
     def quick(self) -> Options:
@@ -142,6 +149,7 @@ class Context:
             extra_env={
                 **({"TICKCAST_SNAPSHOT_KEY": BENCH_SNAPSHOT_KEY} if snapshots else {}),
                 **(NEXT_TICK_ENV if self.options.next_tick else {}),
+                **dict(self.options.processor_env),
             },
             group_prefix=f"bench-{label}",
             worker_prefix="worker",

@@ -16,12 +16,22 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from bench.core import UNMEASURED, BenchError, Context, Row, ScenarioResult, at_most, raise_if_failed, ratio
+from bench.core import (
+    UNMEASURED,
+    BenchError,
+    Context,
+    Row,
+    ScenarioResult,
+    at_most,
+    raise_if_failed,
+    ratio,
+)
 from bench.feeds import PacedFeed, prime
 from bench.measures import bucket_percentile, percentile
-from bench.processors import Processor, make_processor
+from bench.processors import PER_TICK, OwnBuckets, Processor, make_processor
 from bench.sampling import CpuSampler
 from bench.taps import LiveTap, Seen
+from tickcast.predictor.settings import PredictorSettings
 from tickcast.testing.waiting import wait_for
 
 TARGET_RATE = 500.0
@@ -35,6 +45,9 @@ TARGET_OWN_P99_MS = 2.0
 #: Latency over time is summarised in windows of this many seconds.
 WINDOW_S = 5.0
 KINDS = ("plain", "worker")
+#: The per-batch split of the own share (``tickcast.predictor.own_share``): what the slowest tick of a batch
+#: waited in all, how much of it the handling thread ran, and how much it was runnable without a CPU.
+SPLIT = ("wall", "cpu", "waiting_for_cpu")
 
 
 def measure(context: Context, kind: str, rate: float) -> dict[str, Any]:
@@ -109,7 +122,9 @@ def measure(context: Context, kind: str, rate: float) -> dict[str, Any]:
         "max_ms": round(max(total), 2),
         "p99_first_seconds_ms": round(percentile(first, 99), 2) if first else None,
         "own_p99_ms": own.p99_ms(),
+        "own_batch_p99_ms": {name: own.p99_ms(name) for name in SPLIT},
         "windows": _windows(kept, measured_from_ms, own),
+        "own_timeline": own.timeline(feed.started_at),
         "to_processor_p50_ms": round(percentile(to_processor, 50), 2),
         "to_processor_p99_ms": round(percentile(to_processor, 99), 2),
         "from_processor_p50_ms": round(percentile(from_processor, 50), 2),
@@ -127,7 +142,7 @@ class OwnLatencySnapshots:
 
     def __init__(self, processor: Processor) -> None:
         self.processor = processor
-        self.taken: list[tuple[float, list[tuple[str, int]]]] = []
+        self.taken: list[tuple[float, OwnBuckets]] = []
 
     def take(self, force: bool = False) -> bool:
         """Read the histogram if a window has passed (or ``force``); always False, to be used in a wait predicate."""
@@ -138,20 +153,40 @@ class OwnLatencySnapshots:
                 self.taken.append((now, buckets))
         return False
 
-    def p99_ms(self) -> float | None:
+    def p99_ms(self, name: str = PER_TICK) -> float | None:
         """Over the whole run: from the first snapshot (after priming) to the last (every tick answered)."""
         if len(self.taken) < 2:
             return None
-        value = bucket_percentile(self.taken[0][1], self.taken[-1][1], 99)
-        return None if value is None else round(value * 1000, 2)
+        return _p99_ms(self.taken[0][1], self.taken[-1][1], name)
 
-    def by_window(self) -> list[tuple[float, float | None]]:
+    def by_window(self, name: str = PER_TICK) -> list[tuple[float, float | None]]:
         """(end of window, p99 ms) for each interval between snapshots."""
-        out = []
-        for (_, before), (end, after) in itertools.pairwise(self.taken):
-            value = bucket_percentile(before, after, 99)
-            out.append((end, None if value is None else round(value * 1000, 2)))
-        return out
+        return [(end, _p99_ms(before, after, name)) for (_, before), (end, after) in itertools.pairwise(self.taken)]
+
+    def timeline(self, started_at: float) -> list[dict[str, Any]]:
+        """Every interval between snapshots, warm-up and catch-up included: seconds from ``started_at``, p99s (ms)."""
+        return [
+            {
+                "from_s": round(start - started_at, 1),
+                "to_s": round(end - started_at, 1),
+                "ticks": _count(before, after),
+                "p99_ms": _p99_ms(before, after, PER_TICK),
+                **{f"batch_{name}_p99_ms": _p99_ms(before, after, name) for name in SPLIT},
+            }
+            for (start, before), (end, after) in itertools.pairwise(self.taken)
+        ]
+
+
+def _count(before: OwnBuckets, after: OwnBuckets) -> int:
+    """Ticks observed between two snapshots (the +Inf bucket of the per-tick histogram)."""
+    return after[PER_TICK][-1][1] - (before[PER_TICK][-1][1] if before.get(PER_TICK) else 0)
+
+
+def _p99_ms(before: OwnBuckets, after: OwnBuckets, name: str) -> float | None:
+    if name not in after:
+        return None
+    value = bucket_percentile(before.get(name, []), after[name], 99)
+    return None if value is None else round(value * 1000, 2)
 
 
 def _windows(kept: list[Seen], start_ms: float, own: OwnLatencySnapshots) -> list[dict[str, Any]]:
@@ -159,19 +194,23 @@ def _windows(kept: list[Seen], start_ms: float, own: OwnLatencySnapshots) -> lis
     by_window: dict[int, list[float]] = defaultdict(list)
     for s in kept:
         by_window[int((s.produced_ms - start_ms) / 1000 / WINDOW_S)].append(s.received_s * 1000 - s.produced_ms)
-    own_windows = own.by_window()
+    own_windows = {name: own.by_window(name) for name in (PER_TICK, *SPLIT)}
     rows = []
     for index, values in sorted(by_window.items()):
         end_s = start_ms / 1000 + (index + 1) * WINDOW_S
         # The own-latency window that ends closest after this one (snapshots are taken about every WINDOW_S).
-        own_p99 = next((p99 for end, p99 in own_windows if end >= end_s - 1.0), None)
+        own_p99 = {
+            name: next((p99 for end, p99 in windows if end >= end_s - 1.0), None)
+            for name, windows in own_windows.items()
+        }
         rows.append(
             {
                 "from_s": index * WINDOW_S,
                 "ticks": len(values),
                 "p50_ms": round(percentile(values, 50), 1),
                 "p99_ms": round(percentile(values, 99), 1),
-                "own_p99_ms": own_p99,
+                "own_p99_ms": own_p99[PER_TICK],
+                "own_batch_p99_ms": {name: own_p99[name] for name in SPLIT},
             }
         )
     return rows
@@ -209,6 +248,13 @@ def run(context: Context) -> ScenarioResult:
             else:
                 rows.append(Row(first_metric, first, "ms"))
                 rows.append(Row(own_metric, own, "ms"))
+            split = runs[kind]["own_batch_p99_ms"]
+            if any(value is not None for value in split.values()):
+                rows.append(Row(f"{tag} {name} own share per batch p99: wall", split["wall"], "ms"))
+                rows.append(Row(f"{tag} {name} own share per batch p99: its CPU", split["cpu"], "ms"))
+                rows.append(
+                    Row(f"{tag} {name} own share per batch p99: waiting for a CPU", split["waiting_for_cpu"], "ms")
+                )
         if rate == TARGET_RATE:
             rows.append(at_most(f"{tag} worker p99 / plain p99", p99_ratio, "x", TARGET_P99_OVER_PLAIN))
         else:
@@ -217,11 +263,28 @@ def run(context: Context) -> ScenarioResult:
         rows.append(Row(f"{tag} broker CPU, worker run", worker["broker_cores"], "cores"))
         rows.append(Row(f"{tag} broker CPU, plain run", plain["broker_cores"], "cores"))
     notes = [
-        f"{kind} at {rate}/s, per {WINDOW_S:g} s window (from s: end-to-end p50/p99 ms, own-share p99 ms): "
-        + "; ".join(f"{w['from_s']:g}: {w['p50_ms']}/{w['p99_ms']}, {w['own_p99_ms']}" for w in r["windows"])
+        f"{kind} at {rate}/s, per {WINDOW_S:g} s window (from s: end-to-end p50/p99 ms, own-share p99 ms per tick; "
+        "per batch p99 ms wall/CPU/waiting for a CPU): "
+        + "; ".join(
+            f"{w['from_s']:g}: {w['p50_ms']}/{w['p99_ms']}, {w['own_p99_ms']}; "
+            + "/".join(str(w["own_batch_p99_ms"][name]) for name in SPLIT)
+            for w in r["windows"]
+        )
         for rate, runs in by_rate.items()
         for kind, r in runs.items()
         if isinstance(r, dict) and r.get("windows")
+    ]
+    notes += [
+        f"{kind} at {rate}/s, own share over time from the feed's start, warm-up and catch-up included (from-to s: "
+        "ticks, p99 ms per tick; per batch p99 ms wall/CPU/waiting for a CPU): "
+        + "; ".join(
+            f"{w['from_s']:g}-{w['to_s']:g}: {w['ticks']}, {w['p99_ms']}; "
+            + "/".join(str(w[f"batch_{name}_p99_ms"]) for name in SPLIT)
+            for w in r["own_timeline"]
+        )
+        for rate, runs in by_rate.items()
+        for kind, r in runs.items()
+        if isinstance(r, dict) and r.get("own_timeline")
     ]
     notes += [
         f"{kind} fell behind at {rate}/s: p50 grew from {r['timeline'][0][1]} ms in the first second to "
@@ -236,6 +299,12 @@ def run(context: Context) -> ScenarioResult:
         "per message grows with the number of batches written since the topic was created: at a steady rate, "
         "latency of the plain loop and of the worker alike rises during the run (see each run's timeline). "
         "Measured separately, a single hop at 500/s went from 0.3 to 0.6 broker cores within 15 s on a fresh topic."
+    )
+    notes.append(
+        "Own share per batch: a worker's batch is one partition's records of one fetch (the plain loop's, all it "
+        "polled at once), measured from the fetch to its last outcome handed over. Waiting for a CPU is the time the "
+        "handling thread was runnable while other processes held the cores (Linux schedstat): the machine's load, "
+        "not the worker's work; wall minus CPU minus waiting is mostly waiting for the GIL or a lock."
     )
     notes.append(
         "The bench's tap is a consumer too, and on Tansu every consumer's fetches cost broker CPU, the more the "
@@ -253,9 +322,12 @@ def run(context: Context) -> ScenarioResult:
             "symbols": options.symbols,
             "partitions": options.partitions,
             "model": options.model,
+            "configuration": options.configuration(),
             "producer_linger_ms": 5,
             "tap_fetch_wait_ms": options.tap_fetch_wait_ms,
-            "processor_fetch_wait_ms": "TICKCAST_FETCH_MAX_WAIT_MS default (20)",
+            "processor_fetch_wait_ms": dict(options.processor_env).get(
+                "TICKCAST_FETCH_MAX_WAIT_MS", f"default ({PredictorSettings.model_fields['fetch_max_wait_ms'].default})"
+            ),
         },
         metrics={"by_rate": by_rate},
         rows=rows,

@@ -27,6 +27,7 @@ from tickcast.common.kafka import new_consumer, new_producer
 from tickcast.common.logging import configure_logging
 from tickcast.common.records import Lineage
 from tickcast.predictor.gc_tuning import tune_for_throughput
+from tickcast.predictor.own_share import OwnShareSplit
 from tickcast.predictor.runtime import DeadLettered, Outcome, TickHandler
 from tickcast.predictor.settings import PredictorSettings
 
@@ -56,6 +57,7 @@ class PlainLoop:
         self.status_file = status_file
         self.batch = batch
         self.handler = TickHandler(settings)
+        self.own_share = OwnShareSplit()  # made on the thread that runs the loop, as it must be
         self.assigned: set[int] = set()
         self.stopping = False
         self.consumer = group_consumer(settings)
@@ -68,6 +70,7 @@ class PlainLoop:
             "predictions_out": counters.predictions_out,
             "dead_letters": sum(counters.dead_letters.values()),
             "own_latency_buckets": counters.own_latency_seconds.cumulative(),
+            "own_share_split": self.own_share.to_stats(),
         }
 
     def write_status(self) -> None:
@@ -95,7 +98,8 @@ class PlainLoop:
                 self.producer.poll(0.05)
 
     def handle(self, messages: list[Message]) -> None:
-        fetched_at = time.perf_counter()  # the worker's own latency runs from here, as in the worker
+        stamp = self.own_share.fetched()  # the worker's own latency runs from here, as in the worker
+        fetched_at = stamp.at
         handle, own_latency = self.handler.handle, self.handler.counters.own_latency_seconds.observe
         predictions, dead_letters = self.settings.predictions_topic, self.settings.dlq_topic
         for message in messages:
@@ -107,6 +111,7 @@ class PlainLoop:
             outcome = handle(message.key(), message.value(), lineage)
             self._send(dead_letters if isinstance(outcome, DeadLettered) else predictions, outcome)
             own_latency(time.perf_counter() - fetched_at)
+        self.own_share.batch_done(stamp)
         self.producer.poll(0)
 
     def run(self) -> None:

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from abc import ABC, abstractmethod
+from collections import defaultdict
 from typing import IO, Any
 
 from bench.core import BenchError
@@ -19,6 +20,20 @@ from tickcast.ops.workers import WorkerProcess
 from tickcast.testing.data import REPO_ROOT
 from tickcast.testing.pipeline import Pipeline
 from tickcast.testing.stats import Assignment, assignment_of, wait_for_split, worker_stats
+
+OwnBuckets = dict[str, list[tuple[str, int]]]
+#: The key of the per-tick own latency in :meth:`Processor.own_latency`.
+PER_TICK = "per_tick"
+
+
+def own_buckets(stats: dict[str, Any]) -> OwnBuckets:
+    """The own-latency histograms of one process's ``/stats`` (or status file), by name.
+
+    >>> own_buckets({"own_latency_buckets": [["0.001", 3]], "own_share_split": {"cpu": [["0.001", 1]]}})
+    {'per_tick': [('0.001', 3)], 'cpu': [('0.001', 1)]}
+    """
+    named = {PER_TICK: stats["own_latency_buckets"], **stats.get("own_share_split", {})}
+    return {name: [(str(le), int(count)) for le, count in buckets] for name, buckets in named.items()}
 
 
 class Processor(ABC):
@@ -43,8 +58,12 @@ class Processor(ABC):
     @abstractmethod
     def pids(self) -> dict[str, int]: ...
 
-    def own_latency(self) -> list[tuple[str, int]] | None:
-        """Cumulative (le, count) buckets of the processes' own latency (fetch returned → handed to the producer)."""
+    def own_latency(self) -> OwnBuckets | None:
+        """The processes' own latency (fetch returned → handed to the producer) as cumulative (le, count) buckets.
+
+        Under :data:`PER_TICK` per tick; under ``wall``, ``cpu`` and ``waiting_for_cpu`` per batch, split as
+        ``tickcast.predictor.own_share`` says (empty from a process that does not report the split).
+        """
         return None
 
     @abstractmethod
@@ -93,15 +112,16 @@ class WorkerSet(Processor):
     def pids(self) -> dict[str, int]:
         return {w.worker_id: w.process.pid for w in self.workers}
 
-    def own_latency(self) -> list[tuple[str, int]] | None:
-        merged: dict[str, int] = {}
+    def own_latency(self) -> OwnBuckets | None:
+        merged: dict[str, dict[str, int]] = defaultdict(dict)
         for worker in self.workers:
             stats = worker_stats(worker)
             if stats is None or "own_latency_buckets" not in stats:
                 return None
-            for le, count in stats["own_latency_buckets"]:
-                merged[le] = merged.get(le, 0) + count
-        return list(merged.items())
+            for name, buckets in own_buckets(stats).items():
+                for le, count in buckets:
+                    merged[name][le] = merged[name].get(le, 0) + count
+        return {name: list(buckets.items()) for name, buckets in merged.items()}
 
     def check_alive(self) -> None:
         for worker in self.workers:
@@ -164,11 +184,11 @@ class PlainLoopProcess(Processor):
         status = self._status()
         return None if status is None else int(status["ticks_in"])
 
-    def own_latency(self) -> list[tuple[str, int]] | None:
+    def own_latency(self) -> OwnBuckets | None:
         status = self._status()
         if status is None or "own_latency_buckets" not in status:
             return None
-        return [(le, int(count)) for le, count in status["own_latency_buckets"]]
+        return own_buckets(status)
 
     def pids(self) -> dict[str, int]:
         return {self.name: self.process.pid} if self.process is not None else {}

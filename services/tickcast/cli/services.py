@@ -15,6 +15,7 @@ import typer
 
 from tickcast.cli.common import fail, load_settings, require_broker, stop_on_signals, user_errors
 from tickcast.common.logging import configure_logging
+from tickcast.demo import DEMO_FEED_LINGER_MS, DEMO_VIEW_FETCH_WAIT_MS
 
 if TYPE_CHECKING:
     from tickcast.client.settings import ClientSettings
@@ -210,6 +211,13 @@ def demo(
     model: Annotated[str, typer.Option(help="Model name.")] = "linear",
     log_dir: Annotated[Path, typer.Option(help="Where broker and worker logs go.")] = Path(".tickcast/demo"),
     gateway_port: Annotated[int, typer.Option(min=0, max=65535, help="Dashboard port; 0 picks a free one.")] = 8080,
+    feed_linger_ms: Annotated[
+        int, typer.Option(min=0, max=1000, help="The feed's producer linger: each tick waits up to this to be sent.")
+    ] = DEMO_FEED_LINGER_MS,
+    view_fetch_wait_ms: Annotated[
+        int,
+        typer.Option(min=1, max=5000, help="The live view's fetch wait; the embedded broker holds fetches this long."),
+    ] = DEMO_VIEW_FETCH_WAIT_MS,
 ) -> None:
     """Start the embedded broker, N workers, a gateway (live dashboard) and a synthetic feed; stop cleanly."""
     from tickcast.demo.run import DemoOptions, run_demo
@@ -229,6 +237,8 @@ def demo(
                 model=model,
                 log_dir=log_dir,
                 gateway_port=gateway_port,
+                feed_linger_ms=feed_linger_ms,
+                view_fetch_wait_ms=view_fetch_wait_ms,
             )
         )
     typer.echo(result.summary_line())

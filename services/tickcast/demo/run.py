@@ -19,6 +19,7 @@ from tickcast.common.kafka import ensure_topics, wait_for_broker
 from tickcast.common.processes import current_env, free_port, spawn, stop
 from tickcast.common.records import Tick
 from tickcast.common.settings import CommonSettings
+from tickcast.demo import DEMO_FEED_LINGER_MS, DEMO_VIEW_FETCH_WAIT_MS
 from tickcast.demo.view import LiveStats
 from tickcast.ops.workers import WorkerPool
 from tickcast.predictor.snapshot_keys import new_key
@@ -50,6 +51,10 @@ class DemoOptions:
     drain_timeout_s: float = 30.0
     gateway_port: int = 8080
     """Port of the gateway serving the dashboard; 0 picks a free one."""
+    feed_linger_ms: int = DEMO_FEED_LINGER_MS
+    """The synthetic feed's producer linger: every tick waits up to this long before it is sent."""
+    view_fetch_wait_ms: int = DEMO_VIEW_FETCH_WAIT_MS
+    """The live view's fetch wait: the embedded broker holds a fetch this long, adding up to it to each latency."""
 
 
 @dataclass(slots=True)
@@ -58,10 +63,19 @@ class DemoResult:
     predictions: int
     dead_letters: int
     workers: int
+    latency_p50_ms: float = float("nan")
+    """What the live view showed last while the feed ran: p50 of its latest predictions' latency."""
+    latency_p99_ms: float = float("nan")
 
     def summary_line(self) -> str:
+        """One line for the terminal and for scripts.
+
+        >>> DemoResult(10, 10, 0, 2, 21.04, 40.5).summary_line()
+        'ticks=10 predictions=10 dead_letters=0 workers=2 latency_p50_ms=21.0 latency_p99_ms=40.5'
+        """
         return (
-            f"ticks={self.ticks} predictions={self.predictions} dead_letters={self.dead_letters} workers={self.workers}"
+            f"ticks={self.ticks} predictions={self.predictions} dead_letters={self.dead_letters} "
+            f"workers={self.workers} latency_p50_ms={self.latency_p50_ms:.1f} latency_p99_ms={self.latency_p99_ms:.1f}"
         )
 
 
@@ -118,13 +132,17 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
 
         def produce() -> None:
             # The producer lives and dies with this thread, so no client outlives the broker.
-            publisher = TickPublisher(ProducerSettings(bootstrap_servers=broker.bootstrap_servers))
+            publisher = TickPublisher(
+                ProducerSettings(bootstrap_servers=broker.bootstrap_servers, linger_ms=options.feed_linger_ms)
+            )
             publish_all(publisher, counting(), rate=options.rate, should_stop=stop_feed.is_set)
             publisher.close()
 
         feed_thread = threading.Thread(target=produce, name="synthetic-feed", daemon=True)
         reader = PredictionReader(
-            SubscriberSettings(bootstrap_servers=broker.bootstrap_servers),
+            SubscriberSettings(
+                bootstrap_servers=broker.bootstrap_servers, fetch_max_wait_ms=options.view_fetch_wait_ms
+            ),
             from_beginning=True,
             dead_letters=True,
         )
@@ -140,6 +158,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
                         rendered_at = now
             except KeyboardInterrupt:
                 console.print("stopping: finishing the ticks already sent...")
+            live_p50, live_p99 = stats.latency_p50_p99()  # the steady state, before the drain's stragglers
             stop_feed.set()
             feed_thread.join(timeout=30)
             deadline = time.monotonic() + options.drain_timeout_s
@@ -151,7 +170,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
                 f"[yellow]warning: {sent[0] - stats.predictions - stats.dead_letters} ticks had no answer within "
                 f"{options.drain_timeout_s:.0f}s of stopping the feed[/yellow]"
             )
-        return DemoResult(sent[0], stats.predictions, stats.dead_letters, options.workers)
+        return DemoResult(sent[0], stats.predictions, stats.dead_letters, options.workers, live_p50, live_p99)
     finally:
         stop_feed.set()
         if reader is not None:

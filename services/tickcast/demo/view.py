@@ -40,6 +40,20 @@ class LiveStats:
         self.workers_seen.add(prediction.worker)
         self.latencies_ms.append(received_ms - prediction.tick_produced_at)
 
+    def latency_p50_p99(self) -> tuple[float, float]:
+        """p50 and p99 (ms) of the latest predictions' latency (tick produced -> received); NaN before any.
+
+        >>> stats = LiveStats()
+        >>> for latency in range(1, 101):
+        ...     stats.latencies_ms.append(float(latency))
+        >>> stats.latency_p50_p99()
+        (51.0, 100.0)
+        """
+        ordered = sorted(self.latencies_ms)
+        if not ordered:
+            return float("nan"), float("nan")
+        return ordered[len(ordered) // 2], ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
     def rates(self, ticks_sent: int) -> tuple[float, float]:
         now = time.monotonic()
         self._window.append((now, ticks_sent, self.predictions))
@@ -77,9 +91,7 @@ class LiveStats:
                 error,
                 p.worker,
             )
-        ordered = sorted(self.latencies_ms)
-        p50 = ordered[len(ordered) // 2] if ordered else float("nan")
-        p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else float("nan")
+        p50, p99 = self.latency_p50_p99()
         totals = Text(
             f"elapsed {elapsed_s:5.1f}s | ticks sent {ticks_sent} ({tick_rate:6.1f}/s) | "
             f"predictions {self.predictions} ({prediction_rate:6.1f}/s) | "

@@ -144,6 +144,7 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
         progress = keeper.progress.get(partition)
         publish, handle = publisher.publish, handler.handle
         own_latency, fetched_at, clock = handler.counters.own_latency_seconds.observe, app.fetched_at, time.perf_counter
+        fetch_stamp = app.fetch_stamp
         horizon = keeper.replay_horizon.get(partition, -1)
         changed: set[str] = set()
         last_offset = records[-1].offset
@@ -157,7 +158,12 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
                 while not publish(outcome, key, value, lineage):
                     # Backpressure: librdkafka's queue is full. Waiting here keeps the event loop free
                     # (health, timers, rebalances) and stops fetching, as the fetch loop waits for this batch.
-                    await output.wait_for_room()
+                    # Meanwhile no snapshot may be encoded: the state holds this tick, its prediction is unsent.
+                    keeper.ticks_awaiting_room += 1
+                    try:
+                        await output.wait_for_room()
+                    finally:
+                        keeper.ticks_awaiting_room -= 1
                     if keeper.progress.get(partition) is not progress:
                         return  # revoked or rewound meanwhile: its next reader handles these ticks
             except PartitionHalted as exc:
@@ -169,6 +175,7 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
             own_latency(clock() - fetched_at)
             if isinstance(outcome, Predicted):
                 changed.add(outcome.symbol)
+        app.own_share.batch_done(fetch_stamp)
         output.poll()
         keeper.after_batch(partition, changed, last_offset, len(records))
         if len(handler.forecaster.states) > settings.max_symbols:
@@ -244,6 +251,8 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
                     "ticks_in": counters.ticks_in,
                     "predictions_out": counters.predictions_out,
                     "own_latency_buckets": counters.own_latency_seconds.cumulative(),
+                    # Per batch: wall, CPU and waiting for a CPU, from its fetch to its last outcome (own_share).
+                    "own_share_split": app.own_share.to_stats(),
                     "dead_letters": dict(counters.dead_letters),
                     "lag": {str(partition): records for partition, records in sorted(lag.items())},
                     "restored_symbols": keeper.last_restore.restored if keeper.last_restore else 0,

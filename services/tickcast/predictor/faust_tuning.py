@@ -58,6 +58,8 @@ from aiokafka.structs import ConsumerRecord
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, TransportT
 
+from tickcast.predictor.own_share import FetchStamp, OwnShareSplit
+
 BatchHandler = Callable[[TP, Sequence[ConsumerRecord]], Awaitable[None]]
 """Receives the records of one partition in offset order; a later call never repeats an earlier one's records
 (unless the partition was rewound between them)."""
@@ -123,7 +125,8 @@ class _TunedConsumer(faust_aiokafka.Consumer):
         if app.pending_rewinds and self.flow_active:
             await self._rewind(app)
         records, active = await super()._wait_next_records(timeout)
-        app.fetched_at = time.perf_counter()
+        app.fetch_stamp = stamp = app.own_share.fetched()
+        app.fetched_at = stamp.at
         handlers = app.batch_handlers
         if not records or not handlers or not self.flow_active:
             # Stopped flow: Faust's getmany drops what was fetched and seeks back to the committed offsets.
@@ -191,7 +194,10 @@ class TunedApp(faust.App):
         self.pending_rewinds: dict[TP, int] = {}
         self.fetched_at = 0.0
         """``time.perf_counter()`` when the fetch being handled returned: the start of the worker's own latency."""
-        """Partitions to rewind before the next fetch, with the consumer generation they were asked in."""
+        # Made here, on the thread that runs the event loop and so handles every batch (see own_share).
+        self.own_share = OwnShareSplit()
+        self.fetch_stamp = FetchStamp(0.0, 0.0, 0.0)
+        """The same moment, with the loop thread's CPU and waiting seconds then (see :mod:`.own_share`)."""
         self.on_rewound: RewindHandler | None = None
         super().__init__(*args, **kwargs)
 

@@ -8,12 +8,17 @@ still be lost.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from tickcast.predictor.forecaster import SymbolState
 from tickcast.predictor.output import OutputProducer
 from tickcast.predictor.snapshots import SnapshotCodec
+
+#: Encoding runs at most this long before the event loop gets a turn (see :meth:`SnapshotWriter.encode_in_slices`).
+SLICE_S = 0.002
 
 #: One record for the snapshots topic: (partition, symbol, signed snapshot or None for a tombstone).
 SnapshotRecord = tuple[int, str, bytes | None]
@@ -37,15 +42,40 @@ class SnapshotWriter:
         self.encoded_bytes += len(value)
         return value
 
-    def encode_all(
-        self, partition: int, symbols: Iterable[str], states: dict[str, SymbolState], created_at: int, generation: int
+    async def encode_in_slices(
+        self,
+        dirty: Iterable[tuple[int, Iterable[str]]],
+        states: dict[str, SymbolState],
+        created_at: int,
+        generation: int,
+        may_encode: Callable[[], Awaitable[None]],
+        slice_s: float = SLICE_S,
     ) -> list[SnapshotRecord]:
-        """Snapshots of those ``symbols`` that still have state, in symbol order."""
-        return [
-            (partition, symbol, self.encode(symbol, states[symbol], created_at, generation))
-            for symbol in sorted(symbols)
-            if symbol in states
-        ]
+        """Snapshots of the ``dirty`` symbols that still have state, giving the event loop a turn every ``slice_s``.
+
+        ``dirty`` is (partition, symbols) pairs; each partition's snapshots come in symbol order. Encoding one
+        symbol costs ~1-1.5 ms (measured: 50 symbols, loaded 2-core box), so a checkpoint that encoded every
+        dirty symbol at once held the loop for tens of ms with a few dozen symbols, and for seconds with
+        thousands: every tick fetched meanwhile waited, and end-to-end latency had a spike per checkpoint.
+
+        A symbol encoded after a turn may hold ticks the batch loop handled during that turn. That is safe
+        because :meth:`deliver` first waits for every prediction sent before it is called, theirs included,
+        provided ``may_encode`` returns only when no learned tick still waits to hand its outcome over. A
+        symbol dropped meanwhile (revoked, evicted, halted) is skipped.
+        """
+        records: list[SnapshotRecord] = []
+        clock = time.perf_counter
+        slice_started = clock()
+        for partition, symbols in dirty:
+            for symbol in sorted(symbols):
+                if clock() - slice_started >= slice_s:
+                    await asyncio.sleep(0)
+                    await may_encode()
+                    slice_started = clock()
+                state = states.get(symbol)
+                if state is not None:
+                    records.append((partition, symbol, self.encode(symbol, state, created_at, generation)))
+        return records
 
     async def deliver(self, records: Sequence[SnapshotRecord]) -> None:
         """Deliver every prediction sent so far, then ``records``; raises ``DeliveryFailed`` if any is refused.

@@ -23,7 +23,7 @@ from tickcast.predictor.checkpoints import CheckpointPolicy, PartitionProgress
 from tickcast.predictor.eviction import EvictionPolicy
 from tickcast.predictor.forecaster import Forecaster
 from tickcast.predictor.metrics import StateHealth
-from tickcast.predictor.output import DeliveryFailed, OutputProducer
+from tickcast.predictor.output import DELIVERY_POLL_S, DeliveryFailed, OutputProducer
 from tickcast.predictor.readiness import PartitionReadiness
 from tickcast.predictor.restore import RestoreReport, SnapshotReader, read_latest
 from tickcast.predictor.snapshot_writer import SnapshotWriter
@@ -71,6 +71,8 @@ class StateKeeper:
     replayed_skipped: int = 0
     rewinds: int = 0
     """Partitions re-read from their last checkpoint because an output of their ticks was refused."""
+    ticks_awaiting_room: int = 0
+    """Ticks the state has learned whose outcome waits for room in the output queue (the batch loop keeps it)."""
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _background: asyncio.Task[None] | None = None
     _evicted: int = 0
@@ -191,8 +193,9 @@ class StateKeeper:
         async with self._lock:
             started = time.perf_counter()
             now = time.monotonic()
-            # The cut: state, changed symbols and offsets as of now. Ticks processed while this
-            # checkpoint waits for deliveries belong to the next one.
+            # The cut: changed symbols and offsets as of now. Ticks processed while this checkpoint
+            # encodes (between slices) or waits for deliveries are committed by the next one; a snapshot
+            # encoded after them may already hold them, which replay after a failover recognises.
             cut: dict[int, PartitionProgress] = {}
             for partition in partitions:
                 progress = self.progress.get(partition)
@@ -210,11 +213,9 @@ class StateKeeper:
             created_at = time.time_ns() // 1_000_000
             writer, states, generation = self.writer, self.forecaster.states, self.owned_generation
             snapshots = (
-                [
-                    r
-                    for p, taken in cut.items()
-                    for r in writer.encode_all(p, taken.dirty, states, created_at, generation)
-                ]
+                await writer.encode_in_slices(
+                    [(p, taken.dirty) for p, taken in cut.items()], states, created_at, generation, self.no_tick_unsent
+                )
                 if writer
                 else []
             )
@@ -239,6 +240,11 @@ class StateKeeper:
                 log.info("checkpoint_not_committed", partitions=sorted(offsets))
             self.checkpoints += 1
             self.checkpoint_seconds += time.perf_counter() - started
+
+    async def no_tick_unsent(self) -> None:
+        """Return once no learned tick waits to hand its outcome to the producer (a snapshot may then be encoded)."""
+        while self.ticks_awaiting_room:
+            await asyncio.sleep(DELIVERY_POLL_S)
 
     def _after_refusal(self, refused: set[int], handing_over: bool) -> None:
         """Rewind the partitions with a refused output that this worker keeps; hand the others over unsaved.

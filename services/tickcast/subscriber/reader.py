@@ -47,7 +47,7 @@ class PredictionReader:
                 "auto.offset.reset": "earliest" if from_beginning else "latest",
                 "enable.auto.commit": settings.subscriber_group_id is not None,
                 "session.timeout.ms": int(settings.session_timeout_s * 1000),
-                "fetch.wait.max.ms": 50,
+                "fetch.wait.max.ms": settings.fetch_max_wait_ms,
             },
         )
         topics = [settings.predictions_topic] + ([settings.dlq_topic] if dead_letters else [])

@@ -19,3 +19,10 @@ class SubscriberSettings(CommonSettings):
         description="Consumer group of the subscriber; unset = a private group that reads without committing.",
     )
     session_timeout_s: float = Field(10.0, gt=0, le=300, description="Group session timeout of the subscriber.")
+    fetch_max_wait_ms: int = Field(
+        50,
+        ge=1,
+        le=5000,
+        description="Longest a fetch waits for data: on brokers that hold fetches for the whole wait (the embedded "
+        "one) it adds up to this much to every prediction's latency; shorter costs the broker more fetches.",
+    )

@@ -309,3 +309,65 @@ def test_a_partition_handed_over_with_a_refused_output_is_not_committed_nor_rewo
     h = asyncio.run(scenario())
     assert h.commits == [] and h.rewound == [] and h.output.forgotten == [{PARTITION}]
     assert PARTITION not in h.keeper.progress and "SPY" not in h.forecaster.states
+
+
+def _recording_encodes(h: Harness, seen: list[int], value: Any) -> None:
+    """Have every snapshot encode append ``value()`` to ``seen`` (what was going on when it was encoded)."""
+    writer = h.keeper.writer
+    assert writer is not None
+    encode = writer.encode
+
+    def recorded(*args: Any, **kwargs: Any) -> bytes:
+        seen.append(value())
+        return encode(*args, **kwargs)
+
+    writer.encode = recorded  # type: ignore[method-assign]
+
+
+def test_a_checkpoint_of_many_symbols_gives_the_event_loop_turns_while_it_encodes() -> None:
+    async def scenario() -> tuple[list[int], int]:
+        h = Harness(codec())
+        for number in range(40):
+            h.process(f"S{number:02d}", range(number * 3, number * 3 + 3))
+        turns = [0]
+
+        async def other_work() -> None:  # stands in for the batch loop: counts its turns
+            while True:
+                turns[0] += 1
+                await asyncio.sleep(0)
+
+        seen: list[int] = []
+        _recording_encodes(h, seen, lambda: turns[0])
+        spinner = asyncio.create_task(other_work())
+        await h.keeper.checkpoint([PARTITION])
+        spinner.cancel()
+        return seen, len(h.output.sent)
+
+    turns_seen, sent = asyncio.run(scenario())
+    assert sent == 40
+    # 40 snapshots take tens of ms: other work ran between the first encode and the last, not only after.
+    assert turns_seen[-1] > turns_seen[0], turns_seen
+
+
+def test_no_snapshot_is_encoded_while_a_learned_tick_waits_for_room_to_send_its_prediction() -> None:
+    async def scenario() -> list[int]:
+        h = Harness(codec())
+        for number in range(40):
+            h.process(f"S{number:02d}", range(number * 3, number * 3 + 3))
+
+        async def batch_loop_under_backpressure() -> None:
+            await asyncio.sleep(0)  # the checkpoint has started encoding
+            h.keeper.ticks_awaiting_room += 1
+            await asyncio.sleep(0.05)  # the output queue is full this long
+            h.keeper.ticks_awaiting_room -= 1
+
+        seen: list[int] = []
+        _recording_encodes(h, seen, lambda: h.keeper.ticks_awaiting_room)
+        waiting = asyncio.create_task(batch_loop_under_backpressure())
+        await h.keeper.checkpoint([PARTITION])
+        await waiting
+        return seen
+
+    awaiting_room_at_each_encode = asyncio.run(scenario())
+    assert len(awaiting_room_at_each_encode) == 40
+    assert set(awaiting_room_at_each_encode) == {0}
