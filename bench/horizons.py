@@ -61,7 +61,7 @@ def state_bytes(ticks: int) -> dict[str, Any] | None:
     mapping = ColumnMapping(timezone="America/New_York")
     spy = (t for t in read_ticks(path, mapping) if isinstance(t, Tick) and t.symbol == "SPY")
     trades = list(itertools.islice(spy, ticks))
-    largest, seen = 0, {}
+    largest, seen = 0, dict[str, Any]()
 
     def build() -> SymbolState:
         nonlocal largest

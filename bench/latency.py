@@ -97,10 +97,10 @@ def measure(context: Context, kind: str, rate: float) -> dict[str, Any]:
         processor.stop()
 
     measured_from_ms = (feed.started_at + options.latency_warmup_s) * 1000
-    first: dict[tuple[int, int], Any] = {}
+    first_seen: dict[tuple[int, int], Any] = {}
     for s in live.seen:
-        first.setdefault((s.partition, s.offset), s)
-    kept = [s for s in first.values() if s.produced_ms >= measured_from_ms]
+        first_seen.setdefault((s.partition, s.offset), s)
+    kept = [s for s in first_seen.values() if s.produced_ms >= measured_from_ms]
     if not kept:
         raise BenchError(f"{label}: no prediction of a tick produced after the warm-up")
     total = [s.received_s * 1000 - s.produced_ms for s in kept]
@@ -108,19 +108,21 @@ def measure(context: Context, kind: str, rate: float) -> dict[str, Any]:
     from_processor = [s.received_s * 1000 - s.predicted_us / 1000 for s in kept]
     window = (measured_from_ms / 1000, feed.finished_at)
     timeline = _timeline(kept, measured_from_ms)
-    first = [t for s, t in zip(kept, total, strict=True) if s.produced_ms < measured_from_ms + FIRST_SECONDS * 1000]
+    first_seconds = [
+        t for s, t in zip(kept, total, strict=True) if s.produced_ms < measured_from_ms + FIRST_SECONDS * 1000
+    ]
     names = [n for n in sampler.pids if n != "broker"]
     return {
         "kind": kind,
         "rate_target": rate,
         "rate_achieved": round(feed.sent / (feed.finished_at - feed.started_at), 1),
         "samples": len(kept),
-        "duplicates": len(live.seen) - len(first),
+        "duplicates": len(live.seen) - len(first_seen),
         "p50_ms": round(percentile(total, 50), 2),
         "p99_ms": round(percentile(total, 99), 2),
         "p999_ms": round(percentile(total, 99.9), 2),
         "max_ms": round(max(total), 2),
-        "p99_first_seconds_ms": round(percentile(first, 99), 2) if first else None,
+        "p99_first_seconds_ms": round(percentile(first_seconds, 99), 2) if first_seconds else None,
         "own_p99_ms": own.p99_ms(),
         "own_batch_p99_ms": {name: own.p99_ms(name) for name in SPLIT},
         "windows": _windows(kept, measured_from_ms, own),

@@ -63,7 +63,7 @@ class PlainLoop:
         self.consumer = group_consumer(settings)
         self.producer = new_producer(settings, **{"linger.ms": settings.linger_ms})
 
-    def counts(self) -> dict[str, int]:
+    def counts(self) -> dict[str, Any]:
         counters = self.handler.counters
         return {
             "ticks_in": counters.ticks_in,
@@ -88,7 +88,9 @@ class PlainLoop:
         self.write_status()
 
     def _send(self, topic: str, outcome: Outcome) -> None:
-        headers = outcome.headers if isinstance(outcome, DeadLettered) else None
+        headers: list[tuple[str, str | bytes | None]] | None = (
+            list(outcome.headers) if isinstance(outcome, DeadLettered) else None
+        )
         while True:
             try:
                 self.producer.produce(topic, key=outcome.key, value=outcome.value, headers=headers)

@@ -268,7 +268,7 @@ def run(options: SoakOptions, bootstrap_servers: str, work_dir: Path) -> SoakRes
         duration_s = options.minutes * 60
         warm_up_s = options.warm_up_s if options.warm_up_s is not None else min(300.0, max(60.0, 0.2 * duration_s))
         chaos = Chaos(pipeline, witness, options.fault_every_s, options.seed, t0)
-        batching = {"linger.ms": options.linger_ms} if options.linger_ms is not None else {}
+        batching: dict[str, Any] = {"linger.ms": options.linger_ms} if options.linger_ms is not None else {}
         feed = BackgroundFeed(pipeline.publisher(**batching), symbols=options.symbols, rate=rate, seed=options.seed)
         samples: list[dict[str, Any]] = []
         with feed:

@@ -51,10 +51,10 @@ def main() -> None:
                 )
                 await predictions.send(key=message.key, value=value)
                 continue
-            value = step(message.key, message.value, message.topic, message.partition, message.offset,
-                         int(message.timestamp * 1000))  # fmt: skip
-            if value is not None:
-                await predictions.send(key=message.key, value=value)
+            output = step(message.key, message.value, message.topic, message.partition, message.offset,
+                          int(message.timestamp * 1000))  # fmt: skip
+            if output is not None:
+                await predictions.send(key=message.key, value=output)
 
     worker = faust.Worker(app, loglevel="WARNING", quiet=True, override_logging=False, redirect_stdouts=False)
     worker.execute_from_commandline()

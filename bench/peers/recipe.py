@@ -13,7 +13,7 @@ import io
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import fastavro
 from river import stats
@@ -54,8 +54,8 @@ class Recipe:
         self.worker = settings.worker_id
 
     def decode(self, value: bytes) -> dict[str, Any]:
-        tick: dict[str, Any] = fastavro.schemaless_reader(io.BytesIO(value[HEADER_SIZE:]), self.tick_schema, None)
-        return tick
+        # The tick schema is a record, so fastavro reads a dict.
+        return cast(dict[str, Any], fastavro.schemaless_reader(io.BytesIO(value[HEADER_SIZE:]), self.tick_schema, None))
 
     def new_symbol(self) -> Symbol:
         return Symbol(self.spec.build())
