@@ -7,7 +7,9 @@ Phases (``--only get,sse,broker``; all by default), each load from a process of 
   long, over the requests); ``--profile`` runs py-spy on the gateway meanwhile;
 - sse: prediction made (``predicted_at``, the worker's clock) to event received, for 1 client and for
   ``--clients`` clients (each subscribed to one symbol, round robin), memory per client, and the gateway's
-  CPU seconds meanwhile (``--profile``: py-spy on it while the clients stream);
+  CPU seconds meanwhile, and the gateway's own fan-out delay histogram over the same window (``--profile``:
+  py-spy on it and on one of the load's ``--load-processes`` while the clients stream); with
+  ``--baseline-src``, a second gateway from other code is measured the same way just before;
 - broker: the broker's CPU seconds over the same window with no clients, with ``--side-clients`` SSE
   clients through this gateway, and with as many clients each reading Kafka itself (tickcast.client).
 
@@ -29,7 +31,16 @@ import psutil
 
 from bench.core import hold
 from bench.feeds import PacedFeed
-from bench.gateway_load import CpuMeter, load_average, load_result, sse_clients, start_load, wrk_get
+from bench.gateway_load import (
+    CpuMeter,
+    bucket_quantile,
+    fanout_buckets,
+    load_average,
+    load_result,
+    sse_clients,
+    start_load,
+    wrk_get,
+)
 from bench.pyspy import PySpy, summarise
 from tickcast.broker.embedded import EmbeddedBroker
 from tickcast.producer.synthetic import symbol_names
@@ -82,20 +93,39 @@ def measure_sse(gateway: GatewayProcess, args: argparse.Namespace, names: list[s
     process = psutil.Process(gateway.process.pid)
     rss_before = process.memory_info().rss
     meter = CpuMeter(gateway.process.pid).start()
-    load = start_load("tickcast.testing.sse_load", gateway.url, str(args.clients), str(args.seconds), ",".join(names))
+    buckets_before = gateway_fanout(gateway)
+    load = start_load(
+        "tickcast.testing.sse_load",
+        gateway.url,
+        str(args.clients),
+        str(args.seconds),
+        ",".join(names),
+        f"--processes={args.load_processes}",
+    )
     hold(args.seconds / 4)  # every client connected and streaming
-    spy = PySpy(log_dir / "gateway-sse.raw") if args.profile else None
-    if spy is not None:
-        spy.attach(gateway.process.pid)
+    spies = (
+        {"gateway": PySpy(log_dir / "gateway-sse.raw"), "load": PySpy(log_dir / "load-sse.raw")} if args.profile else {}
+    )
+    if spies:
+        spies["gateway"].attach(gateway.process.pid)
+        # One of the load's processes (each runs the same code); the load itself if it did not fork.
+        children = psutil.Process(load.pid).children()
+        spies["load"].attach(children[0].pid if children else load.pid)
     hold(args.seconds / 4)
     rss_with = process.memory_info().rss
     clients_seen = gateway.clients()
     many = results[f"sse_{args.clients}_clients"] = load_result(load, args.seconds + 120)
-    if spy is not None:
+    buckets_after = gateway_fanout(gateway)
+    # The gateway's own view (read off Kafka -> written to the connection, per write of its oldest event), so a
+    # client-side delay far above it points at the load generator (or the kernel), not the fan-out.
+    results["gateway_fanout_ms"] = {
+        f"p{round(q * 100)}_bucket_upper": bucket_quantile(buckets_before, buckets_after, q) for q in (0.5, 0.99)
+    }
+    for name, spy in spies.items():
         spy.stop()
         profile = summarise(spy.output, max(1, many["events"]), spy.rate)
-        results["profile_top_self"] = profile["top_self"][:12]
-        results["profile_top_inclusive"] = profile["top_inclusive"][:14]
+        results[f"profile_{name}_top_self"] = profile["top_self"][:12]
+        results[f"profile_{name}_top_inclusive"] = profile["top_inclusive"][:14]
     results["gateway_cpu_s"] = meter.stop()
     results["memory"] = {
         "gateway_rss_mb_before": round(rss_before / 2**20, 1),
@@ -105,6 +135,10 @@ def measure_sse(gateway: GatewayProcess, args: argparse.Namespace, names: list[s
     }
     results["load_after"] = load_average()
     return results
+
+
+def gateway_fanout(gateway: GatewayProcess) -> list[tuple[float, float]]:
+    return fanout_buckets(httpx.get(f"{gateway.url}/metrics", timeout=10).text)
 
 
 def measure_broker(
@@ -146,6 +180,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--get-rate", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--side-clients", type=int, default=100, help="clients in the broker CPU comparison")
+    parser.add_argument(
+        "--load-processes", type=int, default=4, help="processes the SSE load generator spreads its clients over"
+    )
+    parser.add_argument(
+        "--baseline-src",
+        default="",
+        help="a services/ folder of other code (e.g. `git archive` of main), whose gateway the sse phase measures too",
+    )
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each measurement")
     parser.add_argument("--only", default=",".join(PHASES), help=f"comma-separated phases of {PHASES}")
     parser.add_argument("--profile", action="store_true", help="py-spy on the gateway in the get and sse phases")
@@ -161,10 +203,14 @@ def main(argv: list[str] | None = None) -> None:
         pipeline = Pipeline(broker.bootstrap_servers, new_unique(), log_dir)
         pipeline.create_topics()
         gateway: GatewayProcess | None = None
+        baseline: GatewayProcess | None = None
         feed = PacedFeed(pipeline, args.rate, args.symbols)
         try:
             wait_for_assignment(pipeline, pipeline.start_workers(args.workers), timeout_s=90)
             gateway = GatewayProcess(pipeline.env(), log_dir / "gateway.log").start()
+            if args.baseline_src:
+                env = {**pipeline.env(), "PYTHONPATH": args.baseline_src}
+                baseline = GatewayProcess(env, log_dir / "gateway-baseline.log").start()
             feed.start()
             known = lambda: len(httpx.get(f"{gateway.url}/v1/symbols", timeout=5).json()["symbols"])  # noqa: E731
             wait_for(lambda: known() == args.symbols, 60, "every symbol at the gateway", diagnostics=gateway.log_tail)
@@ -172,14 +218,18 @@ def main(argv: list[str] | None = None) -> None:
                 url = f"{gateway.url}/v1/predictions/{names[0]}"
                 results["get_latest"] = measure_get(gateway, url, args, log_dir)
             if "sse" in phases:
+                if baseline is not None:
+                    # Same pipeline, same minute: the A/B a shared machine allows (its load changes by the minute).
+                    results["sse_baseline"] = measure_sse(baseline, args, names, log_dir / "baseline")
                 results["sse"] = measure_sse(gateway, args, names, log_dir)
             if "broker" in phases and broker.pid is not None:
                 results["broker_cpu"] = measure_broker(broker.pid, gateway, pipeline, args, names)
             results["pipeline"] = httpx.get(f"{gateway.url}/v1/pipeline", timeout=5).json()
         finally:
             feed.stop()
-            if gateway is not None:
-                gateway.stop()
+            for started in (gateway, baseline):
+                if started is not None:
+                    started.stop()
             pipeline.stop()
     results["machine"]["load_at_end"] = load_average()
     results["logs"] = str(log_dir)

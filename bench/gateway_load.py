@@ -114,6 +114,37 @@ def load_result(process: subprocess.Popen[str], timeout_s: float) -> dict[str, A
     return result
 
 
-def sse_clients(url: str, clients: int, seconds: float, symbols: list[str]) -> dict[str, Any]:
-    load = start_load("tickcast.testing.sse_load", url, str(clients), str(seconds), ",".join(symbols))
+#: One bucket line of a Prometheus histogram: its upper bound and cumulative count.
+_BUCKET = re.compile(r'^tickcast_gateway_fanout_delay_seconds_bucket\{le="([^"]+)"\} ([\d.e+]+)$', re.MULTILINE)
+
+
+def fanout_buckets(metrics_text: str) -> list[tuple[float, float]]:
+    """The gateway's fan-out delay histogram (upper bound in s, cumulative count) from its ``/metrics`` text.
+
+    >>> fanout_buckets('tickcast_gateway_fanout_delay_seconds_bucket{le="+Inf"} 3.0')
+    [(inf, 3.0)]
+    """
+    return [(float(bound), float(count)) for bound, count in _BUCKET.findall(metrics_text)]
+
+
+def bucket_quantile(before: list[tuple[float, float]], after: list[tuple[float, float]], q: float) -> float | None:
+    """The upper bound (ms) of the bucket holding the ``q`` quantile of what was observed between two scrapes.
+
+    >>> before = [(0.01, 0.0), (0.1, 0.0), (math.inf, 0.0)]
+    >>> bucket_quantile(before, [(0.01, 90.0), (0.1, 100.0), (math.inf, 100.0)], 0.99)
+    100.0
+    """
+    counts = dict(before)
+    window = [(bound, count - counts.get(bound, 0.0)) for bound, count in after]
+    total = window[-1][1] if window else 0.0
+    if total <= 0:
+        return None
+    bound = next(bound for bound, count in window if count >= q * total)
+    return bound * 1000.0 if math.isfinite(bound) else math.inf
+
+
+def sse_clients(url: str, clients: int, seconds: float, symbols: list[str], processes: int = 1) -> dict[str, Any]:
+    load = start_load(
+        "tickcast.testing.sse_load", url, str(clients), str(seconds), ",".join(symbols), f"--processes={processes}"
+    )
     return load_result(load, seconds + 120)
