@@ -41,6 +41,29 @@ class Published:
         object.__setattr__(self, "sse_frame", b"id: " + position + b"\nevent: prediction\ndata: " + body + b"\n\n")
 
     @classmethod
+    def of_record(cls, partition: int, offset: int, record: dict[str, Any], received_at: float) -> Published:
+        """Encode a decoded Avro record of the predictions contract once, for every GET and every SSE client.
+
+        Straight from the decoded record: building a :class:`Prediction` only to turn it back into a dict
+        doubled the cost of encoding (measured 73 -> 36 us per prediction with three horizons).
+
+        >>> p = Prediction("SPY", 1, 2.0, 0.5, 2.0001, 1, "READY", "m", "1", 3, "t", 0, 9, 1, 2_000, "w")
+        >>> Published.of_record(4, 17, p.to_avro(), 0.0) == Published.of(4, 17, p, 0.0)
+        True
+        """
+        body = json.dumps({**record, "partition": partition, "offset": offset}, separators=(",", ":"), allow_nan=False)
+        return cls(
+            partition,
+            offset,
+            record["symbol"],
+            received_at,
+            record["predicted_at"] / 1000.0,
+            body,
+            record["worker"],
+            record["tick_produced_at"],
+        )
+
+    @classmethod
     def of(cls, partition: int, offset: int, prediction: Prediction, received_at: float) -> Published:
         """Encode ``prediction`` once, for every GET and every SSE client.
 

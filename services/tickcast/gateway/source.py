@@ -9,7 +9,7 @@ the whole history again. On Tansu the listed end is a lower bound (see tickcast.
 start is earlier than asked: more records are read, never fewer.
 
 No consumer group: nothing is committed and no rebalance ever pauses a replica. The consumer runs in a
-thread; each batch is decoded there and handed to the event loop in one call.
+thread that only fetches; the event loop decodes (:mod:`tickcast.gateway.intake` says why).
 """
 
 from __future__ import annotations
@@ -20,15 +20,13 @@ import time
 import uuid
 
 import structlog
-from confluent_kafka import OFFSET_END, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_END, TopicPartition
 
 from tickcast.common.contracts import AvroCodec, load_schema, open_schema_store
 from tickcast.common.contracts.base import PREDICTION_SCHEMA_FILE
-from tickcast.common.errors import Rejected
 from tickcast.common.kafka import new_consumer
-from tickcast.common.records import Prediction
-from tickcast.gateway.cache import Published
 from tickcast.gateway.feed import PredictionFeed
+from tickcast.gateway.intake import Intake
 from tickcast.gateway.settings import GatewaySettings
 
 log = structlog.get_logger("tickcast.gateway")
@@ -74,6 +72,7 @@ class KafkaSource:
             f"{settings.predictions_topic}-value",
             load_schema(PREDICTION_SCHEMA_FILE),
         )
+        intake = Intake(feed, codec.decode, settings.dlq_topic)
         consumer = new_consumer(
             settings,
             # librdkafka wants a group id even for assign(); it is never joined and nothing is committed.
@@ -97,42 +96,12 @@ class KafkaSource:
             )
             log.info("gateway_reading", topic=topic, partitions=settings.partitions)
             while not self._stop.is_set():
+                if not intake.room.wait(timeout=BATCH_WAIT_S):
+                    continue  # the loop is behind on decoding: fetch no more until it catches up
                 messages = consumer.consume(num_messages=2000, timeout=BATCH_WAIT_S)
-                if not messages:
-                    continue
-                received_at = time.monotonic()
-                batch: list[Published] = []
-                ends: list[tuple[int, int]] = []
-                dead_letters = 0
-                for message in messages:
-                    error = message.error()
-                    partition, offset = message.partition() or 0, message.offset() or 0
-                    if message.topic() == dlq:
-                        dead_letters += error is None
-                        continue
-                    if error is not None:
-                        if error.code() == KafkaError._PARTITION_EOF:
-                            ends.append((partition, offset))
-                        else:
-                            log.warning("gateway_kafka_error", error=str(error))
-                        continue
-                    try:
-                        prediction = Prediction.from_avro(codec.decode(message.value() or b""))
-                    except Rejected as rejected:
-                        feed.metrics.undecodable.inc()
-                        log.warning("gateway_undecodable", partition=partition, offset=offset, error=str(rejected))
-                        continue
-                    batch.append(Published.of(partition, offset, prediction, received_at))
-                loop.call_soon_threadsafe(_deliver, feed, batch, ends, dead_letters)
+                if messages:
+                    loop.call_soon_threadsafe(intake.arrived, time.monotonic(), messages)
         except RuntimeError:
             pass  # the loop closed under us: the app is shutting down
         finally:
             consumer.close()
-
-
-def _deliver(feed: PredictionFeed, batch: list[Published], ends: list[tuple[int, int]], dead_letters: int) -> None:
-    feed.ingest(batch)
-    feed.pipeline.dead_letters += dead_letters
-    feed.metrics.dead_letters.inc(dead_letters)
-    for partition, offset in ends:
-        feed.reached_end(partition, offset)
