@@ -11,7 +11,7 @@ from confluent_kafka import KafkaError
 
 from tests.unit.gateway.fakes import prediction
 from tickcast.gateway.feed import PredictionFeed
-from tickcast.gateway.intake import Intake
+from tickcast.gateway.intake import MIN_SLICE, Intake
 from tickcast.gateway.settings import GatewaySettings
 
 
@@ -70,17 +70,17 @@ def make_intake(**options: Any) -> tuple[PredictionFeed, Intake]:
 def test_a_long_backlog_is_decoded_over_many_loop_turns_and_in_order() -> None:
     async def scenario() -> tuple[list[int], int, list[int]]:
         feed, intake = make_intake()
-        intake.arrived(0.0, [Raw(offset) for offset in range(100)])
+        intake.arrived(0.0, [Raw(offset) for offset in range(200)])
         await asyncio.sleep(0)
         after_one_turn = decoded(feed)
         turns = await turns_until_empty(intake)
         return after_one_turn, turns, decoded(feed)
 
     after_one_turn, turns, everything = asyncio.run(scenario())
-    # The clock ticks on every reading, so a 2 ms slice decodes 1 record: never the whole backlog in one callback.
-    assert len(after_one_turn) < 10, f"one loop turn decoded {len(after_one_turn)} records"
-    assert turns >= 10
-    assert everything == list(range(100))
+    # The clock ticks 1 ms per reading, so a 2 ms slice is over a record or two after the floor of MIN_SLICE.
+    assert MIN_SLICE <= len(after_one_turn) <= MIN_SLICE + 2, f"one loop turn decoded {len(after_one_turn)} records"
+    assert turns >= 200 // MIN_SLICE - 1
+    assert everything == list(range(200))
 
 
 def test_the_end_of_a_partition_counts_only_after_the_records_before_it() -> None:
