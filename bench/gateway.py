@@ -6,7 +6,8 @@ Phases (``--only get,sse,broker``; all by default), each load from a process of 
   time per request (its CPU over the window, less what it spends reading the stream in an idle window as
   long, over the requests); ``--profile`` runs py-spy on the gateway meanwhile;
 - sse: prediction made (``predicted_at``, the worker's clock) to event received, for 1 client and for
-  ``--clients`` clients (each subscribed to one symbol, round robin), memory per client, and the gateway's
+  ``--clients`` clients (each subscribed to one symbol, round robin; delays counted after ``--warmup``
+  seconds in which they all connect, a burst of the gateway's CPU), memory per client, and the gateway's
   CPU seconds meanwhile, and the gateway's own fan-out delay histogram over the same window (``--profile``:
   py-spy on it and on one of the load's ``--load-processes`` while the clients stream);
 - with ``--baseline-src``, a second gateway from other code is measured in the get and sse phases too:
@@ -105,18 +106,19 @@ def measure_sse(gateway: GatewayProcess, args: argparse.Namespace, names: list[s
     results["sse_1_client"] = sse_clients(gateway.url, 1, args.seconds, names)
     process = psutil.Process(gateway.process.pid)
     rss_before = process.memory_info().rss
-    meter = CpuMeter(gateway.process.pid).start()
-    metrics_before = scrape(gateway)
-    buckets_before = histogram_buckets(metrics_before, FANOUT)
     load = start_load(
         "tickcast.testing.sse_load",
         gateway.url,
         str(args.clients),
-        str(args.seconds),
+        str(args.seconds + args.warmup),
         ",".join(names),
         f"--processes={args.load_processes}",
+        f"--warmup={args.warmup}",
     )
-    hold(args.seconds / 4)  # every client connected and streaming
+    hold(args.warmup)  # every client connected and streaming: the window starts (as the load's own does)
+    meter = CpuMeter(gateway.process.pid).start()
+    metrics_before = scrape(gateway)
+    buckets_before = histogram_buckets(metrics_before, FANOUT)
     spies = (
         {"gateway": PySpy(log_dir / "gateway-sse.raw"), "load": PySpy(log_dir / "load-sse.raw")} if args.profile else {}
     )
@@ -125,10 +127,11 @@ def measure_sse(gateway: GatewayProcess, args: argparse.Namespace, names: list[s
         # One of the load's processes (each runs the same code); the load itself if it did not fork.
         children = psutil.Process(load.pid).children()
         spies["load"].attach(children[0].pid if children else load.pid)
-    hold(args.seconds / 4)
+    hold(args.seconds / 2)
     rss_with = process.memory_info().rss
     clients_seen = gateway.clients()
     many = results[f"sse_{args.clients}_clients"] = load_result(load, args.seconds + 120)
+    results["gateway_cpu_s"] = meter.stop()
     metrics_after = scrape(gateway)
     buckets_after = histogram_buckets(metrics_after, FANOUT)
     results["stalls"] = stalls(metrics_before, metrics_after)
@@ -142,7 +145,6 @@ def measure_sse(gateway: GatewayProcess, args: argparse.Namespace, names: list[s
         profile = summarise(spy.output, max(1, many["events"]), spy.rate)
         results[f"profile_{name}_top_self"] = profile["top_self"][:12]
         results[f"profile_{name}_top_inclusive"] = profile["top_inclusive"][:14]
-    results["gateway_cpu_s"] = meter.stop()
     results["memory"] = {
         "gateway_rss_mb_before": round(rss_before / 2**20, 1),
         "gateway_rss_mb_with_clients": round(rss_with / 2**20, 1),
@@ -159,7 +161,12 @@ GC_PAUSE = "tickcast_gateway_gc_pause_seconds"
 
 
 def scrape(gateway: GatewayProcess) -> str:
-    return httpx.get(f"{gateway.url}/metrics", timeout=10).text
+    """The gateway's ``/metrics`` text; empty if it did not answer in 30 s (its loop stalled that long:
+    the phase's numbers then say so)."""
+    try:
+        return httpx.get(f"{gateway.url}/metrics", timeout=30).text
+    except httpx.TimeoutException:
+        return ""
 
 
 def stalls(before: str, after: str) -> dict[str, Any]:
@@ -238,6 +245,12 @@ def main(argv: list[str] | None = None) -> None:
         "--ab-together", action="store_true", help="with --baseline-src: load both gateways at once (a fair A/B)"
     )
     parser.add_argument("--ab-rounds", type=int, default=1, help="with --baseline-src: sse phases, baseline then new")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=15.0,
+        help="seconds the SSE clients run before their delays count (all connect meanwhile: 10-13 s at load 8-12)",
+    )
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each measurement")
     parser.add_argument("--only", default=",".join(PHASES), help=f"comma-separated phases of {PHASES}")
     parser.add_argument("--profile", action="store_true", help="py-spy on the gateway in the get and sse phases")
