@@ -6,10 +6,16 @@ Phases (``--only get,sse,broker``; all by default), each load from a process of 
   time per request (its CPU over the window, less what it spends reading the stream in an idle window as
   long, over the requests); ``--profile`` runs py-spy on the gateway meanwhile;
 - sse: prediction made (``predicted_at``, the worker's clock) to event received, for 1 client and for
-  ``--clients`` clients (each subscribed to one symbol, round robin), memory per client, and the gateway's
-  CPU seconds meanwhile (``--profile``: py-spy on it while the clients stream);
-- broker: the broker's CPU seconds over the same window with no clients, with ``--side-clients`` SSE
-  clients through this gateway, and with as many clients each reading Kafka itself (tickcast.client).
+  ``--clients`` clients (each subscribed to one symbol, round robin; delays counted after ``--warmup``
+  seconds in which they all connect, a burst of the gateway's CPU), memory per client, and the gateway's
+  CPU seconds meanwhile, and the gateway's own fan-out delay histogram over the same window (``--profile``:
+  py-spy on it and on one of the load's ``--load-processes`` while the clients stream);
+- with ``--baseline-src``, a second gateway from other code is measured in the get and sse phases too:
+  just before this one, ``--ab-rounds`` times, or at the same time (``--ab-together``: each under the same
+  machine load, which is the only fair A/B on a shared machine; it doubles the load);
+- broker: the broker's CPU seconds over the same window with no clients,
+  with ``--side-clients`` SSE clients through this gateway, with one consumer configured as the gateway's,
+  and with as many clients each reading Kafka with a consumer of its own (librdkafka's request counts too).
 
 Every number comes with the load average at the time (the bench machine is shared). Writes
 ``bench/results/gateway.json`` and prints it. Not part of ``make bench``'s default scenarios.
@@ -21,6 +27,7 @@ import argparse
 import json
 import platform
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +36,17 @@ import psutil
 
 from bench.core import hold
 from bench.feeds import PacedFeed
-from bench.gateway_load import CpuMeter, load_average, load_result, sse_clients, start_load, wrk_get
+from bench.gateway_load import (
+    CpuMeter,
+    bucket_quantile,
+    histogram_buckets,
+    load_average,
+    load_result,
+    observed,
+    sse_clients,
+    start_load,
+    wrk_get,
+)
 from bench.pyspy import PySpy, summarise
 from tickcast.broker.embedded import EmbeddedBroker
 from tickcast.producer.synthetic import symbol_names
@@ -54,9 +71,11 @@ def measure_get(gateway: GatewayProcess, url: str, args: argparse.Namespace, log
     if spy is not None:
         spy.attach(gateway.process.pid)
     load_before = load_average()
+    metrics_before = scrape(gateway)
     meter.start()
     result = wrk_get(url, args.get_rate, args.seconds)
     cpu_s = meter.stop()
+    result["stalls"] = stalls(metrics_before, scrape(gateway))
     if spy is not None:
         spy.stop()
     requests = result.get("requests") or 0
@@ -75,28 +94,57 @@ def measure_get(gateway: GatewayProcess, url: str, args: argparse.Namespace, log
     return result
 
 
+def measure_get_of(
+    gateway: GatewayProcess, args: argparse.Namespace, names: list[str], log_dir: Path
+) -> dict[str, Any]:
+    return measure_get(gateway, f"{gateway.url}/v1/predictions/{names[0]}", args, log_dir)
+
+
 def measure_sse(gateway: GatewayProcess, args: argparse.Namespace, names: list[str], log_dir: Path) -> dict[str, Any]:
     assert gateway.process is not None  # nosec B101 # narrows the type: started by the caller
     results: dict[str, Any] = {"load_before": load_average()}
     results["sse_1_client"] = sse_clients(gateway.url, 1, args.seconds, names)
     process = psutil.Process(gateway.process.pid)
     rss_before = process.memory_info().rss
+    load = start_load(
+        "tickcast.testing.sse_load",
+        gateway.url,
+        str(args.clients),
+        str(args.seconds + args.warmup),
+        ",".join(names),
+        f"--processes={args.load_processes}",
+        f"--warmup={args.warmup}",
+    )
+    hold(args.warmup)  # every client connected and streaming: the window starts (as the load's own does)
     meter = CpuMeter(gateway.process.pid).start()
-    load = start_load("tickcast.testing.sse_load", gateway.url, str(args.clients), str(args.seconds), ",".join(names))
-    hold(args.seconds / 4)  # every client connected and streaming
-    spy = PySpy(log_dir / "gateway-sse.raw") if args.profile else None
-    if spy is not None:
-        spy.attach(gateway.process.pid)
-    hold(args.seconds / 4)
+    metrics_before = scrape(gateway)
+    buckets_before = histogram_buckets(metrics_before, FANOUT)
+    spies = (
+        {"gateway": PySpy(log_dir / "gateway-sse.raw"), "load": PySpy(log_dir / "load-sse.raw")} if args.profile else {}
+    )
+    if spies:
+        spies["gateway"].attach(gateway.process.pid)
+        # One of the load's processes (each runs the same code); the load itself if it did not fork.
+        children = psutil.Process(load.pid).children()
+        spies["load"].attach(children[0].pid if children else load.pid)
+    hold(args.seconds / 2)
     rss_with = process.memory_info().rss
     clients_seen = gateway.clients()
     many = results[f"sse_{args.clients}_clients"] = load_result(load, args.seconds + 120)
-    if spy is not None:
+    results["gateway_cpu_s"] = meter.stop()
+    metrics_after = scrape(gateway)
+    buckets_after = histogram_buckets(metrics_after, FANOUT)
+    results["stalls"] = stalls(metrics_before, metrics_after)
+    # The gateway's own view (read off Kafka -> written to the connection, per write of its oldest event), so a
+    # client-side delay far above it points at the load generator (or the kernel), not the fan-out.
+    results["gateway_fanout_ms"] = {
+        f"p{round(q * 100)}_bucket_upper": bucket_quantile(buckets_before, buckets_after, q) for q in (0.5, 0.99)
+    }
+    for name, spy in spies.items():
         spy.stop()
         profile = summarise(spy.output, max(1, many["events"]), spy.rate)
-        results["profile_top_self"] = profile["top_self"][:12]
-        results["profile_top_inclusive"] = profile["top_inclusive"][:14]
-    results["gateway_cpu_s"] = meter.stop()
+        results[f"profile_{name}_top_self"] = profile["top_self"][:12]
+        results[f"profile_{name}_top_inclusive"] = profile["top_inclusive"][:14]
     results["memory"] = {
         "gateway_rss_mb_before": round(rss_before / 2**20, 1),
         "gateway_rss_mb_with_clients": round(rss_with / 2**20, 1),
@@ -107,34 +155,73 @@ def measure_sse(gateway: GatewayProcess, args: argparse.Namespace, names: list[s
     return results
 
 
+FANOUT = "tickcast_gateway_fanout_delay_seconds"
+LOOP_LAG = "tickcast_gateway_loop_lag_seconds"
+GC_PAUSE = "tickcast_gateway_gc_pause_seconds"
+
+
+def scrape(gateway: GatewayProcess) -> str:
+    """The gateway's ``/metrics`` text; empty if it did not answer in 30 s (its loop stalled that long:
+    the phase's numbers then say so)."""
+    try:
+        return httpx.get(f"{gateway.url}/metrics", timeout=30).text
+    except httpx.TimeoutException:
+        return ""
+
+
+def stalls(before: str, after: str) -> dict[str, Any]:
+    """The gateway's event-loop stalls between two scrapes: loop lag percentiles (bucket bounds, ms), lags
+    over 5 ms, and GC pauses by generation (count, and how many over 5 ms)."""
+    lag_before, lag_after = histogram_buckets(before, LOOP_LAG), histogram_buckets(after, LOOP_LAG)
+    found: dict[str, Any] = {
+        "loop_lag_p50_ms_bucket_upper": bucket_quantile(lag_before, lag_after, 0.5),
+        "loop_lag_p99_ms_bucket_upper": bucket_quantile(lag_before, lag_after, 0.99),
+        "loop_lags_over_5ms": observed(lag_before, lag_after, 0.005),
+    }
+    for generation in ("0", "1", "2"):
+        labels = f'generation="{generation}",'
+        pause_before, pause_after = (
+            histogram_buckets(before, GC_PAUSE, labels),
+            histogram_buckets(after, GC_PAUSE, labels),
+        )
+        if pause_after:
+            found[f"gc{generation}_pauses"] = observed(pause_before, pause_after)
+            found[f"gc{generation}_pauses_over_5ms"] = observed(pause_before, pause_after, 0.005)
+    return found
+
+
 def measure_broker(
     broker_pid: int, gateway: GatewayProcess, pipeline: Pipeline, args: argparse.Namespace, names: list[str]
 ) -> dict[str, Any]:
-    """Broker CPU seconds over one window each: pipeline alone, N SSE clients via the gateway, N Kafka clients.
+    """What the broker does over one window each: pipeline and gateway alone, N SSE clients through the
+    gateway, the gateway's one consumer on its own, and N clients each with a consumer of its own.
 
-    Each load runs :data:`SETTLE_S` longer on both sides of the window, so connecting is left out: the rows
-    compare the steady cost of serving. Both loads run at nice 19: a hundred consumers in one process
-    otherwise took the broker's CPU on the shared machine, and the broker did less work, not more.
+    Per window: the broker's CPU seconds (distorted by the machine's load), and from the Kafka loads
+    librdkafka's own counts of requests and bytes, which the load does not distort. (The kernel's per-process
+    I/O counts do not help: Tansu's socket sends and receives are not among them, they read 0.) Each load
+    runs :data:`SETTLE_S` longer on both sides of the window, so connecting is left out.
+    No load runs niced: at nice 19 on a busy machine a hundred consumers got almost no CPU (127 events
+    between them in 20 s), which made the comparison meaningless; the counts do not need it.
     """
     clients, seconds = args.side_clients, args.seconds
-    meter = CpuMeter(broker_pid)
     rows: dict[str, Any] = {"clients": clients, "seconds": seconds}
 
-    def window() -> float:
-        meter.start()
+    def window() -> dict[str, Any]:
+        cpu = CpuMeter(broker_pid).start()
         hold(seconds)
-        return meter.stop()
+        return {"broker_cpu_s": cpu.stop(), "load": load_average()}
 
-    rows["no_clients"] = {"broker_cpu_s": window(), "load": load_average()}
+    rows["pipeline_and_gateway"] = window()
     span = str(seconds + 2 * SETTLE_S)
-    load = start_load("tickcast.testing.sse_load", gateway.url, str(clients), span, ",".join(names), nice=True)
+    load = start_load("tickcast.testing.sse_load", gateway.url, str(clients), span, ",".join(names))
     hold(SETTLE_S)
-    cpu = window()
-    rows["via_gateway"] = {"broker_cpu_s": cpu, "load": load_average(), **load_result(load, seconds + 120)}
-    load = start_load("tickcast.testing.kafka_load", str(clients), span, ",".join(names), env=pipeline.env(), nice=True)
-    hold(SETTLE_S)
-    cpu = window()
-    rows["own_kafka_consumers"] = {"broker_cpu_s": cpu, "load": load_average(), **load_result(load, seconds + 300)}
+    rows["via_gateway"] = {**window(), "clients_result": load_result(load, seconds + 120)}
+    env = pipeline.env()
+    for name, count in (("gateway_consumer_alone", 1), ("own_kafka_consumers", clients)):
+        processes = f"--processes={min(count, args.load_processes)}"
+        load = start_load("tickcast.testing.kafka_load", str(count), span, ",".join(names), processes, env=env)
+        hold(SETTLE_S)
+        rows[name] = {**window(), "clients_result": load_result(load, seconds + 300)}
     return rows
 
 
@@ -146,6 +233,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--get-rate", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--side-clients", type=int, default=100, help="clients in the broker CPU comparison")
+    parser.add_argument(
+        "--load-processes", type=int, default=4, help="processes the SSE load generator spreads its clients over"
+    )
+    parser.add_argument(
+        "--baseline-src",
+        default="",
+        help="a services/ folder of other code (e.g. `git archive` of main), whose gateway the sse phase measures too",
+    )
+    parser.add_argument(
+        "--ab-together", action="store_true", help="with --baseline-src: load both gateways at once (a fair A/B)"
+    )
+    parser.add_argument("--ab-rounds", type=int, default=1, help="with --baseline-src: sse phases, baseline then new")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=15.0,
+        help="seconds the SSE clients run before their delays count (all connect meanwhile: 10-13 s at load 8-12)",
+    )
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each measurement")
     parser.add_argument("--only", default=",".join(PHASES), help=f"comma-separated phases of {PHASES}")
     parser.add_argument("--profile", action="store_true", help="py-spy on the gateway in the get and sse phases")
@@ -161,25 +266,39 @@ def main(argv: list[str] | None = None) -> None:
         pipeline = Pipeline(broker.bootstrap_servers, new_unique(), log_dir)
         pipeline.create_topics()
         gateway: GatewayProcess | None = None
+        baseline: GatewayProcess | None = None
         feed = PacedFeed(pipeline, args.rate, args.symbols)
         try:
             wait_for_assignment(pipeline, pipeline.start_workers(args.workers), timeout_s=90)
             gateway = GatewayProcess(pipeline.env(), log_dir / "gateway.log").start()
+            if args.baseline_src:
+                env = {**pipeline.env(), "PYTHONPATH": args.baseline_src}
+                baseline = GatewayProcess(env, log_dir / "gateway-baseline.log").start()
             feed.start()
             known = lambda: len(httpx.get(f"{gateway.url}/v1/symbols", timeout=5).json()["symbols"])  # noqa: E731
             wait_for(lambda: known() == args.symbols, 60, "every symbol at the gateway", diagnostics=gateway.log_tail)
-            if "get" in phases:
-                url = f"{gateway.url}/v1/predictions/{names[0]}"
-                results["get_latest"] = measure_get(gateway, url, args, log_dir)
-            if "sse" in phases:
-                results["sse"] = measure_sse(gateway, args, names, log_dir)
+            # With a baseline: both gateways in the same pipeline, measured at the same time (--ab-together) or
+            # alternately; the shared machine's load changes by the minute, so one after the other is not an A/B.
+            rounds = args.ab_rounds if baseline is not None else 1
+            for phase, measure in (("get", measure_get_of), ("sse", measure_sse)):
+                if phase not in phases:
+                    continue
+                for round_ in range(rounds):
+                    suffix = f"_round{round_ + 1}" if rounds > 1 else ""
+                    jobs = {f"{phase}{suffix}": (gateway, log_dir / f"new{suffix}")}
+                    if baseline is not None:
+                        jobs = {f"{phase}_baseline{suffix}": (baseline, log_dir / f"baseline{suffix}"), **jobs}
+                    with ThreadPoolExecutor(len(jobs) if args.ab_together else 1) as pool:
+                        running = {key: pool.submit(measure, g, args, names, where) for key, (g, where) in jobs.items()}
+                        results.update({key: future.result() for key, future in running.items()})
             if "broker" in phases and broker.pid is not None:
                 results["broker_cpu"] = measure_broker(broker.pid, gateway, pipeline, args, names)
             results["pipeline"] = httpx.get(f"{gateway.url}/v1/pipeline", timeout=5).json()
         finally:
             feed.stop()
-            if gateway is not None:
-                gateway.stop()
+            for started in (gateway, baseline):
+                if started is not None:
+                    started.stop()
             pipeline.stop()
     results["machine"]["load_at_end"] = load_average()
     results["logs"] = str(log_dir)

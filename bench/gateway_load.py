@@ -114,6 +114,53 @@ def load_result(process: subprocess.Popen[str], timeout_s: float) -> dict[str, A
     return result
 
 
-def sse_clients(url: str, clients: int, seconds: float, symbols: list[str]) -> dict[str, Any]:
-    load = start_load("tickcast.testing.sse_load", url, str(clients), str(seconds), ",".join(symbols))
+#: One bucket line of a Prometheus histogram: its name, other labels, upper bound and cumulative count.
+_BUCKET = re.compile(r'^(\w+)_bucket\{(.*?)le="([^"]+)"\} ([\d.e+]+)$', re.MULTILINE)
+
+
+def histogram_buckets(metrics_text: str, metric: str, labels: str = "") -> list[tuple[float, float]]:
+    """Histogram ``metric``'s buckets (upper bound in s, cumulative count) from ``/metrics`` text, of the series
+    whose other labels are ``labels`` as written (e.g. ``generation="2",``).
+
+    >>> histogram_buckets('x_bucket{generation="2",le="+Inf"} 3.0', "x", 'generation="2",')
+    [(inf, 3.0)]
+    """
+    return [
+        (float(bound), float(count))
+        for name, other, bound, count in _BUCKET.findall(metrics_text)
+        if name == metric and other == labels
+    ]
+
+
+def bucket_quantile(before: list[tuple[float, float]], after: list[tuple[float, float]], q: float) -> float | None:
+    """The upper bound (ms) of the bucket holding the ``q`` quantile of what was observed between two scrapes.
+
+    >>> before = [(0.01, 0.0), (0.1, 0.0), (math.inf, 0.0)]
+    >>> bucket_quantile(before, [(0.01, 90.0), (0.1, 100.0), (math.inf, 100.0)], 0.99)
+    100.0
+    """
+    counts = dict(before)
+    window = [(bound, count - counts.get(bound, 0.0)) for bound, count in after]
+    total = window[-1][1] if window else 0.0
+    if total <= 0:
+        return None
+    bound = next(bound for bound, count in window if count >= q * total)
+    return bound * 1000.0 if math.isfinite(bound) else math.inf
+
+
+def observed(before: list[tuple[float, float]], after: list[tuple[float, float]], above_s: float = 0.0) -> float:
+    """How many observations between two scrapes were above ``above_s`` (a bucket bound).
+
+    >>> observed([(0.005, 1.0), (math.inf, 2.0)], [(0.005, 4.0), (math.inf, 9.0)], above_s=0.005)
+    4.0
+    """
+    total = (after[-1][1] - before[-1][1]) if after and before else (after[-1][1] if after else 0.0)
+    under = dict(after).get(above_s, 0.0) - dict(before).get(above_s, 0.0) if above_s > 0 else 0.0
+    return total - under
+
+
+def sse_clients(url: str, clients: int, seconds: float, symbols: list[str], processes: int = 1) -> dict[str, Any]:
+    load = start_load(
+        "tickcast.testing.sse_load", url, str(clients), str(seconds), ",".join(symbols), f"--processes={processes}"
+    )
     return load_result(load, seconds + 120)

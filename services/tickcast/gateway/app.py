@@ -33,6 +33,7 @@ from tickcast.gateway.httpio import (
 from tickcast.gateway.positions import BadPosition, decode
 from tickcast.gateway.schemas import Health, PipelineHealth, PredictionList, PredictionOut, Problem, SymbolList
 from tickcast.gateway.sse import stream_events
+from tickcast.gateway.stalls import GcWatch, probe_loop_lag
 from tickcast.gateway.workers import WorkerStatsPoller, dns_discovery
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -63,11 +64,15 @@ def create_app(feed: PredictionFeed, source: Source | None = None, clock: Callab
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if source is not None:
             source.start(feed)
-        tasks = [asyncio.create_task(feed.hub.keep_alive(settings.gateway_keepalive_s))]
+        tasks = [
+            asyncio.create_task(feed.hub.keep_alive(settings.gateway_keepalive_s)),
+            asyncio.create_task(probe_loop_lag(feed.metrics)),
+        ]
         if poller.enabled:
             tasks.append(asyncio.create_task(poller.run()))
         try:
-            yield
+            with GcWatch(feed.metrics):
+                yield
         finally:
             for task in tasks:
                 task.cancel()

@@ -41,6 +41,29 @@ class Published:
         object.__setattr__(self, "sse_frame", b"id: " + position + b"\nevent: prediction\ndata: " + body + b"\n\n")
 
     @classmethod
+    def of_record(cls, partition: int, offset: int, record: dict[str, Any], received_at: float) -> Published:
+        """Encode a decoded Avro record of the predictions contract once, for every GET and every SSE client.
+
+        Straight from the decoded record: building a :class:`Prediction` only to turn it back into a dict
+        doubled the cost of encoding (measured 73 -> 36 us per prediction with three horizons).
+
+        >>> p = Prediction("SPY", 1, 2.0, 0.5, 2.0001, 1, "READY", "m", "1", 3, "t", 0, 9, 1, 2_000, "w")
+        >>> Published.of_record(4, 17, p.to_avro(), 0.0) == Published.of(4, 17, p, 0.0)
+        True
+        """
+        body = json.dumps({**record, "partition": partition, "offset": offset}, separators=(",", ":"), allow_nan=False)
+        return cls(
+            partition,
+            offset,
+            record["symbol"],
+            received_at,
+            record["predicted_at"] / 1000.0,
+            body,
+            record["worker"],
+            record["tick_produced_at"],
+        )
+
+    @classmethod
     def of(cls, partition: int, offset: int, prediction: Prediction, received_at: float) -> Published:
         """Encode ``prediction`` once, for every GET and every SSE client.
 
@@ -143,4 +166,24 @@ class PartitionRing:
         return position + 1 >= self.floor
 
     def after(self, position: int) -> list[Published]:
-        return [item for item in self._items if item.offset > position]
+        """The items after offset ``position``, oldest first.
+
+        Walks back from the newest, so it costs what it returns: a new client (at the head) gets an empty list
+        at once. Scanning the whole ring for each of 1,000 clients connecting was 5 million steps, a burst that
+        delayed every client already streaming.
+
+        >>> ring = PartitionRing(size=5)
+        >>> for offset in (3, 4, 7, 8):  # offsets may have gaps (transaction markers, compaction)
+        ...     ring.append(Published(0, offset, "A", 0.0, 0.0, "{}"))
+        >>> [p.offset for p in ring.after(4)], [p.offset for p in ring.after(5)], ring.after(8), len(ring.after(-1))
+        ([7, 8], [7, 8], [], 4)
+        """
+        if position >= self.head:
+            return []
+        newer: list[Published] = []
+        for item in reversed(self._items):
+            if item.offset <= position:
+                break
+            newer.append(item)
+        newer.reverse()
+        return newer

@@ -6,10 +6,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 #: Fan-out delay buckets (seconds): from read off Kafka to handed to a client's connection.
 DELAY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+#: Event-loop stall buckets (seconds): a GET's budget is 5 ms, so finer below that.
+STALL_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
 
 class GatewayMetrics:
-    """Clients connected, events fanned out, fan-out delay, clients dropped by reason, predictions read."""
+    """Clients connected, events fanned out, fan-out delay, clients dropped by reason, predictions read, and
+    event-loop stalls (loop lag, GC pauses)."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -41,6 +44,19 @@ class GatewayMetrics:
         )
         self.symbols = Gauge(
             "tickcast_gateway_symbols", "Symbols in the latest-prediction cache.", registry=self.registry
+        )
+        self.loop_lag = Histogram(
+            "tickcast_gateway_loop_lag_seconds",
+            "How late a 10 ms timer of the event loop fires: the stalls every request and client write wait for.",
+            buckets=STALL_BUCKETS,
+            registry=self.registry,
+        )
+        self.gc_pause = Histogram(
+            "tickcast_gateway_gc_pause_seconds",
+            "Garbage-collection pauses, by generation.",
+            ["generation"],
+            buckets=STALL_BUCKETS,
+            registry=self.registry,
         )
         self.ready = Gauge(
             "tickcast_gateway_ready", "1 once every partition was read to its end after start.", registry=self.registry
