@@ -146,6 +146,13 @@ class Forecaster:
         self._signature = signature(horizons)
         #: How long predictions stay flagged after a gap: the longest time horizon (a tick horizon: that tick).
         self._after_gap_ms = max(h.horizon_ms for h in horizons)
+        #: Per horizon, in the order every state's horizons follow (see adopt): what each forecast carries
+        #: about it, worked out once rather than per tick (label, horizon_ms, horizon_ticks, time amount,
+        #: and whether it is the next tick, whose forecast the outlier band bounds).
+        self._horizon_facts = tuple(
+            (h.label, h.horizon_ms, h.amount if h.in_ticks else 0, None if h.in_ticks else h.amount, h == NEXT_TICK[0])
+            for h in horizons
+        )
         self.states: dict[str, SymbolState] = {}
         """Per symbol, in order of last processed tick (oldest first)."""
         self.selection = selection
@@ -202,20 +209,22 @@ class Forecaster:
             state = self.new_state(since_offset=lineage.offset)
         elif state.horizon_signature != self._signature:
             self.adopt(state)
-        if state.horizons[0].model is not state.model:
+        horizons, shortest = state.horizons, state.horizons[0]
+        if shortest.model is not state.model:
             # state.model is the shortest horizon's model: whoever replaces it (a test, model selection) replaces that.
-            state.horizons[0].model = state.model
+            shortest.model = state.model
         last_time = state.last_event_time
         gap = self.gap_ms is not None and last_time is not None and now - last_time > self.gap_ms
         assessed = state.features.assess(tick.price)
+        is_outlier = assessed.is_outlier
         count = state.ticks_seen + 1
         due: list[tuple[HorizonState, int, list[ScoredLabel]]] = []
         if not gap:
-            for horizon in state.horizons:
+            for horizon in horizons:
                 n = horizon.queue.due_count(now, count)
                 if n:
                     # A model that raises here has changed nothing of ours (see the docstring for the caveats).
-                    due.append((horizon, n, horizon.learn_due(n, assessed.log_price, now, assessed.is_outlier)))
+                    due.append((horizon, n, horizon.learn_due(n, assessed.log_price, now, is_outlier)))
 
         # Committed from here on: nothing below raises.
         if not is_new:
@@ -223,15 +232,15 @@ class Forecaster:
             del self.states[symbol]
         self.states[symbol] = state
         for horizon, n, labels in due:
-            horizon.commit(n, labels, assessed.is_outlier)
-            if horizon is state.horizons[0] and state.selection is not None and not assessed.is_outlier:
+            horizon.commit(n, labels, is_outlier)
+            if horizon is shortest and state.selection is not None and not is_outlier:
                 self._govern(state, labels, tick, lineage, now_us)
-        if due and not assessed.is_outlier:
+        if due and not is_outlier:
             state.ticks_learned += 1
-            state.errors_scored = state.horizons[0].learned
+            state.errors_scored = shortest.learned
         flags: list[str] = []
         if gap:
-            for horizon in state.horizons:
+            for horizon in horizons:
                 horizon.queue.drop_all()
             state.gaps += 1
             state.after_gap_until_ms = now + self._after_gap_ms
@@ -249,33 +258,35 @@ class Forecaster:
             flags.append(FLAG_AFTER_GAP)
 
         price, features, has_features = tick.price, update.features, update.return_bps is not None
-        serving = self._serving_spec(state)
+        serving = self.spec if state.selection is None else self._serving_spec(state)
+        selection = self.selection
         forecasts: list[HorizonForecast] = []
-        for horizon in state.horizons:
-            spec = serving if horizon is state.horizons[0] else self.spec
+        for horizon, facts in zip(horizons, self._horizon_facts, strict=True):
+            label, horizon_ms, horizon_ticks, time_amount, next_tick = facts
+            spec = serving if horizon is shortest else self.spec
             ready = has_features and horizon.learned >= spec.warmup_ticks
-            if horizon is state.horizons[0] and self.selection is not None:
+            if horizon is shortest and selection is not None:
                 # Selection's cold start: no model has earned trust on this symbol yet (see selection.warm_up).
-                cold = state.selection.cold if state.selection is not None else bool(warm_up_of(self.selection))
+                cold = state.selection.cold if state.selection is not None else bool(warm_up_of(selection))
                 ready = ready and not cold
-            forecast = self._predict(state, horizon, features, spec) if ready else 0.0
+            forecast = self._predict(state, horizon, features, spec, next_tick) if ready else 0.0
             predicted_price = price * math.exp(forecast / 1e4)
             if not math.isfinite(predicted_price):
                 # Only a price within a few percent of the float maximum gets here; no forecast beats a finite one.
                 forecast, predicted_price = 0.0, price
-            target, interval = horizon.horizon, horizon.interval
+            interval = horizon.interval
             half_width = interval.half_width_bps if interval is not None else 0.0
             queued = has_features and horizon.queue.offer(
                 now, count, assessed.log_price, features, forecast, half_width
             )
-            if queued and horizon is state.horizons[0] and self.selection is not None:
-                self._challenge(state, self.selection, features, horizon)
+            if queued and horizon is shortest and selection is not None:
+                self._challenge(state, selection, features, horizon)
             forecasts.append(
                 HorizonForecast(
-                    horizon=target.label,
-                    horizon_ms=target.horizon_ms,
-                    horizon_ticks=target.amount if target.in_ticks else 0,
-                    target_time=None if target.in_ticks else now + target.amount,
+                    horizon=label,
+                    horizon_ms=horizon_ms,
+                    horizon_ticks=horizon_ticks,
+                    target_time=None if time_amount is None else now + time_amount,
                     predicted_return_bps=forecast,
                     predicted_price=predicted_price,
                     ready=ready,
@@ -359,7 +370,9 @@ class Forecaster:
                 )
         state.horizons[0].model = state.model = model
 
-    def _predict(self, state: SymbolState, horizon: HorizonState, features: dict[str, Any], spec: ModelSpec) -> float:
+    def _predict(
+        self, state: SymbolState, horizon: HorizonState, features: dict[str, Any], spec: ModelSpec, next_tick: bool
+    ) -> float:
         try:
             raw = predict_one(horizon.model, features)
         except Exception:
@@ -378,6 +391,6 @@ class Forecaster:
         # A next-tick forecast beyond the outlier band is never credible; the band is a one-tick move, so a
         # longer horizon is only held within MAX_RETURN_BPS (a guard against a model gone wild).
         limit = MAX_RETURN_BPS
-        if horizon.horizon == NEXT_TICK[0]:
+        if next_tick:
             limit = min(OUTLIER_SIGMAS * state.features.scale_bps(), limit)
         return float(max(-limit, min(limit, raw)))
