@@ -281,55 +281,58 @@ class Forecaster:
             )
             if queued and horizon is shortest and selection is not None:
                 self._challenge(state, selection, features, horizon)
+            # Both records are built positionally, in their fields' order (each line names its field): matching
+            # their 42 keywords was ~22k instructions a tick, 7% of the handler's (cachegrind). A value out of
+            # place changes the output bytes, which the recorded-stream digests catch.
             forecasts.append(
                 HorizonForecast(
-                    horizon=label,
-                    horizon_ms=horizon_ms,
-                    horizon_ticks=horizon_ticks,
-                    target_time=None if time_amount is None else now + time_amount,
-                    predicted_return_bps=forecast,
-                    predicted_price=predicted_price,
-                    ready=ready,
-                    labels_learned=horizon.learned,
-                    interval_lo_bps=None if interval is None else forecast - half_width,
-                    interval_hi_bps=None if interval is None else forecast + half_width,
-                    nominal_coverage=None if interval is None else interval.coverage,
-                    empirical_coverage=None if interval is None else interval.empirical_coverage,
-                    abs_error_ewm_bps=horizon.abs_error.get() if horizon.learned else None,
+                    label,  # horizon
+                    horizon_ms,  # horizon_ms
+                    horizon_ticks,  # horizon_ticks
+                    None if time_amount is None else now + time_amount,  # target_time
+                    forecast,  # predicted_return_bps
+                    predicted_price,  # predicted_price
+                    ready,  # ready
+                    horizon.learned,  # labels_learned
+                    None if interval is None else forecast - half_width,  # interval_lo_bps
+                    None if interval is None else forecast + half_width,  # interval_hi_bps
+                    None if interval is None else interval.coverage,  # nominal_coverage
+                    None if interval is None else interval.empirical_coverage,  # empirical_coverage
+                    horizon.abs_error.get() if horizon.learned else None,  # abs_error_ewm_bps
                 )
             )
 
         first = forecasts[0]
         prediction = Prediction(
-            symbol=tick.symbol,
-            event_time=now,
-            last_price=price,
-            predicted_return_bps=first.predicted_return_bps,
-            predicted_price=first.predicted_price,
-            horizon_ticks=first.horizon_ticks,
-            status=READY if first.ready else WARMING_UP,
-            model_name=serving.name,
-            model_version=self.model_version if serving is self.spec else serving.full_version,
-            ticks_learned=state.ticks_learned,
-            source_topic=lineage.topic,
-            source_partition=lineage.partition,
-            source_offset=lineage.offset,
-            tick_produced_at=lineage.produced_at_ms,
-            predicted_at=now_us,
-            worker=self.worker,
-            abs_error_ewm_bps=first.abs_error_ewm_bps,
-            flags=flags,
-            model_recipe_version=serving.version,
-            state_origin=state.origin,
-            state_since_offset=state.since_offset,
-            state_snapshot_generation=state.snapshot_generation,
-            horizon_ms=first.horizon_ms,
-            target_time=first.target_time,
-            interval_lo_bps=first.interval_lo_bps,
-            interval_hi_bps=first.interval_hi_bps,
-            nominal_coverage=first.nominal_coverage,
-            empirical_coverage=first.empirical_coverage,
-            forecasts=forecasts,
+            tick.symbol,  # symbol
+            now,  # event_time
+            price,  # last_price
+            first.predicted_return_bps,  # predicted_return_bps
+            first.predicted_price,  # predicted_price
+            first.horizon_ticks,  # horizon_ticks
+            READY if first.ready else WARMING_UP,  # status
+            serving.name,  # model_name
+            self.model_version if serving is self.spec else serving.full_version,  # model_version
+            state.ticks_learned,  # ticks_learned
+            lineage.topic,  # source_topic
+            lineage.partition,  # source_partition
+            lineage.offset,  # source_offset
+            lineage.produced_at_ms,  # tick_produced_at
+            now_us,  # predicted_at
+            self.worker,  # worker
+            first.abs_error_ewm_bps,  # abs_error_ewm_bps
+            flags,  # flags
+            serving.version,  # model_recipe_version
+            state.origin,  # state_origin
+            state.since_offset,  # state_since_offset
+            state.snapshot_generation,  # state_snapshot_generation
+            first.horizon_ms,  # horizon_ms
+            first.target_time,  # target_time
+            first.interval_lo_bps,  # interval_lo_bps
+            first.interval_hi_bps,  # interval_hi_bps
+            first.nominal_coverage,  # nominal_coverage
+            first.empirical_coverage,  # empirical_coverage
+            forecasts,  # forecasts
         )
         state.last_prediction = prediction
         return prediction
