@@ -224,12 +224,14 @@ class LabelQueue:
     @staticmethod
     def label(entry: PendingForecast, log_price: float, time_ms: int, horizon: Horizon) -> ScoredLabel:
         """The scored label of ``entry`` by the tick at ``time_ms`` with log price ``log_price``."""
+        # The packed numbers read here directly (once per label and tick): the same doubles the properties return.
+        numbers = entry.numbers
         return ScoredLabel(
             horizon,
-            entry.features,
-            1e4 * (log_price - entry.log_price),
-            entry.forecast_bps,
-            entry.half_width_bps,
+            dict(zip(entry.feature_names, numbers[_FEATURES_AT:], strict=True)),
+            1e4 * (log_price - numbers[0]),
+            numbers[1],
+            numbers[2],
             time_ms - entry.made_at_ms,
             entry.weight,
             entry.challengers,
