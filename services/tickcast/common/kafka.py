@@ -8,13 +8,13 @@ Every confluent-kafka client in tickcast is made by :func:`new_producer`, :func:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
-from tenacity import RetryCallState, RetryError, Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
+from tenacity import RetryCallState, RetryError, Retrying, retry_if_exception_type, wait_exponential
 
 from tickcast.common.refusals import RefusalWatch
 from tickcast.common.security import KafkaClientSettings, librdkafka_security
@@ -90,12 +90,19 @@ def new_admin(kafka: KafkaClientSettings, **overrides: Any) -> AdminClient:
     return AdminClient(client_config(kafka, **overrides))
 
 
-def wait_for_broker(kafka: KafkaClientSettings, timeout_s: float = 30.0) -> AdminClient:
+def wait_for_broker(
+    kafka: KafkaClientSettings,
+    timeout_s: float = 30.0,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> AdminClient:
     """Return an admin client once the cluster answers a metadata request; retry with backoff until then.
 
     Waits 0.1 s after the first failure, doubling up to 2 s, never past the deadline. Raises
     :class:`BrokerUnavailable` naming the servers, the deadline, the attempts made and the last error, or at
     once :class:`~tickcast.common.refusals.BrokerRefused` when the broker refuses the login or TLS handshake.
+    ``clock`` and ``sleep`` measure and spend the waits (tests pass a fake pair to check them exactly).
     """
     bootstrap_servers = kafka.bootstrap_servers
     watch = RefusalWatch(kafka)
@@ -110,24 +117,27 @@ def wait_for_broker(kafka: KafkaClientSettings, timeout_s: float = 30.0) -> Admi
             watch.raise_if_refused()
             raise
 
-    def remaining_s(state: RetryCallState) -> float:
-        # Not state.seconds_since_start: it is only set once an attempt has an outcome.
-        return state.start_time + timeout_s - time.monotonic()
+    # Our own deadline, not tenacity's stop_after_delay: that one reads the real clock, whatever clock is given.
+    deadline = clock() + timeout_s
+
+    def remaining_s() -> float:
+        return deadline - clock()
 
     def log_retry(state: RetryCallState) -> None:
         log.warning("broker_unreachable_retrying", bootstrap_servers=bootstrap_servers, attempt=state.attempt_number)
 
     retrying = Retrying(
         retry=retry_if_exception_type(KafkaException),
-        stop=stop_after_delay(timeout_s),
-        wait=lambda state: min(_BROKER_BACKOFF(state), max(0.0, remaining_s(state))),
+        stop=lambda state: remaining_s() <= 0,
+        wait=lambda state: min(_BROKER_BACKOFF(state), max(0.0, remaining_s())),
         before_sleep=log_retry,
+        sleep=sleep,
     )
     try:
         for attempt in retrying:
             with attempt:
                 # One metadata request may not outlast the deadline by much, nor take more than 2 s.
-                ask_for_metadata(min(2.0, max(0.1, remaining_s(attempt.retry_state))))
+                ask_for_metadata(min(2.0, max(0.1, remaining_s())))
     except RetryError as exhausted:
         last = exhausted.last_attempt
         exc = last.exception()

@@ -4,7 +4,6 @@ producer config."""
 from __future__ import annotations
 
 import itertools
-import time
 from concurrent.futures import Future
 from types import SimpleNamespace
 from typing import Any
@@ -17,25 +16,47 @@ from tickcast.common.kafka import BrokerUnavailable, ensure_topics, producer_con
 from tickcast.common.security import KafkaClientSettings
 
 
+class FakeClock:
+    """Time that passes only when slept, so the waits are checked exactly, whatever the machine's load."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds >= 0
+        self.now += seconds
+
+
+CLOCK = FakeClock()
+
+
 class FlakyAdmin:
-    """An AdminClient stand-in whose metadata request fails ``failures`` times, then answers."""
+    """An AdminClient stand-in whose metadata request fails ``failures`` times at once (a closed port), then
+    answers."""
 
     instances: list[FlakyAdmin] = []
     failures = 0
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
-        self.calls: list[tuple[float, float]] = []  # (monotonic time, request timeout)
+        self.calls: list[tuple[float, float]] = []  # (fake clock's time, request timeout)
         FlakyAdmin.instances.append(self)
 
     def poll(self, timeout: float) -> int:
         return 0  # no error callbacks to serve
 
     def list_topics(self, timeout: float) -> object:
-        self.calls.append((time.monotonic(), timeout))
+        self.calls.append((CLOCK(), timeout))
         if len(self.calls) <= self.failures:
             raise KafkaException(f"connection refused (try {len(self.calls)})")
         return object()
+
+
+def wait(settings: KafkaClientSettings, timeout_s: float) -> Any:
+    return wait_for_broker(settings, timeout_s=timeout_s, clock=CLOCK, sleep=CLOCK.sleep)
 
 
 @pytest.fixture
@@ -47,29 +68,27 @@ def flaky(monkeypatch: pytest.MonkeyPatch) -> type[FlakyAdmin]:
 
 def test_answers_after_failures_with_doubling_waits(flaky: type[FlakyAdmin]) -> None:
     flaky.failures = 3
-    admin = wait_for_broker(KafkaClientSettings(bootstrap_servers="k:1"), timeout_s=10)
+    admin = wait(KafkaClientSettings(bootstrap_servers="k:1"), timeout_s=10)
     (made,) = flaky.instances
     assert admin is made and made.config["bootstrap.servers"] == "k:1"
     times = [at for at, _ in made.calls]
     waits = [later - earlier for earlier, later in itertools.pairwise(times)]
-    assert len(made.calls) == 4
-    # 0.1 s, 0.2 s, 0.4 s, plus scheduling slack.
-    for waited, expected in zip(waits, [0.1, 0.2, 0.4], strict=True):
-        assert expected - 0.01 <= waited < expected + 0.25, waits
+    assert waits == pytest.approx([0.1, 0.2, 0.4])
     assert all(timeout == 2.0 for _, timeout in made.calls), "a request never waits more than 2 s"
 
 
 def test_gives_up_at_the_deadline_naming_servers_deadline_attempts_and_last_error(flaky: type[FlakyAdmin]) -> None:
     flaky.failures = 10**6
-    started = time.monotonic()
+    started = CLOCK()
     with pytest.raises(BrokerUnavailable) as info:
-        wait_for_broker(KafkaClientSettings(bootstrap_servers="k:1,k:2"), timeout_s=1.0)
-    elapsed = time.monotonic() - started
+        wait(KafkaClientSettings(bootstrap_servers="k:1,k:2"), timeout_s=1.0)
+    elapsed = CLOCK() - started
     (made,) = flaky.instances
     attempts = len(made.calls)
-    # Tries at about 0, 0.1, 0.3, 0.7 and, the last wait cut to the deadline, 1.0 s (fewer if sleeps overrun).
-    assert attempts in (4, 5), made.calls
-    assert 1.0 <= elapsed < 1.5, "the last wait is cut at the deadline, not slept in full"
+    # Tries at 0, 0.1, 0.3, 0.7 and, the last wait cut from 0.8 s to the deadline, 1.0 s.
+    assert [at - started for at, _ in made.calls] == pytest.approx([0, 0.1, 0.3, 0.7, 1.0])
+    assert elapsed == pytest.approx(1.0), "the last wait is cut at the deadline, not slept in full"
+    assert made.calls[-2][1] == pytest.approx(0.3), "a request gets no more than what is left"
     assert made.calls[-1][1] == pytest.approx(0.1), "the last request gets what is left, at least 0.1 s"
     message = str(info.value)
     last_error = f"connection refused (try {attempts})"
@@ -80,12 +99,12 @@ def test_gives_up_at_the_deadline_naming_servers_deadline_attempts_and_last_erro
 
 def test_other_errors_are_not_retried(flaky: type[FlakyAdmin], monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(self: FlakyAdmin, timeout: float) -> object:
-        self.calls.append((time.monotonic(), timeout))
+        self.calls.append((CLOCK(), timeout))
         raise TypeError("a bug, not an unreachable broker")
 
     monkeypatch.setattr(FlakyAdmin, "list_topics", broken)
     with pytest.raises(TypeError, match="a bug"):
-        wait_for_broker(KafkaClientSettings(bootstrap_servers="k:1"), timeout_s=5)
+        wait(KafkaClientSettings(bootstrap_servers="k:1"), timeout_s=5)
     assert len(flaky.instances[0].calls) == 1
 
 
