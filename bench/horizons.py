@@ -62,10 +62,14 @@ def state_bytes(ticks: int) -> dict[str, Any] | None:
     spy = (t for t in read_ticks(path, mapping) if isinstance(t, Tick) and t.symbol == "SPY")
     trades = list(itertools.islice(spy, ticks))
     largest, seen = 0, dict[str, Any]()
+    # The worker stays alive while its symbol is measured, as a worker holding symbols does: what it shares with
+    # all of them (the selection's configuration) is not one symbol's cost.
+    workers = []
 
     def build() -> SymbolState:
         nonlocal largest
         forecaster = default_forecaster()
+        workers.append(forecaster)
         for offset, tick in enumerate(trades):
             forecaster.process(tick, Lineage("ticks", 0, offset, tick.event_time), 0)
             if offset % 5000 == 0:

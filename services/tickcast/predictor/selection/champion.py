@@ -29,6 +29,7 @@ import structlog
 from tickcast.predictor.models import OnlineRegressor, model_spec
 from tickcast.predictor.selection.drift import DriftDetector, DriftPolicy, new_detector
 from tickcast.predictor.selection.rule import PairedLosses, PromotionPolicy, Verdict, judge
+from tickcast.predictor.selection.shared_config import register, shared
 from tickcast.predictor.selection.warm_up import WarmUp, warm_up_looks
 
 log = structlog.get_logger("tickcast.predictor")
@@ -48,9 +49,10 @@ def recipe_of(slot: str) -> str:
     return slot.split("~", 1)[0]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class SelectionConfig:
-    """What every symbol's selection runs with: the worker's settings, shared by all symbols."""
+    """What every symbol's selection runs with: the worker's settings, shared by all symbols (and by restored
+    ones: see :mod:`~tickcast.predictor.selection.shared_config`)."""
 
     incumbent: str
     """The configured model (TICKCAST_MODEL): a change away from it is a promotion, back to it a demotion."""
@@ -58,6 +60,9 @@ class SelectionConfig:
     score_fraction: float = 1.0
     promotion: PromotionPolicy = field(default_factory=PromotionPolicy)
     drift: DriftPolicy = field(default_factory=DriftPolicy)
+
+    def __post_init__(self) -> None:
+        register(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +97,13 @@ def warm_up_of(config: SelectionConfig) -> tuple[int, ...]:
     if not config.challengers:
         return ()
     return warm_up_looks(config.promotion.warm_up_first_look, config.promotion.warm_up_labels)
+
+
+#: What a :class:`ModelSelection` pickles (all its instance attributes).
+_SELECTION_ATTRIBUTES = (
+    "champion", "challengers", "pairs", "pending", "labels_since_change", "labels_since_drift", "detector",
+    "_credit", "_config", "_adopted", "warm_up",
+)  # fmt: skip
 
 
 class ModelSelection:
@@ -130,6 +142,22 @@ class ModelSelection:
         """The configuration object last reconciled with (a restored copy is another object)."""
         self.warm_up = WarmUp(warm_up_of(config)) if warm_up_of(config) else None
         self.reconcile(config)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # By name: asking for __dict__ would give the live object a real one (its attributes are inline).
+        return {name: getattr(self, name) for name in _SELECTION_ATTRIBUTES}
+
+    def __setstate__(self, state: dict[str, Any] | tuple[dict[str, Any] | None, dict[str, Any] | None]) -> None:
+        # Attribute by attribute, as __init__ set them (they stay inline); then the worker's equal configuration
+        # for the snapshot's copy (shared_config). Snapshots pickled (None, attributes) before this method existed.
+        parts = state if isinstance(state, tuple) else (state,)
+        for attributes in parts:
+            for name, value in (attributes or {}).items():
+                setattr(self, name, value)
+        config = self._config
+        self._config = shared(config)
+        if self._adopted is config:
+            self._adopted = self._config
 
     @property
     def champion_recipe(self) -> str:

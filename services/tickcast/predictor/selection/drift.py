@@ -28,6 +28,8 @@ from typing import Literal, Protocol
 
 from river import drift
 
+from tickcast.predictor.selection.page_hinkley import RisingPageHinkley
+
 DetectorName = Literal["adwin", "page-hinkley", "off"]
 
 
@@ -69,5 +71,5 @@ def new_detector(policy: DriftPolicy) -> DriftDetector | None:
     if policy.detector == "adwin":
         return drift.ADWIN(delta=policy.adwin_delta)
     if policy.detector == "page-hinkley":
-        return drift.PageHinkley(threshold=policy.ph_threshold, mode="up")
+        return RisingPageHinkley(policy.ph_threshold)  # River's PageHinkley(mode="up"), in a quarter of the memory
     return None
