@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tickcast.predictor.selection.rule import PairedLosses, PromotionPolicy, judge
@@ -69,17 +69,23 @@ def test_noise_promotes_at_most_at_the_configured_rate_though_asked_after_every_
     assert promoted <= 14, f"{promoted} of 200 runs of equal models promoted one"
 
 
-@settings(max_examples=20, deadline=None)
-@given(st.integers(min_value=0, max_value=2**32))
-def test_a_clearly_better_challenger_is_promoted_within_1000_labels(seed: int) -> None:
+def labels_until_promoted(seed: int, policy: PromotionPolicy, most: int) -> int | None:
+    """Labels until a challenger with 20% smaller errors (about 36% less squared error) is promoted."""
     rng = random.Random(seed)
-    policy = PromotionPolicy(min_samples=300, level=0.01, min_skill_margin=0.01, cooldown=0)
     pair = PairedLosses(policy.hac_lags)
-    promoted_at = None
-    for labels in range(1, 1001):
-        # The challenger's errors are 20% smaller: about 36% less squared error.
+    for labels in range(1, most + 1):
         pair.update(rng.gauss(0.0, 1.0) ** 2, (0.8 * rng.gauss(0.0, 1.0)) ** 2)
         if judge(pair, policy, 10**6).promote:
-            promoted_at = labels
-            break
-    assert promoted_at is not None, "not promoted within 1000 labels"
+            return labels
+    return None
+
+
+def test_a_clearly_better_challenger_is_promoted_within_1000_labels_in_nearly_every_run() -> None:
+    # A statement about power, so it is checked over fixed seeds: with a random seed per run (20 examples), about
+    # 0.3% of seeds promote only after 1,000 labels, and 1 CI run in 17 would have failed. Measured over seeds
+    # 0-2,999: 2,991 promote within 1,000 labels, the other 9 at 1,200; none is missed.
+    policy = PromotionPolicy(min_samples=300, level=0.01, min_skill_margin=0.01, cooldown=0)
+    runs = [labels_until_promoted(seed, policy, most=2000) for seed in range(600)]
+    assert None not in runs, "a clearly better challenger was never promoted in 2,000 labels"
+    late = sum(labels > 1000 for labels in runs if labels is not None)
+    assert late <= 6, f"{late} of 600 runs needed more than 1,000 labels"
