@@ -46,7 +46,9 @@ def drain(
         + ("-profiled" if profile else "")
     )
     pipeline = context.pipeline(label, model, snapshots)
-    backlog = publish_backlog(pipeline, ticks, options.symbols)
+    # A profiled worker gets its backlog only once py-spy is attached: it drains a waiting backlog in seconds,
+    # faster than its group settles, so a profile attached after that sampled an idle worker.
+    backlog = None if profile else publish_backlog(pipeline, ticks, options.symbols)
     processor: Processor = make_processor(kind, pipeline)
     sampler = CpuSampler()
     sampler.watch("broker", context.broker_pid)
@@ -67,6 +69,7 @@ def drain(
             profile_from = processor.handled() or 0
             spy = PySpy(pipeline.log_dir / "py-spy.txt", options.profile_rate)
             spy.attach(next(iter(processor.pids().values())))
+            backlog = publish_backlog(pipeline, ticks, options.symbols)
         seen = tap.wait_answered(ticks, 120 + ticks / 100, f"predictions of {label}", processor.check_alive)
         if spy is not None:
             spy.stop()
@@ -81,6 +84,7 @@ def drain(
         sampler.stop()
         processor.stop()
 
+    assert backlog is not None, "published before the drain, or after py-spy attached"
     first_by_tick: dict[tuple[int, int], Any] = {}
     for s in seen:
         first_by_tick.setdefault((s.partition, s.offset), s)
