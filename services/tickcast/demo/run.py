@@ -66,16 +66,19 @@ class DemoResult:
     latency_p50_ms: float = float("nan")
     """What the live view showed last while the feed ran: p50 of its latest predictions' latency."""
     latency_p99_ms: float = float("nan")
+    to_predicted_p50_ms: float = float("nan")
+    """The part of the p50 before the worker's ``predicted_at``: the feed's linger, the broker, the worker's fetch."""
 
     def summary_line(self) -> str:
         """One line for the terminal and for scripts.
 
-        >>> DemoResult(10, 10, 0, 2, 21.04, 40.5).summary_line()
-        'ticks=10 predictions=10 dead_letters=0 workers=2 latency_p50_ms=21.0 latency_p99_ms=40.5'
+        >>> DemoResult(10, 10, 0, 2, 21.04, 40.5, 9.96).summary_line().split(" workers=2 ")
+        ['ticks=10 predictions=10 dead_letters=0', 'latency_p50_ms=21.0 latency_p99_ms=40.5 to_predicted_p50_ms=10.0']
         """
         return (
             f"ticks={self.ticks} predictions={self.predictions} dead_letters={self.dead_letters} "
-            f"workers={self.workers} latency_p50_ms={self.latency_p50_ms:.1f} latency_p99_ms={self.latency_p99_ms:.1f}"
+            f"workers={self.workers} latency_p50_ms={self.latency_p50_ms:.1f} latency_p99_ms={self.latency_p99_ms:.1f} "
+            f"to_predicted_p50_ms={self.to_predicted_p50_ms:.1f}"
         )
 
 
@@ -159,6 +162,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
             except KeyboardInterrupt:
                 console.print("stopping: finishing the ticks already sent...")
             live_p50, live_p99 = stats.latency_p50_p99()  # the steady state, before the drain's stragglers
+            live_to_predicted_p50, _ = stats.to_predicted_p50_p99()
             stop_feed.set()
             feed_thread.join(timeout=30)
             deadline = time.monotonic() + options.drain_timeout_s
@@ -170,7 +174,9 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
                 f"[yellow]warning: {sent[0] - stats.predictions - stats.dead_letters} ticks had no answer within "
                 f"{options.drain_timeout_s:.0f}s of stopping the feed[/yellow]"
             )
-        return DemoResult(sent[0], stats.predictions, stats.dead_letters, options.workers, live_p50, live_p99)
+        return DemoResult(
+            sent[0], stats.predictions, stats.dead_letters, options.workers, live_p50, live_p99, live_to_predicted_p50
+        )
     finally:
         stop_feed.set()
         if reader is not None:
