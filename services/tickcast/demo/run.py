@@ -19,7 +19,12 @@ from tickcast.common.kafka import ensure_topics, wait_for_broker
 from tickcast.common.processes import current_env, free_port, spawn, stop
 from tickcast.common.records import Tick
 from tickcast.common.settings import CommonSettings
-from tickcast.demo import DEMO_FEED_LINGER_MS, DEMO_VIEW_FETCH_WAIT_MS
+from tickcast.demo import (
+    DEMO_FEED_LINGER_MS,
+    DEMO_VIEW_FETCH_WAIT_MS,
+    DEMO_WORKER_FETCH_WAIT_MS,
+    DEMO_WORKER_LINGER_MS,
+)
 from tickcast.demo.view import LiveStats
 from tickcast.ops.workers import WorkerPool
 from tickcast.predictor.snapshot_keys import new_key
@@ -54,6 +59,10 @@ class DemoOptions:
     """The synthetic feed's producer linger: every tick waits up to this long before it is sent."""
     view_fetch_wait_ms: int = DEMO_VIEW_FETCH_WAIT_MS
     """The live view's fetch wait: the embedded broker holds a fetch this long, adding up to it to each latency."""
+    worker_fetch_wait_ms: int = DEMO_WORKER_FETCH_WAIT_MS
+    """The workers' fetch wait, unless the environment sets ``TICKCAST_FETCH_MAX_WAIT_MS``."""
+    worker_linger_ms: int = DEMO_WORKER_LINGER_MS
+    """The workers' producer linger, unless the environment sets ``TICKCAST_LINGER_MS``."""
 
 
 @dataclass(slots=True)
@@ -103,6 +112,8 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
             1,
         )
         env = {
+            "TICKCAST_FETCH_MAX_WAIT_MS": str(options.worker_fetch_wait_ms),
+            "TICKCAST_LINGER_MS": str(options.worker_linger_ms),
             **current_env(),
             "TICKCAST_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
             "TICKCAST_MODEL": options.model,
