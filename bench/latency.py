@@ -1,12 +1,14 @@
 """Scenario 3, latency: tick produced (its Kafka timestamp) to prediction received, at fixed rates.
 
 For each rate, the plain loop and one worker each get a fresh pipeline: the processor starts and owns
-every partition first, then a paced producer (linger 5 ms) sends ``rate`` ticks/s for warm-up +
+every partition first, then a paced producer (linger 5 ms; its clock starts once its first tick is
+delivered, so no tick waits for the producer's own warm-up) sends ``rate`` ticks/s for warm-up +
 measured seconds, and a tap in this process stamps each prediction when it arrives. Ticks produced
 during the warm-up are left out. Both timestamps come from this machine's clock.
 
 The total is split in two: tick → ``predicted_at`` (the processor's fetch wait and queueing) and
-``predicted_at`` → received (its producer linger, the broker, the tap's own 5 ms fetch wait).
+``predicted_at`` → received (its producer linger, the broker, the tap's own 5 ms fetch wait); per
+second of the feed, ``bench.latency_stages`` splits it three ways.
 """
 
 from __future__ import annotations
