@@ -7,6 +7,9 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Message
 
 from bench.core import BenchError
 from tickcast.common.records import Tick
@@ -25,13 +28,22 @@ class Backlog:
     per_partition: dict[int, int]
 
 
+def lingering(ms: int) -> dict[str, Any]:
+    """librdkafka overrides of a feed's producer: how long it holds a message to batch it.
+
+    >>> lingering(5)
+    {'linger.ms': 5}
+    """
+    return {"linger.ms": ms}
+
+
 def publish_backlog(pipeline: Pipeline, ticks: int, symbols: int, seed: int = 42) -> Backlog:
     """Pre-produce ``ticks`` synthetic ticks over ``symbols`` symbols, as fast as the producer goes."""
     names = symbol_names(symbols)
     # Event times end about now: the worker rejects ticks more than 5 minutes in the future.
     clock = iter(range(time.time_ns() // 1_000_000 - ticks, 2**62))
     feed = SyntheticFeed(names, seed, clock_ms=lambda: next(clock))
-    publisher = pipeline.publisher(record_partitions=False, **{"linger.ms": 50})
+    publisher = pipeline.publisher(record_partitions=False, **lingering(50))
     per_symbol: Counter[str] = Counter()
     started = time.monotonic()
     for _ in range(ticks):
@@ -61,7 +73,7 @@ def prime(
     An assignment alone does not show that fetching, handling and producing all work yet; after this
     they do, so a measurement that follows starts with a processor that is really running.
     """
-    publisher = pipeline.publisher(record_partitions=False, **{"linger.ms": 5})
+    publisher = pipeline.publisher(record_partitions=False, **lingering(5))
     now_ms = time.time_ns() // 1_000_000
     for dynamics in make_dynamics(symbol_names(symbols), seed):
         publisher.publish(Tick(dynamics.symbol, dynamics.start_price, 1.0, now_ms, "SYN", None))
@@ -89,15 +101,30 @@ class PacedFeed(threading.Thread):
         self.started_at = 0.0
         self.finished_at = 0.0
         self.error: BaseException | None = None
+        self.acked_ms: dict[tuple[int, int], float] = {}
+        """(partition, offset) → ms from the tick's produce call to the broker's acknowledgement (librdkafka's
+        own measure: linger, sending and the broker's append)."""
         self._stop_event = threading.Event()
+
+    def _delivered(self, message: Message) -> None:
+        latency_s = message.latency()
+        if latency_s is not None:
+            self.acked_ms[(message.partition() or 0, message.offset() or 0)] = latency_s * 1000
 
     def run(self) -> None:
         try:
-            publisher = self.pipeline.publisher(record_partitions=False, **{"linger.ms": self.linger_ms})
+            publisher = self.pipeline.publisher(
+                record_partitions=False, on_delivered=self._delivered, **lingering(self.linger_ms)
+            )
             feed = SyntheticFeed(symbol_names(self.symbols), self.seed, lambda: time.time_ns() // 1_000_000)
             limiter = RateLimiter(self.rate)
-            self.started_at = time.time()
             try:
+                # As ``publish_all`` does: the clock starts once the producer has delivered a tick, so the
+                # measured ticks do not wait for its warm-up (connections, producer id).
+                publisher.publish(feed.next_tick())
+                self.sent += 1
+                publisher.wait_delivered(30.0)
+                self.started_at = time.time()
                 while not self._stop_event.is_set() and (self.limit is None or self.sent < self.limit):
                     limiter.wait()
                     publisher.publish(feed.next_tick())

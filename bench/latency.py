@@ -1,12 +1,14 @@
 """Scenario 3, latency: tick produced (its Kafka timestamp) to prediction received, at fixed rates.
 
 For each rate, the plain loop and one worker each get a fresh pipeline: the processor starts and owns
-every partition first, then a paced producer (linger 5 ms) sends ``rate`` ticks/s for warm-up +
+every partition first, then a paced producer (linger 5 ms; its clock starts once its first tick is
+delivered, so no tick waits for the producer's own warm-up) sends ``rate`` ticks/s for warm-up +
 measured seconds, and a tap in this process stamps each prediction when it arrives. Ticks produced
 during the warm-up are left out. Both timestamps come from this machine's clock.
 
 The total is split in two: tick → ``predicted_at`` (the processor's fetch wait and queueing) and
-``predicted_at`` → received (its producer linger, the broker, the tap's own 5 ms fetch wait).
+``predicted_at`` → received (its producer linger, the broker, the tap's own 5 ms fetch wait); per
+second of the feed, ``bench.latency_stages`` splits it three ways.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
+from bench import latency_stages
 from bench.core import (
     UNMEASURED,
     BenchError,
@@ -73,7 +76,7 @@ def measure(context: Context, kind: str, rate: float) -> dict[str, Any]:
         live = tap = LiveTap(pipeline, options.tap_fetch_wait_ms)
         live.start()
         primed = prime(pipeline, live.answered, options.symbols, feed.seed, check)
-        own = OwnLatencySnapshots(processor)
+        own = OwnLatencySnapshots(processor, fine_until=time.time() + total_s)
         own.take(force=True)
         sampler.start()
         feed.start()
@@ -112,6 +115,9 @@ def measure(context: Context, kind: str, rate: float) -> dict[str, Any]:
         t for s, t in zip(kept, total, strict=True) if s.produced_ms < measured_from_ms + FIRST_SECONDS * 1000
     ]
     names = [n for n in sampler.pids if n != "broker"]
+    first_rows = latency_stages.by_second(
+        first_seen.values(), feed.acked_ms, feed.started_at * 1000, int(options.latency_warmup_s + FIRST_SECONDS)
+    )
     return {
         "kind": kind,
         "rate_target": rate,
@@ -127,6 +133,8 @@ def measure(context: Context, kind: str, rate: float) -> dict[str, Any]:
         "own_batch_p99_ms": {name: own.p99_ms(name) for name in SPLIT},
         "windows": _windows(kept, measured_from_ms, own),
         "own_timeline": own.timeline(feed.started_at),
+        "stages_by_second": first_rows,
+        "own_p99_by_second": own.by_second(feed.started_at),
         "to_processor_p50_ms": round(percentile(to_processor, 50), 2),
         "to_processor_p99_ms": round(percentile(to_processor, 99), 2),
         "from_processor_p50_ms": round(percentile(from_processor, 50), 2),
@@ -140,16 +148,19 @@ def measure(context: Context, kind: str, rate: float) -> dict[str, Any]:
 
 
 class OwnLatencySnapshots:
-    """The processor's own-latency histogram, read every :data:`WINDOW_S` seconds (and when forced)."""
+    """The processor's own-latency histogram, read every second until ``fine_until`` (a time), then every
+    :data:`WINDOW_S` seconds (and whenever forced)."""
 
-    def __init__(self, processor: Processor) -> None:
+    def __init__(self, processor: Processor, fine_until: float = 0.0) -> None:
         self.processor = processor
+        self.fine_until = fine_until
         self.taken: list[tuple[float, OwnBuckets]] = []
 
     def take(self, force: bool = False) -> bool:
-        """Read the histogram if a window has passed (or ``force``); always False, to be used in a wait predicate."""
+        """Read the histogram if its interval has passed (or ``force``); always False (for a wait predicate)."""
         now = time.time()
-        if force or not self.taken or now - self.taken[-1][0] >= WINDOW_S:
+        interval = 1.0 if now < self.fine_until else WINDOW_S
+        if force or not self.taken or now - self.taken[-1][0] >= interval:
             buckets = self.processor.own_latency()
             if buckets is not None:
                 self.taken.append((now, buckets))
@@ -161,9 +172,23 @@ class OwnLatencySnapshots:
             return None
         return _p99_ms(self.taken[0][1], self.taken[-1][1], name)
 
-    def by_window(self, name: str = PER_TICK) -> list[tuple[float, float | None]]:
-        """(end of window, p99 ms) for each interval between snapshots."""
-        return [(end, _p99_ms(before, after, name)) for (_, before), (end, after) in itertools.pairwise(self.taken)]
+    def between(self, start: float, end: float, name: str = PER_TICK) -> float | None:
+        """p99 (ms) between the snapshots taken nearest ``start`` and nearest ``end`` (None if those are one)."""
+        if not self.taken:
+            return None
+        before = min(range(len(self.taken)), key=lambda i: abs(self.taken[i][0] - start))
+        after = min(range(len(self.taken)), key=lambda i: abs(self.taken[i][0] - end))
+        if after <= before:
+            return None
+        return _p99_ms(self.taken[before][1], self.taken[after][1], name)
+
+    def by_second(self, started_at: float) -> dict[int, float | None]:
+        """Per-tick p99 (ms) of each interval of about one second, by its second from ``started_at``."""
+        return {
+            round(start - started_at): _p99_ms(before, after, PER_TICK)
+            for (start, before), (end, after) in itertools.pairwise(self.taken)
+            if end - start < 1.5 and start >= started_at - 0.5
+        }
 
     def timeline(self, started_at: float) -> list[dict[str, Any]]:
         """Every interval between snapshots, warm-up and catch-up included: seconds from ``started_at``, p99s (ms)."""
@@ -196,15 +221,10 @@ def _windows(kept: list[Seen], start_ms: float, own: OwnLatencySnapshots) -> lis
     by_window: dict[int, list[float]] = defaultdict(list)
     for s in kept:
         by_window[int((s.produced_ms - start_ms) / 1000 / WINDOW_S)].append(s.received_s * 1000 - s.produced_ms)
-    own_windows = {name: own.by_window(name) for name in (PER_TICK, *SPLIT)}
     rows = []
     for index, values in sorted(by_window.items()):
-        end_s = start_ms / 1000 + (index + 1) * WINDOW_S
-        # The own-latency window that ends closest after this one (snapshots are taken about every WINDOW_S).
-        own_p99 = {
-            name: next((p99 for end, p99 in windows if end >= end_s - 1.0), None)
-            for name, windows in own_windows.items()
-        }
+        start_s = start_ms / 1000 + index * WINDOW_S
+        own_p99 = {name: own.between(start_s, start_s + WINDOW_S, name) for name in (PER_TICK, *SPLIT)}
         rows.append(
             {
                 "from_s": index * WINDOW_S,
@@ -275,6 +295,12 @@ def run(context: Context) -> ScenarioResult:
         for rate, runs in by_rate.items()
         for kind, r in runs.items()
         if isinstance(r, dict) and r.get("windows")
+    ]
+    notes += [
+        latency_stages.describe(kind, rate, r["stages_by_second"], r["own_p99_by_second"])
+        for rate, runs in by_rate.items()
+        for kind, r in runs.items()
+        if isinstance(r, dict) and r.get("stages_by_second")
     ]
     notes += [
         f"{kind} at {rate}/s, own share over time from the feed's start, warm-up and catch-up included (from-to s: "

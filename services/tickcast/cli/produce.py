@@ -57,6 +57,7 @@ def produce_synthetic(
             rate=rate,
             limit=count,
             should_stop=lambda: stop.is_set() or (deadline is not None and time.monotonic() > deadline),
+            warm_up_timeout_s=settings.connect_timeout_s,
         )
         undelivered = publisher.close()
         log.info("producer_done", sent=sent, delivered=publisher.stats.delivered, failed=publisher.stats.failed)
@@ -115,6 +116,9 @@ def produce_file(
                 if stop.is_set() or (limit is not None and summary.sent >= limit):
                     break
                 publisher.publish(tick)
+                if summary.sent == 0 and speed:
+                    # A paced replay's clock starts after this (``paced``): no tick waits for the warm-up.
+                    publisher.wait_delivered(settings.connect_timeout_s)
                 summary.sent += 1
         except ReplayError as exc:
             raise UserError(str(exc)) from exc

@@ -15,7 +15,12 @@ import typer
 
 from tickcast.cli.common import fail, load_settings, require_broker, stop_on_signals, user_errors
 from tickcast.common.logging import configure_logging
-from tickcast.demo import DEMO_FEED_LINGER_MS, DEMO_VIEW_FETCH_WAIT_MS
+from tickcast.demo import (
+    DEMO_FEED_LINGER_MS,
+    DEMO_VIEW_FETCH_WAIT_MS,
+    DEMO_WORKER_FETCH_WAIT_MS,
+    DEMO_WORKER_LINGER_MS,
+)
 
 if TYPE_CHECKING:
     from tickcast.client.settings import ClientSettings
@@ -218,6 +223,13 @@ def demo(
         int,
         typer.Option(min=1, max=5000, help="The live view's fetch wait; the embedded broker holds fetches this long."),
     ] = DEMO_VIEW_FETCH_WAIT_MS,
+    worker_fetch_wait_ms: Annotated[
+        int,
+        typer.Option(min=1, max=5000, help="The workers' fetch wait (TICKCAST_FETCH_MAX_WAIT_MS wins if set)."),
+    ] = DEMO_WORKER_FETCH_WAIT_MS,
+    worker_linger_ms: Annotated[
+        int, typer.Option(min=0, max=1000, help="The workers' producer linger (TICKCAST_LINGER_MS wins if set).")
+    ] = DEMO_WORKER_LINGER_MS,
 ) -> None:
     """Start the embedded broker, N workers, a gateway (live dashboard) and a synthetic feed; stop cleanly."""
     from tickcast.demo.run import DemoOptions, run_demo
@@ -239,6 +251,8 @@ def demo(
                 gateway_port=gateway_port,
                 feed_linger_ms=feed_linger_ms,
                 view_fetch_wait_ms=view_fetch_wait_ms,
+                worker_fetch_wait_ms=worker_fetch_wait_ms,
+                worker_linger_ms=worker_linger_ms,
             )
         )
     typer.echo(result.summary_line())

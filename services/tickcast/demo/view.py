@@ -28,6 +28,8 @@ class LiveStats:
     dead_letters: int = 0
     workers_seen: set[str] = field(default_factory=set)
     latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=2000))
+    to_predicted_ms: deque[float] = field(default_factory=lambda: deque(maxlen=2000))
+    """The first part of each latency: tick produced -> the worker's ``predicted_at`` (its fetch and queueing)."""
     _window: deque[tuple[float, int, int]] = field(default_factory=lambda: deque(maxlen=50))
 
     def add_prediction(self, prediction: Prediction, received_ms: float) -> None:
@@ -39,6 +41,7 @@ class LiveStats:
         row.count += 1
         self.workers_seen.add(prediction.worker)
         self.latencies_ms.append(received_ms - prediction.tick_produced_at)
+        self.to_predicted_ms.append(prediction.predicted_at / 1000 - prediction.tick_produced_at)
 
     def latency_p50_p99(self) -> tuple[float, float]:
         """p50 and p99 (ms) of the latest predictions' latency (tick produced -> received); NaN before any.
@@ -49,10 +52,11 @@ class LiveStats:
         >>> stats.latency_p50_p99()
         (51.0, 100.0)
         """
-        ordered = sorted(self.latencies_ms)
-        if not ordered:
-            return float("nan"), float("nan")
-        return ordered[len(ordered) // 2], ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+        return _p50_p99(self.latencies_ms)
+
+    def to_predicted_p50_p99(self) -> tuple[float, float]:
+        """p50 and p99 (ms) of the latest predictions' tick produced -> ``predicted_at``; NaN before any."""
+        return _p50_p99(self.to_predicted_ms)
 
     def rates(self, ticks_sent: int) -> tuple[float, float]:
         now = time.monotonic()
@@ -99,3 +103,10 @@ class LiveStats:
             f"(answering: {len(self.workers_seen)}) | latency p50 {p50:.0f} ms p99 {p99:.0f} ms | Ctrl-C to stop"
         )
         return Group(table, totals)
+
+
+def _p50_p99(values: deque[float]) -> tuple[float, float]:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan"), float("nan")
+    return ordered[len(ordered) // 2], ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]

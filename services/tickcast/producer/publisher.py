@@ -42,12 +42,21 @@ def tick_codec(settings: ProducerSettings) -> AvroCodec:
 class TickPublisher:
     """A confluent-kafka producer for ticks; :meth:`publish` never blocks for long, :meth:`close` flushes."""
 
-    def __init__(self, settings: ProducerSettings, record_partitions: bool = False, **overrides: Any) -> None:
+    def __init__(
+        self,
+        settings: ProducerSettings,
+        record_partitions: bool = False,
+        *,
+        on_delivered: Callable[[Message], None] | None = None,
+        **overrides: Any,
+    ) -> None:
+        """``on_delivered`` sees every delivered message (on the thread that polls), e.g. to time its delivery."""
         self.settings = settings
         self.topic = settings.ticks_topic
         self.codec = tick_codec(settings)
         self.stats = DeliveryStats()
         self._record_partitions = record_partitions
+        self._on_delivered = on_delivered
         self._producer = new_producer(settings, **{"linger.ms": settings.linger_ms, **overrides})
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
@@ -57,6 +66,8 @@ class TickPublisher:
             log.error("tick_delivery_failed", error=str(err), topic=msg.topic())
             return
         self.stats.delivered += 1
+        if self._on_delivered is not None:
+            self._on_delivered(msg)
         if self._record_partitions:
             key = msg.key()
             if key is not None:
@@ -77,6 +88,19 @@ class TickPublisher:
                 # Local queue full: serve delivery reports until there is room.
                 self._producer.poll(0.05)
         self._producer.poll(0)
+
+    def wait_delivered(self, timeout_s: float) -> None:
+        """Wait until everything published so far is delivered (or failed); raise :class:`TimeoutError` if not.
+
+        A paced feed calls this after its first tick, before it starts its clock: a new idempotent producer
+        holds its first messages until it is connected and has a producer id (measured with librdkafka on
+        the embedded broker: ~0.5 s when the first try finds no connection up), and ticks stamped while it
+        waits would all go out late, in one burst. Asking for metadata first is not enough: librdkafka may
+        answer it on the bootstrap connection and still retry the producer id only on its 0.5 s timer.
+        """
+        undelivered = int(self._producer.flush(timeout_s))
+        if undelivered:
+            raise TimeoutError(f"{undelivered} tick(s) to {self.topic} not delivered within {timeout_s:g}s")
 
     def close(self, timeout_s: float = 30.0) -> int:
         """Flush; return how many messages are still undelivered (0 on success)."""
@@ -118,14 +142,25 @@ def publish_all(
     rate: float = 0.0,
     limit: int | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    warm_up_timeout_s: float = 30.0,
 ) -> int:
-    """Publish ticks (at most ``limit``) at ``rate`` per second until exhausted or ``should_stop()``; return count."""
-    limiter = RateLimiter(rate)
+    """Publish ticks (at most ``limit``) at ``rate`` per second until exhausted or ``should_stop()``; return count.
+
+    A paced feed (``rate > 0``) waits for its first tick's delivery (:meth:`TickPublisher.wait_delivered`)
+    before its clock starts, so that no later tick waits for the producer's warm-up.
+    """
+    limiter = RateLimiter(rate, clock, sleep)
     sent = 0
     for tick in ticks:
         if (limit is not None and sent >= limit) or should_stop():
             break
-        limiter.wait()
-        publisher.publish(tick)
+        if sent == 0 and rate > 0:
+            publisher.publish(tick)
+            publisher.wait_delivered(warm_up_timeout_s)
+        else:
+            limiter.wait()
+            publisher.publish(tick)
         sent += 1
     return sent

@@ -231,8 +231,8 @@ def paced(
     """Yield ticks spaced by their event-time gaps divided by ``speed`` (``None`` or 0: no waiting).
 
     Each tick comes no earlier than ``(event_time - first event_time) / 1000 / speed`` seconds after the
-    first one was yielded; delays are measured from that start, so slow consumers do not accumulate drift,
-    and a tick whose event time goes backwards is yielded at once.
+    first one was handled (the consumer asked for the second); delays are measured from that start, so slow
+    consumers do not accumulate drift, and a tick whose event time goes backwards is yielded at once.
 
     >>> now = [0.0]
     >>> ticks = [Tick("SPY", 1.0, 1.0, t) for t in (1_000, 3_000, 2_000)]
@@ -256,9 +256,12 @@ def _paced(
     for tick in items:
         if first_event is None:
             first_event = tick.event_time
+            yield tick
+            # The clock starts once the first tick was handled: sending it may wait for a new producer's
+            # warm-up, which must not make the next ticks late and send them in a burst.
             started = clock()
-        else:
-            delay = started + (tick.event_time - first_event) / 1000.0 / speed - clock()
-            if delay > 0.0:
-                sleep(delay)
+            continue
+        delay = started + (tick.event_time - first_event) / 1000.0 / speed - clock()
+        if delay > 0.0:
+            sleep(delay)
         yield tick

@@ -9,9 +9,12 @@ from __future__ import annotations
 import dataclasses
 import signal
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from confluent_kafka import Message
 
 from tickcast.common.kafka import wait_for_broker
 from tickcast.common.security import KafkaClientSettings
@@ -163,12 +166,18 @@ class Pipeline:
                     f"worker {worker.worker_id} exited with code {worker.process.returncode}:\n{self.worker_logs()}"
                 )
 
-    def publisher(self, record_partitions: bool = True, **overrides: Any) -> TickPublisher:
+    def publisher(
+        self,
+        record_partitions: bool = True,
+        *,
+        on_delivered: Callable[[Message], None] | None = None,
+        **overrides: Any,
+    ) -> TickPublisher:
         """A tick producer for this run; ``overrides`` are librdkafka settings (``{"linger.ms": 0}``)."""
         # librdkafka's info-level chatter on close (e.g. BGQUEUE purges) would interleave with the output.
         overrides.setdefault("log_level", 4)
         settings = ProducerSettings(**self.settings_kwargs())
-        return TickPublisher(settings, record_partitions=record_partitions, **overrides)
+        return TickPublisher(settings, record_partitions=record_partitions, on_delivered=on_delivered, **overrides)
 
     def reader(self, dead_letters: bool = False) -> PredictionReader:
         return PredictionReader(SubscriberSettings(**self.settings_kwargs()), dead_letters=dead_letters)

@@ -311,9 +311,21 @@ def test_pacing_never_sleeps_for_time_going_backwards_and_does_not_drift() -> No
     out = []
     for tick in paced(ticks_at(10_000, 12_000, 11_000, 14_000), 1.0, clock, clock.sleep):
         out.append((tick.event_time, clock.now))
-        clock.now += 0.5  # a slow consumer: its time counts towards the next wait
-    assert out == [(10_000, 100.0), (12_000, 102.0), (11_000, 102.5), (14_000, 104.0)]
-    assert clock.sleeps == [1.5, 1.0]
+        clock.now += 0.5  # a slow consumer: after the first tick, its time counts towards the next wait
+    assert out == [(10_000, 100.0), (12_000, 102.5), (11_000, 103.0), (14_000, 104.5)]
+    assert clock.sleeps == [2.0, 1.0]
+
+
+def test_pacing_starts_once_the_first_tick_is_handled() -> None:
+    # Sending the first tick may take a new producer ~0.5 s (connections, its producer id): the rest keep
+    # their spacing from then on instead of going out in a burst to catch up.
+    clock = FakeClock()
+    out = []
+    for tick in paced(ticks_at(0, 100, 200), 1.0, clock, clock.sleep):
+        out.append((tick.event_time, round(clock.now, 3)))
+        if not out[1:]:
+            clock.now += 0.5
+    assert out == [(0, 100.0), (100, 100.6), (200, 100.7)]
 
 
 def test_pacing_rejects_a_negative_or_non_finite_speed() -> None:
