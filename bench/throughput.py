@@ -84,7 +84,8 @@ def drain(
         sampler.stop()
         processor.stop()
 
-    assert backlog is not None, "published before the drain, or after py-spy attached"
+    if backlog is None:  # published before the drain, or once py-spy attached: only a bug gets here
+        raise BenchError(f"{label}: no backlog was published")
     first_by_tick: dict[tuple[int, int], Any] = {}
     for s in seen:
         first_by_tick.setdefault((s.partition, s.offset), s)
