@@ -35,17 +35,13 @@ class SliceUnavailable(OSError):
 def request_slice(slice_us: int) -> int:
     """Ask for a ``slice_us`` time slice for the calling thread; the slice the kernel then reports (ns).
 
-    Raises :class:`SliceUnavailable` on another OS or machine, or if the kernel refuses.
+    Raises :class:`SliceUnavailable` on another OS or machine, or if the kernel refuses; a kernel before 6.12
+    accepts the call but keeps its own slice, and then reports 0.
 
-    >>> import sys
-    >>> if sys.platform == "linux" and platform.machine() in _SYSCALLS:
-    ...     before = thread_slice_ns()
-    ...     granted = request_slice(300)
-    ...     _ = request_slice(before // 1000)  # back to what it was
-    ...     print(granted)
-    ... else:
-    ...     print(300_000)
-    300000
+    >>> request_slice(50)
+    Traceback (most recent call last):
+    ...
+    ValueError: a slice is 100-100000 us, not 50
     """
     if not MIN_SLICE_US <= slice_us <= MAX_SLICE_US:
         raise ValueError(f"a slice is {MIN_SLICE_US}-{MAX_SLICE_US} us, not {slice_us}")
