@@ -13,6 +13,8 @@ Phases (``--only get,sse,broker``; all by default), each load from a process of 
 - with ``--baseline-src``, a second gateway from other code is measured in the get and sse phases too:
   just before this one, ``--ab-rounds`` times, or at the same time (``--ab-together``: each under the same
   machine load, which is the only fair A/B on a shared machine; it doubles the load);
+- ``--gateway-env`` / ``--baseline-env KEY=VALUE``: settings of one gateway only, e.g. an A/B of
+  ``TICKCAST_GATEWAY_SCHED_SLICE_US`` with the same code on both sides (``--baseline-src services``);
 - broker: the broker's CPU seconds over the same window with no clients,
   with ``--side-clients`` SSE clients through this gateway, with one consumer configured as the gateway's,
   and with as many clients each reading Kafka with a consumer of its own (librdkafka's request counts too).
@@ -225,6 +227,21 @@ def measure_broker(
     return rows
 
 
+def settings_of(pairs: list[str]) -> dict[str, str]:
+    """``KEY=VALUE`` arguments as environment variables of a gateway.
+
+    >>> settings_of(["TICKCAST_GATEWAY_SCHED_SLICE_US=300"])
+    {'TICKCAST_GATEWAY_SCHED_SLICE_US': '300'}
+    """
+    found: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.startswith("TICKCAST_"):
+            raise SystemExit(f"expected TICKCAST_...=VALUE, got {pair!r}")
+        found[key] = value
+    return found
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=500.0, help="ticks per second through the pipeline")
@@ -245,6 +262,16 @@ def main(argv: list[str] | None = None) -> None:
         "--ab-together", action="store_true", help="with --baseline-src: load both gateways at once (a fair A/B)"
     )
     parser.add_argument("--ab-rounds", type=int, default=1, help="with --baseline-src: sse phases, baseline then new")
+    parser.add_argument(
+        "--gateway-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting of the measured gateway only (repeatable), e.g. TICKCAST_GATEWAY_SCHED_SLICE_US=300",
+    )
+    parser.add_argument(
+        "--baseline-env", action="append", default=[], metavar="KEY=VALUE", help="the same, for the baseline gateway"
+    )
     parser.add_argument(
         "--warmup",
         type=float,
@@ -270,9 +297,10 @@ def main(argv: list[str] | None = None) -> None:
         feed = PacedFeed(pipeline, args.rate, args.symbols)
         try:
             wait_for_assignment(pipeline, pipeline.start_workers(args.workers), timeout_s=90)
-            gateway = GatewayProcess(pipeline.env(), log_dir / "gateway.log").start()
+            gateway = GatewayProcess({**pipeline.env(), **settings_of(args.gateway_env)}, log_dir / "gateway.log")
+            gateway.start()
             if args.baseline_src:
-                env = {**pipeline.env(), "PYTHONPATH": args.baseline_src}
+                env = {**pipeline.env(), "PYTHONPATH": args.baseline_src, **settings_of(args.baseline_env)}
                 baseline = GatewayProcess(env, log_dir / "gateway-baseline.log").start()
             feed.start()
             known = lambda: len(httpx.get(f"{gateway.url}/v1/symbols", timeout=5).json()["symbols"])  # noqa: E731

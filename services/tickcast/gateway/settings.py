@@ -45,6 +45,23 @@ class GatewaySettings(CommonSettings):
         le=300,
         description="An SSE comment line is sent to every client this often (proxies close silent streams).",
     )
+    gateway_sched_slice_us: int = Field(
+        0,
+        ge=0,
+        le=100_000,
+        description="EEVDF time slice (us, 100-100000) the event loop asks Linux >= 6.12 for, so it runs sooner "
+        "when a request wakes it on a busy machine; 0 leaves the kernel's default. Not a larger CPU share.",
+    )
+    gateway_gc_freeze: bool = Field(
+        True, description="Once started, take the start-up objects out of the garbage collector's scans (gc.freeze)."
+    )
+    gateway_gc_threshold0: int = Field(
+        5_000,
+        ge=0,
+        le=1_000_000,
+        description="Allocations between two young-generation collections (Python's default: 700; 0 keeps it). "
+        "Fewer collections are fewer pauses of the event loop.",
+    )
     gateway_worker_stats_urls: str = Field(
         "",
         max_length=20_000,

@@ -2,6 +2,7 @@
 
 Every GET and every client write waits for whatever the loop is doing, so a latency tail is a loop stall
 somewhere: these two metrics say how long the stalls are, and whether the collector makes them.
+:func:`settle_gc` makes the collector's pauses rarer and shorter.
 """
 
 from __future__ import annotations
@@ -63,3 +64,23 @@ class GcWatch:
     def __exit__(self, *_: object) -> None:
         if self in gc.callbacks:
             gc.callbacks.remove(self)
+
+
+def settle_gc(threshold0: int, freeze: bool) -> None:
+    """Collect less often, and not the start-up objects: call once the app has started.
+
+    ``freeze``: :func:`gc.freeze` moves every object alive now (the framework, its routes and models, the
+    imported modules) out of the collector's scans for good; they live as long as the process anyway.
+    ``threshold0``: allocations between two young collections (Python's default 700); 0 keeps the current one.
+    With 1,000 SSE clients the loop allocates fast, and each collection is a pause of the loop.
+
+    >>> before = gc.get_threshold()
+    >>> settle_gc(5_000, freeze=False)
+    >>> gc.get_threshold()[0]
+    5000
+    >>> gc.set_threshold(*before)
+    """
+    if freeze:
+        gc.freeze()
+    if threshold0:
+        gc.set_threshold(threshold0, *gc.get_threshold()[1:])

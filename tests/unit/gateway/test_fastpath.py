@@ -62,3 +62,15 @@ def test_the_body_and_etag_are_encoded_once_when_the_prediction_arrives() -> Non
     item = Published(3, 41, "A", 0.0, 1_000.0, '{"symbol":"A"}')
     assert item.etag == b'"3:41"' and item.json_head == b'{"symbol":"A","age_ms":'
     assert item.sse_frame == b'id: 3:41\nevent: prediction\ndata: {"symbol":"A"}\n\n'
+
+
+def test_the_gateway_app_puts_the_fast_path_in_front_of_fastapis_whole_middleware_stack() -> None:
+    # Inside it (add_middleware), every hot GET went through Starlette's error and exception middlewares too.
+    feed = make_feed()
+    (item,) = publish(feed, "SPY")
+    app = create_app(feed)
+    assert isinstance(app.middleware_stack, FastPath), type(app.middleware_stack).__name__
+    with TestClient(app) as client:  # the lifespan passes through it too
+        answer = client.get("/v1/predictions/SPY")
+        assert answer.status_code == 200 and answer.headers["etag"] == f'"{item.partition}:{item.offset}"'
+        assert client.get("/v1/predictions/NOPE").json()["error"] == "unknown_symbol"
