@@ -15,6 +15,7 @@ import river
 from river import compose, linear_model, optim, preprocessing
 
 from tickcast.predictor.baselines import EWMeanReturn, MeanReversion, Persistence
+from tickcast.predictor.inline_attributes import read_attributes
 
 
 class OnlineRegressor(Protocol):
@@ -122,7 +123,9 @@ class LeanPipeline(compose.Pipeline):
         return self._plan
 
     def __getstate__(self) -> dict[str, Any]:
-        state = dict(vars(self))
+        # By name if it can (inline_attributes): asking for __dict__ would give the live pipeline a real one.
+        attributes = read_attributes(self)
+        state = dict(vars(self)) if attributes is None else attributes
         state.update(_plan=None, _inference_transformers=(), _last_step_cached=None, steps=dict(self.steps))
         state.pop("_last_step_params", None)
         return state

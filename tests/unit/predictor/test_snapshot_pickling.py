@@ -6,6 +6,7 @@ import gc
 import io
 import pickle
 import sys
+import types
 from array import array
 from typing import Any
 
@@ -20,6 +21,8 @@ from tickcast.predictor.snapshots import SnapshotCodec
 from tickcast.testing.state_size import default_forecaster, feed, spy_like_ticks
 
 SPLIT, TICKS = 3_000, 4_000
+#: ``Py_TPFLAGS_MANAGED_DICT``: a class whose instances keep their attributes inline until asked for a ``__dict__``.
+MANAGED_DICT = 1 << 4
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +92,54 @@ def test_the_pickle_names_only_standard_callables_so_older_workers_load_it(busy_
 
 
 def _has_real_dict(obj: object) -> bool:
-    """Whether ``obj`` holds its attributes in a ``__dict__`` (asking for it would make one: look, don't ask)."""
-    return any(type(referent) is dict for referent in gc.get_referents(obj))
+    """Whether ``obj`` holds its attributes in a ``__dict__`` (asking for it would make one: look, don't ask).
+
+    An object whose attributes are inline refers to each of their values; one with a real ``__dict__``, to that
+    dict alone (besides its class), whose string keys then name attributes holding its values."""
+    referents = [referent for referent in gc.get_referents(obj) if referent is not type(obj)]
+    if len(referents) != 1 or type(referents[0]) is not dict:
+        return False
+    missing = object()
+    return all(type(name) is str and getattr(obj, name, missing) is value for name, value in referents[0].items())
+
+
+def _objects_in(state: object) -> list[object]:
+    """Every object ``state`` reaches, classes, modules and functions excepted (they are not the state's)."""
+    seen: dict[int, object] = {}
+    stack = [state]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, type | types.ModuleType | types.FunctionType | types.CodeType):
+            continue
+        seen[id(obj)] = obj
+        stack.extend(gc.get_referents(obj))
+    return list(seen.values())
+
+
+def _inline_objects(state: object) -> list[object]:
+    """The objects of ``state`` whose attributes are inline: those a ``__dict__`` could be made for."""
+    return [obj for obj in _objects_in(state) if type(obj).__flags__ & MANAGED_DICT and not _has_real_dict(obj)]
+
+
+def _bytes_in(state: object) -> int:
+    """The size of every object ``state`` reaches (as :func:`_objects_in`): a real ``__dict__`` made counts."""
+    return sum(sys.getsizeof(obj) for obj in _objects_in(state))
+
+
+def test_pickling_a_state_leaves_all_its_objects_attributes_inline() -> None:
+    # Reading an object's __dict__ (as __reduce_ex__ does) makes one for good: ~64 B per object, +2.6 KB per
+    # busy symbol at each owner's first checkpoint.
+    state = feed(default_forecaster(), spy_like_ticks(SPLIT)).states["SPY"]
+    inline, size = _inline_objects(state), _bytes_in(state)
+    assert len(inline) > 30
+    restored = pickle.loads(snapshot_pickling.dumps(state))  # nosec B301 # pickled just above
+    assert [type(obj).__name__ for obj in inline if _has_real_dict(obj)] == []
+    assert _bytes_in(state) == size
+    inline, size = _inline_objects(restored), _bytes_in(restored)
+    assert len(inline) > 30
+    snapshot_pickling.dumps(restored)
+    assert [type(obj).__name__ for obj in inline if _has_real_dict(obj)] == []
+    assert _bytes_in(restored) == size
 
 
 def test_restored_objects_keep_their_attributes_inline() -> None:
