@@ -8,6 +8,7 @@ of the symbol at or after event time t + h; for k ticks, the k-th tick after t.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 
 #: Milliseconds per unit of a time horizon.
@@ -103,7 +104,9 @@ def parse_horizons(text: str) -> tuple[Horizon, ...]:
 def signature(horizons: tuple[Horizon, ...]) -> str:
     """The horizons as one string, stored with a symbol's state to notice a restore under other horizons.
 
+    Interned: a restored state's copy loads interned (``snapshot_pickling``), so it is the worker's one object.
+
     >>> signature(parse_horizons("1s,10s"))
     '1s,10s'
     """
-    return ",".join(h.label for h in horizons)
+    return sys.intern(",".join(h.label for h in horizons))

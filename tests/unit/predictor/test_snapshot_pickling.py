@@ -198,3 +198,9 @@ def test_an_attribute_a_setter_would_intercept_is_restored_as_it_was() -> None:
     guarded = _Guarded()
     vars(guarded)["level"] = 1.5
     assert pickle.loads(snapshot_pickling.dumps(guarded)).level == 1.5  # nosec B301 # pickled just above
+
+
+def test_a_restored_state_shares_its_new_workers_horizon_signature(busy_state: SymbolState) -> None:
+    # Strings load interned, so the worker's own must be interned too: ~60 B less per restored symbol.
+    restored = pickle.loads(snapshot_pickling.dumps(busy_state))  # nosec B301 # pickled just above
+    assert restored.horizon_signature is default_forecaster().new_state().horizon_signature
