@@ -42,6 +42,7 @@ import sys
 from array import array
 from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Iterator
+from types import FunctionType
 from typing import Any
 
 from river.utils import VectorDict
@@ -109,6 +110,7 @@ class _CompactPickler(pickle.Pickler):
             return array, (obj.typecode, obj.tolist())
         if (
             isinstance(obj, type)
+            or kind is FunctionType  # pickled by name (a reducer's callable, e.g. Horizon's)
             or kind.__reduce_ex__ is not _DEFAULT_REDUCE_EX
             or kind.__reduce__ is not _DEFAULT_REDUCE
         ):
