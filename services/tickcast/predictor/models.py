@@ -15,7 +15,7 @@ import river
 from river import compose, linear_model, optim, preprocessing
 
 from tickcast.predictor.baselines import EWMeanReturn, MeanReversion, Persistence
-from tickcast.predictor.inline_attributes import read_attributes
+from tickcast.predictor.inline_attributes import MANAGED_DICT, read_attributes
 
 
 class OnlineRegressor(Protocol):
@@ -129,6 +129,30 @@ class LeanPipeline(compose.Pipeline):
         state.update(_plan=None, _inference_transformers=(), _last_step_cached=None, steps=dict(self.steps))
         state.pop("_last_step_params", None)
         return state
+
+    def __setstate__(self, state: dict[str, Any] | tuple[Any, dict[str, Any]]) -> None:
+        # A snapshot pickled before this method existed holds pickle's slot state, (None, attributes).
+        attributes = state[1] if isinstance(state, tuple) else state
+        for name, value in attributes.items():
+            setattr(self, name, value)  # inline, as __init__ set them (not a real __dict__: ~64 B less)
+        self.steps = {name: _inline_copy(step) for name, step in self.steps.items()}
+
+
+def _inline_copy(step: Any) -> Any:
+    """``step`` if it keeps its attributes inline, else an equal copy that does (and ``step`` is dropped).
+
+    River's ``StandardScaler.__setstate__`` fills a real ``__dict__`` (~64 B more per model than as built); a
+    step loaded that way is rebuilt attribute by attribute, in the same order, sharing the same values.
+    """
+    kind = type(step)
+    if not kind.__flags__ & MANAGED_DICT or getattr(kind, "__setstate__", None) is None:
+        return step  # slots, or no __setstate__ of its own: loaded as built
+    if read_attributes(step) is not None:
+        return step  # still inline
+    copy = kind.__new__(kind)
+    for name, value in vars(step).items():
+        object.__setattr__(copy, name, value)
+    return copy
 
 
 #: Immutable parts of pipelines' plans (argument-name sets, per-method dicts), one object per distinct value.

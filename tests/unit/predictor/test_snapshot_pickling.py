@@ -213,3 +213,9 @@ def test_a_restored_state_shares_its_new_workers_horizons(busy_state: SymbolStat
     assert [h.horizon for h in restored.horizons] == list(workers)
     assert all(h.horizon is own and h.queue.horizon is own for h, own in zip(restored.horizons, workers, strict=True))
 
+
+def test_no_object_of_a_restored_state_has_a_real_dict(busy_state: SymbolState) -> None:
+    # River's StandardScaler.__setstate__ filled one per model (~64 B each): LeanPipeline rebuilds it inline.
+    restored = pickle.loads(snapshot_pickling.dumps(busy_state))  # nosec B301 # pickled just above
+    assert [type(obj).__name__ for obj in _objects_in(restored) if _has_real_dict(obj)] == []
+    assert _continue(restored) == _uninterrupted()
