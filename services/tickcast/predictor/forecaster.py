@@ -20,6 +20,7 @@ when the label arrives. The longer horizons serve the configured model.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
@@ -137,7 +138,9 @@ class Forecaster:
         selection: SelectionConfig | None = None,
     ) -> None:
         self.spec = spec
-        self.worker = worker
+        # Interned, as a restored state's copies of them are (snapshot_pickling): its last prediction then
+        # shares them with this worker (~200 B per restored symbol).
+        self.worker = sys.intern(worker)
         self.model_version = spec.full_version
         self.horizons = horizons
         self.coverage = coverage or None
@@ -150,7 +153,13 @@ class Forecaster:
         #: about it, worked out once rather than per tick (label, horizon_ms, horizon_ticks, time amount,
         #: and whether it is the next tick, whose forecast the outlier band bounds).
         self._horizon_facts = tuple(
-            (h.label, h.horizon_ms, h.amount if h.in_ticks else 0, None if h.in_ticks else h.amount, h == NEXT_TICK[0])
+            (
+                sys.intern(h.label),
+                h.horizon_ms,
+                h.amount if h.in_ticks else 0,
+                None if h.in_ticks else h.amount,
+                h == NEXT_TICK[0],
+            )
             for h in horizons
         )
         self.states: dict[str, SymbolState] = {}

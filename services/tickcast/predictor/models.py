@@ -7,6 +7,7 @@ version in a prediction always mean the same code.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -38,8 +39,11 @@ class ModelSpec:
 
     @property
     def full_version(self) -> str:
-        """Recipe version plus the River release, since both change predictions."""
-        return f"{self.version}+river{river.__version__}"
+        """Recipe version plus the River release, since both change predictions.
+
+        Interned: every prediction keeps it, and a restored one holds an interned copy (``snapshot_pickling``).
+        """
+        return sys.intern(f"{self.version}+river{river.__version__}")
 
 
 class FlooredInverseScaling(optim.base.Scheduler):

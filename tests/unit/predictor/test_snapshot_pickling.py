@@ -219,3 +219,13 @@ def test_no_object_of_a_restored_state_has_a_real_dict(busy_state: SymbolState) 
     restored = pickle.loads(snapshot_pickling.dumps(busy_state))  # nosec B301 # pickled just above
     assert [type(obj).__name__ for obj in _objects_in(restored) if _has_real_dict(obj)] == []
     assert _continue(restored) == _uninterrupted()
+
+
+def test_a_restored_last_prediction_shares_its_new_workers_strings(busy_state: SymbolState) -> None:
+    # Strings load interned: the worker's own must be too (model version, worker, horizon labels: ~200 B).
+    restored = pickle.loads(snapshot_pickling.dumps(busy_state))  # nosec B301 # pickled just above
+    worker = feed(default_forecaster(), spy_like_ticks(10))
+    built, loaded = worker.states["SPY"].last_prediction, restored.last_prediction
+    assert built is not None and loaded is not None
+    assert loaded.model_version is built.model_version and loaded.worker is built.worker
+    assert all(a.horizon is b.horizon for a, b in zip(loaded.forecasts, built.forecasts, strict=True))
