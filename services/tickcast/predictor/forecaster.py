@@ -105,6 +105,7 @@ class SymbolState:
         for spec in fields(SymbolState)[len(values) :]:
             default = spec.default_factory() if spec.default_factory is not MISSING else spec.default
             object.__setattr__(self, spec.name, default)
+        self.horizons = self.horizons[:]  # exact size (pickle loads a list with room to grow: 32 B more)
 
 
 _STATE_FIELDS = tuple(spec.name for spec in fields(SymbolState))

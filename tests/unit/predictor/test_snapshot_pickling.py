@@ -229,3 +229,12 @@ def test_a_restored_last_prediction_shares_its_new_workers_strings(busy_state: S
     assert built is not None and loaded is not None
     assert loaded.model_version is built.model_version and loaded.worker is built.worker
     assert all(a.horizon is b.horizon for a, b in zip(loaded.forecasts, built.forecasts, strict=True))
+
+
+def test_a_restored_states_lists_are_exact_size(busy_state: SymbolState) -> None:
+    # Pickle loads a list with room to grow: 32 B more for each of the horizons' list and their queues.
+    restored = pickle.loads(snapshot_pickling.dumps(busy_state))  # nosec B301 # pickled just above
+    lists = [restored.horizons, *(h.queue.pending for h in restored.horizons)]
+    assert all(len(listed) > 0 for listed in lists)
+    assert [sys.getsizeof(listed) for listed in lists] == [sys.getsizeof(listed[:]) for listed in lists]
+    assert _continue(restored) == _uninterrupted()
