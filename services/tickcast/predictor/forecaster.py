@@ -99,13 +99,12 @@ class SymbolState:
         return [getattr(self, name) for name in _STATE_FIELDS]
 
     def __setstate__(self, values: list[Any]) -> None:
-        # A snapshot pickled by an older worker has fewer values: the newer fields take their defaults.
+        # An older worker's snapshot has fewer values: the newer fields take their defaults.
         for spec, value in zip(fields(SymbolState), values, strict=False):
-            object.__setattr__(self, spec.name, value)
+            object.__setattr__(self, spec.name, value[:] if type(value) is list else value)  # pickle's has spare room
         for spec in fields(SymbolState)[len(values) :]:
             default = spec.default_factory() if spec.default_factory is not MISSING else spec.default
             object.__setattr__(self, spec.name, default)
-        self.horizons = self.horizons[:]  # exact size (pickle loads a list with room to grow: 32 B more)
 
 
 _STATE_FIELDS = tuple(spec.name for spec in fields(SymbolState))
@@ -139,9 +138,7 @@ class Forecaster:
         selection: SelectionConfig | None = None,
     ) -> None:
         self.spec = spec
-        # Interned, as a restored state's copies of them are (snapshot_pickling): its last prediction then
-        # shares them with this worker (~200 B per restored symbol).
-        self.worker = sys.intern(worker)
+        self.worker = sys.intern(worker)  # as a restored prediction's copy is (snapshot_pickling): shared
         self.model_version = spec.full_version
         self.horizons = horizons
         self.coverage = coverage or None
@@ -154,13 +151,7 @@ class Forecaster:
         #: about it, worked out once rather than per tick (label, horizon_ms, horizon_ticks, time amount,
         #: and whether it is the next tick, whose forecast the outlier band bounds).
         self._horizon_facts = tuple(
-            (
-                sys.intern(h.label),
-                h.horizon_ms,
-                h.amount if h.in_ticks else 0,
-                None if h.in_ticks else h.amount,
-                h == NEXT_TICK[0],
-            )
+            (h.label, h.horizon_ms, h.amount if h.in_ticks else 0, None if h.in_ticks else h.amount, h == NEXT_TICK[0])
             for h in horizons
         )
         self.states: dict[str, SymbolState] = {}

@@ -40,9 +40,10 @@ class Horizon:
         >>> Horizon(60_000).label, Horizon(1500).label, Horizon(5, in_ticks=True).label
         ('60s', '1500ms', '5t')
         """
+        # Interned: predictions carry it, and a restored one's copy loads interned (snapshot_pickling).
         if self.in_ticks:
-            return f"{self.amount}t"
-        return f"{self.amount // 1000}s" if self.amount % 1000 == 0 else f"{self.amount}ms"
+            return sys.intern(f"{self.amount}t")
+        return sys.intern(f"{self.amount // 1000}s" if self.amount % 1000 == 0 else f"{self.amount}ms")
 
     @property
     def horizon_ms(self) -> int:
