@@ -9,7 +9,8 @@ Memory per symbol at default settings is measured on the real trades file when i
 symbol, SPY, for its first ``memory_ticks`` trades) by :mod:`tickcast.testing.state_size`: pickled bytes
 (what a snapshot holds) and tracemalloc's count of a state rebuilt from that pickle (what a worker holds after
 a take-over), part by part (features, each horizon's model, pending labels and interval, selection and drift,
-last prediction). Target: <= 20 KB.
+last prediction), and once more after its new owner snapshotted it (a snapshot must not make it grow).
+Target: <= 20 KB.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ def state_bytes(ticks: int) -> dict[str, Any] | None:
                 largest = max(largest, len(snapshot_dumps(forecaster.states["SPY"])))
         state = forecaster.states.pop("SPY")
         seen["restored"] = measure(state)  # from its pickle, before measure_live takes the state apart
+        seen["restored_snapshotted_bytes"] = measure(state, checkpoints=1).in_memory_bytes  # by its new owner
         seen["pending"] = [len(h.queue.pending) for h in state.horizons]
         seen["challengers"] = sorted(state.selection.challengers) if state.selection else []
         return state
@@ -108,6 +110,11 @@ def run(context: Context) -> ScenarioResult:
         rows.append(at_most("SPY state, in memory as built (tracemalloc)", memory["live_bytes"], "bytes", 20_000))
         rows.append(
             at_most("SPY state, in memory restored (tracemalloc)", memory["tracemalloc_bytes"], "bytes", 20_000)
+        )
+        rows.append(
+            at_most(
+                "SPY state, in memory restored then snapshotted", memory["restored_snapshotted_bytes"], "bytes", 20_000
+            )
         )
         rows += [
             Row(f"SPY state restored: {part}", count, f"bytes (as built: {memory['live_parts'][part]})")

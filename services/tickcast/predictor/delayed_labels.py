@@ -257,8 +257,9 @@ class LabelQueue:
     def __setstate__(self, values: list[Any]) -> None:
         for name, value in zip(_QUEUE_FIELDS, values, strict=True):
             object.__setattr__(self, name, value)
-        if not isinstance(self.pending, list):  # a deque, pickled before issue 15's memory work
-            self.pending = list(self.pending)
+        # A deque, pickled before issue 15's memory work; or a list, which pickle loads with room to grow (8
+        # entries: room for 12): a slice is exact, ~32 B less.
+        self.pending = self.pending[:] if isinstance(self.pending, list) else list(self.pending)
 
 
 _QUEUE_FIELDS = tuple(spec.name for spec in fields(LabelQueue))

@@ -20,6 +20,7 @@ when the label arrives. The longer horizons serve the configured model.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
@@ -98,9 +99,9 @@ class SymbolState:
         return [getattr(self, name) for name in _STATE_FIELDS]
 
     def __setstate__(self, values: list[Any]) -> None:
-        # A snapshot pickled by an older worker has fewer values: the newer fields take their defaults.
+        # An older worker's snapshot has fewer values: the newer fields take their defaults.
         for spec, value in zip(fields(SymbolState), values, strict=False):
-            object.__setattr__(self, spec.name, value)
+            object.__setattr__(self, spec.name, value[:] if type(value) is list else value)  # pickle's has spare room
         for spec in fields(SymbolState)[len(values) :]:
             default = spec.default_factory() if spec.default_factory is not MISSING else spec.default
             object.__setattr__(self, spec.name, default)
@@ -137,7 +138,7 @@ class Forecaster:
         selection: SelectionConfig | None = None,
     ) -> None:
         self.spec = spec
-        self.worker = worker
+        self.worker = sys.intern(worker)  # as a restored prediction's copy is (snapshot_pickling): shared
         self.model_version = spec.full_version
         self.horizons = horizons
         self.coverage = coverage or None

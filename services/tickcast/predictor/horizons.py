@@ -8,6 +8,7 @@ of the symbol at or after event time t + h; for k ticks, the k-th tick after t.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 
 #: Milliseconds per unit of a time horizon.
@@ -39,19 +40,39 @@ class Horizon:
         >>> Horizon(60_000).label, Horizon(1500).label, Horizon(5, in_ticks=True).label
         ('60s', '1500ms', '5t')
         """
+        # Interned: predictions carry it, and a restored one's copy loads interned (snapshot_pickling).
         if self.in_ticks:
-            return f"{self.amount}t"
-        return f"{self.amount // 1000}s" if self.amount % 1000 == 0 else f"{self.amount}ms"
+            return sys.intern(f"{self.amount}t")
+        return sys.intern(f"{self.amount // 1000}s" if self.amount % 1000 == 0 else f"{self.amount}ms")
 
     @property
     def horizon_ms(self) -> int:
         """The horizon in event-time ms; 0 for a tick horizon (its target time is not known in advance)."""
         return 0 if self.in_ticks else self.amount
 
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        # Loads as the loading worker's own object (parse_horizon shares them), not a copy per symbol: three
+        # horizons and their ints are ~280 B of each restored state. Older workers have parse_horizon too.
+        return parse_horizon, (self.label,)
+
+
+#: One object per distinct horizon, shared by every state that holds it (frozen: sharing is safe). Horizons
+#: come from settings and signed snapshots, so this stays small; the cap only bounds it against a surprise.
+_CANONICAL: dict[Horizon, Horizon] = {}
+_CANONICAL_CAP = 1024
+
+
+def _canonical(horizon: Horizon) -> Horizon:
+    if len(_CANONICAL) >= _CANONICAL_CAP:
+        return _CANONICAL.get(horizon, horizon)
+    return _CANONICAL.setdefault(horizon, horizon)
+
 
 def parse_horizon(text: str) -> Horizon:
-    """One horizon from its spelling.
+    """One horizon from its spelling; the same object for the same horizon, however spelt.
 
+    >>> parse_horizon("1s") is parse_horizon(" 1000ms")
+    True
     >>> parse_horizon("500ms"), parse_horizon("10s").amount, parse_horizon("1m").amount
     (Horizon(amount=500, in_ticks=False), 10000, 60000)
     >>> parse_horizon("3t")
@@ -70,11 +91,11 @@ def parse_horizon(text: str) -> Horizon:
     if unit == "t":
         if amount > MAX_TICK_HORIZON:
             raise BadHorizon(f"horizon {text!r}: at most {MAX_TICK_HORIZON} ticks")
-        return Horizon(amount, in_ticks=True)
+        return _canonical(Horizon(amount, in_ticks=True))
     ms = amount * _TIME_UNITS[unit]
     if ms > MAX_TIME_HORIZON_MS:
         raise BadHorizon(f"horizon {text!r}: at most one day")
-    return Horizon(ms)
+    return _canonical(Horizon(ms))
 
 
 def parse_horizons(text: str) -> tuple[Horizon, ...]:
@@ -103,7 +124,9 @@ def parse_horizons(text: str) -> tuple[Horizon, ...]:
 def signature(horizons: tuple[Horizon, ...]) -> str:
     """The horizons as one string, stored with a symbol's state to notice a restore under other horizons.
 
+    Interned: a restored state's copy loads interned (``snapshot_pickling``), so it is the worker's one object.
+
     >>> signature(parse_horizons("1s,10s"))
     '1s,10s'
     """
-    return ",".join(h.label for h in horizons)
+    return sys.intern(",".join(h.label for h in horizons))

@@ -15,14 +15,21 @@ from typing import Any
 
 from river import compose, linear_model, preprocessing
 
-from tickcast.predictor.models import LeanPipeline, OnlineRegressor
+from tickcast.predictor.models import LeanPipeline, LeanTargetStandardScaler, OnlineRegressor
 
 Pipeline = compose.Pipeline
 #: Pipelines whose learn_one/predict_one are River's own (LeanPipeline only shares its cached plan).
 RIVER_PIPELINES = frozenset({Pipeline, LeanPipeline})
 #: Steps whose pipeline role is fixed by their type: an unsupervised transformer first, a regressor last.
 DIRECT_FIRST = frozenset({preprocessing.StandardScaler})
-DIRECT_LAST = frozenset({preprocessing.TargetStandardScaler, linear_model.LinearRegression, linear_model.PARegressor})
+DIRECT_LAST = frozenset(
+    {
+        preprocessing.TargetStandardScaler,
+        LeanTargetStandardScaler,
+        linear_model.LinearRegression,
+        linear_model.PARegressor,
+    }
+)
 
 
 def _direct_steps(model: Any) -> tuple[Any, Any] | None:

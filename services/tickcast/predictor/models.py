@@ -7,14 +7,16 @@ version in a prediction always mean the same code.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, SupportsIndex
 
 import river
-from river import compose, linear_model, optim, preprocessing
+from river import compose, linear_model, optim, preprocessing, stats
 
 from tickcast.predictor.baselines import EWMeanReturn, MeanReversion, Persistence
+from tickcast.predictor.inline_attributes import MANAGED_DICT, read_attributes
 
 
 class OnlineRegressor(Protocol):
@@ -37,8 +39,11 @@ class ModelSpec:
 
     @property
     def full_version(self) -> str:
-        """Recipe version plus the River release, since both change predictions."""
-        return f"{self.version}+river{river.__version__}"
+        """Recipe version plus the River release, since both change predictions.
+
+        Interned: every prediction keeps it, and a restored one holds an interned copy (``snapshot_pickling``).
+        """
+        return sys.intern(f"{self.version}+river{river.__version__}")
 
 
 class FlooredInverseScaling(optim.base.Scheduler):
@@ -122,10 +127,73 @@ class LeanPipeline(compose.Pipeline):
         return self._plan
 
     def __getstate__(self) -> dict[str, Any]:
-        state = dict(vars(self))
+        # By name if it can (inline_attributes): asking for __dict__ would give the live pipeline a real one.
+        attributes = read_attributes(self)
+        state = dict(vars(self)) if attributes is None else attributes
         state.update(_plan=None, _inference_transformers=(), _last_step_cached=None, steps=dict(self.steps))
         state.pop("_last_step_params", None)
         return state
+
+    def __setstate__(self, state: dict[str, Any] | tuple[Any, dict[str, Any]]) -> None:
+        # A snapshot pickled before this method existed holds pickle's slot state, (None, attributes).
+        attributes = state[1] if isinstance(state, tuple) else state
+        for name, value in attributes.items():
+            setattr(self, name, value)  # inline, as __init__ set them (not a real __dict__: ~64 B less)
+        self.steps = {name: _lean_step(_inline_copy(step)) for name, step in self.steps.items()}  # type: ignore[assignment]
+
+
+class LeanTargetStandardScaler(preprocessing.TargetStandardScaler):
+    """River's ``TargetStandardScaler`` without two bound methods of its own per model.
+
+    River's keeps ``func`` and ``inverse_func`` as bound methods of itself (~160 B, and a reference cycle, per
+    model; four models per symbol with a challenger). Here they are the class's functions, bound on each call:
+    the same ``_scale`` and ``_unscale``, so the same numbers. It pickles as River's own class, as it was
+    before this one existed (older workers load it); :class:`LeanPipeline` makes a loaded one lean again.
+    """
+
+    func = preprocessing.TargetStandardScaler._scale
+    inverse_func = preprocessing.TargetStandardScaler._unscale
+
+    def __init__(self, regressor: Any) -> None:
+        self.var = stats.Var()
+        self.regressor = regressor
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> tuple[Any, ...]:
+        attributes = read_attributes(self)
+        attributes = dict(vars(self)) if attributes is None else attributes
+        attributes.update(func=self.func, inverse_func=self.inverse_func)
+        # Slot state: loads through setattr, so the attributes stay inline (snapshot_pickling).
+        return object.__new__, (preprocessing.TargetStandardScaler,), (None, attributes)
+
+
+def _lean_step(step: Any) -> Any:
+    """A River ``TargetStandardScaler`` as a :class:`LeanTargetStandardScaler` holding the same values."""
+    if type(step) is not preprocessing.TargetStandardScaler:
+        return step
+    attributes = read_attributes(step)
+    attributes = dict(vars(step)) if attributes is None else attributes
+    lean = LeanTargetStandardScaler.__new__(LeanTargetStandardScaler)
+    for name, value in attributes.items():
+        if name not in ("func", "inverse_func"):
+            setattr(lean, name, value)
+    return lean
+
+
+def _inline_copy(step: Any) -> Any:
+    """``step`` if it keeps its attributes inline, else an equal copy that does (and ``step`` is dropped).
+
+    River's ``StandardScaler.__setstate__`` fills a real ``__dict__`` (~64 B more per model than as built); a
+    step loaded that way is rebuilt attribute by attribute, in the same order, sharing the same values.
+    """
+    kind = type(step)
+    if not kind.__flags__ & MANAGED_DICT or getattr(kind, "__setstate__", None) is None:
+        return step  # slots, or no __setstate__ of its own: loaded as built
+    if read_attributes(step) is not None:
+        return step  # still inline
+    copy = object.__new__(kind)  # as pickle made it (River's classes have no __new__ of their own)
+    for name, value in vars(step).items():
+        object.__setattr__(copy, name, value)
+    return copy
 
 
 #: Immutable parts of pipelines' plans (argument-name sets, per-method dicts), one object per distinct value.
@@ -154,15 +222,18 @@ def _linear() -> OnlineRegressor:
     # - No intercept: returns have no usable mean at this horizon; learning one changed nothing measurable.
     return LeanPipeline(
         preprocessing.StandardScaler(),
-        preprocessing.TargetStandardScaler(
-            regressor=linear_model.LinearRegression(
-                optimizer=optim.SGD(LINEAR_RATE),
-                loss=LINEAR_LOSS,
-                l2=0.0,
-                intercept_lr=LINEAR_INTERCEPT_RATE,
-                clip_gradient=10.0,
-                initializer=LINEAR_INITIALIZER,
-            )
+        (
+            "TargetStandardScaler",  # River's name for it, as before LeanTargetStandardScaler
+            LeanTargetStandardScaler(
+                regressor=linear_model.LinearRegression(
+                    optimizer=optim.SGD(LINEAR_RATE),
+                    loss=LINEAR_LOSS,
+                    l2=0.0,
+                    intercept_lr=LINEAR_INTERCEPT_RATE,
+                    clip_gradient=10.0,
+                    initializer=LINEAR_INITIALIZER,
+                ),
+            ),
         ),
     )
 

@@ -42,12 +42,14 @@ import sys
 from array import array
 from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Iterator
+from types import FunctionType
 from typing import Any
 
 from river.utils import VectorDict
 
-#: ``Py_TPFLAGS_MANAGED_DICT``: instances keep their attributes inline until a ``__dict__`` is asked for.
-_MANAGED_DICT = 1 << 4
+from tickcast.predictor.inline_attributes import MANAGED_DICT as _MANAGED_DICT
+from tickcast.predictor.inline_attributes import learn_names, read_attributes
+
 #: Ints CPython keeps one shared object of anyway.
 _CACHED_INTS = range(-5, 257)
 #: Mappings rebuilt from their (key, value) items: their string keys are interned as they load.
@@ -108,6 +110,7 @@ class _CompactPickler(pickle.Pickler):
             return array, (obj.typecode, obj.tolist())
         if (
             isinstance(obj, type)
+            or kind is FunctionType  # pickled by name (a reducer's callable, e.g. Horizon's)
             or kind.__reduce_ex__ is not _DEFAULT_REDUCE_EX
             or kind.__reduce__ is not _DEFAULT_REDUCE
         ):
@@ -115,9 +118,16 @@ class _CompactPickler(pickle.Pickler):
         return self._inline(obj, kind)
 
     def _inline(self, obj: Any, kind: type) -> Any:
-        reduced = obj.__reduce_ex__(pickle.HIGHEST_PROTOCOL)
-        if not isinstance(reduced, tuple) or reduced[0] is not _NEWOBJ or len(reduced) < 3:
-            return reduced
+        attributes = read_attributes(obj) if _reduces_to_attributes(kind) else None
+        if attributes is not None:
+            # What __reduce_ex__ gives, without reading (so making) the object's __dict__ (inline_attributes).
+            reduced: tuple[Any, ...] = (_NEWOBJ, (kind,), attributes or None)
+        else:
+            reduced = obj.__reduce_ex__(pickle.HIGHEST_PROTOCOL)
+            if not isinstance(reduced, tuple) or reduced[0] is not _NEWOBJ or len(reduced) < 3:
+                return reduced
+            if isinstance(reduced[2], dict) and kind.__flags__ & _MANAGED_DICT:
+                learn_names(kind, reduced[2])  # the next objects of its kind are read by name
         state = reduced[2]
         if isinstance(state, dict) and _keeps_attributes_inline(kind, state):
             # Names need no stand-in: setattr interns them.
@@ -167,6 +177,25 @@ class _CompactPickler(pickle.Pickler):
         if stand_in is None:
             stand_in = table[key] = _StandIn(value)
         return stand_in
+
+
+#: Per type: whether ``__reduce_ex__`` gives its instances' attributes, and nothing else, as their state.
+_REDUCES_TO_ATTRIBUTES: dict[type, bool] = {}
+
+
+def _reduces_to_attributes(kind: type) -> bool:
+    """Whether ``kind``'s instances pickle as ``(copyreg.__newobj__, (kind,), their attributes)`` (the default
+    reducer, given an ordinary class keeping its attributes inline), so they can be read by name instead."""
+    reduces = _REDUCES_TO_ATTRIBUTES.get(kind)
+    if reduces is None:
+        reduces = _REDUCES_TO_ATTRIBUTES[kind] = bool(
+            kind.__flags__ & _MANAGED_DICT
+            and kind.__getstate__ is object.__getstate__
+            and not hasattr(kind, "__getnewargs_ex__")
+            and not hasattr(kind, "__getnewargs__")
+            and not issubclass(kind, list | dict)  # pickled with their items too
+        )
+    return reduces
 
 
 #: Per type: None if its instances cannot load their attributes through setattr, else the names setattr

@@ -44,7 +44,7 @@ SPY_GAPS_MS = (0, 0, 0, 0, 0, 1, 1, 4, 46, 577)
 SPY_TAIL_GAPS_MS = (3_016, 42_543)
 #: Share of real SPY trades at a new price (one cent away at $167).
 SPY_MOVE_SHARE = 0.134
-#: Untraced loads before a measure (see :func:`measure`): ten are enough on CPython 3.11, measured.
+#: Untraced loads before a measure (:func:`measure`, :func:`measure_live`): ten are enough on CPython 3.11, measured.
 WARM_UP_LOADS = 16
 
 
@@ -94,9 +94,15 @@ def plain_dumps(state: object) -> bytes:
     return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def measure(state: SymbolState, rounds: int = 3, dumps: Callable[[object], bytes] = snapshot_dumps) -> StateSize:
+def measure(
+    state: SymbolState,
+    rounds: int = 3,
+    dumps: Callable[[object], bytes] = snapshot_dumps,
+    checkpoints: int = 0,
+) -> StateSize:
     """Pickled bytes and in-memory bytes by part of ``state`` restored from ``dumps`` (the snapshot writer's by
-    default; ``state`` is left as it is: restored copies are measured).
+    default; ``state`` is left as it is: restored copies are measured), each copy snapshotted ``checkpoints``
+    times by its new owner first (pickling must not make a state larger).
 
     The first few loads of a state in a process allocate more than later ones (CPython warms caches up), so
     the copy is loaded :data:`WARM_UP_LOADS` times untraced first, and the smallest of ``rounds`` measures is
@@ -115,7 +121,7 @@ def measure(state: SymbolState, rounds: int = 3, dumps: Callable[[object], bytes
     if started:
         tracemalloc.start()
     try:
-        measures = [StateSize(len(data), _parts([pickle.loads(data)])) for _ in range(rounds)]  # nosec B301
+        measures = [StateSize(len(data), _parts([_checkpointed(data, checkpoints)])) for _ in range(rounds)]
     finally:
         if started:
             tracemalloc.stop()
@@ -123,31 +129,60 @@ def measure(state: SymbolState, rounds: int = 3, dumps: Callable[[object], bytes
     return min(measures, key=lambda size: size.in_memory_bytes)
 
 
-def measure_live(build: Callable[[], SymbolState]) -> StateSize:
+def short_state() -> SymbolState:
+    """A symbol's state after a short stream at default settings: something to warm a process up with."""
+    return feed(default_forecaster(), spy_like_ticks(2_000)).states.pop("SPY")
+
+
+def measure_live(
+    build: Callable[[], SymbolState],
+    checkpoints: int = 1,
+    warm_up: Callable[[], SymbolState] | None = short_state,
+) -> StateSize:
     """Bytes by part of the state ``build`` returns, as built (``build`` runs traced; its state is dropped).
 
-    It is measured after being pickled once, as a worker holds it once it wrote a snapshot (pickling can
-    give live objects a real ``__dict__``).
+    It is measured after being pickled ``checkpoints`` times, as a worker holds it once it wrote that many
+    snapshots (pickling must not make a state larger); its pickled bytes are the last one's (0 if none).
+
+    A process's first objects of a class get room for more attributes than later ones (CPython 3.11 sizes
+    them from what the class's objects hold so far): a state of the same kind from ``warm_up`` is loaded
+    :data:`WARM_UP_LOADS` times first, as :func:`measure` does, as in a worker that holds other symbols.
 
     >>> size = measure_live(lambda: feed(default_forecaster(), spy_like_ticks(200)).states.pop("SPY"))
     >>> 2_000 < size.in_memory_bytes < 60_000
     True
     """
+    if warm_up is not None:
+        data = snapshot_dumps(warm_up())
+        for _ in range(WARM_UP_LOADS):
+            pickle.loads(data)  # nosec B301 # pickled just above
     started = not tracemalloc.is_tracing()
+    # Empties the free lists (a float, tuple or dict reusing a block allocated before tracing is never counted),
+    # and freezes what exists so far, not what is built: a frozen object is never collected, so a part of the
+    # state in a reference cycle (a model and a bound method of its own) would not count when dropped. Freezing
+    # the state itself made a live model measure ~1 KB less than its restored copy.
+    gc.collect()
+    gc.freeze()
     if started:
         tracemalloc.start()
     try:
         holder = [build()]
-        pickled = len(snapshot_dumps(holder[0]))
-        gc.collect()
-        gc.freeze()
-        try:
-            return StateSize(pickled, _parts(holder))
-        finally:
-            gc.unfreeze()
+        pickled = 0  # the last snapshot's size (none taken: not known)
+        for _ in range(checkpoints):
+            pickled = len(snapshot_dumps(holder[0]))
+        return StateSize(pickled, _parts(holder))
     finally:
         if started:
             tracemalloc.stop()
+        gc.unfreeze()
+
+
+def _checkpointed(data: bytes, checkpoints: int) -> SymbolState:
+    """A state loaded from ``data``, then pickled ``checkpoints`` times as its new owner's checkpoints do."""
+    state: SymbolState = pickle.loads(data)  # nosec B301 # pickled by this module's caller, in this process
+    for _ in range(checkpoints):
+        snapshot_dumps(state)
+    return state
 
 
 def _parts(holder: list[SymbolState]) -> dict[str, int]:

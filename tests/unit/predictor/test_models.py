@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import pickle
+import types
 from collections import OrderedDict
 
-from river import optim
+from river import optim, preprocessing
 
 from tickcast.predictor import models, snapshot_pickling
-from tickcast.predictor.models import build_model
+from tickcast.predictor.inline_attributes import read_attributes
+from tickcast.predictor.models import LeanTargetStandardScaler, build_model
 
 
 def _regressor(model: object) -> object:
@@ -64,4 +66,30 @@ def test_pipeline_steps_are_a_plain_dict_built_restored_and_from_an_older_snapsh
     older = pickle.loads(pickle.dumps(model))  # nosec B301
     older.steps = OrderedDict(older.steps)  # as pipelines pickled before held them
     assert type(pickle.loads(snapshot_pickling.dumps(older)).steps) is dict  # nosec B301 # its next snapshot
+    assert restored.predict_one({"r1_bps": 1.0}) == model.predict_one({"r1_bps": 1.0})
+
+
+def _bound_methods_in(model: object) -> list[str]:
+    """Bound methods a model's objects hold (the scalers and the regressor, one level down)."""
+    found = []
+    for step in [*model.steps.values(), model.steps["TargetStandardScaler"].regressor]:  # type: ignore[attr-defined]
+        found += [name for name, value in read_attributes(step).items() if isinstance(value, types.MethodType)]
+    return found
+
+
+def test_a_linear_model_holds_no_bound_method_of_its_own_built_restored_or_from_an_older_snapshot() -> None:
+    # River's TargetStandardScaler keeps two bound methods of itself: ~160 B and a reference cycle per model.
+    model = build_model("linear")
+    for t in range(30):
+        model.learn_one({"r1_bps": float(t % 5 - 2)}, 0.1 * (t % 3 - 1))
+    data = snapshot_pickling.dumps(model)
+    assert b"LeanTargetStandardScaler" not in data  # pickled as River's class: older workers load it
+    restored = pickle.loads(data)  # nosec B301 # pickled just above
+    older = pickle.loads(data)  # nosec B301
+    older.steps["TargetStandardScaler"] = preprocessing.TargetStandardScaler(  # as models were built before
+        regressor=older.steps["TargetStandardScaler"].regressor
+    )
+    reloaded = pickle.loads(snapshot_pickling.dumps(older))  # nosec B301 # its next snapshot
+    assert [_bound_methods_in(m) for m in (model, restored, reloaded)] == [[], [], []]
+    assert type(reloaded.steps["TargetStandardScaler"]) is LeanTargetStandardScaler
     assert restored.predict_one({"r1_bps": 1.0}) == model.predict_one({"r1_bps": 1.0})

@@ -6,6 +6,7 @@ import gc
 import io
 import pickle
 import sys
+import types
 from array import array
 from typing import Any
 
@@ -20,6 +21,8 @@ from tickcast.predictor.snapshots import SnapshotCodec
 from tickcast.testing.state_size import default_forecaster, feed, spy_like_ticks
 
 SPLIT, TICKS = 3_000, 4_000
+#: ``Py_TPFLAGS_MANAGED_DICT``: a class whose instances keep their attributes inline until asked for a ``__dict__``.
+MANAGED_DICT = 1 << 4
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +92,54 @@ def test_the_pickle_names_only_standard_callables_so_older_workers_load_it(busy_
 
 
 def _has_real_dict(obj: object) -> bool:
-    """Whether ``obj`` holds its attributes in a ``__dict__`` (asking for it would make one: look, don't ask)."""
-    return any(type(referent) is dict for referent in gc.get_referents(obj))
+    """Whether ``obj`` holds its attributes in a ``__dict__`` (asking for it would make one: look, don't ask).
+
+    An object whose attributes are inline refers to each of their values; one with a real ``__dict__``, to that
+    dict alone (besides its class), whose string keys then name attributes holding its values."""
+    referents = [referent for referent in gc.get_referents(obj) if referent is not type(obj)]
+    if len(referents) != 1 or type(referents[0]) is not dict:
+        return False
+    missing = object()
+    return all(type(name) is str and getattr(obj, name, missing) is value for name, value in referents[0].items())
+
+
+def _objects_in(state: object) -> list[object]:
+    """Every object ``state`` reaches, classes, modules and functions excepted (they are not the state's)."""
+    seen: dict[int, object] = {}
+    stack = [state]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, type | types.ModuleType | types.FunctionType | types.CodeType):
+            continue
+        seen[id(obj)] = obj
+        stack.extend(gc.get_referents(obj))
+    return list(seen.values())
+
+
+def _inline_objects(state: object) -> list[object]:
+    """The objects of ``state`` whose attributes are inline: those a ``__dict__`` could be made for."""
+    return [obj for obj in _objects_in(state) if type(obj).__flags__ & MANAGED_DICT and not _has_real_dict(obj)]
+
+
+def _bytes_in(state: object) -> int:
+    """The size of every object ``state`` reaches (as :func:`_objects_in`): a real ``__dict__`` made counts."""
+    return sum(sys.getsizeof(obj) for obj in _objects_in(state))
+
+
+def test_pickling_a_state_leaves_all_its_objects_attributes_inline() -> None:
+    # Reading an object's __dict__ (as __reduce_ex__ does) makes one for good: ~64 B per object, +2.6 KB per
+    # busy symbol at each owner's first checkpoint.
+    state = feed(default_forecaster(), spy_like_ticks(SPLIT)).states["SPY"]
+    inline, size = _inline_objects(state), _bytes_in(state)
+    assert len(inline) > 30
+    restored = pickle.loads(snapshot_pickling.dumps(state))  # nosec B301 # pickled just above
+    assert [type(obj).__name__ for obj in inline if _has_real_dict(obj)] == []
+    assert _bytes_in(state) == size
+    inline, size = _inline_objects(restored), _bytes_in(restored)
+    assert len(inline) > 30
+    snapshot_pickling.dumps(restored)
+    assert [type(obj).__name__ for obj in inline if _has_real_dict(obj)] == []
+    assert _bytes_in(restored) == size
 
 
 def test_restored_objects_keep_their_attributes_inline() -> None:
@@ -149,3 +198,43 @@ def test_an_attribute_a_setter_would_intercept_is_restored_as_it_was() -> None:
     guarded = _Guarded()
     vars(guarded)["level"] = 1.5
     assert pickle.loads(snapshot_pickling.dumps(guarded)).level == 1.5  # nosec B301 # pickled just above
+
+
+def test_a_restored_state_shares_its_new_workers_horizon_signature(busy_state: SymbolState) -> None:
+    # Strings load interned, so the worker's own must be interned too: ~60 B less per restored symbol.
+    restored = pickle.loads(snapshot_pickling.dumps(busy_state))  # nosec B301 # pickled just above
+    assert restored.horizon_signature is default_forecaster().new_state().horizon_signature
+
+
+def test_a_restored_state_shares_its_new_workers_horizons(busy_state: SymbolState) -> None:
+    # Frozen and equal in every symbol's state: a copy per restored symbol was ~280 B (three horizons, their ints).
+    restored = pickle.loads(snapshot_pickling.dumps(busy_state))  # nosec B301 # pickled just above
+    workers = default_forecaster().horizons
+    assert [h.horizon for h in restored.horizons] == list(workers)
+    assert all(h.horizon is own and h.queue.horizon is own for h, own in zip(restored.horizons, workers, strict=True))
+
+
+def test_no_object_of_a_restored_state_has_a_real_dict(busy_state: SymbolState) -> None:
+    # River's StandardScaler.__setstate__ filled one per model (~64 B each): LeanPipeline rebuilds it inline.
+    restored = pickle.loads(snapshot_pickling.dumps(busy_state))  # nosec B301 # pickled just above
+    assert [type(obj).__name__ for obj in _objects_in(restored) if _has_real_dict(obj)] == []
+    assert _continue(restored) == _uninterrupted()
+
+
+def test_a_restored_last_prediction_shares_its_new_workers_strings(busy_state: SymbolState) -> None:
+    # Strings load interned: the worker's own must be too (model version, worker, horizon labels: ~200 B).
+    restored = pickle.loads(snapshot_pickling.dumps(busy_state))  # nosec B301 # pickled just above
+    worker = feed(default_forecaster(), spy_like_ticks(10))
+    built, loaded = worker.states["SPY"].last_prediction, restored.last_prediction
+    assert built is not None and loaded is not None
+    assert loaded.model_version is built.model_version and loaded.worker is built.worker
+    assert all(a.horizon is b.horizon for a, b in zip(loaded.forecasts, built.forecasts, strict=True))
+
+
+def test_a_restored_states_lists_are_exact_size(busy_state: SymbolState) -> None:
+    # Pickle loads a list with room to grow: 32 B more for each of the horizons' list and their queues.
+    restored = pickle.loads(snapshot_pickling.dumps(busy_state))  # nosec B301 # pickled just above
+    lists = [restored.horizons, *(h.queue.pending for h in restored.horizons)]
+    assert all(len(listed) > 0 for listed in lists)
+    assert [sys.getsizeof(listed) for listed in lists] == [sys.getsizeof(listed[:]) for listed in lists]
+    assert _continue(restored) == _uninterrupted()

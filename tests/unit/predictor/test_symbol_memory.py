@@ -47,6 +47,18 @@ def test_a_restored_busy_symbol_stays_within_20_kb(restored_size: StateSize) -> 
     assert size.in_memory_bytes <= LIMIT_BYTES, f"{size.in_memory_bytes} bytes per symbol: {size.parts}"
 
 
+def test_a_busy_symbol_stays_within_20_kb_after_more_snapshots_of_its_worker() -> None:
+    size = measure_live(_busy_state, checkpoints=3)
+    assert size.in_memory_bytes <= LIMIT_BYTES, f"{size.in_memory_bytes} bytes per symbol: {size.parts}"
+
+
+def test_a_restored_busy_symbol_stays_within_20_kb_after_snapshots_of_its_new_owner() -> None:
+    # Pickling used to give each object of a state a real __dict__, for good: +2.6 KB at each owner's first
+    # snapshot (test_snapshot_pickling checks that a snapshot no longer makes a state grow at all).
+    size = measure(_busy_state(), checkpoints=2)
+    assert size.in_memory_bytes <= LIMIT_BYTES, f"{size.in_memory_bytes} bytes per symbol: {size.parts}"
+
+
 def _state_with_a_challenger() -> SymbolState:
     """A busy symbol whose drift detection started a fresh challenger, as real SPY's does (a low threshold makes
     the synthetic stream drift; everything else is at its default)."""
