@@ -12,7 +12,6 @@ from pathlib import Path
 
 import structlog
 from rich.console import Console
-from rich.live import Live
 
 from tickcast.broker.embedded import EmbeddedBroker
 from tickcast.common.kafka import ensure_topics, wait_for_broker
@@ -25,7 +24,7 @@ from tickcast.demo import (
     DEMO_WORKER_FETCH_WAIT_MS,
     DEMO_WORKER_LINGER_MS,
 )
-from tickcast.demo.view import LiveStats
+from tickcast.demo.view import LiveStats, live_view
 from tickcast.ops.workers import WorkerPool
 from tickcast.predictor.snapshot_keys import new_key
 from tickcast.producer.publisher import TickPublisher, publish_all
@@ -161,7 +160,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
         )
         started = time.monotonic()
         feed_thread.start()
-        with Live(stats.render(0, options.workers, 0.0), console=console, refresh_per_second=4) as live:
+        with live_view(console, stats.render(0, options.workers, 0.0)) as live:
             try:
                 rendered_at = 0.0
                 while options.seconds <= 0 or time.monotonic() - started < options.seconds:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from rich.console import Group
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
@@ -110,3 +113,23 @@ def _p50_p99(values: deque[float]) -> tuple[float, float]:
     if not ordered:
         return float("nan"), float("nan")
     return ordered[len(ordered) // 2], ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+@contextmanager
+def live_view(console: Console, first: RenderableType) -> Iterator[Live]:
+    r"""A rich ``Live`` view that leaves the output at the start of a new line when it ends.
+
+    Written to a file or a pipe instead of a terminal, rich prints only the last frame, with no newline after
+    it, so the demo's summary line (the last line, for scripts) came out glued to it as ``stopticks=...``.
+
+    >>> import io
+    >>> out = io.StringIO()
+    >>> with live_view(Console(file=out, force_terminal=False), "first frame") as live:
+    ...     live.update("last frame")
+    >>> out.getvalue()
+    'last frame\n'
+    """
+    with Live(first, console=console, refresh_per_second=4) as live:
+        yield live
+    if not console.is_terminal:
+        console.line()
