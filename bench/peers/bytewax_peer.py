@@ -8,6 +8,9 @@ user recipe's symbol (features and River model), which recovery snapshots (pickl
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, cast
+
 import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaSink, KafkaSinkMessage, KafkaSource, KafkaSourceMessage
 from bytewax.dataflow import Dataflow
@@ -46,8 +49,13 @@ records = op.input(
         batch_size=500,
     ),
 )
-keyed = op.key_on("by-symbol", records, lambda message: (message.key or b"").decode("utf-8", "replace"))
-predicted = op.stateful_map("predict", keyed, predict if VIEW == "handler" else predict_in_state)
+# The source raises on a Kafka error (its default, raise_on_errors), so no KafkaError item reaches the stream.
+messages = cast("op.Stream[KafkaSourceMessage]", records)
+keyed = op.key_on("by-symbol", messages, lambda message: (message.key or b"").decode("utf-8", "replace"))
+mapper: Callable[[Any, KafkaSourceMessage], tuple[Any, KafkaSinkMessage | None]] = (
+    predict if VIEW == "handler" else predict_in_state
+)
+predicted = op.stateful_map("predict", keyed, mapper)
 out = op.filter_map("drop-dead-letters", predicted, lambda pair: pair[1])
 op.output(
     "predictions",
