@@ -15,7 +15,7 @@ from rich.console import Console
 
 from tickcast.broker.embedded import EmbeddedBroker
 from tickcast.common.kafka import ensure_topics, wait_for_broker
-from tickcast.common.processes import current_env, free_port, spawn, stop
+from tickcast.common.processes import current_env, free_port, spawn, stop, wait_until
 from tickcast.common.records import Tick
 from tickcast.common.settings import CommonSettings
 from tickcast.demo import (
@@ -62,6 +62,8 @@ class DemoOptions:
     """The workers' fetch wait, unless the environment sets ``TICKCAST_FETCH_MAX_WAIT_MS``."""
     worker_linger_ms: int = DEMO_WORKER_LINGER_MS
     """The workers' producer linger, unless the environment sets ``TICKCAST_LINGER_MS``."""
+    ready_timeout_s: float = 120.0
+    """How long the feed waits for the workers to share every partition before it starts anyway."""
 
 
 @dataclass(slots=True)
@@ -134,6 +136,17 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
             f"broker {broker.bootstrap_servers} (pid {broker.pid}); {options.workers} workers starting "
             f"(logs in {options.log_dir}); streaming {options.symbols} symbols at {options.rate:.0f} ticks/s"
         )
+        reader = PredictionReader(
+            SubscriberSettings(
+                bootstrap_servers=broker.bootstrap_servers,
+                fetch_max_wait_ms=options.view_fetch_wait_ms,
+                # As the workers' (above): the embedded broker's group join is ~3 s at 6 s, ~5 s at the default.
+                session_timeout_s=6,
+            ),
+            from_beginning=True,
+            dead_letters=True,
+        )
+        _wait_until_ready(supervisor, reader, stats, common.partitions, options.ready_timeout_s, console)
 
         feed = SyntheticFeed(symbol_names(options.symbols), options.seed, lambda: time.time_ns() // 1_000_000)
 
@@ -151,13 +164,6 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
             publisher.close()
 
         feed_thread = threading.Thread(target=produce, name="synthetic-feed", daemon=True)
-        reader = PredictionReader(
-            SubscriberSettings(
-                bootstrap_servers=broker.bootstrap_servers, fetch_max_wait_ms=options.view_fetch_wait_ms
-            ),
-            from_beginning=True,
-            dead_letters=True,
-        )
         started = time.monotonic()
         feed_thread.start()
         with live_view(console, stats.render(0, options.workers, 0.0)) as live:
@@ -195,6 +201,34 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
         if supervisor is not None:
             supervisor.stop_all()
         broker.stop()
+
+
+def _wait_until_ready(
+    supervisor: WorkerPool,
+    reader: PredictionReader,
+    stats: LiveStats,
+    partitions: int,
+    timeout_s: float,
+    console: Console,
+) -> None:
+    """Hold the feed until the workers share every partition and the view has joined its group, so ``seconds``
+    counts live streaming, and the latency shown is the pipeline's, not the joins' backlog.
+
+    A slow join only delays the first predictions (the feed's ticks wait in the topic), so past the deadline
+    the demo warns and streams anyway; a worker that exits stops the demo with its log's name.
+    """
+    started = time.monotonic()
+
+    def ready() -> bool:
+        _consume(reader, stats)  # the view's group join progresses only while it polls
+        return reader.is_assigned() and supervisor.is_split(partitions)
+
+    try:
+        wait_until(ready, timeout_s, "the workers to share every partition and the view to join", 0.0)
+    except TimeoutError as timeout:
+        console.print(f"[yellow]warning: {timeout}; streaming anyway[/yellow]")
+        return
+    console.print(f"workers ready: {partitions} partitions split in {time.monotonic() - started:.1f}s")
 
 
 def _consume(reader: PredictionReader, stats: LiveStats) -> None:

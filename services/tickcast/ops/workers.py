@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,8 +12,17 @@ import structlog
 
 from tickcast.common.memory import ALLOCATOR_ENV
 from tickcast.common.processes import free_port, spawn, stop
+from tickcast.ops.lag import fetch_stats
 
 log = structlog.get_logger("tickcast.supervisor")
+
+
+class WorkerExited(ChildProcessError):
+    """A worker that should be running has exited (an OSError, so the command line reports it in one line)."""
+
+
+#: Worker id -> the partitions it owns, as the workers' ``/stats`` say.
+Assignment = dict[str, list[int]]
 
 
 @dataclass(slots=True)
@@ -25,6 +35,33 @@ class WorkerProcess:
     @property
     def alive(self) -> bool:
         return self.process.poll() is None
+
+
+def assignment_of(workers: Iterable[WorkerProcess], timeout_s: float = 2.0) -> Assignment | None:
+    """Worker id -> the partitions it owns, from every worker's ``/stats``; None while one does not answer."""
+    owned: Assignment = {}
+    for worker in workers:
+        stats = fetch_stats(f"http://127.0.0.1:{worker.web_port}/stats", timeout_s)
+        if stats is None:
+            return None
+        owned[worker.worker_id] = sorted(stats.get("assigned_partitions", []))
+    return owned
+
+
+def split_once(assignment: Mapping[str, Sequence[int]], partitions: int) -> bool:
+    """True when each of partitions ``0..partitions-1`` has exactly one owner and every owner has some.
+
+    An owner with nothing has not finished joining; a partition owned twice is a rebalance in progress.
+
+    >>> split_once({"w-1": [0, 2], "w-2": [1, 3]}, 4)
+    True
+    >>> split_once({"w-1": [0, 1], "w-2": [1, 2, 3]}, 4), split_once({"w-1": [0, 1, 2, 3], "w-2": []}, 4)
+    (False, False)
+    >>> split_once({"w-1": [0, 1]}, 4)
+    False
+    """
+    owned = sorted(p for parts in assignment.values() for p in parts)
+    return owned == list(range(partitions)) and all(assignment.values())
 
 
 def worker_env(shared: dict[str, str], worker_id: str, web_port: int) -> dict[str, str]:
@@ -85,6 +122,17 @@ class WorkerPool:
             self.start_one()
         while len(self.workers) > count:
             self.stop_one()
+
+    def is_split(self, partitions: int) -> bool:
+        """True once the running workers share ``partitions`` partitions, each owned once (see :func:`split_once`).
+
+        Raises :class:`WorkerExited`, naming it and its log, if a worker has exited: waiting on would be vain.
+        """
+        for worker in self.workers:
+            if not worker.alive:
+                raise WorkerExited(f"{worker.worker_id} exited with {worker.process.returncode}; see {worker.log_path}")
+        owned = assignment_of(self.workers)
+        return owned is not None and split_once(owned, partitions)
 
     def stop_all(self, grace_s: float = 20.0) -> None:
         for worker in list(reversed(self.workers)):

@@ -68,6 +68,13 @@ class PredictionReader:
         )
         return [received for message in messages if (received := self._decode(message)) is not None]
 
+    def is_assigned(self) -> bool:
+        """True once the group has given this reader partitions (a new group's join takes seconds).
+
+        The join only progresses while :meth:`poll` is called, so a caller waiting on this keeps polling.
+        """
+        return bool(self._consumer.assignment())
+
     def __iter__(self) -> Iterator[Received]:
         while True:
             yield from self.poll()

@@ -2,46 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from tickcast.ops.lag import fetch_stats
-from tickcast.ops.workers import WorkerProcess
+from tickcast.ops.workers import Assignment, WorkerProcess, assignment_of, split_once
 from tickcast.testing.waiting import wait_for
 
-Assignment = dict[str, list[int]]
+# Re-exported: tests and the bench wait on the same split the demo waits on.
+__all__ = ["Assignment", "assignment_of", "split_once", "wait_for_split", "worker_stats"]
 
 
 def worker_stats(worker: WorkerProcess, timeout_s: float = 2.0) -> dict[str, Any] | None:
     """The worker's ``/stats`` JSON, or None while its web server is not up (or once it is gone)."""
     return fetch_stats(f"http://127.0.0.1:{worker.web_port}/stats", timeout_s)
-
-
-def assignment_of(workers: Iterable[WorkerProcess]) -> Assignment | None:
-    """Worker id -> the partitions it owns, from every worker's ``/stats``; None while one does not answer."""
-    owned: Assignment = {}
-    for worker in workers:
-        stats = worker_stats(worker)
-        if stats is None:
-            return None
-        owned[worker.worker_id] = sorted(stats.get("assigned_partitions", []))
-    return owned
-
-
-def split_once(assignment: Mapping[str, Sequence[int]], partitions: int) -> bool:
-    """True when each of partitions ``0..partitions-1`` has exactly one owner and every owner has some.
-
-    An owner with nothing has not finished joining; a partition owned twice is a rebalance in progress.
-
-    >>> split_once({"w-1": [0, 2], "w-2": [1, 3]}, 4)
-    True
-    >>> split_once({"w-1": [0, 1], "w-2": [1, 2, 3]}, 4), split_once({"w-1": [0, 1, 2, 3], "w-2": []}, 4)
-    (False, False)
-    >>> split_once({"w-1": [0, 1]}, 4)
-    False
-    """
-    owned = sorted(p for parts in assignment.values() for p in parts)
-    return owned == list(range(partitions)) and all(assignment.values())
 
 
 def wait_for_split(
