@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.unit.test_deploy import referenced_metric_names
+from tests.unit.deploy.files import referenced_metric_names
 from tickcast.common.settings import CommonSettings
 from tickcast.common.topics import symbol_key
 from tickcast.ops.dlq import read_dead_letters

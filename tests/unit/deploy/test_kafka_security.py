@@ -14,7 +14,7 @@ import yaml
 
 from tickcast.common.security import KafkaClientSettings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 OVERLAY = ROOT / "deploy" / "kafka-security"
 K8S = ROOT / "deploy" / "k8s"
 K8S_VERSION = "1.28"

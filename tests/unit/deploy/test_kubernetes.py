@@ -1,0 +1,170 @@
+"""The Kubernetes manifests: valid, namespace-agnostic, probed, bounded, hardened, autoscaled by KEDA/HPA."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from tests.unit.deploy.files import (
+    COMPOSE,
+    K8S,
+    K8S_VERSION,
+    WORKLOADS,
+    WRITABLE_DIR,
+    configmap,
+    containers,
+    k8s_documents,
+    k8s_object,
+    load_yaml,
+    scaled_object,
+    secret,
+    trigger,
+)
+from tickcast.predictor.settings import PredictorSettings
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    [doc for _, doc in k8s_documents() if not doc["apiVersion"].startswith("keda.sh/")],
+    ids=lambda doc: f"{doc['kind']}/{doc['metadata']['name']}",
+)
+def test_manifest_is_valid_kubernetes(manifest: dict[str, Any]) -> None:
+    # strict: unknown fields (a misspelt livenessProbe) fail too. Schemas ship with the package: no cluster, no network.
+    kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
+
+
+def test_manifests_are_namespace_agnostic_and_all_in_the_kustomization() -> None:
+    for name, doc in k8s_documents():
+        assert "namespace" not in doc["metadata"], f"{name}: the namespace is chosen at apply time (-n)"
+    listed = set(load_yaml(K8S / "kustomization.yaml")["resources"])
+    on_disk = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+    assert listed == on_disk
+
+
+def test_scaled_object_matches_the_predictor() -> None:
+    # kubernetes-validate has no schema for KEDA's CRD, so check its shape and values here.
+    obj = scaled_object()
+    assert obj["apiVersion"] == "keda.sh/v1alpha1" and obj["kind"] == "ScaledObject"
+    spec = obj["spec"]
+    assert spec["scaleTargetRef"]["name"] == k8s_object("Deployment", "tickcast-predictor")["metadata"]["name"]
+    assert spec["scaleTargetRef"].get("kind", "Deployment") == "Deployment"
+    partitions = int(configmap()["TICKCAST_PARTITIONS"])
+    assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"] <= partitions
+    for t in spec["triggers"]:
+        assert t["type"] in {"kafka", "cron"}
+        assert all(isinstance(v, str) for v in t["metadata"].values()), f"KEDA {t['type']} metadata must be strings"
+
+    kafka = trigger("kafka")
+    group = configmap().get("TICKCAST_GROUP_ID", PredictorSettings.model_fields["group_id"].default)
+    assert kafka["consumerGroup"] == group == PredictorSettings(bootstrap_servers="k:1").group_id
+    assert kafka["bootstrapServers"] == configmap()["TICKCAST_BOOTSTRAP_SERVERS"]
+    assert kafka["allowIdleConsumers"] == "false"
+    assert int(kafka["lagThreshold"]) > 0
+    assert kafka["offsetResetPolicy"] == "earliest", "KEDA must count lag the way the workers start reading"
+
+    cron = trigger("cron")
+    assert cron["timezone"] == "America/New_York"
+    assert {"start", "end", "desiredReplicas"} <= set(cron)
+    assert cron["start"] != cron["end"]
+    assert all(len(cron[k].split()) == 5 for k in ("start", "end"))
+    assert 1 <= int(cron["desiredReplicas"]) <= spec["maxReplicaCount"]
+
+
+def test_predictor_deployment_is_probed_and_bounded() -> None:
+    deployment = k8s_object("Deployment", "tickcast-predictor")
+    assert "replicas" not in deployment["spec"], "KEDA owns the replica count; re-applying must not reset it"
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] > PredictorSettings(bootstrap_servers="k:1").session_timeout_s
+    [container] = pod["containers"]
+    assert container["args"] == ["worker"]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/health", "port": "http"}, probe
+    assert {"cpu", "memory"} <= set(container["resources"]["requests"])
+    assert "memory" in container["resources"]["limits"]
+    worker_id = {e["name"]: e for e in container["env"]}["TICKCAST_WORKER_ID"]
+    assert worker_id["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    sources = {ref.get("configMapRef", ref.get("secretRef", {}))["name"] for ref in container["envFrom"]}
+    assert sources == {"tickcast-config", "tickcast-secrets"}
+
+
+@pytest.mark.parametrize(("kind", "name"), WORKLOADS, ids=[name for _, name in WORKLOADS])
+def test_every_container_runs_hardened(kind: str, name: str) -> None:
+    pod = k8s_object(kind, name)["spec"]["template"]["spec"]
+    pod_context = pod.get("securityContext", {})
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    for container in pod["containers"]:
+        context = {**pod_context, **container.get("securityContext", {})}
+        where = f"{name}/{container['name']}"
+        assert context.get("runAsNonRoot") is True, f"{where}: runAsNonRoot"
+        assert isinstance(context.get("runAsUser"), int) and context["runAsUser"] > 0, f"{where}: numeric non-root uid"
+        assert context.get("allowPrivilegeEscalation") is False, f"{where}: allowPrivilegeEscalation"
+        assert context.get("readOnlyRootFilesystem") is True, f"{where}: readOnlyRootFilesystem"
+        assert context.get("capabilities", {}).get("drop") == ["ALL"], f"{where}: drop ALL capabilities"
+        assert not context.get("capabilities", {}).get("add"), f"{where}: adds capabilities"
+        assert context.get("seccompProfile", {}).get("type") == "RuntimeDefault", f"{where}: seccomp RuntimeDefault"
+        assert not context.get("privileged"), f"{where}: privileged"
+        mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
+        assert WRITABLE_DIR in mounts and "emptyDir" in volumes[mounts[WRITABLE_DIR]], f"{where}: no writable /tmp"
+
+
+def test_the_network_policy_fences_the_predictor() -> None:
+    policy = k8s_object("NetworkPolicy", "tickcast-predictor")["spec"]
+    pod_labels = k8s_object("Deployment", "tickcast-predictor")["spec"]["template"]["metadata"]["labels"]
+    assert policy["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert sorted(policy["policyTypes"]) == ["Egress", "Ingress"]
+    prometheus, gateways = policy["ingress"]
+    for ingress in (prometheus, gateways):
+        assert ingress["ports"] == [{"port": "http", "protocol": "TCP"}], "only the HTTP (metrics/health) port"
+    [source] = prometheus["from"]
+    assert source["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
+    assert "podSelector" in source, "only Prometheus, not every pod of the monitoring namespace"
+    [source] = gateways["from"]
+    gateway_labels = k8s_object("Deployment", "tickcast-gateway")["spec"]["template"]["metadata"]["labels"]
+    assert "namespaceSelector" not in source, "only this namespace's gateways"
+    assert source["podSelector"]["matchLabels"].items() <= gateway_labels.items()
+    allowed = {(port["port"], port.get("protocol", "TCP")) for rule in policy["egress"] for port in rule["ports"]}
+    kafka_ports = {int(server.rsplit(":", 1)[1]) for server in configmap()["TICKCAST_BOOTSTRAP_SERVERS"].split(",")}
+    registry_port = int(secret()["TICKCAST_SCHEMA_REGISTRY_URL"].rsplit(":", 1)[1])
+    needed = {(port, "TCP") for port in kafka_ports | {registry_port}} | {(53, "UDP"), (53, "TCP")}
+    assert needed <= allowed, f"egress misses {needed - allowed}"
+
+
+def test_the_gateway_finds_every_worker_through_the_headless_service() -> None:
+    service = k8s_object("Service", "tickcast-predictor-metrics")["spec"]
+    assert service["clusterIP"] == "None", "headless: one DNS record per predictor pod"
+    [gateway] = containers("Deployment", "tickcast-gateway")
+    env = {item["name"]: item.get("value") for item in gateway["env"]}
+    assert env["TICKCAST_GATEWAY_WORKER_STATS_DNS"] == f"tickcast-predictor-metrics:{service['ports'][0]['port']}"
+    compose = load_yaml(COMPOSE)["services"]
+    port = compose["predictor"]["environment"]["TICKCAST_WEB_PORT"]
+    assert compose["gateway"]["environment"]["TICKCAST_GATEWAY_WORKER_STATS_DNS"] == f"predictor:{port}"
+
+
+def test_pdb_and_service_select_the_predictor_pods() -> None:
+    pod_labels = k8s_object("Deployment", "tickcast-predictor")["spec"]["template"]["metadata"]["labels"]
+    pdb = k8s_object("PodDisruptionBudget", "tickcast-predictor")["spec"]["selector"]["matchLabels"]
+    service = k8s_object("Service", "tickcast-predictor-metrics")["spec"]["selector"]
+    for selector in (pdb, service):
+        assert selector.items() <= pod_labels.items()
+    producer_labels = k8s_object("Deployment", "tickcast-producer")["spec"]["template"]["metadata"]["labels"]
+    assert not pdb.items() <= producer_labels.items(), "the PDB must not cover the producer"
+
+
+def test_gateway_deployment_is_probed_autoscaled_and_served() -> None:
+    deployment = k8s_object("Deployment", "tickcast-gateway")
+    assert "replicas" not in deployment["spec"], "the HPA owns the replica count"
+    [container] = containers("Deployment", "tickcast-gateway")
+    assert container["args"] == ["gateway"]
+    # Ready only once caught up (/health); alive as long as the server answers, whatever Kafka does.
+    assert container["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/metrics", "port": "http"}
+    assert "memory" in container["resources"]["limits"]
+    hpa = k8s_object("HorizontalPodAutoscaler", "tickcast-gateway")["spec"]
+    assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "tickcast-gateway"}
+    assert 2 <= hpa["minReplicas"] < hpa["maxReplicas"]
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert k8s_object("Service", "tickcast-gateway")["spec"]["selector"].items() <= pod_labels.items()
+    predictor_labels = k8s_object("Deployment", "tickcast-predictor")["spec"]["template"]["metadata"]["labels"]
+    assert not k8s_object("Service", "tickcast-gateway")["spec"]["selector"].items() <= predictor_labels.items()
