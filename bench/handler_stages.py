@@ -62,8 +62,8 @@ def _clock_cost() -> float:
     return (clock() - started) / 100_000
 
 
-def handler_round(records: list[Any], warmup: int) -> dict[str, float]:
-    """One pass of the worker's per-tick path with a clock read between its stages: ns per tick by stage."""
+def handler_round(records: list[Any], warmup: int) -> tuple[dict[str, float], list[Prediction]]:
+    """One pass of the per-tick path, a clock read between its stages: ns per tick by stage, and the predictions."""
     settings = _settings()
     handler = TickHandler(settings)
     # An unreachable broker: produce() only queues, and "log_level" 0 keeps librdkafka's connect errors quiet.
@@ -127,9 +127,7 @@ def handler_round(records: list[Any], warmup: int) -> dict[str, float]:
         totals["loop"] += t3 - t2
     output.close(0)
     n = len(timed)
-    out = {name: value / n for name, value in totals.items()}
-    out["predictions"] = predictions  # type: ignore[assignment]
-    return out
+    return {name: value / n for name, value in totals.items()}, predictions
 
 
 def _timed(loop: Callable[[], None], n: int) -> float:
@@ -181,7 +179,7 @@ def parts_round(records: list[Any], warmup: int, predictions: list[Prediction]) 
                 p.model_recipe_version, p.state_origin, p.state_since_offset, p.state_snapshot_generation,
                 p.horizon_ms, p.target_time, p.interval_lo_bps, p.interval_hi_bps, p.nominal_coverage,
                 p.empirical_coverage,
-                [type(f)(*(getattr(f, s) for s in type(f).__slots__)) for f in p.forecasts],  # type: ignore[attr-defined]
+                [type(f)(*(getattr(f, s) for s in type(f).__slots__)) for f in p.forecasts],
             )  # fmt: skip
 
     result["record"] = _timed(record_loop, len(predictions))
@@ -223,9 +221,8 @@ def main() -> None:
     clock_ns = _clock_cost()
     best: dict[str, float] = {}
     for _ in range(args.rounds):
-        handler = handler_round(records, args.warmup)
-        predictions = handler.pop("predictions")  # type: ignore[arg-type]
-        parts = parts_round(records, args.warmup, predictions)  # type: ignore[arg-type]
+        handler, predictions = handler_round(records, args.warmup)
+        parts = parts_round(records, args.warmup, predictions)
         minimal = minimal_round(records, args.warmup)
         row = {
             "decode": handler["decode"] - clock_ns,
