@@ -68,6 +68,15 @@ def test_prediction_objects_encode_as_fastavro_does(record: dict[str, Any]) -> N
     assert RecordWriter(PREDICTION_SCHEMA).encode(Prediction(**record)) == fastavro_bytes(PREDICTION_SCHEMA, record)
 
 
+@settings(max_examples=300)
+@given(values_of(PREDICTION_SCHEMA))
+def test_predictions_with_forecast_objects_encode_as_fastavro_does(record: dict[str, Any]) -> None:
+    """A worker's predictions carry HorizonForecast objects, not dicts: that path writes the same bytes."""
+    assert RecordWriter(PREDICTION_SCHEMA).encode(Prediction.from_avro(record)) == fastavro_bytes(
+        PREDICTION_SCHEMA, record
+    )
+
+
 @settings(max_examples=200)
 @given(values_of(TICK_SCHEMA))
 def test_tick_objects_and_dicts_encode_as_fastavro_does(record: dict[str, Any]) -> None:

@@ -278,7 +278,7 @@ def _inline_record(fields: Sequence[dict[str, Any]], writers: Sequence[FieldWrit
     call their compiled writer. Consecutive doubles are packed by one ``struct`` call. The bytes are the
     generic writer's: the same tables, the same string memory (see the property tests).
     """
-    namespace: dict[str, Any] = {"SMALL": _SMALL, "write_long": _write_long}
+    namespace: dict[str, Any] = {"SMALL": _SMALL, "PAIRS": _PAIRS, "varint": varint}
     body: list[str] = []
     doubles: list[str] = []
 
@@ -341,11 +341,20 @@ def _inline_value(
 ) -> list[str] | None:
     """Lines appending the encoding of ``v`` (a value of ``schema``), or None if it is written by a call."""
     if kind in ("long", "int"):
+        # _write_long's body, inline: a prediction carries seven longs past 63 (times, offsets, counts).
         return [
             f"{indent}if 0 <= v < 64:",
             f"{indent}    out += SMALL[v]",
             f"{indent}else:",
-            f"{indent}    write_long(out, v)",
+            f"{indent}    z = (v << 1) ^ (v >> 63)",
+            f"{indent}    while z >= 16384:",
+            f"{indent}        out += PAIRS[z & 16383]",
+            f"{indent}        z >>= 14",
+            f"{indent}    if z < 128:",
+            f"{indent}        out.append(z)",
+            f"{indent}    else:",
+            f"{indent}        out.append(z & 127 | 128)",
+            f"{indent}        out.append(z >> 7)",
         ]
     if kind == "double":
         namespace["pack_d"] = _DOUBLE
@@ -361,4 +370,20 @@ def _inline_value(
     if isinstance(schema, dict) and schema.get("type") == "enum":
         namespace[f"e{index}"] = {symbol: varint(i) for i, symbol in enumerate(schema["symbols"])}
         return [f"{indent}out += e{index}[v]"]
+    items = schema.get("items") if isinstance(schema, dict) and schema.get("type") == "array" else None
+    if isinstance(items, dict) and items.get("type") == "record":
+        # An array of records (a prediction's forecasts): the loop here, each item by its own inline writer.
+        by_attribute, by_key = RecordWriter(items), RecordWriter(items, by_key=True)
+        namespace[f"ra{index}"], namespace[f"rk{index}"] = by_attribute.write, by_key.write
+        return [
+            f"{indent}if v:",
+            f"{indent}    n = len(v)",
+            f"{indent}    out += SMALL[n] if n < 64 else varint(n)",
+            f"{indent}    for item in v:",
+            f"{indent}        if isinstance(item, dict):",
+            f"{indent}            rk{index}(out, item)",
+            f"{indent}        else:",
+            f"{indent}            ra{index}(out, item)",
+            f"{indent}out.append(0)",
+        ]
     return None

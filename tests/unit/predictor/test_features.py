@@ -1,0 +1,75 @@
+"""SymbolFeatures reads River's statistics through their Rust cores: the same numbers as River's own methods.
+
+The reference below is the features' arithmetic written with River's public ``update`` and ``get`` only, so a
+River upgrade that renames a core (see ``RIVER_CORES``) or makes its methods more than a pass-through fails here.
+"""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from river import stats
+
+from tickcast.predictor.features import (
+    MAX_RETURN_BPS,
+    MIN_TICKS_FOR_OUTLIERS,
+    OUTLIER_SIGMAS,
+    RIVER_CORES,
+    SIGMA_FLOOR_BPS,
+    SymbolFeatures,
+)
+
+
+class PublicApiFeatures:
+    """The same features, computed through River's public methods only."""
+
+    def __init__(self) -> None:
+        self.fast, self.slow = stats.EWMean(fading_factor=0.3), stats.EWMean(fading_factor=0.05)
+        self.variance, self.move_size = stats.EWVar(fading_factor=0.02), stats.EWMean(fading_factor=0.02)
+        self.last_log: float | None = None
+        self.lag1 = self.last_nonzero = 0.0
+        self.ticks = 0
+
+    def scale(self) -> float:
+        sigma = max(math.sqrt(max(self.variance.get(), 0.0)), SIGMA_FLOOR_BPS)
+        return max(sigma, self.move_size.get())
+
+    def update(self, price: float) -> tuple[float | None, dict[str, float], float]:
+        log_price, raw = math.log(price), None
+        if self.last_log is not None:
+            raw = 1e4 * (log_price - self.last_log)
+            limit = MAX_RETURN_BPS
+            if self.ticks + 1 > MIN_TICKS_FOR_OUTLIERS:
+                limit = min(limit, OUTLIER_SIGMAS * self.scale())
+            clipped = max(-limit, min(limit, raw))
+            self.lag1 = clipped
+            if clipped != 0.0:
+                self.last_nonzero = clipped
+                self.move_size.update(abs(clipped))
+            for stat in (self.fast, self.slow, self.variance):
+                stat.update(clipped)
+        self.last_log, self.ticks = log_price, self.ticks + 1
+        features = {
+            "r1_bps": self.lag1,
+            "last_nonzero_bps": self.last_nonzero,
+            "ewm_fast_bps": self.fast.get(),
+            "ewm_slow_bps": self.slow.get(),
+        }
+        return raw, features, self.scale()
+
+
+def test_every_statistic_has_the_core_named() -> None:
+    for kind, core in RIVER_CORES.items():
+        assert hasattr(kind(fading_factor=0.5), core), f"River's {kind.__name__} has no {core}"
+
+
+@settings(max_examples=200)
+@given(st.lists(st.floats(min_value=0.01, max_value=1e6), min_size=1, max_size=80))
+def test_features_equal_rivers_public_api_bit_for_bit(prices: list[float]) -> None:
+    ours, reference = SymbolFeatures(), PublicApiFeatures()
+    for i, price in enumerate(prices):
+        update = ours.update(price, i)
+        raw, features, scale = reference.update(price)
+        assert (update.return_bps, update.features, ours.scale_bps()) == (raw, features, scale)
