@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import socket
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -22,67 +21,27 @@ from tickcast.gateway.app import create_app
 from tickcast.gateway.cache import Published
 from tickcast.gateway.feed import PredictionFeed
 from tickcast.gateway.hotget import HotGetProtocol, hot_get_protocol
-from tickcast.testing.waiting import wait_for
+from tickcast.testing.http_thread import get, port_of, read_answer, serving
 
 _DATE = re.compile(rb"^date: [^\r]*\r\n", re.MULTILINE)
 
 
 @contextmanager
-def serving(feed: PredictionFeed, http: type[HttpToolsProtocol], keep_alive_s: int = 5) -> Iterator[uvicorn.Server]:
-    """A uvicorn server in a thread of its own, on a free port, over the gateway app of ``feed``."""
+def serving_feed(
+    feed: PredictionFeed, http: type[HttpToolsProtocol], keep_alive_s: int = 5
+) -> Iterator[uvicorn.Server]:
+    """The gateway app of ``feed`` in a real uvicorn, with the hot protocol or uvicorn's own."""
     clock = lambda: 1_000.0  # noqa: E731 # one instant for both servers, so age_ms is the same
-    config = uvicorn.Config(
-        create_app(feed, clock=clock),
-        http=hot_get_protocol(feed.cache, clock) if http is HotGetProtocol else http,
-        log_level="warning",
-        access_log=False,
-        timeout_keep_alive=keep_alive_s,
-    )
-    server = uvicorn.Server(config)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        wait_for(lambda: server.started, 10, "uvicorn to start")
+    protocol = hot_get_protocol(feed.cache, clock) if http is HotGetProtocol else http
+    with serving(create_app(feed, clock=clock), protocol, keep_alive_s) as server:
         yield server
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
-
-
-def port_of(server: uvicorn.Server) -> int:
-    port: int = server.servers[0].sockets[0].getsockname()[1]
-    return port
-
-
-def read_answer(conn: socket.socket, head_only: bool = False) -> bytes:
-    """One whole HTTP answer (its Content-Length, or none for a 304 or a HEAD), read from ``conn``."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = conn.recv(65536)
-        if not chunk:
-            return data
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = re.search(rb"content-length: (\d+)", head)
-    wanted = int(length[1]) if length and not head_only else 0
-    while len(body) < wanted:
-        body += conn.recv(65536)
-    return head + b"\r\n\r\n" + body
 
 
 def exchange(port: int, raw: bytes, answers: int = 1) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn, conn.makefile("rb") as reader:
         conn.sendall(raw)
         head_only = raw.startswith(b"HEAD ")
-        return b"".join(_DATE.sub(b"", read_answer(conn, head_only)) for _ in range(answers))
-
-
-def get(path: str, *headers: str, version: str = "1.1") -> bytes:
-    lines = [f"GET {path} HTTP/{version}", "Host: gw", *headers, "", ""]
-    return "\r\n".join(lines).encode()
+        return b"".join(_DATE.sub(b"", read_answer(reader, head_only)) for _ in range(answers))
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +49,7 @@ def servers() -> Iterator[tuple[int, int, Published]]:
     """(hot port, plain port, the held prediction of SPY)."""
     feed = make_feed()
     (item,) = publish(feed, "SPY")
-    with serving(feed, HotGetProtocol) as hot, serving(feed, HttpToolsProtocol) as plain:
+    with serving_feed(feed, HotGetProtocol) as hot, serving_feed(feed, HttpToolsProtocol) as plain:
         yield port_of(hot), port_of(plain), item
 
 
@@ -110,7 +69,7 @@ PASSED_ON = [
     get("/v1/predictions/SPY", "Content-Length: 0"),
     get("/v1/predictions/SPY", "Connection: close"),
     get("/v1/predictions/SPY", version="1.0"),
-    b"HEAD /v1/predictions/SPY HTTP/1.1\r\nHost: gw\r\n\r\n",
+    b"HEAD /v1/predictions/SPY HTTP/1.1\r\nHost: test\r\n\r\n",
     get("/v1/symbols"),
 ]
 
@@ -138,13 +97,12 @@ def test_pipelined_requests_are_answered_in_order_whichever_path_answers_each(
 def test_a_connection_answered_here_stays_open_and_is_closed_after_the_keep_alive_timeout() -> None:
     feed = make_feed()
     publish(feed, "SPY")
-    with serving(feed, HotGetProtocol, keep_alive_s=1) as server:
+    with serving_feed(feed, HotGetProtocol, keep_alive_s=1) as server:
         before = (HotGetProtocol.answered, server.server_state.total_requests)
-        with socket.create_connection(("127.0.0.1", port_of(server)), timeout=5) as conn:
+        with socket.create_connection(("127.0.0.1", port_of(server)), timeout=5) as conn, conn.makefile("rb") as reader:
             for _ in range(3):
                 conn.sendall(get("/v1/predictions/SPY"))
-                assert read_answer(conn).startswith(b"HTTP/1.1 200 OK\r\n")
+                assert read_answer(reader).startswith(b"HTTP/1.1 200 OK\r\n")
             assert (HotGetProtocol.answered, server.server_state.total_requests) == (before[0] + 3, before[1] + 3)
             # uvicorn's keep-alive timer was armed by the last answer: the server closes the idle connection.
-            conn.settimeout(5)
-            assert conn.recv(1) == b"", "the idle connection was not closed after the keep-alive timeout"
+            assert reader.read(1) == b"", "the idle connection was not closed after the keep-alive timeout"
