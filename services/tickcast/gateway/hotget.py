@@ -73,8 +73,8 @@ class HotGetProtocol(HttpToolsProtocol):
         # In order behind a request still being answered (pipelining), and never past a client not reading.
         if (cycle is not None and not cycle.response_complete) or self.pipeline or self.flow.write_paused:
             return False
-        if self.config.access_log:
-            return False  # asked for access log lines: the ASGI path writes them
+        if self.config.access_log or self.limit_concurrency is not None:
+            return False  # access log lines, or 503s past a connection limit: the ASGI path does those
         item = self.cache.get(url[len(_PREFIX) :].decode("latin-1"))
         if item is None:
             return False  # unknown or invalid: FastAPI answers 404 or 422
