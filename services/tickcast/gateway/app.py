@@ -32,7 +32,7 @@ from tickcast.gateway.httpio import (
 )
 from tickcast.gateway.positions import BadPosition, decode
 from tickcast.gateway.schemas import Health, PipelineHealth, PredictionList, PredictionOut, Problem, SymbolList
-from tickcast.gateway.sse import stream_events
+from tickcast.gateway.sse import EventStream
 from tickcast.gateway.stalls import GcWatch, probe_loop_lag
 from tickcast.gateway.workers import WorkerStatsPoller, dns_discovery
 
@@ -179,11 +179,7 @@ def create_app(feed: PredictionFeed, source: Source | None = None, clock: Callab
         if feed.hub.full():
             return problem(503, "too_many_clients", f"{len(feed.hub)} clients connected", {"Retry-After": "5"})
         start = feed.open_stream(wanted, positions)
-        return StreamingResponse(
-            stream_events(feed, start),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-        )
+        return EventStream(feed, start, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     @app.get("/v1/pipeline", response_model=PipelineHealth, summary="Throughput, latency, workers, dead letters")
     async def pipeline() -> PipelineHealth:

@@ -31,6 +31,8 @@ MAX_QUERY_BYTES = 8_192
 #: Longest If-None-Match the fast path reads; a longer one goes to FastAPI, which answers 422 as documented.
 MAX_IF_NONE_MATCH = 1_024
 LATEST_PREFIX = "/v1/predictions/"
+#: Scope key under which the server's own ``send`` reaches the app (:class:`tickcast.gateway.sse.EventStream`).
+SERVER_SEND = "tickcast.server_send"
 _JSON = (b"content-type", b"application/json")
 _REVALIDATE = (b"cache-control", b"no-cache")
 
@@ -84,6 +86,7 @@ class FastPath:
                     await send({"type": "http.response.start", "status": status, "headers": headers})
                     await send({"type": "http.response.body", "body": body})
                     return
+        scope[SERVER_SEND] = send
         await self.app(scope, receive, send)
 
 

@@ -18,6 +18,8 @@ from tickcast.gateway.positions import Positions
 class DropReason:
     SLOW = "slow_consumer"
     SHUTDOWN = "shutdown"
+    GONE = "disconnected"
+    """The client closed the connection (it never sees this one)."""
 
 
 @dataclass(eq=False)  # identity, not value: each client is its own entry in the hub's set

@@ -7,6 +7,7 @@ import uvicorn
 
 from tickcast.gateway.app import create_app
 from tickcast.gateway.feed import PredictionFeed
+from tickcast.gateway.hotget import hot_get_protocol
 from tickcast.gateway.settings import GatewaySettings
 from tickcast.gateway.source import KafkaSource
 from tickcast.gateway.stalls import settle_gc
@@ -34,6 +35,8 @@ def run_gateway(settings: GatewaySettings) -> None:
         port=settings.gateway_port,
         log_level=settings.log_level.lower(),
         access_log=False,
+        # The hot GET answered in the HTTP protocol itself, before ASGI (tickcast.gateway.hotget).
+        http=hot_get_protocol(feed.cache),
         # A stream is closed by the gateway at shutdown; do not wait the default forever for clients.
         timeout_graceful_shutdown=5,
     )

@@ -8,12 +8,18 @@ stream; reconnect with the last id to resume). Every event's ``id`` is the strea
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, Mapping
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from tickcast.gateway.cache import Published
+from tickcast.gateway.fastpath import SERVER_SEND
 from tickcast.gateway.feed import PredictionFeed, StreamStart
+from tickcast.gateway.hub import DropReason, Subscription
 from tickcast.gateway.positions import Positions, encode
 
 #: What the browser's EventSource waits before reconnecting (ms).
@@ -48,7 +54,7 @@ def prediction_frame(item: Published, positions: Positions) -> bytes:
     return frame("prediction", item.body, encode(positions)).encode()
 
 
-async def stream_events(feed: PredictionFeed, start: StreamStart) -> AsyncIterator[bytes]:
+async def stream_events(feed: PredictionFeed, start: StreamStart) -> AsyncGenerator[bytes, None]:
     """The bytes of one client's stream: a reset if it missed data for good, the replay, then live events.
 
     Whatever queued up for the client while it waited goes out as one chunk (one write to its connection).
@@ -78,6 +84,8 @@ async def stream_events(feed: PredictionFeed, start: StreamStart) -> AsyncIterat
                     metrics.events.inc(len(parts))
                     yield b"".join(parts)
                 continue
+            if subscription.dropped == DropReason.GONE:
+                return  # nobody to tell
             if subscription.dropped is not None:
                 reason = json.dumps({"reason": subscription.dropped, "resume": "reconnect with Last-Event-ID"})
                 yield frame("dropped", reason, encode(positions)).encode()
@@ -91,3 +99,43 @@ async def stream_events(feed: PredictionFeed, start: StreamStart) -> AsyncIterat
             await subscription.wakeup.wait()
     finally:
         feed.hub.remove(subscription)
+
+
+class EventStream(Response):
+    """The stream's HTTP response, hand-written: the same status and headers as Starlette's StreamingResponse,
+    but each chunk goes to the server's own ``send``.
+
+    Starlette's response passed every chunk through the send wrappers of FastAPI's middleware and exception
+    handlers (a coroutine each, per write, per client), which only look at the response's start; and
+    watched for the disconnect in an extra task group per client. Here the start goes through them (so they
+    know a response began), the body straight to the server (:data:`SERVER_SEND`, left in the scope by
+    :class:`~tickcast.gateway.fastpath.FastPath`), and one plain task per client waits for the disconnect.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(self, feed: PredictionFeed, start: StreamStart, headers: Mapping[str, str]) -> None:
+        self.feed, self.start = feed, start
+        self.status_code = 200
+        self.background = None
+        self.init_headers(headers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        write: Send = scope.get(SERVER_SEND, send)
+        watcher = asyncio.create_task(_close_when_gone(receive, self.start.subscription))
+        events = stream_events(self.feed, self.start)
+        try:
+            async for chunk in events:
+                await write({"type": "http.response.body", "body": chunk, "more_body": True})
+        finally:
+            watcher.cancel()
+            await events.aclose()
+        await write({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _close_when_gone(receive: Receive, subscription: Subscription) -> None:
+    """End the client's stream when its connection closes (the server's send drops writes to it silently)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    subscription.drop(DropReason.GONE)

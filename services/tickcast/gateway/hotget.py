@@ -1,0 +1,117 @@
+"""The hot GET answered inside uvicorn's HTTP protocol, before any ASGI scope, task or message is built.
+
+``GET /v1/predictions/{symbol}`` of a held symbol is most of the gateway's requests, and its answer was
+encoded when the prediction arrived (:class:`~tickcast.gateway.cache.Published`). Through ASGI it still cost a
+task, a request-response cycle, two send messages and their header checks per request (~85 us of CPU, most
+of it uvicorn's Python). :class:`HotGetProtocol`, a subclass of uvicorn's httptools protocol, recognises that
+request as soon as its headers are parsed and writes the whole answer with one ``transport.write``; every
+other request (and any hot one it is unsure of) goes on to the normal ASGI path unchanged, where
+:class:`~tickcast.gateway.fastpath.FastPath` answers it with the same bytes.
+
+This is the only module coupled to uvicorn's internals (``HttpToolsProtocol``'s parser callbacks and
+attributes, and ``STATUS_LINE``); pyproject pins uvicorn's range, and ``tests/unit/gateway/test_hotget.py``
+fails if uvicorn changes what this relies on or if an answer here differs from the ASGI path's.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import ClassVar
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from tickcast.gateway.cache import LatestCache
+from tickcast.gateway.fastpath import LATEST_PREFIX, MAX_IF_NONE_MATCH, answer
+
+_PREFIX = LATEST_PREFIX.encode()
+#: Anything in a URL that makes its ASGI path differ from the bytes themselves: the ASGI path decides those.
+_NOT_PLAIN = (b"?", b"%", b"#")
+#: Request headers that announce a body, an upgrade or a 100-continue, which the ASGI path handles.
+_PASS_ON_HEADERS = frozenset({b"content-length", b"transfer-encoding", b"upgrade", b"expect"})
+
+
+class HotGetProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, answering held symbols' latest predictions itself (see the module doc).
+
+    Built per app by :func:`hot_get_protocol`, which sets the cache and clock it answers from.
+    """
+
+    cache: ClassVar[LatestCache]
+    clock: ClassVar[staticmethod[[], float]] = staticmethod(time.time)
+    #: Served here since start (a class counter: one per process, read by tests and the bench).
+    answered: ClassVar[int] = 0
+    _defaults_of: ClassVar[object] = None
+    _defaults: ClassVar[bytes] = b""
+    _answered_here = False
+
+    def on_message_begin(self) -> None:
+        self._answered_here = False
+        super().on_message_begin()
+
+    def on_headers_complete(self) -> None:
+        if not self._answer_hot_get():
+            super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self._answered_here:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        # uvicorn's own callback reads the request's cycle, which an answer from here never made.
+        if not self._answered_here:
+            super().on_message_complete()
+
+    def _answer_hot_get(self) -> bool:
+        url: bytes = self.url
+        if not url.startswith(_PREFIX) or any(mark in url for mark in _NOT_PLAIN):
+            return False
+        parser = self.parser
+        if parser.get_method() != b"GET" or parser.get_http_version() != "1.1" or not parser.should_keep_alive():
+            return False
+        cycle = self.cycle
+        # In order behind a request still being answered (pipelining), and never past a client not reading.
+        if (cycle is not None and not cycle.response_complete) or self.pipeline or self.flow.write_paused:
+            return False
+        if self.config.access_log or self.limit_concurrency is not None:
+            return False  # access log lines, or 503s past a connection limit: the ASGI path does those
+        item = self.cache.get(url[len(_PREFIX) :].decode("latin-1"))
+        if item is None:
+            return False  # unknown or invalid: FastAPI answers 404 or 422
+        if_none_match: bytes | None = None
+        for name, value in self.headers:
+            if name in _PASS_ON_HEADERS:
+                return False
+            if name == b"if-none-match" and if_none_match is None:
+                if len(value) > MAX_IF_NONE_MATCH:
+                    return False  # FastAPI refuses it (422) as its OpenAPI document says
+                if_none_match = value
+        status, headers, body = answer(item, if_none_match, self.clock())
+        parts = [STATUS_LINE[status], self._default_headers()]
+        for name, value in headers:
+            parts += (name, b": ", value, b"\r\n")
+        parts += (b"\r\n", body)
+        self.transport.write(b"".join(parts))
+        self._answered_here = True
+        HotGetProtocol.answered += 1
+        # What uvicorn does once a response is complete: count it, arm the keep-alive timeout.
+        self.on_response_complete()
+        return True
+
+    def _default_headers(self) -> bytes:
+        """uvicorn's ``date`` and ``server`` headers, encoded once per second (uvicorn replaces the list then)."""
+        defaults = self.server_state.default_headers
+        if defaults is not HotGetProtocol._defaults_of:
+            HotGetProtocol._defaults = b"".join(name.lower() + b": " + value + b"\r\n" for name, value in defaults)
+            HotGetProtocol._defaults_of = defaults
+        return HotGetProtocol._defaults
+
+
+def hot_get_protocol(cache: LatestCache, clock: Callable[[], float] = time.time) -> type[HotGetProtocol]:
+    """The protocol class to give uvicorn (``uvicorn.Config(http=...)``), answering from ``cache``.
+
+    >>> protocol = hot_get_protocol(LatestCache(max_symbols=10))
+    >>> issubclass(protocol, HttpToolsProtocol), protocol.cache is not hot_get_protocol(LatestCache(1)).cache
+    (True, True)
+    """
+    return type("BoundHotGetProtocol", (HotGetProtocol,), {"cache": cache, "clock": staticmethod(clock)})

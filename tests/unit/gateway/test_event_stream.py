@@ -1,0 +1,74 @@
+"""The stream's hand-written response: Starlette's headers, body to the server's own send, closed on disconnect."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+from starlette.types import Message
+
+from tests.unit.gateway.fakes import make_feed, publish
+from tickcast.gateway.app import create_app
+from tickcast.gateway.fastpath import SERVER_SEND
+from tickcast.gateway.hotget import hot_get_protocol
+from tickcast.gateway.sse import EventStream
+from tickcast.testing.http_thread import get, loop_of, port_of, read_head, serving
+from tickcast.testing.waiting import wait_for
+
+
+def test_a_stream_has_starlettes_headers_gets_its_events_and_leaves_the_hub_when_the_client_goes() -> None:
+    feed = make_feed()
+    with serving(create_app(feed), hot_get_protocol(feed.cache)) as server:
+        conn = socket.create_connection(("127.0.0.1", port_of(server)), timeout=5)
+        with conn:
+            conn.sendall(get("/v1/stream?symbols=SPY"))
+            head, body = read_head(conn)
+            assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+            for header in (
+                b"content-type: text/event-stream; charset=utf-8",
+                b"cache-control: no-store",
+                b"x-accel-buffering: no",
+                b"transfer-encoding: chunked",
+            ):
+                assert header in head.split(b"\r\n"), f"{header!r} missing from {head!r}"
+            wait_for(lambda: len(feed.hub) == 1, 5, "the client in the hub")
+            (item,) = asyncio.run_coroutine_threadsafe(_publish(feed, "SPY"), loop_of(server)).result(5)
+            while item.sse_frame not in body:
+                body += conn.recv(65536)
+        wait_for(lambda: len(feed.hub) == 0, 5, "the hub to let go of a client whose connection closed")
+
+
+async def _publish(feed: Any, symbol: str) -> list[Any]:
+    return publish(feed, symbol)  # on the server's loop, as the Kafka source delivers
+
+
+def test_the_body_goes_to_the_servers_own_send_and_only_the_start_through_the_app_stack() -> None:
+    async def scenario() -> tuple[list[str], list[str]]:
+        feed = make_feed()
+        start = feed.open_stream(frozenset({"SPY"}), None)
+        stacked: list[str] = []
+        direct: list[str] = []
+        incoming: asyncio.Queue[Message] = asyncio.Queue()
+        await incoming.put({"type": "http.request", "body": b"", "more_body": False})
+
+        async def through_stack(message: Message) -> None:
+            stacked.append(message["type"])
+
+        async def server_send(message: Message) -> None:
+            direct.append(message["type"])
+            if len(direct) == 2:  # the retry line and SPY's event: the client leaves
+                await incoming.put({"type": "http.disconnect"})
+
+        scope = {"type": "http", SERVER_SEND: server_send}
+        response = EventStream(feed, start, headers={})
+        running = asyncio.create_task(response(scope, incoming.get, through_stack))
+        await asyncio.sleep(0)  # the stream starts and waits for events (not a synchronisation)
+        publish(feed, "SPY")
+        async with asyncio.timeout(5):
+            await running
+        return stacked, direct
+
+    stacked, direct = asyncio.run(scenario())
+    assert stacked == ["http.response.start"]
+    assert direct == ["http.response.body"] * 3, "retry line, the event, and the end of the body"
