@@ -330,7 +330,11 @@ def main(argv: list[str] | None = None) -> None:
                 "workers": [worker.process.pid for worker in pipeline.workers],
             }
             for role, millicpu in requests.items():
-                groups.place(role, millicpu, pids[role])
+                if role == "workers":  # a pod each, so a group each: their weights add up, as on a node
+                    for number, pid in enumerate(pids[role], start=1):
+                        groups.place(f"worker{number}", millicpu, [pid])
+                else:
+                    groups.place(role, millicpu, pids[role])
             results["cpu_requests"] = groups.placed or "none: every process in the root cgroup"
             feed.start()
             known = lambda: len(httpx.get(f"{gateway.url}/v1/symbols", timeout=5).json()["symbols"])  # noqa: E731

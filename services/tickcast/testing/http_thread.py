@@ -66,9 +66,9 @@ def read_answer(reader: BinaryIO, head_only: bool = False) -> bytes:
     reader of the connection (``conn.makefile("rb")``), so pipelined answers are read one at a time.
 
     >>> import io
-    >>> reader = io.BytesIO(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokHTTP/1.1 304 Not Modified\r\n\r\n")
+    >>> reader = io.BytesIO(b"HTTP/1.1 200 OK\\r\\ncontent-length: 2\\r\\n\\r\\nokHTTP/1.1 304 Not Modified\\r\\n\\r\\n")
     >>> read_answer(reader), read_answer(reader)
-    (b'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok', b'HTTP/1.1 304 Not Modified\r\n\r\n')
+    (b'HTTP/1.1 200 OK\\r\\ncontent-length: 2\\r\\n\\r\\nok', b'HTTP/1.1 304 Not Modified\\r\\n\\r\\n')
     """
     head = b""
     while not head.endswith(b"\r\n\r\n"):
