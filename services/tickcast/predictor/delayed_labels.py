@@ -47,33 +47,39 @@ def shared_names(names: tuple[str, ...]) -> tuple[str, ...]:
     return _FEATURE_NAMES.setdefault(names, names)
 
 
-@dataclass(slots=True)
 class PendingForecast:
     """A served forecast, kept until its label tick arrives.
 
-    Up to 24 of these per symbol at the default horizons, so they are packed: the floats (log price,
-    forecast, half-width, then the feature values) in one ``array('d')``, against a tuple of feature names
-    shared by all. A dict and a float object each made them a third of a symbol's memory. The arrays hold
-    the same doubles, so :attr:`features` rebuilds a dict equal to the one served (same keys, same order, same
-    values) when the label arrives.
+    Up to 24 of these per symbol at the default horizons, so they are packed: every number (the due time, the
+    event time, the weight, the log price, the forecast, the half-width, the feature values, then the
+    challengers' forecasts) in one ``array('d')``, against tuples of feature names and challenger slots shared
+    by all. A dict and a float or int object per value made them a third of a symbol's memory, and the
+    challengers' dict of the shortest horizon's entries ~0.25 KB each. The times and counts are exact as
+    doubles (below 2**53), so the properties give back the ints served, and :attr:`features` and
+    :attr:`challengers` rebuild dicts equal to the ones served (same keys, same order, same values).
 
     >>> entry = PendingForecast.of(5, 0, 0.0, {"r1_bps": 1.5, "ewm_fast_bps": -0.5}, 0.1, 2.0)
     >>> other = PendingForecast.of(6, 0, 0.0, {"r1_bps": 0.0, "ewm_fast_bps": 0.0}, 0.0, 0.0)
-    >>> entry.features, entry.forecast_bps, entry.feature_names is other.feature_names
-    ({'r1_bps': 1.5, 'ewm_fast_bps': -0.5}, 0.1, True)
+    >>> entry.features, entry.forecast_bps, entry.due, entry.feature_names is other.feature_names
+    ({'r1_bps': 1.5, 'ewm_fast_bps': -0.5}, 0.1, 5, True)
+    >>> entry.challengers = {"pa": 0.25}
+    >>> entry.challengers, entry.features["ewm_fast_bps"], other.challengers
+    ({'pa': 0.25}, -0.5, None)
     """
 
-    due: int
-    """Event time (ms) from which a tick labels it; for a tick horizon, the symbol's tick count instead."""
-    made_at_ms: int
-    weight: int
-    """Forecasts it stands for: itself and those served but skipped since the previous one was enqueued."""
+    __slots__ = ("challenger_slots", "feature_names", "numbers")
+
     feature_names: tuple[str, ...]
     """Shared by every entry with the same names (see :func:`shared_names`)."""
     numbers: array[float]
-    """Log price, forecast (bps), half-width (bps), then the feature values in :attr:`feature_names` order."""
-    challengers: dict[str, float] | None = None
-    """Model selection's challengers' forecasts made from the same features (shortest horizon, sampled ticks)."""
+    """Due, made at, weight, log price, forecast (bps), half-width (bps), the feature values in
+    :attr:`feature_names` order, then the challengers' forecasts in :attr:`challenger_slots` order."""
+    challenger_slots: tuple[str, ...] | None
+    """Model selection's challengers whose forecasts, made from the same features, follow the features (shortest
+    horizon, sampled ticks); None when there are none (as :attr:`challengers` is None), shared like the names."""
+
+    def __init__(self, feature_names: tuple[str, ...], numbers: array[float], slots: tuple[str, ...] | None) -> None:
+        self.feature_names, self.numbers, self.challenger_slots = feature_names, numbers, slots
 
     @classmethod
     def of(
@@ -88,43 +94,86 @@ class PendingForecast:
         challengers: dict[str, float] | None = None,
     ) -> PendingForecast:
         """An entry for the served ``features`` (a dict, as the model saw them)."""
-        numbers = array("d", (log_price, forecast_bps, half_width_bps, *features.values()))
-        return cls(due, made_at_ms, weight, shared_names(tuple(features)), numbers, challengers)
+        # From a tuple, an array is allocated at its exact size (from an iterator it keeps room to grow).
+        head = (due, made_at_ms, weight, log_price, forecast_bps, half_width_bps, *features.values())
+        if challengers is None:
+            return cls(shared_names(tuple(features)), array("d", head), None)
+        numbers = array("d", (*head, *challengers.values()))
+        return cls(shared_names(tuple(features)), numbers, shared_names(tuple(challengers)))
+
+    @property
+    def due(self) -> int:
+        """Event time (ms) from which a tick labels it; for a tick horizon, the symbol's tick count instead."""
+        return int(self.numbers[_DUE])
+
+    @property
+    def made_at_ms(self) -> int:
+        return int(self.numbers[_MADE_AT])
+
+    @property
+    def weight(self) -> int:
+        """Forecasts it stands for: itself and those served but skipped since the previous one was enqueued."""
+        return int(self.numbers[_WEIGHT])
 
     @property
     def log_price(self) -> float:
-        return self.numbers[0]
+        return self.numbers[_LOG_PRICE]
 
     @property
     def forecast_bps(self) -> float:
-        return self.numbers[1]
+        return self.numbers[_FORECAST]
 
     @property
     def half_width_bps(self) -> float:
         """Half the width of the interval served with the forecast (its coverage is scored against it)."""
-        return self.numbers[2]
+        return self.numbers[_HALF_WIDTH]
 
     @property
     def features(self) -> dict[str, float]:
         """The features the forecast was made from, as the dict the model saw."""
-        return dict(zip(self.feature_names, self.numbers[_FEATURES_AT:], strict=True))
+        names = self.feature_names
+        return dict(zip(names, self.numbers[_FEATURES_AT : _FEATURES_AT + len(names)], strict=True))
+
+    @property
+    def challengers(self) -> dict[str, float] | None:
+        """The challengers' forecasts made from the same features, as the dict selection made; None if none."""
+        slots = self.challenger_slots
+        if slots is None:
+            return None
+        return dict(zip(slots, self.numbers[_FEATURES_AT + len(self.feature_names) :], strict=True))
+
+    @challengers.setter
+    def challengers(self, forecasts: dict[str, float] | None) -> None:
+        own = self.numbers[: _FEATURES_AT + len(self.feature_names)]
+        if forecasts is None:
+            self.numbers, self.challenger_slots = own, None
+        else:
+            self.numbers = array("d", (*own, *forecasts.values()))
+            self.challenger_slots = shared_names(tuple(forecasts))
 
     def __getstate__(self) -> list[Any]:
-        return [self.due, self.made_at_ms, self.weight, self.feature_names, self.numbers, self.challengers]
+        # The layout pickled before the times and challengers joined the array: workers of either kind read both.
+        numbers = self.numbers
+        own = numbers[_LOG_PRICE : _FEATURES_AT + len(self.feature_names)]
+        return [self.due, self.made_at_ms, self.weight, self.feature_names, own, self.challengers]
 
     def __setstate__(self, values: list[Any]) -> None:
         if len(values) == _ISSUE_15_LAYOUT:
             # (due, made_at_ms, log_price, features dict, forecast_bps, half_width_bps, weight, challengers)
             due, made_at, log_price, features, forecast, half_width, weight, challengers = values
             entry = PendingForecast.of(due, made_at, log_price, features, forecast, half_width, weight, challengers)
-            values = entry.__getstate__()
-        due, made_at, weight, names, numbers, challengers = values
-        self.due, self.made_at_ms, self.weight, self.challengers = due, made_at, weight, challengers
-        self.feature_names, self.numbers = shared_names(names), numbers
+        else:
+            # (due, made_at_ms, weight, feature names, [log price, forecast, half-width, *features], challengers)
+            due, made_at, weight, names, own, challengers = values
+            entry = PendingForecast(names, array("d", (due, made_at, weight, *own)), None)
+            if challengers is not None:
+                entry.challengers = challengers
+        self.feature_names, self.numbers = shared_names(entry.feature_names), entry.numbers
+        self.challenger_slots = entry.challenger_slots
 
 
-#: Where the feature values start in :attr:`PendingForecast.numbers`.
-_FEATURES_AT = 3
+#: Where each number sits in :attr:`PendingForecast.numbers`; the feature values start at ``_FEATURES_AT``.
+_DUE, _MADE_AT, _WEIGHT, _LOG_PRICE, _FORECAST, _HALF_WIDTH, _FEATURES_AT = range(7)
 #: Values a pending forecast pickled by issue 15's workers has (its features were a dict).
 _ISSUE_15_LAYOUT = 8
 
@@ -213,7 +262,7 @@ class LabelQueue:
         now = tick_count if self.horizon.in_ticks else time_ms
         count = 0
         for entry in self.pending:
-            if entry.due > now:
+            if entry.numbers[_DUE] > now:  # the due time, exact as a double
                 break
             count += 1
         return count
@@ -225,15 +274,15 @@ class LabelQueue:
     def label(entry: PendingForecast, log_price: float, time_ms: int, horizon: Horizon) -> ScoredLabel:
         """The scored label of ``entry`` by the tick at ``time_ms`` with log price ``log_price``."""
         # The packed numbers read here directly (once per label and tick): the same doubles the properties return.
-        numbers = entry.numbers
+        numbers, names = entry.numbers, entry.feature_names
         return ScoredLabel(
             horizon,
-            dict(zip(entry.feature_names, numbers[_FEATURES_AT:], strict=True)),
-            1e4 * (log_price - numbers[0]),
-            numbers[1],
-            numbers[2],
-            time_ms - entry.made_at_ms,
-            entry.weight,
+            dict(zip(names, numbers[_FEATURES_AT : _FEATURES_AT + len(names)], strict=True)),
+            1e4 * (log_price - numbers[_LOG_PRICE]),
+            numbers[_FORECAST],
+            numbers[_HALF_WIDTH],
+            time_ms - int(numbers[_MADE_AT]),
+            int(numbers[_WEIGHT]),
             entry.challengers,
         )
 
