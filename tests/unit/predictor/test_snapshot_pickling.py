@@ -163,6 +163,21 @@ def test_two_restored_symbols_share_their_feature_names_and_statuses(busy_state:
     assert first.last_prediction.status is second.last_prediction.status
 
 
+def test_two_restored_symbols_share_their_settings(busy_state: SymbolState) -> None:
+    data = snapshot_pickling.dumps(busy_state)
+    first, second = pickle.loads(data), pickle.loads(data)  # nosec B301 # pickled just above
+
+    def settings(state: SymbolState) -> list[float]:
+        found = [state.features.ewm_fast.fading_factor, state.features.variance.fading_factor]
+        for horizon in state.horizons:
+            assert horizon.interval is not None
+            found += [horizon.abs_error.fading_factor, horizon.interval.coverage, horizon.interval.step]
+        return found
+
+    assert settings(first) == settings(busy_state)
+    assert [id(value) for value in settings(first)] == [id(value) for value in settings(second)]
+
+
 def test_a_number_held_in_two_places_loads_once_and_zeros_keep_their_sign() -> None:
     coverage, big = 0.9, 10**12
     restored: Any = pickle.loads(snapshot_pickling.dumps([stats.Mean(), _Pair(coverage, big), _Pair(coverage, big)]))
