@@ -23,7 +23,7 @@ after a forecast is served, :meth:`LabelQueue.due_count` + :meth:`LabelQueue.pee
 from __future__ import annotations
 
 from array import array
-from dataclasses import dataclass, field, fields
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from tickcast.predictor.horizons import Horizon
@@ -195,7 +195,6 @@ class ScoredLabel(NamedTuple):
     """See :attr:`PendingForecast.challengers`."""
 
 
-@dataclass(slots=True)
 class LabelQueue:
     """Bounded pending forecasts of one symbol for one horizon, oldest first.
 
@@ -207,23 +206,44 @@ class LabelQueue:
     >>> label = q.label(q.peek(0), 1e-4, 1200, q.horizon)
     >>> round(label.target_bps, 6), label.delay_ms
     (1.0, 1200)
-    >>> q.pop(1); len(q.pending)
-    2
+    >>> q.pop(1); q.depth, [entry.made_at_ms for entry in q.pending]
+    (2, [250, 500])
+
+    The entries' numbers (as :class:`PendingForecast` packs them) follow one another in one ``array('d')`` of
+    the queue, each with its layout (feature names, challenger slots, width: shared tuples) in a list: an
+    object and an array per entry cost ~120 bytes more, ~3 KB for a symbol's 24. :attr:`pending` and
+    :meth:`peek` give entries as :class:`PendingForecast` copies; a snapshot holds those, as it did before.
     """
 
-    horizon: Horizon
-    capacity: int = DEFAULT_CAPACITY
-    pending: list[PendingForecast] = field(default_factory=list)
-    """Oldest first; a list, not a deque: a deque's first block alone is 600 bytes, and it holds 8 at most."""
-    last_offered_ms: int | None = None
-    enqueued: int = 0
-    skipped: int = 0
-    """Forecasts served but not enqueued: too close to the previous one, or the queue was full."""
-    dropped_gap: int = 0
-    """Pending forecasts dropped because a gap opened before their label (see the forecaster's gap rule)."""
-    scored: int = 0
-    unsampled: int = 0
-    """Forecasts served since the last one enqueued: the next one enqueued stands for them too."""
+    __slots__ = (
+        "_layouts", "_numbers", "capacity", "dropped_gap", "enqueued", "horizon", "last_offered_ms", "scored",
+        "skipped", "unsampled",
+    )  # fmt: skip
+
+    def __init__(self, horizon: Horizon, capacity: int = DEFAULT_CAPACITY) -> None:
+        self.horizon = horizon
+        self.capacity = capacity
+        self._numbers = array("d")
+        self._layouts: list[_Layout] = []
+        self.last_offered_ms: int | None = None
+        self.enqueued = 0
+        self.skipped = 0
+        """Forecasts served but not enqueued: too close to the previous one, or the queue was full."""
+        self.dropped_gap = 0
+        """Pending forecasts dropped because a gap opened before their label (see the forecaster's gap rule)."""
+        self.scored = 0
+        self.unsampled = 0
+        """Forecasts served since the last one enqueued: the next one enqueued stands for them too."""
+
+    @property
+    def depth(self) -> int:
+        """How many forecasts wait for their label."""
+        return len(self._layouts)
+
+    @property
+    def pending(self) -> list[PendingForecast]:
+        """Copies of the waiting forecasts, oldest first (changing one changes nothing here)."""
+        return [self.peek(index) for index in range(len(self._layouts))]
 
     @property
     def spacing_ms(self) -> int:
@@ -242,17 +262,26 @@ class LabelQueue:
         """Enqueue a served forecast if the spacing and the bound allow; False (and counted) if not."""
         horizon = self.horizon
         last = self.last_offered_ms
-        if (last is not None and time_ms - last < self.spacing_ms) or len(self.pending) >= self.capacity:
+        if (last is not None and time_ms - last < self.spacing_ms) or len(self._layouts) >= self.capacity:
             self.skipped += 1
             self.unsampled += 1
             return False
         due = tick_count + horizon.amount if horizon.in_ticks else time_ms + horizon.amount
         weight = self.unsampled + 1
-        self.pending.append(PendingForecast.of(due, time_ms, log_price, features, forecast_bps, half_width_bps, weight))
+        self._append(PendingForecast.of(due, time_ms, log_price, features, forecast_bps, half_width_bps, weight))
         self.unsampled = 0
         self.last_offered_ms = time_ms
         self.enqueued += 1
         return True
+
+    def attach_challengers(self, forecasts: dict[str, float] | None) -> None:
+        """Keep model selection's challengers' forecasts with the forecast enqueued last (made from its features)."""
+        if forecasts is not None:
+            last = self.peek(len(self._layouts) - 1)
+            self._numbers = self._numbers[: len(self._numbers) - self._layouts[-1][2]]
+            del self._layouts[-1]
+            last.challengers = forecasts
+            self._append(last)
 
     def due_count(self, time_ms: int, tick_count: int) -> int:
         """How many of the oldest pending forecasts the tick at ``time_ms`` (the ``tick_count``-th) labels.
@@ -260,15 +289,20 @@ class LabelQueue:
         Nothing changes: the caller learns them first and :meth:`pop` s them once that succeeded.
         """
         now = tick_count if self.horizon.in_ticks else time_ms
-        count = 0
-        for entry in self.pending:
-            if entry.numbers[_DUE] > now:  # the due time, exact as a double
+        numbers, at, count = self._numbers, 0, 0
+        for layout in self._layouts:
+            if numbers[at + _DUE] > now:  # the due time, exact as a double
                 break
+            at += layout[2]
             count += 1
         return count
 
     def peek(self, index: int) -> PendingForecast:
-        return self.pending[index]
+        """A copy of the ``index``-th oldest pending forecast."""
+        layouts = self._layouts
+        at = sum(layout[2] for layout in layouts[:index])
+        names, slots, width = layouts[index]
+        return PendingForecast(names, self._numbers[at : at + width], slots)
 
     @staticmethod
     def label(entry: PendingForecast, log_price: float, time_ms: int, horizon: Horizon) -> ScoredLabel:
@@ -288,27 +322,53 @@ class LabelQueue:
 
     def pop(self, count: int) -> None:
         """Forget the ``count`` oldest pending forecasts (labelled and learned)."""
-        del self.pending[:count]
+        at = sum(layout[2] for layout in self._layouts[:count])
+        self._numbers = self._numbers[at:]  # a slice is a new array at its exact size
+        del self._layouts[:count]
         self.scored += count
 
     def drop_all(self) -> int:
         """Drop every pending forecast (a gap opened before their labels); returns how many."""
-        dropped = len(self.pending)
-        self.pending.clear()
+        dropped = len(self._layouts)
+        self._numbers = array("d")
+        self._layouts.clear()
         self.dropped_gap += dropped
         self.last_offered_ms = None
         self.unsampled = 0
         return dropped
 
+    def _append(self, entry: PendingForecast) -> None:
+        # A new array at its exact size (an in-place extend keeps room to grow): a few per second at most.
+        self._numbers = self._numbers + entry.numbers
+        self._layouts.append(_layout(entry))
+
     def __getstate__(self) -> list[Any]:
-        return [getattr(self, name) for name in _QUEUE_FIELDS]
+        # The fields it pickled as a dataclass, pending forecasts as a list of entries: either kind reads both.
+        return [getattr(self, name) for name in PICKLED_FIELDS]
 
     def __setstate__(self, values: list[Any]) -> None:
-        for name, value in zip(_QUEUE_FIELDS, values, strict=True):
-            object.__setattr__(self, name, value)
-        # A deque, pickled before issue 15's memory work; or a list, which pickle loads with room to grow (8
-        # entries: room for 12): a slice is exact, ~32 B less.
-        self.pending = self.pending[:] if isinstance(self.pending, list) else list(self.pending)
+        entries: Iterable[PendingForecast] = ()
+        for name, value in zip(PICKLED_FIELDS, values, strict=True):
+            if name == "pending":
+                entries = value  # a list, or a deque pickled before issue 15's memory work
+            else:
+                object.__setattr__(self, name, value)
+        entries = tuple(entries)
+        self._numbers = array("d", [number for entry in entries for number in entry.numbers])
+        self._layouts = [_layout(entry) for entry in entries][:]  # a slice is at its exact size
 
 
-_QUEUE_FIELDS = tuple(spec.name for spec in fields(LabelQueue))
+#: What a :class:`LabelQueue` pickles, in this order: the fields it had as a dataclass.
+PICKLED_FIELDS = (
+    "horizon", "capacity", "pending", "last_offered_ms", "enqueued", "skipped", "dropped_gap", "scored", "unsampled",
+)  # fmt: skip
+
+#: An entry's feature names, challenger slots and count of numbers.
+_Layout = tuple[tuple[str, ...], tuple[str, ...] | None, int]
+_LAYOUTS: dict[_Layout, _Layout] = {}
+
+
+def _layout(entry: PendingForecast) -> _Layout:
+    """The one shared layout tuple of ``entry``'s kind."""
+    layout = (entry.feature_names, entry.challenger_slots, len(entry.numbers))
+    return _LAYOUTS.setdefault(layout, layout)

@@ -355,7 +355,7 @@ class Forecaster:
         if horizon.horizon == NEXT_TICK[0]:
             limit = min(OUTLIER_SIGMAS * state.features.scale_bps(), limit)
         state.selection.forecast(features, limit, horizon.model)
-        horizon.queue.pending[-1].challengers = state.selection.pending
+        horizon.queue.attach_challengers(state.selection.pending)
         state.selection.pending = None
 
     def _govern(self, state: SymbolState, labels: list[ScoredLabel], tick: Tick, lineage: Lineage, now_us: int) -> None:

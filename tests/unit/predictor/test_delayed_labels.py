@@ -10,7 +10,7 @@ from array import array
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tickcast.predictor.delayed_labels import LabelQueue, PendingForecast
+from tickcast.predictor.delayed_labels import PICKLED_FIELDS, LabelQueue, PendingForecast
 from tickcast.predictor.horizons import Horizon
 
 gaps_ms = st.lists(st.integers(0, 700), min_size=1, max_size=400)
@@ -101,3 +101,20 @@ def test_a_pending_forecast_keeps_every_number_in_one_array_and_no_dict() -> Non
     label = queue.label(entry, 5.1, 1_381_152_601_200, queue.horizon)
     assert (label.delay_ms, label.weight, label.challengers) == (1077, 1, {"linear~fresh": -0.75})
     assert type(label.delay_ms) is int and type(label.weight) is int and entry.due == 1_381_152_601_123
+
+
+def test_a_queue_pickles_its_pending_forecasts_as_a_list_of_entries_as_before() -> None:
+    queue = LabelQueue(Horizon(1000), capacity=4)
+    for now in (0, 300, 600):
+        queue.offer(now, 1, 0.5, {"r1_bps": float(now)}, 0.1, 1.0)
+    queue.attach_challengers({"linear~fresh": 0.2})
+    values = queue.__getstate__()
+    entries = values[PICKLED_FIELDS.index("pending")]
+    assert type(entries) is list and [type(entry) for entry in entries] == [PendingForecast] * 3
+    assert [entry.challengers for entry in entries] == [None, None, {"linear~fresh": 0.2}]
+    restored = LabelQueue.__new__(LabelQueue)
+    restored.__setstate__(values)
+    assert [(e.due, e.features, e.challengers) for e in restored.pending] == [
+        (e.due, e.features, e.challengers) for e in queue.pending
+    ]
+    assert restored.due_count(1300, 9) == queue.due_count(1300, 9) == 2

@@ -249,7 +249,9 @@ def test_a_restored_last_prediction_shares_its_new_workers_strings(busy_state: S
 def test_a_restored_states_lists_are_exact_size(busy_state: SymbolState) -> None:
     # Pickle loads a list with room to grow: 32 B more for each of the horizons' list and their queues.
     restored = pickle.loads(snapshot_pickling.dumps(busy_state))  # nosec B301 # pickled just above
-    lists = [restored.horizons, *(h.queue.pending for h in restored.horizons)]
+    lists = [restored.horizons, *(h.queue._layouts for h in restored.horizons)]  # the queues' one list each
     assert all(len(listed) > 0 for listed in lists)
     assert [sys.getsizeof(listed) for listed in lists] == [sys.getsizeof(listed[:]) for listed in lists]
+    arrays = [h.queue._numbers for h in restored.horizons]
+    assert [sys.getsizeof(numbers) for numbers in arrays] == [sys.getsizeof(numbers[:]) for numbers in arrays]
     assert _continue(restored) == _uninterrupted()
