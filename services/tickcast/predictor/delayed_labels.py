@@ -23,7 +23,7 @@ after a forecast is served, :meth:`LabelQueue.due_count` + :meth:`LabelQueue.pee
 from __future__ import annotations
 
 from array import array
-from dataclasses import dataclass, field, fields
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from tickcast.predictor.horizons import Horizon
@@ -47,33 +47,39 @@ def shared_names(names: tuple[str, ...]) -> tuple[str, ...]:
     return _FEATURE_NAMES.setdefault(names, names)
 
 
-@dataclass(slots=True)
 class PendingForecast:
     """A served forecast, kept until its label tick arrives.
 
-    Up to 24 of these per symbol at the default horizons, so they are packed: the floats (log price,
-    forecast, half-width, then the feature values) in one ``array('d')``, against a tuple of feature names
-    shared by all. A dict and a float object each made them a third of a symbol's memory. The arrays hold
-    the same doubles, so :attr:`features` rebuilds a dict equal to the one served (same keys, same order, same
-    values) when the label arrives.
+    Up to 24 of these per symbol at the default horizons, so they are packed: every number (the due time, the
+    event time, the weight, the log price, the forecast, the half-width, the feature values, then the
+    challengers' forecasts) in one ``array('d')``, against tuples of feature names and challenger slots shared
+    by all. A dict and a float or int object per value made them a third of a symbol's memory, and the
+    challengers' dict of the shortest horizon's entries ~0.25 KB each. The times and counts are exact as
+    doubles (below 2**53), so the properties give back the ints served, and :attr:`features` and
+    :attr:`challengers` rebuild dicts equal to the ones served (same keys, same order, same values).
 
     >>> entry = PendingForecast.of(5, 0, 0.0, {"r1_bps": 1.5, "ewm_fast_bps": -0.5}, 0.1, 2.0)
     >>> other = PendingForecast.of(6, 0, 0.0, {"r1_bps": 0.0, "ewm_fast_bps": 0.0}, 0.0, 0.0)
-    >>> entry.features, entry.forecast_bps, entry.feature_names is other.feature_names
-    ({'r1_bps': 1.5, 'ewm_fast_bps': -0.5}, 0.1, True)
+    >>> entry.features, entry.forecast_bps, entry.due, entry.feature_names is other.feature_names
+    ({'r1_bps': 1.5, 'ewm_fast_bps': -0.5}, 0.1, 5, True)
+    >>> entry.challengers = {"pa": 0.25}
+    >>> entry.challengers, entry.features["ewm_fast_bps"], other.challengers
+    ({'pa': 0.25}, -0.5, None)
     """
 
-    due: int
-    """Event time (ms) from which a tick labels it; for a tick horizon, the symbol's tick count instead."""
-    made_at_ms: int
-    weight: int
-    """Forecasts it stands for: itself and those served but skipped since the previous one was enqueued."""
+    __slots__ = ("challenger_slots", "feature_names", "numbers")
+
     feature_names: tuple[str, ...]
     """Shared by every entry with the same names (see :func:`shared_names`)."""
     numbers: array[float]
-    """Log price, forecast (bps), half-width (bps), then the feature values in :attr:`feature_names` order."""
-    challengers: dict[str, float] | None = None
-    """Model selection's challengers' forecasts made from the same features (shortest horizon, sampled ticks)."""
+    """Due, made at, weight, log price, forecast (bps), half-width (bps), the feature values in
+    :attr:`feature_names` order, then the challengers' forecasts in :attr:`challenger_slots` order."""
+    challenger_slots: tuple[str, ...] | None
+    """Model selection's challengers whose forecasts, made from the same features, follow the features (shortest
+    horizon, sampled ticks); None when there are none (as :attr:`challengers` is None), shared like the names."""
+
+    def __init__(self, feature_names: tuple[str, ...], numbers: array[float], slots: tuple[str, ...] | None) -> None:
+        self.feature_names, self.numbers, self.challenger_slots = feature_names, numbers, slots
 
     @classmethod
     def of(
@@ -88,43 +94,86 @@ class PendingForecast:
         challengers: dict[str, float] | None = None,
     ) -> PendingForecast:
         """An entry for the served ``features`` (a dict, as the model saw them)."""
-        numbers = array("d", (log_price, forecast_bps, half_width_bps, *features.values()))
-        return cls(due, made_at_ms, weight, shared_names(tuple(features)), numbers, challengers)
+        # From a tuple, an array is allocated at its exact size (from an iterator it keeps room to grow).
+        head = (due, made_at_ms, weight, log_price, forecast_bps, half_width_bps, *features.values())
+        if challengers is None:
+            return cls(shared_names(tuple(features)), array("d", head), None)
+        numbers = array("d", (*head, *challengers.values()))
+        return cls(shared_names(tuple(features)), numbers, shared_names(tuple(challengers)))
+
+    @property
+    def due(self) -> int:
+        """Event time (ms) from which a tick labels it; for a tick horizon, the symbol's tick count instead."""
+        return int(self.numbers[_DUE])
+
+    @property
+    def made_at_ms(self) -> int:
+        return int(self.numbers[_MADE_AT])
+
+    @property
+    def weight(self) -> int:
+        """Forecasts it stands for: itself and those served but skipped since the previous one was enqueued."""
+        return int(self.numbers[_WEIGHT])
 
     @property
     def log_price(self) -> float:
-        return self.numbers[0]
+        return self.numbers[_LOG_PRICE]
 
     @property
     def forecast_bps(self) -> float:
-        return self.numbers[1]
+        return self.numbers[_FORECAST]
 
     @property
     def half_width_bps(self) -> float:
         """Half the width of the interval served with the forecast (its coverage is scored against it)."""
-        return self.numbers[2]
+        return self.numbers[_HALF_WIDTH]
 
     @property
     def features(self) -> dict[str, float]:
         """The features the forecast was made from, as the dict the model saw."""
-        return dict(zip(self.feature_names, self.numbers[_FEATURES_AT:], strict=True))
+        names = self.feature_names
+        return dict(zip(names, self.numbers[_FEATURES_AT : _FEATURES_AT + len(names)], strict=True))
+
+    @property
+    def challengers(self) -> dict[str, float] | None:
+        """The challengers' forecasts made from the same features, as the dict selection made; None if none."""
+        slots = self.challenger_slots
+        if slots is None:
+            return None
+        return dict(zip(slots, self.numbers[_FEATURES_AT + len(self.feature_names) :], strict=True))
+
+    @challengers.setter
+    def challengers(self, forecasts: dict[str, float] | None) -> None:
+        own = self.numbers[: _FEATURES_AT + len(self.feature_names)]
+        if forecasts is None:
+            self.numbers, self.challenger_slots = own, None
+        else:
+            self.numbers = array("d", (*own, *forecasts.values()))
+            self.challenger_slots = shared_names(tuple(forecasts))
 
     def __getstate__(self) -> list[Any]:
-        return [self.due, self.made_at_ms, self.weight, self.feature_names, self.numbers, self.challengers]
+        # The layout pickled before the times and challengers joined the array: workers of either kind read both.
+        numbers = self.numbers
+        own = numbers[_LOG_PRICE : _FEATURES_AT + len(self.feature_names)]
+        return [self.due, self.made_at_ms, self.weight, self.feature_names, own, self.challengers]
 
     def __setstate__(self, values: list[Any]) -> None:
         if len(values) == _ISSUE_15_LAYOUT:
             # (due, made_at_ms, log_price, features dict, forecast_bps, half_width_bps, weight, challengers)
             due, made_at, log_price, features, forecast, half_width, weight, challengers = values
             entry = PendingForecast.of(due, made_at, log_price, features, forecast, half_width, weight, challengers)
-            values = entry.__getstate__()
-        due, made_at, weight, names, numbers, challengers = values
-        self.due, self.made_at_ms, self.weight, self.challengers = due, made_at, weight, challengers
-        self.feature_names, self.numbers = shared_names(names), numbers
+        else:
+            # (due, made_at_ms, weight, feature names, [log price, forecast, half-width, *features], challengers)
+            due, made_at, weight, names, own, challengers = values
+            entry = PendingForecast(names, array("d", (due, made_at, weight, *own)), None)
+            if challengers is not None:
+                entry.challengers = challengers
+        self.feature_names, self.numbers = shared_names(entry.feature_names), entry.numbers
+        self.challenger_slots = entry.challenger_slots
 
 
-#: Where the feature values start in :attr:`PendingForecast.numbers`.
-_FEATURES_AT = 3
+#: Where each number sits in :attr:`PendingForecast.numbers`; the feature values start at ``_FEATURES_AT``.
+_DUE, _MADE_AT, _WEIGHT, _LOG_PRICE, _FORECAST, _HALF_WIDTH, _FEATURES_AT = range(7)
 #: Values a pending forecast pickled by issue 15's workers has (its features were a dict).
 _ISSUE_15_LAYOUT = 8
 
@@ -146,7 +195,6 @@ class ScoredLabel(NamedTuple):
     """See :attr:`PendingForecast.challengers`."""
 
 
-@dataclass(slots=True)
 class LabelQueue:
     """Bounded pending forecasts of one symbol for one horizon, oldest first.
 
@@ -158,23 +206,44 @@ class LabelQueue:
     >>> label = q.label(q.peek(0), 1e-4, 1200, q.horizon)
     >>> round(label.target_bps, 6), label.delay_ms
     (1.0, 1200)
-    >>> q.pop(1); len(q.pending)
-    2
+    >>> q.pop(1); q.depth, [entry.made_at_ms for entry in q.pending]
+    (2, [250, 500])
+
+    The entries' numbers (as :class:`PendingForecast` packs them) follow one another in one ``array('d')`` of
+    the queue, each with its layout (feature names, challenger slots, width: shared tuples) in a list: an
+    object and an array per entry cost ~120 bytes more, ~3 KB for a symbol's 24. :attr:`pending` and
+    :meth:`peek` give entries as :class:`PendingForecast` copies; a snapshot holds those, as it did before.
     """
 
-    horizon: Horizon
-    capacity: int = DEFAULT_CAPACITY
-    pending: list[PendingForecast] = field(default_factory=list)
-    """Oldest first; a list, not a deque: a deque's first block alone is 600 bytes, and it holds 8 at most."""
-    last_offered_ms: int | None = None
-    enqueued: int = 0
-    skipped: int = 0
-    """Forecasts served but not enqueued: too close to the previous one, or the queue was full."""
-    dropped_gap: int = 0
-    """Pending forecasts dropped because a gap opened before their label (see the forecaster's gap rule)."""
-    scored: int = 0
-    unsampled: int = 0
-    """Forecasts served since the last one enqueued: the next one enqueued stands for them too."""
+    __slots__ = (
+        "_layouts", "_numbers", "capacity", "dropped_gap", "enqueued", "horizon", "last_offered_ms", "scored",
+        "skipped", "unsampled",
+    )  # fmt: skip
+
+    def __init__(self, horizon: Horizon, capacity: int = DEFAULT_CAPACITY) -> None:
+        self.horizon = horizon
+        self.capacity = capacity
+        self._numbers = array("d")
+        self._layouts: list[_Layout] = []
+        self.last_offered_ms: int | None = None
+        self.enqueued = 0
+        self.skipped = 0
+        """Forecasts served but not enqueued: too close to the previous one, or the queue was full."""
+        self.dropped_gap = 0
+        """Pending forecasts dropped because a gap opened before their label (see the forecaster's gap rule)."""
+        self.scored = 0
+        self.unsampled = 0
+        """Forecasts served since the last one enqueued: the next one enqueued stands for them too."""
+
+    @property
+    def depth(self) -> int:
+        """How many forecasts wait for their label."""
+        return len(self._layouts)
+
+    @property
+    def pending(self) -> list[PendingForecast]:
+        """Copies of the waiting forecasts, oldest first (changing one changes nothing here)."""
+        return [self.peek(index) for index in range(len(self._layouts))]
 
     @property
     def spacing_ms(self) -> int:
@@ -193,17 +262,26 @@ class LabelQueue:
         """Enqueue a served forecast if the spacing and the bound allow; False (and counted) if not."""
         horizon = self.horizon
         last = self.last_offered_ms
-        if (last is not None and time_ms - last < self.spacing_ms) or len(self.pending) >= self.capacity:
+        if (last is not None and time_ms - last < self.spacing_ms) or len(self._layouts) >= self.capacity:
             self.skipped += 1
             self.unsampled += 1
             return False
         due = tick_count + horizon.amount if horizon.in_ticks else time_ms + horizon.amount
         weight = self.unsampled + 1
-        self.pending.append(PendingForecast.of(due, time_ms, log_price, features, forecast_bps, half_width_bps, weight))
+        self._append(PendingForecast.of(due, time_ms, log_price, features, forecast_bps, half_width_bps, weight))
         self.unsampled = 0
         self.last_offered_ms = time_ms
         self.enqueued += 1
         return True
+
+    def attach_challengers(self, forecasts: dict[str, float] | None) -> None:
+        """Keep model selection's challengers' forecasts with the forecast enqueued last (made from its features)."""
+        if forecasts is not None:
+            last = self.peek(len(self._layouts) - 1)
+            self._numbers = self._numbers[: len(self._numbers) - self._layouts[-1][2]]
+            del self._layouts[-1]
+            last.challengers = forecasts
+            self._append(last)
 
     def due_count(self, time_ms: int, tick_count: int) -> int:
         """How many of the oldest pending forecasts the tick at ``time_ms`` (the ``tick_count``-th) labels.
@@ -211,55 +289,86 @@ class LabelQueue:
         Nothing changes: the caller learns them first and :meth:`pop` s them once that succeeded.
         """
         now = tick_count if self.horizon.in_ticks else time_ms
-        count = 0
-        for entry in self.pending:
-            if entry.due > now:
+        numbers, at, count = self._numbers, 0, 0
+        for layout in self._layouts:
+            if numbers[at + _DUE] > now:  # the due time, exact as a double
                 break
+            at += layout[2]
             count += 1
         return count
 
     def peek(self, index: int) -> PendingForecast:
-        return self.pending[index]
+        """A copy of the ``index``-th oldest pending forecast."""
+        layouts = self._layouts
+        at = sum(layout[2] for layout in layouts[:index])
+        names, slots, width = layouts[index]
+        return PendingForecast(names, self._numbers[at : at + width], slots)
 
     @staticmethod
     def label(entry: PendingForecast, log_price: float, time_ms: int, horizon: Horizon) -> ScoredLabel:
         """The scored label of ``entry`` by the tick at ``time_ms`` with log price ``log_price``."""
         # The packed numbers read here directly (once per label and tick): the same doubles the properties return.
-        numbers = entry.numbers
+        numbers, names = entry.numbers, entry.feature_names
         return ScoredLabel(
             horizon,
-            dict(zip(entry.feature_names, numbers[_FEATURES_AT:], strict=True)),
-            1e4 * (log_price - numbers[0]),
-            numbers[1],
-            numbers[2],
-            time_ms - entry.made_at_ms,
-            entry.weight,
+            dict(zip(names, numbers[_FEATURES_AT : _FEATURES_AT + len(names)], strict=True)),
+            1e4 * (log_price - numbers[_LOG_PRICE]),
+            numbers[_FORECAST],
+            numbers[_HALF_WIDTH],
+            time_ms - int(numbers[_MADE_AT]),
+            int(numbers[_WEIGHT]),
             entry.challengers,
         )
 
     def pop(self, count: int) -> None:
         """Forget the ``count`` oldest pending forecasts (labelled and learned)."""
-        del self.pending[:count]
+        at = sum(layout[2] for layout in self._layouts[:count])
+        self._numbers = self._numbers[at:]  # a slice is a new array at its exact size
+        del self._layouts[:count]
         self.scored += count
 
     def drop_all(self) -> int:
         """Drop every pending forecast (a gap opened before their labels); returns how many."""
-        dropped = len(self.pending)
-        self.pending.clear()
+        dropped = len(self._layouts)
+        self._numbers = array("d")
+        self._layouts.clear()
         self.dropped_gap += dropped
         self.last_offered_ms = None
         self.unsampled = 0
         return dropped
 
+    def _append(self, entry: PendingForecast) -> None:
+        # A new array at its exact size (an in-place extend keeps room to grow): a few per second at most.
+        self._numbers = self._numbers + entry.numbers
+        self._layouts.append(_layout(entry))
+
     def __getstate__(self) -> list[Any]:
-        return [getattr(self, name) for name in _QUEUE_FIELDS]
+        # The fields it pickled as a dataclass, pending forecasts as a list of entries: either kind reads both.
+        return [getattr(self, name) for name in PICKLED_FIELDS]
 
     def __setstate__(self, values: list[Any]) -> None:
-        for name, value in zip(_QUEUE_FIELDS, values, strict=True):
-            object.__setattr__(self, name, value)
-        # A deque, pickled before issue 15's memory work; or a list, which pickle loads with room to grow (8
-        # entries: room for 12): a slice is exact, ~32 B less.
-        self.pending = self.pending[:] if isinstance(self.pending, list) else list(self.pending)
+        entries: Iterable[PendingForecast] = ()
+        for name, value in zip(PICKLED_FIELDS, values, strict=True):
+            if name == "pending":
+                entries = value  # a list, or a deque pickled before issue 15's memory work
+            else:
+                object.__setattr__(self, name, value)
+        entries = tuple(entries)
+        self._numbers = array("d", [number for entry in entries for number in entry.numbers])
+        self._layouts = [_layout(entry) for entry in entries][:]  # a slice is at its exact size
 
 
-_QUEUE_FIELDS = tuple(spec.name for spec in fields(LabelQueue))
+#: What a :class:`LabelQueue` pickles, in this order: the fields it had as a dataclass.
+PICKLED_FIELDS = (
+    "horizon", "capacity", "pending", "last_offered_ms", "enqueued", "skipped", "dropped_gap", "scored", "unsampled",
+)  # fmt: skip
+
+#: An entry's feature names, challenger slots and count of numbers.
+_Layout = tuple[tuple[str, ...], tuple[str, ...] | None, int]
+_LAYOUTS: dict[_Layout, _Layout] = {}
+
+
+def _layout(entry: PendingForecast) -> _Layout:
+    """The one shared layout tuple of ``entry``'s kind."""
+    layout = (entry.feature_names, entry.challenger_slots, len(entry.numbers))
+    return _LAYOUTS.setdefault(layout, layout)

@@ -37,6 +37,7 @@ from tickcast.predictor.model_calls import predict_one
 from tickcast.predictor.models import ModelSpec, OnlineRegressor, model_spec
 from tickcast.predictor.selection.champion import ModelSelection, SelectionConfig, warm_up_of
 from tickcast.predictor.selection.events import model_event
+from tickcast.predictor.shared_settings import share_settings
 
 log = structlog.get_logger("tickcast.predictor")
 
@@ -59,11 +60,9 @@ class SymbolState:
     ticks_learned: int = 0
     """Ticks of this symbol that completed at least one label the models learned (one per tick at most)."""
     ticks_seen: int = 0
-    pending_features: dict[str, float] | None = None
-    """Unused since horizons; kept so snapshots older than them restore."""
+    pending_features: dict[str, float] | None = None  # unused since horizons; kept so older snapshots restore
     pending_forecast: float = 0.0
-    abs_error: stats.EWMean = field(default_factory=lambda: stats.EWMean(fading_factor=0.01))
-    """The shortest horizon's EW mean absolute error (``horizons[0].abs_error``)."""
+    abs_error: stats.EWMean = field(default_factory=lambda: stats.EWMean(fading_factor=0.01))  # horizons[0].abs_error
     errors_scored: int = 0
     last_event_time: int | None = None
     last_prediction: Prediction | None = None
@@ -105,6 +104,7 @@ class SymbolState:
         for spec in fields(SymbolState)[len(values) :]:
             default = spec.default_factory() if spec.default_factory is not MISSING else spec.default
             object.__setattr__(self, spec.name, default)
+        share_settings(self.horizons, self.features)  # the worker's settings, not the snapshot's copies
 
 
 _STATE_FIELDS = tuple(spec.name for spec in fields(SymbolState))
@@ -355,7 +355,7 @@ class Forecaster:
         if horizon.horizon == NEXT_TICK[0]:
             limit = min(OUTLIER_SIGMAS * state.features.scale_bps(), limit)
         state.selection.forecast(features, limit, horizon.model)
-        horizon.queue.pending[-1].challengers = state.selection.pending
+        horizon.queue.attach_challengers(state.selection.pending)
         state.selection.pending = None
 
     def _govern(self, state: SymbolState, labels: list[ScoredLabel], tick: Tick, lineage: Lineage, now_us: int) -> None:

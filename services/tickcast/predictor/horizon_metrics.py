@@ -75,7 +75,7 @@ def horizon_families(states: Iterable[HasHorizons]) -> Iterator[Metric]:
         for horizon in state.horizons:
             label = horizon.horizon.label
             queue = horizon.queue
-            pending[label] = pending.get(label, 0) + len(queue.pending)
+            pending[label] = pending.get(label, 0) + queue.depth
             for reason, count in (("gap", queue.dropped_gap), ("outlier", horizon.dropped_outlier),
                                   ("unsampled", queue.skipped)):  # fmt: skip
                 dropped[label, reason] = dropped.get((label, reason), 0) + count

@@ -56,8 +56,8 @@ class HorizonState:
 
         May raise (the model's ``learn_one``); nothing of ours has changed then.
         """
-        pending, scored, horizon = self.queue.pending, LabelQueue.label, self.horizon
-        labels = [scored(pending[i], log_price, time_ms, horizon) for i in range(count)]
+        queue, scored, horizon = self.queue, LabelQueue.label, self.horizon
+        labels = [scored(queue.peek(i), log_price, time_ms, horizon) for i in range(count)]
         if not label_is_outlier:
             model = self.model
             for label in labels:

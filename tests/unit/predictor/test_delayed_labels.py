@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
+import sys
+from array import array
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tickcast.predictor.delayed_labels import LabelQueue
+from tickcast.predictor.delayed_labels import PICKLED_FIELDS, LabelQueue, PendingForecast
 from tickcast.predictor.horizons import Horizon
 
 gaps_ms = st.lists(st.integers(0, 700), min_size=1, max_size=400)
@@ -63,3 +66,55 @@ def test_a_gap_drops_everything_pending_and_counts_it() -> None:
         queue.offer(now, 0, 0.0, {}, 0.0, 0.0)
     assert queue.drop_all() == 3 and queue.dropped_gap == 3 and not queue.pending
     assert queue.offer(601, 0, 0.0, {}, 0.0, 0.0), "spacing starts over after a gap"
+
+
+def test_a_pending_forecast_pickled_in_the_previous_layout_restores_the_same_values() -> None:
+    # Before the times, weight and challengers joined the array: (due, made_at_ms, weight, feature names,
+    # array of log price, forecast, half-width and features, challengers dict or None).
+    previous = [61_000, 1_000, 3, ("r1_bps", "ewm_fast_bps"), array("d", [4.5, 0.25, 2.0, 1.5, -0.5]), {"pa": 0.5}]
+    entry = PendingForecast.__new__(PendingForecast)
+    entry.__setstate__(previous)
+    assert (entry.due, entry.made_at_ms, entry.weight, entry.log_price, entry.forecast_bps) == (
+        61_000,
+        1_000,
+        3,
+        4.5,
+        0.25,
+    )
+    assert (entry.half_width_bps, entry.features, entry.challengers) == (
+        2.0,
+        {"r1_bps": 1.5, "ewm_fast_bps": -0.5},
+        {"pa": 0.5},
+    )
+    # And it pickles in that same layout, so a worker of either kind reads the other's snapshots.
+    assert entry.__getstate__() == previous
+    assert sys.getsizeof(entry.numbers) == sys.getsizeof(array("d", [0.0] * 9))  # exact size, no room to grow
+
+
+def test_a_pending_forecast_keeps_every_number_in_one_array_and_no_dict() -> None:
+    queue = LabelQueue(Horizon(1000))
+    queue.offer(1_381_152_600_123, 1, 5.1, {"r1_bps": 1.5}, 0.25, 2.0)
+    entry = queue.pending[0]
+    entry.challengers = {"linear~fresh": -0.75}
+    held = {id(value) for value in gc.get_referents(entry)}
+    assert held == {id(PendingForecast), id(entry.feature_names), id(entry.numbers), id(entry.challenger_slots)}
+    label = queue.label(entry, 5.1, 1_381_152_601_200, queue.horizon)
+    assert (label.delay_ms, label.weight, label.challengers) == (1077, 1, {"linear~fresh": -0.75})
+    assert type(label.delay_ms) is int and type(label.weight) is int and entry.due == 1_381_152_601_123
+
+
+def test_a_queue_pickles_its_pending_forecasts_as_a_list_of_entries_as_before() -> None:
+    queue = LabelQueue(Horizon(1000), capacity=4)
+    for now in (0, 300, 600):
+        queue.offer(now, 1, 0.5, {"r1_bps": float(now)}, 0.1, 1.0)
+    queue.attach_challengers({"linear~fresh": 0.2})
+    values = queue.__getstate__()
+    entries = values[PICKLED_FIELDS.index("pending")]
+    assert type(entries) is list and [type(entry) for entry in entries] == [PendingForecast] * 3
+    assert [entry.challengers for entry in entries] == [None, None, {"linear~fresh": 0.2}]
+    restored = LabelQueue.__new__(LabelQueue)
+    restored.__setstate__(values)
+    assert [(e.due, e.features, e.challengers) for e in restored.pending] == [
+        (e.due, e.features, e.challengers) for e in queue.pending
+    ]
+    assert restored.due_count(1300, 9) == queue.due_count(1300, 9) == 2

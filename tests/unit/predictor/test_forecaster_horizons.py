@@ -6,7 +6,6 @@ import math
 import pickle
 import random
 from collections import deque
-from dataclasses import fields
 from typing import Any
 
 from hypothesis import given, settings
@@ -14,7 +13,7 @@ from hypothesis import strategies as st
 
 from tickcast.common.records import Lineage, Tick
 from tickcast.predictor import snapshot_pickling
-from tickcast.predictor.delayed_labels import LabelQueue, PendingForecast
+from tickcast.predictor.delayed_labels import PICKLED_FIELDS, LabelQueue, PendingForecast
 from tickcast.predictor.forecaster import FLAG_AFTER_GAP, Forecaster, SymbolState
 from tickcast.predictor.horizons import parse_horizons
 from tickcast.predictor.models import ModelSpec, model_spec
@@ -137,7 +136,7 @@ def _issue15_layout(queue: LabelQueue) -> LabelQueue:
                           entry.half_width_bps, entry.weight, entry.challengers])  # fmt: skip
         entries.append(old)
     values = queue.__getstate__()
-    values[[spec.name for spec in fields(LabelQueue)].index("pending")] = entries
+    values[PICKLED_FIELDS.index("pending")] = entries
     restored = LabelQueue.__new__(LabelQueue)
     restored.__setstate__(values)
     return restored

@@ -163,6 +163,21 @@ def test_two_restored_symbols_share_their_feature_names_and_statuses(busy_state:
     assert first.last_prediction.status is second.last_prediction.status
 
 
+def test_two_restored_symbols_share_their_settings(busy_state: SymbolState) -> None:
+    data = snapshot_pickling.dumps(busy_state)
+    first, second = pickle.loads(data), pickle.loads(data)  # nosec B301 # pickled just above
+
+    def settings(state: SymbolState) -> list[float]:
+        found = [state.features.ewm_fast.fading_factor, state.features.variance.fading_factor]
+        for horizon in state.horizons:
+            assert horizon.interval is not None
+            found += [horizon.abs_error.fading_factor, horizon.interval.coverage, horizon.interval.step]
+        return found
+
+    assert settings(first) == settings(busy_state)
+    assert [id(value) for value in settings(first)] == [id(value) for value in settings(second)]
+
+
 def test_a_number_held_in_two_places_loads_once_and_zeros_keep_their_sign() -> None:
     coverage, big = 0.9, 10**12
     restored: Any = pickle.loads(snapshot_pickling.dumps([stats.Mean(), _Pair(coverage, big), _Pair(coverage, big)]))
@@ -234,7 +249,9 @@ def test_a_restored_last_prediction_shares_its_new_workers_strings(busy_state: S
 def test_a_restored_states_lists_are_exact_size(busy_state: SymbolState) -> None:
     # Pickle loads a list with room to grow: 32 B more for each of the horizons' list and their queues.
     restored = pickle.loads(snapshot_pickling.dumps(busy_state))  # nosec B301 # pickled just above
-    lists = [restored.horizons, *(h.queue.pending for h in restored.horizons)]
+    lists = [restored.horizons, *(h.queue._layouts for h in restored.horizons)]  # the queues' one list each
     assert all(len(listed) > 0 for listed in lists)
     assert [sys.getsizeof(listed) for listed in lists] == [sys.getsizeof(listed[:]) for listed in lists]
+    arrays = [h.queue._numbers for h in restored.horizons]
+    assert [sys.getsizeof(numbers) for numbers in arrays] == [sys.getsizeof(numbers[:]) for numbers in arrays]
     assert _continue(restored) == _uninterrupted()

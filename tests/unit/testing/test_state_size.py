@@ -18,5 +18,6 @@ def test_the_parts_of_a_restored_state_add_up_to_the_state_dropped_at_once() -> 
     whole = measure_at_once(data)
     parts = measure_pickle(data)
     # Reading the allocator into an int left that int alive across each part's second reading: 13 parts came
-    # to ~0.4 KB less than the whole. A few bytes of slack for the rounding of small blocks.
-    assert abs(parts.in_memory_bytes - whole) <= 64, f"parts {parts.in_memory_bytes} B, whole {whole} B"
+    # to ~0.4 KB less than the whole. Some slack: after other tests, one measure saw 69 B apart (tables that
+    # other symbols' loads filled, a small block freed by one way of dropping and not the other).
+    assert abs(parts.in_memory_bytes - whole) <= 128, f"parts {parts.in_memory_bytes} B, whole {whole} B"
