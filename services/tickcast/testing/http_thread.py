@@ -66,7 +66,9 @@ def read_answer(reader: BinaryIO, head_only: bool = False) -> bytes:
     reader of the connection (``conn.makefile("rb")``), so pipelined answers are read one at a time.
 
     >>> import io
-    >>> reader = io.BytesIO(b"HTTP/1.1 200 OK\\r\\ncontent-length: 2\\r\\n\\r\\nokHTTP/1.1 304 Not Modified\\r\\n\\r\\n")
+    >>> ok = b"HTTP/1.1 200 OK\\r\\ncontent-length: 2\\r\\n\\r\\nok"
+    >>> not_modified = b"HTTP/1.1 304 Not Modified\\r\\n\\r\\n"
+    >>> reader = io.BytesIO(ok + not_modified)
     >>> read_answer(reader), read_answer(reader)
     (b'HTTP/1.1 200 OK\\r\\ncontent-length: 2\\r\\n\\r\\nok', b'HTTP/1.1 304 Not Modified\\r\\n\\r\\n')
     """
