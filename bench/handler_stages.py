@@ -1,17 +1,18 @@
 """Where a tick's CPU goes inside the worker, stage by stage, in-process and without a broker (not in ``make bench``).
 
 ``python -m bench.handler_stages`` replays synthetic ticks (the configuration of issue 18's target: the
-default model, one horizon ``1t``, no interval, no challengers, no drift detector) through the worker's
-per-tick path with a clock read between the stages, and prints µs per tick of each: decode, validation,
-features, model, the rest of the forecaster, the prediction record, encode, the handler's counters, the
-batch loop's per-tick bookkeeping, and the produce call (librdkafka queues to an unreachable broker,
-so no delivery report is served). Beside them, the minimal loop's (``bench/minimal_loop.py``) decode,
-step and encode over the same records.
+default model, one horizon ``1t``, no interval, no challengers, no drift detector) through each stage of
+the worker's per-tick path and prints µs of CPU per tick of each: decode, validation, features, model, the
+rest of the forecaster, the prediction record, encode, the handler's counters, the batch loop's per-tick
+bookkeeping, and the produce call (librdkafka queues to an unreachable broker, so no delivery report is
+served). Beside them, the minimal loop's (``bench/minimal_loop.py``) decode and step over the same records.
 
-Some stages are timed in loops of their own over the values the handler saw (features, model, record), as
-they sit inside :meth:`Forecaster.process`; "forecaster, rest" is what is left of it. The clock reads cost
-is measured and taken off. ``time.process_time`` is not fine enough for one stage of one tick, so this
-uses ``perf_counter_ns``; on a loaded machine run more ``--rounds`` (each stage keeps its best round).
+Each stage is a loop of its own over all ticks, timed with this process's CPU time (``process_time_ns``),
+so another job taking the core does not count; per-tick clock reads would. Features, model and record are
+timed alone over the values the handler saw, as they sit inside :meth:`Forecaster.process`; "forecaster:
+rest" is what is left of it; "handler counters, outcome, interleaving" is what ``handle`` costs beyond its
+stages run apart (its counters and outcome, and the caches its stages share when they run together). Each
+stage keeps its best of ``--rounds``: on a shared machine, compare two versions round by round.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ STAGES = (
     "forecaster: prediction record",
     "forecaster: rest",
     "encode",
-    "handler counters and outcome",
+    "handler counters, outcome, interleaving",
     "batch loop bookkeeping",
     "publish (produce call)",
 )
@@ -54,18 +55,20 @@ def _settings() -> PredictorSettings:
     )  # fmt: skip
 
 
-def _clock_cost() -> float:
-    clock = time.perf_counter_ns
-    started = clock()
-    for _ in range(100_000):
-        clock()
-    return (clock() - started) / 100_000
+def _cpu_ns_per_tick(loop: Callable[[], object], n: int) -> float:
+    """CPU nanoseconds per tick of ``loop`` (this process's CPU time: another job on the core does not count)."""
+    started = time.process_time_ns()
+    loop()
+    return (time.process_time_ns() - started) / n
 
 
 def handler_round(records: list[Any], warmup: int) -> tuple[dict[str, float], list[Prediction]]:
-    """One pass of the per-tick path, a clock read between its stages: ns per tick by stage, and the predictions."""
+    """Each stage of the per-tick path as a loop of its own over the same ticks: ns per tick, and the predictions.
+
+    The stages that change state (the forecaster, the whole handler) run on twin handlers warmed up alike.
+    """
     settings = _settings()
-    handler = TickHandler(settings)
+    handler, twin = TickHandler(settings), TickHandler(settings)
     # An unreachable broker: produce() only queues, and "log_level" 0 keeps librdkafka's connect errors quiet.
     output = OutputProducer(
         settings, 5, **{"queue.buffering.max.messages": 2_000_000, "message.timeout.ms": 600_000, "log_level": 0}
@@ -73,67 +76,53 @@ def handler_round(records: list[Any], warmup: int) -> tuple[dict[str, float], li
     publisher = OutcomePublisher(output, "predictions", "dlq", "probe", handler.counters)
     for key, value, lineage in records[:warmup]:
         handler.handle(key, value, lineage)
+        twin.handle(key, value, lineage)
     timed = records[warmup:]
+    n = len(timed)
     codec, limits, max_bytes = handler.tick_codec, handler.limits, handler.max_bytes
-    counters = handler.counters
-    clock = time.perf_counter_ns
-    totals = dict.fromkeys(("decode", "read_tick", "process", "encode", "handle", "loop", "publish"), 0)
-    ticks: list[Any] = []
+    now_ms = time.time_ns() // 1_000_000
+    ticks = [read_tick(key, value, codec, now_ms, limits, max_bytes) for key, value, _ in timed]
     gc.collect()
     gc.freeze()
-    own_latency, changed = counters.own_latency_seconds.observe, set()
-    for key, value, _ in timed:
-        now_ms = time.time_ns() // 1_000_000
-        t0 = clock()
-        codec.decode_values(value)
-        t1 = clock()
-        tick = read_tick(key, value, codec, now_ms, limits, max_bytes)
-        t2 = clock()
-        ticks.append(tick)
-        totals["decode"] += t1 - t0
-        totals["read_tick"] += t2 - t1
-    # The handler itself, then its stages replayed on a twin handler over the same ticks.
-    twin = TickHandler(settings)
-    for key, value, lineage in records[:warmup]:
-        twin.handle(key, value, lineage)
-    twin_process, twin_encode = twin.forecaster.process, twin.prediction_codec.encode_object
+    result: dict[str, float] = {}
+    result["decode"] = _cpu_ns_per_tick(lambda: [codec.decode_values(value) for _, value, _ in timed], n)
+    result["read_tick"] = _cpu_ns_per_tick(
+        lambda: [read_tick(key, value, codec, now_ms, limits, max_bytes) for key, value, _ in timed], n
+    )
+    process, encode = twin.forecaster.process, twin.prediction_codec.encode_object
+    now_us = now_ms * 1000
     predictions: list[Prediction] = []
-    for tick, (_, _, lineage) in zip(ticks, timed, strict=True):
-        now_us = time.time_ns() // 1000
-        t0 = clock()
-        prediction = twin_process(tick, lineage, now_us)
-        t1 = clock()
-        twin_encode(prediction)
-        t2 = clock()
-        predictions.append(prediction)
-        totals["process"] += t1 - t0
-        totals["encode"] += t2 - t1
-    horizon = -1
-    for key, value, lineage in timed:
-        t0 = clock()
-        outcome = handler.handle(key, value, lineage)
-        t1 = clock()
-        publisher.publish(outcome, key, value, lineage)
-        t2 = clock()
+    result["process"] = _cpu_ns_per_tick(
+        lambda: predictions.extend(
+            process(tick, lineage, now_us) for tick, (_, _, lineage) in zip(ticks, timed, strict=True)
+        ),
+        n,
+    )
+    result["encode"] = _cpu_ns_per_tick(lambda: [encode(p) for p in predictions], n)
+    handle = handler.handle
+    outcomes: list[Any] = []
+    result["handle"] = _cpu_ns_per_tick(
+        lambda: outcomes.extend(handle(key, value, lineage) for key, value, lineage in timed), n
+    )
+    publish = publisher.publish
+    result["publish"] = _cpu_ns_per_tick(
+        lambda: [publish(o, k, v, lineage) for o, (k, v, lineage) in zip(outcomes, timed, strict=True)], n
+    )
+    own_latency, changed, horizon = handler.counters.own_latency_seconds.observe, set(), -1
+
+    def loop() -> None:
         # The batch loop's own per tick: the replay check, the lineage, the own-latency stamp, changed symbols.
-        _ = lineage.offset <= horizon and key
-        Lineage(lineage.topic, lineage.partition, lineage.offset, lineage.produced_at_ms)
-        own_latency(0.001)
-        if isinstance(outcome, Predicted):
-            changed.add(outcome.symbol)
-        t3 = clock()
-        totals["handle"] += t1 - t0
-        totals["publish"] += t2 - t1
-        totals["loop"] += t3 - t2
+        for outcome, (key, _, lineage) in zip(outcomes, timed, strict=True):
+            _ = lineage.offset <= horizon and key
+            Lineage(lineage.topic, lineage.partition, lineage.offset, lineage.produced_at_ms)
+            own_latency(0.001)
+            if isinstance(outcome, Predicted):
+                changed.add(outcome.symbol)
+
+    result["loop"] = _cpu_ns_per_tick(loop, n)
     output.close(0)
-    n = len(timed)
-    return {name: value / n for name, value in totals.items()}, predictions
-
-
-def _timed(loop: Callable[[], None], n: int) -> float:
-    started = time.perf_counter_ns()
-    loop()
-    return (time.perf_counter_ns() - started) / n
+    gc.unfreeze()
+    return result, predictions
 
 
 def parts_round(records: list[Any], warmup: int, predictions: list[Prediction]) -> dict[str, float]:
@@ -155,7 +144,7 @@ def parts_round(records: list[Any], warmup: int, predictions: list[Prediction]) 
             seen.append((symbol, update.features, update.return_bps or 0.0))
 
     n = len(timed)
-    result = {"features": _timed(features_loop, n)}
+    result = {"features": _cpu_ns_per_tick(features_loop, n)}
     models = {symbol: handler.forecaster.spec.build() for symbol in features}
     pending: dict[str, dict[str, float]] = {}
 
@@ -168,7 +157,7 @@ def parts_round(records: list[Any], warmup: int, predictions: list[Prediction]) 
             predict_one(model, x)
             pending[symbol] = x
 
-    result["model"] = _timed(model_loop, n)
+    result["model"] = _cpu_ns_per_tick(model_loop, n)
 
     def record_loop() -> None:
         for p in predictions:
@@ -182,7 +171,7 @@ def parts_round(records: list[Any], warmup: int, predictions: list[Prediction]) 
                 [type(f)(*(getattr(f, s) for s in type(f).__slots__)) for f in p.forecasts],
             )  # fmt: skip
 
-    result["record"] = _timed(record_loop, len(predictions))
+    result["record"] = _cpu_ns_per_tick(record_loop, len(predictions))
     return result
 
 
@@ -196,18 +185,17 @@ def minimal_round(records: list[Any], warmup: int) -> dict[str, float]:
         state = symbols.get(tick["symbol"]) or symbols.setdefault(tick["symbol"], recipe.new_symbol())
         step(state, tick, "ticks", lineage.partition, lineage.offset, lineage.produced_at_ms)
     timed = records[warmup:]
-    clock = time.perf_counter_ns
-    totals = {"decode": 0, "step": 0}
-    for _, value, lineage in timed:
-        t0 = clock()
-        tick = decode(value)
-        t1 = clock()
-        state = symbols[tick["symbol"]]
-        step(state, tick, "ticks", lineage.partition, lineage.offset, lineage.produced_at_ms)
-        t2 = clock()
-        totals["decode"] += t1 - t0
-        totals["step"] += t2 - t1
-    return {name: value / len(timed) for name, value in totals.items()}
+    n = len(timed)
+    decoded = [decode(value) for _, value, _ in timed]
+
+    def steps() -> None:
+        for tick, (_, _, lineage) in zip(decoded, timed, strict=True):
+            step(symbols[tick["symbol"]], tick, "ticks", lineage.partition, lineage.offset, lineage.produced_at_ms)
+
+    return {
+        "decode": _cpu_ns_per_tick(lambda: [decode(value) for _, value, _ in timed], n),
+        "step": _cpu_ns_per_tick(steps, n),
+    }
 
 
 def main() -> None:
@@ -218,35 +206,33 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=50)
     args = parser.parse_args()
     _, records = _records(args.warmup + args.ticks, args.symbols)
-    clock_ns = _clock_cost()
     best: dict[str, float] = {}
     for _ in range(args.rounds):
         handler, predictions = handler_round(records, args.warmup)
         parts = parts_round(records, args.warmup, predictions)
         minimal = minimal_round(records, args.warmup)
         row = {
-            "decode": handler["decode"] - clock_ns,
+            "decode": handler["decode"],
             "validate": handler["read_tick"] - handler["decode"],
             "forecaster: features": parts["features"],
             "forecaster: model": parts["model"],
             "forecaster: prediction record": parts["record"],
-            "forecaster: rest": handler["process"] - clock_ns - parts["features"] - parts["model"] - parts["record"],
-            "encode": handler["encode"] - clock_ns,
-            "handler counters and outcome": handler["handle"]
+            "forecaster: rest": handler["process"] - parts["features"] - parts["model"] - parts["record"],
+            "encode": handler["encode"],
+            "handler counters, outcome, interleaving": handler["handle"]
             - handler["read_tick"]
             - handler["process"]
-            - handler["encode"]
-            + clock_ns,
-            "batch loop bookkeeping": handler["loop"] - clock_ns,
-            "publish (produce call)": handler["publish"] - clock_ns,
-            "handler total (handle)": handler["handle"] - clock_ns,
-            "minimal loop: decode": minimal["decode"] - clock_ns,
-            "minimal loop: step (features, model, record, encode)": minimal["step"] - clock_ns,
+            - handler["encode"],
+            "batch loop bookkeeping": handler["loop"],
+            "publish (produce call)": handler["publish"],
+            "handler total (handle)": handler["handle"],
+            "minimal loop: decode": minimal["decode"],
+            "minimal loop: step (features, model, record, encode)": minimal["step"],
         }
         for name, value in row.items():
             best[name] = min(best.get(name, value), value)
         print(", ".join(f"{name} {value / 1000:.2f}" for name, value in row.items()), flush=True)
-    print(f"\nbest of {args.rounds} rounds, µs per tick (clock read {clock_ns:.0f} ns taken off):")
+    print(f"\nbest of {args.rounds} rounds, µs of CPU per tick:")
     for name, value in best.items():
         print(f"  {name:55s} {value / 1000:7.2f}")
 
