@@ -100,6 +100,7 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
         **{
             "message.timeout.ms": settings.output_message_timeout_ms,
             "queue.buffering.max.messages": settings.output_queue_max_messages,
+            "batch.num.messages": settings.output_batch_max_messages,
             "enable.idempotence": settings.output_idempotence,
         },
     )

@@ -117,6 +117,13 @@ class PredictorSettings(CommonSettings):
         description="Outputs librdkafka may hold unsent (queue.buffering.max.messages); "
         "when full, the worker stops fetching until it drains.",
     )
+    output_batch_max_messages: int = Field(
+        10_000,
+        ge=1,
+        le=1_000_000,
+        description="Outputs in one produce batch per partition at most (librdkafka's batch.num.messages); "
+        "with max.in.flight requests, it bounds how many outputs an unanswered broker can hold.",
+    )
     max_record_bytes: int = Field(64 * 1024, ge=64, description="Ticks larger than this go to the dead-letter topic.")
     max_future_ms: int = Field(
         5 * 60 * 1000, ge=0, description="Reject ticks whose event time is this far ahead of the clock."
