@@ -14,7 +14,5 @@ from tickcast.testing.pipeline import Pipeline
 @pytest.fixture
 def pipeline(broker: EmbeddedBroker, unique: str, tmp_path: Path) -> Iterator[Pipeline]:
     """Topics created, no worker yet; every worker the test starts is stopped afterwards."""
-    running = Pipeline(bootstrap_servers=broker.bootstrap_servers, unique=unique, log_dir=tmp_path / "workers")
-    running.create_topics()
-    yield running
-    running.stop()
+    with Pipeline(bootstrap_servers=broker.bootstrap_servers, unique=unique, log_dir=tmp_path / "workers") as running:
+        yield running

@@ -34,7 +34,7 @@ JOIN_AND_RESTORE_S = 8.0
 
 @pytest.fixture
 def pipeline(broker: object, unique: str, tmp_path: Path) -> Iterator[Pipeline]:
-    running = Pipeline(
+    with Pipeline(
         bootstrap_servers=broker.bootstrap_servers,  # type: ignore[attr-defined]
         unique=unique,
         log_dir=tmp_path,
@@ -43,10 +43,8 @@ def pipeline(broker: object, unique: str, tmp_path: Path) -> Iterator[Pipeline]:
             "TICKCAST_SNAPSHOT_EVERY_TICKS": "100",
             "TICKCAST_SNAPSHOT_EVERY_S": "1",
         },
-    )
-    running.create_topics()
-    yield running
-    running.stop()
+    ) as running:
+        yield running
 
 
 class SteadyFeed:

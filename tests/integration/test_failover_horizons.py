@@ -41,7 +41,7 @@ CAPACITY = 4
 
 @pytest.fixture
 def pipeline(broker: object, unique: str, tmp_path: Path) -> Iterator[Pipeline]:
-    running = Pipeline(
+    with Pipeline(
         bootstrap_servers=broker.bootstrap_servers,  # type: ignore[attr-defined]
         unique=unique,
         log_dir=tmp_path,
@@ -53,10 +53,8 @@ def pipeline(broker: object, unique: str, tmp_path: Path) -> Iterator[Pipeline]:
             "TICKCAST_LABEL_CAPACITY": str(CAPACITY),
             "TICKCAST_INTERVAL_COVERAGE": "0.9",
         },
-    )
-    running.create_topics()
-    yield running
-    running.stop()
+    ) as running:
+        yield running
 
 
 def replayed(pipeline: Pipeline) -> dict[tuple[int, int], Prediction]:

@@ -28,7 +28,7 @@ START_MS = 1_700_000_000_000
 
 @pytest.fixture
 def pipeline(broker: object, unique: str, tmp_path: Path) -> Iterator[Pipeline]:
-    running = Pipeline(
+    with Pipeline(
         bootstrap_servers=broker.bootstrap_servers,  # type: ignore[attr-defined]
         unique=unique,
         log_dir=tmp_path,
@@ -47,10 +47,8 @@ def pipeline(broker: object, unique: str, tmp_path: Path) -> Iterator[Pipeline]:
             "TICKCAST_SNAPSHOT_EVERY_TICKS": "100",
             "TICKCAST_SNAPSHOT_EVERY_S": "1",
         },
-    )
-    running.create_topics()
-    yield running
-    running.stop()
+    ) as running:
+        yield running
 
 
 def bouncing_ticks(count: int, start: int = 0, seed: int = 3) -> list[Tick]:

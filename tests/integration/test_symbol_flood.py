@@ -32,7 +32,7 @@ RSS_GROWTH_BOUND_MB = 55.0
 
 @pytest.fixture
 def pipeline(broker: object, unique: str, tmp_path: Path) -> Iterator[Pipeline]:
-    running = Pipeline(
+    with Pipeline(
         bootstrap_servers=broker.bootstrap_servers,  # type: ignore[attr-defined]
         unique=unique,
         log_dir=tmp_path,
@@ -48,10 +48,8 @@ def pipeline(broker: object, unique: str, tmp_path: Path) -> Iterator[Pipeline]:
             # horizons a fresh symbol holds ~12 KB; that cost is measured by `python -m bench --only horizons`.
             "TICKCAST_HORIZONS": "1t",
         },
-    )
-    running.create_topics()
-    yield running
-    running.stop()
+    ) as running:
+        yield running
 
 
 def publish_unique(pipeline: Pipeline, first: int, count: int) -> None:

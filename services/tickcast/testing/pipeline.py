@@ -182,6 +182,14 @@ class Pipeline:
     def reader(self, dead_letters: bool = False) -> PredictionReader:
         return PredictionReader(SubscriberSettings(**self.settings_kwargs()), dead_letters=dead_letters)
 
+    def __enter__(self) -> Pipeline:
+        """Create the run's topics; leaving the ``with`` block stops every worker the run started."""
+        self.create_topics()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
     def stop(self, grace_s: float = 20.0) -> None:
         """Stop every worker by PID: SIGTERM to all at once, then SIGKILL any still running after ``grace_s``."""
         if self.pool is None:
