@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 from tickcast.common.records import Lineage, Tick
+from tickcast.evaluation.replay_clock import ReplayClock
 from tickcast.predictor.forecaster import FLAG_OUTLIER, Forecaster
 from tickcast.predictor.horizons import Horizon
 from tickcast.predictor.models import ModelSpec, model_spec
@@ -118,14 +119,10 @@ def evaluate_horizons(
     specs = [model_spec(m) if isinstance(m, str) else m for m in models]
     runs = [Forecaster(spec, "evaluate", horizons=horizons, coverage=coverage, gap_ms=gap_ms) for spec in specs]
     tallies: list[dict[str, list[_Tally]]] = [{} for _ in specs]
-    last_time: dict[str, int] = {}
-    counts: dict[str, int] = {}
+    clocks = ReplayClock(gap_ms)
     for offset, tick in enumerate(ticks):
         symbol, now = tick.symbol, tick.event_time
-        count = counts[symbol] = counts.get(symbol, 0) + 1
-        previous = last_time.get(symbol)
-        gap = gap_ms is not None and previous is not None and now - previous > gap_ms
-        last_time[symbol] = now if previous is None else max(now, previous)
+        count, gap = clocks.advance(symbol, now)
         lineage = Lineage("replay", 0, offset, now)
         log_price = math.log(tick.price)
         for forecaster, by_symbol in zip(runs, tallies, strict=True):

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Protocol
 
 from tickcast.common.records import Lineage, Tick
+from tickcast.evaluation.replay_clock import ReplayClock
 from tickcast.predictor.forecaster import FLAG_OUTLIER, Forecaster
 from tickcast.predictor.horizons import Horizon
 from tickcast.predictor.intervals import IntervalTracker
@@ -118,14 +119,10 @@ def record_residual_streams(
     streams: dict[str, list[ResidualStream]] = {}
     # Per symbol and horizon: (due, log_price, forecast, index of the SERVE event) of each READY forecast.
     waiting: dict[str, list[deque[tuple[int, float, float, int]]]] = {}
-    last_time: dict[str, int] = {}
-    counts: dict[str, int] = {}
+    clocks = ReplayClock(gap_ms)
     for offset, tick in enumerate(ticks):
         symbol, now = tick.symbol, tick.event_time
-        count = counts[symbol] = counts.get(symbol, 0) + 1
-        previous = last_time.get(symbol)
-        gap = gap_ms is not None and previous is not None and now - previous > gap_ms
-        last_time[symbol] = now if previous is None else max(now, previous)
+        count, gap = clocks.advance(symbol, now)
         state = forecaster.states.get(symbol)
         before = [(h.queue.enqueued, h.queue.dropped_gap, h.dropped_outlier) for h in state.horizons] if state else None
         prediction = forecaster.process(tick, Lineage("replay", 0, offset, now), now * 1000)
