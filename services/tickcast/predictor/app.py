@@ -70,6 +70,9 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         consumer_auto_offset_reset="earliest",
+        # Unbounded, one poll brought a partition's whole 1 MB fetch (~15,000 ticks, over a second of work)
+        # and /health waited for all of it (tests/integration/test_catch_up.py).
+        broker_max_poll_records=settings.max_poll_records,
         producer_linger=settings.linger_ms / 1000.0,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,

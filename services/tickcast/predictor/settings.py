@@ -99,6 +99,13 @@ class PredictorSettings(CommonSettings):
     fetch_max_wait_ms: int = Field(
         20, ge=1, le=5000, description="Longest a fetch waits for data; bounds latency on brokers that hold fetches."
     )
+    max_poll_records: int = Field(
+        1_000,
+        ge=1,
+        le=1_000_000,
+        description="Records one poll hands to the batch loop at most (aiokafka's max_poll_records): the loop "
+        "serves health checks, timers and rebalances between batches, so this bounds how long they wait.",
+    )
     linger_ms: int = Field(5, ge=0, le=1000, description="Producer batching delay for predictions.")
     output_message_timeout_ms: int = Field(
         300_000,
