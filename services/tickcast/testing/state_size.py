@@ -133,8 +133,11 @@ def measure_at_once(data: bytes, rounds: int = 3) -> int:
     :func:`measure_pickle` must add up to (a check of the part-by-part count, which the breakdown needs).
 
     >>> data = snapshot_dumps(feed(default_forecaster(), spy_like_ticks(200)).states["SPY"])
-    >>> abs(measure_at_once(data) - measure_pickle(data).in_memory_bytes) <= 128  # allocator noise: 0-69 B seen
+    >>> 5_000 < measure_at_once(data) < 20_000
     True
+
+    That the parts add up to it is checked in ``tests/unit/testing/test_state_size.py``: compared here as well, a
+    loaded suite once saw more than its 128 B of allocator noise between the two.
     """
     for _ in range(WARM_UP_LOADS):
         pickle.loads(data)  # nosec B301 # the caller's own snapshot
