@@ -56,8 +56,7 @@ class HorizonState:
 
         May raise (the model's ``learn_one``); nothing of ours has changed then.
         """
-        queue, scored, horizon = self.queue, LabelQueue.label, self.horizon
-        labels = [scored(queue.peek(i), log_price, time_ms, horizon) for i in range(count)]
+        labels = self.queue.labels(count, log_price, time_ms)
         if not label_is_outlier:
             model = self.model
             for label in labels:
