@@ -262,7 +262,7 @@ class Forecaster:
         serving = self.spec if state.selection is None else self._serving_spec(state)
         selection = self.selection
         forecasts: list[HorizonForecast] = []
-        for horizon, facts in zip(horizons, self._horizon_facts, strict=True):
+        for horizon, facts in zip(horizons, self._horizon_facts):  # noqa: B905 # one each: adopt() fits them
             label, horizon_ms, horizon_ticks, time_amount, next_tick = facts
             spec = serving if horizon is shortest else self.spec
             ready = has_features and horizon.learned >= spec.warmup_ticks
