@@ -299,7 +299,7 @@ class Forecaster:
                     None if interval is None else forecast + half_width,  # interval_hi_bps
                     None if interval is None else interval.coverage,  # nominal_coverage
                     None if interval is None else interval.empirical_coverage,  # empirical_coverage
-                    horizon.abs_error.get() if horizon.learned else None,  # abs_error_ewm_bps
+                    horizon.abs_error._ewmean.get() if horizon.learned else None,  # abs_error_ewm_bps (its core)
                 )
             )
 
