@@ -170,7 +170,7 @@ class SymbolFeatures:
         self.ewm_fast._ewmean.update(clipped)
         self.ewm_slow._ewmean.update(clipped)
         self.variance._ewvar.update(clipped)
-        return Update(raw, clipped, assessed.is_outlier, self.features(0.0, size))
+        return Update(raw, clipped, abs(raw) > limit, self.features(0.0, size))  # assessed.is_outlier, raw known
 
     def reset_after_gap(self) -> None:
         """Forget the short-horizon state (last price, lags, fast and slow means) after a gap in trading.

@@ -250,7 +250,7 @@ class Forecaster:
         state.partition, state.applied_offset = lineage.partition, lineage.offset
         if last_time is not None and now < last_time:
             flags.append(FLAG_TIME_REGRESSED)
-        state.last_event_time = now if last_time is None else max(now, last_time)
+        state.last_event_time = last_time if last_time is not None and last_time > now else now  # the later
         state.ticks_seen = count
         update = state.features.apply(assessed, now, tick.size)
         if update.is_outlier:
