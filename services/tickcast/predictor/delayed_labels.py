@@ -15,9 +15,10 @@ skipped just before it), so the interval can be calibrated per served forecast, 
 stretches, which are also the volatile ones, would otherwise be under-represented.
 
 **The small API** other code may use (the issue 16 model selection reads it): :meth:`LabelQueue.offer`
-after a forecast is served, :meth:`LabelQueue.due_count` + :meth:`LabelQueue.peek` +
-:meth:`LabelQueue.pop` when a tick arrives, :meth:`LabelQueue.drop_all` at a gap, and the
-:class:`ScoredLabel` each due entry becomes: ``(horizon, features_at_t, target_bps, forecast_bps, ...)``.
+after a forecast is served, :meth:`LabelQueue.due_count` + :meth:`LabelQueue.labels` (or
+:meth:`LabelQueue.peek` and :meth:`LabelQueue.label` of one entry) + :meth:`LabelQueue.pop` when a tick
+arrives, :meth:`LabelQueue.drop_all` at a gap, and the :class:`ScoredLabel` each due entry becomes:
+``(horizon, features_at_t, target_bps, forecast_bps, ...)``.
 """
 
 from __future__ import annotations
@@ -27,24 +28,11 @@ from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from tickcast.predictor.horizons import Horizon
+from tickcast.predictor.label_layout import Layout, plain_layout, shared_layout, shared_names, width_of
 
 #: Pending forecasts kept per symbol and time horizon (see the module doc): 8 spaced over 60 s is one
 #: learned label every 7.5 s at most, over 1 s one every 125 ms.
 DEFAULT_CAPACITY = 8
-
-
-#: One tuple object per distinct set of feature names (in order), shared by every pending forecast of every
-#: symbol: a forecaster serves one set, so this holds one or two entries.
-_FEATURE_NAMES: dict[tuple[str, ...], tuple[str, ...]] = {}
-
-
-def shared_names(names: tuple[str, ...]) -> tuple[str, ...]:
-    """The one shared tuple equal to ``names``.
-
-    >>> shared_names(("a", "b")) is shared_names(tuple(["a", "b"]))
-    True
-    """
-    return _FEATURE_NAMES.setdefault(names, names)
 
 
 class PendingForecast:
@@ -151,6 +139,11 @@ class PendingForecast:
             self.numbers = array("d", (*own, *forecasts.values()))
             self.challenger_slots = shared_names(tuple(forecasts))
 
+    @property
+    def layout(self) -> Layout:
+        """Its feature names, challenger slots and count of numbers: the shared tuple a queue keeps for it."""
+        return shared_layout(self.feature_names, self.challenger_slots, len(self.numbers))
+
     def __getstate__(self) -> list[Any]:
         # The layout pickled before the times and challengers joined the array: workers of either kind read both.
         numbers = self.numbers
@@ -224,7 +217,7 @@ class LabelQueue:
         self.horizon = horizon
         self.capacity = capacity
         self._numbers = array("d")
-        self._layouts: list[_Layout] = []
+        self._layouts: list[Layout] = []
         self.last_offered_ms: int | None = None
         self.enqueued = 0
         self.skipped = 0
@@ -267,8 +260,12 @@ class LabelQueue:
             self.unsampled += 1
             return False
         due = tick_count + horizon.amount if horizon.in_ticks else time_ms + horizon.amount
+        # Packed as PendingForecast.of packs an entry, without the entry: once per tick on the next-tick horizon.
         weight = self.unsampled + 1
-        self._append(PendingForecast.of(due, time_ms, log_price, features, forecast_bps, half_width_bps, weight))
+        head = array("d", (due, time_ms, weight, log_price, forecast_bps, half_width_bps, *features.values()))
+        # An empty queue (the next-tick horizon's, each tick) takes the entry's array as it is: already exact size.
+        self._numbers = self._numbers + head if self._layouts else head
+        self._layouts.append(plain_layout(tuple(features), _FEATURES_AT))
         self.unsampled = 0
         self.last_offered_ms = time_ms
         self.enqueued += 1
@@ -300,9 +297,39 @@ class LabelQueue:
     def peek(self, index: int) -> PendingForecast:
         """A copy of the ``index``-th oldest pending forecast."""
         layouts = self._layouts
-        at = sum(layout[2] for layout in layouts[:index])
+        at = width_of(layouts, index)
         names, slots, width = layouts[index]
         return PendingForecast(names, self._numbers[at : at + width], slots)
+
+    def labels(self, count: int, log_price: float, time_ms: int) -> list[ScoredLabel]:
+        """The scored labels of the ``count`` oldest pending forecasts by the tick at ``time_ms`` (``log_price``).
+
+        The same as :meth:`label` of each :meth:`peek`, read straight from the packed numbers (every tick, on the
+        next-tick horizon): no entry copies.
+
+        >>> q = LabelQueue(Horizon(3, in_ticks=True))
+        >>> q.offer(0, 1, 0.0, {"r1_bps": 2.0}, 0.5, 0.0) and q.offer(10, 2, 1e-4, {"r1_bps": -1.0}, 0.25, 0.0)
+        True
+        >>> [(label.features, round(label.target_bps, 6), label.delay_ms) for label in q.labels(2, 2e-4, 30)]
+        [({'r1_bps': 2.0}, 2.0, 30), ({'r1_bps': -1.0}, 1.0, 20)]
+        """
+        numbers, horizon, labels, at = self._numbers, self.horizon, [], 0
+        for names, slots, width in self._layouts[:count]:
+            features_end = at + _FEATURES_AT + len(names)
+            labels.append(
+                ScoredLabel(
+                    horizon,
+                    dict(zip(names, numbers[at + _FEATURES_AT : features_end])),  # noqa: B905 # sliced to its length
+                    1e4 * (log_price - numbers[at + _LOG_PRICE]),
+                    numbers[at + _FORECAST],
+                    numbers[at + _HALF_WIDTH],
+                    time_ms - int(numbers[at + _MADE_AT]),
+                    int(numbers[at + _WEIGHT]),
+                    None if slots is None else dict(zip(slots, numbers[features_end : at + width])),  # noqa: B905
+                )
+            )
+            at += width
+        return labels
 
     @staticmethod
     def label(entry: PendingForecast, log_price: float, time_ms: int, horizon: Horizon) -> ScoredLabel:
@@ -322,7 +349,7 @@ class LabelQueue:
 
     def pop(self, count: int) -> None:
         """Forget the ``count`` oldest pending forecasts (labelled and learned)."""
-        at = sum(layout[2] for layout in self._layouts[:count])
+        at = width_of(self._layouts, count)
         self._numbers = self._numbers[at:]  # a slice is a new array at its exact size
         del self._layouts[:count]
         self.scored += count
@@ -340,7 +367,7 @@ class LabelQueue:
     def _append(self, entry: PendingForecast) -> None:
         # A new array at its exact size (an in-place extend keeps room to grow): a few per second at most.
         self._numbers = self._numbers + entry.numbers
-        self._layouts.append(_layout(entry))
+        self._layouts.append(entry.layout)
 
     def __getstate__(self) -> list[Any]:
         # The fields it pickled as a dataclass, pending forecasts as a list of entries: either kind reads both.
@@ -355,20 +382,10 @@ class LabelQueue:
                 object.__setattr__(self, name, value)
         entries = tuple(entries)
         self._numbers = array("d", [number for entry in entries for number in entry.numbers])
-        self._layouts = [_layout(entry) for entry in entries][:]  # a slice is at its exact size
+        self._layouts = [entry.layout for entry in entries][:]  # a slice is at its exact size
 
 
 #: What a :class:`LabelQueue` pickles, in this order: the fields it had as a dataclass.
 PICKLED_FIELDS = (
     "horizon", "capacity", "pending", "last_offered_ms", "enqueued", "skipped", "dropped_gap", "scored", "unsampled",
 )  # fmt: skip
-
-#: An entry's feature names, challenger slots and count of numbers.
-_Layout = tuple[tuple[str, ...], tuple[str, ...] | None, int]
-_LAYOUTS: dict[_Layout, _Layout] = {}
-
-
-def _layout(entry: PendingForecast) -> _Layout:
-    """The one shared layout tuple of ``entry``'s kind."""
-    layout = (entry.feature_names, entry.challenger_slots, len(entry.numbers))
-    return _LAYOUTS.setdefault(layout, layout)

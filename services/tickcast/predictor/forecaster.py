@@ -30,7 +30,7 @@ from river import stats
 from tickcast.common.model_events import ModelEvent
 from tickcast.common.records import STATE_FRESH, STATE_SNAPSHOT, HorizonForecast, Lineage, Prediction, Tick
 from tickcast.predictor.delayed_labels import DEFAULT_CAPACITY, ScoredLabel
-from tickcast.predictor.features import MAX_RETURN_BPS, OUTLIER_SIGMAS, SymbolFeatures
+from tickcast.predictor.features import MAX_RETURN_BPS, OUTLIER_SIGMAS, SymbolFeatures, clip
 from tickcast.predictor.horizon_state import HorizonState
 from tickcast.predictor.horizons import Horizon, parse_horizons, signature
 from tickcast.predictor.model_calls import predict_one
@@ -250,7 +250,7 @@ class Forecaster:
         state.partition, state.applied_offset = lineage.partition, lineage.offset
         if last_time is not None and now < last_time:
             flags.append(FLAG_TIME_REGRESSED)
-        state.last_event_time = now if last_time is None else max(now, last_time)
+        state.last_event_time = last_time if last_time is not None and last_time > now else now  # the later
         state.ticks_seen = count
         update = state.features.apply(assessed, now, tick.size)
         if update.is_outlier:
@@ -262,7 +262,7 @@ class Forecaster:
         serving = self.spec if state.selection is None else self._serving_spec(state)
         selection = self.selection
         forecasts: list[HorizonForecast] = []
-        for horizon, facts in zip(horizons, self._horizon_facts, strict=True):
+        for horizon, facts in zip(horizons, self._horizon_facts):  # noqa: B905 # one each: adopt() fits them
             label, horizon_ms, horizon_ticks, time_amount, next_tick = facts
             spec = serving if horizon is shortest else self.spec
             ready = has_features and horizon.learned >= spec.warmup_ticks
@@ -299,7 +299,7 @@ class Forecaster:
                     None if interval is None else forecast + half_width,  # interval_hi_bps
                     None if interval is None else interval.coverage,  # nominal_coverage
                     None if interval is None else interval.empirical_coverage,  # empirical_coverage
-                    horizon.abs_error.get() if horizon.learned else None,  # abs_error_ewm_bps
+                    horizon.abs_error._ewmean.get() if horizon.learned else None,  # abs_error_ewm_bps (its core)
                 )
             )
 
@@ -386,8 +386,7 @@ class Forecaster:
         if raw is None or not math.isfinite(raw):
             # The model broke (a NaN weight never unlearns itself): persistence now, and a fresh
             # model that warms up again from the next labels.
-            horizon.model = spec.build()
-            horizon.learned = 0
+            horizon.model, horizon.learned = spec.build(), 0
             if horizon is state.horizons[0]:
                 state.model, state.ticks_learned = horizon.model, 0
             state.origin, state.since_offset, state.snapshot_generation = STATE_FRESH, state.applied_offset, -1
@@ -396,5 +395,6 @@ class Forecaster:
         # longer horizon is only held within MAX_RETURN_BPS (a guard against a model gone wild).
         limit = MAX_RETURN_BPS
         if next_tick:
-            limit = min(OUTLIER_SIGMAS * state.features.scale_bps(), limit)
-        return float(max(-limit, min(limit, raw)))
+            band = OUTLIER_SIGMAS * state.features.scale_bps()
+            limit = limit if limit < band else band  # min(band, limit) spelled out, as in clip
+        return float(clip(raw, limit))

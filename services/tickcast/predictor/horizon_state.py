@@ -56,8 +56,7 @@ class HorizonState:
 
         May raise (the model's ``learn_one``); nothing of ours has changed then.
         """
-        queue, scored, horizon = self.queue, LabelQueue.label, self.horizon
-        labels = [scored(queue.peek(i), log_price, time_ms, horizon) for i in range(count)]
+        labels = self.queue.labels(count, log_price, time_ms)
         if not label_is_outlier:
             model = self.model
             for label in labels:
@@ -72,10 +71,10 @@ class HorizonState:
             self.dropped_outlier += count
             return
         self.learned += count
-        interval = self.interval
+        interval, abs_error = self.interval, self.abs_error._ewmean  # its Rust core, as features.RIVER_CORES says
         for label in labels:
             error = abs(label.target_bps - label.forecast_bps)
-            self.abs_error.update(error)
+            abs_error.update(error)
             if interval is not None:
                 interval.update(error, label.half_width_bps, label.weight)
         self.last_delay_ms = labels[-1].delay_ms

@@ -110,14 +110,14 @@ class OutcomePublisher:
 
     def _send_model_events(self, outcome: Predicted, lineage: Lineage) -> bool:
         """Queue the outcome's model events, dropping each once queued (a retry after a full queue sends the rest)."""
-        events = outcome.model_events
-        while events:
+        while outcome.model_events:
+            event = outcome.model_events[0]
             try:
-                if not self.output.send(self.model_events_topic, outcome.key, events[0], source=lineage.partition):
+                if not self.output.send(self.model_events_topic, outcome.key, event, source=lineage.partition):
                     return False
             except ProduceRefused as refused:  # an audit record never stops predictions: say so loudly
                 log.error("model_event_refused", partition=lineage.partition, offset=lineage.offset, error=str(refused))
-            events.pop(0)
+            outcome.model_events = outcome.model_events[1:]
         return True
 
     def _send_letter(self, letter: DeadLettered, lineage: Lineage) -> bool:

@@ -7,7 +7,7 @@ counters, so the worker's batch loop stays a thin ``for`` and this is testable w
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TypeAlias
 
 import structlog
@@ -40,8 +40,10 @@ class Predicted:
     symbol: str
     key: bytes | None
     value: bytes
-    model_events: list[bytes] = field(default_factory=list)
-    """Encoded model events (key: the symbol) the tick's label decided; sent before the prediction."""
+    model_events: tuple[bytes, ...] = ()
+    """Encoded model events (key: the symbol) the tick's label decided; sent before the prediction.
+
+    A tuple: the default is shared, where a list would be a new one every tick (almost always empty)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +187,9 @@ class TickHandler:
         counters.end_to_end_seconds.observe(latency if latency > 0.0 else 0.0)
         predicted = Predicted(prediction.symbol, key, encoded)
         if self.forecaster.model_events:  # rare: a promotion, demotion or drift on this tick's label
-            predicted.model_events = [self.model_event_codec.encode(e.to_avro()) for e in self.forecaster.model_events]
+            predicted.model_events = tuple(
+                self.model_event_codec.encode(e.to_avro()) for e in self.forecaster.model_events
+            )
             counters.model_events.update(e.kind for e in self.forecaster.model_events)
             self.forecaster.model_events.clear()
         return predicted

@@ -118,3 +118,26 @@ def test_a_queue_pickles_its_pending_forecasts_as_a_list_of_entries_as_before() 
         (e.due, e.features, e.challengers) for e in queue.pending
     ]
     assert restored.due_count(1300, 9) == queue.due_count(1300, 9) == 2
+
+
+@given(
+    st.lists(st.integers(0, 400), min_size=1, max_size=60),
+    st.sampled_from([Horizon(1000), Horizon(2, in_ticks=True)]),
+    st.lists(st.floats(-1e3, 1e3), min_size=0, max_size=4),
+    st.booleans(),
+)
+def test_the_labels_of_due_forecasts_are_those_of_each_entry_peeked_and_labelled(
+    gaps: list[int], horizon: Horizon, values: list[float], challenge: bool
+) -> None:
+    # labels() reads the packed numbers in place, on every tick: it must give what label(peek(i)) gives.
+    queue = LabelQueue(horizon, capacity=4)
+    for index, now in enumerate(itertools.accumulate(gaps)):
+        due = queue.due_count(now, index)
+        expected = [queue.label(queue.peek(i), float(index), now, horizon) for i in range(due)]
+        assert queue.labels(due, float(index), now) == expected
+        queue.pop(due)
+        features = {f"f{k}": value + index for k, value in enumerate(values)}
+        if queue.offer(now, index, float(index) / 2, features, -float(index), 0.5) and challenge:
+            queue.attach_challengers({"pa": float(index), "linear~fresh": -1.0})
+    everything = queue.depth
+    assert queue.labels(everything, 1.0, 10**9) == [queue.label(e, 1.0, 10**9, horizon) for e in queue.pending]

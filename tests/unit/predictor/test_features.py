@@ -19,6 +19,7 @@ from tickcast.predictor.features import (
     RIVER_CORES,
     SIGMA_FLOOR_BPS,
     SymbolFeatures,
+    clip,
 )
 
 
@@ -73,3 +74,9 @@ def test_features_equal_rivers_public_api_bit_for_bit(prices: list[float]) -> No
         update = ours.update(price, i)
         raw, features, scale = reference.update(price)
         assert (update.return_bps, update.features, ours.scale_bps()) == (raw, features, scale)
+
+
+@given(st.floats(allow_nan=True, allow_infinity=True), st.floats(min_value=0.0, allow_infinity=True))
+def test_clip_is_max_of_min_bit_for_bit(value: float, limit: float) -> None:
+    # clip spells out max(-limit, min(limit, value)) on the hot path: the same float, sign of zero and NaN included.
+    assert repr(clip(value, limit)) == repr(max(-limit, min(limit, value)))
