@@ -329,10 +329,11 @@ def run(context: Context) -> ScenarioResult:
         "Measured separately, a single hop at 500/s went from 0.3 to 0.6 broker cores within 15 s on a fresh topic."
     )
     notes.append(
-        "Own share per batch: a worker's batch is one partition's records of one fetch (the plain loop's, all it "
-        "polled at once), measured from the fetch to its last outcome handed over. Waiting for a CPU is the time the "
-        "handling thread was runnable while other processes held the cores (Linux schedstat): the machine's load, "
-        "not the worker's work; wall minus CPU minus waiting is mostly waiting for the GIL or a lock."
+        "Own share per batch: a batch is what one fetch brought (the worker's, all its partitions; the plain "
+        "loop's, all it polled at once), measured from the fetch to its last outcome handed over. Waiting for a "
+        "CPU is the time the handling thread was runnable while other processes held the cores (Linux schedstat): "
+        "the machine's load, not the worker's work; wall minus CPU minus waiting is mostly waiting for the GIL or "
+        "a lock."
     )
     notes.append(
         "The bench's tap is a consumer too, and on Tansu every consumer's fetches cost broker CPU, the more the "

@@ -144,7 +144,6 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
         progress = keeper.progress.get(partition)
         publish, handle = publisher.publish, handler.handle
         own_latency, fetched_at, clock = handler.counters.own_latency_seconds.observe, app.fetched_at, time.perf_counter
-        fetch_stamp = app.fetch_stamp
         horizon = keeper.replay_horizon.get(partition, -1)
         changed: set[str] = set()
         last_offset = records[-1].offset
@@ -175,14 +174,18 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
             own_latency(clock() - fetched_at)
             if isinstance(outcome, Predicted):
                 changed.add(outcome.symbol)
-        app.own_share.batch_done(fetch_stamp)
-        output.poll()
         keeper.after_batch(partition, changed, last_offset, len(records))
         if len(handler.forecaster.states) > settings.max_symbols:
             await keeper.evict_if_over_cap()  # a flood of new symbols: holds the batch loop until room is made
+
+    def after_fetch() -> None:
+        # Once per fetch, after its last outcome was handed over: serving delivery reports (a Python callback
+        # per message sent) and looking for due checkpoints would otherwise delay the fetch's later partitions.
+        output.poll()
         keeper.checkpoint_soon()
 
     app.drain_in_batches(raw_topic(settings.ticks_topic), predict)
+    app.after_fetch.append(after_fetch)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # faust's receiver type is narrower than its runtime
     async def on_assigned(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
