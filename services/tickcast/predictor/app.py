@@ -27,6 +27,7 @@ from tickcast.predictor.broker_login import check_login
 from tickcast.predictor.checkpoints import CheckpointPolicy
 from tickcast.predictor.eviction import EvictionPolicy
 from tickcast.predictor.faust_tuning import TunedApp
+from tickcast.predictor.gc_pauses import PROCESS_GC_PAUSES
 from tickcast.predictor.gc_tuning import tune_for_throughput
 from tickcast.predictor.metrics import CONTENT_TYPE, partition_lag
 from tickcast.predictor.models import model_spec
@@ -256,6 +257,8 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
                     "own_latency_buckets": counters.own_latency_seconds.cumulative(),
                     # Per batch: wall, CPU and waiting for a CPU, from its fetch to its last outcome (own_share).
                     "own_share_split": app.own_share.to_stats(),
+                    # Every collection's pause, per generation (empty unless run_worker installed the meter).
+                    "gc_pauses": PROCESS_GC_PAUSES.to_stats(),
                     "dead_letters": dict(counters.dead_letters),
                     "lag": {str(partition): records for partition, records in sorted(lag.items())},
                     "restored_symbols": keeper.last_restore.restored if keeper.last_restore else 0,
@@ -375,4 +378,5 @@ def run_worker(settings: PredictorSettings) -> None:
     worker.spinner = None
     # Last before the loop runs: what start-up built is frozen, out of every later collection's scan.
     tune_for_throughput(settings.gc_gen0_threshold)
+    PROCESS_GC_PAUSES.install()
     worker.execute_from_commandline()
