@@ -34,6 +34,7 @@ from bench.measures import bucket_percentile, percentile
 from bench.processors import PER_TICK, OwnBuckets, Processor, make_processor
 from bench.sampling import CpuSampler
 from bench.taps import LiveTap, Seen
+from tickcast.predictor.gc_pauses import GENERATIONS
 from tickcast.predictor.settings import PredictorSettings
 from tickcast.testing.waiting import wait_for
 
@@ -131,6 +132,7 @@ def measure(context: Context, kind: str, rate: float) -> dict[str, Any]:
         "p99_first_seconds_ms": round(percentile(first_seconds, 99), 2) if first_seconds else None,
         "own_p99_ms": own.p99_ms(),
         "own_batch_p99_ms": {name: own.p99_ms(name) for name in SPLIT},
+        "gc_pauses": {name: own.pauses(name) for name in GENERATIONS},
         "windows": _windows(kept, measured_from_ms, own),
         "own_timeline": own.timeline(feed.started_at),
         "stages_by_second": first_rows,
@@ -172,6 +174,22 @@ class OwnLatencySnapshots:
             return None
         return _p99_ms(self.taken[0][1], self.taken[-1][1], name)
 
+    def pauses(self, name: str) -> dict[str, float | int | None]:
+        """Over the whole run, the collector's pauses of one generation: how many, and the longest (ms, its bucket).
+
+        >>> own = OwnLatencySnapshots(None)  # type: ignore[arg-type]
+        >>> own.taken = [(0.0, {"gc_gen0": [("0.001", 1), ("+Inf", 1)]}),
+        ...              (9.0, {"gc_gen0": [("0.001", 3), ("0.002", 4), ("+Inf", 4)]})]
+        >>> own.pauses("gc_gen0"), own.pauses("gc_gen2")
+        ({'count': 3, 'longest_ms': 2.0}, {'count': None, 'longest_ms': None})
+        """
+        if len(self.taken) < 2 or name not in self.taken[-1][1]:
+            return {"count": None, "longest_ms": None}
+        before, after = dict(self.taken[0][1].get(name, [])), self.taken[-1][1][name]
+        count = after[-1][1] - before.get(after[-1][0], 0)
+        longest = bucket_percentile(list(before.items()), after, 100)
+        return {"count": count, "longest_ms": None if longest is None else round(longest * 1000, 2)}
+
     def between(self, start: float, end: float, name: str = PER_TICK) -> float | None:
         """p99 (ms) between the snapshots taken nearest ``start`` and nearest ``end`` (None if those are one)."""
         if not self.taken:
@@ -202,6 +220,16 @@ class OwnLatencySnapshots:
             }
             for (start, before), (end, after) in itertools.pairwise(self.taken)
         ]
+
+
+def _total(pauses: dict[str, dict[str, float | int | None]], key: str) -> int:
+    return int(sum(p[key] or 0 for p in pauses.values()))
+
+
+def _longest(pauses: dict[str, dict[str, float | int | None]]) -> float | None:
+    """The longest pause of any generation (ms, its bucket's bound); None without any collection."""
+    longest = [float(p["longest_ms"]) for p in pauses.values() if p["longest_ms"] is not None]
+    return max(longest) if longest else None
 
 
 def _count(before: OwnBuckets, after: OwnBuckets) -> int:
@@ -277,6 +305,10 @@ def run(context: Context) -> ScenarioResult:
                 rows.append(
                     Row(f"{tag} {name} own share per batch p99: waiting for a CPU", split["waiting_for_cpu"], "ms")
                 )
+            pauses = runs[kind]["gc_pauses"]
+            if any(p["count"] is not None for p in pauses.values()):
+                rows.append(Row(f"{tag} {name} GC collections, whole run", _total(pauses, "count"), "count"))
+                rows.append(Row(f"{tag} {name} longest GC pause, whole run", _longest(pauses), "ms"))
         if rate == TARGET_RATE:
             rows.append(at_most(f"{tag} worker p99 / plain p99", p99_ratio, "x", TARGET_P99_OVER_PLAIN))
         else:
@@ -315,6 +347,14 @@ def run(context: Context) -> ScenarioResult:
         if isinstance(r, dict) and r.get("own_timeline")
     ]
     notes += [
+        f"{kind} at {rate}/s, garbage collections over the run (tickcast.predictor.gc_pauses; generation: count, "
+        "longest pause ms as its bucket's bound): "
+        + "; ".join(f"{name}: {p['count']}, {p['longest_ms']}" for name, p in r["gc_pauses"].items())
+        for rate, runs in by_rate.items()
+        for kind, r in runs.items()
+        if isinstance(r, dict) and any(p["count"] is not None for p in r.get("gc_pauses", {}).values())
+    ]
+    notes += [
         f"{kind} fell behind at {rate}/s: p50 grew from {r['timeline'][0][1]} ms in the first second to "
         f"{r['timeline'][-1][1]} ms in the last, with the processor at {r['processor_cores']} cores and the broker "
         f"at {r['broker_cores']} cores"
@@ -329,10 +369,11 @@ def run(context: Context) -> ScenarioResult:
         "Measured separately, a single hop at 500/s went from 0.3 to 0.6 broker cores within 15 s on a fresh topic."
     )
     notes.append(
-        "Own share per batch: a worker's batch is one partition's records of one fetch (the plain loop's, all it "
-        "polled at once), measured from the fetch to its last outcome handed over. Waiting for a CPU is the time the "
-        "handling thread was runnable while other processes held the cores (Linux schedstat): the machine's load, "
-        "not the worker's work; wall minus CPU minus waiting is mostly waiting for the GIL or a lock."
+        "Own share per batch: a batch is what one fetch brought (the worker's, all its partitions; the plain "
+        "loop's, all it polled at once), measured from the fetch to its last outcome handed over. Waiting for a "
+        "CPU is the time the handling thread was runnable while other processes held the cores (Linux schedstat): "
+        "the machine's load, not the worker's work; wall minus CPU minus waiting is mostly waiting for the GIL or "
+        "a lock."
     )
     notes.append(
         "The bench's tap is a consumer too, and on Tansu every consumer's fetches cost broker CPU, the more the "

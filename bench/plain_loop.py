@@ -26,6 +26,7 @@ from confluent_kafka import Consumer, Message, TopicPartition
 from tickcast.common.kafka import new_consumer, new_producer
 from tickcast.common.logging import configure_logging
 from tickcast.common.records import Lineage
+from tickcast.predictor.gc_pauses import PROCESS_GC_PAUSES
 from tickcast.predictor.gc_tuning import tune_for_throughput
 from tickcast.predictor.own_share import OwnShareSplit
 from tickcast.predictor.runtime import DeadLettered, Outcome, TickHandler
@@ -71,6 +72,7 @@ class PlainLoop:
             "dead_letters": sum(counters.dead_letters.values()),
             "own_latency_buckets": counters.own_latency_seconds.cumulative(),
             "own_share_split": self.own_share.to_stats(),
+            "gc_pauses": PROCESS_GC_PAUSES.to_stats(),
         }
 
     def write_status(self) -> None:
@@ -154,6 +156,7 @@ def main(argv: list[str] | None = None, loop_class: type[PlainLoop] = PlainLoop,
     signal.signal(signal.SIGINT, on_signal)
     # The worker's collector settings too, so the ratios to it compare the loops and not the collectors.
     tune_for_throughput(settings.gc_gen0_threshold)
+    PROCESS_GC_PAUSES.install()
     loop.run()
     return 0
 

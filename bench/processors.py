@@ -31,8 +31,10 @@ def own_buckets(stats: dict[str, Any]) -> OwnBuckets:
 
     >>> own_buckets({"own_latency_buckets": [["0.001", 3]], "own_share_split": {"cpu": [["0.001", 1]]}})
     {'per_tick': [('0.001', 3)], 'cpu': [('0.001', 1)]}
+    >>> list(own_buckets({"own_latency_buckets": [], "gc_pauses": {"gc_gen0": [["+Inf", 2]]}}))
+    ['per_tick', 'gc_gen0']
     """
-    named = {PER_TICK: stats["own_latency_buckets"], **stats.get("own_share_split", {})}
+    named = {PER_TICK: stats["own_latency_buckets"], **stats.get("own_share_split", {}), **stats.get("gc_pauses", {})}
     return {name: [(str(le), int(count)) for le, count in buckets] for name, buckets in named.items()}
 
 
@@ -62,7 +64,8 @@ class Processor(ABC):
         """The processes' own latency (fetch returned → handed to the producer) as cumulative (le, count) buckets.
 
         Under :data:`PER_TICK` per tick; under ``wall``, ``cpu`` and ``waiting_for_cpu`` per batch, split as
-        ``tickcast.predictor.own_share`` says (empty from a process that does not report the split).
+        ``tickcast.predictor.own_share`` says (empty from a process that does not report the split); under
+        ``gc_gen0``-``gc_gen2`` the collector's pauses (``tickcast.predictor.gc_pauses``).
         """
         return None
 

@@ -27,6 +27,7 @@ from tickcast.predictor.broker_login import check_login
 from tickcast.predictor.checkpoints import CheckpointPolicy
 from tickcast.predictor.eviction import EvictionPolicy
 from tickcast.predictor.faust_tuning import TunedApp
+from tickcast.predictor.gc_pauses import PROCESS_GC_PAUSES
 from tickcast.predictor.gc_tuning import tune_for_throughput
 from tickcast.predictor.metrics import CONTENT_TYPE, partition_lag
 from tickcast.predictor.models import model_spec
@@ -148,7 +149,6 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
         progress = keeper.progress.get(partition)
         publish, handle = publisher.publish, handler.handle
         own_latency, fetched_at, clock = handler.counters.own_latency_seconds.observe, app.fetched_at, time.perf_counter
-        fetch_stamp = app.fetch_stamp
         horizon = keeper.replay_horizon.get(partition, -1)
         changed: set[str] = set()
         last_offset = records[-1].offset
@@ -179,14 +179,18 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
             own_latency(clock() - fetched_at)
             if isinstance(outcome, Predicted):
                 changed.add(outcome.symbol)
-        app.own_share.batch_done(fetch_stamp)
-        output.poll()
         keeper.after_batch(partition, changed, last_offset, len(records))
         if len(handler.forecaster.states) > settings.max_symbols:
             await keeper.evict_if_over_cap()  # a flood of new symbols: holds the batch loop until room is made
+
+    def after_fetch() -> None:
+        # Once per fetch, after its last outcome was handed over: serving delivery reports (a Python callback
+        # per message sent) and looking for due checkpoints would otherwise delay the fetch's later partitions.
+        output.poll()
         keeper.checkpoint_soon()
 
     app.drain_in_batches(raw_topic(settings.ticks_topic), predict)
+    app.after_fetch.append(after_fetch)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # faust's receiver type is narrower than its runtime
     async def on_assigned(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -257,6 +261,8 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
                     "own_latency_buckets": counters.own_latency_seconds.cumulative(),
                     # Per batch: wall, CPU and waiting for a CPU, from its fetch to its last outcome (own_share).
                     "own_share_split": app.own_share.to_stats(),
+                    # Every collection's pause, per generation (empty unless run_worker installed the meter).
+                    "gc_pauses": PROCESS_GC_PAUSES.to_stats(),
                     "dead_letters": dict(counters.dead_letters),
                     "lag": {str(partition): records for partition, records in sorted(lag.items())},
                     "restored_symbols": keeper.last_restore.restored if keeper.last_restore else 0,
@@ -376,4 +382,5 @@ def run_worker(settings: PredictorSettings) -> None:
     worker.spinner = None
     # Last before the loop runs: what start-up built is frozen, out of every later collection's scan.
     tune_for_throughput(settings.gc_gen0_threshold)
+    PROCESS_GC_PAUSES.install()
     worker.execute_from_commandline()

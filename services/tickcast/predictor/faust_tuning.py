@@ -58,7 +58,7 @@ from aiokafka.structs import ConsumerRecord
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, TransportT
 
-from tickcast.predictor.own_share import FetchStamp, OwnShareSplit
+from tickcast.predictor.own_share import OwnShareSplit
 
 BatchHandler = Callable[[TP, Sequence[ConsumerRecord]], Awaitable[None]]
 """Receives the records of one partition in offset order; a later call never repeats an earlier one's records
@@ -68,6 +68,9 @@ RewindHandler = Callable[[set[TP]], Awaitable[None]]
 """Called with the partitions just rewound, before any of their records is delivered again."""
 
 RecordMap = Mapping[TP, list[ConsumerRecord]]
+
+FetchDone = Callable[[], None]
+"""Called once per fetch, after the last of its batches was handed over: work that none of its ticks waits for."""
 
 #: The internals of Faust and aiokafka this module overrides, calls or reads, by where they live.
 #: Not public API: a unit test fails naming any that an upgrade removed.
@@ -125,7 +128,7 @@ class _TunedConsumer(faust_aiokafka.Consumer):
         if app.pending_rewinds and self.flow_active:
             await self._rewind(app)
         records, active = await super()._wait_next_records(timeout)
-        app.fetch_stamp = stamp = app.own_share.fetched()
+        stamp = app.own_share.fetched()
         app.fetched_at = stamp.at
         handlers = app.batch_handlers
         if not records or not handlers or not self.flow_active:
@@ -135,6 +138,11 @@ class _TunedConsumer(faust_aiokafka.Consumer):
         if not batched:
             return records, active
         await self._deliver(batched, active, handlers)
+        # The fetch's last outcome is handed over (or a rebalance stopped its delivery): measured as one batch,
+        # like the plain loop's poll, and only then the bookkeeping that no tick of it had to wait for.
+        app.own_share.batch_done(stamp)
+        for done in app.after_fetch:
+            done()
         return {tp: batch for tp, batch in records.items() if tp.topic not in handlers}, active
 
     async def _deliver(self, records: RecordMap, active: set[TP] | None, handlers: Mapping[str, BatchHandler]) -> None:
@@ -196,9 +204,9 @@ class TunedApp(faust.App):
         """``time.perf_counter()`` when the fetch being handled returned: the start of the worker's own latency."""
         # Made here, on the thread that runs the event loop and so handles every batch (see own_share).
         self.own_share = OwnShareSplit()
-        self.fetch_stamp = FetchStamp(0.0, 0.0, 0.0)
-        """The same moment, with the loop thread's CPU and waiting seconds then (see :mod:`.own_share`)."""
         self.on_rewound: RewindHandler | None = None
+        self.after_fetch: list[FetchDone] = []
+        """Run after each fetch of batch topics, once all its batches were delivered (see :data:`FetchDone`)."""
         super().__init__(*args, **kwargs)
 
     def _new_transport(self) -> TransportT:

@@ -62,6 +62,11 @@ DELIVERY_POLL_S = 0.002
 #: After a full queue, sending resumes once it has drained to this share of what it held (hysteresis).
 ROOM_FRACTION = 0.5
 
+#: Sends after which :meth:`OutputProducer.send` serves delivery reports itself. The worker polls once per fetch,
+#: after its last outcome; a drain's fetch can bring tens of thousands of ticks, and librdkafka counts a
+#: delivered message in its queue until its report is served, so the queue would fill and sends would wait.
+POLL_EVERY_SENDS = 1000
+
 
 class OutputProducer:
     """Fire-and-forget sends, grouped into epochs that can be waited for while sending goes on.
@@ -84,6 +89,7 @@ class OutputProducer:
         """Source partition -> last refusal, for every partition with a refused output not yet rewound."""
         self._refused_unsourced: Counter[int] = Counter()
         self._forgotten_through: dict[int, int] = {}
+        self._unpolled = 0
 
     def _delivered_in(self, epoch: int, source: int | None, err: KafkaError | None, msg: Message) -> None:
         self._outstanding[epoch] -= 1
@@ -174,6 +180,9 @@ class OutputProducer:
             raise ProduceRefused(f"{topic}: {exc}") from exc
         # Counted once librdkafka holds it; its report can only arrive in a later poll on this thread.
         self._outstanding[self._epoch] += 1
+        self._unpolled += 1
+        if self._unpolled >= POLL_EVERY_SENDS:
+            self.poll()
         return True
 
     async def wait_for_room(self, timeout_s: float | None = None) -> None:
@@ -202,6 +211,7 @@ class OutputProducer:
 
     def poll(self) -> None:
         """Serve delivery reports without waiting (cheap; call once per batch of sends)."""
+        self._unpolled = 0
         self._producer.poll(0)
 
     async def flush(self, timeout_s: float = 60.0) -> None:

@@ -7,16 +7,19 @@ loaded machine the handling thread is also often runnable but not running: the k
 cores to the broker and the other processes. A p99 alone cannot tell those apart, and only one of
 them is the worker's to fix.
 
-So each batch (the records of one partition from one fetch) is measured three ways, from its fetch
-to its last outcome handed over: wall time (what the tick waited: the batch's largest own latency),
-the handling thread's CPU time, and the time that thread spent runnable, waiting for a CPU. Linux
-counts the last in ``/proc/thread-self/schedstat`` (CPU ns, run-queue wait ns, time slices); reading
-it costs ~2 µs, once per fetch and once per batch. CPU time comes from :func:`time.thread_time` (the
-schedstat figure lags by up to a scheduler tick); elsewhere than Linux the wait reads as zero.
+So each batch (everything one fetch brought: the worker's records of all its partitions, the plain
+loop's one poll) is measured three ways, from its fetch to its last outcome handed over: wall time
+(what its slowest tick waited: the batch's largest own latency), the handling thread's CPU time, and
+the time that thread spent runnable, waiting for a CPU. Linux counts the last in
+``/proc/thread-self/schedstat`` (CPU ns, run-queue wait ns, time slices); reading it costs ~2 µs,
+twice per fetch. CPU time comes from :func:`time.thread_time` (the schedstat figure lags by up to a
+scheduler tick); elsewhere than Linux the wait reads as zero.
 
 Measured with this (issue 18, 500 ticks/s, next-tick configuration, load 4-10 on 2 cores): the
 batches over 2 ms had spent most of that time runnable without a CPU, and the rest handling the
-records of earlier partitions of the same fetch (~0.2-0.3 ms each at this load).
+records of earlier partitions of the same fetch (~0.2-0.3 ms each at this load). Until 2026-12-02 a
+worker's batch was one partition of a fetch; that split counted each fetch several times, and its
+p99s are not comparable with the plain loop's or with later runs.
 """
 
 from __future__ import annotations

@@ -159,6 +159,20 @@ def test_a_fetch_that_returns_while_flow_is_stopped_is_dropped_and_older_records
     assert stale == [] and r.consumer._read_offset[TICKS] == 9
 
 
+def test_after_fetch_runs_once_per_fetch_after_its_last_batch_was_handed_over() -> None:
+    r = rig()
+    fetch_ends: list[int] = []
+    r.app.after_fetch.append(lambda: fetch_ends.append(len(r.delivered)))
+    r.fetch({TICKS: records(TICKS, 0, 1), TICKS_1: records(TICKS_1, 0), OTHER: records(OTHER, 3)})
+    r.fetch({TICKS: records(TICKS, 2)})
+    r.run(r.next_fetch)
+    r.run(r.next_fetch)
+    # Delivery reports and checkpoint scheduling run there: no tick of the fetch waits for them.
+    assert fetch_ends == [2, 3], "after_fetch must run once per fetch, after every batch of it"
+    split = r.app.own_share.to_stats()
+    assert split["wall"][-1][1] == 2, "the own-share split is one observation per fetch, as in the plain loop"
+
+
 def test_paused_partitions_are_not_delivered() -> None:
     r = rig(active=(TICKS,))
     r.fetch({TICKS: records(TICKS, 0), TICKS_1: records(TICKS_1, 0)})
