@@ -370,7 +370,7 @@ def main(argv: list[str] | None = None) -> None:
     results["logs"] = str(log_dir)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
-    print(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2, default=str))
 
 
 if __name__ == "__main__":

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 
-from tests.unit.gateway.fakes import make_feed, publish
+from tests.unit.gateway.fakes import make_feed, prediction, publish
+from tickcast.gateway.cache import Published
 from tickcast.gateway.feed import PredictionFeed
 from tickcast.gateway.positions import decode
 from tickcast.gateway.sse import stream_events
@@ -204,5 +206,23 @@ def test_a_client_whose_connection_stays_full_is_dropped_with_its_reason_and_res
         resumed = stream_events(feed, feed.open_stream(None, decode(events[0]["id"])))
         assert sorted(offsets(await take(resumed, 10))) == sorted(offsets(parse(fine.written)))
         waiting.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_an_event_read_long_ago_is_queued_for_the_streams_task_even_when_the_connection_takes_writes() -> None:
+    async def scenario() -> None:
+        feed = make_feed(partitions=1)
+        connection = Connection()
+        stream = stream_events(feed, feed.open_stream(None, None), connection.write)
+        await anext(stream)
+        pending = asyncio.ensure_future(anext(stream))
+        await asyncio.sleep(0)  # the stream reaches its wait (not a synchronisation)
+        late = Published.of(0, 1, prediction("SPY", 1), time.monotonic() - 1.0)  # the gateway is a second behind
+        feed.ingest([late])
+        publish(feed, "SPY")  # fresh, but after a queued one: queued too, in order
+        async with asyncio.timeout(5):
+            queued = parse([await pending])
+        assert offsets_of(queued) == [1, 2] and connection.written == []
 
     asyncio.run(scenario())
