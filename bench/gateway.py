@@ -23,7 +23,7 @@ Phases (``--only get,sse,broker``; all by default), each load from a process of 
   and with as many clients each reading Kafka with a consumer of its own (librdkafka's request counts too).
 
 Every number comes with the load average at the time (the bench machine is shared). Writes
-``bench/results/gateway.json`` and prints it. Not part of ``make bench``'s default scenarios.
+``bench/results/gateway.json`` (or ``--out``) and prints it. Not part of ``make bench``'s default scenarios.
 """
 
 from __future__ import annotations
@@ -291,6 +291,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", default=",".join(PHASES), help=f"comma-separated phases of {PHASES}")
     parser.add_argument("--profile", action="store_true", help="py-spy on the gateway in the get and sse phases")
     parser.add_argument(
+        "--out", type=Path, default=RESULTS, help="where the results go (exploratory runs: not the committed file)"
+    )
+    parser.add_argument(
         "--cpu-requests",
         default="",
         metavar="ROLE=CPU,...",
@@ -365,9 +368,9 @@ def main(argv: list[str] | None = None) -> None:
             groups.close()
     results["machine"]["load_at_end"] = load_average()
     results["logs"] = str(log_dir)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(results, indent=2))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
+    print(json.dumps(results, indent=2, default=str))
 
 
 if __name__ == "__main__":

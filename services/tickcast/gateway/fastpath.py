@@ -33,6 +33,9 @@ MAX_IF_NONE_MATCH = 1_024
 LATEST_PREFIX = "/v1/predictions/"
 #: Scope key under which the server's own ``send`` reaches the app (:class:`tickcast.gateway.sse.EventStream`).
 SERVER_SEND = "tickcast.server_send"
+#: Scope key of a writer of body chunks straight to the connection, ``(bytes) -> bool`` (False: it cannot take
+#: them now), left by :class:`tickcast.gateway.hotget.HotGetProtocol` for the SSE stream's hub writes.
+DIRECT_WRITE = "tickcast.direct_write"
 _JSON = (b"content-type", b"application/json")
 _REVALIDATE = (b"cache-control", b"no-cache")
 

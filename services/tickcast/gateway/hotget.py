@@ -8,9 +8,14 @@ request as soon as its headers are parsed and writes the whole answer with one `
 other request (and any hot one it is unsure of) goes on to the normal ASGI path unchanged, where
 :class:`~tickcast.gateway.fastpath.FastPath` answers it with the same bytes.
 
+It also leaves each ASGI request a :class:`ChunkWriter` in its scope (:data:`DIRECT_WRITE`): the SSE
+stream's hub writes live events with it straight to the connection, in the same chunked framing as
+uvicorn's ``send``, without an ASGI message per client per event.
+
 This is the only module coupled to uvicorn's internals (``HttpToolsProtocol``'s parser callbacks and
-attributes, and ``STATUS_LINE``); pyproject pins uvicorn's range, and ``tests/unit/gateway/test_hotget.py``
-fails if uvicorn changes what this relies on or if an answer here differs from the ASGI path's.
+attributes, ``RequestResponseCycle``'s state, and ``STATUS_LINE``); pyproject pins uvicorn's range, and
+``tests/unit/gateway/test_hotget.py`` and ``test_event_stream.py`` fail if uvicorn changes what this relies
+on or if an answer here differs from the ASGI path's.
 """
 
 from __future__ import annotations
@@ -19,10 +24,10 @@ import time
 from collections.abc import Callable
 from typing import ClassVar
 
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
 from tickcast.gateway.cache import LatestCache
-from tickcast.gateway.fastpath import LATEST_PREFIX, MAX_IF_NONE_MATCH, answer
+from tickcast.gateway.fastpath import DIRECT_WRITE, LATEST_PREFIX, MAX_IF_NONE_MATCH, answer
 
 _PREFIX = LATEST_PREFIX.encode()
 #: Anything in a URL that makes its ASGI path differ from the bytes themselves: the ASGI path decides those.
@@ -52,6 +57,12 @@ class HotGetProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         if not self._answer_hot_get():
             super().on_headers_complete()
+            cycle = self.cycle
+            # The cycle uvicorn just made for this request (not an upgrade's, which made none); its ASGI task
+            # has not run yet, so the app finds the writer in its scope.
+            if cycle is not None and cycle.scope is self.scope:
+                # An extension key: the scope is a plain dict at run time, a TypedDict only to mypy.
+                self.scope[DIRECT_WRITE] = ChunkWriter(cycle).write  # type: ignore[literal-required]
 
     def on_body(self, body: bytes) -> None:
         if not self._answered_here:
@@ -105,6 +116,34 @@ class HotGetProtocol(HttpToolsProtocol):
             HotGetProtocol._defaults = b"".join(name.lower() + b": " + value + b"\r\n" for name, value in defaults)
             HotGetProtocol._defaults_of = defaults
         return HotGetProtocol._defaults
+
+
+class ChunkWriter:
+    """Writes body chunks of one response straight to its connection, as uvicorn's ``send`` frames them for a
+    chunked response; refuses (False) whenever that ``send`` would wait or drop them: before the response
+    started or after it ended, on a connection that closed or whose buffer is past its high-water mark.
+
+    Refusing is how the hub learns that a client is behind: the event then queues for the stream's task,
+    which waits for the connection to drain, and a client whose queue fills is dropped.
+    """
+
+    __slots__ = ("_cycle",)
+
+    def __init__(self, cycle: RequestResponseCycle) -> None:
+        self._cycle = cycle
+
+    def write(self, body: bytes) -> bool:
+        cycle = self._cycle
+        if (
+            cycle.disconnected
+            or cycle.flow.write_paused
+            or not cycle.response_started
+            or cycle.response_complete
+            or not cycle.chunked_encoding
+        ):
+            return False
+        cycle.transport.write(b"%x\r\n%b\r\n" % (len(body), body))
+        return True
 
 
 def hot_get_protocol(cache: LatestCache, clock: Callable[[], float] = time.time) -> type[HotGetProtocol]:

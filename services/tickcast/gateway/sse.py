@@ -11,16 +11,16 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from tickcast.gateway.cache import Published
-from tickcast.gateway.fastpath import SERVER_SEND
+from tickcast.gateway.fastpath import DIRECT_WRITE, SERVER_SEND
 from tickcast.gateway.feed import PredictionFeed, StreamStart
-from tickcast.gateway.hub import DropReason, Subscription
-from tickcast.gateway.positions import Positions, encode
+from tickcast.gateway.frames import frame, prediction_frame
+from tickcast.gateway.hub import KEEPALIVE, DropReason, Subscription
+from tickcast.gateway.positions import encode
 
 #: What the browser's EventSource waits before reconnecting (ms).
 RETRY_MS = 1000
@@ -28,36 +28,14 @@ RETRY_MS = 1000
 BATCH = 256
 
 
-def frame(event: str, data: str, event_id: str | None = None) -> str:
-    """One SSE event.
-
-    >>> frame("prediction", '{"a":1}', "0:5")
-    'id: 0:5\\nevent: prediction\\ndata: {"a":1}\\n\\n'
-    """
-    head = f"id: {event_id}\n" if event_id is not None else ""
-    return f"{head}event: {event}\ndata: {data}\n\n"
-
-
-def prediction_frame(item: Published, positions: Positions) -> bytes:
-    """The event of ``item`` for a client now at ``positions`` (after ``item``).
-
-    A stream over one partition has the id ``partition:offset`` of the item itself, the same for every client,
-    so its frame was encoded once when the item arrived; only a stream over several partitions has an id of its
-    own (every partition's position), built here.
-
-    >>> item = Published(1, 5, "A", 0.0, 0.0, '{"a":1}')
-    >>> prediction_frame(item, {1: 5}) == item.sse_frame, prediction_frame(item, {0: 3, 1: 5})[:18]
-    (True, b'id: 0:3,1:5\\nevent:')
-    """
-    if len(positions) == 1:
-        return item.sse_frame
-    return frame("prediction", item.body, encode(positions)).encode()
-
-
-async def stream_events(feed: PredictionFeed, start: StreamStart) -> AsyncGenerator[bytes, None]:
+async def stream_events(
+    feed: PredictionFeed, start: StreamStart, direct: Callable[[bytes], bool] | None = None
+) -> AsyncGenerator[bytes, None]:
     """The bytes of one client's stream: a reset if it missed data for good, the replay, then live events.
 
     Whatever queued up for the client while it waited goes out as one chunk (one write to its connection).
+    With ``direct`` (a writer to the client's connection that says whether it took the bytes), live events
+    that find the stream idle are written by the hub itself, and only what queued goes through here.
     """
     subscription, metrics = start.subscription, feed.metrics
     try:
@@ -92,18 +70,25 @@ async def stream_events(feed: PredictionFeed, start: StreamStart) -> AsyncGenera
                 return
             if subscription.keepalive_due:
                 subscription.keepalive_due = False
-                yield b": keepalive\n\n"
+                yield KEEPALIVE
+                continue  # events may have queued while that was written
             subscription.wakeup.clear()
+            # Everything yielded so far was written (the caller asks for the next chunk only then), and nothing
+            # is queued: from now until the wake-up, the hub may write to the connection itself.
+            subscription.direct = direct
             # No timeout per wait: a timer per client per wake was a sixth of the fan-out's CPU with 1,000
             # clients. The hub's one keepalive sweep (Hub.keep_alive) wakes every client instead.
             await subscription.wakeup.wait()
+            subscription.direct = None
     finally:
         feed.hub.remove(subscription)
 
 
 class EventStream(Response):
     """The stream's HTTP response, hand-written: the same status and headers as Starlette's StreamingResponse,
-    but each chunk goes to the server's own ``send``.
+    but each chunk goes to the server's own ``send``, or, when the server left a direct writer in the scope
+    (:data:`~tickcast.gateway.fastpath.DIRECT_WRITE`, :class:`~tickcast.gateway.hotget.HotGetProtocol`),
+    live events are written by the hub straight to the connection while the stream is idle.
 
     Starlette's response passed every chunk through the send wrappers of FastAPI's middleware and exception
     handlers (a coroutine each, per write, per client), which only look at the response's start; and
@@ -124,7 +109,7 @@ class EventStream(Response):
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
         write: Send = scope.get(SERVER_SEND, send)
         watcher = asyncio.create_task(_close_when_gone(receive, self.start.subscription))
-        events = stream_events(self.feed, self.start)
+        events = stream_events(self.feed, self.start, scope.get(DIRECT_WRITE))
         try:
             async for chunk in events:
                 await write({"type": "http.response.body", "body": chunk, "more_body": True})

@@ -39,8 +39,8 @@ def test_a_stream_has_starlettes_headers_gets_its_events_and_leaves_the_hub_when
         wait_for(lambda: len(feed.hub) == 0, 5, "the hub to let go of a client whose connection closed")
 
 
-async def _publish(feed: Any, symbol: str) -> list[Any]:
-    return publish(feed, symbol)  # on the server's loop, as the Kafka source delivers
+async def _publish(feed: Any, *symbols: str) -> list[Any]:
+    return publish(feed, *symbols)  # on the server's loop, as the Kafka source delivers
 
 
 def test_the_body_goes_to_the_servers_own_send_and_only_the_start_through_the_app_stack() -> None:
@@ -72,3 +72,54 @@ def test_the_body_goes_to_the_servers_own_send_and_only_the_start_through_the_ap
     stacked, direct = asyncio.run(scenario())
     assert stacked == ["http.response.start"]
     assert direct == ["http.response.body"] * 3, "retry line, the event, and the end of the body"
+
+
+def test_a_live_event_to_an_idle_stream_is_written_by_the_hub_in_uvicorns_chunked_framing() -> None:
+    feed = make_feed()
+    with (
+        serving(create_app(feed), hot_get_protocol(feed.cache)) as server,
+        socket.create_connection(("127.0.0.1", port_of(server)), timeout=5) as conn,
+    ):
+        conn.sendall(get("/v1/stream?symbols=SPY"))
+        _, body = read_head(conn)
+        wait_for(lambda: len(feed.hub) == 1, 5, "the client in the hub")
+        (subscription,) = feed.hub._clients
+        wait_for(lambda: subscription.direct is not None, 5, "the idle stream to let the hub write to it")
+        (item,) = asyncio.run_coroutine_threadsafe(_publish(feed, "SPY"), loop_of(server)).result(5)
+        chunk = b"%x\r\n%b\r\n" % (len(item.sse_frame), item.sse_frame)
+        while chunk not in body:
+            body += conn.recv(65536)
+        assert body.endswith(chunk)
+
+
+def test_a_connection_that_stops_reading_is_dropped_with_its_reason_while_another_gets_every_event() -> None:
+    feed = make_feed(partitions=1, gateway_client_buffer=8)
+    with serving(create_app(feed), hot_get_protocol(feed.cache)) as server:
+        port = port_of(server)
+        stuck = socket.socket()
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: a small window
+        stuck.connect(("127.0.0.1", port))
+        reader = socket.create_connection(("127.0.0.1", port), timeout=5)
+        with stuck, reader:
+            stuck.sendall(get("/v1/stream"))
+            reader.sendall(get("/v1/stream"))
+            _, got = read_head(reader)
+            wait_for(lambda: len(feed.hub) == 2, 5, "both clients in the hub")
+            sent: list[Any] = []
+            for _ in range(100):  # ~65 KB a round; the stuck one's socket and write buffers fill in a few
+                sent += asyncio.run_coroutine_threadsafe(_publish(feed, *["SPY"] * 100), loop_of(server)).result(5)
+                while sent[-1].sse_frame not in got:
+                    more = reader.recv(1 << 20)
+                    assert more, f"the reading client was disconnected after {len(sent)} events: {got[-300:]!r}"
+                    got += more
+                if len(feed.hub) == 1:
+                    break
+            assert len(feed.hub) == 1, f"the stuck client was not dropped after {len(sent)} events"
+            assert all(item.sse_frame in got for item in sent), "the reading client missed events"
+            stuck.settimeout(5)
+            backlog = b""
+            while b"event: dropped" not in backlog:
+                more = stuck.recv(1 << 20)
+                assert more, f"closed without a dropped event: {backlog[-300:]!r}"
+                backlog += more
+            assert b'"reason": "slow_consumer"' in backlog

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 
-from tests.unit.gateway.fakes import make_feed, publish
+from tests.unit.gateway.fakes import make_feed, prediction, publish
+from tickcast.gateway.cache import Published
 from tickcast.gateway.feed import PredictionFeed
 from tickcast.gateway.positions import decode
 from tickcast.gateway.sse import stream_events
@@ -129,5 +131,98 @@ def test_an_idle_stream_gets_the_hubs_keepalive_and_a_busy_one_gets_its_events_i
             assert chunk == b"".join(item.sse_frame for item in sent), "five events queued, one write expected"
         finally:
             sweep.cancel()
+
+    asyncio.run(scenario())
+
+
+class Connection:
+    """A client connection as the hub writes to it directly: takes bytes while ``open``, refuses them otherwise."""
+
+    def __init__(self) -> None:
+        self.open = True
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> bool:
+        if self.open:
+            self.written.append(data)
+        return self.open
+
+
+def test_an_idle_stream_gets_live_events_written_by_the_hub_and_a_full_connection_queues_them_in_order() -> None:
+    async def scenario() -> None:
+        feed = make_feed(partitions=4, gateway_client_buffer=50)
+        connection = Connection()
+        stream = stream_events(feed, feed.open_stream(frozenset({"SPY", "BAC"}), None), connection.write)
+        assert (await anext(stream)).startswith(b"retry:")
+        pending = asyncio.ensure_future(anext(stream))  # the stream's task, waiting with nothing queued
+        await asyncio.sleep(0)  # let it reach its wait (not a synchronisation: it runs no other task)
+        publish(feed, "SPY", "BAC", "SPY")
+        assert not pending.done(), "events for an idle stream should not wake its task"
+        direct = parse(connection.written)
+        assert len(direct) == 3
+        assert feed.metrics.registry.get_sample_value("tickcast_gateway_events_fanned_out_total") == 3
+
+        connection.open = False  # the client stops reading: its connection's buffer is full
+        publish(feed, "BAC", "SPY")
+        connection.open = True  # it drains, but the queue goes first: order is kept
+        publish(feed, "SPY")
+        async with asyncio.timeout(5):
+            queued = parse([await pending])
+        assert len(queued) == 3, "the two refused and the one after them, in one write by the task"
+        pending = asyncio.ensure_future(anext(stream))  # the queue was written: the task waits again
+        await asyncio.sleep(0)
+        publish(feed, "BAC", "SPY")
+        assert not pending.done() and len(connection.written) == 5, "the hub writes again"
+        events = direct + queued + parse(connection.written[3:])
+        assert len(events) == 8
+        assert len(set(offsets(events))) == 8, "no gap, no duplicate"
+        per_partition: dict[int, list[int]] = {}
+        for partition, offset in offsets(events):
+            per_partition.setdefault(int(partition), []).append(int(offset))
+        assert all(found == sorted(found) for found in per_partition.values()), per_partition
+        pending.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_a_client_whose_connection_stays_full_is_dropped_with_its_reason_and_resumes_from_its_last_id() -> None:
+    async def scenario() -> None:
+        feed = make_feed(partitions=4, gateway_client_buffer=3)
+        full, fine = Connection(), Connection()
+        full.open = False
+        slow = stream_events(feed, feed.open_stream(None, None), full.write)
+        fast = stream_events(feed, feed.open_stream(None, None), fine.write)
+        await anext(slow), await anext(fast)
+        waiting = asyncio.ensure_future(anext(fast))
+        await asyncio.sleep(0)  # both streams reach their wait (not a synchronisation)
+        for _ in range(5):
+            publish(feed, "SPY", "BAC")
+        assert len(parse(fine.written)) == 10 and not waiting.done()
+        assert len(feed.hub) == 1
+        async with asyncio.timeout(5):
+            events = parse([await anext(slow)])
+        assert [e["event"] for e in events] == ["dropped"]
+        assert json.loads(events[0]["data"])["reason"] == "slow_consumer"
+        resumed = stream_events(feed, feed.open_stream(None, decode(events[0]["id"])))
+        assert sorted(offsets(await take(resumed, 10))) == sorted(offsets(parse(fine.written)))
+        waiting.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_an_event_read_long_ago_is_queued_for_the_streams_task_even_when_the_connection_takes_writes() -> None:
+    async def scenario() -> None:
+        feed = make_feed(partitions=1)
+        connection = Connection()
+        stream = stream_events(feed, feed.open_stream(None, None), connection.write)
+        await anext(stream)
+        pending = asyncio.ensure_future(anext(stream))
+        await asyncio.sleep(0)  # the stream reaches its wait (not a synchronisation)
+        late = Published.of(0, 1, prediction("SPY", 1), time.monotonic() - 1.0)  # the gateway is a second behind
+        feed.ingest([late])
+        publish(feed, "SPY")  # fresh, but after a queued one: queued too, in order
+        async with asyncio.timeout(5):
+            queued = parse([await pending])
+        assert offsets_of(queued) == [1, 2] and connection.written == []
 
     asyncio.run(scenario())
