@@ -11,7 +11,8 @@ Phases (``--only get,sse,broker``; all by default), each load from a process of 
   CPU seconds meanwhile, and the gateway's own fan-out delay histogram over the same window (``--profile``:
   py-spy on it and on one of the load's ``--load-processes`` while the clients stream);
 - with ``--baseline-src``, a second gateway from other code is measured in the get and sse phases too:
-  just before this one, ``--ab-rounds`` times, or at the same time (``--ab-together``: each under the same
+  before or after this one, alternately, ``--ab-rounds`` times (the pipeline slows during a run, so each
+  side goes first in every other round), or at the same time (``--ab-together``: each under the same
   machine load, which is the only fair A/B on a shared machine; it doubles the load);
 - ``--gateway-env`` / ``--baseline-env KEY=VALUE``: settings of one gateway only, e.g. an A/B of
   ``TICKCAST_GATEWAY_SCHED_SLICE_US`` with the same code on both sides (``--baseline-src services``);
@@ -251,6 +252,20 @@ def settings_of(pairs: list[str]) -> dict[str, str]:
     return found
 
 
+def measuring_order(round_: int, with_baseline: bool) -> tuple[str, ...]:
+    """Which gateway round ``round_`` (from 0) measures first: the baseline in rounds 1, 3, …, the new one in 2, 4, …
+
+    The pipeline slows down during a run (the embedded broker's fetches cost more with every stored batch), so
+    the side always measured second would always look worse; alternating cancels that over pairs of rounds.
+
+    >>> [measuring_order(r, True) for r in range(3)], measuring_order(0, False)
+    ([('baseline', 'new'), ('new', 'baseline'), ('baseline', 'new')], ('new',))
+    """
+    if not with_baseline:
+        return ("new",)
+    return ("baseline", "new") if round_ % 2 == 0 else ("new", "baseline")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=500.0, help="ticks per second through the pipeline")
@@ -270,7 +285,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--ab-together", action="store_true", help="with --baseline-src: load both gateways at once (a fair A/B)"
     )
-    parser.add_argument("--ab-rounds", type=int, default=1, help="with --baseline-src: sse phases, baseline then new")
+    parser.add_argument(
+        "--ab-rounds",
+        type=int,
+        default=1,
+        help="with --baseline-src: rounds of each phase, baseline first in odd rounds, new first in even ones",
+    )
     parser.add_argument(
         "--gateway-env",
         action="append",
@@ -350,9 +370,13 @@ def main(argv: list[str] | None = None) -> None:
                     continue
                 for round_ in range(rounds):
                     suffix = f"_round{round_ + 1}" if rounds > 1 else ""
-                    jobs = {f"{phase}{suffix}": (gateway, log_dir / f"new{suffix}")}
+                    sides = {"new": (f"{phase}{suffix}", gateway)}
                     if baseline is not None:
-                        jobs = {f"{phase}_baseline{suffix}": (baseline, log_dir / f"baseline{suffix}"), **jobs}
+                        sides["baseline"] = (f"{phase}_baseline{suffix}", baseline)
+                    jobs = {
+                        sides[side][0]: (sides[side][1], log_dir / f"{side}{suffix}")
+                        for side in measuring_order(round_, baseline is not None)
+                    }
                     with ThreadPoolExecutor(len(jobs) if args.ab_together else 1) as pool:
                         running = {key: pool.submit(measure, g, args, names, where) for key, (g, where) in jobs.items()}
                         results.update({key: future.result() for key, future in running.items()})
