@@ -58,10 +58,11 @@ from bench.gateway_load import (
     histogram_buckets,
     load_average,
     load_result,
-    observed,
     start_load,
+    thread_schedstats,
     wrk_get,
 )
+from bench.gateway_metrics import FANOUT, busy_threads, scrape, stalls
 from bench.gateway_plan import GROUPS, Phase, lead_s, merge, plan, result_key, window_at
 from bench.gateway_stack import Stack, StackOptions
 from bench.pyspy import PySpy, summarise
@@ -91,7 +92,9 @@ def measure_get(stack: Stack, gateway: GatewayProcess, args: argparse.Namespace,
     metrics_before = scrape(gateway)
     stack.open_window()
     meter.start()
+    threads_before = thread_schedstats(gateway.process.pid)
     result = wrk_get(url, args.get_rate, args.seconds)
+    result["gateway_threads"] = busy_threads(threads_before, thread_schedstats(gateway.process.pid))
     cpu_s = meter.stop()
     stack.close_window()
     result["stalls"] = stalls(metrics_before, scrape(gateway))
@@ -155,6 +158,7 @@ def measure_sse_many(
     stack.open_window()
     window_end = time.monotonic() + args.seconds
     meter = CpuMeter(gateway.process.pid).start()
+    threads_before = thread_schedstats(gateway.process.pid)
     metrics_before = scrape(gateway)
     buckets_before = histogram_buckets(metrics_before, FANOUT)
     spies = (
@@ -171,6 +175,7 @@ def measure_sse_many(
     rss_with = process.memory_info().rss
     clients_seen = gateway.clients()
     hold(max(0.0, window_end - time.monotonic()))
+    results["gateway_threads"] = busy_threads(threads_before, thread_schedstats(gateway.process.pid))
     stack.close_window()
     many = results[f"sse_{args.clients}_clients"] = load_result(load, args.seconds + 120)
     results["gateway_cpu_s"] = meter.stop()
@@ -199,41 +204,6 @@ def measure_sse_many(
     }
     results["load_after"] = load_average()
     return results
-
-
-FANOUT = "tickcast_gateway_fanout_delay_seconds"
-LOOP_LAG = "tickcast_gateway_loop_lag_seconds"
-GC_PAUSE = "tickcast_gateway_gc_pause_seconds"
-
-
-def scrape(gateway: GatewayProcess) -> str:
-    """The gateway's ``/metrics`` text; empty if it did not answer in 30 s (its loop stalled that long:
-    the phase's numbers then say so)."""
-    try:
-        return httpx.get(f"{gateway.url}/metrics", timeout=30).text
-    except httpx.TimeoutException:
-        return ""
-
-
-def stalls(before: str, after: str) -> dict[str, Any]:
-    """The gateway's event-loop stalls between two scrapes: loop lag percentiles (bucket bounds, ms), lags
-    over 5 ms, and GC pauses by generation (count, and how many over 5 ms)."""
-    lag_before, lag_after = histogram_buckets(before, LOOP_LAG), histogram_buckets(after, LOOP_LAG)
-    found: dict[str, Any] = {
-        "loop_lag_p50_ms_bucket_upper": bucket_quantile(lag_before, lag_after, 0.5),
-        "loop_lag_p99_ms_bucket_upper": bucket_quantile(lag_before, lag_after, 0.99),
-        "loop_lags_over_5ms": observed(lag_before, lag_after, 0.005),
-    }
-    for generation in ("0", "1", "2"):
-        labels = f'generation="{generation}",'
-        pause_before, pause_after = (
-            histogram_buckets(before, GC_PAUSE, labels),
-            histogram_buckets(after, GC_PAUSE, labels),
-        )
-        if pause_after:
-            found[f"gc{generation}_pauses"] = observed(pause_before, pause_after)
-            found[f"gc{generation}_pauses_over_5ms"] = observed(pause_before, pause_after, 0.005)
-    return found
 
 
 def settings_of(pairs: list[str]) -> dict[str, str]:
