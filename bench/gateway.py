@@ -63,7 +63,7 @@ from bench.gateway_load import (
     wrk_get,
 )
 from bench.gateway_metrics import FANOUT, busy_threads, scrape, stalls
-from bench.gateway_plan import GROUPS, Phase, lead_s, merge, plan, result_key, window_at
+from bench.gateway_plan import GROUPS, Phase, lead_s, merge, plan, result_key, run_window_at
 from bench.gateway_stack import Stack, StackOptions
 from bench.pyspy import PySpy, summarise
 from tickcast.producer.synthetic import symbol_names
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> None:
         type=float,
         default=None,
         help="seconds from each phase's feed start to its window (the same in every phase; default: the longest "
-        "lead-in, --warmup or the GET phase's idle 10 s, plus 5 s of set-up, rounded up to 5 s)",
+        "lead-in of any phase, --warmup or the GET phase's idle 10 s, plus 5 s of set-up, rounded up to 5 s)",
     )
     args = parser.parse_args(argv)
     requests = parse_requests(args.cpu_requests)
@@ -290,9 +290,8 @@ def main(argv: list[str] | None = None) -> None:
     only = args.only.split(",")
     with_baseline = bool(args.baseline_src)
     phases = plan(only, args.ab_rounds if with_baseline else 1, with_baseline, args.ab_together)
-    leads = [lead_s(phase.kind, args.seconds, args.warmup, SETTLE_S) for phase in phases]
     try:
-        at = window_at(args.window_at, leads)
+        at = run_window_at(args.window_at, args.seconds, args.warmup, SETTLE_S)
     except ValueError as exc:
         raise SystemExit(str(exc)) from exc
     options = StackOptions(

@@ -156,6 +156,16 @@ def window_at(requested: float | None, leads: list[float]) -> float:
     return requested
 
 
+def run_window_at(requested: float | None, seconds: float, warmup: float, settle: float) -> float:
+    """A run's :func:`window_at`, from every kind's lead-in, not only the planned ones': the default window is
+    then the same whichever phases a run measures (``--only get`` and ``--only sse`` compare).
+
+    >>> run_window_at(None, 20, 15, 8), run_window_at(None, 20, 2, 1), run_window_at(40, 20, 15, 8)
+    (20.0, 15.0, 40)
+    """
+    return window_at(requested, [lead_s(kind, seconds, warmup, settle) for kind in KINDS])
+
+
 def wait_before_lead(feed_started: float, now: float, at: float, lead: float) -> float:
     """Seconds to wait (monotonic clock) before starting a lead-in of ``lead`` s, so the window opens ``at`` s
     after the feed started; negative when set-up ran late (the window then opens late by that much).

@@ -73,6 +73,13 @@ def test_every_window_opens_the_same_time_after_its_feed_started(planning: Modul
     assert set(opened.values()) == {at}, opened
 
 
+def test_the_default_window_is_the_same_whichever_phases_run(planning: ModuleType) -> None:
+    # A GET-only run's own lead-in is 10 s; it still opens its window when a run with SSE phases (15 s) would.
+    seconds, warmup, settle = 20.0, 15.0, 8.0
+    with_sse = planning.window_at(None, [planning.lead_s(kind, seconds, warmup, settle) for kind in planning.KINDS])
+    assert planning.run_window_at(None, seconds, warmup, settle) == with_sse == 20.0
+
+
 def test_a_late_set_up_says_how_late(planning: ModuleType) -> None:
     # Every symbol reached the gateway 9.5 s after the feed started; a 15 s lead-in for a window at 20 s.
     assert planning.wait_before_lead(1000.0, 1009.5, 20.0, 15.0) == -4.5
