@@ -11,9 +11,9 @@ Phases (``--only get,sse,broker``; all by default), each load from a process of 
   CPU seconds meanwhile, and the gateway's own fan-out delay histogram over the same window (``--profile``:
   py-spy on it and on one of the load's ``--load-processes`` while the clients stream);
 - with ``--baseline-src``, a second gateway from other code is measured in the get and sse phases too:
-  before or after this one, alternately, ``--ab-rounds`` times (the pipeline slows during a run, so each
-  side goes first in every other round), or at the same time (``--ab-together``: each under the same
-  machine load, which is the only fair A/B on a shared machine; it doubles the load);
+  before or after this one, alternately, ``--ab-rounds`` times (the machine's load drifts, so each side goes
+  first in every other round), or at the same time (``--ab-together``: both gateways on one stack, each
+  under the same machine load; it doubles the load);
 - ``--gateway-env`` / ``--baseline-env KEY=VALUE``: settings of one gateway only, e.g. an A/B of
   ``TICKCAST_GATEWAY_SCHED_SLICE_US`` with the same code on both sides (``--baseline-src services``);
 - ``--cpu-requests deployed,broker=1`` (or ``gateway=1000m,...``): CPU weights as Kubernetes gives pods their requests
@@ -22,6 +22,12 @@ Phases (``--only get,sse,broker``; all by default), each load from a process of 
 - broker: the broker's CPU seconds over the same window with no clients,
   with ``--side-clients`` SSE clients through this gateway, with one consumer configured as the gateway's,
   and with as many clients each reading Kafka with a consumer of its own (librdkafka's request counts too).
+
+Every phase (GET; one SSE client; many SSE clients; each broker row; each side and round of an A/B) runs on a
+stack of its own, a fresh broker, topics, workers, feed and gateway (:mod:`bench.gateway_stack`), and opens its
+window ``--window-at`` seconds after that feed's start: the embedded broker slows as it stores batches, so
+phases sharing one would not be comparable (:mod:`bench.gateway_plan`). Each result has its stack's record:
+the broker's CPU seconds in the window and since the feed started, and when the window really opened.
 
 Every number comes with the load average at the time (the bench machine is shared). Writes
 ``bench/results/gateway.json`` (or ``--out``) and prints it. Not part of ``make bench``'s default scenarios.
@@ -34,6 +40,8 @@ import json
 import os
 import platform
 import tempfile
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -43,46 +51,52 @@ import psutil
 
 from bench.cgroups import CpuGroups, parse_requests
 from bench.core import hold
-from bench.feeds import PacedFeed
+from bench.gateway_broker import SETTLE_S, measure_broker_row
 from bench.gateway_load import (
     CpuMeter,
     bucket_quantile,
     histogram_buckets,
     load_average,
     load_result,
-    observed,
-    sse_clients,
     start_load,
+    thread_schedstats,
     wrk_get,
 )
+from bench.gateway_metrics import FANOUT, busy_threads, scrape, stalls
+from bench.gateway_plan import GROUPS, Phase, lead_s, merge, plan, result_key, run_window_at
+from bench.gateway_stack import Stack, StackOptions
 from bench.pyspy import PySpy, summarise
-from tickcast.broker.embedded import EmbeddedBroker
 from tickcast.producer.synthetic import symbol_names
 from tickcast.testing.gateway import GatewayProcess
-from tickcast.testing.pipeline import Pipeline, new_unique, wait_for_assignment
-from tickcast.testing.waiting import wait_for
 
 RESULTS = Path(__file__).parent / "results" / "gateway.json"
-PHASES = ("get", "sse", "broker")
-#: Seconds a load runs before (and after) the window in which the broker's CPU is measured.
-SETTLE_S = 8.0
+PHASES = tuple(GROUPS)
 
 
-def measure_get(gateway: GatewayProcess, url: str, args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
-    assert gateway.process is not None  # nosec B101 # narrows the type: started by the caller
+def measure_get(stack: Stack, gateway: GatewayProcess, args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
+    """wrk on ``/v1/predictions/{first symbol}`` over the window, after an idle lead-in that measures the
+    gateway's CPU for reading the stream alone (subtracted from the CPU per request)."""
+    if gateway.process is None:
+        raise RuntimeError("the gateway is not running")
+    url = f"{gateway.url}/v1/predictions/{names[0]}"
     meter = CpuMeter(gateway.process.pid)
-    idle_window = min(args.seconds, 10.0)
+    idle_window = lead_s("get", args.seconds, args.warmup, SETTLE_S)
+    stack.lead_in(idle_window)
     meter.start()
     hold(idle_window)
     reading_cpu_per_s = meter.stop() / idle_window
-    spy = PySpy(log_dir / "gateway-get.raw") if args.profile else None
+    spy = PySpy(stack.log_dir / "gateway-get.raw") if args.profile else None
     if spy is not None:
         spy.attach(gateway.process.pid)
     load_before = load_average()
     metrics_before = scrape(gateway)
+    stack.open_window()
     meter.start()
+    threads_before = thread_schedstats(gateway.process.pid)
     result = wrk_get(url, args.get_rate, args.seconds)
+    result["gateway_threads"] = busy_threads(threads_before, thread_schedstats(gateway.process.pid))
     cpu_s = meter.stop()
+    stack.close_window()
     result["stalls"] = stalls(metrics_before, scrape(gateway))
     if spy is not None:
         spy.stop()
@@ -102,17 +116,34 @@ def measure_get(gateway: GatewayProcess, url: str, args: argparse.Namespace, log
     return result
 
 
-def measure_get_of(
-    gateway: GatewayProcess, args: argparse.Namespace, names: list[str], log_dir: Path
+def measure_sse_1(stack: Stack, gateway: GatewayProcess, args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
+    """One SSE client, on the same timeline as the many clients: started ``--warmup`` s before the window."""
+    stack.lead_in(lead_s("sse_1", args.seconds, args.warmup, SETTLE_S))
+    load = start_load(
+        "tickcast.testing.sse_load",
+        gateway.url,
+        "1",
+        str(args.seconds + args.warmup),
+        ",".join(names),
+        f"--warmup={args.warmup}",
+    )
+    hold(args.warmup)
+    stack.open_window()
+    hold(args.seconds)
+    stack.close_window()
+    return {"sse_1_client": load_result(load, 120), "load_before": load_average()}
+
+
+def measure_sse_many(
+    stack: Stack, gateway: GatewayProcess, args: argparse.Namespace, names: list[str]
 ) -> dict[str, Any]:
-    return measure_get(gateway, f"{gateway.url}/v1/predictions/{names[0]}", args, log_dir)
-
-
-def measure_sse(gateway: GatewayProcess, args: argparse.Namespace, names: list[str], log_dir: Path) -> dict[str, Any]:
-    assert gateway.process is not None  # nosec B101 # narrows the type: started by the caller
+    """``--clients`` SSE clients: the delays after ``--warmup`` s (all connect meanwhile, a burst of the
+    gateway's CPU), the gateway's CPU per event and its own fan-out delay over the window, memory per client."""
+    if gateway.process is None:
+        raise RuntimeError("the gateway is not running")
     results: dict[str, Any] = {"load_before": load_average()}
-    results["sse_1_client"] = sse_clients(gateway.url, 1, args.seconds, names)
     process = psutil.Process(gateway.process.pid)
+    stack.lead_in(lead_s("sse_many", args.seconds, args.warmup, SETTLE_S))
     rss_before = process.memory_info().rss
     load = start_load(
         "tickcast.testing.sse_load",
@@ -124,11 +155,16 @@ def measure_sse(gateway: GatewayProcess, args: argparse.Namespace, names: list[s
         f"--warmup={args.warmup}",
     )
     hold(args.warmup)  # every client connected and streaming: the window starts (as the load's own does)
+    stack.open_window()
+    window_end = time.monotonic() + args.seconds
     meter = CpuMeter(gateway.process.pid).start()
+    threads_before = thread_schedstats(gateway.process.pid)
     metrics_before = scrape(gateway)
     buckets_before = histogram_buckets(metrics_before, FANOUT)
     spies = (
-        {"gateway": PySpy(log_dir / "gateway-sse.raw"), "load": PySpy(log_dir / "load-sse.raw")} if args.profile else {}
+        {"gateway": PySpy(stack.log_dir / "gateway-sse.raw"), "load": PySpy(stack.log_dir / "load-sse.raw")}
+        if args.profile
+        else {}
     )
     if spies:
         spies["gateway"].attach(gateway.process.pid)
@@ -138,6 +174,9 @@ def measure_sse(gateway: GatewayProcess, args: argparse.Namespace, names: list[s
     hold(args.seconds / 2)
     rss_with = process.memory_info().rss
     clients_seen = gateway.clients()
+    hold(max(0.0, window_end - time.monotonic()))
+    results["gateway_threads"] = busy_threads(threads_before, thread_schedstats(gateway.process.pid))
+    stack.close_window()
     many = results[f"sse_{args.clients}_clients"] = load_result(load, args.seconds + 120)
     results["gateway_cpu_s"] = meter.stop()
     # Reading the stream is in it too (a small part: ~500 predictions/s against ~10,000 events/s at 1,000 clients).
@@ -167,76 +206,6 @@ def measure_sse(gateway: GatewayProcess, args: argparse.Namespace, names: list[s
     return results
 
 
-FANOUT = "tickcast_gateway_fanout_delay_seconds"
-LOOP_LAG = "tickcast_gateway_loop_lag_seconds"
-GC_PAUSE = "tickcast_gateway_gc_pause_seconds"
-
-
-def scrape(gateway: GatewayProcess) -> str:
-    """The gateway's ``/metrics`` text; empty if it did not answer in 30 s (its loop stalled that long:
-    the phase's numbers then say so)."""
-    try:
-        return httpx.get(f"{gateway.url}/metrics", timeout=30).text
-    except httpx.TimeoutException:
-        return ""
-
-
-def stalls(before: str, after: str) -> dict[str, Any]:
-    """The gateway's event-loop stalls between two scrapes: loop lag percentiles (bucket bounds, ms), lags
-    over 5 ms, and GC pauses by generation (count, and how many over 5 ms)."""
-    lag_before, lag_after = histogram_buckets(before, LOOP_LAG), histogram_buckets(after, LOOP_LAG)
-    found: dict[str, Any] = {
-        "loop_lag_p50_ms_bucket_upper": bucket_quantile(lag_before, lag_after, 0.5),
-        "loop_lag_p99_ms_bucket_upper": bucket_quantile(lag_before, lag_after, 0.99),
-        "loop_lags_over_5ms": observed(lag_before, lag_after, 0.005),
-    }
-    for generation in ("0", "1", "2"):
-        labels = f'generation="{generation}",'
-        pause_before, pause_after = (
-            histogram_buckets(before, GC_PAUSE, labels),
-            histogram_buckets(after, GC_PAUSE, labels),
-        )
-        if pause_after:
-            found[f"gc{generation}_pauses"] = observed(pause_before, pause_after)
-            found[f"gc{generation}_pauses_over_5ms"] = observed(pause_before, pause_after, 0.005)
-    return found
-
-
-def measure_broker(
-    broker_pid: int, gateway: GatewayProcess, pipeline: Pipeline, args: argparse.Namespace, names: list[str]
-) -> dict[str, Any]:
-    """What the broker does over one window each: pipeline and gateway alone, N SSE clients through the
-    gateway, the gateway's one consumer on its own, and N clients each with a consumer of its own.
-
-    Per window: the broker's CPU seconds (distorted by the machine's load), and from the Kafka loads
-    librdkafka's own counts of requests and bytes, which the load does not distort. (The kernel's per-process
-    I/O counts do not help: Tansu's socket sends and receives are not among them, they read 0.) Each load
-    runs :data:`SETTLE_S` longer on both sides of the window, so connecting is left out.
-    No load runs niced: at nice 19 on a busy machine a hundred consumers got almost no CPU (127 events
-    between them in 20 s), which made the comparison meaningless; the counts do not need it.
-    """
-    clients, seconds = args.side_clients, args.seconds
-    rows: dict[str, Any] = {"clients": clients, "seconds": seconds}
-
-    def window() -> dict[str, Any]:
-        cpu = CpuMeter(broker_pid).start()
-        hold(seconds)
-        return {"broker_cpu_s": cpu.stop(), "load": load_average()}
-
-    rows["pipeline_and_gateway"] = window()
-    span = str(seconds + 2 * SETTLE_S)
-    load = start_load("tickcast.testing.sse_load", gateway.url, str(clients), span, ",".join(names))
-    hold(SETTLE_S)
-    rows["via_gateway"] = {**window(), "clients_result": load_result(load, seconds + 120)}
-    env = pipeline.env()
-    for name, count in (("gateway_consumer_alone", 1), ("own_kafka_consumers", clients)):
-        processes = f"--processes={min(count, args.load_processes)}"
-        load = start_load("tickcast.testing.kafka_load", str(count), span, ",".join(names), processes, env=env)
-        hold(SETTLE_S)
-        rows[name] = {**window(), "clients_result": load_result(load, seconds + 300)}
-    return rows
-
-
 def settings_of(pairs: list[str]) -> dict[str, str]:
     """``KEY=VALUE`` arguments as environment variables of a gateway.
 
@@ -250,20 +219,6 @@ def settings_of(pairs: list[str]) -> dict[str, str]:
             raise SystemExit(f"expected TICKCAST_...=VALUE, got {pair!r}")
         found[key] = value
     return found
-
-
-def measuring_order(round_: int, with_baseline: bool) -> tuple[str, ...]:
-    """Which gateway round ``round_`` (from 0) measures first: the baseline in rounds 1, 3, …, the new one in 2, 4, …
-
-    The pipeline slows down during a run (the embedded broker's fetches cost more with every stored batch), so
-    the side always measured second would always look worse; alternating cancels that over pairs of rounds.
-
-    >>> [measuring_order(r, True) for r in range(3)], measuring_order(0, False)
-    ([('baseline', 'new'), ('new', 'baseline'), ('baseline', 'new')], ('new',))
-    """
-    if not with_baseline:
-        return ("new",)
-    return ("baseline", "new") if round_ % 2 == 0 else ("new", "baseline")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -321,80 +276,86 @@ def main(argv: list[str] | None = None) -> None:
         "deployed,broker=1 (the manifests' requests; roles: gateway, baseline, broker, workers; "
         "off by default: every process in the root cgroup)",
     )
+    parser.add_argument(
+        "--window-at",
+        type=float,
+        default=None,
+        help="seconds from each phase's feed start to its window (the same in every phase; default: the longest "
+        "lead-in of any phase, --warmup or the GET phase's idle 10 s, plus 5 s of set-up, rounded up to 5 s)",
+    )
     args = parser.parse_args(argv)
     requests = parse_requests(args.cpu_requests)
-    groups = CpuGroups(tag=str(os.getpid()))
     if requests:
-        groups.check()
-    phases = set(args.only.split(","))
+        CpuGroups(tag=str(os.getpid())).check()
+    only = args.only.split(",")
+    with_baseline = bool(args.baseline_src)
+    phases = plan(only, args.ab_rounds if with_baseline else 1, with_baseline, args.ab_together)
+    try:
+        at = run_window_at(args.window_at, args.seconds, args.warmup, SETTLE_S)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from exc
+    options = StackOptions(
+        rate=args.rate,
+        symbols=args.symbols,
+        workers=args.workers,
+        window_at_s=at,
+        gateway_env=settings_of(args.gateway_env),
+        baseline_src=args.baseline_src,
+        baseline_env=settings_of(args.baseline_env),
+        cpu_requests=requests,
+    )
     log_dir = Path(tempfile.mkdtemp(prefix="tickcast-bench-gateway-"))
-    names = symbol_names(args.symbols)
     results: dict[str, Any] = {
         "machine": {"cpus": psutil.cpu_count(), "platform": platform.platform(), "load_at_start": load_average()},
         "inputs": vars(args),
+        "method": METHOD,
+        "window_at_s": at,
     }
-    with EmbeddedBroker(log_file=log_dir / "broker.log") as broker:
-        pipeline = Pipeline(broker.bootstrap_servers, new_unique(), log_dir)
-        pipeline.create_topics()
-        gateway: GatewayProcess | None = None
-        baseline: GatewayProcess | None = None
-        feed = PacedFeed(pipeline, args.rate, args.symbols)
-        try:
-            wait_for_assignment(pipeline, pipeline.start_workers(args.workers), timeout_s=90)
-            gateway = GatewayProcess({**pipeline.env(), **settings_of(args.gateway_env)}, log_dir / "gateway.log")
-            gateway.start()
-            if args.baseline_src:
-                env = {**pipeline.env(), "PYTHONPATH": args.baseline_src, **settings_of(args.baseline_env)}
-                baseline = GatewayProcess(env, log_dir / "gateway-baseline.log").start()
-            pids = {
-                "gateway": [gateway.process.pid] if gateway.process else [],
-                "baseline": [baseline.process.pid] if baseline is not None and baseline.process else [],
-                "broker": [broker.pid] if broker.pid is not None else [],
-                "workers": [worker.process.pid for worker in pipeline.workers],
-            }
-            for role, millicpu in requests.items():
-                if role == "workers":  # a pod each, so a group each: their weights add up, as on a node
-                    for number, pid in enumerate(pids[role], start=1):
-                        groups.place(f"worker{number}", millicpu, [pid])
-                else:
-                    groups.place(role, millicpu, pids[role])
-            results["cpu_requests"] = groups.placed or "none: every process in the root cgroup"
-            feed.start()
-            known = lambda: len(httpx.get(f"{gateway.url}/v1/symbols", timeout=5).json()["symbols"])  # noqa: E731
-            wait_for(lambda: known() == args.symbols, 60, "every symbol at the gateway", diagnostics=gateway.log_tail)
-            # With a baseline: both gateways in the same pipeline, measured at the same time (--ab-together) or
-            # alternately; the shared machine's load changes by the minute, so one after the other is not an A/B.
-            rounds = args.ab_rounds if baseline is not None else 1
-            for phase, measure in (("get", measure_get_of), ("sse", measure_sse)):
-                if phase not in phases:
-                    continue
-                for round_ in range(rounds):
-                    suffix = f"_round{round_ + 1}" if rounds > 1 else ""
-                    sides = {"new": (f"{phase}{suffix}", gateway)}
-                    if baseline is not None:
-                        sides["baseline"] = (f"{phase}_baseline{suffix}", baseline)
-                    jobs = {
-                        sides[side][0]: (sides[side][1], log_dir / f"{side}{suffix}")
-                        for side in measuring_order(round_, baseline is not None)
-                    }
-                    with ThreadPoolExecutor(len(jobs) if args.ab_together else 1) as pool:
-                        running = {key: pool.submit(measure, g, args, names, where) for key, (g, where) in jobs.items()}
-                        results.update({key: future.result() for key, future in running.items()})
-            if "broker" in phases and broker.pid is not None:
-                results["broker_cpu"] = measure_broker(broker.pid, gateway, pipeline, args, names)
-            results["pipeline"] = httpx.get(f"{gateway.url}/v1/pipeline", timeout=5).json()
-        finally:
-            feed.stop()
-            for started in (gateway, baseline):
-                if started is not None:
-                    started.stop()
-            pipeline.stop()
-            groups.close()
+    if "broker" in only:
+        results["broker_cpu"] = {"clients": args.side_clients, "seconds": args.seconds}
+    rounds = args.ab_rounds if with_baseline else 1
+    for number, phase in enumerate(phases, start=1):
+        measured = run_phase(phase, options, args, log_dir / f"{number:02d}-{phase.label}")
+        for side, found in measured.items():
+            merge(results, phase.kind, result_key(phase.kind, side, phase.round, rounds), found, args.clients)
     results["machine"]["load_at_end"] = load_average()
     results["logs"] = str(log_dir)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
     print(json.dumps(results, indent=2, default=str))
+
+
+#: What the results' ``method`` says about how the phases were measured.
+METHOD = (
+    "each phase (and each side of an A/B) on a fresh broker, topics, workers, feed and gateway; its window "
+    "opens window_at_s after that feed's start (the embedded broker slows as it stores batches)"
+)
+MEASURES: dict[str, Callable[[Stack, GatewayProcess, argparse.Namespace, list[str]], dict[str, Any]]] = {
+    "get": measure_get,
+    "sse_1": measure_sse_1,
+    "sse_many": measure_sse_many,
+}
+
+
+def run_phase(phase: Phase, options: StackOptions, args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
+    """One phase on a stack of its own: side -> what it measured, with the stack's record (broker CPU, timeline)
+    and the pipeline's own stats at the end."""
+    names = symbol_names(args.symbols)
+    with Stack(options, phase.sides, log_dir, tag=phase.label) as stack:
+
+        def measure(side: str) -> dict[str, Any]:
+            gateway = stack.gateways[side]
+            if phase.kind in MEASURES:
+                return MEASURES[phase.kind](stack, gateway, args, names)
+            return measure_broker_row(phase.kind, stack, gateway, args, names)
+
+        # --ab-together: both gateways measured at once, on one stack, under the same machine load.
+        with ThreadPoolExecutor(len(phase.sides)) as pool:
+            running = {side: pool.submit(measure, side) for side in phase.sides}
+            measured = {side: future.result() for side, future in running.items()}
+        record = {**stack.record(), "cpu_requests": stack.cpu_requests}
+        pipeline = httpx.get(f"{stack.gateways[phase.sides[0]].url}/v1/pipeline", timeout=5).json()
+    return {side: {**found, "stack": record, "pipeline": pipeline} for side, found in measured.items()}
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -54,6 +55,45 @@ class CpuMeter:
 
     def stop(self) -> float:
         return round(self.seconds() - self._started, 3)
+
+
+def thread_schedstats(pid: int, proc: Path = Path("/proc")) -> dict[str, tuple[int, int, int]]:
+    """Each thread of ``pid`` (``name/tid``, the main thread ``main``): nanoseconds on a CPU, nanoseconds runnable
+    but waiting for one (the scheduler's run queue), and timeslices, from ``/proc/PID/task/TID/schedstat``.
+    Empty where the kernel keeps no such counts."""
+    found: dict[str, tuple[int, int, int]] = {}
+    for task in sorted((proc / str(pid) / "task").glob("*")):
+        try:
+            cpu_ns, wait_ns, slices = (int(field) for field in (task / "schedstat").read_text().split()[:3])
+            name = "main" if task.name == str(pid) else f"{(task / 'comm').read_text().strip()}/{task.name}"
+        except (OSError, ValueError):
+            continue  # the thread ended meanwhile, or no schedstat
+        found[name] = (cpu_ns, wait_ns, slices)
+    return found
+
+
+def sched_delta(
+    before: dict[str, tuple[int, int, int]], after: dict[str, tuple[int, int, int]]
+) -> dict[str, dict[str, float]]:
+    """Per thread present at both ends, what it did between them: CPU seconds, seconds waiting for a CPU,
+    timeslices, and the mean wait per timeslice (ms): how long a wake-up waited for a core, on average.
+
+    >>> sched_delta({"main": (0, 0, 10)}, {"main": (2_000_000_000, 30_000_000, 110), "x/7": (1, 1, 1)})
+    {'main': {'cpu_s': 2.0, 'runqueue_wait_s': 0.03, 'slices': 100, 'wait_ms_per_slice': 0.3}}
+    """
+    found: dict[str, dict[str, float]] = {}
+    for name, (cpu_ns, wait_ns, slices) in after.items():
+        if name not in before:
+            continue
+        cpu0, wait0, slices0 = before[name]
+        count = slices - slices0
+        found[name] = {
+            "cpu_s": round((cpu_ns - cpu0) / 1e9, 3),
+            "runqueue_wait_s": round((wait_ns - wait0) / 1e9, 3),
+            "slices": count,
+            "wait_ms_per_slice": round((wait_ns - wait0) / 1e6 / count, 3) if count else 0.0,
+        }
+    return found
 
 
 def wrk_get(url: str, rate: int, seconds: float) -> dict[str, Any]:
