@@ -1,0 +1,150 @@
+"""Where the latency bench's processes run: everything on every core (``shared``), or ``split`` as in production.
+
+In production the broker runs on its own machines, so a worker never waits for a CPU the broker holds.
+On the bench machine the embedded broker, the paced feed and the tap (this process) and the measured
+processor (a worker or the plain loop) all share the same few cores, and the processor's own share
+(fetch returned → handed to the producer) includes waiting for a core the broker is using. ``split``
+pins the broker and this process to some cores and the processor to the last one, with Linux CPU
+affinity (``os.sched_setaffinity``; Linux only), so that waiting is gone from the measurement. Both
+processors get the same treatment, so their ratio stays fair.
+
+Affinity is per thread on Linux: a process is pinned by pinning every thread it has (``/proc/PID/task``);
+threads it starts later inherit their creator's mask.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from bench.core import BenchError
+
+SHARED = "shared"
+SPLIT = "split"
+TOPOLOGIES = (SHARED, SPLIT)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The cores of a topology: ``rest`` for the broker, the feed and the tap, ``measured`` for the processor."""
+
+    name: str
+    rest: frozenset[int]
+    measured: frozenset[int]
+
+    def describe(self) -> dict[str, object]:
+        """For the JSON and the printed inputs.
+
+        >>> placement(SPLIT, {0, 1}).describe()
+        {'name': 'split', 'broker_feed_tap_cpus': [0], 'processor_cpus': [1]}
+        """
+        return {"name": self.name, "broker_feed_tap_cpus": sorted(self.rest), "processor_cpus": sorted(self.measured)}
+
+
+def placement(name: str, cpus: Iterable[int] | None = None) -> Placement:
+    """The cores of topology ``name`` among ``cpus`` (this process's affinity by default).
+
+    >>> placement(SHARED, {0, 1})
+    Placement(name='shared', rest=frozenset({0, 1}), measured=frozenset({0, 1}))
+    >>> placement(SPLIT, {0, 1, 2, 3}).measured
+    frozenset({3})
+    >>> placement(SPLIT, {5})
+    Traceback (most recent call last):
+    ...
+    bench.core.BenchError: topology 'split' needs at least 2 CPUs, this process may use [5]
+    """
+    available = sorted(os.sched_getaffinity(0) if cpus is None else cpus)
+    if name == SHARED:
+        return Placement(name, frozenset(available), frozenset(available))
+    if name != SPLIT:
+        raise BenchError(f"unknown topology {name!r} (one of {', '.join(TOPOLOGIES)})")
+    if len(available) < 2:
+        raise BenchError(f"topology {name!r} needs at least 2 CPUs, this process may use {available}")
+    # One core for the measured processor (a predictor pod requests one), the rest for everything else.
+    return Placement(name, frozenset(available[:-1]), frozenset(available[-1:]))
+
+
+def threads_of(pid: int) -> list[int]:
+    """Thread ids of ``pid`` and of its descendants (empty for a process that is gone)."""
+    try:
+        processes = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+    tids: list[int] = []
+    for process in processes:
+        with contextlib.suppress(FileNotFoundError):
+            tids += [int(tid) for tid in os.listdir(Path("/proc") / str(process.pid) / "task")]
+    return tids
+
+
+def pin(pid: int, cpus: frozenset[int]) -> int:
+    """Pin every thread of ``pid`` and its descendants to ``cpus``; the number of threads pinned."""
+    pinned = 0
+    for tid in threads_of(pid):
+        with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
+            os.sched_setaffinity(tid, cpus)
+            pinned += 1
+    return pinned
+
+
+def cpus_of(pid: int) -> list[int]:
+    """Every core any thread of ``pid`` (or a descendant) may run on: checks that a pin held.
+
+    >>> cpus_of(os.getpid()) == sorted(set().union(*(os.sched_getaffinity(t) for t in threads_of(os.getpid()))))
+    True
+    """
+    seen: set[int] = set()
+    for tid in threads_of(pid):
+        with contextlib.suppress(ProcessLookupError):
+            seen |= os.sched_getaffinity(tid)
+    return sorted(seen)
+
+
+@dataclass
+class Pinning:
+    """Applies a placement for one measurement and undoes it: see :func:`pinned`."""
+
+    placement: Placement
+    broker_pid: int
+    everywhere: frozenset[int] = field(default_factory=lambda: frozenset(os.sched_getaffinity(0)))
+    processors: list[int] = field(default_factory=list)
+
+    def measured(self, pids: Iterable[int]) -> None:
+        """Pin the processor's processes (call again after it has started its threads: it costs nothing)."""
+        for pid in pids:
+            if pid not in self.processors:
+                self.processors.append(pid)
+            if self.placement.name != SHARED:
+                pin(pid, self.placement.measured)
+
+    def seen(self) -> dict[str, list[int]]:
+        """The cores the processes may run on now (call before stopping the processor)."""
+        return {
+            "broker": cpus_of(self.broker_pid),
+            "bench": cpus_of(os.getpid()),
+            "processor": sorted({cpu for pid in self.processors for cpu in cpus_of(pid)}),
+        }
+
+
+@contextlib.contextmanager
+def pinned(placement: Placement, broker_pid: int) -> Iterator[Pinning]:
+    """Pin the broker and this process (the feed and the tap run in its threads) to ``placement.rest`` for
+    the block; the processor is pinned through :meth:`Pinning.measured`. On leaving, the broker and this
+    process get back the cores this process had on entering (the broker serves the next measurement too).
+    """
+    pinning = Pinning(placement, broker_pid)
+    if placement.name == SHARED:
+        yield pinning
+        return
+    try:
+        pin(broker_pid, placement.rest)
+        pin(os.getpid(), placement.rest)
+        yield pinning
+    finally:
+        pin(broker_pid, pinning.everywhere)
+        pin(os.getpid(), pinning.everywhere)
