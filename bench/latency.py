@@ -113,7 +113,11 @@ def measure(context: Context, kind: str, rate: float, where: str = topology.SHAR
     ]
     names = [n for n in sampler.pids if n != "broker"]
     first_rows = latency_stages.by_second(
-        first_seen.values(), feed.acked_ms, feed.started_at * 1000, int(options.latency_warmup_s + FIRST_SECONDS)
+        first_seen.values(),
+        feed.acked_ms,
+        feed.started_at * 1000,
+        int(options.latency_warmup_s + FIRST_SECONDS),
+        options.latency_warmup_s,
     )
     return {
         "kind": kind,
