@@ -8,8 +8,7 @@ pins the broker and this process to some cores and the processor to the last one
 affinity (``os.sched_setaffinity``; Linux only), so that waiting is gone from the measurement. Both
 processors get the same treatment, so their ratio stays fair.
 
-Affinity is per thread on Linux: a process is pinned by pinning every thread it has (``/proc/PID/task``);
-threads it starts later inherit their creator's mask.
+Affinity is per thread on Linux; ``tickcast.common.affinity`` pins every thread of a process tree.
 """
 
 from __future__ import annotations
@@ -18,15 +17,11 @@ import contextlib
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-
-import psutil
 
 from bench.core import BenchError
+from tickcast.common.affinity import SHARED, SPLIT, TOPOLOGIES, cpus_of, pin, split_cpus
 
-SHARED = "shared"
-SPLIT = "split"
-TOPOLOGIES = (SHARED, SPLIT)
+__all__ = ["SHARED", "SPLIT", "TOPOLOGIES", "Pinning", "Placement", "cpus_of", "pin", "pinned", "placement"]
 
 
 @dataclass(frozen=True)
@@ -56,53 +51,19 @@ def placement(name: str, cpus: Iterable[int] | None = None) -> Placement:
     >>> placement(SPLIT, {5})
     Traceback (most recent call last):
     ...
-    bench.core.BenchError: topology 'split' needs at least 2 CPUs, this process may use [5]
+    bench.core.BenchError: topology 'split': a split topology needs at least 2 CPUs, got [5]
     """
     available = sorted(os.sched_getaffinity(0) if cpus is None else cpus)
     if name == SHARED:
         return Placement(name, frozenset(available), frozenset(available))
     if name != SPLIT:
         raise BenchError(f"unknown topology {name!r} (one of {', '.join(TOPOLOGIES)})")
-    if len(available) < 2:
-        raise BenchError(f"topology {name!r} needs at least 2 CPUs, this process may use {available}")
-    # One core for the measured processor (a predictor pod requests one), the rest for everything else.
-    return Placement(name, frozenset(available[:-1]), frozenset(available[-1:]))
-
-
-def threads_of(pid: int) -> list[int]:
-    """Thread ids of ``pid`` and of its descendants (empty for a process that is gone)."""
     try:
-        processes = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
-    tids: list[int] = []
-    for process in processes:
-        with contextlib.suppress(FileNotFoundError):
-            tids += [int(tid) for tid in os.listdir(Path("/proc") / str(process.pid) / "task")]
-    return tids
-
-
-def pin(pid: int, cpus: frozenset[int]) -> int:
-    """Pin every thread of ``pid`` and its descendants to ``cpus``; the number of threads pinned."""
-    pinned = 0
-    for tid in threads_of(pid):
-        with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
-            os.sched_setaffinity(tid, cpus)
-            pinned += 1
-    return pinned
-
-
-def cpus_of(pid: int) -> list[int]:
-    """Every core any thread of ``pid`` (or a descendant) may run on: checks that a pin held.
-
-    >>> cpus_of(os.getpid()) == sorted(set().union(*(os.sched_getaffinity(t) for t in threads_of(os.getpid()))))
-    True
-    """
-    seen: set[int] = set()
-    for tid in threads_of(pid):
-        with contextlib.suppress(ProcessLookupError):
-            seen |= os.sched_getaffinity(tid)
-    return sorted(seen)
+        # One core for the measured processor (a predictor pod requests one), the rest for everything else.
+        rest, measured = split_cpus(available)
+    except ValueError as exc:
+        raise BenchError(f"topology {name!r}: {exc}") from exc
+    return Placement(name, rest, measured)
 
 
 @dataclass
