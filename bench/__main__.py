@@ -78,8 +78,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--topology", metavar="NAMES",
-        help="latency: shared (every process on every core, the default), split (broker, feed and tap on the "
-        "other cores, the measured processor alone on the last; Linux), or both comma-separated (bench.topology)",
+        help="latency: split (broker, feed and tap on the other cores, the measured processor alone on the last; "
+        "Linux, 2+ CPUs; the default there), shared (every process on every core; the default elsewhere), or both "
+        "comma-separated (bench.topology)",
     )  # fmt: skip
     parser.add_argument(
         "--latency-rounds", type=int, help="latency: rounds, each topology and processor once, in alternating order (1)"

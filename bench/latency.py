@@ -267,7 +267,7 @@ def _timeline(kept: list[Seen], start_ms: float) -> list[list[float]]:
 
 def run(context: Context) -> ScenarioResult:
     options = context.options
-    topologies = options.latency_topologies
+    topologies = options.latency_topologies or (topology.default(),)
     by_rate: dict[str, dict[str, Any]] = {}
     by_topology: dict[str, dict[str, Any]] = {where: {} for where in topologies}
     rows: list[Row] = []

@@ -19,9 +19,33 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from bench.core import BenchError
-from tickcast.common.affinity import SHARED, SPLIT, TOPOLOGIES, cpus_of, pin, split_cpus
+from tickcast.common.affinity import SHARED, SPLIT, TOPOLOGIES, available_cpus, cpus_of, pin, split_cpus, supported
 
-__all__ = ["SHARED", "SPLIT", "TOPOLOGIES", "Pinning", "Placement", "cpus_of", "pin", "pinned", "placement"]
+__all__ = [
+    "SHARED",
+    "SPLIT",
+    "TOPOLOGIES",
+    "Pinning",
+    "Placement",
+    "cpus_of",
+    "default",
+    "pin",
+    "pinned",
+    "placement",
+]
+
+
+def default() -> str:
+    """``split`` where threads can be pinned and there are 2 cores or more, else ``shared``.
+
+    Split is the default since session 9 (issue 18; 6 alternating rounds each at 500 ticks/s, load 4-7): worker
+    p99 over the first 10 s median 68.5 ms split against 111 shared, the plain loop's 84.5 against 180, own share
+    p99 4 ms against 6.25 (plain 3 against 10), the broker at 0.64-0.69 cores against 0.75-0.91.
+
+    >>> default() in TOPOLOGIES
+    True
+    """
+    return SPLIT if supported() and len(available_cpus()) >= 2 else SHARED
 
 
 @dataclass(frozen=True)
