@@ -33,6 +33,7 @@ from bench import (
     scaling,
     selection_cost,
     throughput,
+    topology,
 )
 from bench.core import Context, Options, Scenario, ScenarioResult, timed
 from bench.peers import scenario as peers
@@ -75,6 +76,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--tap-fetch-wait-ms", type=int, help=f"fetch wait of the latency tap ({defaults.tap_fetch_wait_ms})"
     )
+    parser.add_argument(
+        "--topology", metavar="NAMES",
+        help="latency: split (broker, feed and tap on the other cores, the measured processor alone on the last; "
+        "Linux, 2+ CPUs; the default there), shared (every process on every core; the default elsewhere), or both "
+        "comma-separated (bench.topology)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--latency-rounds", type=int, help="latency: rounds, each topology and processor once, in alternating order (1)"
+    )
     parser.add_argument("--workers", help="worker counts of the scaling scenario, comma-separated (1,2,3,4)")
     parser.add_argument("--memory-symbols", help="symbol counts of the memory scenario (1000,10000)")
     parser.add_argument(
@@ -99,11 +109,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def options_from(args: argparse.Namespace) -> Options:
     options = Options().quick() if args.quick else Options()
     changes: dict[str, Any] = {}
-    for name in ("ticks", "symbols", "repeat", "latency_seconds", "model_ticks", "tap_fetch_wait_ms"):
+    for name in ("ticks", "symbols", "repeat", "latency_seconds", "latency_rounds", "model_ticks", "tap_fetch_wait_ms"):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
     if args.rates:
         changes["rates"] = _numbers(float, args.rates)
+    if args.topology:
+        changes["latency_topologies"] = _topologies(args.topology)
     if args.workers:
         changes["scaling_workers"] = _numbers(int, args.workers)
     if args.memory_symbols:
@@ -129,6 +141,19 @@ def _setting(item: str) -> tuple[str, str]:
     if not equals or not name.startswith("TICKCAST_"):
         raise SystemExit(f"bench: --set takes TICKCAST_NAME=VALUE, got {item!r}")
     return name, value
+
+
+def _topologies(text: str) -> tuple[str, ...]:
+    """``--topology``, checked.
+
+    >>> _topologies("split,shared")
+    ('split', 'shared')
+    """
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in topology.TOPOLOGIES]
+    if unknown or not names:
+        raise SystemExit(f"bench: --topology takes {', '.join(topology.TOPOLOGIES)}, got {text!r}")
+    return names
 
 
 def selected(only: list[str]) -> list[str]:

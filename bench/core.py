@@ -64,6 +64,11 @@ class Options:
     latency_seconds: float = 20.0
     latency_warmup_s: float = 2.0
     tap_fetch_wait_ms: int = 5
+    latency_topologies: tuple[str, ...] = ()
+    """Where the latency scenario's processes run (``bench.topology``; none given: :func:`bench.topology.default`);
+    the first one feeds the charts."""
+    latency_rounds: int = 1
+    """Rounds of the latency scenario: each measures every topology and processor, in alternating order."""
     rebalance_rate: float = 300.0
     rebalance_steady_s: float = 8.0
     rebalance_settle_s: float = 8.0

@@ -18,18 +18,21 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from bench import latency_stages
-from bench.core import (
-    UNMEASURED,
-    BenchError,
-    Context,
-    Row,
-    ScenarioResult,
-    at_most,
-    raise_if_failed,
-    ratio,
-)
+from bench import latency_stages, topology
+from bench.core import UNMEASURED, BenchError, Context, Row, ScenarioResult, raise_if_failed, ratio
 from bench.feeds import PacedFeed, prime
+from bench.latency_table import (
+    FIRST_SECONDS,
+    GENERAL_NOTES,
+    KINDS,
+    SPLIT,
+    TARGET_RATE,
+    WINDOW_S,
+    round_note,
+    rows_for,
+    run_notes,
+    summary,
+)
 from bench.measures import bucket_percentile, percentile
 from bench.processors import PER_TICK, OwnBuckets, Processor, make_processor
 from bench.sampling import CpuSampler
@@ -38,25 +41,12 @@ from tickcast.predictor.gc_pauses import GENERATIONS
 from tickcast.predictor.settings import PredictorSettings
 from tickcast.testing.waiting import wait_for
 
-TARGET_RATE = 500.0
-TARGET_P99_MS = 25.0
-TARGET_P99_OVER_PLAIN = 1.5
-#: The end-to-end target holds over the first seconds on fresh topics: Tansu's memory storage slows down as
-#: batches accumulate in a partition (README), whatever the processor does.
-FIRST_SECONDS = 10.0
-#: The processor's own share (its fetch returned → outcome handed to its producer), over the whole run.
-TARGET_OWN_P99_MS = 2.0
-#: Latency over time is summarised in windows of this many seconds.
-WINDOW_S = 5.0
-KINDS = ("plain", "worker")
-#: The per-batch split of the own share (``tickcast.predictor.own_share``): what the slowest tick of a batch
-#: waited in all, how much of it the handling thread ran, and how much it was runnable without a CPU.
-SPLIT = ("wall", "cpu", "waiting_for_cpu")
 
-
-def measure(context: Context, kind: str, rate: float) -> dict[str, Any]:
+def measure(context: Context, kind: str, rate: float, where: str = topology.SHARED) -> dict[str, Any]:
+    """One processor at one rate on a fresh pipeline, its processes placed as topology ``where`` says."""
     options = context.options
-    label = f"latency-{kind}-{rate:g}"
+    label = f"latency-{kind}-{rate:g}-{where}"
+    placement = topology.placement(where)
     pipeline = context.pipeline(label)
     processor: Processor = make_processor(kind, pipeline)
     sampler = CpuSampler()
@@ -69,36 +59,42 @@ def measure(context: Context, kind: str, rate: float) -> dict[str, Any]:
         processor.check_alive()
         raise_if_failed(label, feed, tap)
 
-    try:
-        processor.start(1)
-        for name, pid in processor.pids().items():
-            sampler.watch(name, pid)
-        processor.wait_ready(1)
-        live = tap = LiveTap(pipeline, options.tap_fetch_wait_ms)
-        live.start()
-        primed = prime(pipeline, live.answered, options.symbols, feed.seed, check)
-        own = OwnLatencySnapshots(processor, fine_until=time.time() + total_s)
-        own.take(force=True)
-        sampler.start()
-        feed.start()
-        feeding = f"{label}: the paced feed to finish"
-        wait_for(lambda: own.take() or not feed.is_alive(), total_s + 60, feeding, check=check)
-        check()
-        wait_for(
-            lambda: live.answered() >= primed + feed.sent,
-            60 + feed.sent / 200,
-            f"{label}: every tick answered",
-            check=check,
-        )
-        own.take(force=True)
-    except UNMEASURED as exc:
-        raise BenchError(f"{exc}\n{processor.logs()}") from exc
-    finally:
-        feed.stop()
-        if tap is not None:
-            tap.stop()
-        sampler.stop()
-        processor.stop()
+    cpus_seen: dict[str, list[int]] = {}
+    with topology.pinned(placement, context.broker_pid) as pinning:
+        try:
+            processor.start(1)
+            pinning.measured(processor.pids().values())
+            for name, pid in processor.pids().items():
+                sampler.watch(name, pid)
+            processor.wait_ready(1)
+            # Again, now that it runs: threads started meanwhile by a thread pinned too late are caught here.
+            pinning.measured(processor.pids().values())
+            live = tap = LiveTap(pipeline, options.tap_fetch_wait_ms)
+            live.start()
+            primed = prime(pipeline, live.answered, options.symbols, feed.seed, check)
+            own = OwnLatencySnapshots(processor, fine_until=time.time() + total_s)
+            own.take(force=True)
+            sampler.start()
+            feed.start()
+            feeding = f"{label}: the paced feed to finish"
+            wait_for(lambda: own.take() or not feed.is_alive(), total_s + 60, feeding, check=check)
+            check()
+            wait_for(
+                lambda: live.answered() >= primed + feed.sent,
+                60 + feed.sent / 200,
+                f"{label}: every tick answered",
+                check=check,
+            )
+            own.take(force=True)
+            cpus_seen = pinning.seen()  # before the processor stops: did the pins hold?
+        except UNMEASURED as exc:
+            raise BenchError(f"{exc}\n{processor.logs()}") from exc
+        finally:
+            feed.stop()
+            if tap is not None:
+                tap.stop()
+            sampler.stop()
+            processor.stop()
 
     measured_from_ms = (feed.started_at + options.latency_warmup_s) * 1000
     first_seen: dict[tuple[int, int], Any] = {}
@@ -117,10 +113,15 @@ def measure(context: Context, kind: str, rate: float) -> dict[str, Any]:
     ]
     names = [n for n in sampler.pids if n != "broker"]
     first_rows = latency_stages.by_second(
-        first_seen.values(), feed.acked_ms, feed.started_at * 1000, int(options.latency_warmup_s + FIRST_SECONDS)
+        first_seen.values(),
+        feed.acked_ms,
+        feed.started_at * 1000,
+        int(options.latency_warmup_s + FIRST_SECONDS),
+        options.latency_warmup_s,
     )
     return {
         "kind": kind,
+        "topology": {**placement.describe(), "seen": cpus_seen},
         "rate_target": rate,
         "rate_achieved": round(feed.sent / (feed.finished_at - feed.started_at), 1),
         "samples": len(kept),
@@ -222,16 +223,6 @@ class OwnLatencySnapshots:
         ]
 
 
-def _total(pauses: dict[str, dict[str, float | int | None]], key: str) -> int:
-    return int(sum(p[key] or 0 for p in pauses.values()))
-
-
-def _longest(pauses: dict[str, dict[str, float | int | None]]) -> float | None:
-    """The longest pause of any generation (ms, its bucket's bound); None without any collection."""
-    longest = [float(p["longest_ms"]) for p in pauses.values() if p["longest_ms"] is not None]
-    return max(longest) if longest else None
-
-
 def _count(before: OwnBuckets, after: OwnBuckets) -> int:
     """Ticks observed between two snapshots (the +Inf bucket of the per-tick histogram)."""
     return after[PER_TICK][-1][1] - (before[PER_TICK][-1][1] if before.get(PER_TICK) else 0)
@@ -276,109 +267,40 @@ def _timeline(kept: list[Seen], start_ms: float) -> list[list[float]]:
 
 def run(context: Context) -> ScenarioResult:
     options = context.options
+    topologies = options.latency_topologies or (topology.default(),)
     by_rate: dict[str, dict[str, Any]] = {}
+    by_topology: dict[str, dict[str, Any]] = {where: {} for where in topologies}
     rows: list[Row] = []
+    notes: list[str] = []
     for rate in options.rates:
-        runs = {kind: measure(context, kind, rate) for kind in KINDS}
-        worker, plain = runs["worker"], runs["plain"]
-        p99_ratio = ratio(worker["p99_ms"], plain["p99_ms"])
-        by_rate[f"{rate:g}"] = {**runs, "worker_p99_over_plain": p99_ratio}
-        tag = f"{rate:g}/s"
-        for kind in KINDS:
-            name = "worker" if kind == "worker" else "plain"
-            for q in ("p50", "p99", "p999"):
-                rows.append(Row(f"{tag} {name} {q.replace('p999', 'p99.9')}", runs[kind][f"{q}_ms"], "ms"))
-            first = runs[kind]["p99_first_seconds_ms"]
-            own = runs[kind]["own_p99_ms"]
-            first_metric = f"{tag} {name} p99, first {FIRST_SECONDS:g} s"
-            own_metric = f"{tag} {name} own share p99 (fetch returned → producer), whole run"
-            if kind == "worker" and rate == TARGET_RATE:
-                rows.append(at_most(first_metric, first, "ms", TARGET_P99_MS))
-                rows.append(at_most(own_metric, own, "ms", TARGET_OWN_P99_MS))
-            else:
-                rows.append(Row(first_metric, first, "ms"))
-                rows.append(Row(own_metric, own, "ms"))
-            split = runs[kind]["own_batch_p99_ms"]
-            if any(value is not None for value in split.values()):
-                rows.append(Row(f"{tag} {name} own share per batch p99: wall", split["wall"], "ms"))
-                rows.append(Row(f"{tag} {name} own share per batch p99: its CPU", split["cpu"], "ms"))
-                rows.append(
-                    Row(f"{tag} {name} own share per batch p99: waiting for a CPU", split["waiting_for_cpu"], "ms")
+        rounds: dict[str, list[dict[str, Any]]] = {where: [] for where in topologies}
+        for index in range(options.latency_rounds):
+            # Every other round in the reverse order: later runs on one broker see more load (its topics fill,
+            # the machine warms up), so whatever always went second would look worse.
+            order = [(where, kind) for where in topologies for kind in KINDS]
+            if index % 2:
+                order.reverse()
+            runs = {(where, kind): measure(context, kind, rate, where) for where, kind in order}
+            for where in topologies:
+                pair = {kind: runs[(where, kind)] for kind in KINDS}
+                rounds[where].append(
+                    {**pair, "worker_p99_over_plain": ratio(pair["worker"]["p99_ms"], pair["plain"]["p99_ms"])}
                 )
-            pauses = runs[kind]["gc_pauses"]
-            if any(p["count"] is not None for p in pauses.values()):
-                rows.append(Row(f"{tag} {name} GC collections, whole run", _total(pauses, "count"), "count"))
-                rows.append(Row(f"{tag} {name} longest GC pause, whole run", _longest(pauses), "ms"))
-        if rate == TARGET_RATE:
-            rows.append(at_most(f"{tag} worker p99 / plain p99", p99_ratio, "x", TARGET_P99_OVER_PLAIN))
-        else:
-            rows.append(Row(f"{tag} worker p99 / plain p99", p99_ratio, "x"))
-        rows.append(Row(f"{tag} worker CPU", worker["processor_cores"], "cores"))
-        rows.append(Row(f"{tag} broker CPU, worker run", worker["broker_cores"], "cores"))
-        rows.append(Row(f"{tag} broker CPU, plain run", plain["broker_cores"], "cores"))
-    notes = [
-        f"{kind} at {rate}/s, per {WINDOW_S:g} s window (from s: end-to-end p50/p99 ms, own-share p99 ms per tick; "
-        "per batch p99 ms wall/CPU/waiting for a CPU): "
-        + "; ".join(
-            f"{w['from_s']:g}: {w['p50_ms']}/{w['p99_ms']}, {w['own_p99_ms']}; "
-            + "/".join(str(w["own_batch_p99_ms"][name]) for name in SPLIT)
-            for w in r["windows"]
-        )
-        for rate, runs in by_rate.items()
-        for kind, r in runs.items()
-        if isinstance(r, dict) and r.get("windows")
-    ]
-    notes += [
-        latency_stages.describe(kind, rate, r["stages_by_second"], r["own_p99_by_second"])
-        for rate, runs in by_rate.items()
-        for kind, r in runs.items()
-        if isinstance(r, dict) and r.get("stages_by_second")
-    ]
-    notes += [
-        f"{kind} at {rate}/s, own share over time from the feed's start, warm-up and catch-up included (from-to s: "
-        "ticks, p99 ms per tick; per batch p99 ms wall/CPU/waiting for a CPU): "
-        + "; ".join(
-            f"{w['from_s']:g}-{w['to_s']:g}: {w['ticks']}, {w['p99_ms']}; "
-            + "/".join(str(w[f"batch_{name}_p99_ms"]) for name in SPLIT)
-            for w in r["own_timeline"]
-        )
-        for rate, runs in by_rate.items()
-        for kind, r in runs.items()
-        if isinstance(r, dict) and r.get("own_timeline")
-    ]
-    notes += [
-        f"{kind} at {rate}/s, garbage collections over the run (tickcast.predictor.gc_pauses; generation: count, "
-        "longest pause ms as its bucket's bound): "
-        + "; ".join(f"{name}: {p['count']}, {p['longest_ms']}" for name, p in r["gc_pauses"].items())
-        for rate, runs in by_rate.items()
-        for kind, r in runs.items()
-        if isinstance(r, dict) and any(p["count"] is not None for p in r.get("gc_pauses", {}).values())
-    ]
-    notes += [
-        f"{kind} fell behind at {rate}/s: p50 grew from {r['timeline'][0][1]} ms in the first second to "
-        f"{r['timeline'][-1][1]} ms in the last, with the processor at {r['processor_cores']} cores and the broker "
-        f"at {r['broker_cores']} cores"
-        for rate, runs in by_rate.items()
-        for kind, r in runs.items()
-        if isinstance(r, dict) and r.get("fell_behind")
-    ]
-    notes.append(
-        "Tansu (memory storage) re-lists every stored batch of a partition when a fetch finds new data, so its CPU "
-        "per message grows with the number of batches written since the topic was created: at a steady rate, "
-        "latency of the plain loop and of the worker alike rises during the run (see each run's timeline). "
-        "Measured separately, a single hop at 500/s went from 0.3 to 0.6 broker cores within 15 s on a fresh topic."
-    )
-    notes.append(
-        "Own share per batch: a batch is what one fetch brought (the worker's, all its partitions; the plain "
-        "loop's, all it polled at once), measured from the fetch to its last outcome handed over. Waiting for a "
-        "CPU is the time the handling thread was runnable while other processes held the cores (Linux schedstat): "
-        "the machine's load, not the worker's work; wall minus CPU minus waiting is mostly waiting for the GIL or "
-        "a lock."
-    )
-    notes.append(
-        "The bench's tap is a consumer too, and on Tansu every consumer's fetches cost broker CPU, the more the "
-        "shorter its fetch wait: --tap-fetch-wait-ms trades latency resolution for broker load."
-    )
+        key = f"{rate:g}"
+        for where in topologies:
+            summed = summary(rounds[where])
+            by_topology[where][key] = {"summary": summed, "rounds": rounds[where]}
+            rows += rows_for(rate, where, summed, tagged=len(topologies) > 1)
+            for index, pair in enumerate(rounds[where]):
+                notes.append(round_note(key, where, index, pair))
+        # The charts and earlier readers take one run per processor: the first topology's median round.
+        by_rate[key] = _median_round(rounds[topologies[0]])
+    for where in topologies:
+        for key, entry in by_topology[where].items():
+            for index, pair in enumerate(entry["rounds"]):
+                for kind in KINDS:
+                    notes += run_notes(f"{kind} [{where}, round {index + 1}]", key, pair[kind])
+    notes += GENERAL_NOTES
     if TARGET_RATE not in options.rates:
         notes.append(f"The targets are for {TARGET_RATE:g} ticks/s, which this run did not measure.")
     return ScenarioResult(
@@ -397,8 +319,20 @@ def run(context: Context) -> ScenarioResult:
             "processor_fetch_wait_ms": dict(options.processor_env).get(
                 "TICKCAST_FETCH_MAX_WAIT_MS", f"default ({PredictorSettings.model_fields['fetch_max_wait_ms'].default})"
             ),
+            "topologies": [topology.placement(where).describe() for where in topologies],
+            "rounds": options.latency_rounds,
         },
-        metrics={"by_rate": by_rate},
+        metrics={"by_rate": by_rate, "by_topology": by_topology},
         rows=rows,
         notes=notes,
     )
+
+
+def _median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The round whose worker p99 over the first seconds is the median one (the lower middle of an even count).
+
+    >>> _median_round([{"worker": {"p99_first_seconds_ms": v}} for v in (30.0, 10.0, 20.0)])["worker"]
+    {'p99_first_seconds_ms': 20.0}
+    """
+    ordered = sorted(rounds, key=lambda r: r["worker"]["p99_first_seconds_ms"] or 0.0)
+    return ordered[(len(ordered) - 1) // 2]

@@ -42,15 +42,20 @@ def stage_times(seen: Seen, acked_ms: float) -> dict[str, float]:
 
 
 def by_second(
-    seen: Iterable[Seen], acked_ms: Mapping[tuple[int, int], float], started_ms: float, seconds: int
+    seen: Iterable[Seen],
+    acked_ms: Mapping[tuple[int, int], float],
+    started_ms: float,
+    seconds: int,
+    warmup_s: float = 0.0,
 ) -> list[dict[str, Any]]:
     """Per second of the feed (by when a tick was produced), for the first ``seconds``: ticks answered, and
-    p50/p99 (ms) of each stage; ticks without a delivery report are left out.
+    p50/p99 (ms) of each stage; ticks without a delivery report are left out. Seconds before ``warmup_s``
+    are marked ``warm_up``: the scenario's percentiles leave their ticks out.
 
     >>> s = [Seen(1.0 + i / 1000, "A", 0, i, 980 + i, 990_000 + 1000 * i, "w") for i in range(3)]
-    >>> rows = by_second(s, {(0, i): 5.0 for i in range(3)}, started_ms=0.0, seconds=2)
-    >>> rows[0]["second"], rows[0]["ticks"], rows[0]["total_p50_ms"], rows[0]["to_predicted_p99_ms"]
-    (0, 3, 20.0, 5.0)
+    >>> rows = by_second(s, {(0, i): 5.0 for i in range(3)}, started_ms=0.0, seconds=2, warmup_s=1.0)
+    >>> rows[0]["second"], rows[0]["warm_up"], rows[0]["ticks"], rows[0]["total_p50_ms"], rows[0]["to_predicted_p99_ms"]
+    (0, True, 3, 20.0, 5.0)
     """
     times: dict[int, list[dict[str, float]]] = defaultdict(list)
     for s in seen:
@@ -60,7 +65,7 @@ def by_second(
             times[second].append(stage_times(s, acked))
     rows = []
     for second, ticks in sorted(times.items()):
-        row: dict[str, Any] = {"second": second, "ticks": len(ticks)}
+        row: dict[str, Any] = {"second": second, "warm_up": second < warmup_s, "ticks": len(ticks)}
         for stage in STAGES:
             values = [t[stage] for t in ticks]
             row[f"{stage}_p50_ms"] = round(percentile(values, 50), 1)
@@ -72,12 +77,13 @@ def by_second(
 def describe(kind: str, rate: str, rows: list[dict[str, Any]], own_by_second: Mapping[int, float | None]) -> str:
     """One note line: per second, ticks and p50/p99 of each stage, and the processor's own-share p99."""
     parts = [
-        f"{r['second']}: {r['ticks']}, "
+        f"{r['second']}{' (warm-up)' if r.get('warm_up') else ''}: {r['ticks']}, "
         + ", ".join(f"{r[f'{stage}_p50_ms']}/{r[f'{stage}_p99_ms']}" for stage in STAGES)
         + f", own {own_by_second.get(r['second'])}"
         for r in rows
     ]
     return (
-        f"{kind} at {rate}/s, per second from the feed's start, warm-up included (second: ticks, p50/p99 ms of "
-        "total, produced → acked, acked → predicted, predicted → received; own share p99 ms): " + "; ".join(parts)
+        f"{kind} at {rate}/s, per second from the feed's start, warm-up included (left out of every p99 above) "
+        "(second: ticks, p50/p99 ms of total, produced → acked, acked → predicted, predicted → received; "
+        "own share p99 ms): " + "; ".join(parts)
     )

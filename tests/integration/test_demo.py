@@ -8,6 +8,7 @@ in ``/proc``, including any that outlived the demo (their parent gone, they are 
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -28,6 +29,8 @@ MARKER = "TICKCAST_DEMO_TEST_RUN"
 PROCESSES_WHILE_RUNNING = 5
 #: Short and light: the broker, two group joins and the drain are most of its time.
 DEMO_ARGS = ("--seconds", "8", "--symbols", "8", "--rate", "100")
+#: ``tickcast demo`` splits by default (tickcast.demo.DEMO_TOPOLOGY) where it can pin threads.
+CAN_SPLIT = hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) >= 2
 SUMMARY = re.compile(r"^ticks=(\d+) predictions=(\d+) dead_letters=(\d+) workers=2 latency_p50_ms=(\S+) ", re.MULTILINE)
 
 
@@ -82,6 +85,8 @@ def test_the_demo_answers_every_tick_serves_its_dashboard_and_leaves_no_process(
             "the demo's gateway to serve predictions",
             check=lambda: _still_running(demo, output_path),
         )
+        if CAN_SPLIT:
+            _check_split(run)
         demo.wait(timeout=120)
     finally:
         if demo.poll() is None:
@@ -98,12 +103,34 @@ def test_the_demo_answers_every_tick_serves_its_dashboard_and_leaves_no_process(
     assert "workers ready: 8 partitions split in" in output, output[-3000:]
     assert summary.group(4) != "nan", summary.group(0)
     assert f"http://127.0.0.1:{port}/" in output
+    assert f"topology={'split' if CAN_SPLIT else 'shared'}" in summary.string, output[-3000:]
     wait_for(
         lambda: not marked_processes(run),
         10,
         "every process the demo started to be gone after it exited",
         diagnostics=lambda: "\n".join(_describe(pid) for pid in marked_processes(run)),
     )
+
+
+def _check_split(run: str) -> None:
+    """The workers (every thread) on the last core; the demo, broker and gateway on the others."""
+    last = max(os.sched_getaffinity(0))
+    cores = {pid: _cores(pid) for pid in marked_processes(run)}
+    workers = [pid for pid in cores if " -m tickcast worker" in _describe(pid)]
+    placed = {_describe(pid): sorted(found) for pid, found in cores.items()}
+    assert len(workers) == 2, placed
+    assert all(cores[pid] == {last} for pid in workers), placed
+    assert all(last not in found for pid, found in cores.items() if pid not in workers), placed
+
+
+def _cores(pid: int) -> set[int]:
+    found: set[int] = set()
+    for tid in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found |= os.sched_getaffinity(int(tid.name))
+        except (ProcessLookupError, OSError):  # a thread that ended meanwhile
+            continue
+    return found
 
 
 def _still_running(demo: subprocess.Popen[bytes], output_path: Path) -> None:

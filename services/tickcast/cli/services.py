@@ -17,6 +17,7 @@ from tickcast.cli.common import fail, load_settings, require_broker, stop_on_sig
 from tickcast.common.logging import configure_logging
 from tickcast.demo import (
     DEMO_FEED_LINGER_MS,
+    DEMO_TOPOLOGY,
     DEMO_VIEW_FETCH_WAIT_MS,
     DEMO_WORKER_FETCH_WAIT_MS,
     DEMO_WORKER_LINGER_MS,
@@ -230,6 +231,13 @@ def demo(
     worker_linger_ms: Annotated[
         int, typer.Option(min=0, max=1000, help="The workers' producer linger (TICKCAST_LINGER_MS wins if set).")
     ] = DEMO_WORKER_LINGER_MS,
+    topology: Annotated[
+        str,
+        typer.Option(
+            help="split: the workers on the last core, the broker, gateway, feed and view on the others (Linux, "
+            "2+ CPUs; as in production, where the broker has its own machines); shared: every process on every core."
+        ),
+    ] = DEMO_TOPOLOGY,
 ) -> None:
     """Start the embedded broker, N workers, a gateway (live dashboard) and a synthetic feed; stop cleanly."""
     from tickcast.demo.run import DemoOptions, run_demo
@@ -237,6 +245,8 @@ def demo(
 
     if model not in MODELS:
         fail(f"unknown model {model!r}; choose one of: {', '.join(MODELS)}")
+    if topology not in ("split", "shared"):
+        fail(f"unknown topology {topology!r}; choose split or shared")
     configure_logging("demo", "WARNING", "console")
     signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` stops the demo as cleanly as Ctrl-C
     with user_errors():
@@ -253,6 +263,7 @@ def demo(
                 view_fetch_wait_ms=view_fetch_wait_ms,
                 worker_fetch_wait_ms=worker_fetch_wait_ms,
                 worker_linger_ms=worker_linger_ms,
+                topology=topology,
             )
         )
     typer.echo(result.summary_line())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -14,12 +15,14 @@ import structlog
 from rich.console import Console
 
 from tickcast.broker.embedded import EmbeddedBroker
+from tickcast.common import affinity
 from tickcast.common.kafka import ensure_topics, wait_for_broker
 from tickcast.common.processes import current_env, free_port, spawn, stop, wait_until
 from tickcast.common.records import Tick
 from tickcast.common.settings import CommonSettings
 from tickcast.demo import (
     DEMO_FEED_LINGER_MS,
+    DEMO_TOPOLOGY,
     DEMO_VIEW_FETCH_WAIT_MS,
     DEMO_WORKER_FETCH_WAIT_MS,
     DEMO_WORKER_LINGER_MS,
@@ -64,6 +67,8 @@ class DemoOptions:
     """The workers' producer linger, unless the environment sets ``TICKCAST_LINGER_MS``."""
     ready_timeout_s: float = 120.0
     """How long the feed waits for the workers to share every partition before it starts anyway."""
+    topology: str = DEMO_TOPOLOGY
+    """``split``: the workers on the last core, everything else on the others; ``shared``: all on every core."""
 
 
 @dataclass(slots=True)
@@ -77,17 +82,21 @@ class DemoResult:
     latency_p99_ms: float = float("nan")
     to_predicted_p50_ms: float = float("nan")
     """The part of the p50 before the worker's ``predicted_at``: the feed's linger, the broker, the worker's fetch."""
+    topology: str = affinity.SHARED
+    """Where the processes ran (``split`` asked for on a machine that cannot pin runs ``shared``)."""
 
     def summary_line(self) -> str:
         """One line for the terminal and for scripts.
 
-        >>> DemoResult(10, 10, 0, 2, 21.04, 40.5, 9.96).summary_line().split(" workers=2 ")
-        ['ticks=10 predictions=10 dead_letters=0', 'latency_p50_ms=21.0 latency_p99_ms=40.5 to_predicted_p50_ms=10.0']
+        >>> DemoResult(10, 10, 0, 2, 21.04, 40.5, 9.96, "split").summary_line().split(" ")[:4]
+        ['ticks=10', 'predictions=10', 'dead_letters=0', 'workers=2']
+        >>> DemoResult(10, 10, 0, 2, 21.04, 40.5, 9.96, "split").summary_line().split(" ")[4:]
+        ['latency_p50_ms=21.0', 'latency_p99_ms=40.5', 'to_predicted_p50_ms=10.0', 'topology=split']
         """
         return (
             f"ticks={self.ticks} predictions={self.predictions} dead_letters={self.dead_letters} "
             f"workers={self.workers} latency_p50_ms={self.latency_p50_ms:.1f} latency_p99_ms={self.latency_p99_ms:.1f} "
-            f"to_predicted_p50_ms={self.to_predicted_p50_ms:.1f}"
+            f"to_predicted_p50_ms={self.to_predicted_p50_ms:.1f} topology={self.topology}"
         )
 
 
@@ -103,8 +112,10 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
     feed_thread: threading.Thread | None = None
     reader: PredictionReader | None = None
     gateway: subprocess.Popen[bytes] | None = None
+    placement = Placement.of(options.topology)
     try:
         broker.start()
+        placement.others(broker.pid)
         common = CommonSettings(bootstrap_servers=broker.bootstrap_servers)
         ensure_topics(
             wait_for_broker(common),
@@ -126,6 +137,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
         }
         supervisor = WorkerPool(env=env, log_dir=options.log_dir)
         supervisor.scale(options.workers)
+        placement.workers(supervisor)
         gateway_port = options.gateway_port or free_port()
         with open(options.log_dir / "gateway.log", "ab") as output:
             gateway = spawn(
@@ -147,6 +159,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
             dead_letters=True,
         )
         _wait_until_ready(supervisor, reader, stats, common.partitions, options.ready_timeout_s, console)
+        placement.workers(supervisor)  # again: threads a worker started before its first pin took hold
 
         feed = SyntheticFeed(symbol_names(options.symbols), options.seed, lambda: time.time_ns() // 1_000_000)
 
@@ -190,7 +203,14 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
                 f"{options.drain_timeout_s:.0f}s of stopping the feed[/yellow]"
             )
         return DemoResult(
-            sent[0], stats.predictions, stats.dead_letters, options.workers, live_p50, live_p99, live_to_predicted_p50
+            sent[0],
+            stats.predictions,
+            stats.dead_letters,
+            options.workers,
+            live_p50,
+            live_p99,
+            live_to_predicted_p50,
+            placement.name,
         )
     finally:
         stop_feed.set()
@@ -201,6 +221,44 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
         if supervisor is not None:
             supervisor.stop_all()
         broker.stop()
+        placement.release()
+
+
+@dataclass
+class Placement:
+    """Pins the demo's processes as its topology says (:data:`tickcast.demo.DEMO_TOPOLOGY`); a no-op when shared."""
+
+    name: str
+    rest: frozenset[int] = frozenset()
+    workers_cpus: frozenset[int] = frozenset()
+    everywhere: frozenset[int] = frozenset()
+
+    @classmethod
+    def of(cls, topology: str) -> Placement:
+        if topology not in affinity.TOPOLOGIES:
+            raise ValueError(f"unknown topology {topology!r} (one of {', '.join(affinity.TOPOLOGIES)})")
+        cpus = affinity.available_cpus()
+        if topology == affinity.SHARED or not affinity.supported() or len(cpus) < 2:
+            return cls(affinity.SHARED)
+        rest, workers_cpus = affinity.split_cpus(cpus)
+        placement = cls(topology, rest, workers_cpus, frozenset(cpus))
+        # This process first: the gateway and the workers start from it, so they begin on the others' cores too.
+        affinity.pin(os.getpid(), rest, descendants=False)
+        return placement
+
+    def others(self, pid: int | None) -> None:
+        if self.name == affinity.SPLIT and pid is not None:
+            affinity.pin(pid, self.rest)
+
+    def workers(self, supervisor: WorkerPool) -> None:
+        if self.name == affinity.SPLIT:
+            for worker in supervisor.workers:
+                affinity.pin(worker.process.pid, self.workers_cpus)
+
+    def release(self) -> None:
+        """This process back on every core it had (``run_demo`` may be called by a longer-lived process)."""
+        if self.name == affinity.SPLIT:
+            affinity.pin(os.getpid(), self.everywhere, descendants=False)
 
 
 def _wait_until_ready(
