@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import structlog
 import uvicorn
 
@@ -29,6 +31,9 @@ def run_gateway(settings: GatewaySettings) -> None:
     app = create_app(feed, KafkaSource(settings))
     # Here, not in the app's lifespan: a process setting, which in-process tests must not get.
     settle_gc(settings.gateway_gc_threshold0, settings.gateway_gc_freeze)
+    if settings.gateway_switch_interval_us:
+        # The loop waits for the GIL while the Kafka thread decodes a batch: at most this long, then it asks.
+        sys.setswitchinterval(settings.gateway_switch_interval_us / 1e6)
     config = uvicorn.Config(
         app,
         host=settings.gateway_host,

@@ -52,6 +52,13 @@ class GatewaySettings(CommonSettings):
         description="EEVDF time slice (us, 100-100000) the event loop asks Linux >= 6.12 for, so it runs sooner "
         "when a request wakes it on a busy machine; 0 leaves the kernel's default. Not a larger CPU share.",
     )
+    gateway_switch_interval_us: int = Field(
+        0,
+        ge=0,
+        le=100_000,
+        description="How long a thread waiting for the GIL waits before it asks the holder to let go "
+        "(sys.setswitchinterval, us); 0 keeps Python's 5,000. Lower: a GET waits less for the Kafka thread's decoding.",
+    )
     gateway_gc_freeze: bool = Field(
         True, description="Once started, take the start-up objects out of the garbage collector's scans (gc.freeze)."
     )

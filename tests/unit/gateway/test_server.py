@@ -17,6 +17,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
     made: list[tuple[str, Any]] = []
     monkeypatch.setattr(server, "request_slice", lambda slice_us: made.append(("slice", slice_us)) or slice_us * 1000)
     monkeypatch.setattr(server, "settle_gc", lambda threshold0, freeze: made.append(("gc", (threshold0, freeze))))
+    monkeypatch.setattr(server.sys, "setswitchinterval", lambda interval: made.append(("switch", interval)))
     monkeypatch.setattr(server.uvicorn.Server, "run", lambda self: made.append(("serve", self.config.port)))
     return made
 
@@ -29,6 +30,11 @@ def test_the_slice_is_asked_for_before_serving_when_set(calls: list[tuple[str, A
 def test_no_slice_is_asked_for_by_default(calls: list[tuple[str, Any]]) -> None:
     server.run_gateway(GatewaySettings(gateway_port=35002, gateway_gc_freeze=False, gateway_gc_threshold0=0))
     assert calls == [("gc", (0, False)), ("serve", 35002)]
+
+
+def test_the_gil_switch_interval_is_set_before_serving_when_asked(calls: list[tuple[str, Any]]) -> None:
+    server.run_gateway(GatewaySettings(gateway_port=35004, gateway_switch_interval_us=500))
+    assert calls == [("gc", (5_000, True)), ("switch", 0.0005), ("serve", 35004)]
 
 
 def test_a_refused_slice_is_logged_and_the_gateway_serves_anyway(monkeypatch: pytest.MonkeyPatch) -> None:
