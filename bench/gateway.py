@@ -65,6 +65,7 @@ from bench.gateway_load import (
 from bench.gateway_metrics import FANOUT, busy_threads, scrape, stalls
 from bench.gateway_plan import GROUPS, Phase, lead_s, merge, plan, result_key, run_window_at
 from bench.gateway_stack import Stack, StackOptions
+from bench.gateway_topology import SHARED, split_cpus, topologies_of, topology_order
 from bench.pyspy import PySpy, summarise
 from tickcast.producer.synthetic import symbol_names
 from tickcast.testing.gateway import GatewayProcess
@@ -277,6 +278,13 @@ def main(argv: list[str] | None = None) -> None:
         "off by default: every process in the root cgroup)",
     )
     parser.add_argument(
+        "--topology",
+        default=SHARED,
+        help="shared (every process on every core) or split (the gateway alone on the last core, as a pod with "
+        "exclusive cores; the rest on the others: bench.gateway_topology); shared,split alternates them per round "
+        "(--ab-rounds rounds)",
+    )
+    parser.add_argument(
         "--window-at",
         type=float,
         default=None,
@@ -288,6 +296,12 @@ def main(argv: list[str] | None = None) -> None:
     if requests:
         CpuGroups(tag=str(os.getpid())).check()
     only = args.only.split(",")
+    try:
+        topologies = topologies_of(args.topology)
+        if topologies != [SHARED]:
+            split_cpus(os.sched_getaffinity(0))
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from exc
     with_baseline = bool(args.baseline_src)
     phases = plan(only, args.ab_rounds if with_baseline else 1, with_baseline, args.ab_together)
     try:
@@ -310,14 +324,24 @@ def main(argv: list[str] | None = None) -> None:
         "inputs": vars(args),
         "method": METHOD,
         "window_at_s": at,
+        "topologies": topologies,
     }
     if "broker" in only:
         results["broker_cpu"] = {"clients": args.side_clients, "seconds": args.seconds}
     rounds = args.ab_rounds if with_baseline else 1
-    for number, phase in enumerate(phases, start=1):
-        measured = run_phase(phase, options, args, log_dir / f"{number:02d}-{phase.label}")
-        for side, found in measured.items():
-            merge(results, phase.kind, result_key(phase.kind, side, phase.round, rounds), found, args.clients)
+    # Several topologies: each round runs every phase in each, in alternating order (keys end in _round{N}_{name}).
+    topology_rounds = args.ab_rounds if len(topologies) > 1 else 1
+    number = 0
+    for topology_round in range(topology_rounds):
+        for topology in topology_order(topology_round, topologies):
+            suffix = f"_round{topology_round + 1}_{topology}" if len(topologies) > 1 else ""
+            for phase in phases:
+                number += 1
+                log = log_dir / f"{number:02d}-{phase.label}{suffix}"
+                measured = run_phase(phase, options, args, log, topology)
+                for side, found in measured.items():
+                    key = result_key(phase.kind, side, phase.round, rounds)
+                    merge(results, phase.kind, key if key == "broker_cpu" else key + suffix, found, args.clients)
     results["machine"]["load_at_end"] = load_average()
     results["logs"] = str(log_dir)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -337,11 +361,13 @@ MEASURES: dict[str, Callable[[Stack, GatewayProcess, argparse.Namespace, list[st
 }
 
 
-def run_phase(phase: Phase, options: StackOptions, args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
+def run_phase(
+    phase: Phase, options: StackOptions, args: argparse.Namespace, log_dir: Path, topology: str = SHARED
+) -> dict[str, Any]:
     """One phase on a stack of its own: side -> what it measured, with the stack's record (broker CPU, timeline)
     and the pipeline's own stats at the end."""
     names = symbol_names(args.symbols)
-    with Stack(options, phase.sides, log_dir, tag=phase.label) as stack:
+    with Stack(options, phase.sides, log_dir, tag=phase.label, topology=topology) as stack:
 
         def measure(side: str) -> dict[str, Any]:
             gateway = stack.gateways[side]

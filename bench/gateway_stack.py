@@ -22,6 +22,7 @@ from bench.core import hold
 from bench.feeds import PacedFeed
 from bench.gateway_load import CpuMeter, load_average
 from bench.gateway_plan import wait_before_lead
+from bench.gateway_topology import SHARED, cpus_of, pin, split_cpus
 from tickcast.broker.embedded import EmbeddedBroker
 from tickcast.testing.gateway import GatewayProcess
 from tickcast.testing.pipeline import Pipeline, new_unique, wait_for_assignment
@@ -51,8 +52,16 @@ class Stack:
     :meth:`close_window` around its measurement; :meth:`record` says what the broker did meanwhile.
     """
 
-    def __init__(self, options: StackOptions, sides: tuple[str, ...], log_dir: Path, tag: str) -> None:
+    def __init__(
+        self, options: StackOptions, sides: tuple[str, ...], log_dir: Path, tag: str, topology: str = SHARED
+    ) -> None:
         self.options = options
+        self.topology = topology
+        self._everywhere = frozenset(os.sched_getaffinity(0))
+        # split: the gateway(s) on the last core, the rest of the bench (and all it starts) on the others.
+        self._others, self._gateway_cpus = (
+            (self._everywhere, self._everywhere) if topology == SHARED else split_cpus(self._everywhere)
+        )
         self.sides = sides
         self.log_dir = log_dir
         self.groups = CpuGroups(tag=f"{os.getpid()}-{tag}")
@@ -76,6 +85,9 @@ class Stack:
     def _start(self) -> None:
         options = self.options
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        if self.topology != SHARED:
+            # Before any process starts: each one inherits this mask (the feed thread, wrk, the SSE loads too).
+            pin(os.getpid(), self._others)
         self.broker.start()
         self.pipeline = pipeline = Pipeline(self.broker.bootstrap_servers, new_unique(), self.log_dir)
         pipeline.create_topics()
@@ -87,6 +99,7 @@ class Stack:
                 env = {**pipeline.env(), **options.gateway_env}
             self.gateways[side] = GatewayProcess(env, self.log_dir / f"gateway-{side}.log").start()
         self._place()
+        self._pin_gateways()
         self._facts["setup_s"] = round(time.monotonic() - self._started, 1)
         self.feed = PacedFeed(pipeline, options.rate, options.symbols)
         self.feed.start()
@@ -122,6 +135,25 @@ class Stack:
             elif pids[role]:
                 self.groups.place(role, millicpu, pids[role])
 
+    def _pin_gateways(self) -> None:
+        """split: every thread of each gateway on the gateway's core (again at the window: threads it started
+        meanwhile inherit the mask anyway, so this only makes sure)."""
+        if self.topology == SHARED:
+            return
+        for gateway in self.gateways.values():
+            if gateway.process is not None:
+                pin(gateway.process.pid, self._gateway_cpus)
+
+    def placement(self) -> dict[str, Any]:
+        """The topology and the cores each process could run on, read back from the kernel."""
+        seen = {f"gateway_{side}": cpus_of(g.process.pid) for side, g in self.gateways.items() if g.process is not None}
+        if self.broker.pid is not None:
+            seen["broker"] = cpus_of(self.broker.pid)
+        if self.pipeline is not None and self.pipeline.workers:
+            seen["worker1"] = cpus_of(self.pipeline.workers[0].process.pid)
+        seen["bench_feed_loads"] = sorted(os.sched_getaffinity(0))
+        return {"name": self.topology, "cpus_seen_at_window": seen}
+
     @property
     def cpu_requests(self) -> dict[str, Any] | str:
         return self.groups.placed or "none: every process in the root cgroup"
@@ -134,6 +166,8 @@ class Stack:
         hold(max(0.0, wait))
 
     def open_window(self) -> None:
+        self._pin_gateways()
+        self._facts["topology"] = self.placement()
         self._facts["window_opened_after_feed_s"] = round(time.monotonic() - self.feed_started, 2)
         self._facts["load_at_window"] = load_average()
         self._meters["window"] = CpuMeter(self._broker_pid()).start()
@@ -163,6 +197,8 @@ class Stack:
             self.pipeline.stop()
         self.groups.close()
         self.broker.stop()
+        if self.topology != SHARED:
+            pin(os.getpid(), self._everywhere)
 
 
 def knows_all(gateway: GatewayProcess, symbols: int) -> bool:
