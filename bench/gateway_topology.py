@@ -10,38 +10,25 @@ with Linux CPU affinity (``os.sched_setaffinity``), so what is left of the tail 
 How: the bench process pins itself (every thread: the paced feed is one of them) to the others' cores before a
 stack starts, so every process it starts afterwards (broker, workers, wrk, SSE loads) inherits that mask; the
 gateway is then moved to its core, every thread of it (Linux keeps affinity per thread; a thread started later
-inherits the mask of the thread that starts it). The same words (``--topology shared|split``) as the latency
-bench's ``bench.topology`` (branch wt-lat10), so the two can share one implementation.
+inherits the mask of the thread that starts it). The same words (``--topology shared|split``) and the same pinning
+(``tickcast.common.affinity``) as the latency bench's ``bench.topology``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Iterable
-from pathlib import Path
+from tickcast.common.affinity import SHARED, SPLIT, TOPOLOGIES, cpus_of, pin, split_cpus, threads_of
 
-import psutil
-
-SHARED = "shared"
-SPLIT = "split"
-TOPOLOGIES = (SHARED, SPLIT)
-
-
-def split_cpus(cpus: Iterable[int]) -> tuple[frozenset[int], frozenset[int]]:
-    """(everything else's cores, the gateway's core): the last core for the gateway (one, as its pod requests).
-
-    >>> split_cpus([0, 1])
-    (frozenset({0}), frozenset({1}))
-    >>> split_cpus([3])
-    Traceback (most recent call last):
-    ...
-    ValueError: a split topology needs at least 2 CPUs, got [3]
-    """
-    ordered = sorted(cpus)
-    if len(ordered) < 2:
-        raise ValueError(f"a split topology needs at least 2 CPUs, got {ordered}")
-    return frozenset(ordered[:-1]), frozenset(ordered[-1:])
+__all__ = [
+    "SHARED",
+    "SPLIT",
+    "TOPOLOGIES",
+    "cpus_of",
+    "pin",
+    "split_cpus",
+    "threads_of",
+    "topologies_of",
+    "topology_order",
+]
 
 
 def topologies_of(text: str) -> list[str]:
@@ -69,41 +56,3 @@ def topology_order(round_: int, topologies: list[str]) -> list[str]:
     [['shared', 'split'], ['split', 'shared']]
     """
     return list(topologies) if round_ % 2 == 0 else list(reversed(topologies))
-
-
-def threads_of(pid: int) -> list[int]:
-    """Thread ids of ``pid`` and of its descendants; empty for a process that is gone."""
-    try:
-        root = psutil.Process(pid)
-        processes = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
-    tids: list[int] = []
-    for process in processes:
-        with contextlib.suppress(FileNotFoundError):
-            tids += [int(tid) for tid in os.listdir(Path("/proc") / str(process.pid) / "task")]
-    return tids
-
-
-def pin(pid: int, cpus: Iterable[int]) -> int:
-    """Pin every thread of ``pid`` (and of its descendants) to ``cpus``; the number of threads pinned."""
-    mask = frozenset(cpus)
-    pinned = 0
-    for tid in threads_of(pid):
-        with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
-            os.sched_setaffinity(tid, mask)
-            pinned += 1
-    return pinned
-
-
-def cpus_of(pid: int) -> list[int]:
-    """Every core any thread of ``pid`` (or of a descendant) may run on: shows whether a pin held.
-
-    >>> cpus_of(os.getpid()) == sorted(set().union(*(os.sched_getaffinity(t) for t in threads_of(os.getpid()))))
-    True
-    """
-    seen: set[int] = set()
-    for tid in threads_of(pid):
-        with contextlib.suppress(ProcessLookupError):
-            seen |= os.sched_getaffinity(tid)
-    return sorted(seen)

@@ -1,4 +1,4 @@
-"""``bench.gateway_topology``: pinning a process pins every thread of it, and of its children."""
+"""``tickcast.common.affinity``: pinning a process pins every thread of it, and of its children."""
 
 from __future__ import annotations
 
@@ -6,14 +6,12 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from tickcast.common import affinity
 from tickcast.testing.waiting import wait_for
-
-ROOT = Path(__file__).resolve().parents[3]
 
 #: A process with a second thread and a child, both alive until its stdin closes.
 BUSY = """
@@ -30,11 +28,8 @@ pytestmark = pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 
 
 
 @pytest.fixture
-def topology(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    monkeypatch.syspath_prepend(str(ROOT))  # bench is a folder of the repository, not an installed package
-    import bench.gateway_topology
-
-    return bench.gateway_topology
+def topology() -> ModuleType:
+    return affinity
 
 
 @pytest.fixture
