@@ -7,8 +7,6 @@ that is neither features nor arithmetic. For exactly that shape the steps are ca
 pipeline's own order (the scaler learns, then transforms; the regressor learns on what it transformed),
 so the model ends in the same state and predicts the same floats, bit for bit (see the property test).
 Any other model, and any pipeline in River's learn-during-predict mode, goes through its own methods.
-The ``linear`` recipe's steps (``StandardScaler | TargetStandardScaler(LinearRegression)``) go one step further:
-:mod:`tickcast.predictor.linear_step` runs their arithmetic on their own state in one call each.
 """
 
 from __future__ import annotations
@@ -17,7 +15,6 @@ from typing import Any
 
 from river import compose, linear_model, preprocessing
 
-from tickcast.predictor import linear_step
 from tickcast.predictor.models import LeanPipeline, LeanTargetStandardScaler, OnlineRegressor
 
 Pipeline = compose.Pipeline
@@ -65,10 +62,6 @@ def learn_one(model: OnlineRegressor, x: dict[str, float], y: float) -> None:
         model.learn_one(x, y)
         return
     scaler, regressor = direct
-    linear = linear_step.fused_regression(scaler, regressor)
-    if linear is not None:
-        linear_step.learn(scaler, regressor, linear, x, y)
-        return
     scaler.learn_one(x)
     regressor.learn_one(scaler.transform_one(x), y)
 
@@ -84,7 +77,4 @@ def predict_one(model: OnlineRegressor, x: dict[str, float]) -> Any:
     if direct is None:
         return model.predict_one(x)
     scaler, regressor = direct
-    linear = linear_step.fused_regression(scaler, regressor)
-    if linear is not None:
-        return linear_step.predict(scaler, regressor, linear, x)
     return regressor.predict_one(scaler.transform_one(x))
