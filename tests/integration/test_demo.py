@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from tickcast.common.processes import free_port
+from tickcast.demo import DEMO_PARTITIONS
 from tickcast.testing.environment import base_env
 from tickcast.testing.waiting import wait_for
 
@@ -100,7 +101,7 @@ def test_the_demo_answers_every_tick_serves_its_dashboard_and_leaves_no_process(
     assert ticks > 0 and predictions == ticks and dead_letters == 0, summary.group(0)
     # The feed starts once the workers share the partitions, so the view sees predictions live, not only
     # in the drain after the feed stops (then it has no latency to show: "nan").
-    assert "workers ready: 8 partitions split in" in output, output[-3000:]
+    assert f"workers ready: {DEMO_PARTITIONS} partitions split in" in output, output[-3000:]
     assert summary.group(4) != "nan", summary.group(0)
     assert f"http://127.0.0.1:{port}/" in output
     assert f"topology={'split' if CAN_SPLIT else 'shared'}" in summary.string, output[-3000:]

@@ -17,6 +17,7 @@ from tickcast.cli.common import fail, load_settings, require_broker, stop_on_sig
 from tickcast.common.logging import configure_logging
 from tickcast.demo import (
     DEMO_FEED_LINGER_MS,
+    DEMO_PARTITIONS,
     DEMO_TOPOLOGY,
     DEMO_VIEW_FETCH_WAIT_MS,
     DEMO_WORKER_FETCH_WAIT_MS,
@@ -238,6 +239,9 @@ def demo(
             "2+ CPUs; as in production, where the broker has its own machines); shared: every process on every core."
         ),
     ] = DEMO_TOPOLOGY,
+    partitions: Annotated[
+        int, typer.Option(min=1, max=1000, help="Partitions of the demo's topics (TICKCAST_PARTITIONS is not read).")
+    ] = DEMO_PARTITIONS,
 ) -> None:
     """Start the embedded broker, N workers, a gateway (live dashboard) and a synthetic feed; stop cleanly."""
     from tickcast.demo.run import DemoOptions, run_demo
@@ -264,6 +268,7 @@ def demo(
                 worker_fetch_wait_ms=worker_fetch_wait_ms,
                 worker_linger_ms=worker_linger_ms,
                 topology=topology,
+                partitions=partitions,
             )
         )
     typer.echo(result.summary_line())

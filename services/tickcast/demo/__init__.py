@@ -18,3 +18,7 @@ DEMO_WORKER_LINGER_MS = 2
 #: Measured at ~300 ticks/s with two workers (2 cores, load 3-6, alternating rounds): view p50 48.8/45.9 ms split
 #: against 67.7/78.5 ms shared, p99 ~95 ms against 181-1,495 (README, issue 18).
 DEMO_TOPOLOGY = "split"
+#: Partitions of the demo's topics. The embedded broker re-lists every batch stored in a partition when a fetch
+#: finds new data there, so the fewer batches each partition holds, the cheaper the fetches of the broker's core
+#: that the demo is bound by. Measured with two workers at ~300 ticks/s, split, alternating (session 11): see README.
+DEMO_PARTITIONS = 16

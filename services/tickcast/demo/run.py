@@ -22,6 +22,7 @@ from tickcast.common.records import Tick
 from tickcast.common.settings import CommonSettings
 from tickcast.demo import (
     DEMO_FEED_LINGER_MS,
+    DEMO_PARTITIONS,
     DEMO_TOPOLOGY,
     DEMO_VIEW_FETCH_WAIT_MS,
     DEMO_WORKER_FETCH_WAIT_MS,
@@ -69,6 +70,8 @@ class DemoOptions:
     """How long the feed waits for the workers to share every partition before it starts anyway."""
     topology: str = DEMO_TOPOLOGY
     """``split``: the workers on the last core, everything else on the others; ``shared``: all on every core."""
+    partitions: int = DEMO_PARTITIONS
+    """Partitions of the demo's topics (its own broker's), for every process it starts."""
 
 
 @dataclass(slots=True)
@@ -116,7 +119,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
     try:
         broker.start()
         placement.others(broker.pid)
-        common = CommonSettings(bootstrap_servers=broker.bootstrap_servers)
+        common = CommonSettings(bootstrap_servers=broker.bootstrap_servers, partitions=options.partitions)
         ensure_topics(
             wait_for_broker(common),
             [common.ticks_topic, common.predictions_topic, common.dlq_topic],
@@ -128,6 +131,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
             "TICKCAST_LINGER_MS": str(options.worker_linger_ms),
             **current_env(),
             "TICKCAST_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+            "TICKCAST_PARTITIONS": str(options.partitions),
             "TICKCAST_MODEL": options.model,
             "TICKCAST_LOG_LEVEL": "INFO",
             # Tansu: group joins take ~23 s at librdkafka-like default session timeouts and ~3 s at 6 s.
