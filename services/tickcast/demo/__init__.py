@@ -20,5 +20,6 @@ DEMO_WORKER_LINGER_MS = 2
 DEMO_TOPOLOGY = "split"
 #: Partitions of the demo's topics. The embedded broker re-lists every batch stored in a partition when a fetch
 #: finds new data there, so the fewer batches each partition holds, the cheaper the fetches of the broker's core
-#: that the demo is bound by. Measured with two workers at ~300 ticks/s, split, alternating (session 11): see README.
+#: that the demo is bound by. Session 11 (two workers, ~300 ticks/s, split, alternating, load 1.7-4.3): view p50
+#: 19.7/17.7/18.3/19.6 ms with 16 against 22.7/19.4/20.6/21.0 with 8, 21.7/21.2 with 32 (p99 33-41, once 265 with 32).
 DEMO_PARTITIONS = 16
