@@ -29,7 +29,6 @@ from tickcast.predictor.eviction import EvictionPolicy
 from tickcast.predictor.faust_tuning import TunedApp
 from tickcast.predictor.gc_pauses import PROCESS_GC_PAUSES
 from tickcast.predictor.gc_tuning import tune_for_throughput
-from tickcast.predictor.gil_tuning import set_switch_interval
 from tickcast.predictor.metrics import CONTENT_TYPE, partition_lag
 from tickcast.predictor.models import model_spec
 from tickcast.predictor.output import OutputProducer
@@ -66,7 +65,6 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
         # wait for them before the revocation handler, which is what writes that checkpoint.
         stream_wait_empty=False,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
-        kafka_thread_nice=settings.kafka_thread_nice,
         broker=faust_broker_url(settings.bootstrap_servers),
         # TLS and SASL of every aiokafka consumer and producer Faust makes (None: plaintext).
         broker_credentials=faust_credentials(settings),
@@ -384,6 +382,5 @@ def run_worker(settings: PredictorSettings) -> None:
     worker.spinner = None
     # Last before the loop runs: what start-up built is frozen, out of every later collection's scan.
     tune_for_throughput(settings.gc_gen0_threshold)
-    set_switch_interval(settings.gil_switch_interval_ms)
     PROCESS_GC_PAUSES.install()
     worker.execute_from_commandline()

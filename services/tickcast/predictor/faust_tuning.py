@@ -48,8 +48,6 @@ broker I/O is faked; every integration test runs it end to end.
 
 from __future__ import annotations
 
-import os
-import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
@@ -78,13 +76,7 @@ FetchDone = Callable[[], None]
 #: Not public API: a unit test fails naming any that an upgrade removed.
 REACHED_INTO: Mapping[str, tuple[str, ...]] = {
     "aiokafka.AIOKafkaConsumer": ("_fetch_max_wait_ms", "_coordinator", "committed"),
-    "faust AIOKafkaConsumerThread": (
-        "_create_worker_consumer",
-        "_consumer",
-        "call_thread",
-        "_ensure_consumer",
-        "on_thread_started",
-    ),
+    "faust AIOKafkaConsumerThread": ("_create_worker_consumer", "_consumer", "call_thread", "_ensure_consumer"),
     "faust aiokafka Consumer": (
         "_thread",
         "seek_wait",
@@ -112,28 +104,6 @@ class _TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         # aiokafka reads this attribute when it builds its fetcher in start(), after construction.
         consumer._fetch_max_wait_ms = self.app.fetch_max_wait_ms  # type: ignore[attr-defined]
         return consumer
-
-    async def on_thread_started(self) -> None:
-        await super().on_thread_started()
-        # Runs on the Kafka thread itself: Linux keeps a nice value per thread (see TunedApp.kafka_thread_nice).
-        lower_this_threads_priority(cast(TunedApp, self.app).kafka_thread_nice)
-
-
-def lower_this_threads_priority(nice: int) -> int:
-    """Raise the calling thread's nice value by ``nice`` (Linux: per thread; 0 changes nothing); returns the new one.
-
-    >>> import threading
-    >>> found = []
-    >>> thread = threading.Thread(target=lambda: found.append(lower_this_threads_priority(3)))
-    >>> thread.start(); thread.join()
-    >>> found[0] >= 3 and os.getpriority(os.PRIO_PROCESS, 0) < found[0]
-    True
-    """
-    tid = threading.get_native_id()
-    current = os.getpriority(os.PRIO_PROCESS, tid)
-    if nice > 0:
-        os.setpriority(os.PRIO_PROCESS, tid, min(current + nice, 19))
-    return os.getpriority(os.PRIO_PROCESS, tid)
 
 
 def fresh_records(records: Sequence[ConsumerRecord], read_offset: int | None) -> Sequence[ConsumerRecord]:
@@ -226,10 +196,8 @@ class TunedApp(faust.App):
     ('_TunedTransport', 10, ['doc-ticks'])
     """
 
-    def __init__(self, *args: Any, fetch_max_wait_ms: int = 1500, kafka_thread_nice: int = 0, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, fetch_max_wait_ms: int = 1500, **kwargs: Any) -> None:
         self.fetch_max_wait_ms = fetch_max_wait_ms
-        self.kafka_thread_nice = kafka_thread_nice
-        """Added to the nice value of Faust's Kafka thread, which shares the worker's core with its event loop."""
         self.batch_handlers: dict[str, BatchHandler] = {}
         self.pending_rewinds: dict[TP, int] = {}
         self.fetched_at = 0.0

@@ -176,20 +176,6 @@ class PredictorSettings(CommonSettings):
         description="Allocations between the garbage collector's young-generation runs once started (CPython: 700); "
         "0 keeps CPython's defaults. Fewer runs cost less CPU per tick (see tickcast.predictor.gc_tuning).",
     )
-    gil_switch_interval_ms: float = Field(
-        0.0,
-        ge=0,
-        le=100,
-        description="How long the event loop waits for the GIL held by Faust's Kafka thread before it asks for it "
-        "(Python's switch interval); 0 keeps Python's 5 ms (see tickcast.predictor.gil_tuning).",
-    )
-    kafka_thread_nice: int = Field(
-        0,
-        ge=0,
-        le=19,
-        description="Added to the nice value of Faust's Kafka consumer thread (Linux keeps one per thread), so the "
-        "event loop gets the worker's core first when both want it; 0 leaves it as the process's.",
-    )
     horizons: str = Field(
         DEFAULT_HORIZONS,
         description="Forecast horizons, comma-separated: event time ('500ms', '10s', '1m') or ticks ('5t'); each "

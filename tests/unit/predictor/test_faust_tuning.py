@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import os
-import threading
 import uuid
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +25,6 @@ from faust.types import TP
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tickcast.predictor import faust_tuning
 from tickcast.predictor.faust_tuning import REACHED_INTO, TunedApp, fresh_records
 from tickcast.predictor.settings import PredictorSettings
 from tickcast.testing.worker_app import built_worker_app
@@ -369,28 +366,3 @@ def test_the_worker_gives_freed_memory_back_on_a_timer(monkeypatch: pytest.Monke
     ):
         pass
     assert intervals.get("release_freed_memory") == 7.0, f"timers registered: {intervals}"
-
-
-def test_the_kafka_thread_lowers_its_own_priority_as_it_starts(monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = PredictorSettings(bootstrap_servers="127.0.0.1:1", kafka_thread_nice=7, web_port=16066)
-    with built_worker_app(settings) as (app, _):
-        thread = app.consumer._thread  # type: ignore[attr-defined]
-        asked: list[int] = []
-        monkeypatch.setattr(faust_tuning, "lower_this_threads_priority", asked.append)
-
-        async def started(self: Any) -> None:  # Faust's own start-up of the thread (its method queue)
-            asked.append(-1)
-
-        monkeypatch.setattr(faust_aiokafka.AIOKafkaConsumerThread, "on_thread_started", started)
-        asyncio.run(thread.on_thread_started())
-        assert asked == [-1, 7]
-
-
-def test_lowering_a_threads_priority_leaves_the_other_threads_alone() -> None:
-    own = os.getpriority(os.PRIO_PROCESS, 0)
-    lowered: list[int] = []
-    other = threading.Thread(target=lambda: lowered.append(faust_tuning.lower_this_threads_priority(3)))
-    other.start()
-    other.join()
-    assert lowered == [min(own + 3, 19)]
-    assert os.getpriority(os.PRIO_PROCESS, 0) == own
