@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from tickcast.testing.sse_kernel import Stamped, open_streams, read_until
+from tickcast.testing.sse_kernel import Read, open_streams, read_until, stamped
 
 #: A prediction event: its id (``partition:offset`` pairs), and its ``predicted_at`` (us), in one pass over the bytes.
 _EVENT = re.compile(rb'id: ([\d:,]+)\nevent: prediction\ndata: [^\n]*?"predicted_at":(\d+)')
@@ -165,11 +165,12 @@ def run_kernel_clients(url: str, paths: list[str], until: float, from_ms: float 
     """One process's share with the kernel-stamped reader (:mod:`tickcast.testing.sse_kernel`)."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    received: list[list[Stamped]] = [[] for _ in paths]
+    reads: list[list[Read]] = [[] for _ in paths]
     started = time.monotonic()
-    selector, failed = open_streams(host, port, [request_of(host, path) for path in paths], received)
-    firsts = read_until(selector, until)
+    streams = open_streams(host, port, [request_of(host, path) for path in paths], reads)
+    firsts = read_until(streams, until)
     cpu_s = time.process_time()  # the window's CPU, before the parsing below
+    received = [stamped(chunks) for chunks in reads]
     by_kernel = [delays_of([(kernel, data) for kernel, _, data in chunks], from_ms) for chunks in received]
     by_read = [delays_of([(read, data) for _, read, data in chunks], from_ms)[0] for chunks in received]
     return Share(
@@ -178,7 +179,7 @@ def run_kernel_clients(url: str, paths: list[str], until: float, from_ms: float 
         lags=[read - kernel for chunks in received for kernel, read, _ in chunks if kernel >= from_ms],
         all_connected_after_s=max(firsts.values()) - started if firsts else None,
         connected=sum(1 for chunks in received if chunks and status_of([(0.0, chunks[0][2])]) == 200),
-        failed=failed,
+        failed=streams.failed,
         load_cpu_s=cpu_s,
         out_of_order=sum(disorder for _, disorder in by_kernel),
     )
