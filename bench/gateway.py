@@ -9,7 +9,9 @@ Phases (``--only get,sse,broker``; all by default), each load from a process of 
   ``--clients`` clients (each subscribed to one symbol, round robin; delays counted after ``--warmup``
   seconds in which they all connect, a burst of the gateway's CPU), memory per client, and the gateway's
   CPU seconds meanwhile, and the gateway's own fan-out delay histogram over the same window (``--profile``:
-  py-spy on it and on one of the load's ``--load-processes`` while the clients stream);
+  py-spy on it and on one of the load's ``--load-processes`` while the clients stream); the one client is on
+  every symbol (``--one-client``), the delays are from the kernel's receipt stamps with the load's own lag
+  beside them (``--sse-reader``), and ``gap_ms`` is the target's difference of p99s;
 - with ``--baseline-src``, a second gateway from other code is measured in the get and sse phases too:
   before or after this one, alternately, ``--ab-rounds`` times (the machine's load drifts, so each side goes
   first in every other round), or at the same time (``--ab-together``: both gateways on one stack, each
