@@ -9,7 +9,9 @@ Phases (``--only get,sse,broker``; all by default), each load from a process of 
   ``--clients`` clients (each subscribed to one symbol, round robin; delays counted after ``--warmup``
   seconds in which they all connect, a burst of the gateway's CPU), memory per client, and the gateway's
   CPU seconds meanwhile, and the gateway's own fan-out delay histogram over the same window (``--profile``:
-  py-spy on it and on one of the load's ``--load-processes`` while the clients stream);
+  py-spy on it and on one of the load's ``--load-processes`` while the clients stream); the one client is on
+  every symbol (``--one-client``), the delays are from the kernel's receipt stamps with the load's own lag
+  beside them (``--sse-reader``), and ``gap_ms`` is the target's difference of p99s;
 - with ``--baseline-src``, a second gateway from other code is measured in the get and sse phases too:
   before or after this one, alternately, ``--ab-rounds`` times (the machine's load drifts, so each side goes
   first in every other round), or at the same time (``--ab-together``: both gateways on one stack, each
@@ -62,8 +64,8 @@ from bench.gateway_load import (
     thread_schedstats,
     wrk_get,
 )
-from bench.gateway_metrics import FANOUT, busy_threads, scrape, stalls
-from bench.gateway_plan import GROUPS, Phase, lead_s, merge, plan, result_key, run_window_at
+from bench.gateway_metrics import FANOUT, busy_threads, gap_ms, scrape, stalls
+from bench.gateway_plan import GROUPS, Phase, lead_s, merge, plan, result_key, run_window_at, settings_of
 from bench.gateway_stack import Stack, StackOptions
 from bench.gateway_topology import SHARED, split_cpus, topologies_of, topology_order
 from bench.pyspy import PySpy, summarise
@@ -118,7 +120,13 @@ def measure_get(stack: Stack, gateway: GatewayProcess, args: argparse.Namespace,
 
 
 def measure_sse_1(stack: Stack, gateway: GatewayProcess, args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
-    """One SSE client, on the same timeline as the many clients: started ``--warmup`` s before the window."""
+    """One SSE client, on the same timeline as the many clients: started ``--warmup`` s before the window.
+
+    By default (``--one-client every``) it subscribes to every symbol: it then sees each prediction the many
+    clients see (they share the symbols round robin), once instead of ``clients / symbols`` times, so its p99 is
+    over the same predictions' delays, ~10,000 in a 20 s window at 500/s, where one symbol's (``first``) rests
+    on ~200 and a single partition.
+    """
     stack.lead_in(lead_s("sse_1", args.seconds, args.warmup, SETTLE_S))
     load = start_load(
         "tickcast.testing.sse_load",
@@ -127,6 +135,8 @@ def measure_sse_1(stack: Stack, gateway: GatewayProcess, args: argparse.Namespac
         str(args.seconds + args.warmup),
         ",".join(names),
         f"--warmup={args.warmup}",
+        f"--reader={args.sse_reader}",
+        *(["--every-symbol"] if args.one_client == "every" else []),
     )
     hold(args.warmup)
     stack.open_window()
@@ -154,6 +164,7 @@ def measure_sse_many(
         ",".join(names),
         f"--processes={args.load_processes}",
         f"--warmup={args.warmup}",
+        f"--reader={args.sse_reader}",
     )
     hold(args.warmup)  # every client connected and streaming: the window starts (as the load's own does)
     stack.open_window()
@@ -207,21 +218,6 @@ def measure_sse_many(
     return results
 
 
-def settings_of(pairs: list[str]) -> dict[str, str]:
-    """``KEY=VALUE`` arguments as environment variables of a gateway.
-
-    >>> settings_of(["TICKCAST_GATEWAY_SCHED_SLICE_US=300"])
-    {'TICKCAST_GATEWAY_SCHED_SLICE_US': '300'}
-    """
-    found: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.startswith("TICKCAST_"):
-            raise SystemExit(f"expected TICKCAST_...=VALUE, got {pair!r}")
-        found[key] = value
-    return found
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=500.0, help="ticks per second through the pipeline")
@@ -264,6 +260,19 @@ def main(argv: list[str] | None = None) -> None:
         help="seconds the SSE clients run before their delays count (all connect meanwhile: 10-13 s at load 8-12)",
     )
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each measurement")
+    parser.add_argument(
+        "--sse-reader",
+        choices=("kernel", "asyncio"),
+        default="kernel",
+        help="the SSE load's reader: kernel (receipt stamped by the kernel, the load's own lag measured) or asyncio "
+        "(the reader before it: read times only)",
+    )
+    parser.add_argument(
+        "--one-client",
+        choices=("every", "first"),
+        default="every",
+        help="the one-client baseline's symbols: every (the predictions the many see, each once) or first (one)",
+    )
     parser.add_argument("--only", default=",".join(PHASES), help=f"comma-separated phases of {PHASES}")
     parser.add_argument("--profile", action="store_true", help="py-spy on the gateway in the get and sse phases")
     parser.add_argument(
@@ -342,6 +351,9 @@ def main(argv: list[str] | None = None) -> None:
                 for side, found in measured.items():
                     key = result_key(phase.kind, side, phase.round, rounds)
                     merge(results, phase.kind, key if key == "broker_cpu" else key + suffix, found, args.clients)
+    for key, found in results.items():
+        if key.startswith("sse") and isinstance(found, dict):
+            found["gap_ms"] = gap_ms(found, args.clients)
     results["machine"]["load_at_end"] = load_average()
     results["logs"] = str(log_dir)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -55,3 +55,20 @@ def stalls(before: str, after: str) -> dict[str, Any]:
             found[f"gc{generation}_pauses"] = observed(pause_before, pause_after)
             found[f"gc{generation}_pauses_over_5ms"] = observed(pause_before, pause_after, 0.005)
     return found
+
+
+def gap_ms(sse: dict[str, Any], clients: int) -> dict[str, float | None]:
+    """The target's number: the many clients' p99 less one client's, by the kernel's receipt stamps
+    (``p99``) and by the load's read times (``p99_read``, which hold the load's own waits).
+
+    >>> gap_ms({"sse_1_client": {"delay_ms_p99": 90.0}, "sse_5_clients": {"delay_ms_p99": 130.5}}, 5)
+    {'p99': 40.5, 'p99_read': None}
+    """
+    one, many = sse.get("sse_1_client", {}), sse.get(f"sse_{clients}_clients", {})
+
+    def gap(name: str) -> float | None:
+        if one.get(name) is None or many.get(name) is None:
+            return None
+        return round(float(many[name]) - float(one[name]), 1)
+
+    return {"p99": gap("delay_ms_p99"), "p99_read": gap("read_delay_ms_p99")}

@@ -202,3 +202,18 @@ def merge(results: dict[str, Any], kind: str, key: str, found: dict[str, Any], c
         results[key][many] = {**found[many], **own}
     else:
         results[key][ROWS[kind]] = found
+
+
+def settings_of(pairs: list[str]) -> dict[str, str]:
+    """``KEY=VALUE`` arguments as environment variables of a gateway.
+
+    >>> settings_of(["TICKCAST_GATEWAY_SCHED_SLICE_US=300"])
+    {'TICKCAST_GATEWAY_SCHED_SLICE_US': '300'}
+    """
+    found: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.startswith("TICKCAST_"):
+            raise SystemExit(f"expected TICKCAST_...=VALUE, got {pair!r}")
+        found[key] = value
+    return found

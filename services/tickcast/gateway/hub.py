@@ -25,8 +25,12 @@ from tickcast.gateway.positions import Positions
 
 #: Events read longer ago than this (s) are queued, not written directly: the gateway is behind, and the
 #: streams' tasks write a backlog in one write per client (in the pipeline bench at load 11-15 the gateway
-#: writing every event at once fell 6 s behind where the queueing one stayed within 1-4 s).
-DIRECT_WITHIN_S = 0.01
+#: writing every event at once fell 6 s behind where the queueing one stayed within 1-4 s). Not less: a
+#: one-symbol client gets ~10 events/s, so a queue of a shorter lag holds one event, and writing it through
+#: the stream's task (a wake-up, a task switch, an ASGI message) costs more than the hub's direct write while
+#: saving no write; at 10 ms every jitter of a loop sharing its core tipped the fan-out into that costlier
+#: path (a quarter of the gateway's samples with 1,000 clients), which kept it behind.
+DIRECT_WITHIN_S = 0.25
 #: An SSE comment line: proxies see traffic on an idle stream, clients ignore it.
 KEEPALIVE = b": keepalive\n\n"
 

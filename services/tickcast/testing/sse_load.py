@@ -1,14 +1,17 @@
 """Many SSE clients for the bench, spread over processes: asyncio protocols, each measuring its events' delay.
 
-Run as ``python -m tickcast.testing.sse_load URL CLIENTS SECONDS SYMBOLS [--processes=N] [--warmup=S]``
-(processes of its own, so the gateway's CPU is not shared with the load); prints one JSON line: events,
-delay percentiles, clients that connected and failed, events out of order or repeated (by their ids), and
-the load's own CPU seconds. Delay = received
-(this clock) - ``predicted_at`` (the worker's clock, the same machine in the bench).
+Run as ``python -m tickcast.testing.sse_load URL CLIENTS SECONDS SYMBOLS [--processes=N] [--warmup=S]
+[--reader=kernel|asyncio] [--every-symbol]`` (processes of its own, so the gateway's CPU is not shared with the
+load); prints one JSON line: events, delay percentiles, clients that connected and failed, events out of order
+or repeated (by their ids), and the load's own CPU seconds. Delay = received (this clock) - ``predicted_at``
+(the worker's clock, the same machine in the bench). Client ``n`` subscribes to ``SYMBOLS[n % len]``, or with
+``--every-symbol`` to all of them (one stream over every partition).
 
-The receipt time is taken when a chunk is read, and nothing is parsed until the window ends, so no work of
-the load's own sits between a read and its timestamp. (Measured before this: the one-process load used
-2.1 s of CPU in 20 s with 1,000 clients, so it was not what made the delay; now it cannot be.)
+The receipt time is taken when a chunk is read, and nothing is parsed until the window ends. Two readers:
+``kernel`` (default, :mod:`tickcast.testing.sse_kernel`) also has the kernel stamp each read with the time its
+bytes reached the socket, so the load's own lag (read time less arrival time) is measured, and the delay
+(``delay_ms_*``, from the kernel's stamp) holds none of it; ``asyncio`` (the reader before it) has only the read
+time, which counts the load's waits for a core as the gateway's.
 """
 
 from __future__ import annotations
@@ -19,13 +22,17 @@ import multiprocessing
 import re
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-#: A prediction event: the offset in its id, and its ``predicted_at`` (us), in one pass over the bytes.
-_EVENT = re.compile(rb'id: \d+:(\d+)\nevent: prediction\ndata: [^\n]*?"predicted_at":(\d+)')
+from tickcast.testing.sse_kernel import Read, open_streams, read_until, stamped
+
+#: A prediction event: its id (``partition:offset`` pairs), and its ``predicted_at`` (us), in one pass over the bytes.
+_EVENT = re.compile(rb'id: ([\d:,]+)\nevent: prediction\ndata: [^\n]*?"predicted_at":(\d+)')
 #: A chunk as read: when (ms, this clock) and its bytes.
 Received = tuple[float, bytes]
+#: The readers :func:`run` knows (see the module's docstring).
+READERS = ("kernel", "asyncio")
 
 
 class _Stream(asyncio.Protocol):
@@ -59,7 +66,7 @@ class _Stream(asyncio.Protocol):
 
 async def one_client(host: str, port: int, path: str, chunks: list[Received]) -> _Stream:
     """Open one stream; what it reads goes to ``chunks`` until its transport is closed."""
-    request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n\r\n".encode()
+    request = request_of(host, path)
     loop = asyncio.get_running_loop()
     _, stream = await loop.create_connection(lambda: _Stream(request, chunks), host, port)
     return stream
@@ -76,10 +83,20 @@ def status_of(chunks: list[Received]) -> int | None:
     return int(chunks[0][1].split(b" ", 2)[1])
 
 
+def id_order(event_id: bytes) -> int:
+    """A number that grows with every event of one stream: the sum of the offsets in its id (each partition's
+    position only moves forward, and each event moves one).
+
+    >>> id_order(b"3:41"), id_order(b"0:12,3:40")
+    (41, 52)
+    """
+    return sum(int(pair.rpartition(b":")[2]) for pair in event_id.split(b","))
+
+
 def delays_of(chunks: list[Received], from_ms: float = 0.0) -> tuple[list[float], int]:
     """Each whole prediction event's delay (ms): the time its last byte was read less its ``predicted_at``, for
-    events read at or after ``from_ms``; and how many events (all of them) came out of order or twice, by the
-    offset in their ``id`` (one partition per stream: ``partition:offset``).
+    events read at or after ``from_ms``; and how many events (all of them) came out of order or twice, by their
+    ``id`` (:func:`id_order`).
 
     An event split over two chunks counts from the chunk that completed it.
 
@@ -89,6 +106,9 @@ def delays_of(chunks: list[Received], from_ms: float = 0.0) -> tuple[list[float]
     >>> again = b'id: 0:2\\nevent: prediction\\ndata: {"predicted_at":5000}\\n\\n'
     >>> delays_of([(10.0, again), (12.0, again)], 11.0)
     ([7.0], 1)
+    >>> every = b'id: 0:7,1:2\\nevent: prediction\\ndata: {"predicted_at":5000}\\n\\n'
+    >>> delays_of([(10.0, every), (11.0, every.replace(b"1:2", b"1:3"))])
+    ([5.0, 6.0], 0)
     """
     delays: list[float] = []
     disorder = 0
@@ -99,8 +119,8 @@ def delays_of(chunks: list[Received], from_ms: float = 0.0) -> tuple[list[float]
         end = text.rfind(b"\n\n")  # only whole events; the rest waits for the next chunk
         cut = end + 2 if end >= 0 else 0
         counted = received_ms >= from_ms
-        for offset, us in _EVENT.findall(text, 0, cut):
-            number = int(offset)
+        for event_id, us in _EVENT.findall(text, 0, cut):
+            number = id_order(event_id)
             disorder += number <= last
             last = number
             if counted:
@@ -123,7 +143,9 @@ def percentile(values: list[float], q: float) -> float | None:
 
 @dataclass(frozen=True)
 class Share:
-    """What one process of the load measured."""
+    """What one process of the load measured: ``delays`` from the kernel's receipt stamps (the read times
+    with the asyncio reader), ``read_delays`` from the read times, ``lags`` each counted read's time less its
+    kernel stamp (ms; empty with the asyncio reader)."""
 
     delays: list[float]
     connected: int
@@ -131,6 +153,36 @@ class Share:
     load_cpu_s: float
     all_connected_after_s: float | None = None
     out_of_order: int = 0
+    read_delays: list[float] = field(default_factory=list)
+    lags: list[float] = field(default_factory=list)
+
+
+def request_of(host: str, path: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n\r\n".encode()
+
+
+def run_kernel_clients(url: str, paths: list[str], until: float, from_ms: float = 0.0) -> Share:
+    """One process's share with the kernel-stamped reader (:mod:`tickcast.testing.sse_kernel`)."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    reads: list[list[Read]] = [[] for _ in paths]
+    started = time.monotonic()
+    streams = open_streams(host, port, [request_of(host, path) for path in paths], reads)
+    firsts = read_until(streams, until)
+    cpu_s = time.process_time()  # the window's CPU, before the parsing below
+    received = [stamped(chunks) for chunks in reads]
+    by_kernel = [delays_of([(kernel, data) for kernel, _, data in chunks], from_ms) for chunks in received]
+    by_read = [delays_of([(read, data) for _, read, data in chunks], from_ms)[0] for chunks in received]
+    return Share(
+        delays=[delay for delays, _ in by_kernel for delay in delays],
+        read_delays=[delay for delays in by_read for delay in delays],
+        lags=[read - kernel for chunks in received for kernel, read, _ in chunks if kernel >= from_ms],
+        all_connected_after_s=max(firsts.values()) - started if firsts else None,
+        connected=sum(1 for chunks in received if chunks and status_of([(0.0, chunks[0][2])]) == 200),
+        failed=streams.failed,
+        load_cpu_s=cpu_s,
+        out_of_order=sum(disorder for _, disorder in by_kernel),
+    )
 
 
 async def run_clients(url: str, paths: list[str], until: float, from_ms: float = 0.0) -> Share:
@@ -153,8 +205,10 @@ async def run_clients(url: str, paths: list[str], until: float, from_ms: float =
             stream.transport.abort()
     firsts = [stream.first_at for stream in streams if stream.first_at is not None]
     measured = [delays_of(chunks, from_ms) for chunks in received]
+    delays = [delay for delays, _ in measured for delay in delays]
     return Share(
-        delays=[delay for delays, _ in measured for delay in delays],
+        delays=delays,
+        read_delays=delays,
         all_connected_after_s=max(firsts) - started if firsts else None,
         connected=sum(1 for chunks in received if status_of(chunks) == 200),
         failed=len(opened) - len(streams),
@@ -163,37 +217,54 @@ async def run_clients(url: str, paths: list[str], until: float, from_ms: float =
     )
 
 
-def _share(job: tuple[str, list[str], float, float]) -> Share:
+def _share(job: tuple[str, list[str], float, float, str]) -> Share:
+    *clients, reader = job
+    if reader == "kernel":
+        return run_kernel_clients(*clients)  # type: ignore[arg-type]  # url, paths, until, from_ms
     # uvloop where installed (the gateway's own loop): less of the load's CPU per read.
     try:
         import uvloop
     except ImportError:
-        return asyncio.run(run_clients(*job))
+        return asyncio.run(run_clients(*clients))  # type: ignore[arg-type]
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(run_clients(*job))
+        return runner.run(run_clients(*clients))  # type: ignore[arg-type]
 
 
 def run(
-    url: str, clients: int, seconds: float, symbols: list[str], processes: int = 1, warmup_s: float = 0.0
+    url: str,
+    clients: int,
+    seconds: float,
+    symbols: list[str],
+    processes: int = 1,
+    warmup_s: float = 0.0,
+    reader: str = "kernel",
+    every_symbol: bool = False,
 ) -> dict[str, object]:
-    """``clients`` clients (client ``n`` on ``symbols[n % len]``) over ``processes`` processes for ``seconds``;
-    delays are counted after ``warmup_s``. A thousand clients connecting cost the gateway a burst of CPU that
-    delays everyone already streaming: a steady-state delay starts counting after it (``all_connected_after_s``
-    says whether the warm-up was long enough)."""
-    paths = [f"/v1/stream?symbols={symbols[n % len(symbols)]}" for n in range(clients)]
+    """``clients`` clients (client ``n`` on ``symbols[n % len]``, or each on all of them) over ``processes``
+    processes for ``seconds``; delays are counted after ``warmup_s``. A thousand clients connecting cost the
+    gateway a burst of CPU that delays everyone already streaming: a steady-state delay starts counting after it
+    (``all_connected_after_s`` says whether the warm-up was long enough)."""
+    if reader not in READERS:
+        raise ValueError(f"reader {reader!r}: expected one of {READERS}")
+    wanted = [",".join(symbols)] if every_symbol else symbols
+    paths = [f"/v1/stream?symbols={wanted[n % len(wanted)]}" for n in range(clients)]
     processes = max(1, min(processes, clients))
     until = time.monotonic() + seconds  # CLOCK_MONOTONIC: the same clock in every process of the machine
     from_ms = (time.time() + warmup_s) * 1000.0
-    jobs = [(url, paths[n::processes], until, from_ms) for n in range(processes)]
+    jobs = [(url, paths[n::processes], until, from_ms, reader) for n in range(processes)]
     if processes == 1:
         shares = [_share(jobs[0])]
     else:
         with multiprocessing.get_context("fork").Pool(processes) as pool:
             shares = pool.map(_share, jobs)
     delays = [delay for share in shares for delay in share.delays]
+    read_delays = [delay for share in shares for delay in share.read_delays]
+    lags = [lag for share in shares for lag in share.lags]
     return {
         "clients": clients,
         "processes": processes,
+        "reader": reader,
+        "every_symbol": every_symbol,
         "connected": sum(share.connected for share in shares),
         "failed": sum(share.failed for share in shares),
         "out_of_order": sum(share.out_of_order for share in shares),
@@ -202,13 +273,21 @@ def run(
         "events": len(delays),
         "delay_ms_p50": percentile(delays, 0.5),
         "delay_ms_p99": percentile(delays, 0.99),
+        # The same events by the time the load read them: with the kernel reader, what the load's own waits add.
+        "read_delay_ms_p50": percentile(read_delays, 0.5),
+        "read_delay_ms_p99": percentile(read_delays, 0.99),
+        "load_lag_ms_p50": percentile(lags, 0.5),
+        "load_lag_ms_p99": percentile(lags, 0.99),
+        "load_lag_ms_max": max(lags, default=None),
         # Whether the load itself kept up: its CPU seconds over the window (a core is `seconds` of them).
         "load_cpu_s": round(sum(share.load_cpu_s for share in shares), 2),
     }
 
 
 if __name__ == "__main__":
-    options = dict(arg.removeprefix("--").split("=", 1) for arg in sys.argv[1:] if arg.startswith("--"))
     url, clients, seconds, symbols = [arg for arg in sys.argv[1:] if not arg.startswith("--")]
+    flags = {arg for arg in sys.argv[1:] if arg.startswith("--") and "=" not in arg}
+    options = dict(arg.removeprefix("--").split("=", 1) for arg in sys.argv[1:] if arg.startswith("--") and "=" in arg)
     count, warmup = int(options.get("processes", 1)), float(options.get("warmup", 0))
-    print(json.dumps(run(url, int(clients), float(seconds), symbols.split(","), count, warmup)))
+    reader, every = options.get("reader", "kernel"), "--every-symbol" in flags
+    print(json.dumps(run(url, int(clients), float(seconds), symbols.split(","), count, warmup, reader, every)))
