@@ -13,7 +13,6 @@ from typing import Any
 
 import faust
 import structlog
-from aiokafka.structs import ConsumerRecord
 from faust.types import TP, ConsumerT
 from faust.web import Request, Response, View
 
@@ -26,7 +25,7 @@ from tickcast.common.topic_specs import by_role, topic_specs
 from tickcast.predictor.broker_login import check_login
 from tickcast.predictor.checkpoints import CheckpointPolicy
 from tickcast.predictor.eviction import EvictionPolicy
-from tickcast.predictor.faust_tuning import TunedApp
+from tickcast.predictor.faust_tuning import FetchedRecord, TunedApp
 from tickcast.predictor.gc_pauses import PROCESS_GC_PAUSES
 from tickcast.predictor.gc_tuning import tune_for_throughput
 from tickcast.predictor.metrics import CONTENT_TYPE, partition_lag
@@ -140,7 +139,7 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
     if keeper.codec is None:
         log.warning("snapshots_disabled", reason="TICKCAST_SNAPSHOT_KEY is unset: state restarts on every rebalance")
 
-    async def predict(tp: TP, records: Sequence[ConsumerRecord]) -> None:
+    async def predict(tp: TP, records: Sequence[FetchedRecord]) -> None:
         # Between awaits everything is synchronous, so a rebalance or a rewind can only come in at one: after
         # each, the batch goes on only if the partition's progress is still the one it started with.
         partition = tp.partition

@@ -19,6 +19,13 @@ internals stand in the way of a fast worker, and :class:`TunedApp` replaces only
   topic and commits them with :meth:`TunedApp.commit_offsets` (Faust's own commit
   path: assignment check, committed-offset bookkeeping, monitor).
 
+* **Record objects.** aiokafka wraps every decoded record in an 11-field ``ConsumerRecord`` dataclass, in
+  Faust's consumer thread, which shares the GIL with the event loop: ~20% of a draining worker's CPU. Records
+  of batch topics reach their handler as aiokafka decoded them (:class:`FetchedRecord`). Only that one
+  construction step (``PartitionRecords._consumer_record``) is replaced, and only for the consumer a
+  :class:`TunedApp` builds (it is marked by its key deserializer); CRC checks, control batches, aborted
+  transactions and offset skipping stay aiokafka's (``tests/unit/predictor/test_fetched_records.py``).
+
 Where: Faust's own fetch loop (``Consumer._drain_messages`` -> ``getmany``) stays
 in charge; :class:`_TunedConsumer` overrides only ``_wait_next_records``, the call
 that returns each fetch. It hands the records of batch topics to their handlers and
@@ -50,24 +57,38 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import aiokafka
 import faust
-from aiokafka.structs import ConsumerRecord
+from aiokafka.consumer import fetcher as aiokafka_fetcher
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, TransportT
 
 from tickcast.predictor.own_share import OwnShareSplit
 
-BatchHandler = Callable[[TP, Sequence[ConsumerRecord]], Awaitable[None]]
+
+class FetchedRecord(Protocol):
+    """What a :data:`BatchHandler` may read of a record: aiokafka's own decoded record, not a ``ConsumerRecord``."""
+
+    @property
+    def offset(self) -> int: ...
+    @property
+    def timestamp(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+
+
+BatchHandler = Callable[[TP, Sequence[FetchedRecord]], Awaitable[None]]
 """Receives the records of one partition in offset order; a later call never repeats an earlier one's records
 (unless the partition was rewound between them)."""
 
 RewindHandler = Callable[[set[TP]], Awaitable[None]]
 """Called with the partitions just rewound, before any of their records is delivered again."""
 
-RecordMap = Mapping[TP, list[ConsumerRecord]]
+RecordMap = Mapping[TP, list[Any]]
 
 FetchDone = Callable[[], None]
 """Called once per fetch, after the last of its batches was handed over: work that none of its ticks waits for."""
@@ -75,7 +96,8 @@ FetchDone = Callable[[], None]
 #: The internals of Faust and aiokafka this module overrides, calls or reads, by where they live.
 #: Not public API: a unit test fails naming any that an upgrade removed.
 REACHED_INTO: Mapping[str, tuple[str, ...]] = {
-    "aiokafka.AIOKafkaConsumer": ("_fetch_max_wait_ms", "_coordinator", "committed"),
+    "aiokafka.AIOKafkaConsumer": ("_fetch_max_wait_ms", "_key_deserializer", "_coordinator", "committed"),
+    "aiokafka PartitionRecords": ("_consumer_record", "_key_deserializer"),
     "faust AIOKafkaConsumerThread": ("_create_worker_consumer", "_consumer", "call_thread", "_ensure_consumer"),
     "faust aiokafka Consumer": (
         "_thread",
@@ -98,15 +120,46 @@ REACHED_INTO: Mapping[str, tuple[str, ...]] = {
 }
 
 
+class _BatchTopics:
+    """Stands in for the worker consumer's key deserializer, so that its fetcher knows which topics are batched.
+
+    aiokafka hands a consumer's key deserializer to every ``PartitionRecords`` it builds, so this is how the
+    record override tells the worker's consumer from any other. As a deserializer it changes nothing.
+    """
+
+    def __init__(self, topics: Mapping[str, object]) -> None:
+        self.topics = topics  # the app's own registry: a topic registered later is batched too
+
+    def __call__(self, key: bytes | None) -> bytes | None:
+        return key
+
+
+def _consumer_record(self: Any, tp: TP, record: Any) -> Any:
+    # A batch topic's record goes to its handler as aiokafka decoded it (offset, timestamp, key, value, headers):
+    # the 11-field ConsumerRecord aiokafka builds around it was ~20% of a draining worker's CPU.
+    # CRC checks, control batches, aborted transactions and offset skipping happen before this call, unchanged.
+    batch_topics = self._key_deserializer
+    if type(batch_topics) is _BatchTopics and tp.topic in batch_topics.topics:
+        return record
+    return _aiokafka_consumer_record(self, tp, record)
+
+
+_aiokafka_consumer_record = aiokafka_fetcher.PartitionRecords._consumer_record
+aiokafka_fetcher.PartitionRecords._consumer_record = _consumer_record
+
+
 class _TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
-        # aiokafka reads this attribute when it builds its fetcher in start(), after construction.
-        consumer._fetch_max_wait_ms = self.app.fetch_max_wait_ms  # type: ignore[attr-defined]
+        app = cast(TunedApp, self.app)
+        # aiokafka reads these attributes when it builds its fetcher in start(), after construction.
+        consumer._fetch_max_wait_ms = app.fetch_max_wait_ms
+        if consumer._key_deserializer is None:  # Faust passes none
+            consumer._key_deserializer = _BatchTopics(app.batch_handlers)
         return consumer
 
 
-def fresh_records(records: Sequence[ConsumerRecord], read_offset: int | None) -> Sequence[ConsumerRecord]:
+def fresh_records(records: Sequence[FetchedRecord], read_offset: int | None) -> Sequence[FetchedRecord]:
     """The records at or after ``read_offset`` (Faust's rule for records fetched before a seek).
 
     >>> from collections import namedtuple

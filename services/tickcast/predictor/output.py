@@ -25,7 +25,6 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from functools import partial
 from typing import Any, cast
 
 import structlog
@@ -83,7 +82,8 @@ class OutputProducer:
         self.max_message_bytes = int(overrides.get("message.max.bytes", LIBRDKAFKA_MESSAGE_MAX_BYTES))
         """The largest message librdkafka accepts from this producer (key, value, headers and framing)."""
         self._epoch = 0
-        self._outstanding: Counter[int] = Counter()
+        # A plain dict, not a Counter: every delivery report updates it, and a Counter's item access costs more.
+        self._outstanding: dict[int, int] = {}
         self._callbacks: dict[int | None, Callable[[KafkaError | None, Message], None]] = {}
         self.refused: dict[int, str] = {}
         """Source partition -> last refusal, for every partition with a refused output not yet rewound."""
@@ -91,10 +91,7 @@ class OutputProducer:
         self._forgotten_through: dict[int, int] = {}
         self._unpolled = 0
 
-    def _delivered_in(self, epoch: int, source: int | None, err: KafkaError | None, msg: Message) -> None:
-        self._outstanding[epoch] -= 1
-        if err is None:
-            return
+    def _refused_in(self, epoch: int, source: int | None, err: KafkaError, msg: Message) -> None:
         error = f"{msg.topic()}: {err}"
         if source is None:
             self._refused_unsourced[epoch] += 1
@@ -108,7 +105,16 @@ class OutputProducer:
     def _callback(self, source: int | None) -> Callable[[KafkaError | None, Message], None]:
         callback = self._callbacks.get(source)
         if callback is None:
-            callback = self._callbacks[source] = partial(self._delivered_in, self._epoch, source)
+            # A closure over the epoch's counter: one Python call per delivery report, not a partial calling a
+            # bound method (callgrind: ~2,800 -> ~1,300 instructions per report), and a refusal still counted.
+            outstanding, epoch, refused = self._outstanding, self._epoch, self._refused_in
+
+            def callback(err: KafkaError | None, msg: Message) -> None:
+                outstanding[epoch] -= 1
+                if err is not None:
+                    refused(epoch, source, err, msg)
+
+            self._callbacks[source] = callback
         return callback
 
     def mark(self) -> int:
@@ -179,7 +185,8 @@ class OutputProducer:
         except (KafkaException, ValueError, TypeError) as exc:
             raise ProduceRefused(f"{topic}: {exc}") from exc
         # Counted once librdkafka holds it; its report can only arrive in a later poll on this thread.
-        self._outstanding[self._epoch] += 1
+        epoch = self._epoch
+        self._outstanding[epoch] = self._outstanding.get(epoch, 0) + 1
         self._unpolled += 1
         if self._unpolled >= POLL_EVERY_SENDS:
             self.poll()

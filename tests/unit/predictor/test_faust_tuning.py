@@ -18,6 +18,8 @@ from typing import Any
 import aiokafka
 import faust
 import pytest
+from aiokafka.consumer.fetcher import PartitionRecords
+from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.structs import ConsumerRecord
 from faust.transport.consumer import Consumer as FaustConsumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -25,6 +27,7 @@ from faust.types import TP
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tickcast.predictor import faust_tuning
 from tickcast.predictor.faust_tuning import REACHED_INTO, TunedApp, fresh_records
 from tickcast.predictor.settings import PredictorSettings
 from tickcast.testing.worker_app import built_worker_app
@@ -257,8 +260,10 @@ def reached_objects() -> dict[str, tuple[type, object]]:
         return thread._create_worker_consumer(app.transport)
 
     kafka_consumer = asyncio.run(build())
+    records = PartitionRecords(TICKS, MemoryRecords(b""), [], 0, None, None, True, 0)
     return {
         "aiokafka.AIOKafkaConsumer": (aiokafka.AIOKafkaConsumer, kafka_consumer),
+        "aiokafka PartitionRecords": (PartitionRecords, records),
         "faust AIOKafkaConsumerThread": (faust_aiokafka.AIOKafkaConsumerThread, thread),
         "faust aiokafka Consumer": (faust_aiokafka.Consumer, consumer),
         "faust aiokafka Transport": (faust_aiokafka.Transport, app.transport),
@@ -290,6 +295,7 @@ def test_every_internal_faust_tuning_reaches_into_still_exists() -> None:
         (faust_aiokafka.Consumer._new_consumer_thread, ["self"]),
         (FaustConsumer._commit_offsets, ["self", "offsets", "start_new_transaction"]),
         (faust.App._new_transport, ["self"]),
+        (faust_tuning._aiokafka_consumer_record, ["self", "tp", "record"]),
     ],
     ids=lambda hook: getattr(hook, "__qualname__", ""),
 )
@@ -307,6 +313,12 @@ def test_the_hooks_are_still_on_the_path_they_are_meant_to_change() -> None:
     )
     assert "getmany" in inspect.getsource(FaustConsumer._drain_messages), (
         "Faust's fetch loop no longer goes through getmany: batch delivery is bypassed"
+    )
+    assert "self._consumer_record(tp, record)" in inspect.getsource(PartitionRecords._unpack_records), (
+        "aiokafka no longer builds each record through _consumer_record: batch topics get ConsumerRecords again"
+    )
+    assert "key_deserializer=self._key_deserializer" in inspect.getsource(aiokafka.AIOKafkaConsumer.start), (
+        "aiokafka's start() no longer hands its key deserializer to the fetcher: batch topics are not recognised"
     )
 
 
