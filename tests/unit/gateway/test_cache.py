@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import json
+
+from tickcast.common.records import Prediction
 from tickcast.gateway.cache import LatestCache, PartitionRing, Published
 
 
@@ -34,3 +37,13 @@ def test_a_ring_knows_which_positions_it_can_still_resume_from() -> None:
     assert not ring.covers(105)
     ring.append(item(0, 108))  # a re-read is ignored
     assert ring.head == 109
+
+
+def test_a_prediction_with_a_non_finite_double_is_still_served_as_json() -> None:
+    # The contract's doubles allow NaN and infinities, JSON does not: refusing them (json.dumps allow_nan=False)
+    # raised on the source thread, which then stopped reading the topic for good.
+    record = Prediction("SPY", 1, 2.0, 0.5, 2.0001, 1, "READY", "m", "1", 3, "t", 0, 9, 1, 2_000, "w").to_avro()
+    record["predicted_return_bps"], record["abs_error_ewm_bps"] = float("nan"), float("inf")
+    published = Published.of_record(0, 5, record, 0.0)
+    served = json.loads(published.json_head + b"1.0}")
+    assert (served["predicted_return_bps"], served["abs_error_ewm_bps"], served["offset"]) == (None, None, 5)
