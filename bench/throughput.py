@@ -124,11 +124,13 @@ def drain(
         "first_prediction_after_start_s": round(t_first - started, 2),
         "per_process_ticks": {name: p["ticks"] for name, p in per_process.items()},
         "largest_process_share": round(max(p["ticks"] for p in per_process.values()) / len(answered), 3),
-        "broker_cpu_s": round(broker_cpu, 2),
+        "broker_cpu_s": round(broker_cpu, 4),
         "broker_cores": round(broker_cpu / span, 3) if span > 0 else None,
         "broker_cpu_ms_per_1k_ticks": round(broker_cpu / len(answered) * 1e6, 1),
         "bench_cores": round(bench_cpu / span, 3) if span > 0 else None,
-        "processes_cpu_s": round(processor_cpu, 2),
+        # Four places: a quick drain (1,000 ticks) takes ~35 ms on a fast host, and its CPU, interpolated
+        # between 0.25 s samples, is a few ms: two places rounded it to 0.0.
+        "processes_cpu_s": round(processor_cpu, 4),
         "processes_cores": round(processor_cpu / span, 3) if span > 0 else None,
         "process_cpu_us_per_tick": round(processor_cpu / len(answered) * 1e6, 1),
         "rate_timeline": bins,
