@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -11,6 +13,11 @@ import httpx
 import pytest
 
 from tickcast.client import ClientSettings, PredictionRecord, TickcastClient
+from tickcast.common.contracts import AvroCodec, load_schema, open_schema_store
+from tickcast.common.contracts.base import PREDICTION_SCHEMA_FILE
+from tickcast.common.records import Prediction
+from tickcast.producer.publisher import TickPublisher
+from tickcast.producer.settings import ProducerSettings
 from tickcast.producer.synthetic import SyntheticFeed, symbol_names
 from tickcast.testing.drain import read_predictions_to_end
 from tickcast.testing.gateway import GatewayProcess, read_events
@@ -127,3 +134,34 @@ def test_the_client_gives_the_same_predictions_from_kafka_and_from_a_gateway(
     assert {r.lineage for r in kafka_records} == {r.lineage for r in gateway_records}
     assert len(latest) == 2 and latest[0] == latest[1]
     assert latest[0].lineage == [r for r in kafka_records if r.symbol == chosen[0]][-1].lineage
+
+
+def test_a_gateway_refuses_what_it_cannot_serve_and_goes_on_reading(pipeline: Pipeline, tmp_path: Path) -> None:
+    gateway = GatewayProcess(pipeline.env(), tmp_path / "gateway.log").start(ready_timeout_s=20)
+    try:
+        codec = AvroCodec(
+            open_schema_store(None), f"{pipeline.predictions_topic}-value", load_schema(PREDICTION_SCHEMA_FILE)
+        )
+        made = Prediction("GOOD", 1, 2.0, 0.5, 2.0001, 1, "READY", "m", "1", 3, "t", 0, 9, 1, 2_000, "w")
+        # A publisher pointed at the predictions topic writes what a foreign producer could: bytes as they are.
+        writer = TickPublisher(
+            ProducerSettings(**{**pipeline.settings_kwargs(), "ticks_topic": pipeline.predictions_topic})
+        )
+        writer.publish_raw(b"JUNK", b"\x00\x00\x00\x00\x01not avro")
+        writer.publish_raw(b"NAN", codec.encode({**made.to_avro(), "symbol": "NAN", "predicted_price": math.nan}))
+        writer.publish_raw(b"GOOD", codec.encode(made.to_avro()))
+        assert writer.close() == 0
+
+        def served(symbol: str) -> int:
+            return httpx.get(f"{gateway.url}/v1/predictions/{symbol}", timeout=5).status_code
+
+        wait_for(lambda: served("GOOD") == 200, 20, "the prediction after the refused two to be served",
+                 diagnostics=gateway.log_tail)  # fmt: skip
+        assert served("NAN") == 404, "a NaN prediction was served: its JSON shape has no null there"
+        metrics = httpx.get(f"{gateway.url}/metrics", timeout=5).text
+        assert 'tickcast_gateway_records_refused_total{reason="non_finite"} 1.0' in metrics
+        assert 'tickcast_gateway_records_refused_total{reason="undecodable"} 1.0' in metrics
+        said = [json.loads(line) for line in gateway.log_path.read_text().splitlines() if "gateway_non_finite" in line]
+        assert [(line["field"], line["offset"]) for line in said] == [("predicted_price", 0)], said
+    finally:
+        gateway.stop()

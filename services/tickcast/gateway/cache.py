@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -48,14 +49,12 @@ class Published:
         ``record`` is the caller's fresh decode and becomes the body as it is (``partition`` and ``offset``
         are added to it): copying it, or building a :class:`Prediction` only to turn it back into a dict,
         cost more than the encoding. orjson encodes it in ~2 us where ``json.dumps`` took ~19 us (a prediction
-        with three horizons), on the thread that shares the GIL with the loop answering GETs. A NaN or
-        infinity, which the contract's doubles allow but JSON does not, becomes ``null``.
+        with three horizons), on the thread that shares the GIL with the loop answering GETs. The source
+        refuses a record with a NaN or an infinity first (:func:`first_non_finite`).
 
         >>> p = Prediction("SPY", 1, 2.0, 0.5, 2.0001, 1, "READY", "m", "1", 3, "t", 0, 9, 1, 2_000, "w")
         >>> Published.of_record(4, 17, p.to_avro(), 0.0) == Published.of(4, 17, p, 0.0)
         True
-        >>> Published.of_record(0, 1, {**p.to_avro(), "last_price": float("nan")}, 0.0).body[:49]
-        '{"symbol":"SPY","event_time":1,"last_price":null,'
         """
         record["partition"], record["offset"] = partition, offset
         return cls(
@@ -91,6 +90,36 @@ class Published:
             prediction.worker,
             prediction.tick_produced_at,
         )
+
+
+def first_non_finite(record: dict[str, Any]) -> str | None:
+    """Where a decoded prediction holds a NaN or an infinity (the first such field's path); None if nowhere.
+
+    The contract's doubles allow them, JSON has no such numbers, and the served shape declares none of these
+    fields nullable: a client that parses strictly would fail on ``null``. No worker publishes one (the
+    forecaster replaces a non-finite forecast), so one here was written by something else, and the gateway
+    refuses it, counted and logged, rather than serve it.
+
+    >>> p = Prediction("SPY", 1, 2.0, 0.5, 2.0001, 1, "READY", "m", "1", 3, "t", 0, 9, 1, 2_000, "w").to_avro()
+    >>> first_non_finite(p) is None
+    True
+    >>> first_non_finite({**p, "predicted_price": float("inf")})
+    'predicted_price'
+    >>> horizons = [{"horizon": "1t", "predicted_price": 2.0}, {"horizon": "10s", "predicted_return_bps": -math.inf}]
+    >>> first_non_finite({**p, "forecasts": horizons})
+    'forecasts[1].predicted_return_bps'
+    """
+    for name, value in record.items():
+        if type(value) is float:
+            if not math.isfinite(value):
+                return name
+        elif type(value) is list:
+            for index, item in enumerate(value):
+                if type(item) is dict:
+                    inner = first_non_finite(item)
+                    if inner is not None:
+                        return f"{name}[{index}].{inner}"
+    return None
 
 
 class LatestCache:

@@ -32,9 +32,11 @@ class GatewayMetrics:
         self.predictions = Counter(
             "tickcast_gateway_predictions_read", "Predictions read from Kafka.", registry=self.registry
         )
-        self.undecodable = Counter(
-            "tickcast_gateway_records_undecodable",
-            "Records of the predictions topic that did not decode.",
+        self.refused = Counter(
+            "tickcast_gateway_records_refused",
+            "Records of the predictions topic not served, by reason: undecodable, or non_finite (a NaN or an"
+            " infinity, which JSON cannot carry).",
+            ["reason"],
             registry=self.registry,
         )
         self.dead_letters = Counter(

@@ -28,7 +28,7 @@ from tickcast.common.contracts import AvroCodec, load_schema, open_schema_store
 from tickcast.common.contracts.base import PREDICTION_SCHEMA_FILE
 from tickcast.common.errors import Rejected
 from tickcast.common.kafka import new_consumer
-from tickcast.gateway.cache import Published
+from tickcast.gateway.cache import Published, first_non_finite
 from tickcast.gateway.feed import PredictionFeed
 from tickcast.gateway.settings import GatewaySettings
 
@@ -122,8 +122,13 @@ class KafkaSource:
                     try:
                         record = codec.decode(message.value() or b"")
                     except Rejected as rejected:
-                        feed.metrics.undecodable.inc()
+                        feed.metrics.refused.labels("undecodable").inc()
                         log.warning("gateway_undecodable", partition=partition, offset=offset, error=str(rejected))
+                        continue
+                    non_finite = first_non_finite(record)
+                    if non_finite is not None:
+                        feed.metrics.refused.labels("non_finite").inc()
+                        log.warning("gateway_non_finite", partition=partition, offset=offset, field=non_finite)
                         continue
                     batch.append(Published.of_record(partition, offset, record, received_at))
                 # A long batch (a cold start, a catch-up) goes to the loop in parts, each one callback: between

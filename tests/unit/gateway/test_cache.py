@@ -1,9 +1,13 @@
 from __future__ import annotations
 
-import json
+import dataclasses
+import math
 
-from tickcast.common.records import Prediction
-from tickcast.gateway.cache import LatestCache, PartitionRing, Published
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tickcast.common.records import HorizonForecast, Prediction
+from tickcast.gateway.cache import LatestCache, PartitionRing, Published, first_non_finite
 
 
 def item(partition: int, offset: int, symbol: str = "A") -> Published:
@@ -39,11 +43,29 @@ def test_a_ring_knows_which_positions_it_can_still_resume_from() -> None:
     assert ring.head == 109
 
 
-def test_a_prediction_with_a_non_finite_double_is_still_served_as_json() -> None:
-    # The contract's doubles allow NaN and infinities, JSON does not: refusing them (json.dumps allow_nan=False)
-    # raised on the source thread, which then stopped reading the topic for good.
-    record = Prediction("SPY", 1, 2.0, 0.5, 2.0001, 1, "READY", "m", "1", 3, "t", 0, 9, 1, 2_000, "w").to_avro()
-    record["predicted_return_bps"], record["abs_error_ewm_bps"] = float("nan"), float("inf")
-    published = Published.of_record(0, 5, record, 0.0)
-    served = json.loads(published.json_head + b"1.0}")
-    assert (served["predicted_return_bps"], served["abs_error_ewm_bps"], served["offset"]) == (None, None, 5)
+@given(
+    horizons=st.integers(min_value=0, max_value=3),
+    where=st.integers(min_value=0, max_value=10_000),
+    bad=st.sampled_from([math.nan, math.inf, -math.inf]),
+)
+def test_every_non_finite_double_of_a_prediction_is_found_by_its_path(horizons: int, where: int, bad: float) -> None:
+    # A NaN or an infinity has no JSON form; serving it as null broke the served shape (no such field is
+    # nullable), and json.dumps(allow_nan=False) raising on it had stopped the source thread for good.
+    forecasts = [
+        HorizonForecast(f"{n + 1}t", 0, n + 1, None, 0.5, 2.0001, True, 3, -1.0, 2.0, 0.9, 0.88, 0.2)
+        for n in range(horizons)
+    ]
+    prediction = Prediction("SPY", 1, 2.0, 0.5, 2.0001, 1, "READY", "m", "1", 3, "t", 0, 9, 1, 2_000, "w")
+    record = dataclasses.replace(prediction, abs_error_ewm_bps=0.1, forecasts=forecasts).to_avro()
+    assert first_non_finite(record) is None
+    doubles = [(None, name) for name, value in record.items() if type(value) is float] + [
+        (index, name) for index, item in enumerate(record.get("forecasts", [])) for name, value in item.items()
+        if type(value) is float
+    ]  # fmt: skip
+    index, name = doubles[where % len(doubles)]
+    if index is None:
+        record[name] = bad
+        assert first_non_finite(record) == name
+    else:
+        record["forecasts"][index][name] = bad
+        assert first_non_finite(record) == f"forecasts[{index}].{name}"
