@@ -7,6 +7,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 #: Fan-out delay buckets (seconds): from read off Kafka to handed to a client's connection.
 DELAY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 #: Event-loop stall buckets (seconds): a GET's budget is 5 ms, so finer below that.
+#: Why a record of the predictions topic was not served (``tickcast_gateway_records_refused_total``).
+REFUSAL_REASONS = ("undecodable", "non_finite")
 STALL_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
 
@@ -39,6 +41,9 @@ class GatewayMetrics:
             ["reason"],
             registry=self.registry,
         )
+        for reason in REFUSAL_REASONS:
+            # At 0 from the start: a series that first appears at 1 shows no increase, and the alert would miss it.
+            self.refused.labels(reason)
         self.dead_letters = Counter(
             "tickcast_gateway_dead_letters_seen",
             "Dead letters written since the gateway started.",
