@@ -136,3 +136,33 @@ def test_every_module_the_layout_table_names_is_in_its_package() -> None:
         and not defined_in(ROOT / "services" / "tickcast" / package, name)
     )
     assert not missing, f"README's layout table names modules its packages do not have: {missing}"
+
+
+#: Where the worker's and the gateway's metric names are declared.
+METRIC_SOURCES = ("predictor/metrics.py", "predictor/horizon_metrics.py", "gateway/metrics.py")
+
+
+def exported_metrics() -> dict[str, bool]:
+    """Every metric name the worker and the gateway export, and whether it is a counter (read with ``_total``)."""
+    names: dict[str, bool] = {}
+    for source in METRIC_SOURCES:
+        text = (ROOT / "services" / "tickcast" / source).read_text(encoding="utf-8")
+        for match in re.finditer(r'(Counter|Gauge|Histogram|MetricSpec)\(\s*"(tickcast_[a-z0-9_]+)",\s*"(\w+)?', text):
+            kind, name, spec_kind = match.groups()
+            names[name] = kind == "Counter" or spec_kind == "counter"
+        for match in re.finditer(r'^\s*"(tickcast_[a-z0-9_]+)",\s*\n?\s*"(counter|gauge|histogram)"', text, re.M):
+            names[match[1]] = match[2] == "counter"
+    return names
+
+
+def test_every_metric_the_services_export_is_in_the_readme() -> None:
+    metrics = exported_metrics()
+    assert len(metrics) >= 30, f"the metric declarations were not found: {sorted(metrics)}"
+    words = set(re.findall(r"`([a-z_:]+)", readme()))
+    missing = []
+    for name, counter in metrics.items():
+        written = f"{name}_total" if counter else name
+        family = "_".join(name.split("_")[:2])  # tickcast_gateway_clients_dropped -> tickcast_gateway
+        if written not in words and written.removeprefix(family) not in words:
+            missing.append(written)
+    assert not missing, f"README.md does not name these exported metrics: {sorted(missing)}"
