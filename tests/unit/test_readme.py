@@ -166,3 +166,16 @@ def test_every_metric_the_services_export_is_in_the_readme() -> None:
         if written not in words and written.removeprefix(family) not in words:
             missing.append(written)
     assert not missing, f"README.md does not name these exported metrics: {sorted(missing)}"
+
+
+def test_every_dead_letter_reason_code_is_in_the_readme() -> None:
+    from tickcast.common.errors import Reason
+
+    table = section(readme(), "## Validation and dead letters")
+    missing = sorted(reason.value for reason in Reason if f"`{reason.value}`" not in table)
+    assert not missing, f"README's validation table lacks these dead-letter reason codes: {missing}"
+
+
+def section(text: str, heading: str) -> str:
+    start = text.index(f"\n{heading}\n")
+    return text[start : text.find("\n## ", start + 1)]

@@ -5,18 +5,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tests.unit.test_readme import CODE, readme
+from tests.unit.test_readme import CODE, readme, section
 
 
 def command_rows() -> list[str]:
     """The first cell of each row of the README's command table."""
     text = section(readme(), "## Command line")
     return [line.strip("|").split(" | ")[0] for line in text.splitlines() if line.startswith("| `tickcast ")]
-
-
-def section(text: str, heading: str) -> str:
-    start = text.index(f"\n{heading}\n")
-    return text[start : text.find("\n## ", start + 1)]
 
 
 def cli_commands(cell: str) -> list[list[str]]:
