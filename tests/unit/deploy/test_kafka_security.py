@@ -26,20 +26,32 @@ def documents(path: Path) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
 
 
+#: Services of docker-compose.yml that never reach Kafka, and why.
+COMPOSE_WITHOUT_KAFKA = {"schemas": "`schema register` talks to the Schema Registry only"}
+
+
+def kustomization() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((OVERLAY / "kustomization.yaml").read_text(encoding="utf-8"))
+    assert loaded["resources"] == ["../k8s", "keda-auth.yaml"]
+    return loaded
+
+
 def patches() -> list[dict[str, Any]]:
-    kustomization = yaml.safe_load((OVERLAY / "kustomization.yaml").read_text(encoding="utf-8"))
-    assert kustomization["resources"] == ["../k8s"]
-    return [doc for patch in kustomization["patches"] for doc in documents(OVERLAY / patch["path"])]
+    """The strategic-merge patches (those without a target; the targeted one is a JSON patch)."""
+    return [
+        doc
+        for patch in kustomization()["patches"]
+        if "target" not in patch
+        for doc in documents(OVERLAY / patch["path"])
+    ]
+
+
+def base_documents() -> list[dict[str, Any]]:
+    return [d for p in sorted(K8S.glob("*.yaml")) if p.name != "kustomization.yaml" for d in documents(p)]
 
 
 def base(kind: str, name: str) -> dict[str, Any]:
-    found = [
-        d
-        for p in sorted(K8S.glob("*.yaml"))
-        if p.name != "kustomization.yaml"
-        for d in documents(p)
-        if (d["kind"], d["metadata"]["name"]) == (kind, name)
-    ]
+    found = [d for d in base_documents() if (d["kind"], d["metadata"]["name"]) == (kind, name)]
     assert len(found) == 1, f"the overlay patches {kind}/{name}, which deploy/k8s does not have exactly once"
     return found[0]
 
@@ -106,3 +118,70 @@ def test_compose_override_takes_credentials_from_the_shell_and_refuses_to_start_
         [volume] = service["volumes"]
         assert volume.endswith(f":{env['TICKCAST_SSL_CA_LOCATION']}:ro")
     assert len(principals) == len(override["services"]), "one Kafka principal per service"
+
+
+def test_every_base_workload_that_reaches_kafka_is_patched() -> None:
+    # The gateway was left out: on a secured cluster it had the ConfigMap's SASL_SSL but no principal or CA.
+    reaching = {
+        d["metadata"]["name"]
+        for d in base_documents()
+        if d["kind"] in ("Deployment", "Job")
+        for c in d["spec"]["template"]["spec"]["containers"]
+        if any(ref.get("configMapRef", {}).get("name") == "tickcast-config" for ref in c.get("envFrom", []))
+    }
+    assert reaching and reaching == {patch["metadata"]["name"] for patch in workload_patches()}
+
+
+def json_patched(document: dict[str, Any], operations: list[dict[str, Any]]) -> dict[str, Any]:
+    """``document`` with the ``add``/``replace`` operations of a JSON patch applied (all the overlay uses)."""
+    patched = copy.deepcopy(document)
+    for operation in operations:
+        *parents, last = operation["path"].strip("/").split("/")
+        node: Any = patched
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        assert operation["op"] in ("add", "replace"), operation
+        if operation["op"] == "replace":
+            assert last in node, f"replace of a missing {operation['path']}"
+        node[last] = operation["value"]
+    return patched
+
+
+def test_the_keda_trigger_reads_lag_from_the_secured_cluster_with_its_own_principal() -> None:
+    [config] = [doc for doc in patches() if doc["kind"] == "ConfigMap"]
+    data = config["data"]
+    [json_patch] = [patch for patch in kustomization()["patches"] if "target" in patch]
+    target = json_patch["target"]
+    scaled = json_patched(
+        base(target["kind"], target["name"]), yaml.safe_load((OVERLAY / json_patch["path"]).read_text())
+    )
+    kafka = [trigger for trigger in scaled["spec"]["triggers"] if trigger["type"] == "kafka"]
+    assert [t["type"] for t in scaled["spec"]["triggers"]] == ["kafka", "cron"], "the patch dropped a trigger"
+    [trigger] = kafka
+    assert trigger["metadata"]["bootstrapServers"] == data["TICKCAST_BOOTSTRAP_SERVERS"]
+    # KEDA spells SCRAM-SHA-512 as scram_sha512.
+    assert trigger["metadata"]["sasl"] == data["TICKCAST_SASL_MECHANISM"].lower().replace("-", "_", 1).replace("-", "")
+    assert trigger["metadata"]["tls"] == "enable" and data["TICKCAST_SECURITY_PROTOCOL"] == "SASL_SSL"
+    [auth] = documents(OVERLAY / "keda-auth.yaml")
+    assert auth["kind"] == "TriggerAuthentication" and trigger["authenticationRef"]["name"] == auth["metadata"]["name"]
+    refs = {ref["parameter"]: ref for ref in auth["spec"]["secretTargetRef"]}
+    assert set(refs) == {"username", "password", "ca"}
+    assert refs["ca"]["name"] == "tickcast-kafka-ca"
+    assert refs["ca"]["key"] == Path(data["TICKCAST_SSL_CA_LOCATION"]).name
+    workload_principals = {
+        item["valueFrom"]["secretKeyRef"]["name"]
+        for patch in workload_patches()
+        for item in patch["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert refs["username"]["name"] == refs["password"]["name"] not in workload_principals, "KEDA's own principal"
+
+
+def test_every_compose_service_that_reaches_kafka_is_in_the_override() -> None:
+    override = yaml.safe_load((OVERLAY / "docker-compose.kafka-security.yml").read_text(encoding="utf-8"))
+    base_services = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))["services"]
+    reaching = {
+        name
+        for name, service in base_services.items()
+        if "TICKCAST_BOOTSTRAP_SERVERS" in service.get("environment", {})
+    }
+    assert reaching - set(COMPOSE_WITHOUT_KAFKA) == set(override["services"])
