@@ -139,7 +139,19 @@ def test_schema_register_refuses_what_the_registry_rejects(registry: Registry) -
     assert not [p for p in registry.paths("POST") if p.split("?")[0].endswith("/versions")], "it registered anyway"
 
 
-def test_schema_register_registers_both_contracts(registry: Registry) -> None:
+def test_schema_register_registers_every_contract(registry: Registry) -> None:
     result = run_tickcast("schema", "register", env={"TICKCAST_SCHEMA_REGISTRY_URL": registry.url})
     assert result.returncode == 0, result.stderr
-    assert set(registry.registered) == {"ticks-value", "predictions-value"}
+    assert set(registry.registered) == {"ticks-value", "predictions-value", "model-events-value"}
+
+
+def test_a_worker_finds_every_contract_it_writes_once_schema_register_ran(registry: Registry) -> None:
+    # The worker also writes model events: schema register left model-events-value out, so on a real registry
+    # every worker stopped at start with "not registered under subject 'model-events-value'".
+    from tickcast.predictor.runtime import TickHandler
+    from tickcast.predictor.settings import PredictorSettings
+
+    result = run_tickcast("schema", "register", env={"TICKCAST_SCHEMA_REGISTRY_URL": registry.url})
+    assert result.returncode == 0, result.stderr
+    handler = TickHandler(PredictorSettings(bootstrap_servers="k:1", schema_registry_url=registry.url))
+    assert handler.model_event_codec.schema_id == 41

@@ -52,12 +52,14 @@ class Verdict:
 
 
 def current_contracts(settings: CommonSettings) -> list[Contract]:
-    """Ticks and predictions, newest catalogue version, under ``<topic>-value`` (TopicNameStrategy).
+    """Every contract a service writes to Kafka, newest catalogue version, under ``<topic>-value`` (TopicNameStrategy).
 
-    Snapshots are internal to the predictor and always use the catalogue's ids, never a registry.
+    Ticks, predictions and model events (workers write them on a promotion, a demotion or drift, and build
+    their codec at start). Snapshots are internal to the predictor and always use the catalogue's ids, never a
+    registry.
 
     >>> [c.subject for c in current_contracts(CommonSettings(ticks_topic="t"))]
-    ['t-value', 'predictions-value']
+    ['t-value', 'predictions-value', 'model-events-value']
     """
     catalogue = read_catalogue(schemas_dir())
     subjects = catalogue.subjects()
@@ -65,6 +67,7 @@ def current_contracts(settings: CommonSettings) -> list[Contract]:
     for catalogue_subject, topic in (
         ("ticks-value", settings.ticks_topic),
         ("predictions-value", settings.predictions_topic),
+        ("model-events-value", settings.model_events_topic),
     ):
         latest = subjects[catalogue_subject][-1]
         contracts.append(Contract(f"{topic}-value", latest.file, latest.schema, catalogue.mode(catalogue_subject)))
