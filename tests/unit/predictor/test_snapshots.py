@@ -173,6 +173,28 @@ def test_a_snapshot_signed_with_a_key_no_longer_listed_is_refused() -> None:
     assert signer(NEW, previous=(OLD,)).rank(before, b"SPY") is None
 
 
+def test_every_listed_key_is_tried_whichever_signed_the_snapshot(monkeypatch: pytest.MonkeyPatch) -> None:
+    # No early exit: verifying takes as many HMACs for the current key as for the last listed one, so the
+    # time taken does not say which key signed it.
+    import tickcast.predictor.snapshots as snapshots
+
+    state = trained_state().states["SPY"]
+    reader = signer(NEW, previous=(OLD, UNKNOWN))
+    signed = {key: signer(key).encode("SPY", state, created_at=1) for key in (NEW, OLD, UNKNOWN)}
+    digests: list[bytes] = []
+    real_new = snapshots.hmac.new
+
+    def counting_new(key: bytes, *args: object, **kwargs: object) -> object:
+        digests.append(key)
+        return real_new(key, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(snapshots.hmac, "new", counting_new)
+    for key, data in signed.items():
+        digests.clear()
+        assert reader.decode(data).symbol == "SPY", key
+        assert digests == [NEW, OLD, UNKNOWN], f"signed by {key!r}: HMACs with {digests}"
+
+
 # ---------------------------------------------------------------- binding to group, topic, symbol and offset
 
 
