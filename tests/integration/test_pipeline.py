@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 
+from tickcast.broker.embedded import EmbeddedBroker
 from tickcast.common.records import Lineage, Prediction
 from tickcast.common.topics import partition_for, symbol_key
+from tickcast.ops.workers import assignment_of
 from tickcast.predictor.models import model_spec
 from tickcast.predictor.runtime import new_forecaster
 from tickcast.predictor.settings import PredictorSettings
@@ -15,6 +19,7 @@ from tickcast.producer.synthetic import SyntheticFeed, symbol_names
 from tickcast.testing.drain import count_answers, read_predictions_to_end, read_to_end, tick_ids
 from tickcast.testing.pipeline import Pipeline, wait_for_assignment
 from tickcast.testing.reading import collect
+from tickcast.testing.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -129,3 +134,30 @@ def test_two_workers_share_the_partitions_and_answer_every_tick(pipeline: Pipeli
     for p in predictions:
         assert p.worker == owner[p.source_partition], f"{p.symbol} answered by a worker that does not own it"
     assert {p.worker for p in predictions} == set(assignment)
+
+
+def test_a_worker_beyond_the_partition_count_stays_idle_and_says_why(
+    broker: EmbeddedBroker, unique: str, tmp_path: Path
+) -> None:
+    with Pipeline(broker.bootstrap_servers, unique=unique, log_dir=tmp_path, partitions=1) as pipeline:
+        workers = pipeline.start_workers(2)
+
+        def one_owner_one_idle() -> bool:
+            owned = assignment_of(workers)
+            return owned is not None and sorted(map(len, owned.values())) == [0, 1]
+
+        wait_for(one_owner_one_idle, 60, "one worker to own the partition and the other to own none",
+                 check=pipeline.check_workers_alive, diagnostics=pipeline.worker_logs)  # fmt: skip
+        owned = assignment_of(workers)
+        assert owned is not None
+        [idle] = [w for w in workers if not owned[w.worker_id]]
+
+        def said_idle() -> list[dict[str, object]]:
+            lines = idle.log_path.read_text(errors="replace").splitlines()
+            return [json.loads(line) for line in lines if '"worker_idle"' in line]
+
+        wait_for(
+            lambda: bool(said_idle()), 20, f"{idle.worker_id} to log worker_idle", diagnostics=pipeline.worker_logs
+        )
+        assert said_idle()[-1]["partitions"] == 1
+        pipeline.check_workers_alive()
