@@ -188,8 +188,7 @@ class ScoredLabel(NamedTuple):
     """See :attr:`PendingForecast.challengers`."""
 
 
-#: ``tuple.__new__``, to build a :class:`ScoredLabel` from all its fields in order without the named tuple's
-#: Python ``__new__`` (see :meth:`LabelQueue.labels`).
+#: Builds a :class:`ScoredLabel` from all its fields in order without the named tuple's Python ``__new__``.
 _new_tuple = tuple.__new__
 
 
@@ -260,9 +259,7 @@ class LabelQueue:
         """Enqueue a served forecast if the spacing and the bound allow; False (and counted) if not."""
         horizon, layouts, last = self.horizon, self._layouts, self.last_offered_ms
         in_ticks, amount = horizon.in_ticks, horizon.amount
-        # spacing_ms inline (a property call less: this runs every tick). A tick horizon's spacing is 0, so it
-        # still skips a tick whose time went back, as spacing_ms says.
-        spacing = 0 if in_ticks else amount // self.capacity
+        spacing = 0 if in_ticks else amount // self.capacity  # spacing_ms inline: a property call less a tick
         if (last is not None and time_ms - last < spacing) or len(layouts) >= self.capacity:
             self.skipped += 1
             self.unsampled += 1
@@ -321,12 +318,10 @@ class LabelQueue:
         >>> [(label.features, round(label.target_bps, 6), label.delay_ms) for label in q.labels(2, 2e-4, 30)]
         [({'r1_bps': 2.0}, 2.0, 30), ({'r1_bps': -1.0}, 1.0, 20)]
         """
-        numbers, horizon, labels, at = self._numbers, self.horizon, [], 0
-        layouts = self._layouts
+        numbers, layouts, horizon, labels, at = self._numbers, self._layouts, self.horizon, [], 0
         for names, slots, width in layouts[:count] if count < len(layouts) else layouts:
             features_end = at + _FEATURES_AT + len(names)
-            # Every field, in order, straight to tuple.__new__: ScoredLabel(...) would run the named tuple's
-            # Python __new__ (a frame per label, every tick on the next-tick horizon).
+            # Every field in order, to tuple.__new__: ScoredLabel(...) runs a Python __new__, a frame per label.
             label = (
                 horizon,
                 dict(zip(names, numbers[at + _FEATURES_AT : features_end])),  # noqa: B905 # sliced to its length
