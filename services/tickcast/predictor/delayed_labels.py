@@ -188,6 +188,10 @@ class ScoredLabel(NamedTuple):
     """See :attr:`PendingForecast.challengers`."""
 
 
+#: Builds a :class:`ScoredLabel` from all its fields in order without the named tuple's Python ``__new__``.
+_new_tuple = tuple.__new__
+
+
 class LabelQueue:
     """Bounded pending forecasts of one symbol for one horizon, oldest first.
 
@@ -253,19 +257,20 @@ class LabelQueue:
         half_width_bps: float,
     ) -> bool:
         """Enqueue a served forecast if the spacing and the bound allow; False (and counted) if not."""
-        horizon = self.horizon
-        last = self.last_offered_ms
-        if (last is not None and time_ms - last < self.spacing_ms) or len(self._layouts) >= self.capacity:
+        horizon, layouts, last = self.horizon, self._layouts, self.last_offered_ms
+        in_ticks, amount = horizon.in_ticks, horizon.amount
+        spacing = 0 if in_ticks else amount // self.capacity  # spacing_ms inline: a property call less a tick
+        if (last is not None and time_ms - last < spacing) or len(layouts) >= self.capacity:
             self.skipped += 1
             self.unsampled += 1
             return False
-        due = tick_count + horizon.amount if horizon.in_ticks else time_ms + horizon.amount
+        due = tick_count + amount if in_ticks else time_ms + amount
         # Packed as PendingForecast.of packs an entry, without the entry: once per tick on the next-tick horizon.
         weight = self.unsampled + 1
         head = array("d", (due, time_ms, weight, log_price, forecast_bps, half_width_bps, *features.values()))
         # An empty queue (the next-tick horizon's, each tick) takes the entry's array as it is: already exact size.
-        self._numbers = self._numbers + head if self._layouts else head
-        self._layouts.append(plain_layout(tuple(features), _FEATURES_AT))
+        self._numbers = self._numbers + head if layouts else head
+        layouts.append(plain_layout(tuple(features), _FEATURES_AT))
         self.unsampled = 0
         self.last_offered_ms = time_ms
         self.enqueued += 1
@@ -313,21 +318,21 @@ class LabelQueue:
         >>> [(label.features, round(label.target_bps, 6), label.delay_ms) for label in q.labels(2, 2e-4, 30)]
         [({'r1_bps': 2.0}, 2.0, 30), ({'r1_bps': -1.0}, 1.0, 20)]
         """
-        numbers, horizon, labels, at = self._numbers, self.horizon, [], 0
-        for names, slots, width in self._layouts[:count]:
+        numbers, layouts, horizon, labels, at = self._numbers, self._layouts, self.horizon, [], 0
+        for names, slots, width in layouts[:count] if count < len(layouts) else layouts:
             features_end = at + _FEATURES_AT + len(names)
-            labels.append(
-                ScoredLabel(
-                    horizon,
-                    dict(zip(names, numbers[at + _FEATURES_AT : features_end])),  # noqa: B905 # sliced to its length
-                    1e4 * (log_price - numbers[at + _LOG_PRICE]),
-                    numbers[at + _FORECAST],
-                    numbers[at + _HALF_WIDTH],
-                    time_ms - int(numbers[at + _MADE_AT]),
-                    int(numbers[at + _WEIGHT]),
-                    None if slots is None else dict(zip(slots, numbers[features_end : at + width])),  # noqa: B905
-                )
+            # Every field in order, to tuple.__new__: ScoredLabel(...) runs a Python __new__, a frame per label.
+            label = (
+                horizon,
+                dict(zip(names, numbers[at + _FEATURES_AT : features_end])),  # noqa: B905 # sliced to its length
+                1e4 * (log_price - numbers[at + _LOG_PRICE]),
+                numbers[at + _FORECAST],
+                numbers[at + _HALF_WIDTH],
+                time_ms - int(numbers[at + _MADE_AT]),
+                int(numbers[at + _WEIGHT]),
+                None if slots is None else dict(zip(slots, numbers[features_end : at + width])),  # noqa: B905
             )
+            labels.append(_new_tuple(ScoredLabel, label))
             at += width
         return labels
 
@@ -349,9 +354,13 @@ class LabelQueue:
 
     def pop(self, count: int) -> None:
         """Forget the ``count`` oldest pending forecasts (labelled and learned)."""
-        at = width_of(self._layouts, count)
-        self._numbers = self._numbers[at:]  # a slice is a new array at its exact size
-        del self._layouts[:count]
+        layouts = self._layouts
+        if count >= len(layouts):  # all of them (the next-tick horizon, every tick): no widths to add up
+            self._numbers = array("d")
+            layouts.clear()
+        else:
+            self._numbers = self._numbers[width_of(layouts, count) :]  # a slice is a new array at its exact size
+            del layouts[:count]
         self.scored += count
 
     def drop_all(self) -> int:

@@ -68,10 +68,9 @@ class Assessment:
     """Log-return from the previous price, bps; None on a symbol's first tick."""
     limit_bps: float
     """The outlier band at this tick: a return beyond it is flagged and clipped to it."""
-
-    @property
-    def is_outlier(self) -> bool:
-        return self.return_bps is not None and abs(self.return_bps) > self.limit_bps
+    is_outlier: bool
+    """The return is beyond the band (never on a first tick). A field set by :meth:`SymbolFeatures.assess`, not
+    a property: read twice a tick, a Python call each."""
 
 
 @dataclass(slots=True)
@@ -145,14 +144,14 @@ class SymbolFeatures:
         """
         log_price = math.log(price)
         if self.last_price is None:
-            return Assessment(price, log_price, None, MAX_RETURN_BPS)
+            return Assessment(price, log_price, None, MAX_RETURN_BPS, False)
         # The difference of logs, unlike log(price / previous), cannot overflow or hit log(0).
         raw = 1e4 * (log_price - self.last_log_price)
         limit = MAX_RETURN_BPS
         if self.ticks + 1 > MIN_TICKS_FOR_OUTLIERS:
             band = OUTLIER_SIGMAS * self.scale_bps()
             limit = band if band < limit else limit  # min(limit, band), spelled out as in clip
-        return Assessment(price, log_price, raw, limit)
+        return Assessment(price, log_price, raw, limit, abs(raw) > limit)
 
     def apply(self, assessed: Assessment, event_time_ms: int, size: float = 0.0) -> Update:
         """Fold an assessed price into the state and return the features after it (never raises)."""
@@ -170,7 +169,7 @@ class SymbolFeatures:
         self.ewm_fast._ewmean.update(clipped)
         self.ewm_slow._ewmean.update(clipped)
         self.variance._ewvar.update(clipped)
-        return Update(raw, clipped, abs(raw) > limit, self.features(0.0, size))  # assessed.is_outlier, raw known
+        return Update(raw, clipped, assessed.is_outlier, self.features(0.0, size))
 
     def reset_after_gap(self) -> None:
         """Forget the short-horizon state (last price, lags, fast and slow means) after a gap in trading.

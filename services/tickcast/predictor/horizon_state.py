@@ -8,7 +8,8 @@ Each horizon has a model of its own from the worker's one factory (``TICKCAST_MO
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from river import stats
 
@@ -17,6 +18,7 @@ from tickcast.predictor.horizons import Horizon
 from tickcast.predictor.intervals import IntervalTracker
 from tickcast.predictor.model_calls import learn_one
 from tickcast.predictor.models import OnlineRegressor
+from tickcast.predictor.next_tick_queue import NEXT_TICK, NextTickQueue, fitted, general
 
 
 @dataclass(slots=True)
@@ -49,7 +51,8 @@ class HorizonState:
     ) -> HorizonState:
         """A horizon with nothing learned; ``coverage`` None serves no interval."""
         interval = IntervalTracker(coverage=coverage) if coverage else None
-        return cls(horizon, model, LabelQueue(horizon, capacity), interval)
+        queue = NextTickQueue(horizon, capacity) if horizon == NEXT_TICK else LabelQueue(horizon, capacity)
+        return cls(horizon, model, queue, interval)
 
     def learn_due(self, count: int, log_price: float, time_ms: int, label_is_outlier: bool) -> list[ScoredLabel]:
         """Label the ``count`` oldest pending forecasts with this tick and learn them (unless it is an outlier).
@@ -78,3 +81,12 @@ class HorizonState:
             if interval is not None:
                 interval.update(error, label.half_width_bps, label.weight)
         self.last_delay_ms = labels[-1].delay_ms
+
+    def __getstate__(self) -> list[Any]:
+        # The dataclass's own state, with a next-tick queue as the LabelQueue it stands for: any worker reads it.
+        return [general(self.queue) if spec.name == "queue" else getattr(self, spec.name) for spec in fields(self)]
+
+    def __setstate__(self, values: list[Any]) -> None:
+        for spec, value in zip(fields(self), values, strict=False):  # as the dataclass's own
+            object.__setattr__(self, spec.name, value)
+        self.queue = fitted(self.queue)
