@@ -111,13 +111,21 @@ def worker(
     web_port: Annotated[int | None, typer.Option(help="HTTP port (default TICKCAST_WEB_PORT).")] = None,
 ) -> None:
     """Run one predictor worker; start it as many times as you like, the group shares the partitions."""
+    from tickcast.common.kafka import wait_for_broker
+    from tickcast.common.topic_admin import check_partition_counts
+    from tickcast.common.topic_specs import by_role, topic_specs
     from tickcast.predictor.app import run_worker
     from tickcast.predictor.settings import PredictorSettings
 
     settings = load_settings(PredictorSettings, model=model, web_port=web_port)
     configure_logging("predictor", settings.log_level, settings.log_format)
     with user_errors():
-        require_broker(settings, 30.0)
+        admin = wait_for_broker(settings, timeout_s=30.0)
+        # Before joining the group: partitions added to ticks on a live cluster would otherwise surface as
+        # predictions sent to partitions the predictions topic lacks.
+        specs = by_role(topic_specs(settings, settings.group_id, settings.snapshots_topic_name))
+        check_partition_counts(admin, [specs["ticks"], specs["predictions"]])
+        del admin
         run_worker(settings)
 
 

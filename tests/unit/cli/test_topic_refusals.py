@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import typer
+from typer.testing import CliRunner
 
+from tickcast.cli import app
 from tickcast.cli.common import user_errors
 from tickcast.common.kafka import TopicRefused
 
@@ -15,3 +19,30 @@ def test_a_refused_topic_is_a_user_error_with_exit_code_1(capsys: pytest.Capture
         raise TopicRefused("Kafka refused to create topic 'g-snapshots' (...): TOPIC_AUTHORIZATION_FAILED")
     assert caught.value.exit_code == 1
     assert "TOPIC_AUTHORIZATION_FAILED" in capsys.readouterr().err
+
+
+def test_a_worker_refuses_to_start_when_ticks_has_more_partitions_than_configured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Apache Kafka adds partitions to a live topic (kafka-topics --alter); the embedded broker cannot. A worker
+    # of ticks partition 9 would send predictions and snapshots to a partition 9 that the other topics lack.
+    from tickcast.common import kafka
+    from tickcast.predictor import app as predictor_app
+
+    def listing(**partitions: int) -> SimpleNamespace:
+        found = {t: SimpleNamespace(partitions=dict.fromkeys(range(n)), error=None) for t, n in partitions.items()}
+        return SimpleNamespace(topics=found)
+
+    admin = SimpleNamespace(list_topics=lambda timeout: listing(ticks=12, predictions=8))
+    monkeypatch.setattr(kafka, "wait_for_broker", lambda settings, timeout_s: admin)
+    started: list[object] = []
+    monkeypatch.setattr(predictor_app, "run_worker", started.append)
+    monkeypatch.setenv("TICKCAST_BOOTSTRAP_SERVERS", "kafka:9092")
+    monkeypatch.setenv("TICKCAST_PARTITIONS", "8")
+    result = CliRunner().invoke(app, ["worker"])
+    assert result.exit_code == 1, result.output
+    assert started == []
+    assert "topic 'ticks' has 12 partitions, tickcast is configured for 8" in result.stderr
+    admin.list_topics = lambda timeout: listing(ticks=8, predictions=8)
+    assert CliRunner().invoke(app, ["worker"]).exit_code == 0
+    assert len(started) == 1
