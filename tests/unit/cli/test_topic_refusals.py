@@ -46,3 +46,23 @@ def test_a_worker_refuses_to_start_when_ticks_has_more_partitions_than_configure
     admin.list_topics = lambda timeout: listing(ticks=8, predictions=8)
     assert CliRunner().invoke(app, ["worker"]).exit_code == 0
     assert len(started) == 1
+
+
+def test_a_gateway_refuses_to_start_when_predictions_has_another_partition_count(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # It reads partitions 0 to TICKCAST_PARTITIONS - 1: with more, the symbols of the others would never be served.
+    from tickcast.common import kafka
+    from tickcast.gateway import server
+
+    topics = {"predictions": SimpleNamespace(partitions=dict.fromkeys(range(12)), error=None)}
+    admin = SimpleNamespace(list_topics=lambda timeout: SimpleNamespace(topics=topics))
+    monkeypatch.setattr(kafka, "wait_for_broker", lambda settings, timeout_s: admin)
+    started: list[object] = []
+    monkeypatch.setattr(server, "run_gateway", started.append)
+    monkeypatch.setenv("TICKCAST_BOOTSTRAP_SERVERS", "kafka:9092")
+    monkeypatch.setenv("TICKCAST_PARTITIONS", "8")
+    result = CliRunner().invoke(app, ["gateway"])
+    assert result.exit_code == 1, result.output
+    assert started == []
+    assert "topic 'predictions' has 12 partitions, tickcast is configured for 8" in result.stderr
