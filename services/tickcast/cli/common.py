@@ -100,12 +100,21 @@ def user_errors() -> Iterator[None]:
     # Imported here so that `tickcast --help` does not load the Kafka and broker clients.
     from tickcast.broker.embedded import BrokerStartError
     from tickcast.common.contracts import SchemaError
-    from tickcast.common.kafka import BrokerUnavailable, TopicMismatch
+    from tickcast.common.kafka import BrokerUnavailable, TopicMismatch, TopicRefused
     from tickcast.common.refusals import BrokerRefused
 
     try:
         yield
-    except (UserError, BrokerStartError, SchemaError, BrokerUnavailable, BrokerRefused, TopicMismatch, OSError) as exc:
+    except (
+        UserError,
+        BrokerStartError,
+        SchemaError,
+        BrokerUnavailable,
+        BrokerRefused,
+        TopicMismatch,
+        TopicRefused,
+        OSError,
+    ) as exc:
         fail(str(exc), code=1)
 
 

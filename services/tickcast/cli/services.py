@@ -26,6 +26,7 @@ from tickcast.demo import (
 
 if TYPE_CHECKING:
     from tickcast.client.settings import ClientSettings
+    from tickcast.common.settings import CommonSettings
 
 topics_app = typer.Typer(help="Manage tickcast's topics.", no_args_is_help=True)
 
@@ -106,6 +107,17 @@ def _declared_topics(partitions: int | None) -> tuple[Any, list[Any]]:
     return settings, topic_specs(settings, settings.group_id, settings.snapshots_topic_name)
 
 
+def require_partitions(settings: CommonSettings, *roles: str) -> None:
+    """Wait for the broker; raise ``TopicMismatch`` if a topic of ``roles`` has another count than configured."""
+    from tickcast.common.kafka import wait_for_broker
+    from tickcast.common.topic_admin import check_partition_counts
+    from tickcast.common.topic_specs import by_role, topic_specs
+
+    admin = wait_for_broker(settings, timeout_s=30.0)
+    specs = by_role(topic_specs(settings))
+    check_partition_counts(admin, [specs[role] for role in roles])
+
+
 def worker(
     model: Annotated[str | None, typer.Option(help="Model name (default TICKCAST_MODEL).")] = None,
     web_port: Annotated[int | None, typer.Option(help="HTTP port (default TICKCAST_WEB_PORT).")] = None,
@@ -117,7 +129,9 @@ def worker(
     settings = load_settings(PredictorSettings, model=model, web_port=web_port)
     configure_logging("predictor", settings.log_level, settings.log_format)
     with user_errors():
-        require_broker(settings, 30.0)
+        # Before joining the group: partitions added to ticks on a live cluster would otherwise surface as
+        # predictions sent to partitions the predictions topic lacks.
+        require_partitions(settings, "ticks", "predictions")
         run_worker(settings)
 
 
@@ -132,7 +146,8 @@ def gateway(
     settings = load_settings(GatewaySettings, gateway_port=port, gateway_host=host)
     configure_logging("gateway", settings.log_level, settings.log_format)
     with user_errors():
-        require_broker(settings, 30.0)
+        # The gateway reads partitions 0 to TICKCAST_PARTITIONS - 1: more would go unread, fewer never end.
+        require_partitions(settings, "predictions")
         typer.echo(f"dashboard: http://{settings.gateway_host}:{settings.gateway_port}/", err=True)
         run_gateway(settings)
 

@@ -31,6 +31,26 @@ class TopicMismatch(Exception):
     """A topic exists with a partition count other than the one tickcast was configured with."""
 
 
+class TopicRefused(Exception):
+    """The cluster refused to create a missing topic (no Create ACL, replication factor above the brokers, ...)."""
+
+
+def refused_topic_message(name: str, partitions: int, replication_factor: int, error: object) -> str:
+    """One line saying which topic Kafka refused, with what, and why (the error's name and text).
+
+    >>> refused_topic_message("s", 8, 3, KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED, "denied"))
+    "Kafka refused to create topic 's' (8 partitions, replication factor 3): TOPIC_AUTHORIZATION_FAILED: denied; \
+grant this principal Create on it or create it beforehand (`tickcast topics create`), and check \
+TICKCAST_REPLICATION_FACTOR against the brokers"
+    """
+    reason = f"{error.name()}: {error.str()}" if isinstance(error, KafkaError) else str(error)
+    return (
+        f"Kafka refused to create topic {name!r} ({partitions} partitions, replication factor {replication_factor}): "
+        f"{reason}; grant this principal Create on it or create it beforehand (`tickcast topics create`), "
+        "and check TICKCAST_REPLICATION_FACTOR against the brokers"
+    )
+
+
 #: Between attempts to reach the broker: 0.1 s, doubling up to 2 s.
 _BROKER_BACKOFF = wait_exponential(multiplier=0.1, max=2.0)
 
@@ -193,5 +213,7 @@ def ensure_topics(
             # Another process created it since we listed the topics: judged by the error code, not its text.
             error = exc.args[0] if exc.args else None
             if not (isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS):
-                raise
+                # Apache Kafka refuses with an ACL or a policy (the embedded broker never does): one line, not a
+                # traceback per restart of a crash-looping pod.
+                raise TopicRefused(refused_topic_message(name, partitions, replication_factor, error)) from exc
     return created

@@ -56,6 +56,11 @@ class KafkaClientSettings(BaseSettings):
     ssl_endpoint_identification_algorithm: Literal["https", "none"] = Field(
         "https", description="https = the broker's certificate must name the host we dialled; none = do not check."
     )
+    schema_registry_ca_location: Path | None = Field(
+        None,
+        description="PEM file of the CA(s) that signed the Schema Registry's certificate; unset = "
+        "TICKCAST_SSL_CA_LOCATION, else the system's CAs.",
+    )
     schema_registry_username: str | None = Field(None, description="Basic-auth user of the Schema Registry.")
     schema_registry_password: SecretStr | None = Field(None, description="Basic-auth password of the Schema Registry.")
     schema_registry_timeout_s: float = Field(
@@ -108,6 +113,9 @@ class KafkaClientSettings(BaseSettings):
             raise ValueError("TICKCAST_SSL_CERTIFICATE_LOCATION and TICKCAST_SSL_KEY_LOCATION go together")
         if self.ssl_key_password is not None and self.ssl_key_location is None:
             raise ValueError("TICKCAST_SSL_KEY_PASSWORD is set without TICKCAST_SSL_KEY_LOCATION")
+        registry_ca = self.schema_registry_ca_location
+        if registry_ca is not None and not registry_ca.is_file():
+            raise ValueError(f"TICKCAST_SCHEMA_REGISTRY_CA_LOCATION: file not found: {registry_ca}")
         if (self.schema_registry_username is None) != (self.schema_registry_password is None):
             raise ValueError("TICKCAST_SCHEMA_REGISTRY_USERNAME and TICKCAST_SCHEMA_REGISTRY_PASSWORD go together")
         return self
@@ -210,7 +218,9 @@ def schema_registry_config(settings: KafkaClientSettings, url: str) -> dict[str,
     """
     config: dict[str, Any] = {"url": url}
     optional = {
-        "ssl.ca.location": settings.ssl_ca_location,
+        # Its own CA when given: the registry is often signed by another CA than the brokers (a public one behind
+        # an ingress, say), or served over https while Kafka is plaintext, where TICKCAST_SSL_CA_LOCATION is refused.
+        "ssl.ca.location": settings.schema_registry_ca_location or settings.ssl_ca_location,
         "ssl.certificate.location": settings.ssl_certificate_location,
         "ssl.key.location": settings.ssl_key_location,
     }

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from tickcast.common.kafka import ensure_topics
+from tickcast.common.kafka import TopicMismatch, ensure_topics
 from tickcast.common.topic_specs import TopicSpec
 
 #: Configs the embedded broker (Tansu, memory storage) accepts but does not act on.
@@ -42,6 +42,39 @@ def create_declared(admin: AdminClient, specs: Iterable[TopicSpec], timeout_s: f
             admin, [spec.name], spec.partitions, spec.replication_factor, timeout_s=timeout_s, config=spec.configs
         )
     return created
+
+
+def check_partition_counts(admin: AdminClient, specs: Iterable[TopicSpec], timeout_s: float = 30.0) -> None:
+    """Raise :class:`TopicMismatch` if a spec's existing topic has another partition count; missing ones pass.
+
+    Apache Kafka adds partitions to a live topic (CreatePartitions); the embedded broker cannot. A worker
+    writes each prediction and snapshot to its tick's partition number, so ticks with more partitions than
+    predictions or snapshots would send records to partitions that do not exist, and every symbol would move.
+
+    >>> from types import SimpleNamespace
+    >>> from tickcast.common.settings import CommonSettings
+    >>> from tickcast.common.topic_specs import topic_specs
+    >>> ticks = topic_specs(CommonSettings(partitions=8))[0]
+    >>> admin = SimpleNamespace(list_topics=lambda timeout: SimpleNamespace(
+    ...     topics={"ticks": SimpleNamespace(partitions=dict.fromkeys(range(12)), error=None)}))
+    >>> check_partition_counts(admin, [ticks])
+    Traceback (most recent call last):
+    ...
+    tickcast.common.kafka.TopicMismatch: topic 'ticks' has 12 partitions, tickcast is configured for 8 \
+(TICKCAST_PARTITIONS): predictions and snapshots go to their tick's partition number
+    """
+    specs = list(specs)
+    existing = admin.list_topics(timeout=timeout_s).topics  # all at once: naming one may auto-create it
+    wrong = []
+    for spec in specs:
+        metadata = existing.get(spec.name)
+        if metadata is not None and metadata.error is None and len(metadata.partitions) != spec.partitions:
+            wrong.append(f"topic {spec.name!r} has {len(metadata.partitions)} partitions")
+    if wrong:
+        raise TopicMismatch(
+            f"{', '.join(wrong)}, tickcast is configured for {specs[0].partitions} (TICKCAST_PARTITIONS): "
+            "predictions and snapshots go to their tick's partition number"
+        )
 
 
 def find_drift(admin: AdminClient, specs: Iterable[TopicSpec], timeout_s: float = 30.0) -> list[Drift]:

@@ -58,6 +58,13 @@ class KafkaSource:
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
         self._stop = threading.Event()
+        # Here, on the starting thread: a subject the registry lacks (before `tickcast schema register` ran) stops
+        # the gateway with one line; in the Kafka thread it was a traceback and a replica that never got ready.
+        self._codec = AvroCodec(
+            open_schema_store(settings.schema_registry_url, settings),
+            f"{settings.predictions_topic}-value",
+            load_schema(PREDICTION_SCHEMA_FILE),
+        )
         self._thread: threading.Thread | None = None
 
     def start(self, feed: PredictionFeed) -> None:
@@ -71,12 +78,7 @@ class KafkaSource:
             self._thread.join(timeout=10)
 
     def _run(self, feed: PredictionFeed, loop: asyncio.AbstractEventLoop) -> None:
-        settings = self.settings
-        codec = AvroCodec(
-            open_schema_store(settings.schema_registry_url, settings),
-            f"{settings.predictions_topic}-value",
-            load_schema(PREDICTION_SCHEMA_FILE),
-        )
+        settings, codec = self.settings, self._codec
         consumer = new_consumer(
             settings,
             # librdkafka wants a group id even for assign(); it is never joined and nothing is committed.

@@ -58,8 +58,14 @@ class PartitionLag:
 
     @property
     def position(self) -> int:
-        """Where the group resumes: its committed offset, else the start of the log (auto.offset.reset=earliest)."""
-        return self.committed if self.committed is not None else self.start
+        """Where the group resumes: its committed offset, else the start of the log (auto.offset.reset=earliest).
+
+        A commit below the start (Kafka deleted those records after retention) resumes at the start too.
+
+        >>> PartitionLag(0, committed=3, start=50, end=60).position
+        50
+        """
+        return max(self.committed, self.start) if self.committed is not None else self.start
 
     @property
     def lag(self) -> int:

@@ -14,10 +14,32 @@ from tickcast.common.contracts import AvroCodec, load_schema, open_schema_store
 from tickcast.common.contracts.base import TICK_SCHEMA_FILE
 from tickcast.common.kafka import new_producer
 from tickcast.common.records import Tick
+from tickcast.common.refusals import BrokerRefused
 from tickcast.common.topics import symbol_key
 from tickcast.producer.settings import ProducerSettings
 
 log = structlog.get_logger("tickcast.producer")
+
+#: Delivery errors no retry heals: Apache Kafka's ACLs (Write on the topic; IdempotentWrite on the cluster
+#: before Kafka 2.8). With these, and with any fatal error of the idempotent producer, every later tick fails too.
+REFUSALS = frozenset({KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.CLUSTER_AUTHORIZATION_FAILED})
+
+
+def refusal(err: KafkaError, topic: str) -> str | None:
+    """One line for a delivery error that stops the feed, or None for one worth going on after.
+
+    >>> refusal(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED, "denied"), "ticks")
+    "Kafka refused ticks to topic 'ticks': TOPIC_AUTHORIZATION_FAILED: denied; grant this principal Write and \
+Describe on it (and IdempotentWrite on the cluster before Kafka 2.8)"
+    >>> refusal(KafkaError(KafkaError._MSG_TIMED_OUT, "timed out"), "ticks") is None
+    True
+    """
+    if not (err.fatal() or err.code() in REFUSALS):
+        return None
+    return (
+        f"Kafka refused ticks to topic {topic!r}: {err.name()}: {err.str()}; grant this principal Write and "
+        "Describe on it (and IdempotentWrite on the cluster before Kafka 2.8)"
+    )
 
 
 @dataclass(slots=True)
@@ -27,6 +49,8 @@ class DeliveryStats:
     delivered: int = 0
     failed: int = 0
     last_error: str | None = None
+    refused: str | None = None
+    """Set by an error no retry heals (:func:`refusal`): the next publish raises it."""
     partitions: dict[str, int] = field(default_factory=dict)
 
 
@@ -64,6 +88,7 @@ class TickPublisher:
             self.stats.failed += 1
             self.stats.last_error = str(err)
             log.error("tick_delivery_failed", error=str(err), topic=msg.topic())
+            self.stats.refused = self.stats.refused or refusal(err, self.topic)
             return
         self.stats.delivered += 1
         if self._on_delivered is not None:
@@ -79,7 +104,13 @@ class TickPublisher:
     def publish_raw(
         self, key: bytes | None, value: bytes | None, headers: list[tuple[str, str | bytes | None]] | None = None
     ) -> None:
-        """Send bytes as they are (used for replaying dead letters and for tests of bad input)."""
+        """Send bytes as they are (used for replaying dead letters and for tests of bad input).
+
+        Raises :class:`BrokerRefused` once the broker refused an earlier tick for good (one line, exit 1 from
+        the CLI): a feed that went on would send nothing and log an error per tick.
+        """
+        if self.stats.refused is not None:
+            raise BrokerRefused(self.stats.refused)
         while True:
             try:
                 self._producer.produce(self.topic, value=value, key=key, headers=headers, on_delivery=self._on_delivery)

@@ -142,3 +142,15 @@ def test_the_registry_timeouts_come_from_the_settings(registry: FakeRegistry) ->
     with pytest.raises(SchemaError, match="did not answer"):
         store.lookup(7)
     assert time.monotonic() - started < 1.5, "TICKCAST_SCHEMA_REGISTRY_TIMEOUT_S (0.3 s) was not applied"
+
+
+def test_a_registry_config_the_client_refuses_is_a_schema_error_without_credentials() -> None:
+    # confluent-kafka refuses credentials both in the URL and in basic auth (TICKCAST_SCHEMA_REGISTRY_USERNAME) with a
+    # ValueError: before, that escaped the CLI's one-line errors as a traceback at every service's start.
+    from tickcast.common.contracts import open_schema_store
+    from tickcast.common.security import KafkaClientSettings
+
+    security = KafkaClientSettings(schema_registry_username="sr", schema_registry_password="pw-secret")
+    with pytest.raises(SchemaError, match="userinfo credentials in the URL") as caught:
+        open_schema_store("https://sr:url-secret@registry:8081", security)
+    assert "url-secret" not in str(caught.value) and "pw-secret" not in str(caught.value)

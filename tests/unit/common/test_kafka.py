@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from tickcast.common import kafka
-from tickcast.common.kafka import BrokerUnavailable, ensure_topics, producer_config, wait_for_broker
+from tickcast.common.kafka import BrokerUnavailable, TopicRefused, ensure_topics, producer_config, wait_for_broker
 from tickcast.common.security import KafkaClientSettings
 
 
@@ -151,6 +151,23 @@ def test_ensure_topics_tolerates_a_topic_created_meanwhile_by_its_error_code() -
 def test_ensure_topics_raises_other_errors_even_when_their_text_mentions_the_code() -> None:
     refused = KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED, "not allowed (not TOPIC_ALREADY_EXISTS)")
     admin = CreatingAdmin({"a": refused})
-    with pytest.raises(KafkaException) as caught:
+    with pytest.raises(TopicRefused) as caught:
         ensure_topics(admin, ["a"], partitions=1, replication_factor=1)  # type: ignore[arg-type]
-    assert caught.value.args[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    assert isinstance(caught.value.__cause__, KafkaException)
+    assert caught.value.__cause__.args[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+
+@pytest.mark.parametrize(
+    "code", [KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+             KafkaError.INVALID_REPLICATION_FACTOR, KafkaError.POLICY_VIOLATION],
+)  # fmt: skip
+def test_a_refused_creation_is_one_line_naming_the_topic_and_the_reason(code: int) -> None:
+    # Apache Kafka refuses a worker without the Create ACL, or a replication factor above the broker count;
+    # the embedded broker never does. The worker's start must fail with one line (user_errors), not a traceback.
+    admin = CreatingAdmin({"g-snapshots": KafkaError(code, "refused by the cluster")})
+    with pytest.raises(TopicRefused) as caught:
+        ensure_topics(admin, ["g-snapshots"], partitions=8, replication_factor=3)  # type: ignore[arg-type]
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "'g-snapshots'" in message and "replication factor 3" in message
+    assert KafkaError(code).name() in message and "refused by the cluster" in message

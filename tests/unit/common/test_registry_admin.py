@@ -155,3 +155,16 @@ def test_a_worker_finds_every_contract_it_writes_once_schema_register_ran(regist
     assert result.returncode == 0, result.stderr
     handler = TickHandler(PredictorSettings(bootstrap_servers="k:1", schema_registry_url=registry.url))
     assert handler.model_event_codec.schema_id == 41
+
+
+def test_a_gateway_whose_subject_is_not_registered_stops_before_serving(registry: Registry) -> None:
+    # Kubernetes starts the gateway alongside the job that runs `schema register`. The codec was opened in the
+    # gateway's Kafka thread: the thread died with a traceback and the replica served 503 until its probe gave up.
+    from tickcast.gateway.settings import GatewaySettings
+    from tickcast.gateway.source import KafkaSource
+
+    settings = GatewaySettings(bootstrap_servers="k:1", schema_registry_url=registry.url)
+    with pytest.raises(SchemaError, match="not registered under subject 'predictions-value'"):
+        KafkaSource(settings)
+    assert run_tickcast("schema", "register", env={"TICKCAST_SCHEMA_REGISTRY_URL": registry.url}).returncode == 0
+    assert KafkaSource(settings)._codec.schema_id == 41

@@ -152,6 +152,26 @@ def test_schema_registry_client_accepts_the_tls_and_basic_auth_config(pki: dict[
     SchemaRegistryClient(config)  # refuses unknown keys and a key without its certificate
 
 
+def test_the_registry_has_its_own_ca_whatever_kafka_uses(pki: dict[str, Path], tmp_path: Path) -> None:
+    # A registry over https while Kafka is plaintext (where TICKCAST_SSL_CA_LOCATION is refused), or signed by
+    # another CA than the brokers: with only the Kafka CA, a real registry's certificate could not be verified.
+    plaintext_kafka = KafkaClientSettings(schema_registry_ca_location=pki["ca"])
+    config = schema_registry_config(plaintext_kafka, "https://registry:8081")
+    assert config["ssl.ca.location"] == str(pki["ca"])
+    SchemaRegistryClient(config)
+    brokers_ca = tmp_path / "brokers.pem"
+    trustme.CA().cert_pem.write_to_path(str(brokers_ca))
+    tls_kafka = KafkaClientSettings(
+        security_protocol="SSL", ssl_ca_location=brokers_ca, schema_registry_ca_location=pki["ca"]
+    )
+    assert schema_registry_config(tls_kafka, "https://registry:8081")["ssl.ca.location"] == str(pki["ca"])
+    assert librdkafka_security(tls_kafka)["ssl.ca.location"] == str(brokers_ca)
+    tls_kafka_only = KafkaClientSettings(security_protocol="SSL", ssl_ca_location=brokers_ca)
+    assert schema_registry_config(tls_kafka_only, "https://registry:8081")["ssl.ca.location"] == str(brokers_ca)
+    with pytest.raises(ValidationError, match="TICKCAST_SCHEMA_REGISTRY_CA_LOCATION: file not found"):
+        KafkaClientSettings(schema_registry_ca_location=tmp_path / "missing.pem")
+
+
 def test_a_bad_security_setting_is_one_line_without_the_password() -> None:
     env = {
         **base_env(),

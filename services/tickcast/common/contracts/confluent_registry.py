@@ -62,8 +62,16 @@ class ExpiringIds:
 
 
 def new_registry_client(config: dict[str, Any]) -> SchemaRegistryClient:
-    """The one place a Schema Registry client is built (``config`` from ``security.schema_registry_config``)."""
-    return SchemaRegistryClient(config)
+    """The one place a Schema Registry client is built (``config`` from ``security.schema_registry_config``).
+
+    Raises :class:`SchemaError` (one line, without credentials) for a config the client refuses, e.g. credentials
+    both in the URL and in ``TICKCAST_SCHEMA_REGISTRY_USERNAME``.
+    """
+    try:
+        return SchemaRegistryClient(config)
+    except (ValueError, TypeError) as exc:
+        url = redact_text(str(config.get("url")))
+        raise SchemaError(redact_text(f"schema registry {url}: the client refuses its settings: {exc}")) from exc
 
 
 class RegistrySchemaStore(SchemaStore):
