@@ -114,6 +114,7 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
     assigned: set[TP] = set()
     # Partitions stopped because not even a dead letter of one of their records could be produced.
     halted: dict[int, str] = {}
+    handler.metrics.halted = halted
 
     async def commit(offsets: dict[int, int]) -> bool:
         return await app.commit_offsets({TP(settings.ticks_topic, p): offset for p, offset in offsets.items()})
@@ -132,8 +133,22 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
     )
     handler.metrics.state_health = keeper.health
 
+    def configured(partitions: set[int]) -> set[int]:
+        """``partitions`` but those beyond TICKCAST_PARTITIONS, each of which is halted, loudly."""
+        for partition in sorted(p for p in partitions if p >= settings.partitions):
+            # Partitions were added to ticks while workers ran (the start check can't see it). Symbols hashed
+            # there have no predictions partition of that number, nor a state elsewhere: stop, don't guess.
+            halted[partition] = (
+                f"partition {partition} of {settings.ticks_topic} is beyond TICKCAST_PARTITIONS={settings.partitions}: "
+                "partitions were added to the topic while workers ran; its ticks are neither processed nor "
+                "committed. Add the same partitions to the predictions and snapshots topics, set "
+                "TICKCAST_PARTITIONS and restart the workers."
+            )
+            log.critical("partition_beyond_configured", partition=partition, configured=settings.partitions)
+        return {p for p in partitions if p < settings.partitions}
+
     async def restore_rewound(tps: set[TP]) -> None:
-        await keeper.on_assigned({tp.partition for tp in tps if tp.topic == settings.ticks_topic})
+        await keeper.on_assigned(configured({tp.partition for tp in tps if tp.topic == settings.ticks_topic}))
 
     app.on_rewound = restore_rewound
     if keeper.codec is None:
@@ -197,7 +212,7 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
         ours = {tp for tp in assigned_now if tp.topic == settings.ticks_topic}
         # Restores in the background: until a partition's state is loaded, /stats lists it as not ready
         # and its ticks wait (a broker that times out the restore must not crash the worker).
-        await keeper.on_assigned({tp.partition for tp in ours})
+        await keeper.on_assigned(configured({tp.partition for tp in ours}))
         assigned.clear()
         assigned.update(ours)
         handler.metrics.partitions_assigned(tp.partition for tp in ours)

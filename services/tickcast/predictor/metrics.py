@@ -80,6 +80,12 @@ NOT_READY = MetricSpec(
     "gauge",
     "Assigned partitions whose state is not restored yet (their ticks wait; the restore is retried).",
 )
+HALTED = MetricSpec(
+    "tickcast_partitions_halted",
+    "gauge",
+    "Assigned partitions this worker stopped: nothing of them is processed or committed until a rebalance "
+    "(why: halted_partitions on /stats, and a partition_halted or partition_beyond_configured log line).",
+)
 RESTORE_FAILURES = MetricSpec("tickcast_restore_failures", "counter", "Failed attempts to restore partition state.")
 REFUSED = MetricSpec(
     "tickcast_snapshots_refused",
@@ -123,6 +129,7 @@ METRICS: Final = (
     STATUS,
     OUTLIERS,
     NOT_READY,
+    HALTED,
     RESTORE_FAILURES,
     REFUSED,
     FENCED,
@@ -285,6 +292,8 @@ class WorkerMetrics(Collector):
         self.consumer_lag: dict[int, int] = {}
         #: Set by the app once its state keeper exists.
         self.state_health: Callable[[], StateHealth] = StateHealth
+        #: partition -> why it was stopped; the app's own dict, read at scrape time.
+        self.halted: Mapping[int, str] = {}
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
 
@@ -335,6 +344,7 @@ class WorkerMetrics(Collector):
         yield GaugeMetricFamily(DRIFTING.name, DRIFTING.help, value=drifting)
         health = self.state_health()
         yield GaugeMetricFamily(NOT_READY.name, NOT_READY.help, value=health.partitions_not_ready)
+        yield GaugeMetricFamily(HALTED.name, HALTED.help, value=len(self.halted))
         yield _counter(RESTORE_FAILURES, health.restore_failures)
         yield _labelled_counter(REFUSED, {**{r.value: 0 for r in RefusalReason}, **health.snapshots_refused})
         yield _counter(FENCED, health.checkpoints_fenced)

@@ -79,6 +79,7 @@ ALERT_NAMES = {
     "TickcastWorkerDown",
     "TickcastModelErrorDrift",
     "TickcastPartitionNotReady",
+    "TickcastPartitionHalted",
     "TickcastFleetDrifting",
 }
 

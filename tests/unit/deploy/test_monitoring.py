@@ -42,7 +42,7 @@ def test_grafana_datasource_is_the_one_the_dashboard_uses() -> None:
     assert uids == {source["uid"]}
 
 
-def test_the_eight_alerts_exist() -> None:
+def test_the_nine_alerts_exist() -> None:
     assert {rule["alert"] for rule in alert_rules()} == ALERT_NAMES
 
 
