@@ -124,11 +124,66 @@ def test_the_network_policy_fences_the_predictor() -> None:
     gateway_labels = k8s_object("Deployment", "tickcast-gateway")["spec"]["template"]["metadata"]["labels"]
     assert "namespaceSelector" not in source, "only this namespace's gateways"
     assert source["podSelector"]["matchLabels"].items() <= gateway_labels.items()
-    allowed = {(port["port"], port.get("protocol", "TCP")) for rule in policy["egress"] for port in rule["ports"]}
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Whether a NetworkPolicy's ``podSelector`` picks pods with ``labels`` (matchLabels and ``In`` expressions).
+
+    >>> selects({"matchExpressions": [{"key": "c", "operator": "In", "values": ["a", "b"]}]}, {"c": "b"})
+    True
+    """
+    expressions = selector.get("matchExpressions", [])
+    assert all(e["operator"] == "In" for e in expressions), "only In expressions are checked here"
+    return selector.get("matchLabels", {}).items() <= labels.items() and all(
+        labels.get(e["key"]) in e["values"] for e in expressions
+    )
+
+
+def egress_ports(policy: dict[str, Any], to_anywhere: bool = True) -> set[tuple[int | str, str]]:
+    rules = [rule for rule in policy["egress"] if ("to" not in rule) == to_anywhere]
+    return {(port["port"], port.get("protocol", "TCP")) for rule in rules for port in rule["ports"]}
+
+
+FENCED = {
+    ("Deployment", "tickcast-predictor"): "tickcast-predictor",
+    ("Deployment", "tickcast-gateway"): "tickcast-gateway",
+    ("Deployment", "tickcast-producer"): "tickcast-clients",
+    ("Job", "tickcast-topics"): "tickcast-clients",
+}
+
+
+@pytest.mark.parametrize("workload", FENCED, ids=lambda workload: workload[1])
+def test_each_workload_is_fenced_by_one_policy_that_lets_it_reach_kafka_the_registry_and_dns(
+    workload: tuple[str, str],
+) -> None:
+    # Only the predictor had a policy: the gateway, the producer and the topics Job could reach and be reached
+    # by anything in the cluster.
+    labels = k8s_object(*workload)["spec"]["template"]["metadata"]["labels"]
+    policies = [doc for _, doc in k8s_documents() if doc["kind"] == "NetworkPolicy"]
+    selecting = [p["metadata"]["name"] for p in policies if selects(p["spec"]["podSelector"], labels)]
+    assert selecting == [FENCED[workload]], f"{workload[1]} is selected by {selecting}"
+    spec = k8s_object("NetworkPolicy", FENCED[workload])["spec"]
+    assert sorted(spec["policyTypes"]) == ["Egress", "Ingress"]
     kafka_ports = {int(server.rsplit(":", 1)[1]) for server in configmap()["TICKCAST_BOOTSTRAP_SERVERS"].split(",")}
     registry_port = int(secret()["TICKCAST_SCHEMA_REGISTRY_URL"].rsplit(":", 1)[1])
     needed = {(port, "TCP") for port in kafka_ports | {registry_port}} | {(53, "UDP"), (53, "TCP")}
-    assert needed <= allowed, f"egress misses {needed - allowed}"
+    assert needed <= egress_ports(spec), f"egress misses {needed - egress_ports(spec)}"
+
+
+def test_the_producer_and_topics_job_take_no_connections() -> None:
+    assert not k8s_object("NetworkPolicy", "tickcast-clients")["spec"].get("ingress")
+
+
+def test_the_gateway_is_reached_on_its_http_port_only_and_reaches_the_predictors_stats() -> None:
+    spec = k8s_object("NetworkPolicy", "tickcast-gateway")["spec"]
+    [ingress] = spec["ingress"]
+    assert ingress["ports"] == [{"port": "http", "protocol": "TCP"}]
+    [to_predictors] = [rule for rule in spec["egress"] if "to" in rule]
+    predictor_labels = k8s_object("Deployment", "tickcast-predictor")["spec"]["template"]["metadata"]["labels"]
+    assert all(selects(peer["podSelector"], predictor_labels) for peer in to_predictors["to"])
+    [predictor] = containers("Deployment", "tickcast-predictor")
+    stats_port = {port["name"]: port["containerPort"] for port in predictor["ports"]}["http"]
+    assert {(stats_port, "TCP")} == egress_ports(spec, to_anywhere=False)
 
 
 def test_the_gateway_finds_every_worker_through_the_headless_service() -> None:
