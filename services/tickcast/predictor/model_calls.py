@@ -12,7 +12,7 @@ The linear recipe's regressor, a target scaler around an SGD linear regression w
 penalty, is called one level deeper (:func:`_learn_linear`, :func:`_predict_linear`): River's own operations
 (its Rust weight vector's dot and scaled updates, its running variance, the schedules) on the same values in
 the same order, without the ~15 Python calls of its layers (TargetTransformRegressor, GLM._fit,
-Optimizer.step, the loss, clamp, ...): ~10% of a tick's instructions went to those calls alone.
+Optimizer.step, the loss, clamp, ...): ~11,000 of a tick's ~235,000 instructions went to those calls alone.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def _learn_and_scale(scaler: Any, x: dict[str, float]) -> dict[str, float]:
 
     For River's running (unwindowed) standard scaler each feature's statistics are its own, so updating and
     scaling one feature before the next gives the same numbers as River's two loops (the lines below are theirs,
-    with the values kept in locals): ~0.5 µs less of a tick than walking the features and the dicts twice.
+    with the values kept in locals): ~9,000 instructions less of a tick than walking the features and dicts twice.
     """
     if scaler.window_size is not None or not scaler.with_std:
         scaler.learn_one(x)
