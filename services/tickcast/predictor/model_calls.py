@@ -7,15 +7,22 @@ that is neither features nor arithmetic. For exactly that shape the steps are ca
 pipeline's own order (the scaler learns, then transforms; the regressor learns on what it transformed),
 so the model ends in the same state and predicts the same floats, bit for bit (see the property test).
 Any other model, and any pipeline in River's learn-during-predict mode, goes through its own methods.
+
+The linear recipe's regressor, a target scaler around an SGD linear regression with squared loss and no
+penalty, is called one level deeper (:func:`_learn_linear`, :func:`_predict_linear`): River's own operations
+(its Rust weight vector's dot and scaled updates, its running variance, the schedules) on the same values in
+the same order, without the ~15 Python calls of its layers (TargetTransformRegressor, GLM._fit,
+Optimizer.step, the loss, clamp, ...): ~11,000 of a tick's ~235,000 instructions went to those calls alone.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from river import compose, linear_model, preprocessing
+from river import compose, linear_model, optim, preprocessing
+from river.utils import VectorDict
 
-from tickcast.predictor.models import LeanPipeline, LeanTargetStandardScaler, OnlineRegressor
+from tickcast.predictor.models import LeanPipeline, LeanTargetStandardScaler, OnlineRegressor, SquaredLoss
 
 Pipeline = compose.Pipeline
 #: Pipelines whose learn_one/predict_one are River's own (LeanPipeline only shares its cached plan).
@@ -30,19 +37,87 @@ DIRECT_LAST = frozenset(
         linear_model.PARegressor,
     }
 )
+#: (regression, optimizer, loss) types of a target-scaled regressor whose learning :func:`_learn_linear` spells
+#: out: plain SGD and squared loss (a snapshot pickled before SquaredLoss existed holds River's own).
+LINEAR_PARTS = frozenset(
+    (linear_model.LinearRegression, optim.SGD, loss) for loss in (SquaredLoss, optim.losses.Squared)
+)
 
 
-def _direct_steps(model: Any) -> tuple[Any, Any] | None:
-    """The (scaler, regressor) of a two-step pipeline this module may call step by step, else None."""
+def _direct_steps(model: Any) -> tuple[Any, Any, Any] | None:
+    """The (scaler, regressor, linear regression or None) of a pipeline this module may call step by step.
+
+    The third is the regression inside the regressor when :func:`_learn_linear` may learn it (else None);
+    None for a model that goes through its own methods.
+    """
     if type(model) not in RIVER_PIPELINES or Pipeline._LEARN_UNSUPERVISED_DURING_PREDICT:
         return None
     steps = model.steps
     if len(steps) != 2:
         return None
     first, last = steps.values()
-    if type(first) in DIRECT_FIRST and type(last) in DIRECT_LAST:
-        return first, last
-    return None
+    if type(first) not in DIRECT_FIRST or type(last) not in DIRECT_LAST:
+        return None
+    if type(last) is LeanTargetStandardScaler:
+        linear: Any = last.regressor
+        parts = (type(linear), type(linear.optimizer), type(linear.loss))
+        if parts in LINEAR_PARTS and not linear.l1 and not linear.l2:
+            return first, last, linear
+    return first, last, None
+
+
+def _learn_and_scale(scaler: Any, x: dict[str, float]) -> dict[str, float]:
+    """``scaler.learn_one(x)`` then ``scaler.transform_one(x)``, as one pass over the features.
+
+    For River's running (unwindowed) standard scaler each feature's statistics are its own, so updating and
+    scaling one feature before the next gives the same numbers as River's two loops (the lines below are theirs,
+    with the values kept in locals): ~9,000 instructions less of a tick than walking the features and dicts twice.
+    """
+    if scaler.window_size is not None or not scaler.with_std:
+        scaler.learn_one(x)
+        return scaler.transform_one(x)
+    counts, means, variances = scaler.counts, scaler.means, scaler.vars
+    scaled = {}
+    for i, xi in x.items():
+        count = counts[i] + 1  # a Counter: 0 for a new feature
+        counts[i] = count
+        old_mean = means[i]  # defaultdicts: a new feature's 0.0 is stored as River's "+=" stores it
+        mean = means[i] = old_mean + (xi - old_mean) / count
+        old_var = variances[i]
+        var = variances[i] = old_var + ((xi - old_mean) * (xi - mean) - old_var) / count
+        scaled[i] = (xi - mean) / var**0.5 if var else 0.0
+    return scaled
+
+
+def _learn_linear(target: Any, linear: Any, x: dict[str, float], y: float) -> None:
+    """``target.learn_one(x, y)`` for a target scaler around a penalty-free SGD linear regression, as River runs it.
+
+    Each line is the River method named beside it, with the same operands in the same order.
+    """
+    var = target.var
+    var.update(y)  # TargetStandardScaler._update
+    deviation = var.get() ** 0.5
+    y = (y - var.mean.get()) / deviation if deviation else 0.0  # TargetStandardScaler._scale (safe_div)
+    # GLM.learn_one(x, y, w=1.0): its learn mode's view of the weights, which makes a missing weight as the
+    # initializer says. River swaps the view in and out of _weights; it is only read through here.
+    weights: Any = VectorDict(linear._weights, linear.initializer, x)
+    # GLM._fit: SGD's look_ahead does nothing. _eval_gradient_one: Squared.gradient, times w (1.0 changes no
+    # float), clamped to the clip and made a float.
+    loss_gradient = 2 * ((weights.dot(x) + linear.intercept) - y)
+    clip = linear.clip_gradient
+    loss_gradient = float(max(min(loss_gradient, clip), -clip))
+    gradient: Any = VectorDict.from_scaled(x, loss_gradient)
+    optimizer = linear.optimizer
+    linear.intercept -= linear.intercept_lr.get(optimizer.n_iterations) * loss_gradient  # _get_intercept_update
+    weights.isub_scaled(gradient, optimizer.lr.get(optimizer.n_iterations))  # Optimizer.step -> SGD
+    optimizer.n_iterations += 1
+
+
+def _predict_linear(target: Any, linear: Any, x: dict[str, float]) -> float:
+    """``target.predict_one(x)`` for what :func:`_learn_linear` learns: the regression's raw dot, unscaled."""
+    raw: float = linear._weights.dot(x) + linear.intercept  # LinearRegression.predict_one (Squared's mean_func: y)
+    var = target.var
+    return raw * var.get() ** 0.5 + var.mean.get()  # TargetStandardScaler._unscale
 
 
 def learn_one(model: OnlineRegressor, x: dict[str, float], y: float) -> None:
@@ -61,9 +136,12 @@ def learn_one(model: OnlineRegressor, x: dict[str, float], y: float) -> None:
     if direct is None:
         model.learn_one(x, y)
         return
-    scaler, regressor = direct
-    scaler.learn_one(x)
-    regressor.learn_one(scaler.transform_one(x), y)
+    scaler, regressor, linear = direct
+    scaled = _learn_and_scale(scaler, x)
+    if linear is None:
+        regressor.learn_one(scaled, y)
+    else:
+        _learn_linear(regressor, linear, scaled, y)
 
 
 def predict_one(model: OnlineRegressor, x: dict[str, float]) -> Any:
@@ -76,5 +154,7 @@ def predict_one(model: OnlineRegressor, x: dict[str, float]) -> Any:
     direct = _direct_steps(model)
     if direct is None:
         return model.predict_one(x)
-    scaler, regressor = direct
-    return regressor.predict_one(scaler.transform_one(x))
+    scaler, regressor, linear = direct
+    if linear is None:
+        return regressor.predict_one(scaler.transform_one(x))
+    return _predict_linear(regressor, linear, scaler.transform_one(x))
