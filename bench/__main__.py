@@ -77,6 +77,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--tap-fetch-wait-ms", type=int, help=f"fetch wait of the latency tap ({defaults.tap_fetch_wait_ms})"
     )
     parser.add_argument(
+        "--feed-linger-ms",
+        type=int,
+        help=f"linger of the latency scenario's paced feed, the caller's producer ({defaults.feed_linger_ms})",
+    )
+    parser.add_argument(
         "--topology", metavar="NAMES",
         help="latency: split (broker, feed and tap on the other cores, the measured processor alone on the last; "
         "Linux, 2+ CPUs; the default there), shared (every process on every core; the default elsewhere), or both "
@@ -109,7 +114,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def options_from(args: argparse.Namespace) -> Options:
     options = Options().quick() if args.quick else Options()
     changes: dict[str, Any] = {}
-    for name in ("ticks", "symbols", "repeat", "latency_seconds", "latency_rounds", "model_ticks", "tap_fetch_wait_ms"):
+    for name in (
+        "ticks",
+        "symbols",
+        "repeat",
+        "latency_seconds",
+        "latency_rounds",
+        "model_ticks",
+        "tap_fetch_wait_ms",
+        "feed_linger_ms",
+    ):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
     if args.rates:

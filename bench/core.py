@@ -64,6 +64,8 @@ class Options:
     latency_seconds: float = 20.0
     latency_warmup_s: float = 2.0
     tap_fetch_wait_ms: int = 5
+    feed_linger_ms: int = 5
+    """Linger of the latency scenario's paced feed: the caller's producer, not a tickcast setting."""
     latency_topologies: tuple[str, ...] = ()
     """Where the latency scenario's processes run (``bench.topology``; none given: :func:`bench.topology.default`);
     the first one feeds the charts."""
