@@ -102,6 +102,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="processes run issue 18's target configuration: horizon 1t, no interval, no challenger, drift off",
     )  # fmt: skip
     parser.add_argument(
+        "--latency-defaults", action="store_true",
+        help="latency: run the processes at their defaults instead of the latency profile "
+        "(TICKCAST_FETCH_MAX_WAIT_MS=5, TICKCAST_LINGER_MS=1; bench.core.LATENCY_PROFILE_ENV)",
+    )  # fmt: skip
+    parser.add_argument(
         "--set", action="append", default=[], metavar="TICKCAST_NAME=VALUE", dest="processor_env",
         help="a setting of every worker and plain loop (repeatable), e.g. --set TICKCAST_FETCH_MAX_WAIT_MS=5",
     )  # fmt: skip
@@ -140,6 +145,8 @@ def options_from(args: argparse.Namespace) -> Options:
         changes["profile"] = True
     if args.next_tick:
         changes["next_tick"] = True
+    if args.latency_defaults:
+        changes["latency_profile"] = False
     if args.processor_env:
         changes["processor_env"] = tuple(_setting(item) for item in args.processor_env)
     return replace(options, **changes)
