@@ -77,6 +77,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--tap-fetch-wait-ms", type=int, help=f"fetch wait of the latency tap ({defaults.tap_fetch_wait_ms})"
     )
     parser.add_argument(
+        "--feed-linger-ms",
+        type=int,
+        help=f"linger of the latency scenario's paced feed, the caller's producer ({defaults.feed_linger_ms})",
+    )
+    parser.add_argument(
         "--topology", metavar="NAMES",
         help="latency: split (broker, feed and tap on the other cores, the measured processor alone on the last; "
         "Linux, 2+ CPUs; the default there), shared (every process on every core; the default elsewhere), or both "
@@ -97,6 +102,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="processes run issue 18's target configuration: horizon 1t, no interval, no challenger, drift off",
     )  # fmt: skip
     parser.add_argument(
+        "--latency-defaults", action="store_true",
+        help="latency: run the processes at their defaults instead of the latency profile "
+        "(TICKCAST_FETCH_MAX_WAIT_MS=5, TICKCAST_LINGER_MS=1; bench.core.LATENCY_PROFILE_ENV)",
+    )  # fmt: skip
+    parser.add_argument(
         "--set", action="append", default=[], metavar="TICKCAST_NAME=VALUE", dest="processor_env",
         help="a setting of every worker and plain loop (repeatable), e.g. --set TICKCAST_FETCH_MAX_WAIT_MS=5",
     )  # fmt: skip
@@ -109,7 +119,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def options_from(args: argparse.Namespace) -> Options:
     options = Options().quick() if args.quick else Options()
     changes: dict[str, Any] = {}
-    for name in ("ticks", "symbols", "repeat", "latency_seconds", "latency_rounds", "model_ticks", "tap_fetch_wait_ms"):
+    for name in (
+        "ticks",
+        "symbols",
+        "repeat",
+        "latency_seconds",
+        "latency_rounds",
+        "model_ticks",
+        "tap_fetch_wait_ms",
+        "feed_linger_ms",
+    ):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
     if args.rates:
@@ -126,6 +145,8 @@ def options_from(args: argparse.Namespace) -> Options:
         changes["profile"] = True
     if args.next_tick:
         changes["next_tick"] = True
+    if args.latency_defaults:
+        changes["latency_profile"] = False
     if args.processor_env:
         changes["processor_env"] = tuple(_setting(item) for item in args.processor_env)
     return replace(options, **changes)

@@ -64,6 +64,8 @@ class Options:
     latency_seconds: float = 20.0
     latency_warmup_s: float = 2.0
     tap_fetch_wait_ms: int = 5
+    feed_linger_ms: int = 5
+    """Linger of the latency scenario's paced feed: the caller's producer, not a tickcast setting."""
     latency_topologies: tuple[str, ...] = ()
     """Where the latency scenario's processes run (``bench.topology``; none given: :func:`bench.topology.default`);
     the first one feeds the charts."""
@@ -85,11 +87,24 @@ class Options:
     """Processes run issue 18's target configuration (:data:`NEXT_TICK_ENV`) instead of the defaults."""
     processor_env: tuple[tuple[str, str], ...] = ()
     """``TICKCAST_*`` settings given to every worker and plain loop (``--set``), after the configuration's."""
+    latency_profile: bool = True
+    """The latency scenario's processes run :data:`LATENCY_PROFILE_ENV` (``--latency-defaults``: the defaults)."""
 
-    def configuration(self) -> dict[str, str] | str:
+    def settings(self, scenario: str = "") -> dict[str, str]:
+        """The ``TICKCAST_*`` settings of every worker and plain loop of ``scenario``: the configuration's, the
+        latency profile (the latency scenario only), then ``--set``.
+
+        >>> Options(processor_env=(("TICKCAST_LINGER_MS", "3"),)).settings("latency")
+        {'TICKCAST_FETCH_MAX_WAIT_MS': '5', 'TICKCAST_LINGER_MS': '3'}
+        >>> Options().settings("throughput")
+        {}
+        """
+        profile = LATENCY_PROFILE_ENV if scenario == "latency" and self.latency_profile else {}
+        return {**(NEXT_TICK_ENV if self.next_tick else {}), **profile, **dict(self.processor_env)}
+
+    def configuration(self, scenario: str = "") -> dict[str, str] | str:
         """What the processes ran, for a result's ``inputs``: the defaults, or the settings that differ."""
-        changed = {**(NEXT_TICK_ENV if self.next_tick else {}), **dict(self.processor_env)}
-        return changed or "defaults"
+        return self.settings(scenario) or "defaults"
 
     def drain_inputs(self) -> dict[str, Any]:
         """The sizes of a backlog drain (throughput, scale-out), for a result's ``inputs``."""
@@ -128,6 +143,13 @@ NEXT_TICK_ENV = {
     "TICKCAST_DRIFT_DETECTOR": "off",
 }
 
+#: Issue 18's latency profile (README, "Latency"): the worker's two waits on the way of a tick. On Tansu, which
+#: holds a fetch for its whole wait, the default 20 ms fetch wait costs ~8 ms of p99 per hop and the 5 ms linger
+#: ~4 ms more; with both shorter the first-10-s p99 at 500/s fell from ~30 to ~19 ms on this host (HISTORY,
+#: 2026-12-03). Not the defaults: on Apache Kafka the fetch wait adds no latency while ticks flow and only sets
+#: how often an idle worker asks, and a shorter linger means more, smaller produce requests.
+LATENCY_PROFILE_ENV = {"TICKCAST_FETCH_MAX_WAIT_MS": "5", "TICKCAST_LINGER_MS": "1"}
+
 
 @dataclass
 class Context:
@@ -138,11 +160,11 @@ class Context:
     work_dir: Path
     options: Options
 
-    def pipeline(self, label: str, model: str | None = None, snapshots: bool = False) -> Pipeline:
+    def pipeline(self, label: str, model: str | None = None, snapshots: bool = False, scenario: str = "") -> Pipeline:
         """A private pipeline for one run, its topics created: fresh topics and group, logs in their own folder.
 
         Workers checkpoint their state (as in production) only with ``snapshots``; the plain loop has no
-        state to save.
+        state to save. Its processes run :meth:`Options.settings` of ``scenario``.
         """
         unique = new_unique()
         pipeline = Pipeline(
@@ -153,8 +175,7 @@ class Context:
             model=model or self.options.model,
             extra_env={
                 **({"TICKCAST_SNAPSHOT_KEY": BENCH_SNAPSHOT_KEY} if snapshots else {}),
-                **(NEXT_TICK_ENV if self.options.next_tick else {}),
-                **dict(self.options.processor_env),
+                **self.options.settings(scenario),
             },
             group_prefix=f"bench-{label}",
             worker_prefix="worker",

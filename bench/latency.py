@@ -1,10 +1,12 @@
 """Scenario 3, latency: tick produced (its Kafka timestamp) to prediction received, at fixed rates.
 
 For each rate, the plain loop and one worker each get a fresh pipeline: the processor starts and owns
-every partition first, then a paced producer (linger 5 ms; its clock starts once its first tick is
-delivered, so no tick waits for the producer's own warm-up) sends ``rate`` ticks/s for warm-up +
-measured seconds, and a tap in this process stamps each prediction when it arrives. Ticks produced
-during the warm-up are left out. Both timestamps come from this machine's clock.
+every partition first, then a paced producer (linger ``--feed-linger-ms``, 5 ms by default: the caller's
+knob, not tickcast's; its clock starts once its first tick is delivered, so no tick waits for the
+producer's own warm-up) sends ``rate`` ticks/s for warm-up + measured seconds, and a tap in this process
+stamps each prediction when it arrives. Ticks produced during the warm-up are left out. Both timestamps
+come from this machine's clock. The processors run issue 18's latency profile
+(``bench.core.LATENCY_PROFILE_ENV``; ``--latency-defaults`` runs them at their defaults).
 
 The total is split in two: tick → ``predicted_at`` (the processor's fetch wait and queueing) and
 ``predicted_at`` → received (its producer linger, the broker, the tap's own 5 ms fetch wait); per
@@ -19,7 +21,7 @@ from collections import defaultdict
 from typing import Any
 
 from bench import latency_stages, topology
-from bench.core import UNMEASURED, BenchError, Context, Row, ScenarioResult, raise_if_failed, ratio
+from bench.core import UNMEASURED, BenchError, Context, Options, Row, ScenarioResult, raise_if_failed, ratio
 from bench.feeds import PacedFeed, prime
 from bench.latency_table import (
     FIRST_SECONDS,
@@ -47,12 +49,12 @@ def measure(context: Context, kind: str, rate: float, where: str = topology.SHAR
     options = context.options
     label = f"latency-{kind}-{rate:g}-{where}"
     placement = topology.placement(where)
-    pipeline = context.pipeline(label)
+    pipeline = context.pipeline(label, scenario="latency")
     processor: Processor = make_processor(kind, pipeline)
     sampler = CpuSampler()
     sampler.watch("broker", context.broker_pid)
     total_s = options.latency_warmup_s + options.latency_seconds
-    feed = PacedFeed(pipeline, rate, options.symbols, limit=int(rate * total_s), linger_ms=5)
+    feed = PacedFeed(pipeline, rate, options.symbols, limit=int(rate * total_s), linger_ms=options.feed_linger_ms)
     tap: LiveTap | None = None
 
     def check() -> None:
@@ -258,11 +260,20 @@ def _windows(kept: list[Seen], start_ms: float, own: OwnLatencySnapshots) -> lis
 
 
 def _timeline(kept: list[Seen], start_ms: float) -> list[list[float]]:
-    """[second of the measurement, p50 ms, max ms] by when the tick was produced: shows falling behind."""
+    """[second of the measurement, p50 ms, max ms, p99 ms] by when the tick was produced: shows falling behind
+    (p99 last, so readers of the first three are unchanged).
+
+    >>> seen = [Seen((1000 + 10 * i + i) / 1000, "A", 0, i, 1000 + 10 * i, 0, "w") for i in range(101)]
+    >>> _timeline(seen, start_ms=1000.0)  # latency i ms for the tick produced at 10 * i ms
+    [[0, 49.0, 99.0, 98.0], [1, 100.0, 100.0, 100.0]]
+    """
     by_second: dict[int, list[float]] = defaultdict(list)
     for s in kept:
         by_second[int((s.produced_ms - start_ms) / 1000)].append(s.received_s * 1000 - s.produced_ms)
-    return [[second, round(percentile(v, 50), 1), round(max(v), 1)] for second, v in sorted(by_second.items())]
+    return [
+        [second, round(percentile(v, 50), 1), round(max(v), 1), round(percentile(v, 99), 1)]
+        for second, v in sorted(by_second.items())
+    ]
 
 
 def run(context: Context) -> ScenarioResult:
@@ -313,12 +324,11 @@ def run(context: Context) -> ScenarioResult:
             "symbols": options.symbols,
             "partitions": options.partitions,
             "model": options.model,
-            "configuration": options.configuration(),
-            "producer_linger_ms": 5,
+            "configuration": options.configuration("latency"),
+            "producer_linger_ms": options.feed_linger_ms,
             "tap_fetch_wait_ms": options.tap_fetch_wait_ms,
-            "processor_fetch_wait_ms": dict(options.processor_env).get(
-                "TICKCAST_FETCH_MAX_WAIT_MS", f"default ({PredictorSettings.model_fields['fetch_max_wait_ms'].default})"
-            ),
+            "processor_fetch_wait_ms": _setting(options, "TICKCAST_FETCH_MAX_WAIT_MS"),
+            "processor_linger_ms": _setting(options, "TICKCAST_LINGER_MS"),
             "topologies": [topology.placement(where).describe() for where in topologies],
             "rounds": options.latency_rounds,
         },
@@ -326,6 +336,16 @@ def run(context: Context) -> ScenarioResult:
         rows=rows,
         notes=notes,
     )
+
+
+def _setting(options: Options, name: str) -> str:
+    """What the latency scenario's processes ran for one ``TICKCAST_*`` setting, for its ``inputs``.
+
+    >>> _setting(Options(latency_profile=False), "TICKCAST_LINGER_MS"), _setting(Options(), "TICKCAST_LINGER_MS")
+    ('default (5)', '1')
+    """
+    field = PredictorSettings.model_fields[name.removeprefix("TICKCAST_").lower()]
+    return options.settings("latency").get(name, f"default ({field.default})")
 
 
 def _median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:

@@ -1,0 +1,50 @@
+"""The latency scenario's processes run issue 18's latency profile; the other scenarios run the defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from tickcast.predictor.settings import PredictorSettings
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture
+def bench(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
+    monkeypatch.syspath_prepend(str(ROOT))  # bench is a folder of the repository, not an installed package
+    import bench.__main__
+    import bench.core
+
+    return SimpleNamespace(main=bench.__main__, core=bench.core)
+
+
+def test_the_latency_scenario_runs_the_profile_and_the_drains_do_not(bench: SimpleNamespace) -> None:
+    options = bench.main.options_from(bench.main.parse_args(["--next-tick"]))
+    assert options.settings("latency") == {**bench.core.NEXT_TICK_ENV, **bench.core.LATENCY_PROFILE_ENV}
+    assert options.settings("throughput") == bench.core.NEXT_TICK_ENV
+
+
+def test_latency_defaults_turn_the_profile_off(bench: SimpleNamespace) -> None:
+    assert bench.main.options_from(bench.main.parse_args(["--latency-defaults"])).settings("latency") == {}
+
+
+def test_a_set_setting_wins_over_the_profile(bench: SimpleNamespace) -> None:
+    settings = bench.main.options_from(bench.main.parse_args(["--set", "TICKCAST_LINGER_MS=3"])).settings("latency")
+    assert settings["TICKCAST_LINGER_MS"] == "3"
+    assert settings["TICKCAST_FETCH_MAX_WAIT_MS"] == bench.core.LATENCY_PROFILE_ENV["TICKCAST_FETCH_MAX_WAIT_MS"]
+
+
+def test_the_profile_is_valid_and_shorter_than_the_defaults(bench: SimpleNamespace) -> None:
+    profile = bench.core.LATENCY_PROFILE_ENV
+    profiled = PredictorSettings(**{k.removeprefix("TICKCAST_").lower(): v for k, v in profile.items()})
+    defaults = PredictorSettings()
+    assert profiled.fetch_max_wait_ms < defaults.fetch_max_wait_ms
+    assert profiled.linger_ms < defaults.linger_ms
+
+
+def test_the_results_name_what_the_latency_processes_ran(bench: SimpleNamespace) -> None:
+    assert bench.core.Options().configuration("latency") == bench.core.LATENCY_PROFILE_ENV
+    assert bench.core.Options(latency_profile=False).configuration("latency") == "defaults"
