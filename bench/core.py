@@ -83,8 +83,9 @@ class Options:
     profile: bool = False
     profile_rate: int = 200
     scaling_workers: tuple[int, ...] = (1, 2, 3, 4)
-    next_tick: bool = False
-    """Processes run issue 18's target configuration (:data:`NEXT_TICK_ENV`) instead of the defaults."""
+    next_tick: bool = True
+    """Processes run issue 18's target configuration (:data:`NEXT_TICK_ENV`), the one its targets name; False:
+    the services' defaults (``--defaults``)."""
     processor_env: tuple[tuple[str, str], ...] = ()
     """``TICKCAST_*`` settings given to every worker and plain loop (``--set``), after the configuration's."""
     latency_profile: bool = True
@@ -94,10 +95,12 @@ class Options:
         """The ``TICKCAST_*`` settings of every worker and plain loop of ``scenario``: the configuration's, the
         latency profile (the latency scenario only), then ``--set``.
 
-        >>> Options(processor_env=(("TICKCAST_LINGER_MS", "3"),)).settings("latency")
+        >>> Options(next_tick=False, processor_env=(("TICKCAST_LINGER_MS", "3"),)).settings("latency")
         {'TICKCAST_FETCH_MAX_WAIT_MS': '5', 'TICKCAST_LINGER_MS': '3'}
-        >>> Options().settings("throughput")
+        >>> Options(next_tick=False).settings("throughput")
         {}
+        >>> Options().settings("throughput") == NEXT_TICK_ENV
+        True
         """
         profile = LATENCY_PROFILE_ENV if scenario == "latency" and self.latency_profile else {}
         return {**(NEXT_TICK_ENV if self.next_tick else {}), **profile, **dict(self.processor_env)}

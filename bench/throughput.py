@@ -13,6 +13,7 @@ import os
 import statistics
 import time
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 from bench.core import UNMEASURED, BenchError, Context, Row, ScenarioResult, at_least, at_most, ratio
@@ -43,6 +44,7 @@ def drain(
         f"{kind}x{processes}"
         + (f"-{model}" if model != options.model else "")
         + ("-snapshots" if snapshots else "")
+        + ("" if options.next_tick else "-defaults")
         + ("-profiled" if profile else "")
     )
     pipeline = context.pipeline(label, model, snapshots)
@@ -164,6 +166,11 @@ def run(context: Context) -> ScenarioResult:
     plain, plain_runs = best_of(context, "plain")
     worker, worker_runs = best_of(context, "worker")
     saving, saving_runs = best_of(context, "worker", snapshots=True)
+    # Issue 18's targets name the next-tick configuration; what the services' defaults (three horizons with
+    # intervals, Page-Hinkley) cost is shown beside it, without a target.
+    at_defaults = (
+        drain(replace(context, options=replace(options, next_tick=False)), "worker") if options.next_tick else None
+    )
     worker_over_plain = ratio(worker["rate_per_s"], plain["rate_per_s"])
     metrics: dict[str, Any] = {
         "minimal": minimal,
@@ -173,6 +180,7 @@ def run(context: Context) -> ScenarioResult:
         "worker_over_plain": worker_over_plain,
         "plain_over_minimal": ratio(plain["rate_per_s"], minimal["rate_per_s"]),
         "worker_over_minimal": ratio(worker["rate_per_s"], minimal["rate_per_s"]),
+        "worker_at_defaults": at_defaults,
         "all_rates": {
             "minimal": [r["rate_per_s"] for r in minimal_runs],
             "plain": [r["rate_per_s"] for r in plain_runs],
@@ -195,6 +203,15 @@ def run(context: Context) -> ScenarioResult:
         Row("worker drain rate, snapshots on (default cadence)", saving["rate_per_s"], "ticks/s"),
         Row("snapshots on / off", ratio(saving["rate_per_s"], worker["rate_per_s"]), "x"),
     ]
+    if at_defaults is not None:
+        rows += [
+            Row(
+                "worker drain rate at the services' defaults (3 horizons, intervals, drift)",
+                at_defaults["rate_per_s"],
+                "ticks/s",
+            ),
+            Row("worker CPU per tick at the services' defaults", at_defaults["process_cpu_us_per_tick"], "µs"),
+        ]
     notes = []
     if options.profile:
         profiled = drain(context, "worker", profile=True)
@@ -211,6 +228,7 @@ def run(context: Context) -> ScenarioResult:
             **options.drain_inputs(),
             "processes": "minimal loop, plain loop: 1 process each; worker: 1 `python -m tickcast worker`",
             "snapshots": "off for the plain loop and the worker (no state to save in the loop); on in the third run",
+            "defaults": "one more worker drain at the services' defaults, no target" if options.next_tick else "-",
         },
         metrics=metrics,
         rows=rows,

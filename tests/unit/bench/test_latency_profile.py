@@ -1,4 +1,5 @@
-"""The latency scenario's processes run issue 18's latency profile; the other scenarios run the defaults."""
+"""Every scenario's processes run issue 18's next-tick configuration unless ``--defaults``; the latency scenario
+also runs its latency profile."""
 
 from __future__ import annotations
 
@@ -27,8 +28,25 @@ def test_the_latency_scenario_runs_the_profile_and_the_drains_do_not(bench: Simp
     assert options.settings("throughput") == bench.core.NEXT_TICK_ENV
 
 
+def test_make_bench_judges_the_targets_in_the_configuration_they_name(bench: SimpleNamespace) -> None:
+    assert bench.main.options_from(bench.main.parse_args([])).settings("throughput") == bench.core.NEXT_TICK_ENV
+
+
+def test_defaults_run_the_services_defaults(bench: SimpleNamespace) -> None:
+    options = bench.main.options_from(bench.main.parse_args(["--defaults"]))
+    assert options.settings("throughput") == {}
+    assert options.configuration("peers") == "defaults"
+    assert options.settings("latency") == bench.core.LATENCY_PROFILE_ENV
+
+
+def test_next_tick_and_defaults_exclude_each_other(bench: SimpleNamespace) -> None:
+    with pytest.raises(SystemExit):
+        bench.main.parse_args(["--next-tick", "--defaults"])
+
+
 def test_latency_defaults_turn_the_profile_off(bench: SimpleNamespace) -> None:
-    assert bench.main.options_from(bench.main.parse_args(["--latency-defaults"])).settings("latency") == {}
+    options = bench.main.options_from(bench.main.parse_args(["--latency-defaults"]))
+    assert options.settings("latency") == bench.core.NEXT_TICK_ENV
 
 
 def test_a_set_setting_wins_over_the_profile(bench: SimpleNamespace) -> None:
@@ -46,5 +64,8 @@ def test_the_profile_is_valid_and_shorter_than_the_defaults(bench: SimpleNamespa
 
 
 def test_the_results_name_what_the_latency_processes_ran(bench: SimpleNamespace) -> None:
-    assert bench.core.Options().configuration("latency") == bench.core.LATENCY_PROFILE_ENV
-    assert bench.core.Options(latency_profile=False).configuration("latency") == "defaults"
+    assert bench.core.Options().configuration("latency") == {
+        **bench.core.NEXT_TICK_ENV,
+        **bench.core.LATENCY_PROFILE_ENV,
+    }
+    assert bench.core.Options(next_tick=False, latency_profile=False).configuration("latency") == "defaults"
