@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections.abc import Callable
 
 import psutil
 
@@ -27,6 +28,17 @@ def rss_bytes(pid: int | None = None) -> int:
     return int(psutil.Process(pid).memory_info().rss)
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds of the whole machine, all CPUs, that were not idle: every process's, the kernel's, and time
+    the hypervisor gave to other guests (steal), which this machine could not use either.
+
+    >>> machine_busy_seconds() > 0
+    True
+    """
+    times = psutil.cpu_times()
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+
+
 def cpu_seconds(process: psutil.Process) -> float | None:
     """User + system CPU seconds of a process (all its threads); None once it is gone."""
     try:
@@ -40,14 +52,17 @@ class CpuSampler:
     """Samples the CPU seconds of labelled processes every ``interval_s`` in a background thread.
 
     Samples are (wall time, CPU seconds), so the CPU a process used in any window, such as first to last
-    prediction, can be interpolated afterwards.
+    prediction, can be interpolated afterwards. The label :data:`MACHINE` is the whole machine
+    (:func:`machine_busy_seconds`), so what other processes took in a window is what is left over.
     """
+
+    MACHINE = "machine"
 
     def __init__(self, interval_s: float = 0.25) -> None:
         self.interval_s = interval_s
         self.pids: dict[str, int] = {}
-        self.samples: dict[str, list[tuple[float, float]]] = {}
-        self._processes: dict[str, psutil.Process] = {}
+        self.samples: dict[str, list[tuple[float, float]]] = {self.MACHINE: []}
+        self._readers: dict[str, Callable[[], float | None]] = {self.MACHINE: machine_busy_seconds}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
 
@@ -55,12 +70,14 @@ class CpuSampler:
         self.pids[label] = pid
         self.samples.setdefault(label, [])
         try:
-            self._processes[label] = psutil.Process(pid)
+            process = psutil.Process(pid)
         except psutil.NoSuchProcess:
             return  # gone already: no samples, so it used no CPU in any window
+        self._readers[label] = lambda: cpu_seconds(process)
         self._sample_one(label)
 
     def start(self) -> CpuSampler:
+        self._sample_one(self.MACHINE)
         self._thread.start()
         return self
 
@@ -68,17 +85,17 @@ class CpuSampler:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=5)
-        for label in list(self._processes):
+        for label in list(self._readers):
             self._sample_one(label)
 
     def _sample_one(self, label: str) -> None:
-        value = cpu_seconds(self._processes[label])
+        value = self._readers[label]()
         if value is not None:
             self.samples[label].append((time.time(), value))
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):  # sampling period
-            for label in list(self._processes):
+            for label in list(self._readers):
                 self._sample_one(label)
 
     def cpu_between(self, label: str, t0: float, t1: float) -> float:

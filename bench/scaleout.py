@@ -26,7 +26,7 @@ def run(context: Context) -> ScenarioResult:
     skew_bound = round(1 / two["largest_process_share"], 3)
     # The best two workers can do with the cores left to them: what the broker and the bench used while two
     # workers drained, taken from the machine, over what one worker used on its own.
-    spare = available_cpus() - (two["broker_cores"] or 0.0) - (two["bench_cores"] or 0.0)
+    spare = available_cpus() - sum(two[name] or 0.0 for name in ("broker_cores", "bench_cores", "other_cores"))
     cpu_bound = round(min(2.0, spare / one["processes_cores"]), 3) if one["processes_cores"] else None
     metrics: dict[str, Any] = {
         "one_worker": one,
@@ -42,12 +42,13 @@ def run(context: Context) -> ScenarioResult:
         at_least("2 workers / 1 worker", whole, "x", TARGET_TWO_OVER_ONE),
         Row("2 workers / 1 worker, both answering", steady, "x"),
         Row("bound from key skew (1 / largest share)", skew_bound, "x"),
-        Row("bound from free cores ((CPUs - broker - bench) / 1 worker's cores)", cpu_bound, "x"),
+        Row("bound from free cores ((CPUs - broker - bench - others) / 1 worker's cores)", cpu_bound, "x"),
         Row("1 worker CPU", one["processes_cores"], "cores"),
         Row("broker CPU, 2 workers", two["broker_cores"], "cores"),
         Row("workers CPU, 2 workers", two["processes_cores"], "cores"),
         Row("broker CPU, 1 worker", one["broker_cores"], "cores"),
         Row("bench (tap) CPU, 2 workers", two["bench_cores"], "cores"),
+        Row("other processes' CPU, 2 workers", two["other_cores"], "cores"),
     ]
     notes = [
         f"Machine has {available_cpus()} CPUs shared by broker, workers and anything else running; two workers "

@@ -24,6 +24,9 @@ def limit_of(run: dict[str, Any], cpus: int, speedup: float | None, processes: i
 
     >>> limit_of({"processes_cores": 1.2, "broker_cores": 0.5, "bench_cores": 0.2, "largest_share": 0.5}, 2, 1.2, 2)
     'cores (1.9 of 2 busy)'
+    >>> run = {"processes_cores": 1.3, "broker_cores": 0.2, "bench_cores": 0.05, "largest_share": 0.5}
+    >>> limit_of({**run, "other_cores": 0.35}, 2, 1.3, 2)
+    'cores (1.9 of 2 busy, 0.35 by other processes)'
     >>> limit_of({"processes_cores": 0.7, "broker_cores": 0.1, "bench_cores": 0, "largest_share": 0.5}, 2, 0.9, 2, 9.0)
     'cores (machine load 9.0 on 2 CPUs)'
     >>> limit_of({"processes_cores": 1.0, "broker_cores": 0.2, "bench_cores": 0.1, "largest_share": 0.6}, 8, 1.6, 2)
@@ -31,10 +34,12 @@ def limit_of(run: dict[str, Any], cpus: int, speedup: float | None, processes: i
     >>> limit_of({"processes_cores": 1.0, "broker_cores": 0.2, "bench_cores": 0.1, "largest_share": 0.3}, 8, 2.0, 2)
     'none'
     """
-    busy = (run["processes_cores"] or 0.0) + (run["broker_cores"] or 0.0) + (run["bench_cores"] or 0.0)
+    others = run.get("other_cores") or 0.0
+    busy = sum(run.get(name) or 0.0 for name in ("processes_cores", "broker_cores", "bench_cores")) + others
     skew_bound = 1 / run["largest_share"]
     if busy >= 0.9 * cpus:
-        return f"cores ({busy:.1f} of {cpus} busy)"
+        taken = f", {others:.2f} by other processes" if others >= 0.1 else ""
+        return f"cores ({busy:.1f} of {cpus} busy{taken})"
     if load >= cpus:
         return f"cores (machine load {load:.1f} on {cpus} CPUs)"
     if speedup is not None and speedup >= 0.9 * skew_bound and skew_bound < processes:
@@ -60,6 +65,7 @@ def run(context: Context) -> ScenarioResult:
             "processes_cores": chosen["processes_cores"],
             "broker_cores": chosen["broker_cores"],
             "bench_cores": chosen["bench_cores"],
+            "other_cores": chosen["other_cores"],
             "largest_share": chosen["largest_process_share"],
             "skew_bound": round(1 / chosen["largest_process_share"], 3),
             "process_cpu_us_per_tick": chosen["process_cpu_us_per_tick"],
@@ -73,6 +79,7 @@ def run(context: Context) -> ScenarioResult:
             Row(f"{processes} worker(s): drain rate while all answered", chosen["steady_rate_per_s"], "ticks/s"),
             Row(f"{processes} worker(s): workers' CPU", chosen["processes_cores"], "cores"),
             Row(f"{processes} worker(s): broker CPU", chosen["broker_cores"], "cores"),
+            Row(f"{processes} worker(s): other processes' CPU", chosen["other_cores"], "cores"),
             Row(f"{processes} worker(s): bound from key skew", summary["skew_bound"], "x"),
             Row(f"{processes} worker(s): machine load average after", summary["load_after"], ""),
         ]

@@ -109,6 +109,9 @@ def drain(
     processor_cpu = sum(sampler.cpu_between(name, t_first, t_last) for name in per_process)
     broker_cpu = sampler.cpu_between("broker", t_first, t_last)
     bench_cpu = sampler.cpu_between("bench", t_first, t_last)
+    # What the rest of the machine took meanwhile (other jobs, the kernel, a hypervisor's steal): cores the drain
+    # could not have. Sampled at other instants than the processes, so floored at zero.
+    other_cpu = max(0.0, sampler.cpu_between(sampler.MACHINE, t_first, t_last) - processor_cpu - broker_cpu - bench_cpu)
     bins = _timeline(stamps, t_first)
     result: dict[str, Any] = {
         "label": label,
@@ -130,6 +133,7 @@ def drain(
         "broker_cores": round(broker_cpu / span, 3) if span > 0 else None,
         "broker_cpu_ms_per_1k_ticks": round(broker_cpu / len(answered) * 1e6, 1),
         "bench_cores": round(bench_cpu / span, 3) if span > 0 else None,
+        "other_cores": round(other_cpu / span, 3) if span > 0 else None,
         # Four places: a quick drain (1,000 ticks) takes ~35 ms on a fast host, and its CPU, interpolated
         # between 0.25 s samples, is a few ms: two places rounded it to 0.0.
         "processes_cpu_s": round(processor_cpu, 4),
