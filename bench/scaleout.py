@@ -16,6 +16,23 @@ from bench.throughput import best_of
 TARGET_TWO_OVER_ONE = 1.7
 
 
+def joint_bound(largest_share: float, cpu_bound: float) -> float:
+    """The best two workers can do over one when key skew and cores both hold them back.
+
+    While both drain, each runs at ``cpu_bound / 2`` of one worker's speed (at most 1); once the smaller share
+    is done, the rest of the larger runs alone, at one worker's speed. The two bounds compound: each alone
+    says more than both together.
+
+    >>> joint_bound(0.5, 2.0), joint_bound(0.5, 1.72)
+    (2.0, 1.72)
+    >>> round(joint_bound(0.538, 1.72), 3)  # 50 symbols on 8 partitions, a broker on the same two cores
+    1.631
+    """
+    speed_together = min(1.0, cpu_bound / 2)
+    time_over_one = (1 - largest_share) / speed_together + (2 * largest_share - 1)
+    return 1 / time_over_one
+
+
 def run(context: Context) -> ScenarioResult:
     options = context.options
     one, _ = best_of(context, "worker", 1)
@@ -28,6 +45,7 @@ def run(context: Context) -> ScenarioResult:
     # workers drained, taken from the machine, over what one worker used on its own.
     spare = available_cpus() - sum(two[name] or 0.0 for name in ("broker_cores", "bench_cores", "other_cores"))
     cpu_bound = round(min(2.0, spare / one["processes_cores"]), 3) if one["processes_cores"] else None
+    both_bound = round(joint_bound(two["largest_process_share"], cpu_bound), 3) if cpu_bound else None
     metrics: dict[str, Any] = {
         "one_worker": one,
         "two_workers": two,
@@ -35,6 +53,7 @@ def run(context: Context) -> ScenarioResult:
         "two_over_one_steady": steady,
         "skew_bound": skew_bound,
         "cpu_bound": cpu_bound,
+        "joint_bound": both_bound,
     }
     rows = [
         Row("1 worker drain rate", one["rate_per_s"], "ticks/s"),
@@ -43,6 +62,7 @@ def run(context: Context) -> ScenarioResult:
         Row("2 workers / 1 worker, both answering", steady, "x"),
         Row("bound from key skew (1 / largest share)", skew_bound, "x"),
         Row("bound from free cores ((CPUs - broker - bench - others) / 1 worker's cores)", cpu_bound, "x"),
+        Row("bound from both together (the larger share's tail runs alone)", both_bound, "x"),
         Row("1 worker CPU", one["processes_cores"], "cores"),
         Row("broker CPU, 2 workers", two["broker_cores"], "cores"),
         Row("workers CPU, 2 workers", two["processes_cores"], "cores"),
