@@ -25,7 +25,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from typing import Any, cast
+from typing import Any
 
 import structlog
 from confluent_kafka import KafkaError, KafkaException, Message
@@ -172,14 +172,14 @@ class OutputProducer:
         ``source`` is the ticks partition the message answers; a refusal is charged to it.
         Raises :class:`ProduceRefused` if librdkafka refuses the message itself.
         """
-        kafka_headers = cast("list[tuple[str, str | bytes | None]] | None", headers)
+        # Every tick's prediction passes here: no method call to find its callback and no typing.cast (a Python
+        # call too). Publishing a prediction, delivery report included, went from 1.67 to 1.40 µs (issue 18).
+        callback = self._callbacks.get(source) or self._callback(source)
         try:
             if partition is None:
-                self._producer.produce(topic, value, key, headers=kafka_headers, on_delivery=self._callback(source))
+                self._producer.produce(topic, value, key, headers=headers, on_delivery=callback)
             else:
-                self._producer.produce(
-                    topic, value, key, partition=partition, headers=kafka_headers, on_delivery=self._callback(source)
-                )
+                self._producer.produce(topic, value, key, partition=partition, headers=headers, on_delivery=callback)
         except BufferError:
             return False
         except (KafkaException, ValueError, TypeError) as exc:
