@@ -11,7 +11,7 @@ from typing import Any
 
 from bench.core import Context, Row, ScenarioResult, at_least, ratio
 from bench.sampling import available_cpus
-from bench.throughput import best_of
+from bench.throughput import interleaved, median_run
 
 TARGET_TWO_OVER_ONE = 1.7
 
@@ -35,8 +35,8 @@ def joint_bound(largest_share: float, cpu_bound: float) -> float:
 
 def run(context: Context) -> ScenarioResult:
     options = context.options
-    one, _ = best_of(context, "worker", 1)
-    two, _ = best_of(context, "worker", 2)
+    runs = interleaved(context, {"one": {"kind": "worker", "processes": 1}, "two": {"kind": "worker", "processes": 2}})
+    one, two = median_run(runs["one"]), median_run(runs["two"])
     whole = ratio(two["rate_per_s"], one["rate_per_s"])
     steady = ratio(two["steady_rate_per_s"], one["rate_per_s"])
     # The best two workers can do with this key spread: the bigger share bounds the drain time.

@@ -159,17 +159,43 @@ def best_of(
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """``--repeat`` runs; the median-rate run stands for all (the machine is shared, so noise is one-sided)."""
     runs = [drain(context, kind, processes, snapshots=snapshots) for _ in range(context.options.repeat)]
+    return median_run(runs), runs
+
+
+def interleaved(context: Context, configurations: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """``--repeat`` rounds of one drain per configuration (keyword arguments of :func:`drain`), the order reversed
+    every other round: a machine that gets busier or quieter during the runs then weighs on every configuration
+    alike, where runs of one configuration after another would put the whole drift between two of them."""
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in configurations}
+    names = list(configurations)
+    for round_number in range(context.options.repeat):
+        for name in names if round_number % 2 == 0 else names[::-1]:
+            runs[name].append(drain(context, **configurations[name]))
+    return runs
+
+
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run of median rate (the lower of the middle two): it stands for all of them."""
     rates = [r["rate_per_s"] or 0.0 for r in runs]
-    median = statistics.median_low(rates)
-    return runs[rates.index(median)], runs
+    return runs[rates.index(statistics.median_low(rates))]
 
 
 def run(context: Context) -> ScenarioResult:
     options = context.options
-    minimal, minimal_runs = best_of(context, "minimal")
-    plain, plain_runs = best_of(context, "plain")
-    worker, worker_runs = best_of(context, "worker")
-    saving, saving_runs = best_of(context, "worker", snapshots=True)
+    all_runs = interleaved(
+        context,
+        {
+            "minimal": {"kind": "minimal"},
+            "plain": {"kind": "plain"},
+            "worker": {"kind": "worker"},
+            "worker_snapshots": {"kind": "worker", "snapshots": True},
+        },
+    )
+    minimal_runs, plain_runs, worker_runs, saving_runs = all_runs.values()
+    minimal, plain, worker, saving = (median_run(runs) for runs in all_runs.values())
+    # Round by round: the plain loop and the worker drained next to each other, under the same load.
+    by_round = [ratio(w["rate_per_s"], p["rate_per_s"]) for w, p in zip(worker_runs, plain_runs, strict=True)]
+    rounds = [r for r in by_round if r is not None]
     # Issue 18's targets name the next-tick configuration; what the services' defaults (three horizons with
     # intervals, Page-Hinkley) cost is shown beside it, without a target.
     at_defaults = (
@@ -185,6 +211,7 @@ def run(context: Context) -> ScenarioResult:
         "plain_over_minimal": ratio(plain["rate_per_s"], minimal["rate_per_s"]),
         "worker_over_minimal": ratio(worker["rate_per_s"], minimal["rate_per_s"]),
         "worker_at_defaults": at_defaults,
+        "worker_over_plain_by_round": rounds,
         "all_rates": {
             "minimal": [r["rate_per_s"] for r in minimal_runs],
             "plain": [r["rate_per_s"] for r in plain_runs],
@@ -197,6 +224,11 @@ def run(context: Context) -> ScenarioResult:
         Row("plain loop drain rate (ceiling)", plain["rate_per_s"], "ticks/s"),
         Row("worker drain rate", worker["rate_per_s"], "ticks/s"),
         at_least("worker / plain", worker_over_plain, "x", TARGET_WORKER_OVER_PLAIN),
+        *(
+            [Row("worker / plain, median of the rounds' ratios", statistics.median(rounds), "x")]
+            if len(rounds) > 1
+            else []
+        ),
         Row("plain / minimal (the handler's own overhead)", metrics["plain_over_minimal"], "x"),
         Row("worker / minimal", metrics["worker_over_minimal"], "x"),
         at_most("worker CPU per tick", worker["process_cpu_us_per_tick"], "µs", TARGET_WORKER_CPU_US),
