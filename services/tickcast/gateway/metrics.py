@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 #: Fan-out delay buckets (seconds): from read off Kafka to handed to a client's connection.
@@ -9,12 +11,14 @@ DELAY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 #: Event-loop stall buckets (seconds): a GET's budget is 5 ms, so finer below that.
 #: Why a record of the predictions topic was not served (``tickcast_gateway_records_refused_total``).
 REFUSAL_REASONS = ("undecodable", "non_finite")
+#: Why a request was refused 401 (``tickcast_gateway_auth_refused_total``).
+AUTH_REFUSALS = ("missing", "malformed", "unknown")
 STALL_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
 
 class GatewayMetrics:
-    """Clients connected, events fanned out, fan-out delay, clients dropped by reason, predictions read, and
-    event-loop stalls (loop lag, GC pauses)."""
+    """Clients connected, events fanned out, fan-out delay, clients dropped by reason, predictions read,
+    event-loop stalls (loop lag, GC pauses), and with authentication on, requests and streams per client."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -68,3 +72,44 @@ class GatewayMetrics:
         self.ready = Gauge(
             "tickcast_gateway_ready", "1 once every partition was read to its end after start.", registry=self.registry
         )
+        # Labelled by the names of the clients file: as many series as it has lines, forgotten when one goes.
+        self.client_requests = Counter(
+            "tickcast_gateway_client_requests",
+            "Requests to /v1 accepted, by client (a name of the clients file).",
+            ["client"],
+            registry=self.registry,
+        )
+        self.client_streams = Gauge(
+            "tickcast_gateway_client_streams",
+            "SSE streams open, by client (a name of the clients file).",
+            ["client"],
+            registry=self.registry,
+        )
+        self.auth_refused = Counter(
+            "tickcast_gateway_auth_refused",
+            "Requests to /v1 refused 401, by reason: missing (no Authorization), malformed, unknown (wrong or"
+            " revoked).",
+            ["reason"],
+            registry=self.registry,
+        )
+        for reason in AUTH_REFUSALS:
+            self.auth_refused.labels(reason)
+        self._client_names: set[str] = set()
+
+    def requests_of(self, client: str) -> Counter:
+        """The request counter of ``client`` (its child series; keep it to count without a label lookup)."""
+        self._client_names.add(client)
+        return self.client_requests.labels(client)
+
+    def streams_of(self, client: str) -> Gauge:
+        """The open-streams gauge of ``client``."""
+        self._client_names.add(client)
+        return self.client_streams.labels(client)
+
+    def keep_clients(self, names: frozenset[str]) -> None:
+        """Forget the series of clients no longer in the file (their streams were closed before)."""
+        for gone in self._client_names - names:
+            for metric in (self.client_requests, self.client_streams):
+                with suppress(KeyError):
+                    metric.remove(gone)
+        self._client_names &= names
