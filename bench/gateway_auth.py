@@ -61,14 +61,23 @@ def serve(port: int, clients_file: str | None) -> None:
     uvicorn.Server(config).run()
 
 
-def measure(mode: str, token: str, clients_file: str, rate: int, seconds: int) -> dict[str, Any]:
-    """One window of one fresh gateway: wrk's rate and latency, the gateway's instructions and CPU per request."""
+def measure(
+    mode: str, token: str, clients_file: str, rate: int, seconds: int, baseline_src: str = ""
+) -> dict[str, Any]:
+    """One window of one fresh gateway: wrk's rate and latency, the gateway's instructions and CPU per request.
+
+    A mode ``base-<mode>`` runs the gateway from ``baseline_src`` (a ``services`` folder of other code).
+    """
     port = free_port()
     argv = [sys.executable, "-m", "bench.gateway_auth", "--serve", str(port)]
+    env = None
+    if mode.startswith("base-"):
+        env = {**os.environ, "PYTHONPATH": baseline_src}
+        mode = mode.removeprefix("base-")
     if mode == "on":
         argv += ["--clients-file", clients_file]
     # off-header: no authentication, but wrk sends the header anyway: what parsing it costs, without the check.
-    server = subprocess.Popen(argv)  # nosec B603 # this module, fixed argv
+    server = subprocess.Popen(argv, env=env)  # nosec B603 # this module, fixed argv
     try:
         url = f"http://127.0.0.1:{port}"
         headers = {"Authorization": f"Bearer {token}"} if mode in ("on", "off-header") else {}
@@ -96,7 +105,7 @@ def measure(mode: str, token: str, clients_file: str, rate: int, seconds: int) -
     found = {m[2]: float(m[1]) for m in re.finditer(r"^(?:<[^>]+>|([\d.]+)),[^,]*,([\w-]+)", counters, re.M) if m[1]}
     requests = wrk["requests"] or 1
     return {
-        "mode": mode,
+        "mode": mode if env is None else f"base-{mode}",
         **wrk,
         # None where the machine has no hardware counters (a VM: perf says <not supported>).
         "instructions_per_request": round(found["instructions"] / requests) if "instructions" in found else None,
@@ -132,6 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--modes", default="off,on", help="comma-separated: off, on, off-header (no check, the header still sent)"
     )
+    parser.add_argument("--baseline-src", default="", help="a services/ folder of other code, for base-* modes")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--clients-file", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -151,7 +161,8 @@ def main(argv: list[str] | None = None) -> None:
         for round_ in range(args.rounds):
             # Each round in another order, so neither mode is always first on a machine that drifts.
             for mode in modes[round_ % len(modes) :] + modes[: round_ % len(modes)]:
-                runs.append({"round": round_ + 1, **measure(mode, token, str(clients), args.rate, args.seconds)})
+                found = measure(mode, token, str(clients), args.rate, args.seconds, args.baseline_src)
+                runs.append({"round": round_ + 1, **found})
                 print(json.dumps(runs[-1]), flush=True)
     summary: dict[str, dict[str, Any]] = {}
     for mode in args.modes.split(","):

@@ -31,14 +31,13 @@ import time
 from collections.abc import Callable
 from typing import ClassVar
 
-from prometheus_client import Counter
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
 from tickcast.gateway.auth import Clients
 from tickcast.gateway.cache import LatestCache
 from tickcast.gateway.fastpath import DIRECT_WRITE, LATEST_PREFIX, MAX_IF_NONE_MATCH, answer
 from tickcast.gateway.feed import PredictionFeed
-from tickcast.gateway.metrics import GatewayMetrics
+from tickcast.gateway.metrics import GatewayMetrics, Tally
 
 _PREFIX = LATEST_PREFIX.encode()
 #: Anything in a URL that makes its ASGI path differ from the bytes themselves: the ASGI path decides those.
@@ -66,7 +65,7 @@ class HotGetProtocol(HttpToolsProtocol):
     #: This connection's last accepted Authorization value, the clients' generation then, and its counter.
     _accepted: bytes = b""
     _accepted_in = -1
-    _counted: Counter | None = None
+    _counted: Tally | None = None
 
     def on_message_begin(self) -> None:
         self._answered_here = False
@@ -143,7 +142,7 @@ class HotGetProtocol(HttpToolsProtocol):
             self._accepted, self._accepted_in = authorization, clients.generation
             self._counted = self.metrics.requests_of(verdict)
         assert self._counted is not None  # nosec B101 # narrows the type: set with _accepted
-        self._counted.inc()
+        self._counted.count += 1
         return True
 
     def _default_headers(self) -> bytes:
