@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tickcast.common.validation import SYMBOL_PATTERN
 from tickcast.gateway.auth import CHECK_EVERY_S
-from tickcast.gateway.fastpath import CLIENT, CREDENTIAL, MAX_QUERY_BYTES, FastPath, answer
+from tickcast.gateway.fastpath import CLIENT, CREDENTIAL, MAX_QUERY_BYTES, PROTECTED_PREFIX, FastPath, answer
 from tickcast.gateway.feed import PredictionFeed
 from tickcast.gateway.httpio import (
     REVALIDATE,
@@ -248,10 +248,34 @@ def create_app(feed: PredictionFeed, source: Source | None = None, clock: Callab
     # Long queries (414) and the hot GET, before FastAPI does any work on the request: in front of its whole
     # middleware stack (error pages, exception handlers, exit stacks), not inside it as add_middleware() puts
     # it, which wrapped every send in their closures (measured ~120 -> ~100 us of CPU per GET).
+    if feed.clients is not None:
+        app.openapi = _with_bearer(app)  # type: ignore[method-assign]
     app.middleware_stack = FastPath(
         app.build_middleware_stack(), cache=feed.cache, clock=clock, clients=feed.clients, metrics=feed.metrics
     )
     return app
+
+
+def _with_bearer(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """The app's OpenAPI document with the bearer scheme on every /v1 operation (/docs can then send a token)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = app.openapi_schema
+        if schema is None:
+            schema = generate()  # FastAPI keeps it as app.openapi_schema: changed in place, once
+            schema.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "A client's token (TICKCAST_GATEWAY_CLIENTS_FILE holds its SHA-256).",
+            }
+            for path, operations in schema["paths"].items():
+                if path.startswith(PROTECTED_PREFIX):
+                    for operation in operations.values():
+                        operation["security"] = [{"bearer": []}]
+        return schema
+
+    return openapi
 
 
 async def _watch_clients(feed: PredictionFeed) -> None:

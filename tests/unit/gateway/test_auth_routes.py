@@ -66,6 +66,17 @@ def test_every_v1_route_is_checked_here_and_every_other_route_is_meant_to_be_ope
     assert {p for p in paths if not p.startswith("/v1/")} <= OPEN, "a route outside /v1 is served to anyone"
 
 
+def test_the_openapi_document_names_the_bearer_scheme_on_every_v1_operation_only(
+    gateway: tuple[PredictionFeed, uvicorn.Server, Path],
+) -> None:
+    _, server, _ = gateway
+    document = json.loads(ask(port_of(server), "/openapi.json").split(b"\r\n\r\n", 1)[1])
+    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    secured = {path for path, ops in document["paths"].items() for op in ops.values() if "security" in op}
+    assert secured == set(URLS)
+    assert "securitySchemes" not in create_app(make_feed()).openapi().get("components", {}), "open: no scheme"
+
+
 @pytest.mark.parametrize("url", URLS.values())
 def test_each_route_refuses_no_or_a_wrong_token_and_serves_a_right_one(
     url: str, gateway: tuple[PredictionFeed, uvicorn.Server, Path]
