@@ -18,6 +18,8 @@ Phases (``--only get,sse,broker``; all by default), each load from a process of 
   under the same machine load; it doubles the load);
 - ``--gateway-env`` / ``--baseline-env KEY=VALUE``: settings of one gateway only, e.g. an A/B of
   ``TICKCAST_GATEWAY_SCHED_SLICE_US`` with the same code on both sides (``--baseline-src services``);
+- ``--get-header 'NAME: VALUE'``: a header every GET sends, on both sides: with ``--gateway-env
+  TICKCAST_GATEWAY_CLIENTS_FILE=...`` and a client's token, an A/B of the bearer-token check alone;
 - ``--cpu-requests deployed,broker=1`` (or ``gateway=1000m,...``): CPU weights as Kubernetes gives pods their requests
   (cgroup v1 ``cpu.shares``, :mod:`bench.cgroups`; needs root); ``baseline=`` for the baseline gateway. Off
   by default; the results say which processes had which weight, so a run with it is never taken for one without;
@@ -96,7 +98,7 @@ def measure_get(stack: Stack, gateway: GatewayProcess, args: argparse.Namespace,
     stack.open_window()
     meter.start()
     threads_before = thread_schedstats(gateway.process.pid)
-    result = wrk_get(url, args.get_rate, args.seconds)
+    result = wrk_get(url, args.get_rate, args.seconds, tuple(args.get_header))
     result["gateway_threads"] = busy_threads(threads_before, thread_schedstats(gateway.process.pid))
     cpu_s = meter.stop()
     stack.close_window()
@@ -273,6 +275,14 @@ def main(argv: list[str] | None = None) -> None:
         default="every",
         help="the one-client baseline's symbols: every (the predictions the many see, each once) or first (one)",
     )
+    parser.add_argument(
+        "--get-header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="a header every GET of the get phase sends, on both sides of an A/B, e.g. 'Authorization: Bearer T' "
+        "with --gateway-env TICKCAST_GATEWAY_CLIENTS_FILE=... (the cost of the check alone)",
+    )
     parser.add_argument("--only", default=",".join(PHASES), help=f"comma-separated phases of {PHASES}")
     parser.add_argument("--profile", action="store_true", help="py-spy on the gateway in the get and sse phases")
     parser.add_argument(
@@ -392,7 +402,8 @@ def run_phase(
             running = {side: pool.submit(measure, side) for side in phase.sides}
             measured = {side: future.result() for side, future in running.items()}
         record = {**stack.record(), "cpu_requests": stack.cpu_requests}
-        pipeline = httpx.get(f"{stack.gateways[phase.sides[0]].url}/v1/pipeline", timeout=5).json()
+        sent = dict(header.split(": ", 1) for header in args.get_header)  # a gateway with a clients file wants it
+        pipeline = httpx.get(f"{stack.gateways[phase.sides[0]].url}/v1/pipeline", headers=sent, timeout=5).json()
     return {side: {**found, "stack": record, "pipeline": pipeline} for side, found in measured.items()}
 
 

@@ -23,6 +23,8 @@ import psutil
 _PERCENTILE = re.compile(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
 _RATE = re.compile(r"Requests/sec:\s+([\d.]+)")
 _TOTAL = re.compile(r"^\s*(\d+) requests in", re.MULTILINE)
+#: wrk counts answers that are not 2xx/3xx apart (a 401 or 404 is fast, and would pass for a served GET).
+_NOT_OK = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
 _UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
@@ -96,8 +98,9 @@ def sched_delta(
     return found
 
 
-def wrk_get(url: str, rate: int, seconds: float) -> dict[str, Any]:
-    """GET ``url`` at about ``rate``/s with wrk; its latency percentiles (ms), rate and request count."""
+def wrk_get(url: str, rate: int, seconds: float, headers: tuple[str, ...] = ()) -> dict[str, Any]:
+    """GET ``url`` at about ``rate``/s with wrk (sending ``headers``, ``Name: value`` each); its latency
+    percentiles (ms), rate and request count."""
     wrk = shutil.which("wrk")
     if wrk is None:
         return {"skipped": "wrk is not installed (Debian package wrk)"}
@@ -108,7 +111,9 @@ def wrk_get(url: str, rate: int, seconds: float) -> dict[str, Any]:
     connections = max(1, math.ceil(rate * 12 / 1000))
     with tempfile.TemporaryFile("w+") as report:
         process = subprocess.Popen(  # nosec B603 # argv built here: wrk with fixed options
-            [wrk, "-t2", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "-s", script.name, url],
+            [wrk, "-t2", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "-s", script.name]
+            + [arg for header in headers for arg in ("-H", header)]
+            + [url],
             stdout=report,
             stderr=subprocess.DEVNULL,
         )
@@ -128,7 +133,9 @@ def parse_wrk(text: str) -> dict[str, float | None]:
     """The rate, request count and latency percentiles (ms) of wrk's ``--latency`` report.
 
     >>> parse_wrk("     50%  812.00us\\n     99%    1.25ms\\n  39974 requests in 20.0s\\nRequests/sec:   1998.70\\n")
-    {'requests_per_s': 1998.7, 'requests': 39974.0, 'p50_ms': 0.812, 'p99_ms': 1.25}
+    {'requests_per_s': 1998.7, 'requests': 39974.0, 'not_ok': 0, 'p50_ms': 0.812, 'p99_ms': 1.25}
+    >>> parse_wrk("  10 requests in 1.0s\\n  Non-2xx or 3xx responses: 10\\n")["not_ok"]
+    10
     """
     achieved = _RATE.search(text)
     total = _TOTAL.search(text)
@@ -136,6 +143,7 @@ def parse_wrk(text: str) -> dict[str, float | None]:
     return {
         "requests_per_s": float(achieved[1]) if achieved else None,
         "requests": float(total[1]) if total else None,
+        "not_ok": int(not_ok[1]) if (not_ok := _NOT_OK.search(text)) else 0,
         **percentiles,
     }
 

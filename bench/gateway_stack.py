@@ -202,5 +202,9 @@ class Stack:
 
 
 def knows_all(gateway: GatewayProcess, symbols: int) -> bool:
-    """Whether ``gateway`` serves ``symbols`` symbols (every one the feed sends)."""
-    return len(httpx.get(f"{gateway.url}/v1/symbols", timeout=5).json()["symbols"]) == symbols
+    """Whether ``gateway`` serves ``symbols`` symbols (every one the feed sends), by its open ``/metrics`` (a gateway
+    with a clients file wants a token on ``/v1/symbols``)."""
+    for line in httpx.get(f"{gateway.url}/metrics", timeout=5).text.splitlines():
+        if line.startswith("tickcast_gateway_symbols "):
+            return int(float(line.split()[1])) == symbols
+    return False

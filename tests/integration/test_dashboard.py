@@ -1,7 +1,8 @@
 """The dashboard in a real browser (headless Debian chromium, driven by Selenium through chromedriver).
 
 A gateway in this process is fed synthetic predictions; the page must chart a named symbol from the SSE
-stream and show the same numbers as the API. The screenshot is kept in the test's tmp dir.
+stream and show the same numbers as the API. The screenshot is kept in the test's tmp dir. With a clients file,
+the page gets its token from the URL's fragment, and without one it says it needs one.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 
 from tickcast.common.processes import free_port
 from tickcast.gateway.app import create_app
+from tickcast.gateway.auth import client_line
 from tickcast.gateway.feed import PredictionFeed
 from tickcast.gateway.settings import GatewaySettings
 from tickcast.testing.data import DataSettings
@@ -54,24 +56,56 @@ def browser() -> Iterator[object]:
         session.quit()
 
 
-def test_the_dashboard_charts_a_symbol_live_and_shows_what_the_api_says(browser: object, tmp_path: Path) -> None:
+@pytest.mark.parametrize("token", [None, "dashboard-token-0123456789abcdef"], ids=["open", "with-clients-file"])
+def test_the_dashboard_charts_a_symbol_live_and_shows_what_the_api_says(
+    browser: object, tmp_path: Path, token: str | None
+) -> None:
     source = SyntheticPredictions(SYMBOLS, rate=25.0, count=150)
+    clients = None
+    if token is not None:
+        clients = tmp_path / "clients"
+        clients.write_text(client_line("wall-screen", token) + "\n", encoding="utf-8")
     with ServerThread(fake_worker_stats(WORKER_STATS)) as workers:
         # Two workers answer; the third URL refuses connections, as a worker that is down would.
         urls = f"{workers.url}/w1/stats,{workers.url}/w2/stats,http://127.0.0.1:{free_port()}/stats"
-        settings = GatewaySettings(partitions=4, gateway_worker_stats_urls=urls, gateway_worker_stats_interval_s=0.5)
+        settings = GatewaySettings(
+            partitions=4,
+            gateway_worker_stats_urls=urls,
+            gateway_worker_stats_interval_s=0.5,
+            gateway_clients_file=clients,
+        )
         app = create_app(PredictionFeed(settings), source)
         with ServerThread(app) as server:
-            check_the_page(browser, server.url, source, tmp_path)
+            check_the_page(browser, server.url, source, tmp_path, token)
+            if token is not None:
+                check_a_page_without_a_token_says_so(browser, server.url)
     assert (tmp_path / "dashboard.png").stat().st_size > 10_000
 
 
-def check_the_page(browser: object, url: str, source: SyntheticPredictions, tmp_path: Path) -> None:
+def check_a_page_without_a_token_says_so(browser: object, url: str) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.remote.webdriver import WebDriver
 
     assert isinstance(browser, WebDriver)
     browser.get(f"{url}/?symbol=SPY")
+    browser.execute_script("sessionStorage.clear()")  # the tab kept the token: forget it, as a new tab would
+    browser.refresh()
+    badge = browser.find_element(By.ID, "connection")
+    wait_for(lambda: badge.get_attribute("data-unauthorized") == "true", 10, "the page to say it needs a token")
+    assert "token needed" in badge.text
+    assert not browser.find_elements(By.CSS_SELECTOR, "#symbols tbody tr"), "a page without a token shows data"
+    browser.get("about:blank")
+
+
+def check_the_page(
+    browser: object, url: str, source: SyntheticPredictions, tmp_path: Path, token: str | None = None
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.remote.webdriver import WebDriver
+
+    assert isinstance(browser, WebDriver)
+    # The token in the fragment, which the browser never sends to the gateway; the page removes it.
+    browser.get(f"{url}/?symbol=SPY" + (f"#token={token}" if token else ""))
     chart = browser.find_element(By.ID, "chart")
 
     def charted() -> int:
@@ -86,7 +120,11 @@ def check_the_page(browser: object, url: str, source: SyntheticPredictions, tmp_
     assert browser.find_elements(By.CSS_SELECTOR, "#chart canvas"), "uPlot drew no canvas"
     wait_for(lambda: source.done, 20, "the synthetic feed to finish")
 
-    api = httpx.get(f"{url}/v1/predictions/SPY", timeout=5).json()
+    auth = {"Authorization": f"Bearer {token}"} if token else {}
+    api = httpx.get(f"{url}/v1/predictions/SPY", headers=auth, timeout=5).json()
+    if token is not None:
+        assert "token" not in browser.current_url, "the token stayed in the address bar"
+        assert httpx.get(f"{url}/v1/predictions/SPY", timeout=5).status_code == 401
 
     def cell(name: str) -> str:
         return browser.find_element(By.CSS_SELECTOR, f'tr[data-symbol="SPY"] td.{name}').text

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from tickcast.cli import catalog, dlq, evaluate, explain, models, ops, produce, schema, services
+from tickcast.cli import catalog, clients, dlq, evaluate, explain, models, ops, produce, schema, services
 
 app = typer.Typer(help="tickcast: streaming per-symbol price prediction on Kafka.", no_args_is_help=True)
 # Registration order is the order of `tickcast --help`: commands first, then the command groups.
@@ -18,6 +18,7 @@ app.command("broker")(services.broker)
 app.command("evaluate")(evaluate.evaluate)
 app.command("worker")(services.worker)
 app.command("gateway")(services.gateway)
+app.command("gateway-client")(clients.gateway_client)
 app.command("subscribe")(services.subscribe)
 app.command("demo")(services.demo)
 app.command("lag")(ops.lag)

@@ -102,6 +102,7 @@ def user_errors() -> Iterator[None]:
     from tickcast.common.contracts import SchemaError
     from tickcast.common.kafka import BrokerUnavailable, TopicMismatch, TopicRefused
     from tickcast.common.refusals import BrokerRefused
+    from tickcast.gateway.auth import ClientsFileError
 
     try:
         yield
@@ -113,6 +114,7 @@ def user_errors() -> Iterator[None]:
         BrokerRefused,
         TopicMismatch,
         TopicRefused,
+        ClientsFileError,
         OSError,
     ) as exc:
         fail(str(exc), code=1)

@@ -146,6 +146,10 @@ def gateway(
     settings = load_settings(GatewaySettings, gateway_port=port, gateway_host=host)
     configure_logging("gateway", settings.log_level, settings.log_format)
     with user_errors():
+        if settings.gateway_clients_file is not None:
+            from tickcast.gateway.auth import Clients
+
+            Clients.load(settings.gateway_clients_file)  # a bad file stops here, before the broker is waited for
         # The gateway reads partitions 0 to TICKCAST_PARTITIONS - 1: more would go unread, fewer never end.
         require_partitions(settings, "predictions")
         typer.echo(f"dashboard: http://{settings.gateway_host}:{settings.gateway_port}/", err=True)

@@ -57,9 +57,11 @@ class TickcastClient:
         stale_after_s: float = 10.0,
         on_gap: GapCallback | None = None,
         on_stale: StaleCallback | None = None,
+        token: str | None = None,
     ) -> TickcastClient:
-        """Read a gateway's SSE stream (and its ``/v1/predictions/{symbol}`` for :meth:`latest`)."""
-        return cls(GatewaySource(url), stale_after_s, on_gap, on_stale)
+        """Read a gateway's SSE stream (and its ``/v1/predictions/{symbol}`` for :meth:`latest`); ``token``: the
+        bearer token of a gateway with a clients file."""
+        return cls(GatewaySource(url, token=token), stale_after_s, on_gap, on_stale)
 
     @classmethod
     def from_settings(
@@ -71,7 +73,12 @@ class TickcastClient:
     ) -> TickcastClient:
         """A gateway client if ``TICKCAST_CLIENT_GATEWAY_URL`` is set, else a Kafka client."""
         if settings.client_gateway_url:
-            source = GatewaySource(settings.client_gateway_url, settings.client_reconnect_max_s)
+            token = settings.client_gateway_token
+            source = GatewaySource(
+                settings.client_gateway_url,
+                settings.client_reconnect_max_s,
+                token=token.get_secret_value() if token is not None else None,
+            )
             return cls(source, settings.client_stale_after_s, on_gap, on_stale)
         return cls.kafka(settings, from_beginning, on_gap, on_stale)
 

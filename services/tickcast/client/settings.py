@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from tickcast.common.settings import CommonSettings
 
@@ -16,6 +16,9 @@ class ClientSettings(CommonSettings):
 
     client_gateway_url: str | None = Field(
         None, pattern=r"^https?://\S{1,2000}$", description="Read from this gateway's SSE stream instead of Kafka."
+    )
+    client_gateway_token: SecretStr | None = Field(
+        None, description="Bearer token sent to the gateway (one of its clients file's); unset = none sent."
     )
     client_stale_after_s: float = Field(
         10.0, gt=0, le=86_400, description="A subscribed symbol with no prediction for this long is reported stale."

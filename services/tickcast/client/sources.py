@@ -134,8 +134,12 @@ class KafkaSource:
 class GatewaySource:
     """Predictions from a gateway's ``/v1/stream``; reconnects with ``Last-Event-ID``: nothing lost or repeated."""
 
-    def __init__(self, url: str, reconnect_max_s: float = 5.0, read_timeout_s: float = 60.0) -> None:
+    def __init__(
+        self, url: str, reconnect_max_s: float = 5.0, read_timeout_s: float = 60.0, token: str | None = None
+    ) -> None:
         self.url = url.rstrip("/")
+        # Sent with every request; a 401 ends the subscription with the gateway's reason (never the token).
+        self._auth = {"Authorization": f"Bearer {token}"} if token else {}
         self.reconnect_max_s = reconnect_max_s
         self.read_timeout_s = read_timeout_s
         self.reconnects = 0
@@ -149,7 +153,7 @@ class GatewaySource:
         timeout = httpx.Timeout(5.0, read=self.read_timeout_s)
         async with httpx.AsyncClient(timeout=timeout) as http:
             while True:
-                headers = {"Last-Event-ID": last_id} if last_id else {}
+                headers = {**self._auth, "Last-Event-ID": last_id} if last_id else dict(self._auth)
                 try:
                     async with http.stream("GET", f"{self.url}/v1/stream", params=params, headers=headers) as answer:
                         if 400 <= answer.status_code < 500:
@@ -176,7 +180,7 @@ class GatewaySource:
         import httpx
 
         async with httpx.AsyncClient(timeout=5.0) as http:
-            answer = await http.get(f"{self.url}/v1/predictions/{symbol}")
+            answer = await http.get(f"{self.url}/v1/predictions/{symbol}", headers=self._auth)
         if answer.status_code == 404:
             return None
         answer.raise_for_status()

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Protocol
 
+import structlog
 from fastapi import FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, Response, StreamingResponse
@@ -17,7 +18,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tickcast.common.validation import SYMBOL_PATTERN
-from tickcast.gateway.fastpath import MAX_QUERY_BYTES, FastPath, answer
+from tickcast.gateway.auth import CHECK_EVERY_S
+from tickcast.gateway.fastpath import CLIENT, CREDENTIAL, MAX_QUERY_BYTES, PROTECTED_PREFIX, FastPath, answer
 from tickcast.gateway.feed import PredictionFeed
 from tickcast.gateway.httpio import (
     REVALIDATE,
@@ -36,11 +38,15 @@ from tickcast.gateway.sse import EventStream
 from tickcast.gateway.stalls import GcWatch, probe_loop_lag
 from tickcast.gateway.workers import WorkerStatsPoller, dns_discovery
 
+log = structlog.get_logger("tickcast.gateway")
 STATIC_DIR = Path(__file__).parent / "static"
 ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "With a clients file set: no, or no known, bearer token."},
     414: {"model": Problem, "description": "Query string too long."},
     422: {"model": Problem, "description": "Invalid input."},
 }
+#: The 401 alone, for the /v1 routes that have none of the other errors.
+GUARDED: dict[int | str, dict[str, Any]] = {401: ERRORS[401]}
 
 
 class Source(Protocol):
@@ -70,6 +76,8 @@ def create_app(feed: PredictionFeed, source: Source | None = None, clock: Callab
         ]
         if poller.enabled:
             tasks.append(asyncio.create_task(poller.run()))
+        if feed.clients is not None:
+            tasks.append(asyncio.create_task(_watch_clients(feed)))
         try:
             with GcWatch(feed.metrics):
                 yield
@@ -140,7 +148,9 @@ def create_app(feed: PredictionFeed, source: Source | None = None, clock: Callab
         body += "[" + ",".join(f'"{name}"' for name in unknown) + "]}"
         return Response(body, media_type="application/json", headers=headers)
 
-    @app.get("/v1/symbols", response_model=SymbolList, summary="Symbols the gateway knows, with their age")
+    @app.get(
+        "/v1/symbols", response_model=SymbolList, responses=GUARDED, summary="Symbols the gateway knows, with their age"
+    )
     async def symbols() -> dict[str, Any]:
         now = clock()
         return {
@@ -161,6 +171,7 @@ def create_app(feed: PredictionFeed, source: Source | None = None, clock: Callab
         summary="Server-Sent Events of new predictions; resumable with Last-Event-ID",
     )
     async def stream(
+        request: Request,
         symbols: str | None = _symbols_query(limit, required=False),
         last_event_id: Annotated[str | None, Header(max_length=32_768)] = None,
         resume: Annotated[
@@ -178,10 +189,23 @@ def create_app(feed: PredictionFeed, source: Source | None = None, clock: Callab
             return problem(503, "starting", "the gateway is still reading the stream", {"Retry-After": "1"})
         if feed.hub.full():
             return problem(503, "too_many_clients", f"{len(feed.hub)} clients connected", {"Retry-After": "5"})
-        start = feed.open_stream(wanted, positions)
+        client = request.scope.get(CLIENT)
+        start = feed.open_stream(wanted, positions, client, request.scope.get(CREDENTIAL))
+        if client is not None:
+            log.info(
+                "gateway_stream_opened",
+                client=client,
+                symbols=None if wanted is None else len(wanted),
+                clients=len(feed.hub),
+            )
         return EventStream(feed, start, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
-    @app.get("/v1/pipeline", response_model=PipelineHealth, summary="Throughput, latency, workers, dead letters")
+    @app.get(
+        "/v1/pipeline",
+        response_model=PipelineHealth,
+        responses=GUARDED,
+        summary="Throughput, latency, workers, dead letters",
+    )
     async def pipeline() -> PipelineHealth:
         view = feed.pipeline
         return PipelineHealth(
@@ -224,8 +248,43 @@ def create_app(feed: PredictionFeed, source: Source | None = None, clock: Callab
     # Long queries (414) and the hot GET, before FastAPI does any work on the request: in front of its whole
     # middleware stack (error pages, exception handlers, exit stacks), not inside it as add_middleware() puts
     # it, which wrapped every send in their closures (measured ~120 -> ~100 us of CPU per GET).
-    app.middleware_stack = FastPath(app.build_middleware_stack(), cache=feed.cache, clock=clock)
+    if feed.clients is not None:
+        app.openapi = _with_bearer(app)  # type: ignore[method-assign]
+    app.middleware_stack = FastPath(
+        app.build_middleware_stack(), cache=feed.cache, clock=clock, clients=feed.clients, metrics=feed.metrics
+    )
     return app
+
+
+def _with_bearer(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """The app's OpenAPI document with the bearer scheme on every /v1 operation (/docs can then send a token)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = app.openapi_schema
+        if schema is None:
+            schema = generate()  # FastAPI keeps it as app.openapi_schema: changed in place, once
+            schema.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "A client's token (TICKCAST_GATEWAY_CLIENTS_FILE holds its SHA-256).",
+            }
+            for path, operations in schema["paths"].items():
+                if path.startswith(PROTECTED_PREFIX):
+                    for operation in operations.values():
+                        operation["security"] = [{"bearer": []}]
+        return schema
+
+    return openapi
+
+
+async def _watch_clients(feed: PredictionFeed) -> None:
+    """Look at the clients file every second; reload it and close revoked clients' streams when it changed."""
+    while True:
+        await asyncio.sleep(CHECK_EVERY_S)  # the check's period, not a wait for an event
+        revoked = feed.refresh_clients(time.monotonic())
+        if revoked:
+            log.info("gateway_streams_revoked", streams=revoked)
 
 
 def _symbol_path() -> Any:

@@ -9,6 +9,9 @@ a symbol in the cache came from the contract, so it already matches the path's p
 
 The same middleware refuses over-long query strings (414) before any parsing; it replaces an
 ``@app.middleware("http")`` one, which wrapped every response, SSE streams included, in extra tasks and queues.
+With a clients file (:mod:`tickcast.gateway.auth`), it is also the one gate of every ``/v1/`` route: a request
+without a known bearer token is refused (401) here, before any route, and an accepted one carries its client's
+name in the scope (:data:`CLIENT`) and in its log lines.
 """
 
 from __future__ import annotations
@@ -17,8 +20,13 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+import structlog
+from fastapi.responses import Response
+
+from tickcast.gateway.auth import Clients, Refusal
 from tickcast.gateway.cache import LatestCache, Published
 from tickcast.gateway.httpio import problem
+from tickcast.gateway.metrics import GatewayMetrics
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -36,6 +44,11 @@ SERVER_SEND = "tickcast.server_send"
 #: Scope key of a writer of body chunks straight to the connection, ``(bytes) -> bool`` (False: it cannot take
 #: them now), left by :class:`tickcast.gateway.hotget.HotGetProtocol` for the SSE stream's hub writes.
 DIRECT_WRITE = "tickcast.direct_write"
+#: Scope keys of an accepted request's client name and token digest (with authentication on).
+CLIENT = "tickcast.client"
+CREDENTIAL = "tickcast.credential"
+#: Routes that serve predictions or the pipeline's state; /health, /metrics, the page and its assets stay open.
+PROTECTED_PREFIX = "/v1/"
 _JSON = (b"content-type", b"application/json")
 _REVALIDATE = (b"cache-control", b"no-cache")
 
@@ -66,12 +79,32 @@ def _names(if_none_match: bytes, etag: bytes) -> bool:
 class FastPath:
     """ASGI middleware: answers held symbols' latest predictions itself, refuses long queries, passes the rest."""
 
-    def __init__(self, app: ASGIApp, cache: LatestCache, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        cache: LatestCache,
+        clock: Callable[[], float] = time.time,
+        clients: Clients | None = None,
+        metrics: GatewayMetrics | None = None,
+    ) -> None:
         self.app = app
         self.cache = cache
         self.clock = clock
+        self.clients = clients
+        self.metrics = metrics or GatewayMetrics()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.clients is not None and scope["type"] == "http" and scope["path"].startswith(PROTECTED_PREFIX):
+            verdict = self.clients.check(_header(scope, b"authorization"))
+            if isinstance(verdict, Refusal):
+                self.metrics.auth_refused.labels(verdict.reason).inc()
+                await unauthorized(verdict)(scope, receive, send)
+                return
+            self.metrics.requests_of(verdict).count += 1
+            scope[CLIENT] = verdict
+            scope[CREDENTIAL] = self.clients.digest_of(_header(scope, b"authorization") or b"")
+            # This request's task only: its log lines name the client.
+            structlog.contextvars.bind_contextvars(client=verdict)
         if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
             await self.app(scope, receive, send)
             return
@@ -99,3 +132,15 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
             found: bytes = value
             return found
     return None
+
+
+def unauthorized(refusal: Refusal) -> Response:
+    """The 401 answer of a refused request: what was missing or wrong, and never the token.
+
+    >>> answer = unauthorized(Refusal("unknown", "not a known token"))
+    >>> answer.status_code, answer.headers["www-authenticate"], answer.body
+    (401, 'Bearer realm="tickcast", error="invalid_token"', b'{"error":"unauthorized","detail":"not a known token"}')
+    """
+    # RFC 6750: no error code when no credentials came at all.
+    challenge = 'Bearer realm="tickcast"' + ("" if refusal.reason == "missing" else ', error="invalid_token"')
+    return problem(401, "unauthorized", refusal.detail, {"WWW-Authenticate": challenge})

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from tickcast.common.topics import partition_for, symbol_key
+from tickcast.gateway.auth import Clients
 from tickcast.gateway.cache import LatestCache, PartitionRing, Published
 from tickcast.gateway.hub import Hub, Subscription
 from tickcast.gateway.metrics import GatewayMetrics
@@ -49,6 +50,9 @@ class PredictionFeed:
         self.started_at = time.monotonic()
         self.ready_after_s: float | None = None
         self.pipeline = PipelineView()
+        # Read at start: a clients file that is missing or malformed stops the gateway with one line.
+        path = settings.gateway_clients_file
+        self.clients: Clients | None = Clients.load(path) if path is not None else None
 
     @property
     def partitions(self) -> range:
@@ -88,8 +92,24 @@ class PredictionFeed:
     def ready(self) -> bool:
         return all(partition in self.caught_up for partition in self.partitions)
 
-    def open_stream(self, symbols: frozenset[str] | None, resume: Positions | None) -> StreamStart:
-        """Register a client for ``symbols`` (None = all) from now, or from ``resume`` (a Last-Event-ID)."""
+    def refresh_clients(self, now: float) -> int:
+        """Re-read the clients file if it changed (see :meth:`Clients.refresh`) and close the streams of clients
+        no longer accepted; how many were closed."""
+        if self.clients is None or not self.clients.refresh(now):
+            return 0
+        revoked = self.hub.revoke(self.clients.accepts)
+        self.metrics.keep_clients(self.clients.names)
+        return revoked
+
+    def open_stream(
+        self,
+        symbols: frozenset[str] | None,
+        resume: Positions | None,
+        client: str | None = None,
+        credential: bytes | None = None,
+    ) -> StreamStart:
+        """Register a client for ``symbols`` (None = all) from now, or from ``resume`` (a Last-Event-ID);
+        ``client`` and ``credential`` name who opened it (with authentication on)."""
         covered = sorted({self.partition_of(s) for s in symbols}) if symbols is not None else list(self.partitions)
         positions: Positions = {}
         replay: list[Published] = []
@@ -104,5 +124,6 @@ class PredictionFeed:
             positions[partition] = position
             replay.extend(item for item in ring.after(position) if symbols is None or item.symbol in symbols)
         subscription = Subscription(symbols, positions, self.settings.gateway_client_buffer)
+        subscription.client, subscription.credential = client, credential
         self.hub.add(subscription)
         return StreamStart(subscription, replay, missed)

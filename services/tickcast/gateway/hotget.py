@@ -12,6 +12,12 @@ It also leaves each ASGI request a :class:`ChunkWriter` in its scope (:data:`DIR
 stream's hub writes live events with it straight to the connection, in the same chunked framing as
 uvicorn's ``send``, without an ASGI message per client per event.
 
+With a clients file, a hot GET is answered here only with a known bearer token; one without goes on to the
+ASGI path, whose :class:`~tickcast.gateway.fastpath.FastPath` refuses it (401) in one place for every route.
+The last accepted Authorization value is kept per connection (and the clients file's generation with it), so
+a keep-alive client's token is hashed once, not per request: later requests compare the header's bytes
+(``hmac.compare_digest``: a proxy may send several clients' requests over one connection).
+
 This is the only module coupled to uvicorn's internals (``HttpToolsProtocol``'s parser callbacks and
 attributes, ``RequestResponseCycle``'s state, and ``STATUS_LINE``); pyproject pins uvicorn's range, and
 ``tests/unit/gateway/test_hotget.py`` and ``test_event_stream.py`` fail if uvicorn changes what this relies
@@ -20,14 +26,18 @@ on or if an answer here differs from the ASGI path's.
 
 from __future__ import annotations
 
+import hmac
 import time
 from collections.abc import Callable
 from typing import ClassVar
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
+from tickcast.gateway.auth import Clients
 from tickcast.gateway.cache import LatestCache
 from tickcast.gateway.fastpath import DIRECT_WRITE, LATEST_PREFIX, MAX_IF_NONE_MATCH, answer
+from tickcast.gateway.feed import PredictionFeed
+from tickcast.gateway.metrics import GatewayMetrics, Tally
 
 _PREFIX = LATEST_PREFIX.encode()
 #: Anything in a URL that makes its ASGI path differ from the bytes themselves: the ASGI path decides those.
@@ -39,16 +49,23 @@ _PASS_ON_HEADERS = frozenset({b"content-length", b"transfer-encoding", b"upgrade
 class HotGetProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, answering held symbols' latest predictions itself (see the module doc).
 
-    Built per app by :func:`hot_get_protocol`, which sets the cache and clock it answers from.
+    Built per app by :func:`hot_get_protocol`, which sets the cache and clock it answers from, and the clients
+    it accepts (None: no authentication).
     """
 
     cache: ClassVar[LatestCache]
+    clients: ClassVar[Clients | None] = None
+    metrics: ClassVar[GatewayMetrics]
     clock: ClassVar[staticmethod[[], float]] = staticmethod(time.time)
     #: Served here since start (a class counter: one per process, read by tests and the bench).
     answered: ClassVar[int] = 0
     _defaults_of: ClassVar[object] = None
     _defaults: ClassVar[bytes] = b""
     _answered_here = False
+    #: This connection's last accepted Authorization value, the clients' generation then, and its counter.
+    _accepted: bytes = b""
+    _accepted_in = -1
+    _counted: Tally | None = None
 
     def on_message_begin(self) -> None:
         self._answered_here = False
@@ -90,6 +107,7 @@ class HotGetProtocol(HttpToolsProtocol):
         if item is None:
             return False  # unknown or invalid: FastAPI answers 404 or 422
         if_none_match: bytes | None = None
+        authorization: bytes | None = None
         for name, value in self.headers:
             if name in _PASS_ON_HEADERS:
                 return False
@@ -97,6 +115,10 @@ class HotGetProtocol(HttpToolsProtocol):
                 if len(value) > MAX_IF_NONE_MATCH:
                     return False  # FastAPI refuses it (422) as its OpenAPI document says
                 if_none_match = value
+            elif name == b"authorization" and authorization is None:
+                authorization = value
+        if self.clients is not None and not self._admit(self.clients, authorization):
+            return False  # FastPath answers the 401
         status, headers, body = answer(item, if_none_match, self.clock())
         parts = [STATUS_LINE[status], self._default_headers()]
         for name, value in headers:
@@ -107,6 +129,20 @@ class HotGetProtocol(HttpToolsProtocol):
         HotGetProtocol.answered += 1
         # What uvicorn does once a response is complete: count it, arm the keep-alive timeout.
         self.on_response_complete()
+        return True
+
+    def _admit(self, clients: Clients, authorization: bytes | None) -> bool:
+        """Whether ``authorization`` carries a known token; counts the request against its client."""
+        if authorization is None:
+            return False
+        if self._accepted_in != clients.generation or not hmac.compare_digest(authorization, self._accepted):
+            verdict = clients.check(authorization)
+            if not isinstance(verdict, str):
+                return False
+            self._accepted, self._accepted_in = authorization, clients.generation
+            self._counted = self.metrics.requests_of(verdict)
+        assert self._counted is not None  # nosec B101 # narrows the type: set with _accepted
+        self._counted.count += 1
         return True
 
     def _default_headers(self) -> bytes:
@@ -146,11 +182,14 @@ class ChunkWriter:
         return True
 
 
-def hot_get_protocol(cache: LatestCache, clock: Callable[[], float] = time.time) -> type[HotGetProtocol]:
-    """The protocol class to give uvicorn (``uvicorn.Config(http=...)``), answering from ``cache``.
+def hot_get_protocol(feed: PredictionFeed, clock: Callable[[], float] = time.time) -> type[HotGetProtocol]:
+    """The protocol class to give uvicorn (``uvicorn.Config(http=...)``), answering from ``feed``'s cache to
+    the clients it accepts (the whole feed, so that its clients can never be left out).
 
-    >>> protocol = hot_get_protocol(LatestCache(max_symbols=10))
-    >>> issubclass(protocol, HttpToolsProtocol), protocol.cache is not hot_get_protocol(LatestCache(1)).cache
+    >>> from tickcast.gateway.settings import GatewaySettings
+    >>> protocol = hot_get_protocol(PredictionFeed(GatewaySettings()))
+    >>> issubclass(protocol, HttpToolsProtocol), protocol.clients is None
     (True, True)
     """
-    return type("BoundHotGetProtocol", (HotGetProtocol,), {"cache": cache, "clock": staticmethod(clock)})
+    attributes = {"cache": feed.cache, "clock": staticmethod(clock), "clients": feed.clients, "metrics": feed.metrics}
+    return type("BoundHotGetProtocol", (HotGetProtocol,), attributes)

@@ -38,6 +38,8 @@ KEEPALIVE = b": keepalive\n\n"
 class DropReason:
     SLOW = "slow_consumer"
     SHUTDOWN = "shutdown"
+    REVOKED = "revoked"
+    """The client's token is no longer in the clients file."""
     GONE = "disconnected"
     """The client closed the connection (it never sees this one)."""
 
@@ -65,6 +67,10 @@ class Subscription:
     """Writes an event's bytes to the client's connection at once, or returns False if the connection cannot
     take it now. Set by the stream's task only while it waits with nothing queued, so nothing written here can
     overtake what the task still holds."""
+    client: str | None = None
+    """The client's name in the clients file (None without authentication)."""
+    credential: bytes | None = None
+    """The digest of the token the stream was opened with: the stream is closed once it is no longer accepted."""
 
     def wants(self, item: Published) -> bool:
         return self.symbols is None or item.symbol in self.symbols
@@ -145,6 +151,8 @@ class Hub:
             for symbol in subscription.symbols:
                 self._by_symbol.setdefault(symbol, set()).add(subscription)
         self.metrics.clients.set(len(self._clients))
+        if subscription.client is not None:
+            self.metrics.streams_of(subscription.client).inc()
 
     def remove(self, subscription: Subscription) -> None:
         if subscription not in self._clients:
@@ -158,6 +166,20 @@ class Hub:
                 if not wanting:
                     del self._by_symbol[symbol]
         self.metrics.clients.set(len(self._clients))
+        if subscription.client is not None:
+            self.metrics.streams_of(subscription.client).dec()
+
+    def revoke(self, accepts: Callable[[bytes | None], bool]) -> int:
+        """Close the streams opened with a token ``accepts`` no longer takes; how many.
+
+        Each is told why (a ``dropped`` event, reason ``revoked``) by its own task, which then ends the response.
+        """
+        revoked = [s for s in self._clients if s.credential is not None and not accepts(s.credential)]
+        for subscription in revoked:
+            subscription.drop(DropReason.REVOKED)
+            self.metrics.dropped.labels(DropReason.REVOKED).inc()
+            self.remove(subscription)
+        return len(revoked)
 
     def publish(self, item: Published) -> None:
         wanting = self._by_symbol.get(item.symbol)

@@ -36,7 +36,7 @@ def run_gateway(settings: GatewaySettings) -> None:
         log_level=settings.log_level.lower(),
         access_log=False,
         # The hot GET answered in the HTTP protocol itself, before ASGI (tickcast.gateway.hotget).
-        http=hot_get_protocol(feed.cache),
+        http=hot_get_protocol(feed),
         # A stream is closed by the gateway at shutdown; do not wait the default forever for clients.
         timeout_graceful_shutdown=5,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 
 from tickcast.common.settings import CommonSettings
@@ -77,6 +79,13 @@ class GatewaySettings(CommonSettings):
     )
     gateway_worker_stats_interval_s: float = Field(
         2.0, ge=0.1, le=300, description="Seconds between two polls of the workers' /stats."
+    )
+
+    gateway_clients_file: Path | None = Field(
+        None,
+        description="File of the clients allowed to read predictions (a Kubernetes Secret volume): one 'NAME "
+        "SHA256-HEX-OF-TOKEN' per line (`tickcast gateway-client NAME` makes one). Every /v1 route then wants "
+        "'Authorization: Bearer <token>'; re-read when it changes, no restart. Unset: no authentication.",
     )
 
     def worker_stats_urls(self) -> list[str]:

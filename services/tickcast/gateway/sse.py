@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
 
+import structlog
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -22,6 +23,7 @@ from tickcast.gateway.frames import frame, prediction_frame
 from tickcast.gateway.hub import KEEPALIVE, DropReason, Subscription
 from tickcast.gateway.positions import encode
 
+log = structlog.get_logger("tickcast.gateway")
 #: What the browser's EventSource waits before reconnecting (ms).
 RETRY_MS = 1000
 #: Events written to a connection in one chunk at most (a client's whole queue, unless it is a long backlog).
@@ -116,6 +118,9 @@ class EventStream(Response):
         finally:
             watcher.cancel()
             await events.aclose()
+            subscription = self.start.subscription
+            if subscription.client is not None:
+                log.info("gateway_stream_closed", client=subscription.client, reason=subscription.dropped or "ended")
         await write({"type": "http.response.body", "body": b"", "more_body": False})
 
 

@@ -88,12 +88,17 @@ class Event:
         return loaded
 
 
-def read_events(url: str, count: int, timeout_s: float, last_event_id: str | None = None) -> list[Event]:
-    """The first ``count`` events of the stream at ``url`` (from ``last_event_id`` if given); then it hangs up.
+def read_events(
+    url: str, count: int, timeout_s: float, last_event_id: str | None = None, token: str | None = None
+) -> list[Event]:
+    """The first ``count`` events of the stream at ``url`` (from ``last_event_id`` if given, with a bearer
+    ``token`` if given); then it hangs up.
 
     Raises :class:`TimeoutError` saying how many came if fewer than ``count`` arrive within ``timeout_s``.
     """
     headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     events: list[Event] = []
     deadline = time.monotonic() + timeout_s
     fields: dict[str, str] = {}

@@ -16,9 +16,10 @@ import pytest
 
 #: Every command and group; the subprocess also walks the app, so a new command cannot be missed.
 COMMANDS = {
-    "", "broker", "evaluate", "worker", "gateway", "subscribe", "demo", "lag", "supervise", "scale", "autoscale",
-    "topics", "topics create", "topics check", "produce", "produce synthetic", "produce file", "dlq", "dlq list",
-    "dlq summary", "dlq replay", "schema", "schema check", "schema register", "explain", "catalog", "models",
+    "", "broker", "evaluate", "worker", "gateway", "gateway-client", "subscribe", "demo", "lag", "supervise", "scale",
+    "autoscale", "topics", "topics create", "topics check", "produce", "produce synthetic", "produce file", "dlq",
+    "dlq list", "dlq summary", "dlq replay", "schema", "schema check", "schema register", "explain", "catalog",
+    "models",
 }  # fmt: skip
 
 # One interpreter for all --help pages (a fresh one per page would take a minute on a busy machine).

@@ -19,11 +19,13 @@ def cli_commands(cell: str) -> list[list[str]]:
 
     >>> cli_commands("`tickcast dlq list\\|summary [--json]`"), cli_commands("`tickcast scale N`")
     ([['dlq', 'list'], ['dlq', 'summary']], [['scale']])
+    >>> cli_commands("`tickcast gateway-client NAME`"), cli_commands("`tickcast lag --watch`")
+    ([['gateway-client']], [['lag']])
     """
     words = CODE.findall(cell)[0].replace("\\|", "|").split()[1:]
     paths: list[list[str]] = [[]]
     for word in words:
-        if not re.fullmatch(r"[a-z|]+", word):
+        if not re.fullmatch(r"[a-z][a-z-]*(\|[a-z][a-z-]*)*", word):  # a command word (gateway-client), not --an-option
             break
         paths = [[*path, alternative] for path in paths for alternative in word.split("|")]
     return paths

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Any
 
 import kubernetes_validate
@@ -223,3 +224,20 @@ def test_gateway_deployment_is_probed_autoscaled_and_served() -> None:
     assert k8s_object("Service", "tickcast-gateway")["spec"]["selector"].items() <= pod_labels.items()
     predictor_labels = k8s_object("Deployment", "tickcast-predictor")["spec"]["template"]["metadata"]["labels"]
     assert not k8s_object("Service", "tickcast-gateway")["spec"]["selector"].items() <= predictor_labels.items()
+
+
+def test_the_gateway_reads_its_clients_from_a_secret_volume_that_updates_in_place() -> None:
+    pod = k8s_object("Deployment", "tickcast-gateway")["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    path = PurePosixPath(env["TICKCAST_GATEWAY_CLIENTS_FILE"])
+    [mount] = [m for m in container["volumeMounts"] if path.parent == PurePosixPath(m["mountPath"])]
+    assert "subPath" not in mount, "a subPath mount never sees the Secret's updates: no reload without a restart"
+    assert mount["readOnly"] is True
+    [volume] = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    mounted = volume["secret"]
+    assert mounted["optional"] is False, "a gateway without its clients file must not start open"
+    assert {item["key"] for item in mounted.get("items", [{"key": path.name}])} == {path.name}
+    # Made at deploy time (README), like the snapshot key: not a manifest in git.
+    shipped = {doc["metadata"]["name"] for _, doc in k8s_documents() if doc["kind"] == "Secret"}
+    assert mounted["secretName"] not in shipped

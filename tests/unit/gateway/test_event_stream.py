@@ -19,7 +19,7 @@ from tickcast.testing.waiting import wait_for
 
 def test_a_stream_has_starlettes_headers_gets_its_events_and_leaves_the_hub_when_the_client_goes() -> None:
     feed = make_feed()
-    with serving(create_app(feed), hot_get_protocol(feed.cache)) as server:
+    with serving(create_app(feed), hot_get_protocol(feed)) as server:
         conn = socket.create_connection(("127.0.0.1", port_of(server)), timeout=5)
         with conn:
             conn.sendall(get("/v1/stream?symbols=SPY"))
@@ -77,7 +77,7 @@ def test_the_body_goes_to_the_servers_own_send_and_only_the_start_through_the_ap
 def test_a_live_event_to_an_idle_stream_is_written_by_the_hub_in_uvicorns_chunked_framing() -> None:
     feed = make_feed()
     with (
-        serving(create_app(feed), hot_get_protocol(feed.cache)) as server,
+        serving(create_app(feed), hot_get_protocol(feed)) as server,
         socket.create_connection(("127.0.0.1", port_of(server)), timeout=5) as conn,
     ):
         conn.sendall(get("/v1/stream?symbols=SPY"))
@@ -97,7 +97,7 @@ def test_a_connection_that_stops_reading_is_dropped_with_its_reason_while_anothe
     # queues every event, and a burst of 100 into 8 places dropped the reading client too when the suite ran on
     # a loaded machine. What is tested is that the stuck client goes and the reading one gets every event.
     feed = make_feed(partitions=1, gateway_client_buffer=128)
-    with serving(create_app(feed), hot_get_protocol(feed.cache)) as server:
+    with serving(create_app(feed), hot_get_protocol(feed)) as server:
         port = port_of(server)
         stuck = socket.socket()
         stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: a small window

@@ -32,7 +32,7 @@ def serving_feed(
 ) -> Iterator[uvicorn.Server]:
     """The gateway app of ``feed`` in a real uvicorn, with the hot protocol or uvicorn's own."""
     clock = lambda: 1_000.0  # noqa: E731 # one instant for both servers, so age_ms is the same
-    protocol = hot_get_protocol(feed.cache, clock) if http is HotGetProtocol else http
+    protocol = hot_get_protocol(feed, clock) if http is HotGetProtocol else http
     with serving(create_app(feed, clock=clock), protocol, keep_alive_s) as server:
         yield server
 

@@ -1,5 +1,10 @@
 // The tickcast dashboard: latest values from /v1/predictions, live updates from the SSE stream /v1/stream,
 // pipeline health from /v1/pipeline. Everything is served by the gateway itself (no network at runtime).
+//
+// A gateway with a clients file wants "Authorization: Bearer <token>" on every /v1 request. The page takes the
+// token from its URL's fragment (/#token=...), which browsers never send to a server (so it is in no access log
+// and no Referer), keeps it for the tab (sessionStorage) and removes it from the address bar. EventSource
+// cannot send headers, so the stream is read with fetch() and parsed here.
 "use strict";
 
 const MAX_POINTS = 300;           // points kept per symbol for the chart
@@ -8,6 +13,36 @@ const rows = new Map();           // symbol -> latest prediction
 const series = new Map();         // symbol -> {t: [], price: [], forecast: [], pending: []}
 let selected = new URLSearchParams(location.search).get("symbol");
 let plot = null;
+const TOKEN_KEY = "tickcast-token";
+const token = takeToken();
+
+function takeToken() {
+  const found = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (found) {
+    sessionStorage.setItem(TOKEN_KEY, found);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+function authHeaders() {
+  return token ? {Authorization: "Bearer " + token} : {};
+}
+
+class Unauthorized extends Error {}
+
+function refused() {
+  const badge = document.getElementById("connection");
+  badge.textContent = token ? "token refused (wrong or revoked)" : "token needed: open this page as /#token=<your token>";
+  badge.className = "badge down";
+  badge.dataset.unauthorized = "true";
+}
+
+async function api(path) {
+  const answer = await fetch(path, {headers: authHeaders()});
+  if (answer.status === 401) { refused(); throw new Unauthorized(path); }
+  return answer.json();
+}
 
 function fmt(value, digits) {
   return value === null || value === undefined ? "-" : Number(value).toFixed(digits);
@@ -100,7 +135,7 @@ function renderWorkers(stats) {
 
 async function refreshHealth() {
   try {
-    const h = await (await fetch("/v1/pipeline")).json();
+    const h = await api("/v1/pipeline");
     document.getElementById("h-rate").textContent = fmt(h.predictions_per_s, 1);
     document.getElementById("h-latency").textContent = h.latency_ms === null ? "-" : fmt(h.latency_ms, 0) + " ms";
     document.getElementById("h-workers").textContent = h.workers.length + (h.workers.length ? " (" + h.workers.join(", ") + ")" : "");
@@ -118,26 +153,62 @@ async function refreshHealth() {
   } catch (e) { /* the gateway is restarting: the next refresh tries again */ }
 }
 
-function connect(lastId) {
-  // The browser reconnects with Last-Event-ID by itself after a dropped connection, but not after an error
-  // answer (503 while the gateway starts): then reconnect here, resuming from the last id seen.
+// One SSE event (the fields of the lines before a blank line) to the page.
+function dispatch(type, data, badge) {
+  if (type === "prediction") remember(JSON.parse(data));
+  else if (type === "reset") badge.textContent = "resynced (missed data)";
+}
+
+async function connect(lastId) {
+  // The stream as EventSource would read it, with the token: resumes with Last-Event-ID after any end or error.
   const badge = document.getElementById("connection");
-  const stream = new EventSource("/v1/stream" + (lastId ? "?resume=" + encodeURIComponent(lastId) : ""));
-  let last = lastId;
-  stream.addEventListener("prediction", (e) => { last = e.lastEventId || last; remember(JSON.parse(e.data)); });
-  stream.addEventListener("reset", (e) => { last = e.lastEventId || last; badge.textContent = "resynced (missed data)"; });
-  stream.onopen = () => { badge.textContent = "live"; badge.className = "badge live"; };
-  stream.onerror = () => {
-    badge.textContent = "reconnecting"; badge.className = "badge down";
-    if (stream.readyState === EventSource.CLOSED) setTimeout(() => connect(last), 2000);
-  };
+  let last = lastId, retryMs = 1000;
+  try {
+    const headers = authHeaders();
+    if (last) headers["Last-Event-ID"] = last;
+    const answer = await fetch("/v1/stream", {headers, cache: "no-store"});
+    if (answer.status === 401) { refused(); return; }  // a new token needs a reload of the page
+    if (!answer.ok || !answer.body) throw new Error("stream answered " + answer.status);
+    badge.textContent = "live"; badge.className = "badge live";
+    const reader = answer.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "", type = "message", data = [], id = null;
+    for (;;) {
+      const {value, done} = await reader.read();
+      if (done) break;
+      const lines = (buffer + value).split("\n");
+      buffer = lines.pop();
+      for (const line of lines) {
+        if (line === "") {
+          if (id !== null) last = id;
+          if (data.length) dispatch(type, data.join("\n"), badge);
+          type = "message"; data = []; id = null;
+          continue;
+        }
+        if (line.startsWith(":")) continue;
+        const colon = line.indexOf(":");
+        const field = colon < 0 ? line : line.slice(0, colon);
+        const text = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+        if (field === "data") data.push(text);
+        else if (field === "event") type = text;
+        else if (field === "id") id = text;
+        else if (field === "retry" && /^\d+$/.test(text)) retryMs = Number(text);
+      }
+    }
+  } catch (e) { /* the gateway went away or is restarting: reconnect below */ }
+  badge.textContent = "reconnecting"; badge.className = "badge down";
+  setTimeout(() => connect(last), retryMs);
 }
 
 async function start() {
-  const known = (await (await fetch("/v1/symbols")).json()).symbols.map((s) => s.symbol);
-  for (let i = 0; i < known.length; i += 200) {
-    const answer = await (await fetch("/v1/predictions?symbols=" + known.slice(i, i + 200).join(","))).json();
-    answer.predictions.forEach(remember);
+  let known;
+  try {
+    known = (await api("/v1/symbols")).symbols.map((s) => s.symbol);
+    for (let i = 0; i < known.length; i += 200) {
+      (await api("/v1/predictions?symbols=" + known.slice(i, i + 200).join(","))).predictions.forEach(remember);
+    }
+  } catch (e) {
+    if (e instanceof Unauthorized) return;  // nothing to show without a token the gateway knows
+    throw e;
   }
   connect(null);
   setInterval(() => { renderTable(); renderChart(); }, 500);
