@@ -59,6 +59,10 @@ def resident_bytes(pid: int) -> int:
     return 0
 
 
+#: States of a process stopped by a signal (``t``: by a tracer).
+STOPPED = ("T", "t")
+
+
 @contextmanager
 def paused(pid: int, timeout_s: float = 5.0) -> Iterator[None]:
     """Freeze ``pid`` (SIGSTOP) for the ``with`` block, and resume it (SIGCONT) however the block ends.
@@ -70,18 +74,20 @@ def paused(pid: int, timeout_s: float = 5.0) -> Iterator[None]:
     >>> with paused(child.pid):
     ...     process_state(child.pid)
     'T'
-    >>> process_state(child.pid) in ("R", "S")
+    >>> process_state(child.pid) not in (*STOPPED, None)  # R or S; D for a moment while it pages its code in
     True
     >>> child.kill(); child.wait()
     -9
     """
     os.kill(pid, signal.SIGSTOP)
     try:
-        wait_for(lambda: process_state(pid) in ("T", "t", None), timeout_s, f"process {pid} to stop after SIGSTOP")
+        wait_for(lambda: process_state(pid) in (*STOPPED, None), timeout_s, f"process {pid} to stop after SIGSTOP")
         yield
     finally:
         with suppress(ProcessLookupError):
             os.kill(pid, signal.SIGCONT)
+        # The kernel wakes it on its own time: what follows the block may count on it running again.
+        wait_for(lambda: process_state(pid) not in STOPPED, timeout_s, f"process {pid} to resume after SIGCONT")
 
 
 def kill_hard(process: subprocess.Popen[bytes], timeout_s: float = 10.0) -> int:

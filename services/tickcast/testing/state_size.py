@@ -137,7 +137,7 @@ def measure_at_once(data: bytes, rounds: int = 3) -> int:
     True
 
     That the parts add up to it is checked in ``tests/unit/testing/test_state_size.py``: compared here as well, a
-    loaded suite once saw more than its 128 B of allocator noise between the two.
+    fresh interpreter sees up to ~200 B of allocator noise between the two.
     """
     for _ in range(WARM_UP_LOADS):
         pickle.loads(data)  # nosec B301 # the caller's own snapshot

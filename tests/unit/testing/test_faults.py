@@ -26,13 +26,15 @@ def sleeper() -> Iterator[subprocess.Popen[bytes]]:
 def test_a_paused_child_is_stopped_inside_and_running_after(sleeper: subprocess.Popen[bytes]) -> None:
     with paused(sleeper.pid):
         assert process_state(sleeper.pid) == "T"
-    assert process_state(sleeper.pid) in ("R", "S")
+    # Not in ("R", "S"): a process just started and woken shows "D" now and then while it pages its code in
+    # (6 of 1,500 tries, 2026-12-03; one of them failed the unit suite under load).
+    assert process_state(sleeper.pid) not in ("T", "t", None)
 
 
 def test_a_paused_child_resumes_even_when_the_block_fails(sleeper: subprocess.Popen[bytes]) -> None:
     with pytest.raises(RuntimeError, match="the test failed"), paused(sleeper.pid):
         raise RuntimeError("the test failed while the child was frozen")
-    assert process_state(sleeper.pid) in ("R", "S"), "left frozen after an exception"
+    assert process_state(sleeper.pid) not in ("T", "t", None), "left frozen after an exception"
 
 
 def test_a_child_that_dies_while_paused_does_not_break_the_resume(sleeper: subprocess.Popen[bytes]) -> None:

@@ -7,10 +7,12 @@ import subprocess  # nosec B404 # runs this interpreter only
 import sys
 
 # Measured in a fresh interpreter, as `make bench` measures: in a pytest-xdist worker that had run hundreds of
-# other tests beside a loaded integration run, the two ways of dropping the state once came 132 B apart (parts
-# 13,828 B, whole 13,696 B) through allocator tables and free lists that those tests left behind, not through
-# a miscount. A miscount shows at any age: reading the allocator into an int (kept alive across each part's
-# second reading) put 13 parts ~0.4 KB below the whole.
+# other tests, allocator tables and free lists those tests left behind moved the two apart. A fresh interpreter
+# still varies: over 68 runs (2026-12-03) the whole freed 1-196 B more than its parts (64-80 B in 55 of them;
+# 133-196 B in 5), the parts always 13,768 B: the state dropped at once sometimes also frees an allocator
+# block. A miscount is larger: reading the allocator into an int (kept alive across each part's second
+# reading) put 13 parts ~0.4-0.5 KB below the whole.
+ALLOCATOR_NOISE_BYTES = 256
 MEASURE = """
 import json
 from tickcast.testing.state_size import (
@@ -31,4 +33,4 @@ def test_the_parts_of_a_restored_state_add_up_to_the_state_dropped_at_once() -> 
     assert run.returncode == 0, run.stderr
     sizes = json.loads(run.stdout)
     parts, whole = sizes["parts"], sizes["whole"]
-    assert abs(parts - whole) <= 128, f"parts {parts} B, whole {whole} B"
+    assert abs(parts - whole) <= ALLOCATOR_NOISE_BYTES, f"parts {parts} B, whole {whole} B"
