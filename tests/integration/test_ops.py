@@ -261,6 +261,15 @@ def test_scale_up_and_down_changes_the_group_members_and_every_tick_is_answered(
 
 
 @pytest.mark.long
+def action_of(decision: str) -> str:
+    """The action of a decision line (``format_decision``).
+
+    >>> action_of("2024-01-02T03:04:05+00:00 hold 2->2 lag=40 processing=600/s: hold at 2: would scale up to 3")
+    'hold'
+    """
+    return decision.split()[1]
+
+
 def test_autoscale_scales_up_on_a_burst_and_back_down_after_it(pipeline: Pipeline, ops: Ops, tmp_path: Path) -> None:
     # No calendar windows (the test may run in market hours); a low per-worker rate so a modest burst needs
     # more than the --max of 3, and short windows and cooldowns so the test takes about a minute.
@@ -294,12 +303,14 @@ def test_autoscale_scales_up_on_a_burst_and_back_down_after_it(pipeline: Pipelin
 
     wait_for(lambda: split_among(ops, 1), 120, "a scale-down to 1 worker after the burst", diagnostics=ops.diagnostics)
     decisions = [line for line in ops.output("autoscale", tail=None).splitlines() if line[:4].isdigit()]
-    ups = [line for line in decisions if " up " in line]
-    downs = [line for line in decisions if " down " in line]
+    # By the action, the second field ('<time> hold 1->1 ...'): a hold's reason may say "would scale up".
+    ups = [line for line in decisions if action_of(line) == "up"]
+    downs = [line for line in decisions if action_of(line) == "down"]
     text = "\n".join(decisions)
     assert ups and any("->3 " in line for line in ups) and "capped at max 3 of --max" in text, text
     assert downs and " down 3->" in downs[0], text
-    assert not [line for line in decisions[decisions.index(downs[0]) :] if " up " in line], "scaled up after the burst"
+    after = decisions[decisions.index(downs[0]) :]
+    assert not [line for line in after if action_of(line) == "up"], f"scaled up after the burst:\n{text}"
     assert datetime.fromisoformat(downs[0].split()[0]) >= burst_over.replace(microsecond=0), (
         f"scaled down before the burst ended at {burst_over.isoformat()}:\n{text}"
     )
