@@ -4,7 +4,8 @@ Two policies compose, and every :class:`~tickcast.ops.autoscale.policy.Decision`
 
 Dynamic (size the group to the work):
 
-* ``incoming ≈ processing rate + lag slope`` (ticks/s; the slope is a least-squares fit over ``trend_window_s``),
+* ``incoming = processing rate + lag change rate`` (ticks/s), both between the same two samples ``trend_window_s``
+  apart: what arrived is what was consumed plus what the lag grew by,
 * ``need = (incoming + lag / drain_target_s) / per_worker_rate`` workers, i.e. keep up with the feed *and* clear
   the backlog within ``drain_target_s``,
 * utilisation ``u = need / current``. Above ``scale_up_utilization`` scale up, below ``scale_down_utilization``

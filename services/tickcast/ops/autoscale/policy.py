@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from tickcast.ops.autoscale.errors import ConfigError
-from tickcast.ops.autoscale.rates import LagSample, lag_slope, recent_samples
+from tickcast.ops.autoscale.rates import LagSample, recent_samples
 from tickcast.ops.autoscale.schedule import Bounds, Schedule
 
 # Guards ceil() against float noise: 2.1 / 0.7 is 3.0000000000000004, which must stay 3 workers.
@@ -164,10 +164,13 @@ def decide(
     )
     span = (now - samples[0].at).total_seconds()
     notes: list[str] = []
-    # A slope fitted to a few seconds of lag is mostly noise (Faust commits offsets in steps), and it is
-    # multiplied straight into the need; only trust it once it spans half the window.
+    # Arrivals are what was consumed plus what the lag grew by. The caller measures the processing rate between
+    # these same two samples, so the lag's change must be too: then a commit (a step that moves ticks from lag
+    # to consumed) cancels out. A least-squares slope of the lag did not: after a burst, with the backlog
+    # cleared early in the window, it read 43/s of arrivals into a stopped feed. A change over a few seconds is
+    # mostly noise, and it is multiplied straight into the need; only trust it once it spans half the window.
     if span >= policy.trend_window_s / 2:
-        slope = lag_slope(samples, policy.trend_window_s)
+        slope = (lag - samples[0].lag) / span
     else:
         slope = 0.0
         if history:

@@ -1,4 +1,4 @@
-"""The group's recent history: lag samples, the lag's trend and the processing rate derived from them."""
+"""The group's recent history: lag samples and the processing rate derived from them."""
 
 from __future__ import annotations
 
@@ -34,26 +34,6 @@ def recent_samples(samples: Sequence[LagSample], window_s: float) -> list[LagSam
     newest = samples[-1].at
     first = next(i for i, s in enumerate(samples) if (newest - s.at).total_seconds() <= window_s)
     return list(samples[max(0, first - 1) :])
-
-
-def lag_slope(samples: Sequence[LagSample], window_s: float) -> float:
-    """Least-squares slope of the lag (ticks/s) over :func:`recent_samples`; 0 with fewer than two samples.
-
-    >>> from datetime import UTC
-    >>> t = [datetime(2024, 1, 1, 0, 0, s, tzinfo=UTC) for s in (0, 10, 20)]
-    >>> lag_slope([LagSample(t[0], 100, 0), LagSample(t[1], 300, 0), LagSample(t[2], 500, 0)], 60)
-    20.0
-    """
-    recent = recent_samples(samples, window_s)
-    if len(recent) < 2:
-        return 0.0
-    xs = [(s.at - recent[0].at).total_seconds() for s in recent]
-    mean_x = sum(xs) / len(xs)
-    mean_y = sum(s.lag for s in recent) / len(recent)
-    spread = sum((x - mean_x) ** 2 for x in xs)
-    if spread == 0:
-        return 0.0
-    return sum((x - mean_x) * (s.lag - mean_y) for x, s in zip(xs, recent, strict=True)) / spread
 
 
 def processing_rate(samples: Sequence[LagSample], window_s: float) -> float:

@@ -331,3 +331,24 @@ def test_decision_is_within_one_and_the_partitions_and_within_the_bounds(
     assert 1 <= decision.desired <= partitions
     assert floor <= decision.desired <= ceiling, decision.reason
     assert decision.reason.startswith(("scale up", "scale down", "hold at"))
+
+
+def test_a_group_catching_up_after_its_feed_stopped_is_not_seen_as_busy() -> None:
+    # The integration test's settings. The feed has stopped: lag only falls, and every tick of it is
+    # consumed, most of it early in the window (the backlog left by the burst). Nothing arrives, so nothing is needed.
+    policy = DynamicPolicy(per_worker_rate=60.0, drain_target_s=10.0, trend_window_s=6.0, scale_up_cooldown_s=0.0)
+    config = AutoscaleConfig(dynamic=policy, schedule=Schedule(windows=()))
+    lags = [1500, 600, 100, 0, 0, 0, 0]
+    history = [
+        LagSample(SATURDAY_NOON + timedelta(seconds=s), lag, 10_000 + 1500 - lag) for s, lag in enumerate(lags[:-1])
+    ]
+    now = SATURDAY_NOON + timedelta(seconds=len(lags) - 1)
+    sample = LagSample(now, lags[-1], 10_000 + 1500 - lags[-1])
+    rate = processing_rate([*history, sample], policy.trend_window_s)
+    decision = decide(
+        now=now, lag=0, history=history, processing_rate=rate, current=1, partitions=8, config=config,
+        state=ScalerState(),
+    )  # fmt: skip
+    assert rate == 250.0
+    assert "incoming ~0/s" in decision.reason, decision.reason
+    assert decision.action == "hold", decision.reason
