@@ -37,7 +37,8 @@ def package_of(peer: str) -> str:
     return PACKAGES[peer.split("-")[0]]
 
 
-def installed(peer: str) -> bool:
+def _installed(peer: str) -> bool:
+    # Its own function so the unit tests, whose drains are fakes, can pick the peers regardless of the venv.
     return importlib.util.find_spec(package_of(peer)) is not None
 
 
@@ -91,7 +92,7 @@ def run(context: Context) -> ScenarioResult:
     notes: list[str] = []
     peers = []
     for peer in (*PEERS, *USER_PEERS):
-        if installed(peer):
+        if _installed(peer):
             peers.append(peer)
         else:
             notes.append(f"{peer} skipped: {package_of(peer)} is not installed (pip install -e '.[bench-peers]')")

@@ -22,7 +22,7 @@ def modules(monkeypatch: pytest.MonkeyPatch) -> tuple[ModuleType, ModuleType]:
     import bench.throughput
 
     # Three peers stand for all, installed or not: the drains are faked.
-    monkeypatch.setattr(bench.peers.scenario, "installed", lambda peer: peer in ONLY)
+    monkeypatch.setattr(bench.peers.scenario, "_installed", lambda peer: peer in ONLY)
     return bench.peers.scenario, bench.throughput
 
 
