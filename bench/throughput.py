@@ -13,6 +13,7 @@ import os
 import statistics
 import time
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import replace
 from typing import Any
 
@@ -162,15 +163,29 @@ def best_of(
     return median_run(runs), runs
 
 
-def interleaved(context: Context, configurations: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+def interleaved(
+    context: Context, configurations: dict[str, dict[str, Any]], may_fail: Collection[str] = ()
+) -> dict[str, list[dict[str, Any]]]:
     """``--repeat`` rounds of one drain per configuration (keyword arguments of :func:`drain`), the order reversed
     every other round: a machine that gets busier or quieter during the runs then weighs on every configuration
-    alike, where runs of one configuration after another would put the whole drift between two of them."""
+    alike, where runs of one configuration after another would put the whole drift between two of them.
+
+    A run of a configuration in ``may_fail`` that could not be measured is kept as ``{"failed": reason}`` and the
+    configuration sits out the later rounds (a peer that timed out once costs minutes each time); so the i-th run
+    of every configuration is round i's. Any other configuration's failure ends the scenario.
+    """
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in configurations}
     names = list(configurations)
     for round_number in range(context.options.repeat):
         for name in names if round_number % 2 == 0 else names[::-1]:
-            runs[name].append(drain(context, **configurations[name]))
+            if runs[name] and "failed" in runs[name][-1]:
+                continue
+            try:
+                runs[name].append(drain(context, **configurations[name]))
+            except UNMEASURED as exc:
+                if name not in may_fail:
+                    raise
+                runs[name].append({"failed": str(exc).splitlines()[0] if str(exc) else type(exc).__name__})
     return runs
 
 
