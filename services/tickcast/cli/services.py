@@ -142,6 +142,7 @@ def gateway(
     """Serve latest predictions, an SSE stream and the live dashboard over HTTP; run as many as you like."""
     from tickcast.gateway.server import run_gateway
     from tickcast.gateway.settings import GatewaySettings
+    from tickcast.gateway.tls import load_tls
 
     settings = load_settings(GatewaySettings, gateway_port=port, gateway_host=host)
     configure_logging("gateway", settings.log_level, settings.log_format)
@@ -150,10 +151,11 @@ def gateway(
             from tickcast.gateway.auth import Clients
 
             Clients.load(settings.gateway_clients_file)  # a bad file stops here, before the broker is waited for
+        tls = load_tls(settings)  # so does a bad certificate or key
         # The gateway reads partitions 0 to TICKCAST_PARTITIONS - 1: more would go unread, fewer never end.
         require_partitions(settings, "predictions")
-        typer.echo(f"dashboard: http://{settings.gateway_host}:{settings.gateway_port}/", err=True)
-        run_gateway(settings)
+        typer.echo(f"dashboard: {settings.gateway_scheme}://{settings.gateway_host}:{settings.gateway_port}/", err=True)
+        run_gateway(settings, tls)
 
 
 def subscribe(
