@@ -41,9 +41,7 @@ async def _publish(feed: Any, *symbols: str) -> list[Any]:
     return publish(feed, *symbols)  # on the server's loop, as the Kafka source delivers
 
 
-def test_with_the_gateways_ca_the_client_reads_latest_and_the_stream(
-    ca: ThrowawayCA, gateway: tuple[Any, Any]
-) -> None:
+def test_with_the_gateways_ca_the_client_reads_latest_and_the_stream(ca: ThrowawayCA, gateway: tuple[Any, Any]) -> None:
     feed, server = gateway
     url = f"https://127.0.0.1:{port_of(server)}"
     settings = ClientSettings(client_gateway_url=url, client_gateway_ca_file=ca.ca_file)
