@@ -139,7 +139,8 @@ def gateway(
     port: Annotated[int | None, typer.Option(help="HTTP port (default TICKCAST_GATEWAY_PORT, 8080).")] = None,
     host: Annotated[str | None, typer.Option(help="Interface (default TICKCAST_GATEWAY_HOST, 127.0.0.1).")] = None,
 ) -> None:
-    """Serve latest predictions, an SSE stream and the live dashboard over HTTP; run as many as you like."""
+    """Serve latest predictions, an SSE stream and the live dashboard over HTTP (HTTPS with a certificate); run as
+    many as you like."""
     from tickcast.gateway.server import run_gateway
     from tickcast.gateway.settings import GatewaySettings
     from tickcast.gateway.tls import load_tls

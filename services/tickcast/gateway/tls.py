@@ -45,7 +45,12 @@ class TlsFiles:
     password: Path | None = None
 
     def stamp(self) -> tuple[tuple[int, int, int, int], ...]:
-        """Inode, size and mtime of each file, through symlinks (a Secret volume swaps a link on update)."""
+        """Device, inode, size and mtime of each file, through symlinks (a Secret volume swaps a link on update);
+        all -1 for a file that cannot be looked at.
+
+        >>> TlsFiles(Path("/nonexistent/tls.crt"), Path("/nonexistent/tls.key")).stamp()
+        ((-1, -1, -1, -1), (-1, -1, -1, -1))
+        """
         return tuple(_stamp(path) for path in (self.cert, self.key, self.password) if path is not None)
 
 
@@ -111,6 +116,16 @@ class ServerTls:
     new context, and each handshake is moved onto the newest one by the SNI callback (called for every
     ClientHello, with or without a server name). Loading into the listening context itself would leave it
     broken by a renewal whose key does not fit: OpenSSL replaces the certificate before it checks the key.
+
+    >>> import tempfile, trustme
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     issued = trustme.CA().issue_cert("127.0.0.1")
+    ...     files = TlsFiles(Path(tmp) / "tls.crt", Path(tmp) / "tls.key")
+    ...     issued.cert_chain_pems[0].write_to_path(str(files.cert))
+    ...     issued.private_key_pem.write_to_path(str(files.key))
+    ...     tls = ServerTls(files)
+    ...     tls.refresh(now=0.0), tls.loads, sorted(tls.uvicorn_options())
+    (False, 1, ['ssl_context_factory'])
     """
 
     def __init__(self, files: TlsFiles, minimum_version: str = "1.2") -> None:

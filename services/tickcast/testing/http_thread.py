@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, BinaryIO
 
+import anyio
 import uvicorn
 
 from tickcast.testing.waiting import wait_for
@@ -28,6 +29,10 @@ def serving(
     tls: ssl.SSLContext | None = None,
 ) -> Iterator[uvicorn.Server]:
     """``app`` on a free loopback port with the HTTP protocol ``http`` (HTTPS with ``tls``), until the block ends."""
+    # The first file answer (the dashboard's page) imports anyio's file module lazily. Under pytest that import is
+    # rewritten (ast.parse) in the server's thread, and on CPython 3.11.7 two threads parsing at once can fail
+    # with "SystemError: AST constructor recursion depth mismatch": imported here, on the caller's thread.
+    anyio.open_file  # noqa: B018
     secure: dict[str, Any] = {} if tls is None else {"ssl_context_factory": lambda config, default: tls}
     config = uvicorn.Config(
         app, http=http, log_level="warning", access_log=False, timeout_keep_alive=keep_alive_s, **secure

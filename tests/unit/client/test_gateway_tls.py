@@ -94,18 +94,3 @@ def test_https_to_a_plain_http_gateway_says_so(tmp_path: Path) -> None:
         url = f"https://127.0.0.1:{port_of(server)}"
         with pytest.raises(GatewayTlsError, match=f"TLS to {url} failed: .*does the gateway serve HTTPS"):
             asyncio.run(TickcastClient.gateway(url).latest("SPY"))
-
-
-def test_subscribe_on_the_command_line_prints_the_tls_failure_on_one_line(gateway: tuple[Any, Any]) -> None:
-    from typer.testing import CliRunner
-
-    from tickcast.cli import app as cli
-
-    _, server = gateway
-    url = f"https://127.0.0.1:{port_of(server)}"
-    result = CliRunner().invoke(cli, ["subscribe", "--gateway", url, "--count", "1", "--timeout", "10"])
-    assert result.exit_code == 1, result.output
-    assert result.output.strip().splitlines()[-1].startswith(
-        f"tickcast: error: TLS to {url} failed: certificate verify failed: unable to get local issuer certificate"
-    )
-    assert "Traceback" not in result.output

@@ -16,10 +16,8 @@ import pytest
 import trustme
 import uvicorn
 from pydantic import ValidationError
-from typer.testing import CliRunner
 
 from tests.unit.gateway.fakes import make_feed, publish
-from tickcast.cli import app as cli
 from tickcast.gateway.app import create_app
 from tickcast.gateway.hotget import HotGetProtocol, hot_get_protocol
 from tickcast.gateway.settings import GatewaySettings
@@ -48,30 +46,6 @@ def ca(tmp_path_factory: pytest.TempPathFactory) -> ThrowawayCA:
 def test_the_certificate_and_its_key_come_together_or_not_at_all(given: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         GatewaySettings(**given)
-
-
-def test_a_certificate_without_a_key_stops_the_cli_with_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TICKCAST_GATEWAY_TLS_CERT_FILE", "/etc/tls/tls.crt")
-    result = CliRunner().invoke(cli, ["gateway", "--port", "0"])
-    assert result.exit_code == 2
-    assert result.output.strip().splitlines()[-1] == (
-        "tickcast: error: invalid configuration: TICKCAST_GATEWAY_TLS_CERT_FILE is set without "
-        "TICKCAST_GATEWAY_TLS_KEY_FILE: HTTPS needs both the certificate chain and its key"
-    )
-
-
-def test_a_missing_key_file_stops_the_gateway_before_the_broker_with_one_line(
-    ca: ThrowawayCA, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("TICKCAST_GATEWAY_TLS_CERT_FILE", str(ca.server_cert))
-    monkeypatch.setenv("TICKCAST_GATEWAY_TLS_KEY_FILE", str(tmp_path / "tls.key"))
-    monkeypatch.setenv("TICKCAST_BOOTSTRAP_SERVERS", "127.0.0.1:1")  # never reached: the file stops it first
-    result = CliRunner().invoke(cli, ["gateway", "--port", "0"])
-    assert result.exit_code == 1
-    assert result.output.strip().splitlines()[-1] == (
-        f"tickcast: error: TICKCAST_GATEWAY_TLS_KEY_FILE {tmp_path / 'tls.key'}: No such file or directory"
-    )
-    assert "Traceback" not in result.output
 
 
 def _encrypted(key: Path, password: bytes, into: Path) -> Path:
