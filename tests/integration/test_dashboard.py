@@ -2,12 +2,14 @@
 
 A gateway in this process is fed synthetic predictions; the page must chart a named symbol from the SSE
 stream and show the same numbers as the API. The screenshot is kept in the test's tmp dir. With a clients file,
-the page gets its token from the URL's fragment, and without one it says it needs one.
+the page gets its token from the URL's fragment, and without one it says it needs one. Served over HTTPS (a
+test CA, which chromium is told to accept), the page and its streaming fetch work the same.
 """
 
 from __future__ import annotations
 
 import shutil
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,8 +21,10 @@ from tickcast.gateway.app import create_app
 from tickcast.gateway.auth import client_line
 from tickcast.gateway.feed import PredictionFeed
 from tickcast.gateway.settings import GatewaySettings
+from tickcast.gateway.tls import ServerTls, TlsFiles
 from tickcast.testing.data import DataSettings
 from tickcast.testing.gateway_fake import ServerThread, SyntheticPredictions, fake_worker_stats
+from tickcast.testing.tls import make_ca
 from tickcast.testing.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
@@ -48,6 +52,8 @@ def browser() -> Iterator[object]:
     options.binary_location = chromium
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1500,900"):
         options.add_argument(argument)
+    # The https case's certificate is signed by a CA made for the test, which chromium's own store lacks.
+    options.add_argument("--ignore-certificate-errors")
     # The system chromedriver, so Selenium never downloads a browser or a driver.
     session = webdriver.Chrome(options=options, service=Service(executable_path=driver))
     try:
@@ -56,11 +62,22 @@ def browser() -> Iterator[object]:
         session.quit()
 
 
-@pytest.mark.parametrize("token", [None, "dashboard-token-0123456789abcdef"], ids=["open", "with-clients-file"])
+@pytest.mark.parametrize(
+    ("token", "https"),
+    [(None, False), ("dashboard-token-0123456789abcdef", False), ("dashboard-token-0123456789abcdef", True)],
+    ids=["open", "with-clients-file", "https-with-clients-file"],
+)
 def test_the_dashboard_charts_a_symbol_live_and_shows_what_the_api_says(
-    browser: object, tmp_path: Path, token: str | None
+    browser: object, tmp_path: Path, token: str | None, https: bool
 ) -> None:
     source = SyntheticPredictions(SYMBOLS, rate=25.0, count=150)
+    tls, verify = None, True
+    if https:
+        ca = make_ca(tmp_path / "tls")
+        tls, verify = (
+            ServerTls(TlsFiles(ca.server_cert, ca.server_key)),
+            ssl.create_default_context(cafile=str(ca.ca_file)),
+        )
     clients = None
     if token is not None:
         clients = tmp_path / "clients"
@@ -74,9 +91,10 @@ def test_the_dashboard_charts_a_symbol_live_and_shows_what_the_api_says(
             gateway_worker_stats_interval_s=0.5,
             gateway_clients_file=clients,
         )
-        app = create_app(PredictionFeed(settings), source)
-        with ServerThread(app) as server:
-            check_the_page(browser, server.url, source, tmp_path, token)
+        app = create_app(PredictionFeed(settings), source, tls=tls)
+        with ServerThread(app, tls=None if tls is None else tls.context) as server:
+            assert server.url.startswith("https://" if https else "http://")
+            check_the_page(browser, server.url, source, tmp_path, token, verify)
             if token is not None:
                 check_a_page_without_a_token_says_so(browser, server.url)
     assert (tmp_path / "dashboard.png").stat().st_size > 10_000
@@ -98,7 +116,12 @@ def check_a_page_without_a_token_says_so(browser: object, url: str) -> None:
 
 
 def check_the_page(
-    browser: object, url: str, source: SyntheticPredictions, tmp_path: Path, token: str | None = None
+    browser: object,
+    url: str,
+    source: SyntheticPredictions,
+    tmp_path: Path,
+    token: str | None = None,
+    verify: ssl.SSLContext | bool = True,
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -121,10 +144,10 @@ def check_the_page(
     wait_for(lambda: source.done, 20, "the synthetic feed to finish")
 
     auth = {"Authorization": f"Bearer {token}"} if token else {}
-    api = httpx.get(f"{url}/v1/predictions/SPY", headers=auth, timeout=5).json()
+    api = httpx.get(f"{url}/v1/predictions/SPY", headers=auth, timeout=5, verify=verify).json()
     if token is not None:
         assert "token" not in browser.current_url, "the token stayed in the address bar"
-        assert httpx.get(f"{url}/v1/predictions/SPY", timeout=5).status_code == 401
+        assert httpx.get(f"{url}/v1/predictions/SPY", timeout=5, verify=verify).status_code == 401
 
     def cell(name: str) -> str:
         return browser.find_element(By.CSS_SELECTOR, f'tr[data-symbol="SPY"] td.{name}').text

@@ -103,6 +103,7 @@ def user_errors() -> Iterator[None]:
     from tickcast.common.kafka import BrokerUnavailable, TopicMismatch, TopicRefused
     from tickcast.common.refusals import BrokerRefused
     from tickcast.gateway.auth import ClientsFileError
+    from tickcast.gateway.tls import TlsFileError
 
     try:
         yield
@@ -115,6 +116,7 @@ def user_errors() -> Iterator[None]:
         TopicMismatch,
         TopicRefused,
         ClientsFileError,
+        TlsFileError,
         OSError,
     ) as exc:
         fail(str(exc), code=1)

@@ -139,9 +139,11 @@ def gateway(
     port: Annotated[int | None, typer.Option(help="HTTP port (default TICKCAST_GATEWAY_PORT, 8080).")] = None,
     host: Annotated[str | None, typer.Option(help="Interface (default TICKCAST_GATEWAY_HOST, 127.0.0.1).")] = None,
 ) -> None:
-    """Serve latest predictions, an SSE stream and the live dashboard over HTTP; run as many as you like."""
+    """Serve latest predictions, an SSE stream and the live dashboard over HTTP (HTTPS with a certificate); run as
+    many as you like."""
     from tickcast.gateway.server import run_gateway
     from tickcast.gateway.settings import GatewaySettings
+    from tickcast.gateway.tls import load_tls
 
     settings = load_settings(GatewaySettings, gateway_port=port, gateway_host=host)
     configure_logging("gateway", settings.log_level, settings.log_format)
@@ -150,10 +152,11 @@ def gateway(
             from tickcast.gateway.auth import Clients
 
             Clients.load(settings.gateway_clients_file)  # a bad file stops here, before the broker is waited for
+        tls = load_tls(settings)  # so does a bad certificate or key
         # The gateway reads partitions 0 to TICKCAST_PARTITIONS - 1: more would go unread, fewer never end.
         require_partitions(settings, "predictions")
-        typer.echo(f"dashboard: http://{settings.gateway_host}:{settings.gateway_port}/", err=True)
-        run_gateway(settings)
+        typer.echo(f"dashboard: {settings.gateway_scheme}://{settings.gateway_host}:{settings.gateway_port}/", err=True)
+        run_gateway(settings, tls)
 
 
 def subscribe(

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
 
 from tickcast.client.records import PredictionRecord
 from tickcast.client.settings import ClientSettings
@@ -58,10 +59,13 @@ class TickcastClient:
         on_gap: GapCallback | None = None,
         on_stale: StaleCallback | None = None,
         token: str | None = None,
+        ca_file: Path | str | None = None,
     ) -> TickcastClient:
         """Read a gateway's SSE stream (and its ``/v1/predictions/{symbol}`` for :meth:`latest`); ``token``: the
-        bearer token of a gateway with a clients file."""
-        return cls(GatewaySource(url, token=token), stale_after_s, on_gap, on_stale)
+        bearer token of a gateway with a clients file; ``ca_file``: the CAs (PEM) an ``https://`` gateway's
+        certificate is verified against, instead of the system's."""
+        source = GatewaySource(url, token=token, ca_file=Path(ca_file) if ca_file is not None else None)
+        return cls(source, stale_after_s, on_gap, on_stale)
 
     @classmethod
     def from_settings(
@@ -78,6 +82,7 @@ class TickcastClient:
                 settings.client_gateway_url,
                 settings.client_reconnect_max_s,
                 token=token.get_secret_value() if token is not None else None,
+                ca_file=settings.client_gateway_ca_file,
             )
             return cls(source, settings.client_stale_after_s, on_gap, on_stale)
         return cls.kafka(settings, from_beginning, on_gap, on_stale)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr
 
 from tickcast.common.settings import CommonSettings
@@ -19,6 +21,9 @@ class ClientSettings(CommonSettings):
     )
     client_gateway_token: SecretStr | None = Field(
         None, description="Bearer token sent to the gateway (one of its clients file's); unset = none sent."
+    )
+    client_gateway_ca_file: Path | None = Field(
+        None, description="PEM of the CAs an https:// gateway's certificate is checked against (unset: the system's)."
     )
     client_stale_after_s: float = Field(
         10.0, gt=0, le=86_400, description="A subscribed symbol with no prediction for this long is reported stale."

@@ -8,9 +8,11 @@ sees every offset there; a gateway stream for chosen symbols sees only theirs.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, Message, TopicPartition
@@ -131,11 +133,54 @@ class KafkaSource:
             consumer.close()
 
 
+class GatewayTlsError(ConnectionError):
+    """The TLS handshake with a gateway failed: its certificate is not trusted (or names another host), or it
+    does not speak HTTPS. Raised at once, not retried: another attempt would fail the same way."""
+
+
+def tls_failure(exc: BaseException, url: str, ca_file: Path | None) -> GatewayTlsError | None:
+    """The :class:`GatewayTlsError` behind an HTTP client's error (an ``ssl.SSLError`` in its causes), or None.
+
+    >>> cause = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    >>> cause.verify_message = "unable to get local issuer certificate"
+    >>> try:
+    ...     raise OSError("connect failed") from cause
+    ... except OSError as exc:
+    ...     print(tls_failure(exc, "https://gw:8443", None))  # doctest: +NORMALIZE_WHITESPACE
+    TLS to https://gw:8443 failed: certificate verify failed: unable to get local issuer certificate (trusted CAs:
+    the system's; trust the gateway's CA with ca_file= or TICKCAST_CLIENT_GATEWAY_CA_FILE)
+    >>> tls_failure(OSError("refused"), "https://gw:8443", None) is None
+    True
+    """
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, ssl.SSLError):
+        cause = cause.__cause__ or cause.__context__
+    if cause is None:
+        return None
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        trusted = str(ca_file) if ca_file is not None else "the system's"
+        why = f"certificate verify failed: {cause.verify_message}"
+        hint = f"trusted CAs: {trusted}; trust the gateway's CA with ca_file= or TICKCAST_CLIENT_GATEWAY_CA_FILE"
+    else:
+        why = cause.reason or str(cause)
+        hint = "does the gateway serve HTTPS on that port? An http:// URL for a plain-HTTP gateway"
+    return GatewayTlsError(f"TLS to {url} failed: {why} ({hint})")
+
+
 class GatewaySource:
-    """Predictions from a gateway's ``/v1/stream``; reconnects with ``Last-Event-ID``: nothing lost or repeated."""
+    """Predictions from a gateway's ``/v1/stream``; reconnects with ``Last-Event-ID``: nothing lost or repeated.
+
+    An ``https://`` URL is verified against the system's CAs, or only against ``ca_file`` (a PEM bundle, for
+    a gateway whose certificate a private CA signed); a TLS failure raises :class:`GatewayTlsError`.
+    """
 
     def __init__(
-        self, url: str, reconnect_max_s: float = 5.0, read_timeout_s: float = 60.0, token: str | None = None
+        self,
+        url: str,
+        reconnect_max_s: float = 5.0,
+        read_timeout_s: float = 60.0,
+        token: str | None = None,
+        ca_file: Path | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         # Sent with every request; a 401 ends the subscription with the gateway's reason (never the token).
@@ -143,6 +188,11 @@ class GatewaySource:
         self.reconnect_max_s = reconnect_max_s
         self.read_timeout_s = read_timeout_s
         self.reconnects = 0
+        self.ca_file = ca_file
+        # Made once: a context per request would read the CA file (or the system's store) every time.
+        self._verify: ssl.SSLContext | bool = True
+        if ca_file is not None:
+            self._verify = ssl.create_default_context(cafile=str(ca_file))
 
     async def run(self, symbols: frozenset[str] | None, out: asyncio.Queue[Item]) -> None:
         import httpx
@@ -151,7 +201,7 @@ class GatewaySource:
         backoff = 0.1
         params = {"symbols": ",".join(sorted(symbols))} if symbols else {}
         timeout = httpx.Timeout(5.0, read=self.read_timeout_s)
-        async with httpx.AsyncClient(timeout=timeout) as http:
+        async with httpx.AsyncClient(timeout=timeout, verify=self._verify) as http:
             while True:
                 headers = {**self._auth, "Last-Event-ID": last_id} if last_id else dict(self._auth)
                 try:
@@ -170,8 +220,9 @@ class GatewaySource:
                                 last_id = event.get("id", last_id)
                                 if event.get("event") == "dropped":
                                     break
-                except (httpx.TransportError, httpx.StreamError):
-                    pass
+                except (httpx.TransportError, httpx.StreamError) as exc:
+                    if (failed := tls_failure(exc, self.url, self.ca_file)) is not None:
+                        raise failed from None
                 self.reconnects += 1
                 await asyncio.sleep(backoff)  # backoff between reconnects, not synchronisation
                 backoff = min(backoff * 2, self.reconnect_max_s)
@@ -179,8 +230,13 @@ class GatewaySource:
     async def latest(self, symbol: str) -> PredictionRecord | None:
         import httpx
 
-        async with httpx.AsyncClient(timeout=5.0) as http:
-            answer = await http.get(f"{self.url}/v1/predictions/{symbol}", headers=self._auth)
+        async with httpx.AsyncClient(timeout=5.0, verify=self._verify) as http:
+            try:
+                answer = await http.get(f"{self.url}/v1/predictions/{symbol}", headers=self._auth)
+            except httpx.TransportError as exc:
+                if (failed := tls_failure(exc, self.url, self.ca_file)) is not None:
+                    raise failed from None
+                raise
         if answer.status_code == 404:
             return None
         answer.raise_for_status()

@@ -36,6 +36,7 @@ from tickcast.gateway.positions import BadPosition, decode
 from tickcast.gateway.schemas import Health, PipelineHealth, PredictionList, PredictionOut, Problem, SymbolList
 from tickcast.gateway.sse import EventStream
 from tickcast.gateway.stalls import GcWatch, probe_loop_lag
+from tickcast.gateway.tls import ServerTls
 from tickcast.gateway.workers import WorkerStatsPoller, dns_discovery
 
 log = structlog.get_logger("tickcast.gateway")
@@ -56,8 +57,13 @@ class Source(Protocol):
     def stop(self) -> None: ...
 
 
-def create_app(feed: PredictionFeed, source: Source | None = None, clock: Callable[[], float] = time.time) -> FastAPI:
-    """The gateway app over ``feed``; ``source`` (if any) runs while the app does."""
+def create_app(
+    feed: PredictionFeed,
+    source: Source | None = None,
+    clock: Callable[[], float] = time.time,
+    tls: ServerTls | None = None,
+) -> FastAPI:
+    """The gateway app over ``feed``; ``source`` (if any) runs while the app does; ``tls``'s files are watched."""
     settings = feed.settings
     limit = settings.gateway_max_query_symbols
 
@@ -78,6 +84,8 @@ def create_app(feed: PredictionFeed, source: Source | None = None, clock: Callab
             tasks.append(asyncio.create_task(poller.run()))
         if feed.clients is not None:
             tasks.append(asyncio.create_task(_watch_clients(feed)))
+        if tls is not None:
+            tasks.append(asyncio.create_task(_watch_certificate(tls)))
         try:
             with GcWatch(feed.metrics):
                 yield
@@ -285,6 +293,13 @@ async def _watch_clients(feed: PredictionFeed) -> None:
         revoked = feed.refresh_clients(time.monotonic())
         if revoked:
             log.info("gateway_streams_revoked", streams=revoked)
+
+
+async def _watch_certificate(tls: ServerTls) -> None:
+    """Look at the certificate's files every second; a renewed pair serves every new connection from then on."""
+    while True:
+        await asyncio.sleep(CHECK_EVERY_S)  # the check's period, not a wait for an event
+        tls.refresh(time.monotonic())
 
 
 def _symbol_path() -> Any:

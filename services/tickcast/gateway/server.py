@@ -12,12 +12,13 @@ from tickcast.gateway.settings import GatewaySettings
 from tickcast.gateway.source import KafkaSource
 from tickcast.gateway.stalls import settle_gc
 from tickcast.gateway.timeslice import SliceUnavailable, request_slice
+from tickcast.gateway.tls import ServerTls
 
 log = structlog.get_logger("tickcast.gateway")
 
 
-def run_gateway(settings: GatewaySettings) -> None:
-    """Serve until SIGTERM or Ctrl-C (uvicorn handles both and closes the streams)."""
+def run_gateway(settings: GatewaySettings, tls: ServerTls | None = None) -> None:
+    """Serve until SIGTERM or Ctrl-C (uvicorn handles both and closes the streams); HTTPS only with ``tls``."""
     if settings.gateway_sched_slice_us:
         # Asked on this thread, which runs the event loop, before any other starts: the Kafka thread inherits it.
         try:
@@ -26,7 +27,7 @@ def run_gateway(settings: GatewaySettings) -> None:
         except SliceUnavailable as exc:
             log.warning("gateway_time_slice_unavailable", asked_us=settings.gateway_sched_slice_us, error=str(exc))
     feed = PredictionFeed(settings)
-    app = create_app(feed, KafkaSource(settings))
+    app = create_app(feed, KafkaSource(settings), tls=tls)
     # Here, not in the app's lifespan: a process setting, which in-process tests must not get.
     settle_gc(settings.gateway_gc_threshold0, settings.gateway_gc_freeze)
     config = uvicorn.Config(
@@ -39,5 +40,6 @@ def run_gateway(settings: GatewaySettings) -> None:
         http=hot_get_protocol(feed),
         # A stream is closed by the gateway at shutdown; do not wait the default forever for clients.
         timeout_graceful_shutdown=5,
+        **(tls.uvicorn_options() if tls is not None else {}),
     )
     uvicorn.Server(config).run()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from tickcast.common.settings import CommonSettings
 
@@ -87,6 +88,45 @@ class GatewaySettings(CommonSettings):
         "SHA256-HEX-OF-TOKEN' per line (`tickcast gateway-client NAME` makes one). Every /v1 route then wants "
         "'Authorization: Bearer <token>'; re-read when it changes, no restart. Unset: no authentication.",
     )
+
+    gateway_tls_cert_file: Path | None = Field(
+        None,
+        description="PEM certificate chain (the server's certificate first) of the gateway's HTTPS, with "
+        "TICKCAST_GATEWAY_TLS_KEY_FILE; the port then speaks HTTPS only. Reloaded when it changes. Unset: HTTP.",
+    )
+    gateway_tls_key_file: Path | None = Field(
+        None, description="PEM private key of TICKCAST_GATEWAY_TLS_CERT_FILE (both or neither)."
+    )
+    gateway_tls_key_password_file: Path | None = Field(
+        None, description="File holding the password of an encrypted TICKCAST_GATEWAY_TLS_KEY_FILE."
+    )
+    gateway_tls_min_version: Literal["1.2", "1.3"] = Field(
+        "1.2", description="Oldest TLS version the gateway's HTTPS accepts."
+    )
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> GatewaySettings:
+        cert, key = self.gateway_tls_cert_file, self.gateway_tls_key_file
+        if (cert is None) != (key is None):
+            given, missing = ("CERT", "KEY") if key is None else ("KEY", "CERT")
+            raise ValueError(
+                f"TICKCAST_GATEWAY_TLS_{given}_FILE is set without TICKCAST_GATEWAY_TLS_{missing}_FILE: "
+                "HTTPS needs both the certificate chain and its key"
+            )
+        if self.gateway_tls_key_password_file is not None and key is None:
+            raise ValueError("TICKCAST_GATEWAY_TLS_KEY_PASSWORD_FILE is set without TICKCAST_GATEWAY_TLS_KEY_FILE")
+        return self
+
+    @property
+    def gateway_scheme(self) -> str:
+        """``https`` when the gateway serves TLS, else ``http``.
+
+        >>> GatewaySettings(gateway_tls_cert_file="tls.crt", gateway_tls_key_file="tls.key").gateway_scheme
+        'https'
+        >>> GatewaySettings().gateway_scheme
+        'http'
+        """
+        return "http" if self.gateway_tls_cert_file is None else "https"
 
     def worker_stats_urls(self) -> list[str]:
         """The URLs of ``gateway_worker_stats_urls``, in order.

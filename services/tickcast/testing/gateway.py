@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import sys
 import time
 from dataclasses import dataclass
@@ -17,16 +18,26 @@ from tickcast.testing.waiting import wait_for
 
 @dataclass
 class GatewayProcess:
-    """One gateway on a free loopback port, started with ``env`` (e.g. ``Pipeline.env()``), logging to a file."""
+    """One gateway on a free loopback port, started with ``env`` (e.g. ``Pipeline.env()``), logging to a file.
+
+    With ``ca_file`` the gateway serves HTTPS (``env`` names its certificate and key): :attr:`url` is ``https``
+    and :attr:`verify` trusts that CA.
+    """
 
     env: dict[str, str]
     log_path: Path
     port: int = 0
     process: Popen[bytes] | None = None
+    ca_file: Path | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'http' if self.ca_file is None else 'https'}://127.0.0.1:{self.port}"
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """What httpx should trust for this gateway (``verify=``)."""
+        return True if self.ca_file is None else ssl.create_default_context(cafile=str(self.ca_file))
 
     def start(self, ready_timeout_s: float = 30.0) -> GatewayProcess:
         """Start it and wait until ``/health`` says every partition was read to its end."""
@@ -47,14 +58,14 @@ class GatewayProcess:
 
     def healthy(self) -> bool:
         try:
-            return httpx.get(f"{self.url}/health", timeout=1.0).status_code == 200
+            return httpx.get(f"{self.url}/health", timeout=1.0, verify=self.verify).status_code == 200
         except httpx.HTTPError:
             return False
 
     def clients(self) -> int:
         """SSE clients connected, by the gateway's own metric; -1 if it did not answer within 5 s (busy)."""
         try:
-            text = httpx.get(f"{self.url}/metrics", timeout=5.0).text
+            text = httpx.get(f"{self.url}/metrics", timeout=5.0, verify=self.verify).text
         except httpx.TimeoutException:
             return -1
         for line in text.splitlines():
@@ -89,10 +100,15 @@ class Event:
 
 
 def read_events(
-    url: str, count: int, timeout_s: float, last_event_id: str | None = None, token: str | None = None
+    url: str,
+    count: int,
+    timeout_s: float,
+    last_event_id: str | None = None,
+    token: str | None = None,
+    verify: ssl.SSLContext | bool = True,
 ) -> list[Event]:
     """The first ``count`` events of the stream at ``url`` (from ``last_event_id`` if given, with a bearer
-    ``token`` if given); then it hangs up.
+    ``token`` if given, trusting ``verify`` for https); then it hangs up.
 
     Raises :class:`TimeoutError` saying how many came if fewer than ``count`` arrive within ``timeout_s``.
     """
@@ -102,7 +118,7 @@ def read_events(
     events: list[Event] = []
     deadline = time.monotonic() + timeout_s
     fields: dict[str, str] = {}
-    with httpx.stream("GET", url, headers=headers, timeout=httpx.Timeout(timeout_s)) as response:
+    with httpx.stream("GET", url, headers=headers, timeout=httpx.Timeout(timeout_s), verify=verify) as response:
         response.raise_for_status()
         for line in response.iter_lines():
             if time.monotonic() > deadline:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+import ssl
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -76,17 +78,21 @@ class SyntheticPredictions:
 
 
 class ServerThread:
-    """A uvicorn server for ``app`` on a free loopback port, in a thread of this process."""
+    """A uvicorn server for ``app`` on a free loopback port, in a thread of this process (HTTPS with ``tls``)."""
 
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, app: FastAPI, tls: ssl.SSLContext | None = None) -> None:
         self.port = free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", timeout_graceful_shutdown=2)
+        secure: dict[str, Any] = {} if tls is None else {"ssl_context_factory": lambda config, default: tls}
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", timeout_graceful_shutdown=2, **secure
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="gateway-test-server", daemon=True)
+        self.scheme = "http" if tls is None else "https"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def __enter__(self) -> ServerThread:
         self.thread.start()

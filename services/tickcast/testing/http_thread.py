@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, BinaryIO
 
+import anyio
 import uvicorn
 
 from tickcast.testing.waiting import wait_for
@@ -21,10 +23,20 @@ from tickcast.testing.waiting import wait_for
 
 @contextmanager
 def serving(
-    app: Any, http: type[asyncio.Protocol] | str = "httptools", keep_alive_s: int = 5
+    app: Any,
+    http: type[asyncio.Protocol] | str = "httptools",
+    keep_alive_s: int = 5,
+    tls: ssl.SSLContext | None = None,
 ) -> Iterator[uvicorn.Server]:
-    """``app`` on a free loopback port with the HTTP protocol ``http``, until the block ends."""
-    config = uvicorn.Config(app, http=http, log_level="warning", access_log=False, timeout_keep_alive=keep_alive_s)
+    """``app`` on a free loopback port with the HTTP protocol ``http`` (HTTPS with ``tls``), until the block ends."""
+    # The first file answer (the dashboard's page) imports anyio's file module lazily. Under pytest that import is
+    # rewritten (ast.parse) in the server's thread, and on CPython 3.11.7 two threads parsing at once can fail
+    # with "SystemError: AST constructor recursion depth mismatch": imported here, on the caller's thread.
+    anyio.open_file  # noqa: B018
+    secure: dict[str, Any] = {} if tls is None else {"ssl_context_factory": lambda config, default: tls}
+    config = uvicorn.Config(
+        app, http=http, log_level="warning", access_log=False, timeout_keep_alive=keep_alive_s, **secure
+    )
     server = uvicorn.Server(config)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))

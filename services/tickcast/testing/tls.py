@@ -29,6 +29,9 @@ class ThrowawayCA:
     ca_file: Path
     server_pem: Path
     """The server's certificate chain and private key in one PEM file, as stunnel reads it."""
+    server_cert: Path
+    """The server's certificate chain alone, and below its key alone (as a Kubernetes TLS Secret has them)."""
+    server_key: Path
 
 
 def make_ca(directory: Path, names: tuple[str, ...] = LOOPBACK_NAMES) -> ThrowawayCA:
@@ -44,9 +47,12 @@ def make_ca(directory: Path, names: tuple[str, ...] = LOOPBACK_NAMES) -> Throwaw
     ca = trustme.CA()
     server = ca.issue_cert(*names)
     ca_file, server_pem = directory / "ca.pem", directory / "server.pem"
+    server_cert, server_key = directory / "tls.crt", directory / "tls.key"
     ca.cert_pem.write_to_path(str(ca_file))
     server.private_key_and_cert_chain_pem.write_to_path(str(server_pem))
-    return ThrowawayCA(ca_file, server_pem)
+    server_cert.write_bytes(b"".join(blob.bytes() for blob in server.cert_chain_pems))
+    server.private_key_pem.write_to_path(str(server_key))
+    return ThrowawayCA(ca_file, server_pem, server_cert, server_key)
 
 
 class StunnelMissing(Exception):

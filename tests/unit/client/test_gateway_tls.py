@@ -1,0 +1,96 @@
+"""The client against a gateway serving HTTPS (a real uvicorn in this process): with the gateway's CA it reads
+the latest and the stream; without it, or over https to a plain-HTTP port, it fails at once with one error
+naming the URL, instead of reconnecting forever."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.unit.gateway.fakes import make_feed, publish
+from tickcast.client import ClientSettings, GatewayTlsError, TickcastClient
+from tickcast.gateway.app import create_app
+from tickcast.gateway.hotget import hot_get_protocol
+from tickcast.gateway.tls import ServerTls, TlsFiles
+from tickcast.testing.http_thread import loop_of, port_of, serving
+from tickcast.testing.tls import ThrowawayCA, make_ca
+from tickcast.testing.waiting import wait_for
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory: pytest.TempPathFactory) -> ThrowawayCA:
+    return make_ca(tmp_path_factory.mktemp("ca"))
+
+
+@pytest.fixture
+def gateway(ca: ThrowawayCA) -> Iterator[tuple[Any, Any]]:
+    """(feed, server) of a gateway over HTTPS holding SPY."""
+    feed = make_feed()
+    tls = ServerTls(TlsFiles(ca.server_cert, ca.server_key))
+    with serving(create_app(feed, tls=tls), hot_get_protocol(feed), tls=tls.context) as server:
+        asyncio.run_coroutine_threadsafe(_publish(feed, "SPY"), loop_of(server)).result(5)
+        yield feed, server
+
+
+async def _publish(feed: Any, *symbols: str) -> list[Any]:
+    return publish(feed, *symbols)  # on the server's loop, as the Kafka source delivers
+
+
+def test_with_the_gateways_ca_the_client_reads_latest_and_the_stream(ca: ThrowawayCA, gateway: tuple[Any, Any]) -> None:
+    feed, server = gateway
+    url = f"https://127.0.0.1:{port_of(server)}"
+    settings = ClientSettings(client_gateway_url=url, client_gateway_ca_file=ca.ca_file)
+    client = TickcastClient.from_settings(settings)
+    latest = asyncio.run(client.latest("SPY"))
+    assert latest is not None and latest.symbol == "SPY"
+
+    async def one_live() -> str:
+        stream = TickcastClient.gateway(url, ca_file=str(ca.ca_file)).subscribe(["SPY"], idle_timeout_s=10)
+        wait = asyncio.get_running_loop().run_in_executor(
+            None, lambda: wait_for(lambda: len(feed.hub) == 1, 5, "the stream to connect")
+        )
+        waiting = asyncio.ensure_future(stream.__anext__())
+        await wait
+        asyncio.run_coroutine_threadsafe(_publish(feed, "SPY"), loop_of(server)).result(5)
+        record = await asyncio.wait_for(waiting, 10)
+        await stream.aclose()
+        return record.symbol
+
+    assert asyncio.run(one_live()) == "SPY"
+
+
+def test_without_the_ca_latest_and_subscribe_fail_at_once_naming_the_url(gateway: tuple[Any, Any]) -> None:
+    _, server = gateway
+    url = f"https://127.0.0.1:{port_of(server)}"
+    expected = (
+        f"TLS to {url} failed: certificate verify failed: unable to get local issuer certificate (trusted CAs: "
+        "the system's; trust the gateway's CA with ca_file= or TICKCAST_CLIENT_GATEWAY_CA_FILE)"
+    )
+    client = TickcastClient.gateway(url)
+    with pytest.raises(GatewayTlsError) as caught:
+        asyncio.run(client.latest("SPY"))
+    assert str(caught.value) == expected
+
+    async def subscribe() -> None:
+        async for _ in client.subscribe(["SPY"]):
+            pass
+
+    started = time.monotonic()
+    with pytest.raises(GatewayTlsError) as caught:
+        asyncio.run(asyncio.wait_for(subscribe(), 10))
+    assert str(caught.value) == expected
+    assert client.source.reconnects == 0, "a TLS failure was retried"  # type: ignore[attr-defined]
+    assert time.monotonic() - started < 5
+
+
+def test_https_to_a_plain_http_gateway_says_so(tmp_path: Path) -> None:
+    feed = make_feed()
+    with serving(create_app(feed), hot_get_protocol(feed)) as server:
+        url = f"https://127.0.0.1:{port_of(server)}"
+        with pytest.raises(GatewayTlsError, match=f"TLS to {url} failed: .*does the gateway serve HTTPS"):
+            asyncio.run(TickcastClient.gateway(url).latest("SPY"))
