@@ -19,13 +19,22 @@ which saves ten more calls a tick.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from river import compose, linear_model, optim, preprocessing
 from river.stats import Mean, Var
 from river.utils import VectorDict
 
-from tickcast.predictor.models import LeanPipeline, LeanTargetStandardScaler, OnlineRegressor, SquaredLoss
+from tickcast.predictor.models import (
+    ConstantRate,
+    FlooredInverseScaling,
+    LeanPipeline,
+    LeanTargetStandardScaler,
+    OnlineRegressor,
+    SharedInverseScaling,
+    SquaredLoss,
+)
 
 Pipeline = compose.Pipeline
 #: Pipelines whose learn_one/predict_one are River's own (LeanPipeline only shares its cached plan).
@@ -45,6 +54,10 @@ DIRECT_LAST = frozenset(
 LINEAR_PARTS = frozenset(
     (linear_model.LinearRegression, optim.SGD, loss) for loss in (SquaredLoss, optim.losses.Squared)
 )
+#: Learning-rate schedules whose ``get`` :func:`_learn_linear` spells out: constant ones, and the floored inverse
+#: scaling of the linear recipe (shared, or by value as a snapshot from before sharing holds it).
+CONSTANT_RATES = frozenset({optim.schedulers.Constant, ConstantRate})
+FLOORED_RATES = frozenset({FlooredInverseScaling, SharedInverseScaling})
 
 
 def _direct_steps(model: Any) -> tuple[Any, Any, Any] | None:
@@ -120,11 +133,23 @@ def _learn_linear(target: Any, linear: Any, x: dict[str, float], y: float) -> No
     # float), clamped to the clip and made a float.
     loss_gradient = 2 * ((weights.dot(x) + linear.intercept) - y)
     clip = linear.clip_gradient
-    loss_gradient = float(max(min(loss_gradient, clip), -clip))
+    below = clip if clip < loss_gradient else loss_gradient  # min(loss_gradient, clip) and max(.., -clip) spelled
+    loss_gradient = float(-clip if -clip > below else below)  # out: the builtins' choices, NaN included
     gradient: Any = VectorDict.from_scaled(x, loss_gradient)
     optimizer = linear.optimizer
-    linear.intercept -= linear.intercept_lr.get(optimizer.n_iterations) * loss_gradient  # _get_intercept_update
-    weights.isub_scaled(gradient, optimizer.lr.get(optimizer.n_iterations))  # Optimizer.step -> SGD
+    t = optimizer.n_iterations
+    # The schedules' get(t), spelled out for the two kinds the recipe uses (any other is called).
+    schedule = linear.intercept_lr
+    intercept_rate = schedule.learning_rate if type(schedule) in CONSTANT_RATES else schedule.get(t)
+    linear.intercept -= intercept_rate * loss_gradient  # _get_intercept_update
+    schedule = optimizer.lr
+    if type(schedule) in FLOORED_RATES:
+        rate = schedule.learning_rate / math.pow(t + 1, schedule.power)
+        floor = schedule.floor
+        rate = floor if floor > rate else rate  # max(rate, floor) spelled out, as features.clip spells out min
+    else:
+        rate = schedule.get(t)
+    weights.isub_scaled(gradient, rate)  # Optimizer.step -> SGD
     optimizer.n_iterations += 1
 
 
@@ -176,4 +201,12 @@ def predict_one(model: OnlineRegressor, x: dict[str, float]) -> Any:
     scaler, regressor, linear = direct
     if linear is None:
         return regressor.predict_one(scaler.transform_one(x))
-    return _predict_linear(regressor, linear, scaler.transform_one(x))
+    if scaler.window_size is not None or not scaler.with_std:
+        return _predict_linear(regressor, linear, scaler.transform_one(x))
+    # StandardScaler.transform_one's running, scaled branch, its lines as they are: a call less a tick.
+    means, variances = scaler.means, scaler.vars
+    scaled = {}
+    for i, xi in x.items():
+        v = variances[i]
+        scaled[i] = (xi - means[i]) / v**0.5 if v else 0.0
+    return _predict_linear(regressor, linear, scaled)
