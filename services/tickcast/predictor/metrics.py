@@ -199,7 +199,9 @@ class TickCounters:
     ticks_in: int = 0
     predictions_out: int = 0
     dead_letters: Counter[str] = field(default_factory=Counter)
-    statuses: Counter[str] = field(default_factory=Counter)
+    #: A plain dict with every status from zero, not a Counter: a Counter's item assignment, once a tick, took ~70 ns
+    #: where a dict's takes ~20 (the forecaster serves no status outside STATUSES).
+    statuses: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATUSES, 0))
     outliers: int = 0
     processing_seconds: BucketHistogram = field(default_factory=lambda: BucketHistogram(PROCESSING_BUCKETS))
     end_to_end_seconds: BucketHistogram = field(default_factory=lambda: BucketHistogram(LATENCY_BUCKETS))
