@@ -16,6 +16,7 @@ import pytest
 import trustme
 import uvicorn
 from pydantic import ValidationError
+from structlog.testing import capture_logs
 
 from tests.unit.gateway.fakes import make_feed, publish
 from tickcast.gateway.app import create_app
@@ -219,6 +220,42 @@ def test_the_apps_watcher_serves_a_renewed_certificate_within_seconds(tmp_path: 
         _install(cert, key, second)
         wait_for(lambda: _served(port, trusted) == _der(second), 10, "the app's watcher to load the renewed pair")
     assert tls.loads == 2
+
+
+def test_a_file_gone_between_its_read_and_its_load_is_a_failed_renewal_not_a_dead_watcher(
+    ca: ThrowawayCA, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A renewal that replaces the files by deleting them first can take the key away after load_chain read it
+    # and before OpenSSL opens it. An exception other than TlsFileError would end the watching task for good.
+    from tickcast.gateway import tls as tls_module
+
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    cert.write_bytes(ca.server_cert.read_bytes())
+    key.write_bytes(ca.server_key.read_bytes())
+    tls = ServerTls(TlsFiles(cert, key))
+    read = tls_module._read
+
+    def read_then_lose(setting: str, path: Path) -> bytes:
+        data = read(setting, path)
+        if path == key:
+            path.unlink()
+        return data
+
+    monkeypatch.setattr(tls_module, "_read", read_then_lose)
+    key.write_bytes(ca.server_key.read_bytes() + b"\n")  # a renewal: the files' stamp changes
+    with capture_logs() as logs:
+        assert not tls.refresh(10.0)
+    assert tls.loads == 1
+    [failed] = [line for line in logs if line["event"] == "gateway_tls_reload_failed"]
+    said = (
+        f"TICKCAST_GATEWAY_TLS_KEY_FILE {key} or TICKCAST_GATEWAY_TLS_CERT_FILE {cert}: No such file or directory "
+        "(changed while it was loaded)"
+    )
+    assert failed["error"] == said
+    key.write_bytes(ca.server_key.read_bytes())
+    with pytest.raises(TlsFileError) as caught:
+        ServerTls(TlsFiles(cert, key))  # at start, the same one line
+    assert str(caught.value) == said
 
 
 async def _publish(feed: Any, *symbols: str) -> list[Any]:
