@@ -135,7 +135,8 @@ class KafkaSource:
 
 class GatewayTlsError(ConnectionError):
     """The TLS handshake with a gateway failed: its certificate is not trusted (or names another host), or it
-    does not speak HTTPS. Raised at once, not retried: another attempt would fail the same way."""
+    does not speak HTTPS; or the CA file to trust cannot be used. Raised at once, not retried: another attempt
+    would fail the same way."""
 
 
 def tls_failure(exc: BaseException, url: str, ca_file: Path | None) -> GatewayTlsError | None:
@@ -167,6 +168,10 @@ def tls_failure(exc: BaseException, url: str, ca_file: Path | None) -> GatewayTl
     return GatewayTlsError(f"TLS to {url} failed: {why} ({hint})")
 
 
+def _ca_setting(ca_file: Path) -> str:
+    return f"CA file {ca_file} (ca_file= or TICKCAST_CLIENT_GATEWAY_CA_FILE)"
+
+
 class GatewaySource:
     """Predictions from a gateway's ``/v1/stream``; reconnects with ``Last-Event-ID``: nothing lost or repeated.
 
@@ -192,7 +197,15 @@ class GatewaySource:
         # Made once: a context per request would read the CA file (or the system's store) every time.
         self._verify: ssl.SSLContext | bool = True
         if ca_file is not None:
-            self._verify = ssl.create_default_context(cafile=str(ca_file))
+            try:
+                self._verify = ssl.create_default_context(cafile=str(ca_file))
+            except ssl.SSLError as exc:
+                raise GatewayTlsError(
+                    f"{_ca_setting(ca_file)}: no PEM certificate in it ({exc.reason or exc})"
+                ) from None
+            except OSError as exc:
+                # OpenSSL's error names neither the file nor the setting: "[Errno 2] No such file or directory".
+                raise GatewayTlsError(f"{_ca_setting(ca_file)}: {exc.strerror or exc}") from None
 
     async def run(self, symbols: frozenset[str] | None, out: asyncio.Queue[Item]) -> None:
         import httpx

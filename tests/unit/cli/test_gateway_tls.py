@@ -77,3 +77,16 @@ def test_subscribe_on_the_command_line_prints_the_tls_failure_on_one_line(gatewa
         )
     )
     assert "Traceback" not in result.output
+
+
+def test_subscribe_with_an_unusable_ca_file_names_it_on_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "ca.pem"
+    monkeypatch.setenv("TICKCAST_CLIENT_GATEWAY_CA_FILE", str(missing))
+    result = CliRunner().invoke(cli, ["subscribe", "--gateway", "https://127.0.0.1:1", "--count", "1"])
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines()[-1] == (
+        f"tickcast: error: CA file {missing} (ca_file= or TICKCAST_CLIENT_GATEWAY_CA_FILE): No such file or directory"
+    )
+    assert "Traceback" not in result.output

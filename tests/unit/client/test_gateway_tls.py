@@ -94,3 +94,19 @@ def test_https_to_a_plain_http_gateway_says_so(tmp_path: Path) -> None:
         url = f"https://127.0.0.1:{port_of(server)}"
         with pytest.raises(GatewayTlsError, match=f"TLS to {url} failed: .*does the gateway serve HTTPS"):
             asyncio.run(TickcastClient.gateway(url).latest("SPY"))
+
+
+def test_an_unusable_ca_file_is_one_error_naming_the_file_and_the_setting(tmp_path: Path) -> None:
+    missing, junk = tmp_path / "absent.pem", tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n", encoding="utf-8")
+    with pytest.raises(GatewayTlsError) as caught:
+        TickcastClient.gateway("https://gw:8443", ca_file=missing)
+    assert str(caught.value) == (
+        f"CA file {missing} (ca_file= or TICKCAST_CLIENT_GATEWAY_CA_FILE): No such file or directory"
+    )
+    with pytest.raises(GatewayTlsError) as caught:
+        TickcastClient.gateway("https://gw:8443", ca_file=junk)
+    assert str(caught.value) == (
+        f"CA file {junk} (ca_file= or TICKCAST_CLIENT_GATEWAY_CA_FILE): no PEM certificate in it "
+        "(NO_CERTIFICATE_OR_CRL_FOUND)"
+    )
