@@ -12,12 +12,11 @@ from typing import Any
 
 import pytest
 
-from tests.unit.gateway.fakes import make_feed, publish
+from tests.unit.gateway.fakes import https_gateway, make_feed, publish_on_loop
 from tickcast.client import ClientSettings, GatewayTlsError, TickcastClient
 from tickcast.gateway.app import create_app
 from tickcast.gateway.hotget import hot_get_protocol
-from tickcast.gateway.tls import ServerTls, TlsFiles
-from tickcast.testing.http_thread import loop_of, port_of, serving
+from tickcast.testing.http_thread import port_of, serving
 from tickcast.testing.tls import ThrowawayCA, make_ca
 from tickcast.testing.waiting import wait_for
 
@@ -30,15 +29,8 @@ def ca(tmp_path_factory: pytest.TempPathFactory) -> ThrowawayCA:
 @pytest.fixture
 def gateway(ca: ThrowawayCA) -> Iterator[tuple[Any, Any]]:
     """(feed, server) of a gateway over HTTPS holding SPY."""
-    feed = make_feed()
-    tls = ServerTls(TlsFiles(ca.server_cert, ca.server_key))
-    with serving(create_app(feed, tls=tls), hot_get_protocol(feed), tls=tls.context) as server:
-        asyncio.run_coroutine_threadsafe(_publish(feed, "SPY"), loop_of(server)).result(5)
-        yield feed, server
-
-
-async def _publish(feed: Any, *symbols: str) -> list[Any]:
-    return publish(feed, *symbols)  # on the server's loop, as the Kafka source delivers
+    with https_gateway(ca, "SPY") as served:
+        yield served
 
 
 def test_with_the_gateways_ca_the_client_reads_latest_and_the_stream(ca: ThrowawayCA, gateway: tuple[Any, Any]) -> None:
@@ -56,7 +48,7 @@ def test_with_the_gateways_ca_the_client_reads_latest_and_the_stream(ca: Throwaw
         )
         waiting = asyncio.ensure_future(stream.__anext__())
         await wait
-        asyncio.run_coroutine_threadsafe(_publish(feed, "SPY"), loop_of(server)).result(5)
+        publish_on_loop(feed, server, "SPY")
         record = await asyncio.wait_for(waiting, 10)
         await stream.aclose()
         return record.symbol

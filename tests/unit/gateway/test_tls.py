@@ -8,6 +8,7 @@ import asyncio
 import socket
 import ssl
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -159,66 +160,80 @@ def test_a_live_event_reaches_an_idle_stream_over_tls_through_the_hubs_direct_wr
         assert body.endswith(chunk)
 
 
-def _install(cert: Path, key: Path, issued: trustme.LeafCert, key_of: trustme.LeafCert | None = None) -> None:
-    """As the kubelet updates a Secret volume: new files, swapped in (new inodes)."""
-    for path, blob in ((cert, issued.cert_chain_pems[0]), (key, (key_of or issued).private_key_pem)):
-        fresh = path.with_suffix(".new")
-        blob.write_to_path(str(fresh))
-        fresh.replace(path)
+@dataclass
+class Renewal:
+    """Two certificates of one CA for 127.0.0.1, the first installed where ``tls`` reads it; ``trusted`` trusts
+    that CA."""
+
+    cert: Path
+    key: Path
+    first: trustme.LeafCert
+    second: trustme.LeafCert
+    trusted: ssl.SSLContext
+
+    def install(self, issued: trustme.LeafCert, key_of: trustme.LeafCert | None = None) -> None:
+        """As the kubelet updates a Secret volume: new files, swapped in (new inodes)."""
+        for path, blob in ((self.cert, issued.cert_chain_pems[0]), (self.key, (key_of or issued).private_key_pem)):
+            fresh = path.with_suffix(".new")
+            blob.write_to_path(str(fresh))
+            fresh.replace(path)
+
+    def served(self, port: int) -> trustme.LeafCert:
+        """Which of the two certificates a new connection to ``port`` gets."""
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+            self.trusted.wrap_socket(raw, server_hostname="127.0.0.1") as conn,
+        ):
+            der = conn.getpeercert(binary_form=True)
+        (issued,) = [
+            c
+            for c in (self.first, self.second)
+            if der == ssl.PEM_cert_to_DER_cert(c.cert_chain_pems[0].bytes().decode())
+        ]
+        return issued
 
 
-def _served(port: int, trusted: ssl.SSLContext) -> bytes:
-    """The certificate (DER) a new connection to ``port`` gets."""
-    with (
-        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
-        trusted.wrap_socket(raw, server_hostname="127.0.0.1") as conn,
-    ):
-        der = conn.getpeercert(binary_form=True)
-        assert der is not None
-        return der
-
-
-def _der(issued: trustme.LeafCert) -> bytes:
-    return ssl.PEM_cert_to_DER_cert(issued.cert_chain_pems[0].bytes().decode())
-
-
-def test_a_renewed_certificate_is_served_to_new_connections_without_a_restart(tmp_path: Path, ca: ThrowawayCA) -> None:
+@pytest.fixture
+def renewal(tmp_path: Path) -> Renewal:
     authority = trustme.CA()
-    first, second = authority.issue_cert("127.0.0.1"), authority.issue_cert("127.0.0.1")
-    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
-    _install(cert, key, first)
-    tls = ServerTls(TlsFiles(cert, key))
     trusted = ssl.create_default_context()
     authority.configure_trust(trusted)
+    made = Renewal(
+        tmp_path / "tls.crt",
+        tmp_path / "tls.key",
+        authority.issue_cert("127.0.0.1"),
+        authority.issue_cert("127.0.0.1"),
+        trusted,
+    )
+    made.install(made.first)
+    return made
+
+
+def test_a_renewed_certificate_is_served_to_new_connections_without_a_restart(renewal: Renewal) -> None:
+    tls = ServerTls(TlsFiles(renewal.cert, renewal.key))
     feed = make_feed()
     # The app is not given ``tls``: its watcher, on the server's thread and clock, would race the refreshes this
     # test makes with its own clock (a check of the watcher's makes the next ones here too early to look).
     with serving(create_app(feed), hot_get_protocol(feed), tls=tls.context) as server:
         port = port_of(server)
-        assert _served(port, trusted) == _der(first)
+        assert renewal.served(port) is renewal.first
         assert not tls.refresh(0.0), "unchanged files were loaded again"
-        _install(cert, key, second, key_of=first)  # a half-done renewal: the key of another certificate
+        renewal.install(renewal.second, key_of=renewal.first)  # a half-done renewal: another certificate's key
         assert not tls.refresh(10.0) and tls.loads == 1
-        assert _served(port, trusted) == _der(first)
-        _install(cert, key, second)
+        assert renewal.served(port) is renewal.first
+        renewal.install(renewal.second)
         assert tls.refresh(20.0) and tls.loads == 2
-        assert _served(port, trusted) == _der(second)
+        assert renewal.served(port) is renewal.second
 
 
-def test_the_apps_watcher_serves_a_renewed_certificate_within_seconds(tmp_path: Path) -> None:
-    authority = trustme.CA()
-    first, second = authority.issue_cert("127.0.0.1"), authority.issue_cert("127.0.0.1")
-    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
-    _install(cert, key, first)
-    tls = ServerTls(TlsFiles(cert, key))
-    trusted = ssl.create_default_context()
-    authority.configure_trust(trusted)
+def test_the_apps_watcher_serves_a_renewed_certificate_within_seconds(renewal: Renewal) -> None:
+    tls = ServerTls(TlsFiles(renewal.cert, renewal.key))
     feed = make_feed()
     with serving(create_app(feed, tls=tls), hot_get_protocol(feed), tls=tls.context) as server:
         port = port_of(server)
-        assert _served(port, trusted) == _der(first)
-        _install(cert, key, second)
-        wait_for(lambda: _served(port, trusted) == _der(second), 10, "the app's watcher to load the renewed pair")
+        assert renewal.served(port) is renewal.first
+        renewal.install(renewal.second)
+        wait_for(lambda: renewal.served(port) is renewal.second, 10, "the app's watcher to load the renewed pair")
     assert tls.loads == 2
 
 
