@@ -152,11 +152,20 @@ def tls_failure(exc: BaseException, url: str, ca_file: Path | None) -> GatewayTl
     the system's; trust the gateway's CA with ca_file= or TICKCAST_CLIENT_GATEWAY_CA_FILE)
     >>> tls_failure(OSError("refused"), "https://gw:8443", None) is None
     True
+    >>> try:
+    ...     raise OSError("connect failed") from ssl.SSLEOFError(8, "EOF occurred in violation of protocol")
+    ... except OSError as exc:
+    ...     print(tls_failure(exc, "https://gw:8443", None))
+    None
     """
     cause: BaseException | None = exc
     while cause is not None and not isinstance(cause, ssl.SSLError):
         cause = cause.__cause__ or cause.__context__
     if cause is None:
+        return None
+    if isinstance(cause, ssl.SSLEOFError) or getattr(cause, "reason", None) == "UNEXPECTED_EOF_WHILE_READING":
+        # The peer hung up mid-handshake (a gateway shutting down, a balancer without a backend): no sign of a
+        # certificate or protocol mismatch, so it is retried like any dropped connection.
         return None
     if isinstance(cause, ssl.SSLCertVerificationError):
         trusted = str(ca_file) if ca_file is not None else "the system's"

@@ -14,6 +14,7 @@ import pytest
 
 from tests.unit.gateway.fakes import https_gateway, make_feed, publish_on_loop
 from tickcast.client import ClientSettings, GatewayTlsError, TickcastClient
+from tickcast.client.sources import GatewaySource
 from tickcast.gateway.app import create_app
 from tickcast.gateway.hotget import hot_get_protocol
 from tickcast.testing.http_thread import port_of, serving
@@ -102,3 +103,36 @@ def test_an_unusable_ca_file_is_one_error_naming_the_file_and_the_setting(tmp_pa
         f"CA file {junk} (ca_file= or TICKCAST_CLIENT_GATEWAY_CA_FILE): no PEM certificate in it "
         "(NO_CERTIFICATE_OR_CRL_FOUND)"
     )
+
+
+def test_a_connection_closed_during_the_handshake_is_retried_like_any_dropped_connection() -> None:
+    # A gateway shutting down, or a balancer without a backend, accepts and hangs up: no sign of a certificate or
+    # protocol mismatch, so the stream reconnects as it would over plain HTTP instead of ending.
+    async def scenario() -> None:
+        third = asyncio.Event()
+        accepted = 0
+
+        async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal accepted
+            accepted += 1
+            if accepted == 3:
+                third.set()
+            await reader.read(10)  # the ClientHello's first bytes
+            writer.close()
+
+        server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        source = GatewaySource(f"https://127.0.0.1:{port}", reconnect_max_s=0.1)
+        running = asyncio.ensure_future(source.run(None, asyncio.Queue()))
+        waiting = asyncio.ensure_future(third.wait())
+        await asyncio.wait({running, waiting}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            if running.done():
+                running.result()  # raises what ended it
+            assert third.is_set(), "fewer than three connections in 10 s"
+        finally:
+            running.cancel()
+            waiting.cancel()
+            server.close()
+
+    asyncio.run(scenario())
