@@ -133,6 +133,10 @@ class KafkaSource:
             consumer.close()
 
 
+#: OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH and X509_V_ERR_IP_ADDRESS_MISMATCH.
+NAME_MISMATCH = (62, 64)
+
+
 class GatewayTlsError(ConnectionError):
     """The TLS handshake with a gateway failed: its certificate is not trusted (or names another host), or it
     does not speak HTTPS; or the CA file to trust cannot be used. Raised at once, not retried: another attempt
@@ -171,6 +175,9 @@ def tls_failure(exc: BaseException, url: str, ca_file: Path | None) -> GatewayTl
         trusted = str(ca_file) if ca_file is not None else "the system's"
         why = f"certificate verify failed: {cause.verify_message}"
         hint = f"trusted CAs: {trusted}; trust the gateway's CA with ca_file= or TICKCAST_CLIENT_GATEWAY_CA_FILE"
+        if getattr(cause, "verify_code", None) in NAME_MISMATCH:
+            # Another CA would not help here: the chain verified, the name did not.
+            hint = "the certificate must name the host in the URL; the CA itself was trusted"
     else:
         why = cause.reason or str(cause)
         hint = "does the gateway serve HTTPS on that port? An http:// URL for a plain-HTTP gateway"

@@ -136,3 +136,15 @@ def test_a_connection_closed_during_the_handshake_is_retried_like_any_dropped_co
             server.close()
 
     asyncio.run(scenario())
+
+
+def test_a_certificate_for_another_host_says_so_not_to_trust_another_ca(tmp_path: Path) -> None:
+    elsewhere = make_ca(tmp_path / "ca", names=("gateway.example",))
+    with https_gateway(elsewhere, "SPY") as (_, server):
+        url = f"https://127.0.0.1:{port_of(server)}"
+        with pytest.raises(GatewayTlsError) as caught:
+            asyncio.run(TickcastClient.gateway(url, ca_file=elsewhere.ca_file).latest("SPY"))
+    assert str(caught.value) == (
+        f"TLS to {url} failed: certificate verify failed: IP address mismatch, certificate is not valid for "
+        "'127.0.0.1'. (the certificate must name the host in the URL; the CA itself was trusted)"
+    )
