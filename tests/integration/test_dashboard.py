@@ -149,16 +149,23 @@ def check_the_page(
         assert "token" not in browser.current_url, "the token stayed in the address bar"
         assert httpx.get(f"{url}/v1/predictions/SPY", timeout=5, verify=verify).status_code == 401
 
+    # The page rebuilds its table every 500 ms and the worker chips on every health poll: an element found by one
+    # WebDriver call can be gone by the next (StaleElementReferenceException), so each read is one script.
     def cell(name: str) -> str:
-        return browser.find_element(By.CSS_SELECTOR, f'tr[data-symbol="SPY"] td.{name}').text
+        text: str = browser.execute_script(
+            "return document.querySelector(arguments[0])?.textContent ?? ''", f'tr[data-symbol="SPY"] td.{name}'
+        )
+        return text
 
     wait_for(lambda: cell("price") == f"{api['last_price']:.4f}", 5, "the table to show the API's last price")
     assert cell("forecast") == f"{api['predicted_price']:.4f}"
     assert cell("error") == f"{api['abs_error_ewm_bps']:.2f}"
     assert cell("status") == api["status"]
     assert float(chart.get_attribute("data-last-price") or 0) == api["last_price"]
-    rows = browser.find_elements(By.CSS_SELECTOR, "#symbols tbody tr")
-    assert sorted(row.get_attribute("data-symbol") for row in rows) == SYMBOLS
+    rows = browser.execute_script(
+        "return [...document.querySelectorAll('#symbols tbody tr')].map(r => r.dataset.symbol)"
+    )
+    assert sorted(rows) == SYMBOLS
     wait_for(lambda: browser.find_element(By.ID, "h-symbols").text == "4", 5, "the health panel to count 4 symbols")
 
     def health(name: str) -> str:
@@ -167,8 +174,11 @@ def check_the_page(
     # The workers' own numbers: lag and dead letters summed over those that answered, each one listed.
     wait_for(lambda: health("h-lag") == "12", 10, "the lag of the workers' /stats (3 + 4 + 5)")
     assert health("h-dead") == "3" and health("h-reporting") == "2 of 3"
-    chips = {c.get_attribute("data-worker"): c for c in browser.find_elements(By.CSS_SELECTOR, "#worker-stats .worker")}
-    assert chips["w1"].get_attribute("data-lag") == "7" and chips["w2"].get_attribute("data-lag") == "5"
-    assert "unreachable" in (chips[next(k for k in chips if k.startswith("http"))].get_attribute("class") or "")
+    chips = browser.execute_script(
+        "return Object.fromEntries([...document.querySelectorAll('#worker-stats .worker')]"
+        ".map(c => [c.dataset.worker, {lag: c.dataset.lag, class: c.className}]))"
+    )
+    assert chips["w1"]["lag"] == "7" and chips["w2"]["lag"] == "5"
+    assert "unreachable" in chips[next(k for k in chips if k.startswith("http"))]["class"]
     browser.save_screenshot(str(tmp_path / "dashboard.png"))
     browser.get("about:blank")  # close the page's stream before the server stops

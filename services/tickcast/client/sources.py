@@ -133,9 +133,14 @@ class KafkaSource:
             consumer.close()
 
 
+#: OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH and X509_V_ERR_IP_ADDRESS_MISMATCH.
+NAME_MISMATCH = (62, 64)
+
+
 class GatewayTlsError(ConnectionError):
     """The TLS handshake with a gateway failed: its certificate is not trusted (or names another host), or it
-    does not speak HTTPS. Raised at once, not retried: another attempt would fail the same way."""
+    does not speak HTTPS; or the CA file to trust cannot be used. Raised at once, not retried: another attempt
+    would fail the same way."""
 
 
 def tls_failure(exc: BaseException, url: str, ca_file: Path | None) -> GatewayTlsError | None:
@@ -151,20 +156,36 @@ def tls_failure(exc: BaseException, url: str, ca_file: Path | None) -> GatewayTl
     the system's; trust the gateway's CA with ca_file= or TICKCAST_CLIENT_GATEWAY_CA_FILE)
     >>> tls_failure(OSError("refused"), "https://gw:8443", None) is None
     True
+    >>> try:
+    ...     raise OSError("connect failed") from ssl.SSLEOFError(8, "EOF occurred in violation of protocol")
+    ... except OSError as exc:
+    ...     print(tls_failure(exc, "https://gw:8443", None))
+    None
     """
     cause: BaseException | None = exc
     while cause is not None and not isinstance(cause, ssl.SSLError):
         cause = cause.__cause__ or cause.__context__
     if cause is None:
         return None
+    if isinstance(cause, ssl.SSLEOFError) or getattr(cause, "reason", None) == "UNEXPECTED_EOF_WHILE_READING":
+        # The peer hung up mid-handshake (a gateway shutting down, a balancer without a backend): no sign of a
+        # certificate or protocol mismatch, so it is retried like any dropped connection.
+        return None
     if isinstance(cause, ssl.SSLCertVerificationError):
         trusted = str(ca_file) if ca_file is not None else "the system's"
         why = f"certificate verify failed: {cause.verify_message}"
         hint = f"trusted CAs: {trusted}; trust the gateway's CA with ca_file= or TICKCAST_CLIENT_GATEWAY_CA_FILE"
+        if getattr(cause, "verify_code", None) in NAME_MISMATCH:
+            # Another CA would not help here: the chain verified, the name did not.
+            hint = "the certificate must name the host in the URL; the CA itself was trusted"
     else:
         why = cause.reason or str(cause)
         hint = "does the gateway serve HTTPS on that port? An http:// URL for a plain-HTTP gateway"
     return GatewayTlsError(f"TLS to {url} failed: {why} ({hint})")
+
+
+def _ca_setting(ca_file: Path) -> str:
+    return f"CA file {ca_file} (ca_file= or TICKCAST_CLIENT_GATEWAY_CA_FILE)"
 
 
 class GatewaySource:
@@ -192,7 +213,15 @@ class GatewaySource:
         # Made once: a context per request would read the CA file (or the system's store) every time.
         self._verify: ssl.SSLContext | bool = True
         if ca_file is not None:
-            self._verify = ssl.create_default_context(cafile=str(ca_file))
+            try:
+                self._verify = ssl.create_default_context(cafile=str(ca_file))
+            except ssl.SSLError as exc:
+                raise GatewayTlsError(
+                    f"{_ca_setting(ca_file)}: no PEM certificate in it ({exc.reason or exc})"
+                ) from None
+            except OSError as exc:
+                # OpenSSL's error names neither the file nor the setting: "[Errno 2] No such file or directory".
+                raise GatewayTlsError(f"{_ca_setting(ca_file)}: {exc.strerror or exc}") from None
 
     async def run(self, symbols: frozenset[str] | None, out: asyncio.Queue[Item]) -> None:
         import httpx

@@ -90,6 +90,8 @@ def load_chain(context: ssl.SSLContext, files: TlsFiles) -> None:
         raise TlsFileError(
             f"TICKCAST_GATEWAY_TLS_CERT_FILE {files.cert}: no PEM certificate in it ({exc.reason or exc})"
         ) from None
+    except OSError as exc:
+        raise _changed(f"TICKCAST_GATEWAY_TLS_CERT_FILE {files.cert}", exc) from None
 
     def no_password() -> bytes:
         # Without this, OpenSSL would ask for the password on the terminal, and a container would hang there.
@@ -107,6 +109,16 @@ def load_chain(context: ssl.SSLContext, files: TlsFiles) -> None:
         raise TlsFileError(
             f"TICKCAST_GATEWAY_TLS_KEY_FILE {files.key}: {why} for TICKCAST_GATEWAY_TLS_CERT_FILE {files.cert}"
         ) from None
+    except OSError as exc:
+        raise _changed(
+            f"TICKCAST_GATEWAY_TLS_KEY_FILE {files.key} or TICKCAST_GATEWAY_TLS_CERT_FILE {files.cert}", exc
+        ) from None
+
+
+def _changed(named: str, exc: OSError) -> TlsFileError:
+    # Read above, yet gone or unreadable when OpenSSL opens it: the files changed in between (a renewal that
+    # deletes before it writes). Anything but a TlsFileError would end the gateway's renewal watcher for good.
+    return TlsFileError(f"{named}: {exc.strerror or exc} (changed while it was loaded)")
 
 
 class ServerTls:

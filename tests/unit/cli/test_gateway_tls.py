@@ -4,7 +4,6 @@ one line and exits 1, instead of reconnecting forever."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,12 +11,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from tests.unit.gateway.fakes import make_feed, publish
+from tests.unit.gateway.fakes import https_gateway
 from tickcast.cli import app as cli
-from tickcast.gateway.app import create_app
-from tickcast.gateway.hotget import hot_get_protocol
-from tickcast.gateway.tls import ServerTls, TlsFiles
-from tickcast.testing.http_thread import loop_of, port_of, serving
+from tickcast.testing.http_thread import port_of
 from tickcast.testing.tls import ThrowawayCA, make_ca
 
 
@@ -29,15 +25,8 @@ def ca(tmp_path_factory: pytest.TempPathFactory) -> ThrowawayCA:
 @pytest.fixture
 def gateway(ca: ThrowawayCA) -> Iterator[tuple[Any, Any]]:
     """(feed, server) of a gateway over HTTPS holding SPY."""
-    feed = make_feed()
-    tls = ServerTls(TlsFiles(ca.server_cert, ca.server_key))
-    with serving(create_app(feed, tls=tls), hot_get_protocol(feed), tls=tls.context) as server:
-        asyncio.run_coroutine_threadsafe(_publish(feed, "SPY"), loop_of(server)).result(5)
-        yield feed, server
-
-
-async def _publish(feed: Any, *symbols: str) -> list[Any]:
-    return publish(feed, *symbols)  # on the server's loop, as the Kafka source delivers
+    with https_gateway(ca, "SPY") as served:
+        yield served
 
 
 def test_a_certificate_without_a_key_stops_the_cli_with_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -75,5 +64,18 @@ def test_subscribe_on_the_command_line_prints_the_tls_failure_on_one_line(gatewa
         .startswith(
             f"tickcast: error: TLS to {url} failed: certificate verify failed: unable to get local issuer certificate"
         )
+    )
+    assert "Traceback" not in result.output
+
+
+def test_subscribe_with_an_unusable_ca_file_names_it_on_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "ca.pem"
+    monkeypatch.setenv("TICKCAST_CLIENT_GATEWAY_CA_FILE", str(missing))
+    result = CliRunner().invoke(cli, ["subscribe", "--gateway", "https://127.0.0.1:1", "--count", "1"])
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines()[-1] == (
+        f"tickcast: error: CA file {missing} (ca_file= or TICKCAST_CLIENT_GATEWAY_CA_FILE): No such file or directory"
     )
     assert "Traceback" not in result.output

@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from tests.unit.gateway.fakes import make_feed, publish
+from tests.unit.gateway.fakes import https_gateway, make_feed, publish_on_loop
 from tickcast.client import ClientSettings, GatewayTlsError, TickcastClient
+from tickcast.client.sources import GatewaySource
 from tickcast.gateway.app import create_app
 from tickcast.gateway.hotget import hot_get_protocol
-from tickcast.gateway.tls import ServerTls, TlsFiles
-from tickcast.testing.http_thread import loop_of, port_of, serving
+from tickcast.testing.http_thread import port_of, serving
 from tickcast.testing.tls import ThrowawayCA, make_ca
 from tickcast.testing.waiting import wait_for
 
@@ -30,15 +30,8 @@ def ca(tmp_path_factory: pytest.TempPathFactory) -> ThrowawayCA:
 @pytest.fixture
 def gateway(ca: ThrowawayCA) -> Iterator[tuple[Any, Any]]:
     """(feed, server) of a gateway over HTTPS holding SPY."""
-    feed = make_feed()
-    tls = ServerTls(TlsFiles(ca.server_cert, ca.server_key))
-    with serving(create_app(feed, tls=tls), hot_get_protocol(feed), tls=tls.context) as server:
-        asyncio.run_coroutine_threadsafe(_publish(feed, "SPY"), loop_of(server)).result(5)
-        yield feed, server
-
-
-async def _publish(feed: Any, *symbols: str) -> list[Any]:
-    return publish(feed, *symbols)  # on the server's loop, as the Kafka source delivers
+    with https_gateway(ca, "SPY") as served:
+        yield served
 
 
 def test_with_the_gateways_ca_the_client_reads_latest_and_the_stream(ca: ThrowawayCA, gateway: tuple[Any, Any]) -> None:
@@ -56,7 +49,7 @@ def test_with_the_gateways_ca_the_client_reads_latest_and_the_stream(ca: Throwaw
         )
         waiting = asyncio.ensure_future(stream.__anext__())
         await wait
-        asyncio.run_coroutine_threadsafe(_publish(feed, "SPY"), loop_of(server)).result(5)
+        publish_on_loop(feed, server, "SPY")
         record = await asyncio.wait_for(waiting, 10)
         await stream.aclose()
         return record.symbol
@@ -94,3 +87,64 @@ def test_https_to_a_plain_http_gateway_says_so(tmp_path: Path) -> None:
         url = f"https://127.0.0.1:{port_of(server)}"
         with pytest.raises(GatewayTlsError, match=f"TLS to {url} failed: .*does the gateway serve HTTPS"):
             asyncio.run(TickcastClient.gateway(url).latest("SPY"))
+
+
+def test_an_unusable_ca_file_is_one_error_naming_the_file_and_the_setting(tmp_path: Path) -> None:
+    missing, junk = tmp_path / "absent.pem", tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n", encoding="utf-8")
+    with pytest.raises(GatewayTlsError) as caught:
+        TickcastClient.gateway("https://gw:8443", ca_file=missing)
+    assert str(caught.value) == (
+        f"CA file {missing} (ca_file= or TICKCAST_CLIENT_GATEWAY_CA_FILE): No such file or directory"
+    )
+    with pytest.raises(GatewayTlsError) as caught:
+        TickcastClient.gateway("https://gw:8443", ca_file=junk)
+    assert str(caught.value) == (
+        f"CA file {junk} (ca_file= or TICKCAST_CLIENT_GATEWAY_CA_FILE): no PEM certificate in it "
+        "(NO_CERTIFICATE_OR_CRL_FOUND)"
+    )
+
+
+def test_a_connection_closed_during_the_handshake_is_retried_like_any_dropped_connection() -> None:
+    # A gateway shutting down, or a balancer without a backend, accepts and hangs up: no sign of a certificate or
+    # protocol mismatch, so the stream reconnects as it would over plain HTTP instead of ending.
+    async def scenario() -> None:
+        third = asyncio.Event()
+        accepted = 0
+
+        async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal accepted
+            accepted += 1
+            if accepted == 3:
+                third.set()
+            await reader.read(10)  # the ClientHello's first bytes
+            writer.close()
+
+        server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        source = GatewaySource(f"https://127.0.0.1:{port}", reconnect_max_s=0.1)
+        running = asyncio.ensure_future(source.run(None, asyncio.Queue()))
+        waiting = asyncio.ensure_future(third.wait())
+        await asyncio.wait({running, waiting}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            if running.done():
+                running.result()  # raises what ended it
+            assert third.is_set(), "fewer than three connections in 10 s"
+        finally:
+            running.cancel()
+            waiting.cancel()
+            server.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_certificate_for_another_host_says_so_not_to_trust_another_ca(tmp_path: Path) -> None:
+    elsewhere = make_ca(tmp_path / "ca", names=("gateway.example",))
+    with https_gateway(elsewhere, "SPY") as (_, server):
+        url = f"https://127.0.0.1:{port_of(server)}"
+        with pytest.raises(GatewayTlsError) as caught:
+            asyncio.run(TickcastClient.gateway(url, ca_file=elsewhere.ca_file).latest("SPY"))
+    assert str(caught.value) == (
+        f"TLS to {url} failed: certificate verify failed: IP address mismatch, certificate is not valid for "
+        "'127.0.0.1'. (the certificate must name the host in the URL; the CA itself was trusted)"
+    )

@@ -90,6 +90,49 @@ def test_a_long_varint_is_left_to_fastavro() -> None:
     assert read_varint(b"\xfe" + b"\xff" * 7 + b"\x7f", 0)[0] == 2**62 - 1
 
 
+def looped_varint(data: bytes, pos: int) -> tuple[int, int]:
+    """read_varint as a loop, as it was before its steps were unrolled: the reference for the unrolled one."""
+    shift = n = 0
+    start = pos
+    while True:
+        byte = data[pos]
+        pos += 1
+        n |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return (n >> 1) ^ -(n & 1), pos
+        shift += 7
+        if pos - start >= 9:
+            raise NotClean("varint longer than nine bytes")
+
+
+def outcome(data: bytes, pos: int, read: Any) -> tuple[str, Any]:
+    try:
+        return "value", read(data, pos)
+    except (IndexError, NotClean) as exc:
+        return type(exc).__name__, str(exc)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.binary(max_size=14), st.integers(0, 4))
+def test_the_unrolled_varint_reads_any_bytes_as_the_loop_did(data: bytes, pos: int) -> None:
+    # Truncated input (IndexError), ten bytes or more (NotClean), any start: the same answer, error message included.
+    assert outcome(data, pos, read_varint) == outcome(data, pos, looped_varint)
+
+
+@given(st.integers(-(2**62), 2**62 - 1), st.binary(max_size=3))
+def test_every_long_of_nine_bytes_or_fewer_reads_back_from_any_position(value: int, before: bytes) -> None:
+    zigzag = (value << 1) ^ (value >> 63)
+    encoded = bytearray()
+    while zigzag >= 0x80:
+        encoded.append(zigzag & 0x7F | 0x80)
+        zigzag >>= 7
+    encoded.append(zigzag)
+    data = before + bytes(encoded)
+    assert read_varint(data, len(before)) == (value, len(data))
+    for cut in range(len(before), len(data)):
+        assert outcome(data[:cut], len(before), read_varint)[0] == "IndexError"
+
+
 def test_unsupported_field_types_compile_to_nothing() -> None:
     assert compile_reader([{"name": "b", "type": "boolean"}], 0) is None
     assert compile_reader([{"name": "x", "type": ["string", "null"]}], 0) is None

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from tickcast.common.records import Prediction
+from tickcast.gateway.app import create_app
 from tickcast.gateway.cache import Published
 from tickcast.gateway.feed import PredictionFeed
+from tickcast.gateway.hotget import hot_get_protocol
 from tickcast.gateway.settings import GatewaySettings
+from tickcast.gateway.tls import ServerTls, TlsFiles
+from tickcast.testing.http_thread import loop_of, serving
+from tickcast.testing.tls import ThrowawayCA
 
 
 def prediction(symbol: str, source_offset: int, price: float = 100.0) -> Prediction:
@@ -36,3 +45,23 @@ def publish(feed: PredictionFeed, *symbols: str) -> list[Published]:
         feed.ingest([item])  # one by one: the next symbol may be on the same partition, at the next offset
         items.append(item)
     return items
+
+
+def publish_on_loop(feed: PredictionFeed, server: Any, *symbols: str) -> list[Published]:
+    """:func:`publish` run on ``server``'s event loop, as the Kafka source delivers, from a test's thread."""
+
+    async def on_loop() -> list[Published]:
+        return publish(feed, *symbols)
+
+    return asyncio.run_coroutine_threadsafe(on_loop(), loop_of(server)).result(5)
+
+
+@contextmanager
+def https_gateway(ca: ThrowawayCA, *symbols: str) -> Iterator[tuple[PredictionFeed, Any]]:
+    """(feed, server) of the gateway app with the hot protocol over HTTPS (``ca``'s certificate), holding
+    one prediction of each of ``symbols``."""
+    feed = make_feed()
+    tls = ServerTls(TlsFiles(ca.server_cert, ca.server_key))
+    with serving(create_app(feed, tls=tls), hot_get_protocol(feed), tls=tls.context) as server:
+        publish_on_loop(feed, server, *symbols)
+        yield feed, server

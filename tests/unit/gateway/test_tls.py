@@ -8,6 +8,7 @@ import asyncio
 import socket
 import ssl
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 import trustme
 import uvicorn
 from pydantic import ValidationError
+from structlog.testing import capture_logs
 
 from tests.unit.gateway.fakes import make_feed, publish
 from tickcast.gateway.app import create_app
@@ -158,43 +160,117 @@ def test_a_live_event_reaches_an_idle_stream_over_tls_through_the_hubs_direct_wr
         assert body.endswith(chunk)
 
 
-def test_a_renewed_certificate_is_served_to_new_connections_without_a_restart(tmp_path: Path, ca: ThrowawayCA) -> None:
-    authority = trustme.CA()
-    first, second = authority.issue_cert("127.0.0.1"), authority.issue_cert("127.0.0.1")
-    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+@dataclass
+class Renewal:
+    """Two certificates of one CA for 127.0.0.1, the first installed where ``tls`` reads it; ``trusted`` trusts
+    that CA."""
 
-    def install(issued: trustme.LeafCert, key_of: trustme.LeafCert | None = None) -> None:
-        # As the kubelet updates a Secret volume: new files, swapped in (new inodes).
-        for path, blob in ((cert, issued.cert_chain_pems[0]), (key, (key_of or issued).private_key_pem)):
+    cert: Path
+    key: Path
+    first: trustme.LeafCert
+    second: trustme.LeafCert
+    trusted: ssl.SSLContext
+
+    def install(self, issued: trustme.LeafCert, key_of: trustme.LeafCert | None = None) -> None:
+        """As the kubelet updates a Secret volume: new files, swapped in (new inodes)."""
+        for path, blob in ((self.cert, issued.cert_chain_pems[0]), (self.key, (key_of or issued).private_key_pem)):
             fresh = path.with_suffix(".new")
             blob.write_to_path(str(fresh))
             fresh.replace(path)
 
-    install(first)
-    tls = ServerTls(TlsFiles(cert, key))
+    def served(self, port: int) -> trustme.LeafCert:
+        """Which of the two certificates a new connection to ``port`` gets."""
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+            self.trusted.wrap_socket(raw, server_hostname="127.0.0.1") as conn,
+        ):
+            der = conn.getpeercert(binary_form=True)
+        (issued,) = [
+            c
+            for c in (self.first, self.second)
+            if der == ssl.PEM_cert_to_DER_cert(c.cert_chain_pems[0].bytes().decode())
+        ]
+        return issued
+
+
+@pytest.fixture
+def renewal(tmp_path: Path) -> Renewal:
+    authority = trustme.CA()
     trusted = ssl.create_default_context()
     authority.configure_trust(trusted)
+    made = Renewal(
+        tmp_path / "tls.crt",
+        tmp_path / "tls.key",
+        authority.issue_cert("127.0.0.1"),
+        authority.issue_cert("127.0.0.1"),
+        trusted,
+    )
+    made.install(made.first)
+    return made
+
+
+def test_a_renewed_certificate_is_served_to_new_connections_without_a_restart(renewal: Renewal) -> None:
+    tls = ServerTls(TlsFiles(renewal.cert, renewal.key))
+    feed = make_feed()
+    # The app is not given ``tls``: its watcher, on the server's thread and clock, would race the refreshes this
+    # test makes with its own clock (a check of the watcher's makes the next ones here too early to look).
+    with serving(create_app(feed), hot_get_protocol(feed), tls=tls.context) as server:
+        port = port_of(server)
+        assert renewal.served(port) is renewal.first
+        assert not tls.refresh(0.0), "unchanged files were loaded again"
+        renewal.install(renewal.second, key_of=renewal.first)  # a half-done renewal: another certificate's key
+        assert not tls.refresh(10.0) and tls.loads == 1
+        assert renewal.served(port) is renewal.first
+        renewal.install(renewal.second)
+        assert tls.refresh(20.0) and tls.loads == 2
+        assert renewal.served(port) is renewal.second
+
+
+def test_the_apps_watcher_serves_a_renewed_certificate_within_seconds(renewal: Renewal) -> None:
+    tls = ServerTls(TlsFiles(renewal.cert, renewal.key))
     feed = make_feed()
     with serving(create_app(feed, tls=tls), hot_get_protocol(feed), tls=tls.context) as server:
         port = port_of(server)
+        assert renewal.served(port) is renewal.first
+        renewal.install(renewal.second)
+        wait_for(lambda: renewal.served(port) is renewal.second, 10, "the app's watcher to load the renewed pair")
+    assert tls.loads == 2
 
-        def served() -> bytes:
-            with (
-                socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
-                trusted.wrap_socket(raw, server_hostname="127.0.0.1") as conn,
-            ):
-                der = conn.getpeercert(binary_form=True)
-                assert der is not None
-                return der
 
-        assert served() == ssl.PEM_cert_to_DER_cert(first.cert_chain_pems[0].bytes().decode())
-        assert not tls.refresh(0.0), "unchanged files were loaded again"
-        install(second, key_of=first)  # a half-done renewal: the key of another certificate
-        assert not tls.refresh(10.0) and tls.loads == 1
-        assert served() == ssl.PEM_cert_to_DER_cert(first.cert_chain_pems[0].bytes().decode())
-        install(second)
-        assert tls.refresh(20.0) and tls.loads == 2
-        assert served() == ssl.PEM_cert_to_DER_cert(second.cert_chain_pems[0].bytes().decode())
+def test_a_file_gone_between_its_read_and_its_load_is_a_failed_renewal_not_a_dead_watcher(
+    ca: ThrowawayCA, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A renewal that replaces the files by deleting them first can take the key away after load_chain read it
+    # and before OpenSSL opens it. An exception other than TlsFileError would end the watching task for good.
+    from tickcast.gateway import tls as tls_module
+
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    cert.write_bytes(ca.server_cert.read_bytes())
+    key.write_bytes(ca.server_key.read_bytes())
+    tls = ServerTls(TlsFiles(cert, key))
+    read = tls_module._read
+
+    def read_then_lose(setting: str, path: Path) -> bytes:
+        data = read(setting, path)
+        if path == key:
+            path.unlink()
+        return data
+
+    monkeypatch.setattr(tls_module, "_read", read_then_lose)
+    key.write_bytes(ca.server_key.read_bytes() + b"\n")  # a renewal: the files' stamp changes
+    with capture_logs() as logs:
+        assert not tls.refresh(10.0)
+    assert tls.loads == 1
+    [failed] = [line for line in logs if line["event"] == "gateway_tls_reload_failed"]
+    said = (
+        f"TICKCAST_GATEWAY_TLS_KEY_FILE {key} or TICKCAST_GATEWAY_TLS_CERT_FILE {cert}: No such file or directory "
+        "(changed while it was loaded)"
+    )
+    assert failed["error"] == said
+    key.write_bytes(ca.server_key.read_bytes())
+    with pytest.raises(TlsFileError) as caught:
+        ServerTls(TlsFiles(cert, key))  # at start, the same one line
+    assert str(caught.value) == said
 
 
 async def _publish(feed: Any, *symbols: str) -> list[Any]:
