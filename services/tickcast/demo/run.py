@@ -39,6 +39,28 @@ from tickcast.subscriber.settings import SubscriberSettings
 
 log = structlog.get_logger("tickcast.demo")
 
+
+#: Gateway settings the demo does not pass on from the shell (see :func:`open_gateway_env`).
+GATEWAY_GUARDS = (
+    "TICKCAST_GATEWAY_CLIENTS_FILE",
+    "TICKCAST_GATEWAY_TLS_CERT_FILE",
+    "TICKCAST_GATEWAY_TLS_KEY_FILE",
+    "TICKCAST_GATEWAY_TLS_KEY_PASSWORD_FILE",
+)
+
+
+def open_gateway_env(env: dict[str, str]) -> dict[str, str]:
+    """``env`` without the gateway's TLS and client-token settings.
+
+    The demo prints a plain ``http://`` dashboard address that opens without a token; a production shell's
+    exported TLS or clients file would otherwise make that address wrong or refused.
+
+    >>> open_gateway_env({"TICKCAST_GATEWAY_TLS_CERT_FILE": "/etc/tls.crt", "TICKCAST_MODEL": "linear"})
+    {'TICKCAST_MODEL': 'linear'}
+    """
+    return {name: value for name, value in env.items() if name not in GATEWAY_GUARDS}
+
+
 #: How long one read of predictions may wait when nothing arrives. A read returns as soon as a record is there
 #: (``PredictionReader.poll``), so this only bounds how late the table is redrawn in a quiet moment.
 VIEW_POLL_S = 0.05
@@ -145,7 +167,9 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
         gateway_port = options.gateway_port or free_port()
         with open(options.log_dir / "gateway.log", "ab") as output:
             gateway = spawn(
-                [sys.executable, "-m", "tickcast", "gateway", "--port", str(gateway_port)], env=env, output=output
+                [sys.executable, "-m", "tickcast", "gateway", "--port", str(gateway_port)],
+                env=open_gateway_env(env),
+                output=output,
             )
         console.print(f"dashboard: [bold]http://127.0.0.1:{gateway_port}/[/bold] (gateway pid {gateway.pid})")
         console.print(
