@@ -139,7 +139,8 @@ NAME_MISMATCH = (62, 64)
 
 class GatewayTlsError(ConnectionError):
     """The TLS handshake with a gateway failed: its certificate is not trusted (or names another host), or it
-    does not speak HTTPS; or the CA file to trust cannot be used. Raised at once, not retried: another attempt
+    does not speak HTTPS (or an ``http://`` URL reached one that speaks only HTTPS); or the CA file to trust
+    cannot be used. Raised at once, not retried: another attempt
     would fail the same way."""
 
 
@@ -182,6 +183,46 @@ def tls_failure(exc: BaseException, url: str, ca_file: Path | None) -> GatewayTl
         why = cause.reason or str(cause)
         hint = "does the gateway serve HTTPS on that port? An http:// URL for a plain-HTTP gateway"
     return GatewayTlsError(f"TLS to {url} failed: {why} ({hint})")
+
+
+async def answers_tls(url: str, timeout_s: float = 5.0) -> bool:
+    """Whether the host and port of an ``http://`` URL complete a TLS handshake: an HTTPS-only gateway.
+
+    Asked only after a connection closed without an answer, which is what such a gateway does with plain HTTP;
+    the certificate is not checked (the answer is only "use https://").
+
+    >>> asyncio.run(answers_tls("https://127.0.0.1:1")), asyncio.run(answers_tls("http://127.0.0.1:1"))
+    (False, False)
+    """
+    import httpx
+
+    parsed = httpx.URL(url)
+    if parsed.scheme != "http":
+        return False
+    probe = ssl.create_default_context()
+    probe.check_hostname, probe.verify_mode = False, ssl.CERT_NONE
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(parsed.host, parsed.port or 80, ssl=probe), timeout_s
+        )
+    except OSError:  # TimeoutError is one
+        return False
+    writer.close()
+    return True
+
+
+def https_only(url: str) -> GatewayTlsError:
+    """The error for an ``http://`` URL whose gateway speaks only HTTPS.
+
+    >>> print(https_only("http://gw:8443/"))
+    http://gw:8443 closed the connection without an answer and speaks TLS on that port: the gateway serves HTTPS \
+only; use https://gw:8443
+    """
+    url = url.rstrip("/")
+    return GatewayTlsError(
+        f"{url} closed the connection without an answer and speaks TLS on that port: the gateway serves HTTPS "
+        f"only; use https://{url.removeprefix('http://')}"
+    )
 
 
 def _ca_setting(ca_file: Path) -> str:
@@ -252,6 +293,8 @@ class GatewaySource:
                 except (httpx.TransportError, httpx.StreamError) as exc:
                     if (failed := tls_failure(exc, self.url, self.ca_file)) is not None:
                         raise failed from None
+                    if isinstance(exc, httpx.RemoteProtocolError) and await answers_tls(self.url):
+                        raise https_only(self.url) from None
                 self.reconnects += 1
                 await asyncio.sleep(backoff)  # backoff between reconnects, not synchronisation
                 backoff = min(backoff * 2, self.reconnect_max_s)
@@ -265,6 +308,8 @@ class GatewaySource:
             except httpx.TransportError as exc:
                 if (failed := tls_failure(exc, self.url, self.ca_file)) is not None:
                     raise failed from None
+                if isinstance(exc, httpx.RemoteProtocolError) and await answers_tls(self.url):
+                    raise https_only(self.url) from None
                 raise
         if answer.status_code == 404:
             return None

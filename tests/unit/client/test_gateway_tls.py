@@ -89,6 +89,63 @@ def test_https_to_a_plain_http_gateway_says_so(tmp_path: Path) -> None:
             asyncio.run(TickcastClient.gateway(url).latest("SPY"))
 
 
+def test_http_to_an_https_gateway_says_to_use_https_instead_of_reconnecting_in_silence(
+    gateway: tuple[Any, Any],
+) -> None:
+    _, server = gateway
+    port = port_of(server)
+    expected = (
+        f"http://127.0.0.1:{port} closed the connection without an answer and speaks TLS on that port: the gateway "
+        f"serves HTTPS only; use https://127.0.0.1:{port}"
+    )
+    client = TickcastClient.gateway(f"http://127.0.0.1:{port}")
+    with pytest.raises(GatewayTlsError) as caught:
+        asyncio.run(client.latest("SPY"))
+    assert str(caught.value) == expected
+
+    async def subscribe() -> None:
+        async for _ in client.subscribe(["SPY"]):
+            pass
+
+    with pytest.raises(GatewayTlsError) as caught:
+        asyncio.run(asyncio.wait_for(subscribe(), 10))
+    assert str(caught.value) == expected
+    assert client.source.reconnects == 0, "the plain-HTTP attempt was retried"  # type: ignore[attr-defined]
+
+
+def test_a_plain_server_hanging_up_without_an_answer_is_retried_not_called_https() -> None:
+    # The same symptom from a plain-HTTP gateway shutting down: the TLS probe fails there, so the stream reconnects.
+    async def scenario() -> None:
+        third = asyncio.Event()
+        accepted = 0
+
+        async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal accepted
+            accepted += 1
+            if accepted >= 3:
+                third.set()
+            await reader.read(10)  # a request's (or the probe's ClientHello's) first bytes
+            writer.close()
+
+        server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        source = GatewaySource(f"http://127.0.0.1:{port}", reconnect_max_s=0.1)
+        running = asyncio.ensure_future(source.run(None, asyncio.Queue()))
+        waiting = asyncio.ensure_future(third.wait())
+        await asyncio.wait({running, waiting}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            if running.done():
+                running.result()  # raises what ended it
+            assert third.is_set(), "fewer than three connections in 10 s"
+            assert source.reconnects >= 1
+        finally:
+            running.cancel()
+            waiting.cancel()
+            server.close()
+
+    asyncio.run(scenario())
+
+
 def test_an_unusable_ca_file_is_one_error_naming_the_file_and_the_setting(tmp_path: Path) -> None:
     missing, junk = tmp_path / "absent.pem", tmp_path / "junk.pem"
     junk.write_text("not a certificate\n", encoding="utf-8")
