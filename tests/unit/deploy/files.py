@@ -226,6 +226,24 @@ def dockerfile_env() -> dict[str, str]:
     return dict(pair.split("=", 1) for line in found for pair in line.split())
 
 
+def kustomize_build(directory: Path) -> list[dict[str, Any]]:
+    """The documents kustomize renders from ``directory``: standalone ``kustomize build`` (``.ci/run`` installs
+    it), else kubectl's built-in ``kubectl kustomize``; with neither, CI (``CI=true``) fails and elsewhere it skips."""
+    if (standalone := shutil.which("kustomize")) is not None:
+        command = [standalone, "build", str(directory)]
+    elif (kubectl := shutil.which("kubectl")) is not None:
+        command = [kubectl, "kustomize", str(directory)]
+    else:
+        reason = "neither kustomize nor kubectl on PATH (.ci/install-kustomize installs kustomize)"
+        if DataSettings().ci:
+            pytest.fail(f"{reason}; CI must render the deploy files", pytrace=False)
+        pytest.skip(reason)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    where = directory.relative_to(DEPLOY.parent)
+    assert result.returncode == 0, f"{' '.join(command[:2])} {where} failed:\n{result.stderr}"
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
 def promtool() -> str:
     """promtool's path; without it the alert rules are untested, which fails CI (``CI=true``) and skips elsewhere."""
     found = shutil.which("promtool")

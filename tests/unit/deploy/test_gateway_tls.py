@@ -4,16 +4,13 @@ Service on 443; and deploy/k8s-gateway-tls (deploy/k8s with it) renders to valid
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import PurePosixPath
 from typing import Any
 
 import kubernetes_validate
-import pytest
 import yaml
 
-from tests.unit.deploy.files import ROOT, k8s_documents
+from tests.unit.deploy.files import ROOT, k8s_documents, kustomize_build
 from tickcast.gateway.settings import GatewaySettings
 
 COMPONENT = ROOT / "deploy" / "gateway-tls"
@@ -58,13 +55,7 @@ def test_the_component_mounts_the_certificate_where_the_settings_point_and_probe
 
 
 def test_deploy_k8s_with_the_component_renders_to_valid_objects() -> None:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("needs kubectl (its built-in kustomize) to render the overlay")
-    rendered = subprocess.run(
-        [kubectl, "kustomize", str(OVERLAY)], capture_output=True, text=True, check=True, timeout=60
-    ).stdout
-    documents = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(rendered) if d}
+    documents = {(d["kind"], d["metadata"]["name"]): d for d in kustomize_build(OVERLAY)}
     deployment = documents[("Deployment", "tickcast-gateway")]
     service = documents[("Service", "tickcast-gateway")]
     for document in (deployment, service):

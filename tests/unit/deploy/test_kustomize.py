@@ -1,33 +1,20 @@
-"""The Kubernetes files rendered by kustomize itself (``kubectl kustomize``), not by the tests' own merge.
+"""The Kubernetes files rendered by kustomize itself (``kustomize build``), not by the tests' own merge.
 
 The other deploy tests read the manifests and patches as YAML and merge them in Python; these check that the real
 renderer agrees: every listed resource comes out, the image tag is applied, and the secured overlay's strategic
-merge adds to each workload's containers instead of replacing the base's lists. kubectl is not a Debian package,
-so without it on PATH these tests skip.
+merge adds to each workload's containers instead of replacing the base's lists. kustomize is not a Debian package:
+``.ci/install-kustomize`` installs a pinned release for CI (see :func:`tests.unit.deploy.files.kustomize_build`).
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
-from tests.unit.deploy.files import DEPLOY, K8S
+from tests.unit.deploy.files import DEPLOY, K8S, kustomize_build
 
 OVERLAY = DEPLOY / "kafka-security"
-
-
-def rendered(directory: Path) -> list[dict[str, Any]]:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl not on PATH: kustomize's own rendering is unchecked here")
-    result = subprocess.run([kubectl, "kustomize", str(directory)], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, f"kubectl kustomize {directory.relative_to(DEPLOY.parent)} failed:\n{result.stderr}"
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
 def key(doc: dict[str, Any]) -> tuple[str, str]:
@@ -48,7 +35,7 @@ def names(items: list[dict[str, Any]] | None) -> set[str]:
 
 
 def test_the_base_renders_every_listed_resource_with_the_released_image() -> None:
-    out = rendered(K8S)
+    out = kustomize_build(K8S)
     assert sorted(map(key, out)) == sorted(map(key, listed_documents()))
     images = {c["image"] for doc in out if doc["kind"] in ("Deployment", "Job") for c in containers(doc).values()}
     [release] = yaml.safe_load((K8S / "kustomization.yaml").read_text(encoding="utf-8"))["images"]
@@ -57,8 +44,8 @@ def test_the_base_renders_every_listed_resource_with_the_released_image() -> Non
 
 
 def test_the_secured_overlay_adds_to_each_workload_without_dropping_what_the_base_had() -> None:
-    base = {key(doc): doc for doc in rendered(K8S)}
-    secured = {key(doc): doc for doc in rendered(OVERLAY)}
+    base = {key(doc): doc for doc in kustomize_build(K8S)}
+    secured = {key(doc): doc for doc in kustomize_build(OVERLAY)}
     assert set(base) <= set(secured), f"the overlay lost {set(base) - set(secured)}"
     changed = 0
     for workload, doc in secured.items():
