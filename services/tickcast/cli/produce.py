@@ -111,6 +111,7 @@ def produce_file(
         require_broker(settings, settings.connect_timeout_s)
         publisher = TickPublisher(settings)
         good = report_bad_rows(rows, summary, stop_at_first=on_error is OnError.stop)
+        cut_short: ReplayError | None = None
         try:
             for tick in paced(good, speed or None):
                 if stop.is_set() or (limit is not None and summary.sent >= limit):
@@ -121,11 +122,14 @@ def produce_file(
                     publisher.wait_delivered(settings.connect_timeout_s)
                 summary.sent += 1
         except ReplayError as exc:
-            raise UserError(str(exc)) from exc
+            cut_short = exc  # a file that ends mid-way: what went out before it is still said below
         finally:
             undelivered = publisher.close()
-        log.info("replay_done", sent=summary.sent, skipped=dict(summary.skipped), undelivered=undelivered)
+        skipped = {str(reason): count for reason, count in summary.skipped.items()}
+        log.info("replay_done", sent=summary.sent, skipped=skipped, undelivered=undelivered)
         typer.echo(summary.line())
+        if cut_short is not None:
+            raise UserError(str(cut_short))
         if summary.skipped and on_error is OnError.stop:
             raise typer.Exit(1)
         if undelivered or publisher.stats.failed:
