@@ -177,7 +177,7 @@ def subscribe(
     wanted = [name.strip() for name in symbols.split(",") if name.strip()] if symbols else None
     with user_errors():
         if dead_letters:
-            _print_with_dead_letters(from_beginning, count, timeout)
+            _print_with_dead_letters(from_beginning, count, timeout, wanted)
             return
         if settings.client_gateway_url is None:
             require_broker(settings, 30.0)
@@ -203,10 +203,17 @@ async def _print_predictions(
             break
 
 
-def _print_with_dead_letters(from_beginning: bool, count: int | None, timeout: float | None) -> None:
+def _print_with_dead_letters(
+    from_beginning: bool, count: int | None, timeout: float | None, symbols: list[str] | None
+) -> None:
+    from tickcast.common.validation import SYMBOL_PATTERN
     from tickcast.subscriber.reader import PredictionReader
     from tickcast.subscriber.settings import SubscriberSettings
 
+    for name in symbols or ():
+        if not SYMBOL_PATTERN.fullmatch(name):
+            fail(f"symbol {name[:40]!r} does not match {SYMBOL_PATTERN.pattern}", code=1)
+    keep = None if symbols is None else frozenset(symbols)
     settings = load_settings(SubscriberSettings)
     require_broker(settings, 30.0)
     reader = PredictionReader(settings, from_beginning=from_beginning, dead_letters=True)
@@ -219,9 +226,18 @@ def _print_with_dead_letters(from_beginning: bool, count: int | None, timeout: f
             for received in batch:
                 idle_since = time.monotonic()
                 if received.prediction is not None:
+                    if keep is not None and received.prediction.symbol not in keep:
+                        continue
                     record: dict[str, Any] = received.prediction.to_avro()
                 else:
-                    record = {"topic": received.topic, "dead_letter": received.dead_letter, "error": received.error}
+                    if keep is not None and received.dead_letter is not None and received.key not in keep:
+                        continue
+                    record = {
+                        "topic": received.topic,
+                        "key": received.key,
+                        "dead_letter": received.dead_letter,
+                        "error": received.error,
+                    }
                 typer.echo(json.dumps(record, separators=(",", ":")))
                 seen += 1
                 if count is not None and seen >= count:
