@@ -193,8 +193,12 @@ async def _print_predictions(
     settings: ClientSettings, from_beginning: bool, count: int | None, timeout: float | None, symbols: list[str] | None
 ) -> None:
     from tickcast.client import TickcastClient
+    from tickcast.client.sources import GatewaySource
 
     client = TickcastClient.from_settings(settings, from_beginning=from_beginning)
+    if isinstance(client.source, GatewaySource):
+        # As a broker that never answers is one line (require_broker), so is a gateway URL that never answers.
+        await client.source.wait_reachable(30.0 if timeout is None else timeout)
     seen = 0
     async for record in client.subscribe(symbols, idle_timeout_s=timeout):
         typer.echo(json.dumps(record.to_avro(), separators=(",", ":")))

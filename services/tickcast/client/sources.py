@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -222,6 +223,31 @@ class GatewaySource:
             except OSError as exc:
                 # OpenSSL's error names neither the file nor the setting: "[Errno 2] No such file or directory".
                 raise GatewayTlsError(f"{_ca_setting(ca_file)}: {exc.strerror or exc}") from None
+
+    async def wait_reachable(self, within_s: float) -> None:
+        """Return once the gateway answers HTTP at all (any status); after ``within_s``, raise ``ConnectionError``.
+
+        :meth:`run` reconnects for ever, as a long-lived subscriber should; a URL that never answered is more
+        likely a mistake, which a command says at once instead of waiting in silence.
+        """
+        import httpx
+
+        deadline, backoff = time.monotonic() + within_s, 0.1
+        async with httpx.AsyncClient(timeout=min(5.0, within_s), verify=self._verify) as http:
+            while True:
+                try:
+                    await http.get(f"{self.url}/health")
+                    return
+                except httpx.TransportError as exc:
+                    if (failed := tls_failure(exc, self.url, self.ca_file)) is not None:
+                        raise failed from None
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                        message = f"gateway at {self.url} did not answer within {within_s:g}s ({reason})"
+                        raise ConnectionError(message) from None
+                await asyncio.sleep(min(backoff, remaining))  # backoff between attempts, not synchronisation
+                backoff = min(backoff * 2, self.reconnect_max_s)
 
     async def run(self, symbols: frozenset[str] | None, out: asyncio.Queue[Item]) -> None:
         import httpx

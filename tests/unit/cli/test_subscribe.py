@@ -4,6 +4,8 @@ each dead letter says which key (symbol) it was refused under."""
 from __future__ import annotations
 
 import json
+import socket
+import time
 from typing import Any
 
 import pytest
@@ -57,3 +59,14 @@ def test_a_bad_symbol_is_one_line_in_dead_letters_mode_too(monkeypatch: pytest.M
     monkeypatch.setattr("tickcast.cli.services.require_broker", lambda *args: None)
     result = CliRunner().invoke(cli, ["subscribe", "--dead-letters", "--symbols", "spy x", "--count", "1"])
     assert result.exit_code == 1 and "symbol 'spy x' does not match" in result.output
+
+
+def test_a_gateway_that_never_answers_is_one_line_not_a_silent_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}"  # closed again below: connections are refused
+    started = time.monotonic()
+    result = CliRunner().invoke(cli, ["subscribe", "--gateway", url, "--count", "1", "--timeout", "1"])
+    assert result.exit_code == 1, (result.exit_code, result.output)
+    assert f"gateway at {url} did not answer within 1s" in result.output and "Traceback" not in result.output
+    assert time.monotonic() - started < 20
