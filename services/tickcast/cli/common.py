@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn, TypeVar
 
@@ -21,6 +21,7 @@ from tickcast.common.security import KafkaClientSettings
 from tickcast.common.settings import CommonSettings
 
 S = TypeVar("S", bound=BaseSettings)
+T = TypeVar("T")
 
 
 class UserError(Exception):
@@ -137,3 +138,19 @@ def require_broker(kafka: KafkaClientSettings, timeout_s: float) -> None:
     from tickcast.common.kafka import wait_for_broker
 
     wait_for_broker(kafka, timeout_s=timeout_s)
+
+
+def read_topic_once(command: str, read: Callable[[CommonSettings], T]) -> T:
+    """``read(settings)`` for a command that reads a whole topic once (dead letters, model events): its settings
+    and logging loaded, the broker waited for, and a topic that is missing or does not answer said in one line."""
+    from tickcast.common.logging import configure_logging
+
+    settings = load_settings(CommonSettings)
+    configure_logging(command, settings.log_level, settings.log_format)
+    with user_errors():
+        require_broker(settings, 30.0)
+        try:
+            result = read(settings)
+        except (LookupError, TimeoutError, RuntimeError) as exc:
+            raise UserError(str(exc)) from exc
+    return result

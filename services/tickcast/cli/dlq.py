@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tickcast.cli.common import UserError, fail, load_settings, require_broker, user_errors
-from tickcast.common.logging import configure_logging
+from tickcast.cli.common import fail, load_settings, read_topic_once, user_errors
 
 if TYPE_CHECKING:
     from tickcast.ops.dlq import DeadLetter
@@ -108,15 +107,6 @@ def _known_reasons(codes: list[str] | None) -> set[str] | None:
 
 
 def _dead_letters() -> list[DeadLetter]:
-    from tickcast.common.settings import CommonSettings
     from tickcast.ops.dlq import read_dead_letters
 
-    settings = load_settings(CommonSettings)
-    configure_logging("dlq", settings.log_level, settings.log_format)
-    with user_errors():
-        require_broker(settings, 30.0)
-        try:
-            letters = read_dead_letters(settings)
-        except (LookupError, TimeoutError, RuntimeError) as exc:
-            raise UserError(str(exc)) from exc
-    return letters
+    return read_topic_once("dlq", read_dead_letters)
