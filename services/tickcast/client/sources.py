@@ -263,7 +263,7 @@ class GatewaySource:
                     async with http.stream("GET", f"{self.url}/v1/stream", params=params, headers=headers) as answer:
                         if 400 <= answer.status_code < 500:
                             await answer.aread()
-                            raise ValueError(f"gateway refused the stream: {answer.status_code} {answer.text}")
+                            raise ValueError(_refusal("the stream", answer.status_code, answer.text))
                         if answer.status_code == 200:
                             async for event in parse_sse(answer.aiter_lines()):
                                 backoff = 0.1
@@ -294,8 +294,20 @@ class GatewaySource:
                 raise
         if answer.status_code == 404:
             return None
+        if 400 <= answer.status_code < 500:
+            raise ValueError(_refusal(f"the latest of {symbol}", answer.status_code, answer.text))
         answer.raise_for_status()
         return PredictionRecord.from_json(answer.json())
+
+
+def _refusal(what: str, status: int, body: str) -> str:
+    """Why the gateway refused ``what``; for a 401, where a token comes from.
+
+    >>> _refusal("the stream", 401, '{"error":"unauthorized"}')
+    'gateway refused the stream: 401 {"error":"unauthorized"} (a token: token= or TICKCAST_CLIENT_GATEWAY_TOKEN)'
+    """
+    hint = " (a token: token= or TICKCAST_CLIENT_GATEWAY_TOKEN)" if status == 401 else ""
+    return f"gateway refused {what}: {status} {body}{hint}"
 
 
 async def parse_sse(lines: Any) -> Any:
