@@ -6,6 +6,7 @@ non-zero; they never print a traceback. Command modules import this module and t
 
 from __future__ import annotations
 
+import math
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -154,3 +155,14 @@ def read_topic_once(command: str, read: Callable[[CommonSettings], T]) -> T:
         except (LookupError, TimeoutError, RuntimeError) as exc:
             raise UserError(str(exc)) from exc
     return result
+
+
+def finite(value: float | None) -> float | None:
+    """A typer callback refusing NaN and infinities, which click's ranges (``min=``) let through.
+
+    >>> finite(2.5), finite(None)
+    (2.5, None)
+    """
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value
