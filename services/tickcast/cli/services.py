@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from tickcast.cli.common import fail, load_settings, require_broker, stop_on_signals, user_errors
+from tickcast.cli.common import fail, finite, load_settings, require_broker, stop_on_signals, user_errors
 from tickcast.common.logging import configure_logging
 from tickcast.demo import (
     DEMO_FEED_LINGER_MS,
@@ -161,9 +161,11 @@ def gateway(
 
 def subscribe(
     from_beginning: Annotated[bool, typer.Option(help="Start at the oldest prediction, not the newest.")] = False,
-    count: Annotated[int | None, typer.Option(help="Exit after this many records.")] = None,
+    count: Annotated[int | None, typer.Option(min=0, help="Exit after this many records.")] = None,
     dead_letters: Annotated[bool, typer.Option(help="Also print dead letters (reads Kafka).")] = False,
-    timeout: Annotated[float | None, typer.Option(help="Exit after this many idle seconds.")] = None,
+    timeout: Annotated[
+        float | None, typer.Option(min=0, callback=finite, help="Exit after this many idle seconds.")
+    ] = None,
     symbols: Annotated[str | None, typer.Option(help="Only these symbols, comma-separated (default: all).")] = None,
     gateway: Annotated[
         str | None, typer.Option(help="Read a gateway's stream at this URL (default TICKCAST_CLIENT_GATEWAY_URL).")
@@ -253,7 +255,9 @@ def _print_with_dead_letters(
 
 
 def demo(
-    seconds: Annotated[float, typer.Option(help="Stop after this many seconds; 0 = until Ctrl-C.")] = 0.0,
+    seconds: Annotated[
+        float, typer.Option(min=0, callback=finite, help="Stop after this many seconds; 0 = until Ctrl-C.")
+    ] = 0.0,
     workers: Annotated[int, typer.Option(min=1, help="Predictor worker processes.")] = 2,
     symbols: Annotated[int, typer.Option(min=1, help="Synthetic symbols.")] = 24,
     rate: Annotated[float, typer.Option(min=1.0, help="Ticks per second.")] = 300.0,

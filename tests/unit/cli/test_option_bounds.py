@@ -1,6 +1,7 @@
 """Numbers a command cannot use are refused as usage errors (exit 2, the option named), before any broker is
 asked: a negative or NaN rate sent ticks as fast as it could, a negative count or duration sent nothing and
-exited 0, and a negative --speed or evaluate --limit ended in a traceback."""
+exited 0, a negative demo --seconds ran until Ctrl-C, and a negative --speed, evaluate --limit or a lag
+--stats-url that is not a URL ended in a traceback."""
 
 from __future__ import annotations
 
@@ -22,6 +23,10 @@ from tickcast.cli import app as cli
         (["produce", "file", "ticks.csv", "--speed", "nan"], "--speed"),
         (["produce", "file", "ticks.csv", "--limit", "-5"], "--limit"),
         (["evaluate", "ticks.csv", "--limit", "-1"], "--limit"),
+        (["subscribe", "--count", "-1"], "--count"),
+        (["subscribe", "--timeout", "-1"], "--timeout"),
+        (["demo", "--seconds", "-5"], "--seconds"),
+        (["lag", "--stats-url", "notaurl"], "--stats-url"),
     ],
 )
 def test_an_unusable_number_is_a_usage_error(
