@@ -145,7 +145,7 @@ def _rows(path: Path, mapping: ColumnMapping, indices: dict[str, int], now_ms: i
                         last_line = reader.line_num
                         if len(row) < needed:
                             if row:
-                                yield _short_row(name, line, row, indices, column_of)
+                                yield _short_row(name, line, last_line, row, indices, column_of)
                             continue
                         time_text = row[i_time]
                         if time_text == last_time_text:
@@ -203,10 +203,15 @@ def _rows(path: Path, mapping: ColumnMapping, indices: dict[str, int], now_ms: i
         raise ReplayError(f"{path}: read failed after line {last_line}: {exc}") from exc
 
 
-def _short_row(name: str, line: int, row: list[str], indices: dict[str, int], column_of: dict[int, str]) -> RowError:
+def _short_row(
+    name: str, line: int, end: int, row: list[str], indices: dict[str, int], column_of: dict[int, str]
+) -> RowError:
     index = min(i for i in indices.values() if i >= len(row))
     column = column_of[index]
     message = f"row has {len(row)} cell(s), column {column!r} is cell {index + 1}"
+    if end > line:
+        # A quoted cell ran on past its line: the rows it swallowed are named here, or they would vanish unsaid.
+        message += f"; lines {line}-{end} were read as one row (an unclosed quote?)"
     return RowError(name, line, column, None, RowReason.MISSING_COLUMN, message)
 
 

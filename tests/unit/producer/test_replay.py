@@ -326,3 +326,11 @@ def test_first_50k_rows_of_the_real_lean_sample_are_all_valid_ticks() -> None:
     ticks = [item for item in items if isinstance(item, Tick)]
     assert {tick.symbol for tick in ticks} <= {"SPY", "AIG", "BAC", "IBM"}
     assert all(tick.venue and tick.condition for tick in ticks)
+
+
+def test_an_unclosed_quote_says_which_lines_it_swallowed(tmp_path: Path) -> None:
+    # The CSV reader reads on to the closing quote, here the end of the file: the row after it vanished unnamed.
+    text = HEADER + '2013-10-07T09:30:00,"SPY,167.41,100,P,0\n' + GOOD + GOOD
+    error = only_error(read_all(write(tmp_path, text)))
+    assert (error.line, error.reason) == (2, RowReason.MISSING_COLUMN)
+    assert "lines 2-4 were read as one row (an unclosed quote?)" in error.message, error.message
