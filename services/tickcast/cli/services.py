@@ -160,7 +160,7 @@ def gateway(
 
 
 def subscribe(
-    from_beginning: Annotated[bool, typer.Option(help="Start at the oldest prediction, not the newest.")] = False,
+    from_beginning: Annotated[bool, typer.Option(help="Start at the oldest prediction, not the newest (Kafka only).")] = False,
     count: Annotated[int | None, typer.Option(min=0, help="Exit after this many records.")] = None,
     dead_letters: Annotated[bool, typer.Option(help="Also print dead letters (reads Kafka).")] = False,
     timeout: Annotated[
@@ -183,6 +183,8 @@ def subscribe(
             return
         if settings.client_gateway_url is None:
             require_broker(settings, 30.0)
+        elif from_beginning:
+            fail("--from-beginning reads Kafka: a gateway streams from now on (it keeps the latest per symbol)")
         try:
             asyncio.run(_print_predictions(settings, from_beginning, count, timeout, wanted))
         except ValueError as exc:

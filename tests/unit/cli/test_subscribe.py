@@ -70,3 +70,9 @@ def test_a_gateway_that_never_answers_is_one_line_not_a_silent_wait(monkeypatch:
     assert result.exit_code == 1, (result.exit_code, result.output)
     assert f"gateway at {url} did not answer within 1s" in result.output and "Traceback" not in result.output
     assert time.monotonic() - started < 20
+
+
+def test_from_the_beginning_through_a_gateway_is_refused_not_ignored() -> None:
+    # A gateway keeps the latest prediction per symbol and a ring for resuming, not the topic's history.
+    result = CliRunner().invoke(cli, ["subscribe", "--gateway", "http://127.0.0.1:1", "--from-beginning"])
+    assert result.exit_code == 2 and "--from-beginning reads Kafka" in result.output, result.output
