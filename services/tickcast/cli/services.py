@@ -160,7 +160,9 @@ def gateway(
 
 
 def subscribe(
-    from_beginning: Annotated[bool, typer.Option(help="Start at the oldest prediction, not the newest (Kafka only).")] = False,
+    from_beginning: Annotated[
+        bool, typer.Option(help="Start at the oldest prediction, not the newest (Kafka only).")
+    ] = False,
     count: Annotated[int | None, typer.Option(min=0, help="Exit after this many records.")] = None,
     dead_letters: Annotated[bool, typer.Option(help="Also print dead letters (reads Kafka).")] = False,
     timeout: Annotated[
