@@ -20,7 +20,7 @@ from typing import IO
 from tickcast.common.errors import Reason, Rejected, RowReason
 from tickcast.common.records import Tick
 from tickcast.common.validation import validate_tick
-from tickcast.producer.columns import ColumnMapping, time_parser
+from tickcast.producer.columns import ColumnMapping, epoch_unit_hint, time_parser
 from tickcast.producer.row_errors import ReplayError, RowError
 
 # ColumnMapping and the row/file errors are re-exported: a replay's callers need them together.
@@ -191,7 +191,10 @@ def _rows(path: Path, mapping: ColumnMapping, indices: dict[str, int], now_ms: i
                         except Rejected as exc:
                             column, index = reason_column.get(exc.reason, (None, -1))
                             value = row[index] if index >= 0 else None
-                            yield RowError(name, line, column, value, exc.reason, exc.message)
+                            message = exc.message
+                            if index == i_time:  # an epoch time in the wrong unit is the usual cause
+                                message += epoch_unit_hint(row[i_time], mapping.time_format, now_ms)
+                            yield RowError(name, line, column, value, exc.reason, message)
                             continue
                         yield tick
                     return
