@@ -54,18 +54,21 @@ def load_settings(cls: type[S], **overrides: Any) -> S:
     ...     exit.exit_code
     2
     """
+    given = {k: v for k, v in overrides.items() if v is not None}
     try:
-        settings = cls(**{k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**given)
     except ValidationError as exc:
-        fail(f"invalid configuration: {describe_invalid(cls, exc)}")
+        fail(f"invalid configuration: {describe_invalid(cls, exc, frozenset(given))}")
     if isinstance(settings, CommonSettings):
         for warning in settings.misspelt_variables():
             typer.echo(f"tickcast: warning: {warning}", err=True)
     return settings
 
 
-def describe_invalid(cls: type[BaseSettings], exc: ValidationError) -> str:
+def describe_invalid(cls: type[BaseSettings], exc: ValidationError, from_options: frozenset[str] = frozenset()) -> str:
     """Each problem as ``TICKCAST_NAME: why (got value)``; a secret's value and a whole-settings input never shown.
+
+    A field in ``from_options`` came from the command line, not the environment, and is named so.
 
     >>> from tickcast.common.security import KafkaClientSettings
     >>> try:
@@ -84,7 +87,8 @@ def describe_invalid(cls: type[BaseSettings], exc: ValidationError) -> str:
         field = cls.model_fields.get(name)
         secret = field is not None and "SecretStr" in str(field.annotation)
         shown = " (value not shown: it is a secret)" if secret else f" (got {redact_text(repr(error.get('input')))})"
-        problems.append(f"TICKCAST_{'_'.join(str(p) for p in error['loc']).upper()}: {message}{shown}")
+        where = " (given on the command line)" if name in from_options else ""
+        problems.append(f"TICKCAST_{'_'.join(str(p) for p in error['loc']).upper()}{where}: {message}{shown}")
     return "; ".join(problems)
 
 

@@ -39,3 +39,10 @@ def test_an_unusable_number_is_a_usage_error(
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
     assert f"Invalid value for '{option}'" in result.output
+
+
+def test_a_bad_value_given_as_an_option_is_not_blamed_on_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TICKCAST_MODEL", raising=False)
+    result = CliRunner().invoke(cli, ["worker", "--model", "nope"])
+    assert result.exit_code == 2
+    assert "TICKCAST_MODEL (given on the command line): unknown model 'nope'" in result.output, result.output
