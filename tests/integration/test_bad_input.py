@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import math
 import subprocess
 import sys
@@ -144,6 +145,35 @@ def test_file_replay_reports_bad_rows_and_sends_the_good_ones(pipeline: Pipeline
 
     stop_early = run_cli(pipeline, "produce", "file", str(csv_file), "--on-error", "stop")
     assert stop_early.returncode == 1 and "sent=1" in stop_early.stdout
+
+
+def test_a_file_cut_short_says_how_many_ticks_went_out_before_it_ends_with_the_error(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    rows = "".join(
+        f"2013-10-07T09:30:{i // 1000:02d}.{i % 1000:03d},SPY,{100 + i % 7 / 100:.2f},{i}\n" for i in range(3000)
+    )
+    whole = gzip.compress(("ts_et,symbol,price,size\n" + rows).encode())
+    cut = tmp_path / "cut.csv.gz"
+    cut.write_bytes(whole[: len(whole) // 2])  # a download or copy that stopped half-way
+    env = {**pipeline.env(), "TICKCAST_LOG_FORMAT": "console"}
+    result = subprocess.run(
+        [sys.executable, "-m", "tickcast", "produce", "file", str(cut), "--on-error", "stop"],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "cut.csv.gz: read failed after line" in result.stderr
+    assert result.stdout.startswith("sent="), f"no summary line: {result.stdout!r}"
+    sent = int(result.stdout.split()[0].removeprefix("sent="))
+    assert 0 < sent < 3000, f"the ticks sent before the cut, in the summary line: {result.stdout!r}"
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("ts_et,symbol,price,size\n2013-10-07T09:30:00.001,SPY,-1,100\n")
+    skipped = subprocess.run(
+        [sys.executable, "-m", "tickcast", "produce", "file", str(bad)],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert skipped.returncode == 0 and "skipped={'bad_price': 1}" in skipped.stderr, skipped.stderr
 
 
 def test_real_trades_replay_end_to_end(pipeline: Pipeline) -> None:

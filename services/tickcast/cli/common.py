@@ -6,9 +6,10 @@ non-zero; they never print a traceback. Command modules import this module and t
 
 from __future__ import annotations
 
+import math
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn, TypeVar
 
@@ -21,6 +22,7 @@ from tickcast.common.security import KafkaClientSettings
 from tickcast.common.settings import CommonSettings
 
 S = TypeVar("S", bound=BaseSettings)
+T = TypeVar("T")
 
 
 class UserError(Exception):
@@ -52,18 +54,21 @@ def load_settings(cls: type[S], **overrides: Any) -> S:
     ...     exit.exit_code
     2
     """
+    given = {k: v for k, v in overrides.items() if v is not None}
     try:
-        settings = cls(**{k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**given)
     except ValidationError as exc:
-        fail(f"invalid configuration: {describe_invalid(cls, exc)}")
+        fail(f"invalid configuration: {describe_invalid(cls, exc, frozenset(given))}")
     if isinstance(settings, CommonSettings):
         for warning in settings.misspelt_variables():
             typer.echo(f"tickcast: warning: {warning}", err=True)
     return settings
 
 
-def describe_invalid(cls: type[BaseSettings], exc: ValidationError) -> str:
+def describe_invalid(cls: type[BaseSettings], exc: ValidationError, from_options: frozenset[str] = frozenset()) -> str:
     """Each problem as ``TICKCAST_NAME: why (got value)``; a secret's value and a whole-settings input never shown.
+
+    A field in ``from_options`` came from the command line, not the environment, and is named so.
 
     >>> from tickcast.common.security import KafkaClientSettings
     >>> try:
@@ -82,7 +87,8 @@ def describe_invalid(cls: type[BaseSettings], exc: ValidationError) -> str:
         field = cls.model_fields.get(name)
         secret = field is not None and "SecretStr" in str(field.annotation)
         shown = " (value not shown: it is a secret)" if secret else f" (got {redact_text(repr(error.get('input')))})"
-        problems.append(f"TICKCAST_{'_'.join(str(p) for p in error['loc']).upper()}: {message}{shown}")
+        where = " (given on the command line)" if name in from_options else ""
+        problems.append(f"TICKCAST_{'_'.join(str(p) for p in error['loc']).upper()}{where}: {message}{shown}")
     return "; ".join(problems)
 
 
@@ -137,3 +143,30 @@ def require_broker(kafka: KafkaClientSettings, timeout_s: float) -> None:
     from tickcast.common.kafka import wait_for_broker
 
     wait_for_broker(kafka, timeout_s=timeout_s)
+
+
+def read_topic_once(command: str, read: Callable[[CommonSettings], T]) -> T:
+    """``read(settings)`` for a command that reads a whole topic once (dead letters, model events): its settings
+    and logging loaded, the broker waited for, and a topic that is missing or does not answer said in one line."""
+    from tickcast.common.logging import configure_logging
+
+    settings = load_settings(CommonSettings)
+    configure_logging(command, settings.log_level, settings.log_format)
+    with user_errors():
+        require_broker(settings, 30.0)
+        try:
+            result = read(settings)
+        except (LookupError, TimeoutError, RuntimeError) as exc:
+            raise UserError(str(exc)) from exc
+    return result
+
+
+def finite(value: float | None) -> float | None:
+    """A typer callback refusing NaN and infinities, which click's ranges (``min=``) let through.
+
+    >>> finite(2.5), finite(None)
+    (2.5, None)
+    """
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tickcast.cli.common import UserError, fail, load_settings, require_broker, user_errors
-from tickcast.common.logging import configure_logging
+from tickcast.cli.common import fail, load_settings, read_topic_once, user_errors
 
 if TYPE_CHECKING:
     from tickcast.ops.dlq import DeadLetter
@@ -28,7 +28,7 @@ def dlq_list(
 
     from tickcast.ops.dlq import select
 
-    letters = select(_dead_letters(), set(reason) if reason else None, None)
+    letters = select(_dead_letters(), _known_reasons(reason), None)
     if as_json:
         for letter in letters[:limit]:
             typer.echo(json.dumps({"ref": letter.ref, "key": (letter.key or b"").decode("utf-8", "replace"),
@@ -68,8 +68,16 @@ def dlq_replay(
 
     if not reason and not ref:
         fail("say which letters to replay: --reason CODE and/or --ref PARTITION:OFFSET")
+    reasons = _known_reasons(reason)
+    for handle in ref or ():
+        if not _REF.fullmatch(handle):
+            fail(f"--ref {handle!r}: want PARTITION:OFFSET of a dead letter, as `tickcast dlq list` shows it")
     settings = load_settings(ProducerSettings)
-    letters = select(_dead_letters(), set(reason) if reason else None, set(ref) if ref else None)
+    letters = select(_dead_letters(), reasons, set(ref) if ref else None)
+    found = {letter.ref for letter in letters}
+    if missing := [handle for handle in ref or () if handle not in found]:
+        where = f"{settings.dlq_topic}" + (f" with reason {', '.join(sorted(reasons))}" if reasons else "")
+        fail(f"no dead letter at {', '.join(missing)} in {where}; nothing replayed", code=1)
     if dry_run:
         typer.echo(f"would replay {len(letters)} dead letters to {settings.ticks_topic}")
         return
@@ -83,16 +91,22 @@ def dlq_replay(
         raise typer.Exit(1)
 
 
+#: A dead letter's handle in the dead-letter topic, as ``tickcast dlq list`` prints it.
+_REF = re.compile(r"\d+:\d+")
+
+
+def _known_reasons(codes: list[str] | None) -> set[str] | None:
+    """``codes`` as a filter (None: no filter); a code no worker ever writes is a typo, said in one line."""
+    from tickcast.common.errors import Reason
+
+    known = {reason.value for reason in Reason}
+    for code in codes or ():
+        if code not in known:
+            fail(f"unknown reason code {code!r} (known: {', '.join(sorted(known))})")
+    return set(codes) if codes else None
+
+
 def _dead_letters() -> list[DeadLetter]:
-    from tickcast.common.settings import CommonSettings
     from tickcast.ops.dlq import read_dead_letters
 
-    settings = load_settings(CommonSettings)
-    configure_logging("dlq", settings.log_level, settings.log_format)
-    with user_errors():
-        require_broker(settings, 30.0)
-        try:
-            letters = read_dead_letters(settings)
-        except (LookupError, TimeoutError, RuntimeError) as exc:
-            raise UserError(str(exc)) from exc
-    return letters
+    return read_topic_once("dlq", read_dead_letters)

@@ -33,7 +33,7 @@ def evaluate(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of tables.")] = False,
     plot: Annotated[Path | None, typer.Option(help="Write a PNG of cumulative skill over time per symbol.")] = None,
-    limit: Annotated[int | None, typer.Option(help="Score at most this many ticks.")] = None,
+    limit: Annotated[int | None, typer.Option(min=0, help="Score at most this many ticks.")] = None,
     horizons: Annotated[
         str | None,
         typer.Option(

@@ -8,8 +8,7 @@ from typing import Annotated
 
 import typer
 
-from tickcast.cli.common import UserError, load_settings, require_broker, user_errors
-from tickcast.common.logging import configure_logging
+from tickcast.cli.common import read_topic_once
 
 
 def models(
@@ -20,17 +19,9 @@ def models(
     from rich.console import Console
     from rich.table import Table
 
-    from tickcast.common.settings import CommonSettings
     from tickcast.ops.models import fold, read_model_events
 
-    settings = load_settings(CommonSettings)
-    configure_logging("models", settings.log_level, settings.log_format)
-    with user_errors():
-        require_broker(settings, 30.0)
-        try:
-            events = read_model_events(settings)
-        except (LookupError, TimeoutError, RuntimeError) as exc:
-            raise UserError(str(exc)) from exc
+    events = read_topic_once("models", read_model_events)
     stories = fold(e for e in events if symbol is None or e.symbol == symbol)
     if as_json:
         for story in stories.values():

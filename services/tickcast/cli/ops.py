@@ -40,13 +40,22 @@ def _ops_errors() -> Iterator[None]:
         raise UserError(f"Kafka request failed: {exc.args[0] if exc.args else exc}") from exc
 
 
+def _http_urls(urls: list[str] | None) -> list[str] | None:
+    for url in urls or ():
+        if not url.startswith(("http://", "https://")):
+            raise typer.BadParameter(f"{url[:64]!r} is not an http(s) URL (e.g. http://127.0.0.1:6066/stats)")
+    return urls
+
+
 def lag(
     watch: Annotated[bool, typer.Option("--watch", help="Report again every --interval seconds until Ctrl-C.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per report instead of a table.")] = False,
     interval: Annotated[float, typer.Option(min=0.1, help="Seconds between reports with --watch.")] = 2.0,
     stats_url: Annotated[
         list[str] | None,
-        typer.Option(help="A worker's /stats URL, to learn which partitions it owns (repeatable)."),
+        typer.Option(
+            callback=_http_urls, help="A worker's /stats URL, to learn which partitions it owns (repeatable)."
+        ),
     ] = None,
     state_dir: StateDirOption = None,
     group: GroupOption = None,

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from tickcast.cli.common import UserError, fail, load_settings, require_broker, stop_on_signals, user_errors
+from tickcast.cli.common import UserError, fail, finite, load_settings, require_broker, stop_on_signals, user_errors
 from tickcast.cli.tick_files import (
     ConditionCol,
     ConstantSymbol,
@@ -33,9 +33,11 @@ produce_app = typer.Typer(help="Publish ticks to the ticks topic.", no_args_is_h
 def produce_synthetic(
     symbols: Annotated[int, typer.Option(min=1, help="Number of symbols.")] = 24,
     seed: Annotated[int, typer.Option(help="Seed; the same seed gives the same ticks.")] = 42,
-    rate: Annotated[float, typer.Option(help="Ticks per second; 0 = as fast as possible.")] = 200.0,
-    count: Annotated[int | None, typer.Option(help="Stop after this many ticks.")] = None,
-    seconds: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    rate: Annotated[float, typer.Option(min=0, callback=finite, help="Ticks per second; 0 = as fast as possible.")] = (
+        200.0
+    ),
+    count: Annotated[int | None, typer.Option(min=0, help="Stop after this many ticks.")] = None,
+    seconds: Annotated[float | None, typer.Option(min=0, callback=finite, help="Stop after this many seconds.")] = None,
 ) -> None:
     """Publish a reproducible synthetic feed (GBM with AR(1) returns and jumps) at a fixed rate."""
     from tickcast.producer.publisher import TickPublisher, publish_all
@@ -83,11 +85,14 @@ def produce_file(
     symbol: ConstantSymbol = None,
     time_format: TimeFormat = "iso",
     timezone: TimeZone = "UTC",
-    speed: Annotated[float, typer.Option(help="Replay speed as a multiple of real time; 0 = as fast as possible.")] = 0,
+    speed: Annotated[
+        float,
+        typer.Option(min=0, callback=finite, help="Replay speed as a multiple of real time; 0 = as fast as possible."),
+    ] = 0,
     on_error: Annotated[OnError, typer.Option(help="skip: report bad rows and go on; stop: exit at the first.")] = (
         OnError.skip
     ),
-    limit: Annotated[int | None, typer.Option(help="Send at most this many ticks.")] = None,
+    limit: Annotated[int | None, typer.Option(min=0, help="Send at most this many ticks.")] = None,
 ) -> None:
     """Replay ticks from a CSV file; bad rows are reported with file, line, column and value."""
     from tickcast.producer.publisher import TickPublisher
@@ -111,6 +116,7 @@ def produce_file(
         require_broker(settings, settings.connect_timeout_s)
         publisher = TickPublisher(settings)
         good = report_bad_rows(rows, summary, stop_at_first=on_error is OnError.stop)
+        cut_short: ReplayError | None = None
         try:
             for tick in paced(good, speed or None):
                 if stop.is_set() or (limit is not None and summary.sent >= limit):
@@ -121,11 +127,14 @@ def produce_file(
                     publisher.wait_delivered(settings.connect_timeout_s)
                 summary.sent += 1
         except ReplayError as exc:
-            raise UserError(str(exc)) from exc
+            cut_short = exc  # a file that ends mid-way: what went out before it is still said below
         finally:
             undelivered = publisher.close()
-        log.info("replay_done", sent=summary.sent, skipped=dict(summary.skipped), undelivered=undelivered)
+        skipped = {str(reason): count for reason, count in summary.skipped.items()}
+        log.info("replay_done", sent=summary.sent, skipped=skipped, undelivered=undelivered)
         typer.echo(summary.line())
+        if cut_short is not None:
+            raise UserError(str(cut_short))
         if summary.skipped and on_error is OnError.stop:
             raise typer.Exit(1)
         if undelivered or publisher.stats.failed:

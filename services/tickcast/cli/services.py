@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from tickcast.cli.common import fail, load_settings, require_broker, stop_on_signals, user_errors
+from tickcast.cli.common import fail, finite, load_settings, require_broker, stop_on_signals, user_errors
 from tickcast.common.logging import configure_logging
 from tickcast.demo import (
     DEMO_FEED_LINGER_MS,
@@ -160,10 +160,14 @@ def gateway(
 
 
 def subscribe(
-    from_beginning: Annotated[bool, typer.Option(help="Start at the oldest prediction, not the newest.")] = False,
-    count: Annotated[int | None, typer.Option(help="Exit after this many records.")] = None,
+    from_beginning: Annotated[
+        bool, typer.Option(help="Start at the oldest prediction, not the newest (Kafka only).")
+    ] = False,
+    count: Annotated[int | None, typer.Option(min=0, help="Exit after this many records.")] = None,
     dead_letters: Annotated[bool, typer.Option(help="Also print dead letters (reads Kafka).")] = False,
-    timeout: Annotated[float | None, typer.Option(help="Exit after this many idle seconds.")] = None,
+    timeout: Annotated[
+        float | None, typer.Option(min=0, callback=finite, help="Exit after this many idle seconds.")
+    ] = None,
     symbols: Annotated[str | None, typer.Option(help="Only these symbols, comma-separated (default: all).")] = None,
     gateway: Annotated[
         str | None, typer.Option(help="Read a gateway's stream at this URL (default TICKCAST_CLIENT_GATEWAY_URL).")
@@ -177,10 +181,12 @@ def subscribe(
     wanted = [name.strip() for name in symbols.split(",") if name.strip()] if symbols else None
     with user_errors():
         if dead_letters:
-            _print_with_dead_letters(from_beginning, count, timeout)
+            _print_with_dead_letters(from_beginning, count, timeout, wanted)
             return
         if settings.client_gateway_url is None:
             require_broker(settings, 30.0)
+        elif from_beginning:
+            fail("--from-beginning reads Kafka: a gateway streams from now on (it keeps the latest per symbol)")
         try:
             asyncio.run(_print_predictions(settings, from_beginning, count, timeout, wanted))
         except ValueError as exc:
@@ -193,8 +199,12 @@ async def _print_predictions(
     settings: ClientSettings, from_beginning: bool, count: int | None, timeout: float | None, symbols: list[str] | None
 ) -> None:
     from tickcast.client import TickcastClient
+    from tickcast.client.sources import GatewaySource
 
     client = TickcastClient.from_settings(settings, from_beginning=from_beginning)
+    if isinstance(client.source, GatewaySource):
+        # As a broker that never answers is one line (require_broker), so is a gateway URL that never answers.
+        await client.source.wait_reachable(30.0 if timeout is None else timeout)
     seen = 0
     async for record in client.subscribe(symbols, idle_timeout_s=timeout):
         typer.echo(json.dumps(record.to_avro(), separators=(",", ":")))
@@ -203,10 +213,17 @@ async def _print_predictions(
             break
 
 
-def _print_with_dead_letters(from_beginning: bool, count: int | None, timeout: float | None) -> None:
+def _print_with_dead_letters(
+    from_beginning: bool, count: int | None, timeout: float | None, symbols: list[str] | None
+) -> None:
+    from tickcast.common.validation import SYMBOL_PATTERN
     from tickcast.subscriber.reader import PredictionReader
     from tickcast.subscriber.settings import SubscriberSettings
 
+    for name in symbols or ():
+        if not SYMBOL_PATTERN.fullmatch(name):
+            fail(f"symbol {name[:40]!r} does not match {SYMBOL_PATTERN.pattern}", code=1)
+    keep = None if symbols is None else frozenset(symbols)
     settings = load_settings(SubscriberSettings)
     require_broker(settings, 30.0)
     reader = PredictionReader(settings, from_beginning=from_beginning, dead_letters=True)
@@ -219,9 +236,18 @@ def _print_with_dead_letters(from_beginning: bool, count: int | None, timeout: f
             for received in batch:
                 idle_since = time.monotonic()
                 if received.prediction is not None:
+                    if keep is not None and received.prediction.symbol not in keep:
+                        continue
                     record: dict[str, Any] = received.prediction.to_avro()
                 else:
-                    record = {"topic": received.topic, "dead_letter": received.dead_letter, "error": received.error}
+                    if keep is not None and received.dead_letter is not None and received.key not in keep:
+                        continue
+                    record = {
+                        "topic": received.topic,
+                        "key": received.key,
+                        "dead_letter": received.dead_letter,
+                        "error": received.error,
+                    }
                 typer.echo(json.dumps(record, separators=(",", ":")))
                 seen += 1
                 if count is not None and seen >= count:
@@ -233,7 +259,9 @@ def _print_with_dead_letters(from_beginning: bool, count: int | None, timeout: f
 
 
 def demo(
-    seconds: Annotated[float, typer.Option(help="Stop after this many seconds; 0 = until Ctrl-C.")] = 0.0,
+    seconds: Annotated[
+        float, typer.Option(min=0, callback=finite, help="Stop after this many seconds; 0 = until Ctrl-C.")
+    ] = 0.0,
     workers: Annotated[int, typer.Option(min=1, help="Predictor worker processes.")] = 2,
     symbols: Annotated[int, typer.Option(min=1, help="Synthetic symbols.")] = 24,
     rate: Annotated[float, typer.Option(min=1.0, help="Ticks per second.")] = 300.0,

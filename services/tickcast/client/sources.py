@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -264,6 +265,31 @@ class GatewaySource:
                 # OpenSSL's error names neither the file nor the setting: "[Errno 2] No such file or directory".
                 raise GatewayTlsError(f"{_ca_setting(ca_file)}: {exc.strerror or exc}") from None
 
+    async def wait_reachable(self, within_s: float) -> None:
+        """Return once the gateway answers HTTP at all (any status); after ``within_s``, raise ``ConnectionError``.
+
+        :meth:`run` reconnects for ever, as a long-lived subscriber should; a URL that never answered is more
+        likely a mistake, which a command says at once instead of waiting in silence.
+        """
+        import httpx
+
+        deadline, backoff = time.monotonic() + within_s, 0.1
+        async with httpx.AsyncClient(timeout=min(5.0, within_s), verify=self._verify) as http:
+            while True:
+                try:
+                    await http.get(f"{self.url}/health")
+                    return
+                except httpx.TransportError as exc:
+                    if (failed := tls_failure(exc, self.url, self.ca_file)) is not None:
+                        raise failed from None
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                        message = f"gateway at {self.url} did not answer within {within_s:g}s ({reason})"
+                        raise ConnectionError(message) from None
+                await asyncio.sleep(min(backoff, remaining))  # backoff between attempts, not synchronisation
+                backoff = min(backoff * 2, self.reconnect_max_s)
+
     async def run(self, symbols: frozenset[str] | None, out: asyncio.Queue[Item]) -> None:
         import httpx
 
@@ -278,7 +304,7 @@ class GatewaySource:
                     async with http.stream("GET", f"{self.url}/v1/stream", params=params, headers=headers) as answer:
                         if 400 <= answer.status_code < 500:
                             await answer.aread()
-                            raise ValueError(f"gateway refused the stream: {answer.status_code} {answer.text}")
+                            raise ValueError(_refusal("the stream", answer.status_code, answer.text))
                         if answer.status_code == 200:
                             async for event in parse_sse(answer.aiter_lines()):
                                 backoff = 0.1
@@ -313,8 +339,20 @@ class GatewaySource:
                 raise
         if answer.status_code == 404:
             return None
+        if 400 <= answer.status_code < 500:
+            raise ValueError(_refusal(f"the latest of {symbol}", answer.status_code, answer.text))
         answer.raise_for_status()
         return PredictionRecord.from_json(answer.json())
+
+
+def _refusal(what: str, status: int, body: str) -> str:
+    """Why the gateway refused ``what``; for a 401, where a token comes from.
+
+    >>> _refusal("the stream", 401, '{"error":"unauthorized"}')
+    'gateway refused the stream: 401 {"error":"unauthorized"} (a token: token= or TICKCAST_CLIENT_GATEWAY_TOKEN)'
+    """
+    hint = " (a token: token= or TICKCAST_CLIENT_GATEWAY_TOKEN)" if status == 401 else ""
+    return f"gateway refused {what}: {status} {body}{hint}"
 
 
 async def parse_sse(lines: Any) -> Any:

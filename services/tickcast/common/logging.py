@@ -47,7 +47,9 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> s
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # aiokafka logs every rebalance step at INFO; keep it to warnings unless debugging.
-    logging.getLogger("aiokafka").setLevel(max(logging.getLevelName(level), logging.WARNING))
+    # aiokafka logs every rebalance step at INFO, httpx every request; keep them to warnings unless debugging.
+    numeric = logging.getLevelName(level)
+    for chatty in ("aiokafka", "httpx"):
+        logging.getLogger(chatty).setLevel(numeric if numeric <= logging.DEBUG else max(numeric, logging.WARNING))
     logger: structlog.stdlib.BoundLogger = structlog.get_logger(service).bind(service=service)
     return logger

@@ -8,9 +8,10 @@ see :mod:`tickcast.predictor.delayed_labels`) is scored and learned on the featu
 each horizon's model forecasts from the features after this tick, and the forecast joins its queue. Every
 target is predicted before it is learned, and learned only from what was known when it was predicted.
 
-A gap (no trade of the symbol for more than ``gap_ms``: a halt, the night, a weekend) is not a return: the
-pending forecasts are dropped (counted), the short-horizon features start over, and predictions within the
-longest horizon after it carry the flag ``after_gap``.
+A gap (no trade of the symbol for more than ``gap_ms``: a halt, the night, a weekend) is not a return: the pending
+forecasts are dropped (counted), the short-horizon features start over, and predictions within the longest horizon
+after it carry the flag ``after_gap``. So is a jump back by more than ``gap_ms`` (a file replayed again): forecasts
+pending for the later time would stall the label queues.
 
 Model selection (challengers, :mod:`tickcast.predictor.selection`) runs on the shortest horizon: its
 challengers forecast when a forecast joins that horizon's queue, and are scored against the served forecast
@@ -194,14 +195,12 @@ class Forecaster:
     def process(self, tick: Tick, lineage: Lineage, now_us: int) -> Prediction:
         """Fold one tick into its symbol's state and forecast every horizon; all or nothing.
 
-        Learning is the one step that can raise (a model bug), so it runs before anything
-        else changes: a tick that raises leaves the state as it was (and a new symbol
-        unknown), and replaying it later (``tickcast dlq replay``) applies it exactly once.
-        The models themselves are the caveat: one that raises after updating part of itself keeps
-        that part, and with several horizons, the horizons before it keep what they learned.
-        What follows it cannot raise: a model that fails to predict is replaced, as one
-        that forecasts NaN is. Staging on copies instead would cost more than the tick
-        itself (a deep copy of the linear pipeline takes ~230 µs, a tick ~40 µs).
+        Learning is the one step that can raise (a model bug), so it runs before anything else changes: a tick that
+        raises leaves the state as it was (and a new symbol unknown), and replaying it later (``tickcast dlq replay``)
+        applies it exactly once. The models themselves are the caveat: one that raises after updating part of itself
+        keeps that part, and with several horizons, the horizons before it keep what they learned. What follows it
+        cannot raise: a model that fails to predict is replaced, as one that forecasts NaN is. Staging on copies
+        instead would cost more than the tick itself (a deep copy of the linear pipeline takes ~230 µs, a tick ~40 µs).
         """
         symbol, now = tick.symbol, tick.event_time
         state = self.states.get(symbol)
@@ -215,7 +214,7 @@ class Forecaster:
             # state.model is the shortest horizon's model: whoever replaces it (a test, model selection) replaces that.
             shortest.model = state.model
         last_time = state.last_event_time
-        gap = self.gap_ms is not None and last_time is not None and now - last_time > self.gap_ms
+        gap = self.gap_ms is not None and last_time is not None and abs(now - last_time) > self.gap_ms
         assessed = state.features.assess(tick.price)
         is_outlier = assessed.is_outlier
         count = state.ticks_seen + 1
@@ -250,7 +249,7 @@ class Forecaster:
         state.partition, state.applied_offset = lineage.partition, lineage.offset
         if last_time is not None and now < last_time:
             flags.append(FLAG_TIME_REGRESSED)
-        state.last_event_time = last_time if last_time is not None and last_time > now else now  # the later
+        state.last_event_time = last_time if last_time is not None and last_time > now and not gap else now
         state.ticks_seen = count
         update = state.features.apply(assessed, now, tick.size)
         if update.is_outlier:

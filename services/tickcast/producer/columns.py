@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from tickcast.common.validation import SYMBOL_PATTERN
+from tickcast.common.validation import SYMBOL_PATTERN, TickLimits
 
 __all__ = ["TIME_FORMATS", "ColumnMapping", "TimeParser", "time_parser"]
 
@@ -136,3 +136,27 @@ def time_parser(mapping: ColumnMapping) -> tuple[TimeParser, str]:
         return (dt - _UTC_EPOCH) // _ONE_MS
 
     return parse_pattern, f"a time matching {fmt!r}"
+
+
+def epoch_unit_hint(cell: str, time_format: str, now_ms: int) -> str:
+    """For an epoch time refused as too old or in the future: the other unit that reads it as a plausible time.
+
+    >>> epoch_unit_hint("1381152600000", "epoch_s", 2_000_000_000_000)
+    '; as epoch_ms it is 2013-10-07T13:30:00Z: --time-format epoch_ms?'
+    >>> epoch_unit_hint("1381152600000", "iso", 2_000_000_000_000)
+    ''
+    """
+    if time_format not in _EPOCH_FORMATS:
+        return ""
+    earliest = TickLimits().min_event_time_ms
+    for other in _EPOCH_FORMATS:
+        if other == time_format:
+            continue
+        try:
+            ms = time_parser(ColumnMapping(time_format=other))[0](cell)
+        except (ValueError, ArithmeticError):
+            continue
+        if earliest <= ms <= now_ms:
+            when = datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            return f"; as {other} it is {when}: --time-format {other}?"
+    return ""

@@ -20,7 +20,7 @@ from typing import IO
 from tickcast.common.errors import Reason, Rejected, RowReason
 from tickcast.common.records import Tick
 from tickcast.common.validation import validate_tick
-from tickcast.producer.columns import ColumnMapping, time_parser
+from tickcast.producer.columns import ColumnMapping, epoch_unit_hint, time_parser
 from tickcast.producer.row_errors import ReplayError, RowError
 
 # ColumnMapping and the row/file errors are re-exported: a replay's callers need them together.
@@ -145,7 +145,7 @@ def _rows(path: Path, mapping: ColumnMapping, indices: dict[str, int], now_ms: i
                         last_line = reader.line_num
                         if len(row) < needed:
                             if row:
-                                yield _short_row(name, line, row, indices, column_of)
+                                yield _short_row(name, line, last_line, row, indices, column_of)
                             continue
                         time_text = row[i_time]
                         if time_text == last_time_text:
@@ -191,7 +191,10 @@ def _rows(path: Path, mapping: ColumnMapping, indices: dict[str, int], now_ms: i
                         except Rejected as exc:
                             column, index = reason_column.get(exc.reason, (None, -1))
                             value = row[index] if index >= 0 else None
-                            yield RowError(name, line, column, value, exc.reason, exc.message)
+                            message = exc.message
+                            if index == i_time:  # an epoch time in the wrong unit is the usual cause
+                                message += epoch_unit_hint(row[i_time], mapping.time_format, now_ms)
+                            yield RowError(name, line, column, value, exc.reason, message)
                             continue
                         yield tick
                     return
@@ -203,10 +206,15 @@ def _rows(path: Path, mapping: ColumnMapping, indices: dict[str, int], now_ms: i
         raise ReplayError(f"{path}: read failed after line {last_line}: {exc}") from exc
 
 
-def _short_row(name: str, line: int, row: list[str], indices: dict[str, int], column_of: dict[int, str]) -> RowError:
+def _short_row(
+    name: str, line: int, end: int, row: list[str], indices: dict[str, int], column_of: dict[int, str]
+) -> RowError:
     index = min(i for i in indices.values() if i >= len(row))
     column = column_of[index]
     message = f"row has {len(row)} cell(s), column {column!r} is cell {index + 1}"
+    if end > line:
+        # A quoted cell ran on past its line: the rows it swallowed are named here, or they would vanish unsaid.
+        message += f"; lines {line}-{end} were read as one row (an unclosed quote?)"
     return RowError(name, line, column, None, RowReason.MISSING_COLUMN, message)
 
 

@@ -26,6 +26,8 @@ class Received:
     prediction: Prediction | None = None
     dead_letter: dict[str, str] | None = None
     error: str | None = None
+    key: str | None = None
+    """A dead letter's key as text: the symbol it was sent under (its headers do not name it); None if it had none."""
 
 
 class PredictionReader:
@@ -91,7 +93,9 @@ class PredictionReader:
                 name: raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw or "")
                 for name, raw in _header_pairs(message)
             }
-            return Received(topic, partition, offset, dead_letter=headers)
+            raw_key = message.key()
+            key = raw_key.decode("utf-8", "replace") if isinstance(raw_key, bytes) else raw_key
+            return Received(topic, partition, offset, dead_letter=headers, key=key)
         try:
             record = self.codec.decode(message.value() or b"")
         except Rejected as rejected:

@@ -116,3 +116,14 @@ def test_catalogue_refuses_an_unregistered_schema() -> None:
     assert isinstance(store, CatalogueSchemaStore)
     with pytest.raises(SchemaError, match="not in the catalogue"):
         store.register("ticks-value", {"type": "record", "name": "Other", "fields": []})
+
+
+def test_a_body_cut_inside_a_number_says_so_not_a_python_index_error() -> None:
+    # Cut inside the event time's varint, fastavro raises IndexError: the dead letter read "IndexError: string
+    # index out of range", which tells an operator nothing about the record.
+    data = TICKS.encode_object(Tick("SPY", 1.5, 10.0, 1_700_000_000_000, "P", "0"))
+    for cut in range(7, 12):
+        with pytest.raises(Rejected) as caught:
+            TICKS.decode(data[:-cut])
+        assert caught.value.reason in (Reason.BAD_AVRO, Reason.TRUNCATED)
+        assert "IndexError" not in caught.value.message and "schema id 1" in caught.value.message, caught.value

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from tickcast.common.records import Lineage, Tick
 from tickcast.predictor import snapshot_pickling
 from tickcast.predictor.delayed_labels import PICKLED_FIELDS, LabelQueue, PendingForecast
-from tickcast.predictor.forecaster import FLAG_AFTER_GAP, Forecaster, SymbolState
+from tickcast.predictor.forecaster import FLAG_AFTER_GAP, FLAG_TIME_REGRESSED, Forecaster, SymbolState
 from tickcast.predictor.horizons import parse_horizons
 from tickcast.predictor.models import ModelSpec, model_spec
 
@@ -108,6 +108,23 @@ def test_a_gap_drops_pending_labels_is_not_learned_and_flags_the_predictions_aft
     # Flagged from the first tick after the gap through the longest horizon (10 s = 100 ticks here).
     assert flagged == [True] * 101 + [False] * 99
     assert predictions[0].status == "WARMING_UP" and predictions[0].forecasts[0].ready is False
+
+
+def test_event_time_jumping_back_further_than_the_gap_restarts_the_labels_as_a_gap_does() -> None:
+    # A file replayed a second time, or history sent after live ticks. Without the restart, every forecast of the
+    # earlier stretch was refused by the label queue's spacing (measured against the later time), nothing was
+    # learned for as long as the jump, and the one label enqueued afterwards stood for all of them in the interval.
+    forecaster = spying("1s,10s", gap_ms=60_000)
+    feed(forecaster, [(3_600_000 + i * 100, 100.0 + (i % 2) * 0.01) for i in range(50)])
+    state = forecaster.states["SPY"]
+    learned = [len(h.model.learned) for h in state.horizons]  # type: ignore[attr-defined]
+    replayed = feed(forecaster, [(i * 100, 100.0 + (i % 2) * 0.01) for i in range(200)], start=50)
+    assert state.gaps == 1
+    assert FLAG_TIME_REGRESSED in replayed[0].flags and FLAG_AFTER_GAP in replayed[0].flags
+    assert not any(FLAG_TIME_REGRESSED in p.flags for p in replayed[1:]), "the replayed stretch is in order"
+    gained = [len(h.model.learned) - n for h, n in zip(state.horizons, learned, strict=True)]  # type: ignore[attr-defined]
+    assert gained[0] > 50 and gained[1] > 0, f"labels learned in the 20 s after the jump back: {gained}"
+    assert max(h.interval.scored for h in state.horizons if h.interval) < 250, "one label stood for many"
 
 
 def test_a_snapshot_round_trip_neither_loses_nor_double_learns_a_pending_label() -> None:

@@ -326,3 +326,23 @@ def test_first_50k_rows_of_the_real_lean_sample_are_all_valid_ticks() -> None:
     ticks = [item for item in items if isinstance(item, Tick)]
     assert {tick.symbol for tick in ticks} <= {"SPY", "AIG", "BAC", "IBM"}
     assert all(tick.venue and tick.condition for tick in ticks)
+
+
+def test_an_unclosed_quote_says_which_lines_it_swallowed(tmp_path: Path) -> None:
+    # The CSV reader reads on to the closing quote, here the end of the file: the row after it vanished unnamed.
+    text = HEADER + '2013-10-07T09:30:00,"SPY,167.41,100,P,0\n' + GOOD + GOOD
+    error = only_error(read_all(write(tmp_path, text)))
+    assert (error.line, error.reason) == (2, RowReason.MISSING_COLUMN)
+    assert "lines 2-4 were read as one row (an unclosed quote?)" in error.message, error.message
+
+
+@pytest.mark.parametrize(
+    ("cell", "given", "meant"), [("1381152600000", "epoch_s", "epoch_ms"), ("1381152600", "epoch_ms", "epoch_s")]
+)
+def test_an_epoch_time_in_the_wrong_unit_names_the_unit_that_fits(
+    tmp_path: Path, cell: str, given: str, meant: str
+) -> None:
+    path = write(tmp_path, f"ts_et,symbol,price,size\n{cell},SPY,1,1\n")
+    error = only_error(read_all(path, ColumnMapping(time_format=given)))
+    assert error.reason in (Reason.FUTURE_TIME, Reason.ANCIENT_TIME)
+    assert f"as {meant} it is 2013-10-07T13:30:00Z: --time-format {meant}?" in error.message, error.message

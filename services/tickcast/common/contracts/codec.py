@@ -127,6 +127,12 @@ class AvroCodec:
                 record = fastavro.schemaless_reader(buffer, writer, self._schema)
         except (EOFError, StopIteration) as exc:
             raise Rejected(Reason.TRUNCATED, f"Avro body ends early for schema id {schema_id}") from exc
+        except IndexError as exc:
+            # fastavro reading a number past the end: a body cut inside one, or garbage (which a test calls bad_avro).
+            raise Rejected(
+                Reason.BAD_AVRO,
+                f"Avro body runs out inside a value of schema id {schema_id} (cut short, or not this schema)",
+            ) from exc
         except Exception as exc:  # fastavro raises many types on garbage input
             raise Rejected(
                 Reason.BAD_AVRO,

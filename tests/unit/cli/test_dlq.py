@@ -1,0 +1,60 @@
+"""``tickcast dlq list|replay`` say so when a reason code or a ``--ref`` names nothing that can exist, and replay
+sends nothing when a ``--ref`` is not in the topic, instead of ``replayed=0`` and exit 0."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from tickcast.cli import app as cli
+from tickcast.cli import dlq
+from tickcast.ops.dlq import DeadLetter
+from tickcast.producer import publisher
+
+LETTERS = [
+    DeadLetter(7, 0, b"SPY", b"x", {"reason": "bad_price", "message": "price must be ..."}),
+    DeadLetter(7, 1, b"SPY", b"y", {"reason": "bad_size", "message": "size must be ..."}),
+]
+
+
+class FakePublisher:
+    sent: list[bytes | None] = []
+
+    def __init__(self, *args: Any) -> None:
+        pass
+
+    def publish_raw(self, key: bytes | None, value: bytes | None, headers: Any) -> None:
+        FakePublisher.sent.append(value)
+
+    def close(self) -> int:
+        return 0
+
+
+@pytest.fixture(autouse=True)
+def topic(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dlq, "_dead_letters", lambda: list(LETTERS))
+    monkeypatch.setattr(publisher, "TickPublisher", FakePublisher)
+    FakePublisher.sent = []
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "said"),
+    [
+        (["replay", "--reason", "bad_prise"], 2, "unknown reason code 'bad_prise' (known: bad_avro, bad_magic_byte"),
+        (["list", "--reason", "nonsense"], 2, "unknown reason code 'nonsense'"),
+        (["replay", "--ref", "abc"], 2, "--ref 'abc': want PARTITION:OFFSET"),
+        (["replay", "--ref", "7:0", "--ref", "7:999"], 1, "no dead letter at 7:999 in ticks.dlq; nothing replayed"),
+    ],
+)
+def test_a_choice_that_names_nothing_is_one_line_and_sends_nothing(args: list[str], code: int, said: str) -> None:
+    result = CliRunner().invoke(cli, ["dlq", *args])
+    assert (result.exit_code, FakePublisher.sent) == (code, []), result.output
+    assert said in result.output and "Traceback" not in result.output
+
+
+def test_a_ref_in_the_topic_is_replayed() -> None:
+    result = CliRunner().invoke(cli, ["dlq", "replay", "--ref", "7:1"])
+    assert result.exit_code == 0 and "replayed=1 to=ticks" in result.output
+    assert FakePublisher.sent == [b"y"]

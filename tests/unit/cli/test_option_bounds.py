@@ -1,0 +1,48 @@
+"""Numbers a command cannot use are refused as usage errors (exit 2, the option named), before any broker is
+asked: a negative or NaN rate sent ticks as fast as it could, a negative count or duration sent nothing and
+exited 0, a negative demo --seconds ran until Ctrl-C, and a negative --speed, evaluate --limit or a lag
+--stats-url that is not a URL ended in a traceback."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from tickcast.cli import app as cli
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["produce", "synthetic", "--rate", "-1"], "--rate"),
+        (["produce", "synthetic", "--rate", "nan"], "--rate"),
+        (["produce", "synthetic", "--count", "-1"], "--count"),
+        (["produce", "synthetic", "--seconds", "-1"], "--seconds"),
+        (["produce", "synthetic", "--seconds", "inf"], "--seconds"),
+        (["produce", "file", "ticks.csv", "--speed", "-1"], "--speed"),
+        (["produce", "file", "ticks.csv", "--speed", "nan"], "--speed"),
+        (["produce", "file", "ticks.csv", "--limit", "-5"], "--limit"),
+        (["evaluate", "ticks.csv", "--limit", "-1"], "--limit"),
+        (["subscribe", "--count", "-1"], "--count"),
+        (["subscribe", "--timeout", "-1"], "--timeout"),
+        (["demo", "--seconds", "-5"], "--seconds"),
+        (["lag", "--stats-url", "notaurl"], "--stats-url"),
+    ],
+)
+def test_an_unusable_number_is_a_usage_error(
+    args: list[str], option: str, tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # type: ignore[arg-type]
+    (tmp_path / "ticks.csv").write_text("ts_et,symbol,price,size\n2013-10-07T09:30:00,SPY,100,1\n")  # type: ignore[operator]
+    monkeypatch.setenv("TICKCAST_BOOTSTRAP_SERVERS", "127.0.0.1:9")
+    monkeypatch.setenv("TICKCAST_CONNECT_TIMEOUT_S", "1")
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    assert f"Invalid value for '{option}'" in result.output
+
+
+def test_a_bad_value_given_as_an_option_is_not_blamed_on_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TICKCAST_MODEL", raising=False)
+    result = CliRunner().invoke(cli, ["worker", "--model", "nope"])
+    assert result.exit_code == 2
+    assert "TICKCAST_MODEL (given on the command line): unknown model 'nope'" in result.output, result.output
