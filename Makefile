@@ -64,8 +64,11 @@ $(PEERS_STAMP): pyproject.toml
 	$(PEERS_VENV)/bin/python -m pip install --quiet -e '.[bench-peers]'
 	touch $(PEERS_STAMP)
 
+# e.g. `make bench BENCH_ARGS="--only peers --ticks 100000"`: the same venvs, some scenarios.
+BENCH_ARGS ?=
+
 bench: $(STAMP) $(PEERS_STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # One gateway in front of a pipeline at 500 ticks/s: GET latency (wrk), SSE fan-out delay, memory per client.
 bench-gateway: $(STAMP)
