@@ -13,7 +13,7 @@ TEST_PROCESSES ?= 3
 # holding a queue of minute-long tests while the other one idles.
 PARALLEL := -n $(TEST_PROCESSES) --dist load --maxschedchunk 1
 
-.PHONY: install demo test lint typecheck schema-check unit integration bench bench-gateway soak clean
+.PHONY: install demo test lint typecheck schema-check unit integration bench bench-gateway soak clean peers-venv
 
 install: $(STAMP)
 
@@ -50,13 +50,25 @@ test: lint typecheck schema-check $(STAMP)
 schema-check: $(STAMP)
 	$(BIN)/tickcast schema check --local-only
 
-# The peers scenario needs the bench-peers extra (Quix Streams, Bytewax); only the bench installs it.
-$(VENV)/.bench-peers: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,plot,bench-peers]'
-	touch $(VENV)/.bench-peers
+# The peers scenario's processes (Quix Streams, Bytewax, a naive Faust agent) run in a venv of their own, with
+# tickcast installed there too (view 1 calls its handler): Quix Streams pins confluent-kafka and pydantic below
+# the versions tickcast installs, and the venv that runs `make test` must not depend on whether someone benched.
+PEERS_VENV := .venv-peers
+PEERS_STAMP := $(PEERS_VENV)/.installed
 
-bench: $(VENV)/.bench-peers
-	$(BIN)/python -m bench
+peers-venv: $(PEERS_STAMP)
+
+$(PEERS_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PEERS_VENV)/bin/python -m pip install --quiet -e '.[bench-peers]'
+	touch $(PEERS_STAMP)
+
+# e.g. `make bench BENCH_ARGS="--only peers --ticks 100000"`: the same venvs, some scenarios.
+BENCH_ARGS ?=
+
+bench: $(STAMP) $(PEERS_STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # One gateway in front of a pipeline at 500 ticks/s: GET latency (wrk), SSE fan-out delay, memory per client.
 bench-gateway: $(STAMP)
@@ -67,4 +79,4 @@ soak: $(STAMP)
 	$(BIN)/python -m bench.soak --minutes $(SOAK_MINUTES)
 
 clean:
-	rm -rf $(VENV) .tickcast .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PEERS_VENV) .tickcast .pytest_cache .mypy_cache .ruff_cache

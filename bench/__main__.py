@@ -70,7 +70,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", action="append", default=[], metavar="NAME", help="run only these scenarios")
     parser.add_argument("--ticks", type=int, help=f"backlog size of throughput and scale-out ({defaults.ticks})")
     parser.add_argument("--symbols", type=int, help=f"symbols in every feed ({defaults.symbols})")
-    parser.add_argument("--repeat", type=int, help="drain runs per configuration; the median one is kept (1)")
+    parser.add_argument(
+        "--repeat", type=int, help="drain runs per configuration; the median one is kept (1; peers: see --peers-rounds)"
+    )
+    parser.add_argument(
+        "--peers-rounds", type=int,
+        help=f"rounds of the peers scenario ({defaults.peers_rounds}, --quick 1; --repeat N without it sets N)",
+    )  # fmt: skip
     parser.add_argument("--rates", help="latency rates, comma-separated ticks/s (200,500,1000)")
     parser.add_argument("--latency-seconds", type=float, help=f"measured seconds per rate ({defaults.latency_seconds})")
     parser.add_argument(
@@ -138,6 +144,11 @@ def options_from(args: argparse.Namespace) -> Options:
     ):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
+    if args.peers_rounds is not None:
+        changes["peers_rounds"] = args.peers_rounds
+    elif args.repeat is not None:
+        # Dated commands in bench/HISTORY.md set the peers' rounds with --repeat; they keep meaning what they did.
+        changes["peers_rounds"] = args.repeat
     if args.rates:
         changes["rates"] = _numbers(float, args.rates)
     if args.topology:

@@ -60,6 +60,9 @@ class Options:
     partitions: int = 8
     model: str = "linear"
     repeat: int = 1
+    peers_rounds: int = 2
+    """Rounds of the peers scenario (``--peers-rounds``; ``--repeat`` sets them too): one round's ratios carry the
+    machine's drift between two drains, so a view is judged on the median of two rounds or more."""
     rates: tuple[float, ...] = (200.0, 500.0, 1000.0)
     latency_seconds: float = 20.0
     latency_warmup_s: float = 2.0
@@ -134,6 +137,7 @@ class Options:
             worker_model_ticks=2_000,
             scaling_workers=(1, 2),
             horizon_memory_ticks=30_000,
+            peers_rounds=1,
         )
 
 

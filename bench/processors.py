@@ -15,6 +15,7 @@ from collections import defaultdict
 from typing import IO, Any
 
 from bench.core import BenchError
+from bench.peers import venv as peers_venv
 from tickcast.common.processes import spawn, stop
 from tickcast.ops.workers import WorkerProcess
 from tickcast.testing.data import REPO_ROOT
@@ -217,12 +218,17 @@ class MinimalLoopProcess(PlainLoopProcess):
 
 
 class PeerProcess(PlainLoopProcess):
-    """One process of another stream processor calling tickcast's handler (``bench/peers``)."""
+    """One process of another stream processor calling tickcast's handler (``bench/peers``).
 
-    def __init__(self, pipeline: Pipeline, kind: str) -> None:
+    It runs on the peers' own venv (:mod:`bench.peers.venv`), not on the bench's interpreter: the peers' pins
+    would hold the project's libraries back. The bench's own processes (worker, plain, minimal) stay on it.
+    """
+
+    def __init__(self, pipeline: Pipeline, kind: str, python: str | None = None) -> None:
         super().__init__(pipeline)
         self.kind = self.name = kind
         self.framework = kind.removesuffix("-user")
+        self.python = python or str(peers_venv.python())
 
     def extra_env(self) -> dict[str, str]:
         return {"BENCH_PEER_VIEW": "user" if self.kind.endswith("-user") else "handler"}
@@ -230,18 +236,18 @@ class PeerProcess(PlainLoopProcess):
     def command(self) -> list[str]:
         data = self.pipeline.log_dir / "data"
         if self.framework in ("quix", "quix-dict"):
-            return [sys.executable, "-m", "bench.peers.quix_peer", "dict"]
+            return [self.python, "-m", "bench.peers.quix_peer", "dict"]
         if self.framework == "quix-state":
-            return [sys.executable, "-m", "bench.peers.quix_peer", "state"]
+            return [self.python, "-m", "bench.peers.quix_peer", "state"]
         if self.framework == "faust-naive":
-            return [sys.executable, "-m", "bench.peers.faust_peer"]
-        flow = [sys.executable, "-m", "bytewax.run", "bench.peers.bytewax_peer:flow"]
+            return [self.python, "-m", "bench.peers.faust_peer"]
+        flow = [self.python, "-m", "bytewax.run", "bench.peers.bytewax_peer:flow"]
         if self.framework == "bytewax":
             return flow
         if self.framework == "bytewax-recovery":
             recovery = data / "bytewax-recovery"
             recovery.mkdir(parents=True, exist_ok=True)
-            subprocess.run([sys.executable, "-m", "bytewax.recovery", str(recovery), "1"], check=True, timeout=60)  # nosec B603 # this interpreter, fixed argv
+            subprocess.run([self.python, "-m", "bytewax.recovery", str(recovery), "1"], check=True, timeout=60)  # nosec B603 # the peers' interpreter, fixed argv
             return [*flow, "--recovery-directory", str(recovery), "--snapshot-interval", "10", "--backup-interval", "0"]
         raise BenchError(f"unknown peer {self.kind!r}")
 

@@ -164,11 +164,15 @@ def best_of(
 
 
 def interleaved(
-    context: Context, configurations: dict[str, dict[str, Any]], may_fail: Collection[str] = ()
+    context: Context,
+    configurations: dict[str, dict[str, Any]],
+    may_fail: Collection[str] = (),
+    rounds: int | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """``--repeat`` rounds of one drain per configuration (keyword arguments of :func:`drain`), the order reversed
-    every other round: a machine that gets busier or quieter during the runs then weighs on every configuration
-    alike, where runs of one configuration after another would put the whole drift between two of them.
+    """``rounds`` (``--repeat`` if not given) rounds of one drain per configuration (keyword arguments of
+    :func:`drain`), the order reversed every other round: a machine that gets busier or quieter during the runs
+    then weighs on every configuration alike, where runs of one configuration after another would put the whole
+    drift between two of them.
 
     A run of a configuration in ``may_fail`` that could not be measured is kept as ``{"failed": reason}`` and the
     configuration sits out the later rounds (a peer that timed out once costs minutes each time); so the i-th run
@@ -176,7 +180,7 @@ def interleaved(
     """
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in configurations}
     names = list(configurations)
-    for round_number in range(context.options.repeat):
+    for round_number in range(context.options.repeat if rounds is None else rounds):
         for name in names if round_number % 2 == 0 else names[::-1]:
             if runs[name] and "failed" in runs[name][-1]:
                 continue

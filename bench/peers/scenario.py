@@ -7,23 +7,23 @@ none of the worker's checks, so its ratio to the fastest peer is the most view 2
 :func:`bench.throughput.drain` on fresh topics: drain rate from the processes' own ``predicted_at`` stamps,
 CPU from /proc.
 
-The drains run in ``--repeat`` rounds (:func:`bench.throughput.interleaved`): every configuration once per
-round, the order reversed every other round. A ratio is the median of the rounds' ratios, each between two
-drains of the same round, so the machine's drift over the minutes the scenario takes does not land between
-tickcast and one peer. A run counts only if it answered every tick exactly once (checked).
+The drains run in ``--peers-rounds`` rounds (2; ``--repeat`` sets them too; :func:`bench.throughput.interleaved`):
+every configuration once per round, the order reversed every other round. A ratio is the median of the rounds'
+ratios, each between two drains of the same round, so the machine's drift over the minutes the scenario takes
+does not land between tickcast and one peer. A run counts only if it answered every tick exactly once (checked).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import statistics
 from typing import Any
 
 from bench.core import Context, Row, ScenarioResult, at_least, ratio
+from bench.peers import venv
 from bench.processors import PEERS, USER_PEERS
 from bench.throughput import interleaved, median_run
 
-#: The package each peer needs (the ``bench-peers`` extra).
+#: The package each peer needs (the ``bench-peers`` extra, in the peers' venv).
 PACKAGES = {"quix": "quixstreams", "bytewax": "bytewax", "faust": "faust"}
 #: Drained beside the peers, never counted as one.
 OURS = ("worker", "plain", "minimal")
@@ -37,9 +37,20 @@ def package_of(peer: str) -> str:
     return PACKAGES[peer.split("-")[0]]
 
 
-def _installed(peer: str) -> bool:
-    # Its own function so the unit tests, whose drains are fakes, can pick the peers regardless of the venv.
-    return importlib.util.find_spec(package_of(peer)) is not None
+def _available(notes: list[str]) -> tuple[list[str], dict[str, Any]]:
+    """The peers the peers' venv can run, in :data:`PEERS` then :data:`USER_PEERS` order, and its versions.
+
+    A peer whose package is missing is skipped with a note; a missing venv raises :class:`BenchError` (one line).
+    Its own function so the unit tests, whose drains are fakes, can pick the peers without a venv.
+    """
+    found = venv.probe(set(PACKAGES.values()))
+    peers = []
+    for peer in (*PEERS, *USER_PEERS):
+        if package_of(peer) in found["found"]:
+            peers.append(peer)
+        else:
+            notes.append(f"{peer} skipped: {package_of(peer)} is not installed in {venv.PEERS_VENV}")
+    return peers, found["versions"]
 
 
 def counted(result: dict[str, Any], ticks: int) -> bool:
@@ -90,14 +101,12 @@ def _spread(ratios: list[float | None]) -> str:
 def run(context: Context) -> ScenarioResult:
     ticks = context.options.ticks
     notes: list[str] = []
-    peers = []
-    for peer in (*PEERS, *USER_PEERS):
-        if _installed(peer):
-            peers.append(peer)
-        else:
-            notes.append(f"{peer} skipped: {package_of(peer)} is not installed (pip install -e '.[bench-peers]')")
+    # Before any drain: a missing venv fails the scenario in a second, not after the worker's drains.
+    peers, versions = _available(notes)
+    rounds = context.options.peers_rounds
     # The minimal loop is the recipe with no framework and none of the handler's checks: the ceiling of view 2.
-    runs = interleaved(context, {name: {"kind": name} for name in (*OURS, *peers)}, may_fail=peers)
+    configurations = {name: {"kind": name} for name in (*OURS, *peers)}
+    runs = interleaved(context, configurations, may_fail=peers, rounds=rounds)
     rows: list[Row] = []
     # The run of median rate among those that count stands for a configuration's rate and CPU per tick.
     standing: dict[str, dict[str, Any]] = {}
@@ -138,7 +147,7 @@ def run(context: Context) -> ScenarioResult:
             rows.append(Row(f"view 2 ceiling: minimal loop / fastest peer ({best})", median_of(ceiling_by_round), "x"))
             notes.append(f"view 2 ceiling: minimal / {best} by round {_spread(ceiling_by_round)}")
     notes.append(
-        f"{context.options.repeat} round(s), the order reversed every other round; a ratio is the median of the "
+        f"{rounds} round(s), the order reversed every other round; a ratio is the median of the "
         "rounds' ratios, a rate the median run's; the fastest peer of a view is the one of highest median-run rate"
     )
     metrics = {
@@ -148,11 +157,12 @@ def run(context: Context) -> ScenarioResult:
         "worker_over_peer_by_round": worker_over,
         "fastest_peer": fastest,
         "ceiling_by_round": ceiling_by_round,
+        "peers_venv": {"python": str(venv.python()), "versions": versions},
     }
     return ScenarioResult(
         name="peers",
         title="Peers: view 1 calls tickcast's handler (framework overhead); view 2 (-user) is what a user would write",
-        inputs={**context.options.drain_inputs(), "view 1": list(PEERS), "view 2": list(USER_PEERS)},
+        inputs={**context.options.drain_inputs(), "repeat": rounds, "view 1": list(PEERS), "view 2": list(USER_PEERS)},
         metrics=metrics,
         rows=rows,
         notes=notes,

@@ -20,9 +20,11 @@ def modules(monkeypatch: pytest.MonkeyPatch) -> tuple[ModuleType, ModuleType]:
     import bench.core
     import bench.peers.scenario
     import bench.throughput
+    from bench.processors import PEERS, USER_PEERS
 
-    # Three peers stand for all, installed or not: the drains are faked.
-    monkeypatch.setattr(bench.peers.scenario, "_installed", lambda peer: peer in ONLY)
+    # Three peers stand for all, whatever the peers' venv holds (or whether it exists): the drains are faked.
+    picked = [peer for peer in (*PEERS, *USER_PEERS) if peer in ONLY]
+    monkeypatch.setattr(bench.peers.scenario, "_available", lambda notes: (picked, {}))
     return bench.peers.scenario, bench.throughput
 
 
@@ -52,7 +54,8 @@ def fake_drains(
 def run_scenario(scenario: ModuleType, repeat: int) -> Any:
     from bench.core import Options
 
-    return scenario.run(SimpleNamespace(options=Options(ticks=TICKS, repeat=repeat)))
+    # The peers' rounds are their own setting; --repeat (1 here) is the other scenarios'.
+    return scenario.run(SimpleNamespace(options=Options(ticks=TICKS, peers_rounds=repeat)))
 
 
 def row(result: Any, starts: str) -> Any:
