@@ -85,7 +85,8 @@ def test_a_gateway_with_a_clients_file_serves_only_known_tokens_and_closes_a_rev
         with_token = TickcastClient.gateway(gateway.url, token=desk2)
         latest = asyncio.run(with_token.latest(SYMBOLS[0]))
         assert latest is not None and latest.symbol == SYMBOLS[0]
-        with pytest.raises(httpx.HTTPStatusError, match="401"):
+        # The client refuses with the gateway's reason and where a token goes, as subscribe() does.
+        with pytest.raises(ValueError, match=r"refused the latest of .*: 401 .*TICKCAST_CLIENT_GATEWAY_TOKEN"):
             asyncio.run(TickcastClient.gateway(gateway.url).latest(SYMBOLS[0]))
 
         # SSE with a token: live events arrive; without one it is refused.
