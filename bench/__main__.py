@@ -94,7 +94,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "comma-separated (bench.topology)",
     )  # fmt: skip
     parser.add_argument(
-        "--latency-rounds", type=int, help="latency: rounds, each topology and processor once, in alternating order (1)"
+        "--latency-rounds",
+        type=int,
+        help="latency: rounds at the targets' rate (500/s; other rates run once), each topology and processor once, "
+        "in alternating order (3, --quick 1)",
     )
     parser.add_argument("--workers", help="worker counts of the scaling scenario, comma-separated (1,2,3,4)")
     parser.add_argument("--memory-symbols", help="symbol counts of the memory scenario (1000,10000)")

@@ -72,8 +72,9 @@ class Options:
     latency_topologies: tuple[str, ...] = ()
     """Where the latency scenario's processes run (``bench.topology``; none given: :func:`bench.topology.default`);
     the first one feeds the charts."""
-    latency_rounds: int = 1
-    """Rounds of the latency scenario: each measures every topology and processor, in alternating order."""
+    latency_rounds: int = 3
+    """Rounds of the latency scenario at the targets' rate (500/s; the other rates run once): each measures every
+    topology and processor, in alternating order, and the targets read the median round."""
     rebalance_rate: float = 300.0
     rebalance_steady_s: float = 8.0
     rebalance_settle_s: float = 8.0
@@ -138,6 +139,7 @@ class Options:
             scaling_workers=(1, 2),
             horizon_memory_ticks=30_000,
             peers_rounds=1,
+            latency_rounds=1,
         )
 
 

@@ -69,3 +69,16 @@ def test_the_results_name_what_the_latency_processes_ran(bench: SimpleNamespace)
         **bench.core.LATENCY_PROFILE_ENV,
     }
     assert bench.core.Options(next_tick=False, latency_profile=False).configuration("latency") == "defaults"
+
+
+def test_the_target_rate_runs_three_rounds_and_quick_runs_one(bench: SimpleNamespace) -> None:
+    # One round at 500/s is one sample of a machine whose speed drifts; the target reads the median of three.
+    from bench.latency import rounds_at
+
+    def rounds(*args: str) -> list[int]:
+        options = bench.main.options_from(bench.main.parse_args(list(args)))
+        return [rounds_at(options, rate) for rate in (200.0, 500.0, 1000.0)]
+
+    assert rounds() == [1, 3, 1]
+    assert rounds("--quick") == [1, 1, 1]
+    assert rounds("--latency-rounds", "5") == [1, 5, 1]
