@@ -71,8 +71,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ticks", type=int, help=f"backlog size of throughput and scale-out ({defaults.ticks})")
     parser.add_argument("--symbols", type=int, help=f"symbols in every feed ({defaults.symbols})")
     parser.add_argument(
-        "--repeat", type=int, help="drain runs per configuration; the median one is kept (1; peers: see --peers-rounds)"
-    )
+        "--repeat", type=int,
+        help="drain runs per configuration; the median one is kept (1; throughput and peers: see their rounds)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--throughput-rounds", type=int,
+        help=f"rounds of the throughput scenario ({defaults.throughput_rounds}, --quick 1; --repeat N without it "
+        "sets N)",
+    )  # fmt: skip
     parser.add_argument(
         "--peers-rounds", type=int,
         help=f"rounds of the peers scenario ({defaults.peers_rounds}, --quick 1; --repeat N without it sets N)",
@@ -147,11 +153,12 @@ def options_from(args: argparse.Namespace) -> Options:
     ):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
-    if args.peers_rounds is not None:
-        changes["peers_rounds"] = args.peers_rounds
-    elif args.repeat is not None:
-        # Dated commands in bench/HISTORY.md set the peers' rounds with --repeat; they keep meaning what they did.
-        changes["peers_rounds"] = args.repeat
+    # Dated commands in bench/HISTORY.md set these rounds with --repeat; they keep meaning what they did.
+    for rounds in ("peers_rounds", "throughput_rounds"):
+        if getattr(args, rounds) is not None:
+            changes[rounds] = getattr(args, rounds)
+        elif args.repeat is not None:
+            changes[rounds] = args.repeat
     if args.rates:
         changes["rates"] = _numbers(float, args.rates)
     if args.topology:

@@ -60,6 +60,10 @@ class Options:
     partitions: int = 8
     model: str = "linear"
     repeat: int = 1
+    throughput_rounds: int = 3
+    """Rounds of the throughput scenario (``--throughput-rounds``; ``--repeat`` sets them too): this VM's speed drifts
+    by ±15% over minutes, so worker / plain is judged on the median of the rounds' ratios, each round's pair drained
+    next to each other."""
     peers_rounds: int = 2
     """Rounds of the peers scenario (``--peers-rounds``; ``--repeat`` sets them too): one round's ratios carry the
     machine's drift between two drains, so a view is judged on the median of two rounds or more."""
@@ -121,6 +125,7 @@ class Options:
             "partitions": self.partitions,
             "model": self.model,
             "repeat": self.repeat,
+            "throughput_rounds": self.throughput_rounds,
             "configuration": self.configuration(),
         }
 
@@ -140,6 +145,7 @@ class Options:
             horizon_memory_ticks=30_000,
             peers_rounds=1,
             latency_rounds=1,
+            throughput_rounds=1,
         )
 
 

@@ -209,6 +209,7 @@ def run(context: Context) -> ScenarioResult:
             "worker": {"kind": "worker"},
             "worker_snapshots": {"kind": "worker", "snapshots": True},
         },
+        rounds=options.throughput_rounds,
     )
     minimal_runs, plain_runs, worker_runs, saving_runs = all_runs.values()
     minimal, plain, worker, saving = (median_run(runs) for runs in all_runs.values())
@@ -220,13 +221,15 @@ def run(context: Context) -> ScenarioResult:
     at_defaults = (
         drain(replace(context, options=replace(options, next_tick=False)), "worker") if options.next_tick else None
     )
-    worker_over_plain = ratio(worker["rate_per_s"], plain["rate_per_s"])
+    # The target reads the rounds' ratios, not the median runs' (which may come from different rounds).
+    worker_over_plain = round(statistics.median(rounds), 3) if rounds else None
     metrics: dict[str, Any] = {
         "minimal": minimal,
         "plain": plain,
         "worker": worker,
         "worker_snapshots": saving,
         "worker_over_plain": worker_over_plain,
+        "worker_over_plain_of_median_runs": ratio(worker["rate_per_s"], plain["rate_per_s"]),
         "plain_over_minimal": ratio(plain["rate_per_s"], minimal["rate_per_s"]),
         "worker_over_minimal": ratio(worker["rate_per_s"], minimal["rate_per_s"]),
         "worker_at_defaults": at_defaults,
@@ -244,7 +247,7 @@ def run(context: Context) -> ScenarioResult:
         Row("worker drain rate", worker["rate_per_s"], "ticks/s"),
         at_least("worker / plain", worker_over_plain, "x", TARGET_WORKER_OVER_PLAIN),
         *(
-            [Row("worker / plain, median of the rounds' ratios", statistics.median(rounds), "x")]
+            [Row(f"worker / plain, round {number}", value, "x") for number, value in enumerate(rounds, start=1)]
             if len(rounds) > 1
             else []
         ),

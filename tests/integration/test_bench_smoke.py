@@ -58,6 +58,8 @@ def test_quick_throughput_writes_json_and_markdown(tmp_path: Path) -> None:
         # A tick costs microseconds to milliseconds of CPU; outside that, a unit is wrong.
         assert 1 <= run["process_cpu_us_per_tick"] <= 100_000, f"{kind}: {run['process_cpu_us_per_tick']} µs/tick"
     ratio = metrics["worker_over_plain"]
+    # --quick drains one round, so the median of the rounds' ratios is that round's.
+    assert metrics["worker_over_plain_by_round"] == [ratio]
     assert ratio == round(metrics["worker"]["rate_per_s"] / metrics["plain"]["rate_per_s"], 3)
     assert 0.05 <= ratio <= 20, f"worker / plain = {ratio}: one of the two rates is off by a unit"
 
