@@ -86,8 +86,9 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
         **web_options(settings.web_token.get_secret_value() if settings.web_token else None),
         store="memory://",
         # No agent of tickcast's runs on_leader. With the ticks fetched by librdkafka, Faust's leader topic is all
-        # aiokafka would still fetch: an empty fetch every fetch wait, on a thread that shares the GIL.
-        topic_disable_leader=True,
+        # aiokafka would still fetch: an empty fetch every fetch wait, on a thread that shares the GIL. Workers
+        # with and without it share a group (a rolling deploy): Faust assigns a topic among its subscribers.
+        topic_disable_leader=settings.librdkafka_fetch,
     )
     handler = TickHandler(settings)
 
@@ -268,6 +269,7 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
                 {
                     "worker": settings.worker_id,
                     "model": settings.model,
+                    "ticks_fetched_by": "librdkafka" if app.rd_fetch is not None else "aiokafka",
                     # Only once its state is loaded; the rest are listed as not ready.
                     "assigned_partitions": sorted(
                         tp.partition for tp in assigned if tp.partition not in keeper.not_ready

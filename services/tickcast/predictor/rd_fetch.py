@@ -17,19 +17,25 @@ import asyncio
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import structlog
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from faust.types import TP
 
-from tickcast.common.kafka import client_config
+from tickcast.common.kafka import client_config, new_consumer
+from tickcast.common.security import KafkaClientSettings
 from tickcast.predictor.settings import PredictorSettings
 
 log = structlog.get_logger("tickcast.predictor")
 
 #: The same kind of broker error is logged once per this many seconds (the others are counted).
 ERROR_REPEAT_S = 60.0
+
+#: What librdkafka prefetches ahead of the batch loop, across the worker's partitions. Its default (64 MB, and
+#: 100,000 messages a partition) would hold a whole backlog in memory; aiokafka held ~1 MB a partition. 8 MB is
+#: ~100,000 ticks, seconds of work at the drain rate, so the loop never waits for a fetch while ticks are queued.
+PREFETCH = {"queued.max.messages.kbytes": 8192, "queued.min.messages": 20_000}
 
 
 class FetchedRecord(Protocol):
@@ -74,7 +80,8 @@ class RdRecord:
     __slots__ = ("key", "offset", "timestamp", "value")
 
     def __init__(self, message: Message) -> None:
-        self.offset: int = message.offset()
+        # Only error events lack an offset, a topic or a partition, and by_partition skips those.
+        self.offset: int = cast(int, message.offset())
         self.timestamp: int = message.timestamp()[1]
         self.key: bytes | None = message.key()
         self.value: bytes | None = message.value()
@@ -83,11 +90,14 @@ class RdRecord:
 class RdFetch:
     """A librdkafka consumer assigned the batch topics' partitions where aiokafka stands for them."""
 
-    def __init__(self, config: Mapping[str, Any], max_records: int, wait_s: float) -> None:
-        self.config = {
-            **config,
+    def __init__(
+        self, kafka: KafkaClientSettings, group_id: str, max_records: int, wait_s: float, **overrides: Any
+    ) -> None:
+        self.kafka, self.group_id = kafka, group_id
+        self.overrides = {
+            **PREFETCH,
+            **overrides,
             # Never in the group, never committing: aiokafka (through Faust) owns both.
-            "group.id": config.get("group.id", "tickcast-rd-fetch"),
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "error_cb": self._on_error,
@@ -116,9 +126,14 @@ class RdFetch:
         repeats = self._unreported.pop(code, 0)
         log.error("librdkafka_fetch_error", error=error.str(), code=code, fatal=error.fatal(), repeats_since=repeats)
 
+    @property
+    def config(self) -> dict[str, Any]:
+        """The librdkafka configuration :meth:`ensure` builds its consumer with."""
+        return client_config(self.kafka, **{"group.id": self.group_id, **self.overrides})
+
     def ensure(self) -> Consumer:
         if self.consumer is None:
-            self.consumer = Consumer(self.config)
+            self.consumer = new_consumer(self.kafka, self.group_id, **self.overrides)
         return self.consumer
 
     def assign(self, positions: Mapping[TP, int]) -> None:
@@ -191,7 +206,7 @@ def by_partition(messages: list[Message]) -> dict[TP, list[RdRecord]]:
         partition, topic = message.partition(), message.topic()
         if partition != run_partition or topic != run_topic or batch is None:
             run_topic, run_partition = topic, partition
-            batch = batches.setdefault(TP(topic, partition), [])
+            batch = batches.setdefault(TP(cast(str, topic), cast(int, partition)), [])
         batch.append(RdRecord(message))
     return batches
 
@@ -203,5 +218,7 @@ def ticks_fetch(settings: PredictorSettings) -> RdFetch | None:
     """
     if not settings.librdkafka_fetch:
         return None
-    config = client_config(settings, **{"group.id": settings.group_id, "fetch.wait.max.ms": settings.fetch_max_wait_ms})
-    return RdFetch(config, settings.max_poll_records, wait_s=0.1)
+    return RdFetch(
+        settings, settings.group_id, settings.max_poll_records, wait_s=0.1,
+        **{"fetch.wait.max.ms": settings.fetch_max_wait_ms},
+    )  # fmt: skip

@@ -21,6 +21,7 @@ from faust.transport.consumer import Consumer as FaustConsumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
+from tickcast.common.security import KafkaClientSettings
 from tickcast.predictor.faust_rd import RdFollowingConsumer
 from tickcast.predictor.faust_tuning import TunedApp
 from tickcast.predictor.rd_fetch import RdFetch, by_partition, ticks_fetch
@@ -137,7 +138,7 @@ class RdRig:
 
 
 def rd_rig(positions: Mapping[TP, int], active: Sequence[TP] = (TICKS, TICKS_1, OTHER)) -> RdRig:
-    fetch = RdFetch({}, max_records=1000, wait_s=0.0)
+    fetch = RdFetch(KafkaClientSettings(bootstrap_servers="127.0.0.1:1"), "g", max_records=1000, wait_s=0.0)
     rd = FakeRd()
     fetch.consumer = rd  # type: ignore[assignment]
     app = TunedApp(f"test-{uuid.uuid4().hex[:8]}", broker="kafka://127.0.0.1:1", rd_fetch=fetch)
@@ -315,7 +316,7 @@ def test_a_rebalance_started_by_a_handler_stops_delivery_of_the_other_partitions
 
 def test_broker_errors_are_logged_not_raised_and_a_lasting_one_not_on_every_retry() -> None:
     down = KafkaError(KafkaError._ALL_BROKERS_DOWN, "all brokers down")
-    fetch = RdFetch({}, 1, 0.0)
+    fetch = RdFetch(KafkaClientSettings(bootstrap_servers="127.0.0.1:1"), "g", 1, 0.0)
     with structlog.testing.capture_logs() as logs:
         batches = by_partition([Msg(TICKS, 0), Msg(TICKS, 0, err=down), Msg(TICKS, 1)])  # type: ignore[list-item]
         for _ in range(3):
@@ -367,7 +368,7 @@ def test_the_worker_fetches_its_ticks_through_librdkafka_unless_turned_off(on: b
         fetch = app.rd_fetch  # type: ignore[attr-defined]
         assert (fetch is not None) is on
         # Else aiokafka polls Faust's leader topic every fetch wait, on the thread that shares the GIL.
-        assert app.conf.topic_disable_leader
+        assert app.conf.topic_disable_leader is on
         if fetch is not None:
             assert fetch.max_records == settings.max_poll_records
             assert fetch.config["fetch.wait.max.ms"] == settings.fetch_max_wait_ms
