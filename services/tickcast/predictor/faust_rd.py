@@ -69,6 +69,8 @@ class RdFollowingConsumer(faust_aiokafka.Consumer):
             app.monitor.track_tp_end_offset(tp, self.highwater(tp))
             app.monitor.stream_inbound_time[tp] = time.monotonic()
             await handlers[tp.topic](tp, fresh)
+            if app.consumer_generation_id != generation:
+                break  # the handler outlived a rebalance: Faust's seek set the read offset, don't move it past
             self._read_offset[tp] = fresh[-1].offset + 1
         app.own_share.batch_done(stamp)
         for done in app.after_fetch:

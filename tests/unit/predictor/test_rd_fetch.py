@@ -372,3 +372,23 @@ def test_the_worker_fetches_its_ticks_through_librdkafka_unless_turned_off(on: b
         if fetch is not None:
             assert fetch.max_records == settings.max_poll_records
             assert fetch.config["fetch.wait.max.ms"] == settings.fetch_max_wait_ms
+
+
+def test_a_handler_that_returns_after_a_rebalance_leaves_the_read_offset_where_faust_sought_it() -> None:
+    # The handler waited (for room in the output queue, for a restore) while a rebalance gave its partition back
+    # to this worker and Faust sought it to the committed offset; it returns without handling the batch.
+    r = rd_rig({TICKS: 5})
+    r.rd.queued = [Msg(TICKS, 5), Msg(TICKS, 6), Msg(TICKS, 7)]
+    handle = r.app.batch_handlers["ticks"]
+
+    async def rebalanced_meanwhile(tp: TP, batch: Sequence[Any]) -> None:
+        r.app.consumer_generation_id += 1
+        r.consumer._read_offset[tp] = 5  # Faust's perform_seek: the committed offset
+        r.app.batch_handlers["ticks"] = handle
+
+    r.app.batch_handlers["ticks"] = rebalanced_meanwhile
+    r.fetch()
+    r.rd.queued = [Msg(TICKS, 5), Msg(TICKS, 6), Msg(TICKS, 7)]
+    r.fetch()
+    assert r.rd.calls == ["assign [(0, 5)]", "assign [(0, 5)]"]
+    assert r.delivered == [(TICKS, [5, 6, 7])], "ticks never handled were dropped as already read (then committed past)"
