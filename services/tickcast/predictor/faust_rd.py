@@ -20,12 +20,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import aiokafka
+import structlog
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
 from tickcast.predictor.rd_fetch import RdFetch, by_partition, fresh_records
 
 RecordMap = Mapping[TP, list[Any]]
+
+log = structlog.get_logger("tickcast.predictor")
 
 
 class RdFollowingConsumer(faust_aiokafka.Consumer):
@@ -93,6 +96,23 @@ class RdFollowingConsumer(faust_aiokafka.Consumer):
         if rd is not None and tp in rd.assigned:
             return cast(int, rd.highwater(tp))
         return super().highwater(tp)
+
+    def verify_event_path(self, now: float, tp: TP) -> None:
+        """Faust's livelock check (every few seconds, per assigned partition), on what librdkafka fetches too."""
+        rd = cast(Any, self.app).rd_fetch
+        if rd is None or tp not in rd.assigned:
+            super().verify_event_path(now, tp)
+            return
+        # Faust's check asks first whether aiokafka fetched the partition lately: it keeps these paused, so the
+        # answer would be an error every few seconds from the fifth minute on. Its next question, asked here:
+        # are there ticks beyond the read offset while no batch of the partition was handed over for so long?
+        highwater, read = rd.highwater(tp), self._read_offset.get(tp)
+        inbound = self.app.monitor.stream_inbound_time.get(tp)
+        timeout = self.app.conf.stream_processing_timeout
+        if highwater is None or read is None or highwater <= read or inbound is None or now - inbound < timeout:
+            return
+        log.error("ticks_partition_stalled", topic=tp.topic, partition=tp.partition, waiting=highwater - read,
+                  idle_s=round(now - inbound, 1), setting="stream_processing_timeout")  # fmt: skip
 
     def _moved(self) -> None:
         rd = cast(Any, self.app).rd_fetch

@@ -125,6 +125,7 @@ REACHED_INTO: Mapping[str, tuple[str, ...]] = {
         "seek_to_committed",
         "_seek",
         "on_stop",
+        "verify_event_path",
     ),
     "faust aiokafka Transport": ("Consumer",),
     "faust App": ("_new_transport", "consumer_generation_id", "monitor"),

@@ -356,7 +356,8 @@ def test_fausts_seeks_still_go_through_the_calls_that_reassign_librdkafka() -> N
     # A seek that bypassed them would leave librdkafka reading from where it was.
     assert "self.seek_to_committed()" in inspect.getsource(FaustConsumer.perform_seek)
     assert "self._seek(" in inspect.getsource(FaustConsumer.seek)
-    for name in ("seek_to_committed", "seek_wait", "_seek", "highwater", "on_stop"):
+    assert "self.verify_event_path(" in inspect.getsource(FaustConsumer.verify_all_partitions_active)
+    for name in ("seek_to_committed", "seek_wait", "_seek", "highwater", "on_stop", "verify_event_path"):
         ours, faust_s = getattr(RdFollowingConsumer, name), getattr(faust_aiokafka.Consumer, name)
         assert inspect.signature(ours).parameters.keys() == inspect.signature(faust_s).parameters.keys(), name
 
@@ -392,3 +393,29 @@ def test_a_handler_that_returns_after_a_rebalance_leaves_the_read_offset_where_f
     r.fetch()
     assert r.rd.calls == ["assign [(0, 5)]", "assign [(0, 5)]"]
     assert r.delivered == [(TICKS, [5, 6, 7])], "ticks never handled were dropped as already read (then committed past)"
+
+
+def test_fausts_livelock_check_does_not_report_the_ticks_idle_because_aiokafka_keeps_them_paused() -> None:
+    r = rd_rig({TICKS: 0})
+    r.rd.queued = [Msg(TICKS, 0)]
+    r.fetch()
+    thread = TunedApp(f"t-{uuid.uuid4().hex[:8]}", broker="kafka://127.0.0.1:1").consumer._thread  # type: ignore[attr-defined]
+    never_fetched = SimpleNamespace(timestamp=None, highwater=None, position=0)
+    assignment = SimpleNamespace(active=True, state_value=lambda tp: never_fetched)
+    thread._consumer = SimpleNamespace(
+        _fetcher=SimpleNamespace(_subscriptions=SimpleNamespace(subscription=SimpleNamespace(assignment=assignment)))
+    )
+    thread.time_started = 0.0
+    errors: list[str] = []
+    thread.log = SimpleNamespace(error=lambda msg, *args: errors.append(msg % args))
+    r.consumer._thread = thread
+    r.consumer.verify_event_path(10_000.0, TICKS)  # Faust's livelock detector, long after the worker started
+    assert errors == [], "every few seconds, for every partition fetched by librdkafka"
+    r.consumer.verify_event_path(10_000.0, OTHER)
+    assert len(errors) == 1 and "has not sent fetch request" in errors[0], "aiokafka's own topics are still checked"
+    # Its question of the stream stays: ticks beyond the read offset (1; highwater 100), none handed over lately.
+    with structlog.testing.capture_logs() as logs:
+        r.consumer.verify_event_path(r.app.monitor.stream_inbound_time[TICKS] + 1.0, TICKS)
+        assert logs == []
+        r.consumer.verify_event_path(r.app.monitor.stream_inbound_time[TICKS] + 301.0, TICKS)
+    assert [(e["event"], e["partition"], e["waiting"]) for e in logs] == [("ticks_partition_stalled", 0, 99)]
