@@ -100,6 +100,9 @@ class RdFetch:
             # Never in the group, never committing: aiokafka (through Faust) owns both.
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
+            # An assigned offset out of range (retention deleted the committed one): restart where aiokafka did
+            # (Faust's consumer_auto_offset_reset), not at librdkafka's default, the end, past every tick left.
+            "auto.offset.reset": "earliest",
             "error_cb": self._on_error,
         }
         self.max_records = max_records
