@@ -87,7 +87,14 @@ class RdFollowingConsumer(faust_aiokafka.Consumer):
             return
         rd.dirty = False
         thread = cast(faust_aiokafka.AIOKafkaConsumerThread, self._thread)
-        positions = await thread.call_thread(_pause_and_locate, thread._ensure_consumer(), sorted(tps))
+        try:
+            positions = await thread.call_thread(_pause_and_locate, thread._ensure_consumer(), sorted(tps))
+        except aiokafka.errors.IllegalStateError as exc:
+            # Read on this loop, asked on aiokafka's thread: a rebalance revoked one meanwhile. Deliver nothing
+            # of this poll (dirty) and follow the new assignment on the next one.
+            log.info("librdkafka_follow_retried", error=str(exc))
+            rd.dirty = True
+            return
         rd.assign(positions)
         rd.key = key
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
+import aiokafka
 import pytest
 import structlog
 from confluent_kafka import KafkaError
@@ -423,3 +424,20 @@ def test_fausts_livelock_check_does_not_report_the_ticks_idle_because_aiokafka_k
         assert logs == []
         r.consumer.verify_event_path(r.app.monitor.stream_inbound_time[TICKS] + 301.0, TICKS)
     assert [(e["event"], e["partition"], e["waiting"]) for e in logs] == [("ticks_partition_stalled", 0, 99)]
+
+
+def test_a_partition_revoked_before_aiokafka_is_asked_where_it_stands_is_followed_on_the_next_fetch() -> None:
+    # The assignment is read on the event loop, aiokafka asked on its own thread: a rebalance can come between.
+    r = rd_rig({TICKS: 0})
+    r.rd.queued = [Msg(TICKS, 0)]
+    pause = r.aio.pause
+
+    def revoked_meanwhile(*parts: Any) -> None:
+        r.aio.pause = pause  # type: ignore[method-assign]
+        raise aiokafka.errors.IllegalStateError(f"No current assignment for partition {parts[0]}")
+
+    r.aio.pause = revoked_meanwhile  # type: ignore[method-assign]
+    r.fetch()  # raised out of Faust's fetch loop, which crashed the worker
+    assert r.delivered == []
+    r.fetch()
+    assert r.rd.calls == ["assign [(0, 0)]"] and r.delivered == [(TICKS, [0])]
