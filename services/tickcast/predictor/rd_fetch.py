@@ -141,6 +141,8 @@ class RdFetch:
 
     def assign(self, positions: Mapping[TP, int]) -> None:
         """Fetch exactly ``positions``' partitions, from those offsets (drops whatever was prefetched)."""
+        if self.closed:
+            return  # the fetch loop's last round after on_stop: a new consumer would never be closed
         consumer = self.ensure()
         consumer.assign([TopicPartition(tp.topic, tp.partition, offset) for tp, offset in sorted(positions.items())])
         self.assigned = frozenset(positions)

@@ -441,3 +441,13 @@ def test_a_partition_revoked_before_aiokafka_is_asked_where_it_stands_is_followe
     assert r.delivered == []
     r.fetch()
     assert r.rd.calls == ["assign [(0, 0)]"] and r.delivered == [(TICKS, [0])]
+
+
+def test_nothing_reassigns_librdkafka_after_close() -> None:
+    # Faust stops its fetch loop before the consumer only when the worker has an assignment: else the loop's last
+    # round may follow a rebalance after on_stop closed this, and would build a consumer that no one closes.
+    fetch = RdFetch(KafkaClientSettings(bootstrap_servers="127.0.0.1:1"), "g", max_records=10, wait_s=0.0)
+    fetch.consumer = FakeRd()  # type: ignore[assignment]
+    fetch.close()
+    fetch.assign({TICKS: 0})
+    assert fetch.consumer is None and asyncio.run(fetch.poll()) == []
