@@ -116,7 +116,13 @@ class RdFollowingConsumer(faust_aiokafka.Consumer):
         highwater, read = rd.highwater(tp), self._read_offset.get(tp)
         inbound = self.app.monitor.stream_inbound_time.get(tp)
         timeout = self.app.conf.stream_processing_timeout
-        if highwater is None or read is None or highwater <= read or inbound is None or now - inbound < timeout:
+        if highwater is None:
+            # No fetch of it answered since it was assigned (librdkafka keeps retrying, see librdkafka_fetch_error).
+            if now - rd.assigned_at >= timeout:
+                log.error("ticks_partition_not_fetched", topic=tp.topic, partition=tp.partition,
+                          since_s=round(now - rd.assigned_at, 1), setting="stream_processing_timeout")  # fmt: skip
+            return
+        if read is None or highwater <= read or inbound is None or now - inbound < timeout:
             return
         log.error("ticks_partition_stalled", topic=tp.topic, partition=tp.partition, waiting=highwater - read,
                   idle_s=round(now - inbound, 1), setting="stream_processing_timeout")  # fmt: skip

@@ -113,6 +113,8 @@ class RdFetch:
         # One thread of its own for the blocking wait, so that close() can wait for the poll in flight.
         self._waiter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tickcast-rd-fetch")
         self.assigned: frozenset[TP] = frozenset()
+        self.assigned_at = 0.0
+        """``time.monotonic()`` of the latest :meth:`assign`."""
         self.paused: set[TP] = set()
         self.key: object = None
         self.dirty = True
@@ -146,6 +148,7 @@ class RdFetch:
         consumer = self.ensure()
         consumer.assign([TopicPartition(tp.topic, tp.partition, offset) for tp, offset in sorted(positions.items())])
         self.assigned = frozenset(positions)
+        self.assigned_at = time.monotonic()
         self.paused = set()
 
     def pause_only(self, tps: Iterable[TP]) -> None:

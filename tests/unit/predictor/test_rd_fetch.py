@@ -451,3 +451,16 @@ def test_nothing_reassigns_librdkafka_after_close() -> None:
     fetch.close()
     fetch.assign({TICKS: 0})
     assert fetch.consumer is None and asyncio.run(fetch.poll()) == []
+
+
+def test_fausts_livelock_check_reports_a_partition_librdkafka_never_got_an_answer_for() -> None:
+    # E.g. librdkafka alone refused by the broker while aiokafka keeps the group: nothing else would say so.
+    r = rd_rig({TICKS: 0})
+    r.rd.get_watermark_offsets = lambda part, cached=False: (-1001, -1001)  # type: ignore[method-assign]
+    r.fetch()
+    assigned_at = r.app.rd_fetch.assigned_at  # type: ignore[union-attr]
+    with structlog.testing.capture_logs() as logs:
+        r.consumer.verify_event_path(assigned_at + 10.0, TICKS)
+        assert logs == []
+        r.consumer.verify_event_path(assigned_at + 300.0, TICKS)
+    assert [(e["event"], e["partition"]) for e in logs] == [("ticks_partition_not_fetched", 0)]
