@@ -131,28 +131,6 @@ def test_a_generation_change_stops_delivery_of_the_fetched_rest() -> None:
     assert r.consumer._read_offset[undelivered] is None, "the next owner must read it again"
 
 
-def test_a_handler_that_returns_after_a_rebalance_leaves_the_read_offset_where_faust_sought_it() -> None:
-    # The handler waited (for room in the output queue, for a restore) while a rebalance gave its partition back
-    # to this worker and Faust sought it to the committed offset; it returns without handling the batch.
-    r = rig()
-
-    def rebalanced_meanwhile(tp: TP) -> None:
-        r.app.consumer_generation_id += 1
-        r.consumer._read_offset[tp] = 5  # Faust's perform_seek: the committed offset
-        r.on_batch = lambda tp: None
-
-    r.on_batch = rebalanced_meanwhile
-    r.fetch({TICKS: records(TICKS, 5, 6, 7)})
-    r.fetch({TICKS: records(TICKS, 5, 6, 7)})
-
-    async def twice() -> None:
-        await r.next_fetch()
-        await r.next_fetch()
-
-    r.run(twice)
-    assert r.delivered[1:] == [(TICKS, [5, 6, 7])], "ticks never handled were dropped as already read"
-
-
 def test_flow_stopped_by_a_handler_stops_delivery_and_faust_seeks_back() -> None:
     r = rig()
     r.committed = {TICKS: 2, TICKS_1: 0, OTHER: 7}
