@@ -20,12 +20,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import aiokafka
+import structlog
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
 from tickcast.predictor.rd_fetch import RdFetch, by_partition, fresh_records
 
 RecordMap = Mapping[TP, list[Any]]
+
+log = structlog.get_logger("tickcast.predictor")
 
 
 class RdFollowingConsumer(faust_aiokafka.Consumer):
@@ -69,6 +72,8 @@ class RdFollowingConsumer(faust_aiokafka.Consumer):
             app.monitor.track_tp_end_offset(tp, self.highwater(tp))
             app.monitor.stream_inbound_time[tp] = time.monotonic()
             await handlers[tp.topic](tp, fresh)
+            if app.consumer_generation_id != generation:
+                break  # the handler outlived a rebalance: Faust's seek set the read offset, don't move it past
             self._read_offset[tp] = fresh[-1].offset + 1
         app.own_share.batch_done(stamp)
         for done in app.after_fetch:
@@ -82,7 +87,14 @@ class RdFollowingConsumer(faust_aiokafka.Consumer):
             return
         rd.dirty = False
         thread = cast(faust_aiokafka.AIOKafkaConsumerThread, self._thread)
-        positions = await thread.call_thread(_pause_and_locate, thread._ensure_consumer(), sorted(tps))
+        try:
+            positions = await thread.call_thread(_pause_and_locate, thread._ensure_consumer(), sorted(tps))
+        except aiokafka.errors.IllegalStateError as exc:
+            # Read on this loop, asked on aiokafka's thread: a rebalance revoked one meanwhile. Deliver nothing
+            # of this poll (dirty) and follow the new assignment on the next one.
+            log.info("librdkafka_follow_retried", error=str(exc))
+            rd.dirty = True
+            return
         rd.assign(positions)
         rd.key = key
 
@@ -91,6 +103,29 @@ class RdFollowingConsumer(faust_aiokafka.Consumer):
         if rd is not None and tp in rd.assigned:
             return cast(int, rd.highwater(tp))
         return super().highwater(tp)
+
+    def verify_event_path(self, now: float, tp: TP) -> None:
+        """Faust's livelock check (every few seconds, per assigned partition), on what librdkafka fetches too."""
+        rd = cast(Any, self.app).rd_fetch
+        if rd is None or tp not in rd.assigned:
+            super().verify_event_path(now, tp)
+            return
+        # Faust's check asks first whether aiokafka fetched the partition lately: it keeps these paused, so the
+        # answer would be an error every few seconds from the fifth minute on. Its next question, asked here:
+        # are there ticks beyond the read offset while no batch of the partition was handed over for so long?
+        highwater, read = rd.highwater(tp), self._read_offset.get(tp)
+        inbound = self.app.monitor.stream_inbound_time.get(tp)
+        timeout = self.app.conf.stream_processing_timeout
+        if highwater is None:
+            # No fetch of it answered since it was assigned (librdkafka keeps retrying, see librdkafka_fetch_error).
+            if now - rd.assigned_at >= timeout:
+                log.error("ticks_partition_not_fetched", topic=tp.topic, partition=tp.partition,
+                          since_s=round(now - rd.assigned_at, 1), setting="stream_processing_timeout")  # fmt: skip
+            return
+        if read is None or highwater <= read or inbound is None or now - inbound < timeout:
+            return
+        log.error("ticks_partition_stalled", topic=tp.topic, partition=tp.partition, waiting=highwater - read,
+                  idle_s=round(now - inbound, 1), setting="stream_processing_timeout")  # fmt: skip
 
     def _moved(self) -> None:
         rd = cast(Any, self.app).rd_fetch

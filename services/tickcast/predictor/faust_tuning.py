@@ -125,6 +125,7 @@ REACHED_INTO: Mapping[str, tuple[str, ...]] = {
         "seek_to_committed",
         "_seek",
         "on_stop",
+        "verify_event_path",
     ),
     "faust aiokafka Transport": ("Consumer",),
     "faust App": ("_new_transport", "consumer_generation_id", "monitor"),
@@ -224,6 +225,8 @@ class _TunedConsumer(RdFollowingConsumer):
             app.monitor.track_tp_end_offset(tp, self.highwater(tp))
             app.monitor.stream_inbound_time[tp] = time.monotonic()
             await handlers[tp.topic](tp, fresh)
+            if app.consumer_generation_id != generation:
+                return  # the handler outlived a rebalance: Faust's seek set the read offset, don't move it past
             self._read_offset[tp] = fresh[-1].offset + 1
 
     async def _rewind(self, app: TunedApp) -> None:

@@ -100,6 +100,9 @@ class RdFetch:
             # Never in the group, never committing: aiokafka (through Faust) owns both.
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
+            # An assigned offset out of range (retention deleted the committed one): restart where aiokafka did
+            # (Faust's consumer_auto_offset_reset), not at librdkafka's default, the end, past every tick left.
+            "auto.offset.reset": "earliest",
             "error_cb": self._on_error,
         }
         self.max_records = max_records
@@ -110,6 +113,8 @@ class RdFetch:
         # One thread of its own for the blocking wait, so that close() can wait for the poll in flight.
         self._waiter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tickcast-rd-fetch")
         self.assigned: frozenset[TP] = frozenset()
+        self.assigned_at = 0.0
+        """``time.monotonic()`` of the latest :meth:`assign`."""
         self.paused: set[TP] = set()
         self.key: object = None
         self.dirty = True
@@ -138,9 +143,12 @@ class RdFetch:
 
     def assign(self, positions: Mapping[TP, int]) -> None:
         """Fetch exactly ``positions``' partitions, from those offsets (drops whatever was prefetched)."""
+        if self.closed:
+            return  # the fetch loop's last round after on_stop: a new consumer would never be closed
         consumer = self.ensure()
         consumer.assign([TopicPartition(tp.topic, tp.partition, offset) for tp, offset in sorted(positions.items())])
         self.assigned = frozenset(positions)
+        self.assigned_at = time.monotonic()
         self.paused = set()
 
     def pause_only(self, tps: Iterable[TP]) -> None:

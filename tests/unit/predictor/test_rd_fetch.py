@@ -343,6 +343,10 @@ def test_the_consumer_takes_the_workers_tls_and_sasl_and_never_commits() -> None
     assert fetch is not None
     assert fetch.config["security.protocol"] == "SASL_SSL" and fetch.config["sasl.username"] == "u"
     assert fetch.config["enable.auto.commit"] is False
+    # An assigned offset out of range (the committed one deleted by retention): librdkafka's default jumps to the
+    # end of the log, past every tick left, and the next checkpoint commits past them; aiokafka restarted at the
+    # start (Faust's consumer_auto_offset_reset="earliest").
+    assert fetch.config.get("auto.offset.reset") == "earliest", "an out-of-range offset skips to the end"
     assert ticks_fetch(PredictorSettings(bootstrap_servers="k:9092", librdkafka_fetch=False)) is None
 
 
@@ -356,7 +360,8 @@ def test_fausts_seeks_still_go_through_the_calls_that_reassign_librdkafka() -> N
     # A seek that bypassed them would leave librdkafka reading from where it was.
     assert "self.seek_to_committed()" in inspect.getsource(FaustConsumer.perform_seek)
     assert "self._seek(" in inspect.getsource(FaustConsumer.seek)
-    for name in ("seek_to_committed", "seek_wait", "_seek", "highwater", "on_stop"):
+    assert "self.verify_event_path(" in inspect.getsource(FaustConsumer.verify_all_partitions_active)
+    for name in ("seek_to_committed", "seek_wait", "_seek", "highwater", "on_stop", "verify_event_path"):
         ours, faust_s = getattr(RdFollowingConsumer, name), getattr(faust_aiokafka.Consumer, name)
         assert inspect.signature(ours).parameters.keys() == inspect.signature(faust_s).parameters.keys(), name
 
