@@ -325,3 +325,38 @@ def test_a_zombie_worker_never_rolls_state_back(pipeline: Pipeline) -> None:
     answers, predictions = answers_once_stopped(pipeline, sent)
     print(f"zombie: {answers}; zombie's /stats after rejoining: {zombie_stats.get('checkpoints_fenced')} fenced")
     check_every_tick_answered_and_state_continuous(answers, predictions)
+
+
+def test_a_rolling_deploy_between_the_two_fetch_paths_answers_every_tick_once(pipeline: Pipeline) -> None:
+    # The previous release fetched the ticks with aiokafka and subscribed to Faust's leader topic; this one fetches
+    # them with librdkafka and does not. During a rolling deploy both kinds share the group (Faust's assignor
+    # assigns each topic among the members subscribed to it): partitions move both ways, at commits.
+    old = pipeline.start_workers(1, TICKCAST_LIBRDKAFKA_FETCH="false")[0]
+    wait_for_assignment(pipeline, [old])
+    with SteadyFeed(pipeline.publisher(), symbols=24, rate=250) as feed:
+        wait_for(
+            lambda: (worker_stats(old) or {}).get("predictions_out", 0) > 500,
+            90, "the old worker to answer 500 ticks", diagnostics=pipeline.worker_logs,
+        )  # fmt: skip
+        new = pipeline.start_workers(1)[0]
+        wait_for_assignment(pipeline, [old, new])
+        wait_for(
+            lambda: (worker_stats(new) or {}).get("predictions_out", 0) > 300,
+            90, "the new worker to answer 300 ticks", diagnostics=pipeline.worker_logs,
+        )  # fmt: skip
+        fetched_by = {w.worker_id: (worker_stats(w) or {}).get("ticks_fetched_by") for w in (old, new)}
+        assert fetched_by == {old.worker_id: "aiokafka", new.worker_id: "librdkafka"}, fetched_by
+        assert pipeline.pool is not None
+        pipeline.pool.stop_one(old)
+        wait_for_assignment(pipeline, [new])
+        before = (worker_stats(new) or {})["predictions_out"]
+        wait_for(
+            lambda: (worker_stats(new) or {})["predictions_out"] > before + 500,
+            60, "the new worker to go on alone", diagnostics=pipeline.worker_logs,
+        )  # fmt: skip
+        sent = feed.stop()
+    wait_until_every_tick_answered(pipeline, sent, 120)
+    answers, predictions = answers_once_stopped(pipeline, sent)
+    workers_by_symbol = check_every_tick_answered_and_state_continuous(answers, predictions)
+    assert not answers.repeated, f"partitions moved at commits, yet ticks were answered twice: {answers}"
+    assert any(len(names) == 2 for names in workers_by_symbol.values()), "no symbol changed hands"

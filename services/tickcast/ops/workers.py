@@ -90,13 +90,14 @@ class WorkerPool:
     workers: list[WorkerProcess] = field(default_factory=list)
     _started: int = 0
 
-    def start_one(self) -> WorkerProcess:
+    def start_one(self, **env: str) -> WorkerProcess:
+        """Start one more worker; ``env`` adds to or overrides the shared environment for this one only."""
         self._started += 1
         worker_id = f"{self.name_prefix}-{self._started}"
         port = free_port()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{worker_id}.log"
-        env = worker_env(self.env, worker_id, port)
+        env = worker_env({**self.env, **env}, worker_id, port)
         with open(log_path, "ab") as output:
             process = spawn([sys.executable, "-m", "tickcast", "worker"], env=env, output=output)
         worker = WorkerProcess(worker_id, port, process, log_path)

@@ -32,6 +32,7 @@ from tickcast.predictor.metrics import CONTENT_TYPE, partition_lag
 from tickcast.predictor.models import model_spec
 from tickcast.predictor.output import OutputProducer
 from tickcast.predictor.publishing import OutcomePublisher, PartitionHalted
+from tickcast.predictor.rd_fetch import ticks_fetch
 from tickcast.predictor.runtime import Predicted, TickHandler
 from tickcast.predictor.settings import PredictorSettings
 from tickcast.predictor.snapshots import SnapshotCodec
@@ -64,6 +65,7 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
         # wait for them before the revocation handler, which is what writes that checkpoint.
         stream_wait_empty=False,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        rd_fetch=ticks_fetch(settings),
         broker=faust_broker_url(settings.bootstrap_servers),
         # TLS and SASL of every aiokafka consumer and producer Faust makes (None: plaintext).
         broker_credentials=faust_credentials(settings),
@@ -83,6 +85,10 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
         web_in_thread=False,
         **web_options(settings.web_token.get_secret_value() if settings.web_token else None),
         store="memory://",
+        # No agent of tickcast's runs on_leader. With the ticks fetched by librdkafka, Faust's leader topic is all
+        # aiokafka would still fetch: an empty fetch every fetch wait, on a thread that shares the GIL. Workers
+        # with and without it share a group (a rolling deploy): Faust assigns a topic among its subscribers.
+        topic_disable_leader=settings.librdkafka_fetch,
     )
     handler = TickHandler(settings)
 
@@ -263,6 +269,7 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
                 {
                     "worker": settings.worker_id,
                     "model": settings.model,
+                    "ticks_fetched_by": "librdkafka" if app.rd_fetch is not None else "aiokafka",
                     # Only once its state is loaded; the rest are listed as not ready.
                     "assigned_partitions": sorted(
                         tp.partition for tp in assigned if tp.partition not in keeper.not_ready
@@ -312,17 +319,8 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
                 return self.json({"error": f"no prediction for {symbol!r} on worker {settings.worker_id}"}, status=404)
             return self.json(state.last_prediction.to_avro())
 
-    del (
-        on_assigned,
-        on_revoked,
-        on_shutdown,
-        checkpoint_idle_partitions,
-        release_freed_memory,
-        Health,
-        Stats,
-        Metrics,
-        Latest,
-    )
+    del on_assigned, on_revoked, on_shutdown, checkpoint_idle_partitions, release_freed_memory
+    del Health, Stats, Metrics, Latest
     return app, handler
 
 

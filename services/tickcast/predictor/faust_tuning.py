@@ -25,6 +25,11 @@ internals stand in the way of a fast worker, and :class:`TunedApp` replaces only
   construction step (``PartitionRecords._consumer_record``) is replaced, and only for the consumer a
   :class:`TunedApp` builds (it is marked by its key deserializer); CRC checks, control batches, aborted
   transactions and offset skipping stay aiokafka's (``tests/unit/predictor/test_fetched_records.py``).
+* **The fetch itself** (``TICKCAST_LIBRDKAFKA_FETCH``, issue 18). Even without ``ConsumerRecord``, aiokafka's
+  record path costs ~2 us a tick on Faust's consumer thread, holding the GIL, plus a thread hand-off per poll;
+  confluent-kafka's ``consume`` costs ~0.45. With :attr:`TunedApp.rd_fetch` set, the batch topics are fetched
+  by a librdkafka consumer that follows aiokafka's assignment and seeks and never joins the group, while
+  aiokafka keeps their partitions paused (:mod:`tickcast.predictor.faust_rd`, :mod:`tickcast.predictor.rd_fetch`).
 
 Where: Faust's own fetch loop (``Consumer._drain_messages`` -> ``getmany``) stays
 in charge; :class:`_TunedConsumer` overrides only ``_wait_next_records``, the call
@@ -57,7 +62,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 import aiokafka
 import faust
@@ -65,21 +70,9 @@ from aiokafka.consumer import fetcher as aiokafka_fetcher
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, TransportT
 
+from tickcast.predictor.faust_rd import RdFollowingConsumer
 from tickcast.predictor.own_share import OwnShareSplit
-
-
-class FetchedRecord(Protocol):
-    """What a :data:`BatchHandler` may read of a record: aiokafka's own decoded record, not a ``ConsumerRecord``."""
-
-    @property
-    def offset(self) -> int: ...
-    @property
-    def timestamp(self) -> int: ...
-    @property
-    def key(self) -> bytes | None: ...
-    @property
-    def value(self) -> bytes | None: ...
-
+from tickcast.predictor.rd_fetch import FetchedRecord, RdFetch, fresh_records
 
 BatchHandler = Callable[[TP, Sequence[FetchedRecord]], Awaitable[None]]
 """Receives the records of one partition in offset order; a later call never repeats an earlier one's records
@@ -96,9 +89,22 @@ FetchDone = Callable[[], None]
 #: The internals of Faust and aiokafka this module overrides, calls or reads, by where they live.
 #: Not public API: a unit test fails naming any that an upgrade removed.
 REACHED_INTO: Mapping[str, tuple[str, ...]] = {
-    "aiokafka.AIOKafkaConsumer": ("_fetch_max_wait_ms", "_key_deserializer", "_coordinator", "committed"),
+    "aiokafka.AIOKafkaConsumer": (
+        "_fetch_max_wait_ms",
+        "_key_deserializer",
+        "_coordinator",
+        "committed",
+        "pause",
+        "position",
+    ),
     "aiokafka PartitionRecords": ("_consumer_record", "_key_deserializer"),
-    "faust AIOKafkaConsumerThread": ("_create_worker_consumer", "_consumer", "call_thread", "_ensure_consumer"),
+    "faust AIOKafkaConsumerThread": (
+        "_create_worker_consumer",
+        "_consumer",
+        "call_thread",
+        "_ensure_consumer",
+        "on_partitions_assigned",
+    ),
     "faust aiokafka Consumer": (
         "_thread",
         "seek_wait",
@@ -113,6 +119,13 @@ REACHED_INTO: Mapping[str, tuple[str, ...]] = {
         "_thread",
         "flow_active",
         "highwater",
+        "_get_active_partitions",
+        "can_resume_flow",
+        "_getmany",
+        "seek_to_committed",
+        "_seek",
+        "on_stop",
+        "verify_event_path",
     ),
     "faust aiokafka Transport": ("Consumer",),
     "faust App": ("_new_transport", "consumer_generation_id", "monitor"),
@@ -158,26 +171,26 @@ class _TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
             consumer._key_deserializer = _BatchTopics(app.batch_handlers)
         return consumer
 
-
-def fresh_records(records: Sequence[FetchedRecord], read_offset: int | None) -> Sequence[FetchedRecord]:
-    """The records at or after ``read_offset`` (Faust's rule for records fetched before a seek).
-
-    >>> from collections import namedtuple
-    >>> R = namedtuple("R", "offset")
-    >>> [r.offset for r in fresh_records([R(3), R(4), R(5)], 4)], len(fresh_records([R(3)], None))
-    ([4, 5], 1)
-    """
-    if read_offset is None or not records or records[0].offset >= read_offset:
-        return records
-    return [record for record in records if record.offset >= read_offset]
+    async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
+        app = cast(TunedApp, self.app)
+        if app.rd_fetch is not None:
+            # Before Faust hears of them (on this, aiokafka's, thread): else aiokafka fetches the batch topics'
+            # partitions too (whole partitions, on Tansu) until the fetch loop gets round to pausing them.
+            batch = [
+                aiokafka.TopicPartition(tp.topic, tp.partition) for tp in assigned if tp.topic in app.batch_handlers
+            ]
+            self._ensure_consumer().pause(*batch)
+        await super().on_partitions_assigned(assigned, generation_id)
 
 
-class _TunedConsumer(faust_aiokafka.Consumer):
+class _TunedConsumer(RdFollowingConsumer):
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _TunedConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _wait_next_records(self, timeout: float) -> tuple[RecordMap | None, set[TP] | None]:
         app = cast(TunedApp, self.app)
+        if app.rd_fetch is not None and app.batch_handlers:
+            return await self._wait_rd(app, app.rd_fetch)
         if app.pending_rewinds and self.flow_active:
             await self._rewind(app)
         records, active = await super()._wait_next_records(timeout)
@@ -212,6 +225,8 @@ class _TunedConsumer(faust_aiokafka.Consumer):
             app.monitor.track_tp_end_offset(tp, self.highwater(tp))
             app.monitor.stream_inbound_time[tp] = time.monotonic()
             await handlers[tp.topic](tp, fresh)
+            if app.consumer_generation_id != generation:
+                return  # the handler outlived a rebalance: Faust's seek set the read offset, don't move it past
             self._read_offset[tp] = fresh[-1].offset + 1
 
     async def _rewind(self, app: TunedApp) -> None:
@@ -249,8 +264,11 @@ class TunedApp(faust.App):
     ('_TunedTransport', 10, ['doc-ticks'])
     """
 
-    def __init__(self, *args: Any, fetch_max_wait_ms: int = 1500, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, fetch_max_wait_ms: int = 1500, rd_fetch: RdFetch | None = None, **kwargs: Any
+    ) -> None:
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.rd_fetch = rd_fetch
         self.batch_handlers: dict[str, BatchHandler] = {}
         self.pending_rewinds: dict[TP, int] = {}
         self.fetched_at = 0.0

@@ -106,6 +106,11 @@ class PredictorSettings(CommonSettings):
         description="Records one poll hands to the batch loop at most (aiokafka's max_poll_records): the loop "
         "serves health checks, timers and rebalances between batches, so this bounds how long they wait.",
     )
+    librdkafka_fetch: bool = Field(
+        True,
+        description="Fetch the ticks topic with a librdkafka consumer assigned the partitions Faust's group "
+        "gave this worker (Faust and aiokafka keep the group, rebalances and commits); off: aiokafka fetches it.",
+    )
     linger_ms: int = Field(5, ge=0, le=1000, description="Producer batching delay for predictions.")
     output_message_timeout_ms: int = Field(
         300_000,

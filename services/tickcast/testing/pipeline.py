@@ -146,12 +146,15 @@ class Pipeline:
         )
         return topic_specs(settings, self.group_id)
 
-    def start_workers(self, count: int) -> list[WorkerProcess]:
-        """Start ``count`` more ``tickcast worker`` processes in this run's group (not waiting for them)."""
+    def start_workers(self, count: int, **env: str) -> list[WorkerProcess]:
+        """Start ``count`` more ``tickcast worker`` processes in this run's group (not waiting for them).
+
+        ``env`` adds to or overrides this run's environment for these workers only.
+        """
         if self.pool is None:
             prefix = self.worker_prefix or f"w{self.unique[:4]}"
             self.pool = WorkerPool(env=self.env(), log_dir=self.log_dir, name_prefix=prefix)
-        return [self.pool.start_one() for _ in range(count)]
+        return [self.pool.start_one(**env) for _ in range(count)]
 
     @property
     def workers(self) -> list[WorkerProcess]:

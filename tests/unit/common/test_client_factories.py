@@ -122,6 +122,16 @@ def build_worker(s: dict[str, Any], tmp: Path) -> None:
     create_app(PredictorSettings(**s, data_dir=tmp, web_port=16071))
 
 
+def build_worker_ticks_fetch(s: dict[str, Any], tmp: Path) -> None:
+    # Built on the worker's first poll, not by create_app.
+    from tickcast.predictor.rd_fetch import ticks_fetch
+    from tickcast.predictor.settings import PredictorSettings
+
+    fetch = ticks_fetch(PredictorSettings(**s, data_dir=tmp, librdkafka_fetch=True))
+    assert fetch is not None
+    fetch.ensure()
+
+
 def build_test_drain(s: dict[str, Any], tmp: Path) -> None:
     from tickcast.testing.drain import read_to_end
 
@@ -177,6 +187,7 @@ CLIENT_BUILDERS: dict[str, tuple[Callable[[dict[str, Any], Path], None], list[st
     "snapshot restore": (build_snapshot_restore, ["Consumer"]),
     "readiness check (every command, topics create)": (build_readiness_check, ["AdminClient"]),
     "worker": (build_worker, ["Producer"]),
+    "worker's ticks fetch": (build_worker_ticks_fetch, ["Consumer"]),
     "test drain": (build_test_drain, ["Consumer"]),
     "test flood": (build_test_flood, ["Producer"]),
     "bench plain loop": (build_bench_plain_loop, ["Consumer", "Producer"]),
