@@ -10,6 +10,7 @@ and the demo use). Gaps are between arrival times at the bench's tap.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter, defaultdict
 from typing import Any
@@ -19,11 +20,16 @@ from bench.feeds import PacedFeed, prime
 from bench.measures import longest_gap
 from bench.processors import WorkerSet
 from bench.taps import LiveTap, Seen
+from tickcast.predictor.settings import PredictorSettings
 from tickcast.testing.pipeline import SESSION_TIMEOUT_S
 from tickcast.testing.stats import worker_stats
 from tickcast.testing.waiting import wait_for
 
 BIN_S = 0.1
+#: The window before the kill over which the victim's rate per partition is read for the replay bound.
+RATE_WINDOW_S = 5.0
+#: How often a worker looks for due checkpoints when its partitions are otherwise quiet (predictor.app's timer).
+CHECKPOINT_TIMER_S = 0.5
 
 
 def run(context: Context) -> ScenarioResult:
@@ -130,6 +136,7 @@ def run(context: Context) -> ScenarioResult:
             [s for s in seen if s.partition in others], options.partitions, *kill_window, only=others
         ),
         "answered_twice": sum(1 for n in answers.values() if n > 1),
+        "answered_twice_bound": replay_bound(seen, victim.worker_id, orphans, events["kill"]),
         "missing": missing,
         "timeline": _timeline(seen, events["feed_started"]),
     }
@@ -143,6 +150,11 @@ def run(context: Context) -> ScenarioResult:
         Row("kill -9: longest gap in predictions", metrics["failover_longest_gap_s"], "s"),
         Row("kill -9: longest gap on survivor's partitions", metrics["survivor_partitions_longest_gap_s"], "s"),
         Row("ticks answered twice (replayed after kill)", metrics["answered_twice"], "ticks"),
+        Row(
+            "ticks answered twice: bound (the killed worker's rate per partition times its checkpoint interval)",
+            metrics["answered_twice_bound"],
+            "ticks",
+        ),
         Row("ticks never answered", missing, "ticks"),
     ]
     return ScenarioResult(
@@ -165,6 +177,36 @@ def run(context: Context) -> ScenarioResult:
             "its heartbeats have been missing that long."
         ],
     )
+
+
+def replay_bound(
+    seen: list[Seen],
+    victim: str,
+    partitions: list[int],
+    kill_at: float,
+    every_s: float | None = None,
+    every_ticks: int | None = None,
+) -> int:
+    """How many ticks a kill -9 may have answered past its partitions' last checkpoints, so answered again.
+
+    A partition is checkpointed (and committed) every ``every_ticks`` ticks or ``every_s`` seconds, whichever
+    comes first, the latter looked for every ``CHECKPOINT_TIMER_S``; the defaults are the worker's. The killed
+    worker's rate on each partition is read over the ``RATE_WINDOW_S`` before the kill.
+
+    >>> seen = [Seen(9.0 + i / 40, "S", 0, i, 0, 0, "w1") for i in range(40)]  # 40 ticks/s on partition 0
+    >>> replay_bound(seen, "w1", [0], kill_at=10.0, every_s=5.0, every_ticks=1000)  # 40 a second for 5.5 s
+    220
+    >>> replay_bound(seen, "w1", [0], kill_at=10.0, every_s=5.0, every_ticks=100)
+    100
+    """
+    defaults = PredictorSettings.model_fields
+    every_s = every_s if every_s is not None else defaults["snapshot_every_s"].default
+    every_ticks = every_ticks if every_ticks is not None else defaults["snapshot_every_ticks"].default
+    window = Counter(
+        s.partition for s in seen if s.worker == victim and kill_at - RATE_WINDOW_S <= s.received_s < kill_at
+    )
+    span = min(RATE_WINDOW_S, kill_at - min((s.received_s for s in seen), default=kill_at)) or RATE_WINDOW_S
+    return sum(min(every_ticks, math.ceil(window[p] / span * (every_s + CHECKPOINT_TIMER_S))) for p in partitions)
 
 
 def _partition_gap(seen: list[Seen], partitions: int, start: float, end: float, only: list[int] | None = None) -> float:
