@@ -20,6 +20,7 @@ from tickcast.common.processes import spawn, stop
 from tickcast.ops.workers import WorkerProcess
 from tickcast.testing.data import REPO_ROOT
 from tickcast.testing.pipeline import Pipeline
+from tickcast.testing.registry_stub import CatalogueRegistry
 from tickcast.testing.stats import Assignment, assignment_of, wait_for_split, worker_stats
 
 OwnBuckets = dict[str, list[tuple[str, int]]]
@@ -222,16 +223,35 @@ class PeerProcess(PlainLoopProcess):
 
     It runs on the peers' own venv (:mod:`bench.peers.venv`), not on the bench's interpreter: the peers' pins
     would hold the project's libraries back. The bench's own processes (worker, plain, minimal) stay on it.
+    In view 2 (``-user``) the bench serves it a Schema Registry, the catalogue's, for its framework's Avro serde.
     """
 
     def __init__(self, pipeline: Pipeline, kind: str, python: str | None = None) -> None:
         super().__init__(pipeline)
         self.kind = self.name = kind
+        self.user = kind.endswith("-user")
         self.framework = kind.removesuffix("-user")
         self.python = python or str(peers_venv.python())
+        self.registry: CatalogueRegistry | None = None
+
+    def start(self, count: int = 1) -> None:
+        if self.user and self.registry is None:
+            self.registry = CatalogueRegistry()
+        super().start(count)
 
     def extra_env(self) -> dict[str, str]:
-        return {"BENCH_PEER_VIEW": "user" if self.kind.endswith("-user") else "handler"}
+        env = {"BENCH_PEER_VIEW": "user" if self.user else "handler"}
+        if self.registry is not None:
+            env["BENCH_PEER_REGISTRY_URL"] = self.registry.url
+        return env
+
+    def stop(self) -> None:
+        try:
+            super().stop()
+        finally:
+            if self.registry is not None:
+                self.registry.close()
+                self.registry = None
 
     def command(self) -> list[str]:
         data = self.pipeline.log_dir / "data"

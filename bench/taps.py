@@ -16,6 +16,7 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 from bench.core import BenchError
 from tickcast.common.contracts import AvroCodec, load_schema, open_schema_store
 from tickcast.common.contracts.base import PREDICTION_SCHEMA_FILE
+from tickcast.common.errors import Rejected
 from tickcast.common.kafka import new_consumer
 from tickcast.testing.pipeline import Pipeline
 from tickcast.testing.waiting import wait_for
@@ -32,6 +33,34 @@ class Seen:
     produced_ms: int
     predicted_us: int
     worker: str
+
+
+def decode_prediction(codec: AvroCodec, received: float, value: bytes) -> Seen:
+    """One prediction as ``codec`` (tickcast's prediction contract) reads it, whoever wrote it (a peer's own serde
+    too); a record it does not read is a :class:`BenchError`, so the run it came from is not measured.
+
+    >>> codec = AvroCodec(open_schema_store(None), "predictions-value", load_schema(PREDICTION_SCHEMA_FILE))
+    >>> ticks = AvroCodec(open_schema_store(None), "ticks-value", load_schema("tick.avsc"))
+    >>> tick = ticks.encode({"symbol": "SPY", "price": 1.5, "size": 1.0, "event_time": 0})
+    >>> decode_prediction(codec, 0.0, tick)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    bench.core.BenchError: a prediction does not decode with tickcast's prediction contract: bad_avro: ...
+    """
+    try:
+        record = codec.decode(value)
+    except Rejected as exc:
+        # fastavro's resolution error quotes both schemas whole: the start says which record and why.
+        raise BenchError(f"a prediction does not decode with tickcast's prediction contract: {str(exc)[:200]}") from exc
+    return Seen(
+        received,
+        record["symbol"],
+        record["source_partition"],
+        record["source_offset"],
+        record["tick_produced_at"],
+        record["predicted_at"],
+        record["worker"],
+    )
 
 
 class PredictionTap:
@@ -78,16 +107,7 @@ class PredictionTap:
         return received, values
 
     def decode(self, received: float, value: bytes) -> Seen:
-        record = self.codec.decode(value)
-        return Seen(
-            received,
-            record["symbol"],
-            record["source_partition"],
-            record["source_offset"],
-            record["tick_produced_at"],
-            record["predicted_at"],
-            record["worker"],
-        )
+        return decode_prediction(self.codec, received, value)
 
     def poll(self, timeout_s: float = 0.2, max_records: int = 5000) -> list[Seen]:
         received, values = self.poll_raw(timeout_s, max_records)

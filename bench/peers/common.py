@@ -6,6 +6,7 @@ import json
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 from bench.peers.recipe import Recipe, Symbol
 from tickcast.common.logging import configure_logging
@@ -18,6 +19,8 @@ STATUS_INTERVAL_S = 0.5
 
 #: ``handler`` (view 1: tickcast's handler in the framework) or ``user`` (view 2: the recipe in the framework's state).
 VIEW = os.environ.get("BENCH_PEER_VIEW", "handler")
+#: View 2's Schema Registry, which the bench serves from the catalogue (:mod:`tickcast.testing.registry_stub`).
+REGISTRY_URL = os.environ.get("BENCH_PEER_REGISTRY_URL", "")
 
 
 class PeerStep:
@@ -42,13 +45,20 @@ class PeerStep:
         return outcome.value if isinstance(outcome, Predicted) else None
 
     def user_step(
+        self, state: Symbol | None, tick: dict[str, Any], topic: str, partition: int, offset: int, ts: int
+    ) -> tuple[Symbol, dict[str, Any]]:
+        """View 2: the recipe on a tick its framework's serde decoded and a symbol's state the framework keeps
+        (None: its first tick); the prediction record goes to the framework's serializer."""
+        self.user_ticks += 1
+        state = state if state is not None else self.recipe.new_symbol()
+        return state, self.recipe.predict(state, tick, topic, partition, offset, ts)
+
+    def user_step_bytes(
         self, state: Symbol | None, value: bytes, topic: str, partition: int, offset: int, ts: int
     ) -> tuple[Symbol, bytes]:
-        """View 2: the recipe on a symbol's state kept by the framework (None: its first tick)."""
-        self.user_ticks += 1
-        tick = self.recipe.decode(value)
-        state = state if state is not None else self.recipe.new_symbol()
-        return state, self.recipe.step(state, tick, topic, partition, offset, ts)
+        """:meth:`user_step` between the recipe's own fastavro decode and encode, for a framework with no Avro serde."""
+        state, record = self.user_step(state, self.recipe.decode(value), topic, partition, offset, ts)
+        return state, self.recipe.encode(record)
 
     def write_status(self) -> None:
         counters = self.handler.counters

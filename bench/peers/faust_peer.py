@@ -2,7 +2,9 @@
 
 ``python -m bench.peers.faust_peer`` (settings from ``TICKCAST_*``). What the Faust docs show first:
 ``async for event in stream.events()`` and ``await topic.send(...)``, no batching, no tuning.
-View 2 (``BENCH_PEER_VIEW=user``): the user recipe with each symbol's state in a dict in the agent.
+View 2 (``BENCH_PEER_VIEW=user``): the user recipe with each symbol's state in a dict in the agent. Faust ships
+no Avro codec (raw, json, pickle, binary), so unlike the other peers' view 2 this one does not go through a
+Schema Registry serde: it decodes and encodes with the recipe's own fastavro calls on the 5-byte Confluent header.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def main() -> None:
             if VIEW == "user":
                 name = message.key.decode()
                 topic, partition, offset = message.topic, message.partition, message.offset
-                symbols[name], value = step.user_step(
+                symbols[name], value = step.user_step_bytes(
                     symbols.get(name), message.value, topic, partition, offset, int(message.timestamp * 1000)
                 )
                 await predictions.send(key=message.key, value=value)

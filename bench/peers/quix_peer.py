@@ -1,8 +1,9 @@
 """Quix Streams: ``python -m bench.peers.quix_peer [dict|state]`` (settings from ``TICKCAST_*``).
 
-View 1 calls tickcast's handler. View 2 (``BENCH_PEER_VIEW=user``) runs the user recipe with each
-symbol's state in a plain dict (``dict``) or in Quix's own State (``state``: RocksDB with a changelog
-topic, values pickled through ``RocksDBOptions``, as River models are not JSON).
+View 1 calls tickcast's handler on raw bytes. View 2 (``BENCH_PEER_VIEW=user``) reads and writes with Quix's own
+``AvroDeserializer``/``AvroSerializer`` given a ``SchemaRegistryClientConfig`` (Confluent-framed Avro), and runs
+the user recipe with each symbol's state in a plain dict (``dict``) or in Quix's own State (``state``: RocksDB
+with a changelog topic, values pickled through ``RocksDBOptions``, as River models are not JSON).
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from typing import Any
 from quixstreams import Application, State
 from quixstreams.context import message_context
 from quixstreams.models import TopicConfig
+from quixstreams.models.serializers.avro import AvroDeserializer, AvroSerializer
+from quixstreams.models.serializers.schema_registry import SchemaRegistryClientConfig
 from quixstreams.state.rocksdb import RocksDBOptions
 
 from bench.core import TOPIC_CONFIG
-from bench.peers.common import VIEW, PeerStep
+from bench.peers.common import REGISTRY_URL, VIEW, PeerStep
 from bench.peers.recipe import Symbol
 
 
@@ -37,8 +40,25 @@ def main() -> None:
         loglevel="WARNING",
     )
     config = TopicConfig(num_partitions=settings.partitions, replication_factor=1, extra_config=TOPIC_CONFIG)
-    ticks = app.topic(settings.ticks_topic, value_deserializer="bytes", key_deserializer="bytes", config=config)
-    predictions = app.topic(settings.predictions_topic, value_serializer="bytes", key_serializer="bytes", config=config)
+    if VIEW == "handler":
+        ticks = app.topic(settings.ticks_topic, value_deserializer="bytes", key_deserializer="bytes", config=config)
+        predictions = app.topic(
+            settings.predictions_topic, value_serializer="bytes", key_serializer="bytes", config=config
+        )
+    else:
+        registry = SchemaRegistryClientConfig(url=REGISTRY_URL)
+        ticks = app.topic(
+            settings.ticks_topic,
+            value_deserializer=AvroDeserializer(schema_registry_client_config=registry),
+            key_deserializer="bytes",
+            config=config,
+        )
+        predictions = app.topic(
+            settings.predictions_topic,
+            value_serializer=AvroSerializer(step.recipe.prediction_contract, schema_registry_client_config=registry),
+            key_serializer="bytes",
+            config=config,
+        )
 
     def predict(value: bytes, key: bytes, timestamp: int, headers: Any) -> bytes | None:
         context = message_context()
@@ -46,7 +66,7 @@ def main() -> None:
 
     symbols: dict[str, Symbol] = {}
 
-    def predict_from_dict(value: bytes, key: bytes, timestamp: int, headers: Any) -> bytes:
+    def predict_from_dict(value: dict[str, Any], key: bytes, timestamp: int, headers: Any) -> dict[str, Any]:
         context = message_context()
         symbol = key.decode()
         symbols[symbol], out = step.user_step(
@@ -54,7 +74,9 @@ def main() -> None:
         )
         return out
 
-    def predict_from_state(value: bytes, key: bytes, timestamp: int, headers: Any, state: State) -> bytes:
+    def predict_from_state(
+        value: dict[str, Any], key: bytes, timestamp: int, headers: Any, state: State
+    ) -> dict[str, Any]:
         context = message_context()
         symbol, out = step.user_step(
             state.get("symbol"), value, context.topic, context.partition, context.offset, timestamp

@@ -1,10 +1,11 @@
 """The job written the way a user of any framework would write it, without tickcast's handler.
 
-Decode the tick with fastavro, update ``river.stats`` features, learn and predict with the default
-model recipe (prequential: learn the previous features against this return, then predict), and
-encode every field of the prediction contract with fastavro. No validation, outlier guard, dead
-letters, checkpoints or metrics. Used by the minimal loop (``bench/minimal_loop.py``) and by each
-peer's view 2, each keeping :class:`Symbol` in its own kind of state.
+Update ``river.stats`` features, learn and predict with the default model recipe (prequential: learn the
+previous features against this return, then predict), and fill every field of the prediction contract
+(:meth:`Recipe.predict`). No validation, outlier guard, dead letters, checkpoints or metrics. The minimal loop
+(``bench/minimal_loop.py``) and the naive Faust agent wrap it in fastavro calls on the sliced 5-byte header
+(:meth:`Recipe.decode`, :meth:`Recipe.encode`); the other peers' view 2 reads and writes with their framework's
+own Schema Registry serde instead. Each keeps :class:`Symbol` in its own kind of state.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class Recipe:
     def __init__(self, settings: PredictorSettings) -> None:
         store = open_schema_store(settings.schema_registry_url)
         tick_schema, prediction_schema = load_schema(TICK_SCHEMA_FILE), load_schema(PREDICTION_SCHEMA_FILE)
+        #: The prediction contract as its .avsc file has it: what a user hands a Schema Registry serializer.
+        self.prediction_contract = prediction_schema
         self.tick_schema = fastavro.parse_schema(without_logical_types(tick_schema))
         self.prediction_schema = fastavro.parse_schema(without_logical_types(prediction_schema))
         self.header = HEADER.pack(MAGIC_BYTE, store.register(f"{settings.predictions_topic}-value", prediction_schema))
@@ -62,6 +65,12 @@ class Recipe:
 
     def step(self, state: Symbol, tick: dict[str, Any], topic: str, partition: int, offset: int, ts: int) -> bytes:
         """Fold one tick into ``state`` and return its encoded prediction."""
+        return self.encode(self.predict(state, tick, topic, partition, offset, ts))
+
+    def predict(
+        self, state: Symbol, tick: dict[str, Any], topic: str, partition: int, offset: int, ts: int
+    ) -> dict[str, Any]:
+        """Fold one tick (``event_time`` as its deserializer gives it) into ``state``; return the prediction record."""
         log_price = math.log(tick["price"])
         forecast, status = 0.0, "WARMING_UP"
         if state.last_log_price is not None:
@@ -84,7 +93,7 @@ class Recipe:
                 forecast, status = state.model.predict_one(features), "READY"
             state.pending = features
         state.last_log_price = log_price
-        record = {
+        return {
             "symbol": tick["symbol"],
             "event_time": tick["event_time"],
             "last_price": tick["price"],
@@ -104,6 +113,8 @@ class Recipe:
             "predicted_at": time.time_ns() // 1000,
             "worker": self.worker,
         }
+
+    def encode(self, record: dict[str, Any]) -> bytes:
         out = io.BytesIO()
         out.write(self.header)
         fastavro.schemaless_writer(out, self.prediction_schema, record)

@@ -2,8 +2,10 @@
 
 View 1 (framework overhead): each peer calls tickcast's handler. View 2 (what a user of the framework
 would write): each runs the same features and model recipe (:mod:`bench.peers.recipe`) with its own
-state, against the tickcast worker as it is; the minimal loop runs the same recipe with no framework and
-none of the worker's checks, so its ratio to the fastest peer is the most view 2 could show. Each run is a
+state and its own serializers (Quix's and confluent-kafka's Schema Registry Avro serde, against
+:mod:`tickcast.testing.registry_stub`; Faust has none and keeps fastavro calls), against the tickcast worker
+as it is; the minimal loop runs the same recipe with no framework, fastavro calls and none of the worker's
+checks, so its ratio to the fastest peer is the most view 2 could show. Each run is a
 :func:`bench.throughput.drain` on fresh topics: drain rate from the processes' own ``predicted_at`` stamps,
 CPU from /proc.
 

@@ -3,8 +3,10 @@ how many rounds the peers get (``bench.peers.venv``, ``bench.processors``, ``ben
 
 from __future__ import annotations
 
+import json
 import re
 import sys
+import urllib.request
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
@@ -132,3 +134,23 @@ def test_the_makefile_gives_the_peers_their_own_venv_and_never_the_project_one()
     assert re.search(r"^bench: .*\$\(PEERS_STAMP\)", makefile, re.MULTILINE)
     assert re.search(r"^\trm -rf .*\$\(PEERS_VENV\)", makefile, re.MULTILINE)
     assert ".venv-peers" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+def test_a_view_2_peer_gets_a_registry_serving_the_catalogue_for_as_long_as_it_runs(
+    bench: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    processors = bench.processors
+    envs: dict[str, dict[str, str]] = {}
+    monkeypatch.setattr(processors, "spawn", lambda argv, env, output: envs.setdefault(argv[2], env) and None)
+    pipeline = SimpleNamespace(log_dir=tmp_path, env=dict)
+    user, handler = processors.make_processor("quix-dict-user", pipeline), processors.make_processor("quix", pipeline)
+    handler.start()
+    assert "BENCH_PEER_REGISTRY_URL" not in envs["bench.peers.quix_peer"]  # view 1 reads raw bytes
+    envs.clear()
+    user.start()
+    url = envs["bench.peers.quix_peer"]["BENCH_PEER_REGISTRY_URL"]
+    answer = json.loads(urllib.request.urlopen(f"{url}/schemas/ids/1", timeout=5).read())
+    assert json.loads(answer["schema"])["name"] == "Tick"
+    user.stop()
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"{url}/schemas/ids/1", timeout=5)

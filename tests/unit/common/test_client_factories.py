@@ -253,7 +253,8 @@ ALLOWED_CONSTRUCTORS = {
     "Producer": {"services/tickcast/common/kafka.py"},
     "Consumer": {"services/tickcast/common/kafka.py"},
     "AdminClient": {"services/tickcast/common/kafka.py"},
-    "SchemaRegistryClient": {"services/tickcast/common/contracts/confluent_registry.py"},
+    # View 2's Bytewax peer builds its client as a Bytewax user would, against the bench's plaintext registry stub.
+    "SchemaRegistryClient": {"services/tickcast/common/contracts/confluent_registry.py", "bench/peers/bytewax_peer.py"},
     "AIOKafkaClient": set(),
     "AIOKafkaConsumer": set(),
     "AIOKafkaProducer": set(),
