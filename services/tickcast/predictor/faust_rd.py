@@ -58,7 +58,7 @@ class RdFollowingConsumer(faust_aiokafka.Consumer):
             records = await self._getmany(active_partitions=others, timeout=0)
         if not messages:
             return records, active
-        batches = by_partition(messages)
+        batches = by_partition(messages, rd.report)
         handlers = app.batch_handlers
         for tp, batch in batches.items():
             if app.consumer_generation_id != generation or not self.flow_active or rd.dirty:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, cast
 
@@ -62,6 +62,10 @@ def fresh_records(records: Sequence[FetchedRecord], read_offset: int | None) -> 
     if read_offset is None or not records or records[0].offset >= read_offset:
         return records
     return [record for record in records if record.offset >= read_offset]
+
+
+ErrorReport = Callable[[KafkaError], None]
+"""Where the error events among consumed messages go: :meth:`RdFetch.report`, which logs each kind once a minute."""
 
 
 class RdRecord:
@@ -121,7 +125,8 @@ class RdFetch:
         self.closed = False
 
     def _on_error(self, error: KafkaError) -> None:
-        # Called from consume() or poll(); librdkafka reconnects and retries by itself, so this only reports.
+        # Called from consume() or poll(), and with the error events of a poll's messages (by_partition);
+        # librdkafka reconnects and retries by itself, so this only reports.
         # A broker that stays down is reported again on every reconnect attempt: once a minute per kind is enough.
         code, now = error.name(), time.monotonic()
         if now - self._reported.get(code, -ERROR_REPEAT_S) < ERROR_REPEAT_S and not error.fatal():
@@ -130,6 +135,10 @@ class RdFetch:
         self._reported[code] = now
         repeats = self._unreported.pop(code, 0)
         log.error("librdkafka_fetch_error", error=error.str(), code=code, fatal=error.fatal(), repeats_since=repeats)
+
+    def report(self, error: KafkaError) -> None:
+        """Log a broker error, the same kind at most once per ``ERROR_REPEAT_S`` (the others are counted)."""
+        self._on_error(error)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -200,8 +209,8 @@ class RdFetch:
             consumer.close()
 
 
-def by_partition(messages: list[Message]) -> dict[TP, list[RdRecord]]:
-    """Group consumed messages per partition, in order; error events are logged and skipped."""
+def by_partition(messages: list[Message], report: ErrorReport) -> dict[TP, list[RdRecord]]:
+    """Group consumed messages per partition, in order; error events go to ``report`` and are skipped."""
     batches: dict[TP, list[RdRecord]] = {}
     # librdkafka hands out a fetched partition's messages in runs: look the partition up once a run.
     run_topic, run_partition, batch = None, None, None
@@ -209,7 +218,7 @@ def by_partition(messages: list[Message]) -> dict[TP, list[RdRecord]]:
         error = message.error()
         if error is not None:
             if error.code() != KafkaError._PARTITION_EOF:
-                log.error("librdkafka_fetch_error", error=error.str(), code=error.name(), topic=message.topic())
+                report(error)  # rate-limited: a lasting partition error comes with every poll
             continue
         partition, topic = message.partition(), message.topic()
         if partition != run_partition or topic != run_topic or batch is None:

@@ -318,7 +318,9 @@ def test_broker_errors_are_logged_not_raised_and_a_lasting_one_not_on_every_retr
     down = KafkaError(KafkaError._ALL_BROKERS_DOWN, "all brokers down")
     fetch = RdFetch(KafkaClientSettings(bootstrap_servers="127.0.0.1:1"), "g", 1, 0.0)
     with structlog.testing.capture_logs() as logs:
-        batches = by_partition([Msg(TICKS, 0), Msg(TICKS, 0, err=down), Msg(TICKS, 1)])  # type: ignore[list-item]
+        polled = [Msg(TICKS, 0), Msg(TICKS, 0, err=down), Msg(TICKS, 1), Msg(TICKS, 0, err=down)]
+        batches = by_partition(polled, fetch.report)  # type: ignore[arg-type]
+        by_partition([Msg(TICKS, 2, err=down)], fetch.report)  # type: ignore[list-item]  # the next poll's
         for _ in range(3):
             fetch._on_error(KafkaError(KafkaError._AUTHENTICATION, "SASL authentication failed"))
         fetch._on_error(KafkaError(KafkaError._TRANSPORT, "connection refused"))
@@ -328,7 +330,7 @@ def test_broker_errors_are_logged_not_raised_and_a_lasting_one_not_on_every_retr
         ("librdkafka_fetch_error", "_AUTHENTICATION"),
         ("librdkafka_fetch_error", "_TRANSPORT"),
     ]
-    assert fetch._unreported == {"_AUTHENTICATION": 2}
+    assert fetch._unreported == {"_AUTHENTICATION": 2, "_ALL_BROKERS_DOWN": 2}, "an error event of every poll logged"
 
 
 def test_the_consumer_takes_the_workers_tls_and_sasl_and_never_commits() -> None:
