@@ -72,12 +72,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--symbols", type=int, help=f"symbols in every feed ({defaults.symbols})")
     parser.add_argument(
         "--repeat", type=int,
-        help="drain runs per configuration; the median one is kept (1; throughput and peers: see their rounds)",
+        help="drain runs per configuration; the median one is kept (1; throughput, scale-out and peers: see their "
+        "rounds)",
     )  # fmt: skip
     parser.add_argument(
         "--throughput-rounds", type=int,
         help=f"rounds of the throughput scenario ({defaults.throughput_rounds}, --quick 1; --repeat N without it "
         "sets N)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--scaleout-rounds", type=int,
+        help=f"rounds of the scale-out scenario ({defaults.scaleout_rounds}, --quick 1; --repeat N without it sets "
+        "N)",
     )  # fmt: skip
     parser.add_argument(
         "--peers-rounds", type=int,
@@ -154,7 +160,7 @@ def options_from(args: argparse.Namespace) -> Options:
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
     # Dated commands in bench/HISTORY.md set these rounds with --repeat; they keep meaning what they did.
-    for rounds in ("peers_rounds", "throughput_rounds"):
+    for rounds in ("peers_rounds", "throughput_rounds", "scaleout_rounds"):
         if getattr(args, rounds) is not None:
             changes[rounds] = getattr(args, rounds)
         elif args.repeat is not None:

@@ -64,6 +64,10 @@ class Options:
     """Rounds of the throughput scenario (``--throughput-rounds``; ``--repeat`` sets them too): this VM's speed drifts
     by ±15% over minutes, so worker / plain is judged on the median of the rounds' ratios, each round's pair drained
     next to each other."""
+    scaleout_rounds: int = 3
+    """Rounds of the scale-out scenario (``--scaleout-rounds``; ``--repeat`` sets them too): one pair of drains
+    read 1.33 in one full run and 1.53-1.73 in pairs minutes later, so 2w / 1w is judged on the median of the
+    rounds' ratios, each round's two drains next to each other."""
     peers_rounds: int = 2
     """Rounds of the peers scenario (``--peers-rounds``; ``--repeat`` sets them too): one round's ratios carry the
     machine's drift between two drains, so a view is judged on the median of two rounds or more."""
@@ -146,6 +150,7 @@ class Options:
             peers_rounds=1,
             latency_rounds=1,
             throughput_rounds=1,
+            scaleout_rounds=1,
         )
 
 

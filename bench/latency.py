@@ -1,11 +1,13 @@
 """Scenario 3, latency: tick produced (its Kafka timestamp) to prediction received, at fixed rates.
 
-For each rate, the plain loop and one worker each get a fresh pipeline: the processor starts and owns
-every partition first, then a paced producer (linger ``--feed-linger-ms``, 5 ms by default: the caller's
-knob, not tickcast's; its clock starts once its first tick is delivered, so no tick waits for the
-producer's own warm-up) sends ``rate`` ticks/s for warm-up + measured seconds, and a tap in this process
-stamps each prediction when it arrives. Ticks produced during the warm-up are left out. Both timestamps
-come from this machine's clock. The processors run issue 18's latency profile
+For each rate, the plain loop and one worker each get a fresh broker and pipeline, as issue 18's first-10-s
+target names, so what ran before (a full run drains millions of ticks into the bench's broker first) cannot
+weigh on it; alternated in one process, a filled broker and fresh ones read alike (HISTORY, 2026-12-03).
+The processor starts and owns every partition first, then a paced producer (linger ``--feed-linger-ms``,
+5 ms by default: the caller's knob, not tickcast's; its clock starts once its first tick is delivered, so
+no tick waits for the producer's own warm-up) sends ``rate`` ticks/s for warm-up + measured seconds, and a
+tap in this process stamps each prediction when it arrives. Ticks produced during the warm-up are left
+out. Both timestamps come from this machine's clock. The processors run issue 18's latency profile
 (``bench.core.LATENCY_PROFILE_ENV``; ``--latency-defaults`` runs them at their defaults).
 
 The total is split in two: tick → ``predicted_at`` (the processor's fetch wait and queueing) and
@@ -18,6 +20,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections import defaultdict
+from dataclasses import replace
 from typing import Any
 
 from bench import latency_stages, topology
@@ -39,15 +42,22 @@ from bench.measures import bucket_percentile, percentile
 from bench.processors import PER_TICK, OwnBuckets, Processor, make_processor
 from bench.sampling import CpuSampler
 from bench.taps import LiveTap, Seen
+from tickcast.broker.embedded import EmbeddedBroker
 from tickcast.predictor.gc_pauses import GENERATIONS
 from tickcast.predictor.settings import PredictorSettings
 from tickcast.testing.waiting import wait_for
 
 
 def measure(context: Context, kind: str, rate: float, where: str = topology.SHARED) -> dict[str, Any]:
-    """One processor at one rate on a fresh pipeline, its processes placed as topology ``where`` says."""
-    options = context.options
+    """One processor at one rate on a fresh broker and pipeline, its processes placed as topology ``where`` says."""
     label = f"latency-{kind}-{rate:g}-{where}"
+    with EmbeddedBroker(log_file=context.work_dir / f"{label}-{time.time_ns()}-broker.log") as broker:
+        fresh = replace(context, bootstrap_servers=broker.bootstrap_servers, broker_pid=broker.pid or 0)
+        return _measure_on(fresh, kind, rate, where, label)
+
+
+def _measure_on(context: Context, kind: str, rate: float, where: str, label: str) -> dict[str, Any]:
+    options = context.options
     placement = topology.placement(where)
     pipeline = context.pipeline(label, scenario="latency")
     processor: Processor = make_processor(kind, pipeline)
@@ -286,8 +296,8 @@ def run(context: Context) -> ScenarioResult:
     for rate in options.rates:
         rounds: dict[str, list[dict[str, Any]]] = {where: [] for where in topologies}
         for index in range(rounds_at(options, rate)):
-            # Every other round in the reverse order: later runs on one broker see more load (its topics fill,
-            # the machine warms up), so whatever always went second would look worse.
+            # Every other round in the reverse order: each run has its own broker, but the machine warms up and
+            # its load drifts, so whatever always went second would look worse.
             order = [(where, kind) for where in topologies for kind in KINDS]
             if index % 2:
                 order.reverse()
@@ -331,6 +341,7 @@ def run(context: Context) -> ScenarioResult:
             "processor_linger_ms": _setting(options, "TICKCAST_LINGER_MS"),
             "topologies": [topology.placement(where).describe() for where in topologies],
             "rounds": options.latency_rounds,
+            "broker": "a fresh one per processor, rate and round",
         },
         metrics={"by_rate": by_rate, "by_topology": by_topology},
         rows=rows,

@@ -199,6 +199,17 @@ def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return runs[rates.index(statistics.median_low(rates))]
 
 
+def round_ratios(numerators: list[dict[str, Any]], denominators: list[dict[str, Any]]) -> list[float]:
+    """Round by round, the drain rate of one configuration over another's, each pair drained next to each other
+    under the same load; a round with a rate missing is left out.
+
+    >>> round_ratios([{"rate_per_s": 30.0}, {"rate_per_s": None}], [{"rate_per_s": 20.0}, {"rate_per_s": 10.0}])
+    [1.5]
+    """
+    by_round = [ratio(n["rate_per_s"], d["rate_per_s"]) for n, d in zip(numerators, denominators, strict=True)]
+    return [r for r in by_round if r is not None]
+
+
 def run(context: Context) -> ScenarioResult:
     options = context.options
     all_runs = interleaved(
@@ -213,9 +224,7 @@ def run(context: Context) -> ScenarioResult:
     )
     minimal_runs, plain_runs, worker_runs, saving_runs = all_runs.values()
     minimal, plain, worker, saving = (median_run(runs) for runs in all_runs.values())
-    # Round by round: the plain loop and the worker drained next to each other, under the same load.
-    by_round = [ratio(w["rate_per_s"], p["rate_per_s"]) for w, p in zip(worker_runs, plain_runs, strict=True)]
-    rounds = [r for r in by_round if r is not None]
+    rounds = round_ratios(worker_runs, plain_runs)
     # Issue 18's targets name the next-tick configuration; what the services' defaults (three horizons with
     # intervals, Page-Hinkley) cost is shown beside it, without a target.
     at_defaults = (
