@@ -38,7 +38,7 @@ from bench import (
 from bench.core import Context, Options, Scenario, ScenarioResult, timed
 from bench.peers import scenario as peers
 from bench.report import print_scenario, render_markdown, write_json
-from bench.sampling import available_cpus, load_average
+from bench.sampling import available_cpus, cpu_model, load_average, speed_probe_ms
 from tickcast.broker.embedded import EmbeddedBroker
 from tickcast.common.logging import configure_logging
 from tickcast.testing.data import REPO_ROOT
@@ -271,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
         "options": asdict(options),
         "cpus": available_cpus(),
         "load_before": load_average(),
+        "cpu_model": cpu_model(),
+        "speed_probe_ms_before": speed_probe_ms(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "git": _git(),
@@ -316,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
             broker.stop()
         meta["seconds"] = round(time.monotonic() - started, 1)
         meta["load_after"] = load_average()
+        meta["speed_probe_ms_after"] = speed_probe_ms()
         meta["services_digest_after"] = services_digest()
         if meta["services_digest_after"] != meta["services_digest"]:
             meta["warning"] = "services/ changed while the bench ran: scenarios may have measured different code"

@@ -54,6 +54,19 @@ def write_json(path: Path, meta: dict[str, Any], results: list[ScenarioResult], 
     os.replace(temporary, path)
 
 
+def machine_speed(meta: dict[str, Any]) -> str:
+    """The CPU and how fast it ran Python at the start and end of the run (``bench.sampling.speed_probe_ms``).
+
+    >>> machine_speed({"cpu_model": "AMD EPYC", "speed_probe_ms_before": 55.0, "speed_probe_ms_after": 57.5})
+    'CPU: AMD EPYC. Speed probe (a fixed Python loop, CPU ms, lower is faster): 55.0 at start, 57.5 at end.'
+    """
+    after = meta.get("speed_probe_ms_after")
+    return (
+        f"CPU: {meta.get('cpu_model', '?')}. Speed probe (a fixed Python loop, CPU ms, lower is faster): "
+        f"{meta['speed_probe_ms_before']} at start, {'-' if after is None else after} at end."
+    )
+
+
 def render_markdown(meta: dict[str, Any], results: list[ScenarioResult], errors: dict[str, str]) -> str:
     lines = [
         "# tickcast benchmark results",
@@ -64,6 +77,7 @@ def render_markdown(meta: dict[str, Any], results: list[ScenarioResult], errors:
         "",
         "Numbers are from one run on this machine, which may be shared; compare ratios within a run.",
         "",
+        *([machine_speed(meta), ""] if "speed_probe_ms_before" in meta else []),
         *([f"**Warning: {meta['warning']}.**", ""] if meta.get("warning") else []),
         "| scenario | metric | value | unit | target | result |",
         "|---|---|---:|---|---|---|",

@@ -6,6 +6,7 @@ Read through :mod:`psutil`, so the bench does not parse ``/proc`` itself.
 from __future__ import annotations
 
 import itertools
+import platform
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +22,35 @@ def load_average() -> list[float]:
 def available_cpus() -> int:
     """CPUs this process may run on (its affinity, not the machine's count)."""
     return len(psutil.Process().cpu_affinity())
+
+
+def speed_probe_ms(rounds: int = 3) -> float:
+    """CPU time (ms, the best of ``rounds``) of a fixed pure-Python loop: how fast this machine runs Python now.
+
+    Stamped at a run's start and end. This VM's speed moves up to 2x from one hour to the next (the minimal
+    loop took 24-28 µs a tick one morning and 62-65 one evening), and every µs per tick moves with it; ratios
+    within a run do not. CPU time, not wall time, so other processes waiting for the cores do not count.
+    """
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.process_time()
+        total = 0
+        for number in range(1_000_000):
+            total += number * number
+        best = min(best, time.process_time() - started)
+    return round(best * 1000, 1)
+
+
+def cpu_model() -> str:
+    """The CPU's model name as the kernel reports it (a VM may hide the exact part)."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def rss_bytes(pid: int | None = None) -> int:

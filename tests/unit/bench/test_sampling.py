@@ -56,3 +56,15 @@ def test_a_watched_process_and_the_machine_are_separate_series(sampling: ModuleT
     sampler.stop()
     assert set(sampler.samples) == {sampler.MACHINE, "self"}
     assert all(len(series) >= 2 for series in sampler.samples.values()), sampler.samples
+
+
+def test_the_speed_probe_keeps_its_fastest_round(sampling: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    # CPU clock readings around three rounds: 0.09 s, 0.06 s, 0.12 s.
+    readings = iter([1.0, 1.09, 2.0, 2.06, 3.0, 3.12])
+    monkeypatch.setattr(sampling.time, "process_time", lambda: next(readings))
+    assert sampling.speed_probe_ms(rounds=3) == 60.0
+
+
+def test_the_speed_probe_times_real_work(sampling: ModuleType) -> None:
+    assert 1.0 < sampling.speed_probe_ms(rounds=1) < 5_000.0
+    assert sampling.cpu_model()
