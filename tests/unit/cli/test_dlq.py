@@ -23,7 +23,7 @@ class FakePublisher:
     sent: list[bytes | None] = []
 
     def __init__(self, *args: Any) -> None:
-        pass
+        self.stats = publisher.DeliveryStats()
 
     def publish_raw(self, key: bytes | None, value: bytes | None, headers: Any) -> None:
         FakePublisher.sent.append(value)
@@ -58,3 +58,18 @@ def test_a_ref_in_the_topic_is_replayed() -> None:
     result = CliRunner().invoke(cli, ["dlq", "replay", "--ref", "7:1"])
     assert result.exit_code == 0 and "replayed=1 to=ticks" in result.output
     assert FakePublisher.sent == [b"y"]
+
+
+def test_a_letter_the_broker_fails_to_deliver_is_not_counted_as_replayed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # librdkafka reports a failed delivery (message too large, timed out) through the delivery callback and then
+    # drops the message from its queue, so flush() returns 0 for it: only the stats know it never arrived.
+    class FailingPublisher(FakePublisher):
+        def close(self) -> int:
+            self.stats.failed = len(FakePublisher.sent)
+            self.stats.last_error = "Broker: Message size too large"
+            return 0
+
+    monkeypatch.setattr(publisher, "TickPublisher", FailingPublisher)
+    result = CliRunner().invoke(cli, ["dlq", "replay", "--reason", "bad_price", "--reason", "bad_size"])
+    assert result.exit_code == 1, f"exit {result.exit_code} after no letter was delivered: {result.output}"
+    assert "replayed=0 to=ticks" in result.output and "Message size too large" in result.output, result.output
