@@ -92,7 +92,11 @@ def evaluate(
     mapping = column_mapping(time_col, symbol_col, price_col, size_col, None, None, symbol, time_format, timezone)
     summary = ReplaySummary()
     if horizons is not None:
-        rows = read_ticks(path, mapping)
+        with user_errors():
+            try:
+                rows = read_ticks(path, mapping)  # a missing file or column raises here, not when rows are read
+            except ReplayError as exc:
+                raise UserError(str(exc)) from exc
         if residuals is not None:
             _record_residuals(rows, summary, names[0], horizons, gap_s, limit, residuals)
             return

@@ -36,3 +36,16 @@ def test_without_matplotlib_a_plot_is_one_error_line(tmp_path: Path, monkeypatch
     assert len(errors) == 1 and errors[0].startswith("tickcast: error: plotting needs matplotlib"), result.stderr
     assert "pip install 'tickcast[plot]'" in errors[0] and "Traceback" not in result.output
     assert not plot.exists()
+
+
+@pytest.mark.parametrize("extra", [[], ["--horizons", "1s"], ["--horizons", "1s", "--residuals", "streams.npz"]])
+@pytest.mark.parametrize(("content", "said"), [(None, "no such file"), ("a,b\n1,2\n", "header lacks column(s)")])
+def test_a_missing_file_or_column_is_one_error_line(
+    tmp_path: Path, extra: list[str], content: str | None, said: str
+) -> None:
+    path = tmp_path / "ticks.csv"
+    if content is not None:
+        path.write_text(content)
+    result = CliRunner().invoke(app, ["evaluate", str(path), *extra])
+    assert isinstance(result.exception, SystemExit), f"{extra}: escaped {result.exception!r}"
+    assert result.exit_code == 1 and f"tickcast: error: {path}: {said}" in result.stderr, result.output
