@@ -205,3 +205,45 @@ def test_schema_check_exits_1_naming_the_field_and_rule(tmp_path: Path) -> None:
         in result.stderr
     )
     assert "field 'status'" in result.stderr and "enum symbol removed" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("field", "said"),
+    [
+        # The Avro spec up to 1.11 (and Java's Schema.Parser of those releases, which refuses the schema) reads a
+        # union's default as its FIRST branch; fastavro accepts a default that matches any branch.
+        (
+            {"name": "venue", "type": ["null", "string"], "default": "XNYS"},
+            "default 'XNYS' is not a valid null (a union's default",
+        ),
+        (
+            {"name": "venue", "type": ["string", "null"], "default": None},
+            "default None is not a valid string (a union's default",
+        ),
+        ({"name": "n", "type": "int", "default": 2**40}, "default 1099511627776 is not a valid int"),
+        ({"name": "n", "type": "long", "default": True}, "default True is not a valid long"),
+        (
+            {"name": "side", "type": {"type": "enum", "name": "Side", "symbols": ["BUY", "SELL"]}, "default": "HOLD"},
+            "default 'HOLD' is not a valid enum",
+        ),
+        (
+            {"name": "ids", "type": {"type": "array", "items": "long"}, "default": ["x"]},
+            "default 'x' is not a valid long",
+        ),
+        (
+            {
+                "name": "at",
+                "type": {"type": "record", "name": "At", "fields": [{"name": "ms", "type": "long"}]},
+                "default": {},
+            },
+            "default {} has no value for field 'ms'",
+        ),
+    ],
+)
+def test_the_gate_refuses_a_default_other_avro_clients_refuse(tmp_path: Path, field: dict[str, Any], said: str) -> None:
+    directory = catalogue_copy(tmp_path)
+    add_version(directory, "predictions-value", "prediction-v9.avsc", with_field(PREDICTION, field))
+    findings = [str(f) for f in check_catalogue(directory)]
+    assert any("prediction-v9.avsc" in f and f"field '{field['name']}'" in f and said in f for f in findings), (
+        f"{field} passed the gate: {findings}"
+    )

@@ -18,6 +18,7 @@ from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from tickcast.common.contracts.catalogue import Catalogue, CatalogueEntry, read_catalogue
 from tickcast.common.contracts.compatibility import Breach, breaches
+from tickcast.common.contracts.names import expand, kind_of, type_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,95 @@ def schema_fingerprint(schema: dict[str, Any]) -> str:
     (True, 64)
     """
     return str(fingerprint(to_parsing_canonical_form(fastavro.parse_schema(schema, _write_hint=False)), "SHA-256"))
+
+
+#: Avro's int and long are 32- and 64-bit: Java's parser refuses a default outside the range.
+_INTEGER_BITS = {"int": 32, "long": 64}
+
+
+def default_problems(schema: dict[str, Any]) -> list[str]:
+    """Field defaults that other Avro clients refuse or fail on, though fastavro accepts them.
+
+    fastavro checks a default only against primitive types and lets a union's default match any branch.
+    Up to Avro 1.11 the spec reads a union's default as its first branch, and Java's ``Schema.Parser`` of
+    those releases (Confluent Platform 7 ships 1.11) refuses such a schema, or, where default validation is
+    off, fails on the default when it reads a record written without the field. Avro 1.12 (AVRO-3649)
+    accepts any branch; consumers outside tickcast upgrade in their own time, so the gate keeps the old rule.
+
+    >>> default_problems({"type": "record", "name": "T", "fields": [
+    ...     {"name": "v", "type": ["null", "string"], "default": "X"}, {"name": "w", "type": "long", "default": 1}]})
+    ["field 'v': default 'X' is not a valid null (a union's default must fit its first branch)"]
+    """
+    problems: list[str] = []
+    _check_defaults(expand(schema), problems)
+    return list(dict.fromkeys(problems))  # a named type used twice is checked twice
+
+
+def _check_defaults(schema: Any, problems: list[str]) -> None:
+    if isinstance(schema, list):
+        for branch in schema:
+            _check_defaults(branch, problems)
+        return
+    if not isinstance(schema, dict):
+        return
+    kind = schema.get("type")
+    if kind in ("record", "error"):
+        for field in schema.get("fields", []):
+            if "default" in field and (why := _default_mismatch(field["type"], field["default"])):
+                problems.append(f"field {field['name']!r}: {why}")
+            _check_defaults(field["type"], problems)
+    elif kind == "array":
+        _check_defaults(schema["items"], problems)
+    elif kind == "map":
+        _check_defaults(schema["values"], problems)
+    elif isinstance(kind, dict | list):
+        _check_defaults(kind, problems)
+
+
+def _default_mismatch(schema: Any, value: Any) -> str | None:
+    """Why ``value`` (JSON) is no default of the expanded ``schema``, or None if it is one."""
+    if isinstance(schema, list):
+        why = _default_mismatch(schema[0], value) if schema else "an empty union has no default"
+        return f"{why} (a union's default must fit its first branch)" if why else None
+    while isinstance(schema, dict) and isinstance(schema.get("type"), dict | list):
+        schema = schema["type"]
+    kind = kind_of(schema)
+    if kind == "union":
+        return _default_mismatch(schema, value)
+    if kind == "record":
+        if not isinstance(value, dict):
+            return f"default {value!r} is not a valid {type_name(schema)}"
+        for field in schema.get("fields", []):
+            if field["name"] not in value:
+                if "default" not in field:
+                    return f"default {value!r} has no value for field {field['name']!r}"
+            elif why := _default_mismatch(field["type"], value[field["name"]]):
+                return why
+        return None
+    if kind in ("array", "map"):
+        items = value if kind == "array" and isinstance(value, list) else None
+        if kind == "map" and isinstance(value, dict):
+            items = list(value.values())
+        if items is None:
+            return f"default {value!r} is not a valid {type_name(schema)}"
+        inner = schema["items"] if kind == "array" else schema["values"]
+        return next((why for item in items if (why := _default_mismatch(inner, item))), None)
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    valid = {
+        "ref": True,  # a recursive reference: its definition is checked where it is written out
+        "null": value is None,
+        "boolean": isinstance(value, bool),
+        "float": number,
+        "double": number,
+        "string": isinstance(value, str),
+        "bytes": isinstance(value, str),
+        "fixed": isinstance(value, str),
+        "enum": isinstance(schema, dict) and value in schema.get("symbols", ()),
+    }.get(kind)
+    if kind in _INTEGER_BITS:
+        bound = 2 ** (_INTEGER_BITS[kind] - 1)
+        valid = isinstance(value, int) and not isinstance(value, bool) and -bound <= value < bound
+    return None if valid else f"default {value!r} is not a valid {type_name(schema)}"
 
 
 def label(entry: CatalogueEntry) -> str:
@@ -79,6 +169,13 @@ def check_catalogue(directory: Path) -> list[Finding]:
         if b.blocking
     ]
     for entry in catalogue.entries:
+        for problem in default_problems(entry.schema):
+            findings.append(
+                Finding(
+                    entry.subject,
+                    f"{label(entry)}: {problem}; Avro clients other than fastavro refuse it (Java up to Avro 1.11)",
+                )
+            )
         actual = schema_fingerprint(entry.schema)
         if entry.fingerprint is None:
             findings.append(Finding(entry.subject, f"{label(entry)} has no fingerprint in catalogue.json; "
