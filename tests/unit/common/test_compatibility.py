@@ -247,3 +247,23 @@ def test_the_gate_refuses_a_default_other_avro_clients_refuse(tmp_path: Path, fi
     assert any("prediction-v9.avsc" in f and f"field '{field['name']}'" in f and said in f for f in findings), (
         f"{field} passed the gate: {findings}"
     )
+
+
+@pytest.mark.parametrize(
+    ("field", "said"),
+    [
+        ({"name": "x", "type": "nope"}, "nope"),
+        ({"name": "x", "type": {"type": "enum", "name": "E", "symbols": ["A"], "default": "B"}}, "enum"),
+    ],
+)
+def test_a_contract_that_is_no_avro_schema_is_one_error_line_naming_it(
+    tmp_path: Path, field: dict[str, Any], said: str
+) -> None:
+    directory = catalogue_copy(tmp_path)
+    (directory / "prediction-v9.avsc").write_text(json.dumps(with_field(PREDICTION, field)))
+    catalogue = json.loads((directory / "catalogue.json").read_text())
+    catalogue["schemas"].append({"id": 99, "subject": "predictions-value", "file": "prediction-v9.avsc"})
+    (directory / "catalogue.json").write_text(json.dumps(catalogue))
+    result = run_tickcast("schema", "check", "--local-only", "--directory", str(directory), env={})
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-600:]
+    assert "prediction-v9.avsc is not a valid Avro schema" in result.stderr and said in result.stderr, result.stderr

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import fastavro
+
 from tickcast.common.contracts.base import SchemaError, SchemaStore, canonical, load_schema
 from tickcast.common.contracts.compatibility import DEFAULT_MODE, Mode
 
@@ -68,6 +70,11 @@ def read_catalogue(directory: Path) -> Catalogue:
         modes = {str(s): Mode(str(v["compatibility"])) for s, v in raw.get("subjects", {}).items()}
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise SchemaError(f"schema catalogue {path} is unreadable: {exc}") from exc
+    for entry in entries:
+        try:
+            fastavro.parse_schema(entry.schema, _write_hint=False)
+        except Exception as exc:  # fastavro raises several types (UnknownType, SchemaParseException, ...)
+            raise SchemaError(f"contract {directory / entry.file} is not a valid Avro schema: {exc}") from exc
     return Catalogue(entries, modes)
 
 
