@@ -15,8 +15,9 @@ from collections.abc import MutableMapping
 from typing import Any
 
 MASK = "***"
-# scheme://userinfo@ ; RFC 3986 userinfo holds no '/', '@' or whitespace (they must be percent-encoded).
-_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^\s/@]+@")
+# scheme://userinfo@ up to the LAST '@' before the path: RFC 3986 wants '@' in a password percent-encoded, but
+# urllib (and so the Schema Registry client) splits at the last one, so "u:p@ss@host" works and must be masked whole.
+_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#]+@")
 
 
 def redact_text(text: str) -> str:

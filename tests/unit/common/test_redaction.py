@@ -65,3 +65,13 @@ def test_log_lines_and_tracebacks_mask_url_credentials(capsys: pytest.CaptureFix
     err = capsys.readouterr().err
     assert err.count("***@sr.example:8081") >= 4, err
     assert_clean(err)
+
+
+@pytest.mark.parametrize("password", ["p@ss-w0rd", "a@b@c-secret"])
+def test_a_password_with_an_at_sign_is_masked_whole(password: str) -> None:
+    # urllib (and so the Schema Registry client) splits userinfo from host at the LAST '@', so such a URL works.
+    from tickcast.common.redaction import redact_text
+
+    url = f"https://{USER}:{password}@sr.example:8081/subjects"
+    masked = redact_text(f"schema registry {url} did not answer")
+    assert masked == "schema registry https://***@sr.example:8081/subjects did not answer", masked
