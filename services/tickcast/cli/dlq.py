@@ -78,6 +78,14 @@ def dlq_replay(
     if missing := [handle for handle in ref or () if handle not in found]:
         where = f"{settings.dlq_topic}" + (f" with reason {', '.join(sorted(reasons))}" if reasons else "")
         fail(f"no dead letter at {', '.join(missing)} in {where}; nothing replayed", code=1)
+    cut = [letter for letter in letters if _cut_to_fit(letter)]
+    letters = [letter for letter in letters if not _cut_to_fit(letter)]
+    if cut:
+        typer.echo(
+            f"tickcast: {len(cut)} dead letters not replayed: {', '.join(letter.ref for letter in cut)} were cut to "
+            "fit the dead-letter topic and no longer hold the original record",
+            err=True,
+        )
     if dry_run:
         typer.echo(f"would replay {len(letters)} dead letters to {settings.ticks_topic}")
         return
@@ -91,6 +99,18 @@ def dlq_replay(
     typer.echo(f"replayed={len(letters) - lost} to={settings.ticks_topic}")
     if lost:
         fail(f"{lost} dead letters were not delivered: {publisher.stats.last_error}", 1)
+    if cut:
+        raise typer.Exit(1)
+
+
+def _cut_to_fit(letter: DeadLetter) -> bool:
+    """Whether the worker kept only a prefix of the refused record, or none of it (too large for the topic).
+
+    >>> from tickcast.ops.dlq import DeadLetter
+    >>> [_cut_to_fit(DeadLetter(0, 1, b"K", b"x", headers)) for headers in ({"original.value_bytes": "9000"}, {})]
+    [True, False]
+    """
+    return any(name in letter.headers for name in ("original.key_bytes", "original.value_bytes", "payload_dropped"))
 
 
 #: A dead letter's handle in the dead-letter topic, as ``tickcast dlq list`` prints it.

@@ -73,3 +73,18 @@ def test_a_letter_the_broker_fails_to_deliver_is_not_counted_as_replayed(monkeyp
     result = CliRunner().invoke(cli, ["dlq", "replay", "--reason", "bad_price", "--reason", "bad_size"])
     assert result.exit_code == 1, f"exit {result.exit_code} after no letter was delivered: {result.output}"
     assert "replayed=0 to=ticks" in result.output and "Message size too large" in result.output, result.output
+
+
+def test_a_letter_cut_to_fit_the_topic_is_not_replayed_as_if_it_were_the_tick(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The worker keeps only a prefix of a record too large for the dead-letter topic (or no payload at all):
+    # sent back, those bytes are no tick, only a new dead letter under another reason.
+    cut = DeadLetter(
+        7, 2, b"SPY", b"\x00\x00\x00\x00\x01\x06SP", {"reason": "oversized", "original.value_bytes": "9000"}
+    )
+    dropped = DeadLetter(7, 3, None, None, {"reason": "oversized", "payload_dropped": "Message size too large"})
+    whole = DeadLetter(7, 4, b"SPY", b"z", {"reason": "oversized"})
+    monkeypatch.setattr(dlq, "_dead_letters", lambda: [cut, dropped, whole])
+    result = CliRunner().invoke(cli, ["dlq", "replay", "--reason", "oversized"])
+    assert FakePublisher.sent == [b"z"], f"cut letters were sent as ticks: {FakePublisher.sent}"
+    assert result.exit_code == 1 and "replayed=1 to=ticks" in result.output, result.output
+    assert "7:2, 7:3" in result.output and "not replayed" in result.output, result.output
