@@ -59,6 +59,7 @@ def produce_synthetic(
             rate=rate,
             limit=count,
             should_stop=lambda: stop.is_set() or (deadline is not None and time.monotonic() > deadline),
+            sleep=stop.wait,  # a signal ends a wait between ticks at once (see produce_file)
             warm_up_timeout_s=settings.connect_timeout_s,
         )
         undelivered = publisher.close()
@@ -118,7 +119,9 @@ def produce_file(
         good = report_bad_rows(rows, summary, stop_at_first=on_error is OnError.stop)
         cut_short: ReplayError | None = None
         try:
-            for tick in paced(good, speed or None):
+            # Waiting on the stop event, not time.sleep: a signal ends a wait (hours across a night's gap at
+            # --speed 1) at once, where a sleep resumes after the handler and Ctrl-C would seem ignored.
+            for tick in paced(good, speed or None, sleep=stop.wait):
                 if stop.is_set() or (limit is not None and summary.sent >= limit):
                     break
                 publisher.publish(tick)

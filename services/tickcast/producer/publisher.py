@@ -151,7 +151,7 @@ class RateLimiter:
 
     rate: float
     clock: Callable[[], float] = time.monotonic
-    sleep: Callable[[float], None] = time.sleep
+    sleep: Callable[[float], object] = time.sleep
     _start: float | None = None
     _count: int = 0
 
@@ -174,7 +174,7 @@ def publish_all(
     limit: int | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], object] = time.sleep,
     warm_up_timeout_s: float = 30.0,
 ) -> int:
     """Publish ticks (at most ``limit``) at ``rate`` per second until exhausted or ``should_stop()``; return count.
