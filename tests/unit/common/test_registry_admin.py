@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ class Registry(ThreadingHTTPServer):
         self.requests: list[tuple[str, str, dict[str, Any]]] = []
         self.verdict: tuple[int, dict[str, Any]] = (200, {"is_compatible": True, "messages": []})
         self.registered: dict[str, int] = {}
+        self.authorizations: list[str | None] = []
 
     @property
     def url(self) -> str:
@@ -59,6 +61,7 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_POST(self) -> None:
+        self.server.authorizations.append(self.headers.get("Authorization"))
         body = self._body()
         self.server.requests.append(("POST", self.path, body))
         path = self.path.split("?")[0]
@@ -168,3 +171,12 @@ def test_a_gateway_whose_subject_is_not_registered_stops_before_serving(registry
         KafkaSource(settings)
     assert run_tickcast("schema", "register", env={"TICKCAST_SCHEMA_REGISTRY_URL": registry.url}).returncode == 0
     assert KafkaSource(settings)._codec.schema_id == 41
+
+
+def test_credentials_in_the_registry_url_are_sent_as_basic_auth_not_as_part_of_the_host(registry: Registry) -> None:
+    # The Schema Registry client (workers, producers) takes user:password@ from the URL; the compatibility
+    # check of schema check / schema register must reach the same registry with the same URL.
+    url = registry.url.replace("://", "://svc%40corp:p%40ss@")
+    verdict = RegistryAdmin(url).ask("ticks-value", TICK)
+    assert verdict.compatible, verdict
+    assert registry.authorizations == ["Basic " + base64.b64encode(b"svc@corp:p@ss").decode()]

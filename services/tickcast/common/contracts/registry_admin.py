@@ -79,16 +79,24 @@ class RegistryAdmin:
 
     def __init__(self, url: str, client_config: dict[str, Any] | None = None, timeout_s: float = 10.0) -> None:
         """``client_config``: TLS and basic auth, as :func:`tickcast.common.security.schema_registry_config` makes."""
-        if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https"):
             raise SchemaError(f"schema registry URL {redact_text(url)!r} is not http(s)")
         config = client_config or {}
+        self._timeout_s = timeout_s
+        # The client refuses credentials both in the URL and in basic.auth.user.info, so at most one is set below.
+        self._client = new_registry_client({**config, "url": url, "timeout": timeout_s})
+        user_info = config.get("basic.auth.user.info")
+        if parts.username is not None:
+            # The client takes user:password@ from the URL as basic auth; urllib would take it for part of the
+            # host name, so it is moved into the header here too.
+            user_info = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+            url = urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
         self._base = url.rstrip("/")
         self._url = redact_text(self._base)  # only ever shown in messages: without its credentials
-        self._timeout_s = timeout_s
-        self._client = new_registry_client({**config, "url": url, "timeout": timeout_s})
         self._headers = {"Content-Type": CONTENT_TYPE, "Accept": CONTENT_TYPE}
-        if "basic.auth.user.info" in config:
-            token = base64.b64encode(str(config["basic.auth.user.info"]).encode()).decode()
+        if user_info is not None:
+            token = base64.b64encode(str(user_info).encode()).decode()
             self._headers["Authorization"] = f"Basic {token}"
         self._tls: ssl.SSLContext | None = None
         if url.startswith("https"):
