@@ -32,7 +32,8 @@ class TopicMismatch(Exception):
 
 
 class TopicRefused(Exception):
-    """The cluster refused to create a missing topic (no Create ACL, replication factor above the brokers, ...)."""
+    """The cluster refused to create a missing topic (no Create ACL, replication factor above the brokers, ...),
+    or to describe one's configs (no DescribeConfigs ACL)."""
 
 
 def refused_topic_message(name: str, partitions: int, replication_factor: int, error: object) -> str:

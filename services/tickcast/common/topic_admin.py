@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from tickcast.common.kafka import TopicMismatch, ensure_topics
+from tickcast.common.kafka import TopicMismatch, TopicRefused, ensure_topics
 from tickcast.common.topic_specs import TopicSpec
 
 #: Configs the embedded broker (Tansu, memory storage) accepts but does not act on.
@@ -96,7 +97,18 @@ def find_drift(admin: AdminClient, specs: Iterable[TopicSpec], timeout_s: float 
         return drifts
     futures = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, s.name) for s in present],
                                      request_timeout=timeout_s)  # fmt: skip
-    actual = {resource.name: future.result(timeout=timeout_s) for resource, future in futures.items()}
+    actual = {}
+    for resource, future in futures.items():
+        try:
+            actual[resource.name] = future.result(timeout=timeout_s)
+        except KafkaException as exc:
+            # Apache Kafka answers per topic, e.g. TOPIC_AUTHORIZATION_FAILED without the DescribeConfigs ACL.
+            error = exc.args[0] if exc.args else exc
+            reason = f"{error.name()}: {error.str()}" if isinstance(error, KafkaError) else str(error)
+            raise TopicRefused(
+                f"Kafka refused to describe the configs of topic {resource.name!r}: {reason}; "
+                "grant this principal DescribeConfigs on it"
+            ) from exc
     for spec in present:
         entries = actual.get(spec.name, {})
         for name, declared in spec.configs.items():

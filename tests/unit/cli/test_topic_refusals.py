@@ -66,3 +66,31 @@ def test_a_gateway_refuses_to_start_when_predictions_has_another_partition_count
     assert result.exit_code == 1, result.output
     assert started == []
     assert "topic 'predictions' has 12 partitions, tickcast is configured for 8" in result.stderr
+
+
+def test_topics_check_without_describe_configs_acl_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Apache Kafka answers DescribeConfigs per topic with TOPIC_AUTHORIZATION_FAILED when the principal lacks the
+    # DescribeConfigs ACL; confluent-kafka raises it from the future's result().
+    from concurrent.futures import Future
+
+    from confluent_kafka import KafkaError, KafkaException
+
+    from tickcast.common import kafka
+
+    def denied(resources: list[object], request_timeout: float) -> dict[object, Future[object]]:
+        futures: dict[object, Future[object]] = {}
+        for resource in resources:
+            futures[resource] = Future()
+            futures[resource].set_exception(
+                KafkaException(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED, "Topic authorization failed"))
+            )
+        return futures
+
+    names = ("ticks", "predictions", "ticks.dlq", "tickcast-predictor-snapshots", "model-events")
+    topics = {name: SimpleNamespace(partitions=dict.fromkeys(range(8)), error=None) for name in names}
+    admin = SimpleNamespace(list_topics=lambda timeout: SimpleNamespace(topics=topics), describe_configs=denied)
+    monkeypatch.setattr(kafka, "wait_for_broker", lambda settings, timeout_s: admin)
+    result = CliRunner().invoke(app, ["topics", "check"])
+    assert isinstance(result.exception, SystemExit), f"escaped: {result.exception!r}"
+    assert result.exit_code == 1 and "TOPIC_AUTHORIZATION_FAILED" in result.stderr, result.output
+    assert "DescribeConfigs" in result.stderr, result.stderr
