@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tickcast.common.validation import SYMBOL_PATTERN, TickLimits
 
-__all__ = ["TIME_FORMATS", "ColumnMapping", "TimeParser", "time_parser"]
+__all__ = ["TIME_FORMATS", "ColumnMapping", "TimeParser", "symbol_text", "time_parser"]
 
 _EPOCH_FORMATS = {"epoch_s": 1000, "epoch_ms": 1, "epoch_us": -1000}  # >0 multiply, <0 floor-divide
 TIME_FORMATS = ("iso", *_EPOCH_FORMATS)
@@ -57,7 +57,7 @@ class ColumnMapping:
         if self.constant_symbol is None and not self.symbol:
             raise ValueError("ColumnMapping needs a symbol column or a constant_symbol")
         constant = self.constant_symbol
-        if constant is not None and not SYMBOL_PATTERN.fullmatch(constant.strip().upper()):
+        if constant is not None and not SYMBOL_PATTERN.fullmatch(symbol_text(constant)):
             # Fail once here rather than rejecting every row of the file as bad_symbol.
             raise ValueError(f"constant_symbol {constant!r} does not match {SYMBOL_PATTERN.pattern} upper-cased")
         if self.time_format not in TIME_FORMATS and "%" not in self.time_format:
@@ -74,6 +74,19 @@ class ColumnMapping:
         zoneinfo.ZoneInfo(key='America/New_York')
         """
         return _zone(self.timezone)
+
+
+def symbol_text(cell: str) -> str:
+    """A symbol cell as the contract reads it: stripped, and upper-cased only if ASCII.
+
+    ``str.upper`` maps U+0131 (dotless i) to "I" and U+FB01 (the ligature fi) to "FI": a non-ASCII symbol
+    would become another instrument's instead of failing as bad_symbol.
+
+    >>> symbol_text(" spy "), symbol_text("\\u0131bm") == "\\u0131bm"
+    ('SPY', True)
+    """
+    stripped = cell.strip()
+    return stripped.upper() if stripped.isascii() else stripped
 
 
 def _zone(name: str) -> tzinfo:

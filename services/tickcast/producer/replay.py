@@ -20,7 +20,7 @@ from typing import IO
 from tickcast.common.errors import Reason, Rejected, RowReason
 from tickcast.common.records import Tick
 from tickcast.common.validation import validate_tick
-from tickcast.producer.columns import ColumnMapping, epoch_unit_hint, time_parser
+from tickcast.producer.columns import ColumnMapping, epoch_unit_hint, symbol_text, time_parser
 from tickcast.producer.row_errors import ReplayError, RowError
 
 # ColumnMapping and the row/file errors are re-exported: a replay's callers need them together.
@@ -104,7 +104,7 @@ def read_ticks(path: str | Path, mapping: ColumnMapping, now_ms: int | None = No
 def _rows(path: Path, mapping: ColumnMapping, indices: dict[str, int], now_ms: int) -> Iterator[Tick | RowError]:
     name = str(path)
     parse_time, time_expected = time_parser(mapping)
-    constant_symbol = mapping.constant_symbol.strip().upper() if mapping.constant_symbol is not None else None
+    constant_symbol = symbol_text(mapping.constant_symbol) if mapping.constant_symbol is not None else None
     i_time = indices["time"]
     i_price = indices["price"]
     i_symbol = indices.get("symbol", -1)
@@ -172,7 +172,9 @@ def _rows(path: Path, mapping: ColumnMapping, indices: dict[str, int], now_ms: i
                         else:
                             size = 0.0
                         if constant_symbol is None:
-                            symbol = row[i_symbol].strip().upper()
+                            symbol = row[i_symbol].strip()
+                            if symbol.isascii():  # symbol_text, inlined on the hot path
+                                symbol = symbol.upper()
                             if not symbol:
                                 yield problem(line, i_symbol, row, RowReason.MISSING_VALUE, "empty cell")
                                 continue

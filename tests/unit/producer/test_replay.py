@@ -346,3 +346,19 @@ def test_an_epoch_time_in_the_wrong_unit_names_the_unit_that_fits(
     error = only_error(read_all(path, ColumnMapping(time_format=given)))
     assert error.reason in (Reason.FUTURE_TIME, Reason.ANCIENT_TIME)
     assert f"as {meant} it is 2013-10-07T13:30:00Z: --time-format {meant}?" in error.message, error.message
+
+
+@pytest.mark.parametrize("cell", ["\u0131bm", "spy\ufb01", "\u017fpy"])  # dotless i, ligature fi, long s
+def test_a_non_ascii_symbol_is_a_bad_symbol_not_the_ascii_one_upper_casing_makes_of_it(
+    tmp_path: Path, cell: str
+) -> None:
+    # str.upper() maps dotless i to I, the ligature fi to FI and long s to S: the symbol contract is ASCII, and
+    # a file's dotless-i "ibm" must be reported, not sent as IBM's trade.
+    (item,) = read_all(write(tmp_path, HEADER + GOOD.replace("SPY", cell)))
+    assert isinstance(item, RowError), f"{cell!r} was read as {item}"
+    assert (item.column, item.value, item.reason) == ("symbol", cell, Reason.BAD_SYMBOL)
+
+
+def test_a_non_ascii_constant_symbol_is_refused_not_upper_cased_into_another() -> None:
+    with pytest.raises(ValueError, match="constant_symbol '\u0131bm' does not match"):
+        ColumnMapping(constant_symbol="\u0131bm")
