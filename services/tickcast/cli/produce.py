@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from enum import StrEnum
@@ -116,13 +117,15 @@ def produce_file(
             raise UserError(str(exc)) from exc
         require_broker(settings, settings.connect_timeout_s)
         publisher = TickPublisher(settings)
-        good = report_bad_rows(rows, summary, stop_at_first=on_error is OnError.stop)
+        # The limit cuts the rows before pacing: checked in the loop, the replay would first wait for a tick
+        # beyond it (hours, across a night's gap) only to drop it.
+        good = itertools.islice(report_bad_rows(rows, summary, stop_at_first=on_error is OnError.stop), limit)
         cut_short: ReplayError | None = None
         try:
             # Waiting on the stop event, not time.sleep: a signal ends a wait (hours across a night's gap at
             # --speed 1) at once, where a sleep resumes after the handler and Ctrl-C would seem ignored.
             for tick in paced(good, speed or None, sleep=stop.wait):
-                if stop.is_set() or (limit is not None and summary.sent >= limit):
+                if stop.is_set():
                     break
                 publisher.publish(tick)
                 if summary.sent == 0 and speed:

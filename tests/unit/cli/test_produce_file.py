@@ -83,3 +83,24 @@ def test_a_signal_between_slow_synthetic_ticks_stops_the_feed_at_once(
     took = time.monotonic() - started
     assert result.exit_code == 0, result.output
     assert took < GAP_S / 3, f"SIGTERM during a {GAP_S} s wait between ticks stopped the feed only after {took:.1f} s"
+
+
+def test_a_paced_replay_ends_at_its_limit_without_waiting_for_the_next_tick(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, own_signal_handlers: None
+) -> None:
+    class QuietPublisher(SignalledPublisher):
+        def publish(self, tick: Tick) -> None:
+            SignalledPublisher.sent.append(tick)
+
+    monkeypatch.setattr(publisher, "TickPublisher", QuietPublisher)
+    monkeypatch.setattr(produce, "require_broker", lambda settings, timeout_s: None)
+    SignalledPublisher.sent = []
+    path = tmp_path / "ticks.csv"
+    path.write_text(f"ts_et,symbol,price,size\n2013-10-07T09:30:00,SPY,1,1\n2013-10-07T09:30:{GAP_S},SPY,2,1\n")
+    started = time.monotonic()
+    result = CliRunner().invoke(cli, ["produce", "file", str(path), "--speed", "1", "--limit", "1"])
+    took = time.monotonic() - started
+    assert result.exit_code == 0 and "sent=1 skipped=0" in result.output, result.output
+    assert took < GAP_S / 3, (
+        f"--limit 1 was reached at once, yet the replay waited {took:.1f} s for a tick it never sends"
+    )
