@@ -267,3 +267,25 @@ def test_a_contract_that_is_no_avro_schema_is_one_error_line_naming_it(
     result = run_tickcast("schema", "check", "--local-only", "--directory", str(directory), env={})
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-600:]
     assert "prediction-v9.avsc is not a valid Avro schema" in result.stderr and said in result.stderr, result.stderr
+
+
+def test_the_gate_refuses_an_id_given_to_a_second_schema(tmp_path: Path) -> None:
+    # Records already written under id 2 (prediction-v1) would decode with the new file's schema: the store keeps
+    # the last entry of an id.
+    directory = catalogue_copy(tmp_path)
+    schema = with_field(PREDICTION, {"name": "venue", "type": ["null", "string"], "default": None})
+    (directory / "prediction-v9.avsc").write_text(json.dumps(schema))
+    catalogue = json.loads((directory / "catalogue.json").read_text())
+    catalogue["schemas"].append(
+        {
+            "id": 2,
+            "subject": "predictions-value",
+            "file": "prediction-v9.avsc",
+            "fingerprint": schema_fingerprint(schema),
+        }
+    )
+    (directory / "catalogue.json").write_text(json.dumps(catalogue))
+    findings = [str(f) for f in check_catalogue(directory)]
+    assert any("id 2" in f and "prediction-v1.avsc" in f and "prediction-v9.avsc" in f for f in findings), (
+        f"id 2 given to a second schema passed the gate: {findings}"
+    )

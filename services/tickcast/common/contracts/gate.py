@@ -189,6 +189,14 @@ def check_catalogue(directory: Path) -> list[Finding]:
                     "decode with the wrong schema; restore the file, and put the change in a new file with a new id",
                 )
             )
+    files_of: dict[int, list[str]] = {}
+    for entry in catalogue.entries:
+        files_of.setdefault(entry.schema_id, []).append(entry.file)
+    for schema_id, files in files_of.items():
+        if len(files) > 1:
+            # The store keeps one schema per id: records written under it would decode with another's.
+            findings.append(Finding("-", f"id {schema_id} is given to {', '.join(files)}; ids are never reused, "
+                                         "give the new file the next free id"))  # fmt: skip
     named = {entry.file for entry in catalogue.entries}
     for path in sorted(directory.glob("*.avsc")):
         if path.name not in named:
