@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,6 +22,21 @@ from tickcast.cli.tick_files import (
     column_mapping,
     report_bad_rows,
 )
+
+
+def positive_seconds(value: float) -> float:
+    """A typer callback for a gap: finite and > 0, as ``TICKCAST_GAP_S`` must be for a worker.
+
+    A gap of 0 or less makes every tick a gap and a NaN one cannot become milliseconds: the scores came out
+    empty, or the command ended in a traceback.
+
+    >>> positive_seconds(300.0)
+    300.0
+    """
+    if not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"{value} is not a finite number of seconds > 0")
+    return value
+
 
 #: Piped output gets a table this wide instead of rich's 80-column default, so rows do not wrap in files.
 PIPED_WIDTH = 180
@@ -42,7 +58,9 @@ def evaluate(
         ),
     ] = None,
     coverage: Annotated[float, typer.Option(help="Nominal interval coverage with --horizons (0: none).")] = 0.9,
-    gap_s: Annotated[float, typer.Option(help="Gap after which features restart, with --horizons.")] = 300.0,
+    gap_s: Annotated[
+        float, typer.Option(callback=positive_seconds, help="Gap after which features restart, with --horizons.")
+    ] = 300.0,
     residuals: Annotated[
         Path | None,
         typer.Option(
