@@ -19,7 +19,7 @@ dlq_app = typer.Typer(help="Inspect and replay dead letters (ticks the workers r
 @dlq_app.command("list")
 def dlq_list(
     reason: Annotated[list[str] | None, typer.Option(help="Only these reason codes (repeatable).")] = None,
-    limit: Annotated[int, typer.Option(help="Show at most this many.")] = 50,
+    limit: Annotated[int, typer.Option(min=0, help="Show at most this many.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
 ) -> None:
     """List dead letters: where each came from, why it was refused, and its handle (partition:offset)."""

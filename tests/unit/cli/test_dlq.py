@@ -88,3 +88,9 @@ def test_a_letter_cut_to_fit_the_topic_is_not_replayed_as_if_it_were_the_tick(mo
     assert FakePublisher.sent == [b"z"], f"cut letters were sent as ticks: {FakePublisher.sent}"
     assert result.exit_code == 1 and "replayed=1 to=ticks" in result.output, result.output
     assert "7:2, 7:3" in result.output and "not replayed" in result.output, result.output
+
+
+def test_a_negative_list_limit_is_a_usage_error_not_all_but_the_last() -> None:
+    # letters[:limit] with limit -1 listed every letter but the newest.
+    result = CliRunner().invoke(cli, ["dlq", "list", "--json", "--limit", "-1"])
+    assert result.exit_code == 2 and "Invalid value for '--limit'" in result.output, result.output
