@@ -49,7 +49,7 @@ def produce_synthetic(
     log = configure_logging("producer", settings.log_level, settings.log_format)
     stop = threading.Event()
     stop_on_signals(stop)
-    deadline = time.monotonic() + seconds if seconds else None
+    deadline = time.monotonic() + seconds if seconds is not None else None  # 0 is a deadline too, like --count 0
     with user_errors():
         require_broker(settings, settings.connect_timeout_s)
         publisher = TickPublisher(settings)

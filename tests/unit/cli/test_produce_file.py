@@ -104,3 +104,19 @@ def test_a_paced_replay_ends_at_its_limit_without_waiting_for_the_next_tick(
     assert took < GAP_S / 3, (
         f"--limit 1 was reached at once, yet the replay waited {took:.1f} s for a tick it never sends"
     )
+
+
+def test_synthetic_seconds_0_sends_nothing_rather_than_running_unbounded(
+    monkeypatch: pytest.MonkeyPatch, own_signal_handlers: None
+) -> None:
+    class QuietPublisher(SignalledPublisher):
+        def publish(self, tick: Tick) -> None:
+            SignalledPublisher.sent.append(tick)
+
+    monkeypatch.setattr(publisher, "TickPublisher", QuietPublisher)
+    monkeypatch.setattr(produce, "require_broker", lambda settings, timeout_s: None)
+    SignalledPublisher.sent = []
+    # --count bounds the run either way; without it, --seconds 0 ran until Ctrl-C.
+    result = CliRunner().invoke(cli, ["produce", "synthetic", "--rate", "0", "--count", "5", "--seconds", "0"])
+    assert result.exit_code == 0, result.output
+    assert len(SignalledPublisher.sent) == 0, f"--seconds 0 sent {len(SignalledPublisher.sent)} ticks"
