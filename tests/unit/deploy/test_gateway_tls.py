@@ -64,7 +64,7 @@ def test_deploy_k8s_with_the_component_renders_to_valid_objects() -> None:
     check_gateway(pod)
     [container] = pod["containers"]
     assert "TICKCAST_GATEWAY_CLIENTS_FILE" in {item["name"] for item in container["env"]}, "the base's env was lost"
-    assert {v["name"] for v in pod["volumes"]} == {"gateway-clients", "gateway-tls"}
+    assert {v["name"] for v in pod["volumes"]} == {"gateway-clients", "gateway-tls", "tmp"}
     assert service["spec"]["ports"] == [
         {"name": "https", "port": 443, "targetPort": "http", "protocol": "TCP", "appProtocol": "https"}
     ]

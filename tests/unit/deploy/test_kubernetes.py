@@ -95,7 +95,8 @@ def test_every_container_runs_hardened(kind: str, name: str) -> None:
     pod = k8s_object(kind, name)["spec"]["template"]["spec"]
     pod_context = pod.get("securityContext", {})
     volumes = {v["name"]: v for v in pod.get("volumes", [])}
-    for container in pod["containers"]:
+    # Init containers too: the README says every container runs non-root on a read-only root filesystem.
+    for container in [*pod.get("initContainers", []), *pod["containers"]]:
         context = {**pod_context, **container.get("securityContext", {})}
         where = f"{name}/{container['name']}"
         assert context.get("runAsNonRoot") is True, f"{where}: runAsNonRoot"
