@@ -45,6 +45,8 @@ def check_gateway(pod: dict[str, Any]) -> None:
     assert secret["secretName"] not in shipped, "a private key in git"
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"]["scheme"] == "HTTPS", f"{probe} over plain HTTP fails on an HTTPS port"
+    # The startup probe kills like the liveness probe, so it must not wait for Kafka (/health is 503 until caught up).
+    assert container["startupProbe"]["httpGet"]["path"] == container["livenessProbe"]["httpGet"]["path"] == "/metrics"
 
 
 def test_the_component_mounts_the_certificate_where_the_settings_point_and_probes_over_https() -> None:

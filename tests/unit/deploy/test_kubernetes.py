@@ -217,6 +217,9 @@ def test_gateway_deployment_is_probed_autoscaled_and_served() -> None:
     # Ready only once caught up (/health); alive as long as the server answers, whatever Kafka does.
     assert container["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/metrics", "port": "http"}
+    # A failing startup probe kills the container like a failing liveness probe: on /health (503 until caught up)
+    # a gateway started while Kafka is down, or needing over a minute to catch up, was restarted in a loop.
+    assert container["startupProbe"]["httpGet"] == container["livenessProbe"]["httpGet"], "startup waits on Kafka"
     assert "memory" in container["resources"]["limits"]
     hpa = k8s_object("HorizontalPodAutoscaler", "tickcast-gateway")["spec"]
     assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "tickcast-gateway"}
