@@ -245,3 +245,26 @@ def test_the_gateway_reads_its_clients_from_a_secret_volume_that_updates_in_plac
     # Made at deploy time (README), like the snapshot key: not a manifest in git.
     shipped = {doc["metadata"]["name"] for _, doc in k8s_documents() if doc["kind"] == "Secret"}
     assert mounted["secretName"] not in shipped
+
+
+def test_every_pod_is_scraped_once() -> None:
+    # The usual annotation-driven Prometheus configs (the prometheus-community chart's kubernetes-pods and
+    # kubernetes-service-endpoints jobs) scrape an annotated pod, and every endpoint of an annotated Service: a
+    # pod annotated both ways is scraped twice, and every sum() over workers (the dashboard's ticks in and
+    # predictions out) counts it twice.
+    annotated_pods = [
+        (name, doc["spec"]["template"]["metadata"]["labels"])
+        for _, doc in k8s_documents()
+        if doc["kind"] in ("Deployment", "Job")
+        for name in [doc["metadata"]["name"]]
+        if doc["spec"]["template"]["metadata"].get("annotations", {}).get("prometheus.io/scrape") == "true"
+    ]
+    assert annotated_pods, "the workers' pods say where their metrics are"
+    for _, service in (d for d in k8s_documents() if d[1]["kind"] == "Service"):
+        if service["metadata"].get("annotations", {}).get("prometheus.io/scrape") != "true":
+            continue
+        selector = service["spec"]["selector"]
+        twice = [name for name, labels in annotated_pods if selector.items() <= labels.items()]
+        assert not twice, (
+            f"Service {service['metadata']['name']} and the pods of {twice} are both annotated for scraping"
+        )
