@@ -167,7 +167,7 @@ def test_each_workload_is_fenced_by_one_policy_that_lets_it_reach_kafka_the_regi
     spec = k8s_object("NetworkPolicy", FENCED[workload])["spec"]
     assert sorted(spec["policyTypes"]) == ["Egress", "Ingress"]
     kafka_ports = {int(server.rsplit(":", 1)[1]) for server in configmap()["TICKCAST_BOOTSTRAP_SERVERS"].split(",")}
-    registry_port = int(secret()["TICKCAST_SCHEMA_REGISTRY_URL"].rsplit(":", 1)[1])
+    registry_port = int({**configmap(), **secret()}["TICKCAST_SCHEMA_REGISTRY_URL"].rsplit(":", 1)[1])
     needed = {(port, "TCP") for port in kafka_ports | {registry_port}} | {(53, "UDP"), (53, "TCP")}
     assert needed <= egress_ports(spec), f"egress misses {needed - egress_ports(spec)}"
 
