@@ -27,6 +27,7 @@ The pure functions (:func:`build_report`, :func:`owners_from_stats`,
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -244,7 +245,8 @@ def fetch_stats(url: str, timeout_s: float = 1.0) -> dict[str, Any] | None:
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as response:  # nosec B310 # http(s) only, checked above
             loaded = json.loads(response.read())
-    except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError) as exc:
+    # HTTPException: something that is not an HTTP server answers there (a mistyped port, one taken by another program).
+    except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError, ValueError) as exc:
         log.debug("stats_unavailable", url=url, error=str(exc))
         return None
     return loaded if isinstance(loaded, dict) else None

@@ -10,10 +10,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import structlog
+
 from tickcast.common.contracts import AvroCodec, load_schema, open_schema_store
+from tickcast.common.errors import Rejected
 from tickcast.common.model_events import DRIFT, MODEL_EVENT_SCHEMA_FILE, ChallengerStanding, ModelEvent
 from tickcast.common.settings import CommonSettings
 from tickcast.ops.topic_reader import read_whole_topic
+
+log = structlog.get_logger("tickcast.models")
 
 
 @dataclass(slots=True)
@@ -52,11 +57,28 @@ def fold(events: Iterable[ModelEvent]) -> dict[str, SymbolGovernance]:
 
 
 def read_model_events(settings: CommonSettings, timeout_s: float = 30.0) -> list[ModelEvent]:
-    """Every record of the model-events topic, in order per partition (a symbol's events share one)."""
+    """Every record of the model-events topic, in order per partition (a symbol's events share one).
+
+    A record that is not a model event (another writer on the topic) is logged with its position and skipped:
+    it must not hide the audit trail around it.
+    """
     codec = AvroCodec(
         open_schema_store(settings.schema_registry_url, settings),
         f"{settings.model_events_topic}-value",
         load_schema(MODEL_EVENT_SCHEMA_FILE),
     )
-    messages = read_whole_topic(settings, settings.model_events_topic, "model-events topic", timeout_s)
-    return [ModelEvent.from_avro(codec.decode(value)) for message in messages if (value := message.value())]
+    events = []
+    for message in read_whole_topic(settings, settings.model_events_topic, "model-events topic", timeout_s):
+        if not (value := message.value()):
+            continue
+        try:
+            events.append(ModelEvent.from_avro(codec.decode(value)))
+        except Rejected as exc:
+            log.warning(
+                "model_event_undecodable",
+                topic=settings.model_events_topic,
+                partition=message.partition(),
+                offset=message.offset(),
+                error=str(exc),
+            )
+    return events

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import threading
 import time
@@ -38,7 +39,8 @@ def _answers(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=0.5):  # nosec B310 # fixed http URL
             return True
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
+    # HTTPException: not the worker answers there (free_port's port taken by another program before it bound it).
+    except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError):
         return False
 
 

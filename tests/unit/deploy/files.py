@@ -212,7 +212,12 @@ def env_sources() -> dict[str, dict[str, str]]:
     return sources
 
 
-WORKLOADS = (("Deployment", "tickcast-predictor"), ("Deployment", "tickcast-producer"), ("Job", "tickcast-topics"))
+WORKLOADS = (
+    ("Deployment", "tickcast-predictor"),
+    ("Deployment", "tickcast-producer"),
+    ("Deployment", "tickcast-gateway"),
+    ("Job", "tickcast-topics"),
+)
 
 
 #: Where the image keeps the only thing a service writes (Faust's scratch directory).

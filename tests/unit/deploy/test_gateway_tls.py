@@ -45,6 +45,8 @@ def check_gateway(pod: dict[str, Any]) -> None:
     assert secret["secretName"] not in shipped, "a private key in git"
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"]["scheme"] == "HTTPS", f"{probe} over plain HTTP fails on an HTTPS port"
+    # The startup probe kills like the liveness probe, so it must not wait for Kafka (/health is 503 until caught up).
+    assert container["startupProbe"]["httpGet"]["path"] == container["livenessProbe"]["httpGet"]["path"] == "/metrics"
 
 
 def test_the_component_mounts_the_certificate_where_the_settings_point_and_probes_over_https() -> None:
@@ -64,7 +66,7 @@ def test_deploy_k8s_with_the_component_renders_to_valid_objects() -> None:
     check_gateway(pod)
     [container] = pod["containers"]
     assert "TICKCAST_GATEWAY_CLIENTS_FILE" in {item["name"] for item in container["env"]}, "the base's env was lost"
-    assert {v["name"] for v in pod["volumes"]} == {"gateway-clients", "gateway-tls"}
+    assert {v["name"] for v in pod["volumes"]} == {"gateway-clients", "gateway-tls", "tmp"}
     assert service["spec"]["ports"] == [
         {"name": "https", "port": 443, "targetPort": "http", "protocol": "TCP", "appProtocol": "https"}
     ]

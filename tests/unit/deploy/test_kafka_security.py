@@ -12,6 +12,7 @@ from typing import Any
 import kubernetes_validate
 import yaml
 
+from tests.unit.deploy.files import kustomize_build
 from tickcast.common.security import KafkaClientSettings
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -185,3 +186,26 @@ def test_every_compose_service_that_reaches_kafka_is_in_the_override() -> None:
         if "TICKCAST_BOOTSTRAP_SERVERS" in service.get("environment", {})
     }
     assert reaching - set(COMPOSE_WITHOUT_KAFKA) == set(override["services"])
+
+
+def test_every_container_that_reads_the_secured_configmap_has_a_principal_and_the_ca() -> None:
+    # Init containers too: the topics Job's `schema register` reads the same ConfigMap, so with SASL_SSL there its
+    # settings refuse to load without credentials and without the CA file where TICKCAST_SSL_CA_LOCATION points.
+    rendered = kustomize_build(OVERLAY)
+    [config] = [d for d in rendered if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "tickcast-config"]
+    assert config["data"]["TICKCAST_SECURITY_PROTOCOL"] == "SASL_SSL"
+    ca_dir = str(Path(config["data"]["TICKCAST_SSL_CA_LOCATION"]).parent)
+    checked = []
+    for workload in (d for d in rendered if d["kind"] in ("Deployment", "Job")):
+        pod = workload["spec"]["template"]["spec"]
+        for container in [*pod.get("initContainers", []), *pod["containers"]]:
+            refs = [ref.get("configMapRef", {}).get("name") for ref in container.get("envFrom", [])]
+            if "tickcast-config" not in refs:
+                continue
+            where = f"{workload['metadata']['name']}/{container['name']}"
+            env = {item["name"] for item in container.get("env", [])}
+            assert set(CREDENTIALS) <= env, f"{where}: SASL_SSL from the ConfigMap but no SASL credentials"
+            mounts = [m["mountPath"] for m in container.get("volumeMounts", [])]
+            assert ca_dir in mounts, f"{where}: TICKCAST_SSL_CA_LOCATION points into {ca_dir}, which is not mounted"
+            checked.append(where)
+    assert "tickcast-topics/schemas" in checked, checked

@@ -95,7 +95,8 @@ def test_every_container_runs_hardened(kind: str, name: str) -> None:
     pod = k8s_object(kind, name)["spec"]["template"]["spec"]
     pod_context = pod.get("securityContext", {})
     volumes = {v["name"]: v for v in pod.get("volumes", [])}
-    for container in pod["containers"]:
+    # Init containers too: the README says every container runs non-root on a read-only root filesystem.
+    for container in [*pod.get("initContainers", []), *pod["containers"]]:
         context = {**pod_context, **container.get("securityContext", {})}
         where = f"{name}/{container['name']}"
         assert context.get("runAsNonRoot") is True, f"{where}: runAsNonRoot"
@@ -166,7 +167,7 @@ def test_each_workload_is_fenced_by_one_policy_that_lets_it_reach_kafka_the_regi
     spec = k8s_object("NetworkPolicy", FENCED[workload])["spec"]
     assert sorted(spec["policyTypes"]) == ["Egress", "Ingress"]
     kafka_ports = {int(server.rsplit(":", 1)[1]) for server in configmap()["TICKCAST_BOOTSTRAP_SERVERS"].split(",")}
-    registry_port = int(secret()["TICKCAST_SCHEMA_REGISTRY_URL"].rsplit(":", 1)[1])
+    registry_port = int({**configmap(), **secret()}["TICKCAST_SCHEMA_REGISTRY_URL"].rsplit(":", 1)[1])
     needed = {(port, "TCP") for port in kafka_ports | {registry_port}} | {(53, "UDP"), (53, "TCP")}
     assert needed <= egress_ports(spec), f"egress misses {needed - egress_ports(spec)}"
 
@@ -216,6 +217,9 @@ def test_gateway_deployment_is_probed_autoscaled_and_served() -> None:
     # Ready only once caught up (/health); alive as long as the server answers, whatever Kafka does.
     assert container["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/metrics", "port": "http"}
+    # A failing startup probe kills the container like a failing liveness probe: on /health (503 until caught up)
+    # a gateway started while Kafka is down, or needing over a minute to catch up, was restarted in a loop.
+    assert container["startupProbe"]["httpGet"] == container["livenessProbe"]["httpGet"], "startup waits on Kafka"
     assert "memory" in container["resources"]["limits"]
     hpa = k8s_object("HorizontalPodAutoscaler", "tickcast-gateway")["spec"]
     assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "tickcast-gateway"}
@@ -241,3 +245,26 @@ def test_the_gateway_reads_its_clients_from_a_secret_volume_that_updates_in_plac
     # Made at deploy time (README), like the snapshot key: not a manifest in git.
     shipped = {doc["metadata"]["name"] for _, doc in k8s_documents() if doc["kind"] == "Secret"}
     assert mounted["secretName"] not in shipped
+
+
+def test_every_pod_is_scraped_once() -> None:
+    # The usual annotation-driven Prometheus configs (the prometheus-community chart's kubernetes-pods and
+    # kubernetes-service-endpoints jobs) scrape an annotated pod, and every endpoint of an annotated Service: a
+    # pod annotated both ways is scraped twice, and every sum() over workers (the dashboard's ticks in and
+    # predictions out) counts it twice.
+    annotated_pods = [
+        (name, doc["spec"]["template"]["metadata"]["labels"])
+        for _, doc in k8s_documents()
+        if doc["kind"] in ("Deployment", "Job")
+        for name in [doc["metadata"]["name"]]
+        if doc["spec"]["template"]["metadata"].get("annotations", {}).get("prometheus.io/scrape") == "true"
+    ]
+    assert annotated_pods, "the workers' pods say where their metrics are"
+    for _, service in (d for d in k8s_documents() if d[1]["kind"] == "Service"):
+        if service["metadata"].get("annotations", {}).get("prometheus.io/scrape") != "true":
+            continue
+        selector = service["spec"]["selector"]
+        twice = [name for name, labels in annotated_pods if selector.items() <= labels.items()]
+        assert not twice, (
+            f"Service {service['metadata']['name']} and the pods of {twice} are both annotated for scraping"
+        )

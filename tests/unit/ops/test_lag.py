@@ -10,10 +10,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
 
+from tests.unit.ops.not_http import ssh_like_port
 from tickcast.ops.lag import (
     LagReport,
     PartitionLag,
     build_report,
+    fetch_stats,
     lag_table,
     owners_from_assignments,
     owners_from_stats,
@@ -141,3 +143,10 @@ def test_totals_are_sums_of_non_negative_partition_lags(parts: dict[int, tuple[i
         expected_position = max(c, low) if c is not None and c >= 0 else low
         assert p == PartitionLag(p.partition, c if c is not None and c >= 0 else None, low, high)
         assert p.lag == max(0, high - expected_position)
+
+
+def test_a_stats_url_that_does_not_speak_http_reads_as_no_answer() -> None:
+    # A mistyped --stats-url (an SSH or TLS port) answers with something that is not an HTTP status line;
+    # http.client raises BadStatusLine for it, which is not an OSError.
+    with ssh_like_port() as port:
+        assert fetch_stats(f"http://127.0.0.1:{port}/stats", timeout_s=5.0) is None, "not HTTP: no stats"
