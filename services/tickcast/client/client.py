@@ -125,8 +125,8 @@ class TickcastClient:
                     continue
                 assert isinstance(item, Delivery)  # nosec B101 # narrows the type: the queue holds only resets and deliveries
                 record = item.record
-                if not tracker.accept(record, item.complete) or (wanted is not None and record.symbol not in wanted):
-                    continue
+                if not tracker.accept(record, item.complete):
+                    continue  # a duplicate, or another symbol of a partition read whole
                 idle_since = now
                 self._latest[record.symbol] = record
                 yield record

@@ -34,7 +34,9 @@ class Tracker:
     A worker restart may repeat a partition's last predictions: each source partition's offsets only grow,
     so a lineage at or below the highest seen is a duplicate. Offsets skipped are a gap (a lost prediction,
     or a tick that went to the dead-letter topic instead); gaps are judged only where the client sees every
-    record of the partition (``complete``), since a symbol filter hides the other symbols' offsets.
+    record of the partition (``complete``), since a symbol filter hides the other symbols' offsets. Records of
+    symbols outside ``symbols`` (a Kafka source reads the chosen symbols' whole partitions) count for duplicates
+    and gaps only: they are not received, and never reported stale.
 
     >>> gaps = []
     >>> tracker = Tracker(on_gap=lambda *gap: gaps.append(gap))
@@ -59,11 +61,12 @@ class Tracker:
         self._on_gap = on_gap
         self._on_stale = on_stale
         self._clock = clock
+        self._wanted = frozenset(symbols) if symbols is not None else None
         started = clock()
-        self._last_seen: dict[str, float] = dict.fromkeys(symbols or (), started)
+        self._last_seen: dict[str, float] = dict.fromkeys(self._wanted or (), started)
 
     def accept(self, record: PredictionRecord, complete: bool) -> bool:
-        """True if ``record`` is new; count it, a duplicate, or the gap before it."""
+        """True if ``record`` is new and of a chosen symbol; count it, a duplicate, or the gap before it."""
         key = (record.source_topic, record.source_partition)
         expected = self._next.get(key)
         if expected is not None and record.source_offset < expected:
@@ -75,6 +78,8 @@ class Tracker:
             if self._on_gap is not None:
                 self._on_gap(record.source_topic, record.source_partition, expected, record.source_offset)
         self._next[key] = record.source_offset + 1
+        if self._wanted is not None and record.symbol not in self._wanted:
+            return False
         self.stats.received += 1
         self._last_seen[record.symbol] = self._clock()
         self.stats.stale_symbols.discard(record.symbol)

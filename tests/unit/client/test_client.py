@@ -85,3 +85,14 @@ def test_bad_symbols_are_refused_before_anything_is_read() -> None:
     client = TickcastClient(ScriptedSource([]))
     with pytest.raises(ValueError, match="does not match"):
         asyncio.run(collect(client, ["spy"]))
+
+
+def test_symbols_outside_the_subscription_are_never_reported_stale_nor_counted_as_received() -> None:
+    # A Kafka source reads the chosen symbols' whole partitions, so other symbols' records come through too.
+    stale: list[str] = []
+    items: list[Item] = [Delivery(record(s, o), complete=True) for o, s in enumerate(["SPY", "BAC", "SPY"])]
+    client = TickcastClient(ScriptedSource(items), stale_after_s=0.2, on_stale=lambda symbol, _: stale.append(symbol))
+    got = asyncio.run(collect(client, ["SPY"], idle_timeout_s=1.0))
+    assert [r.symbol for r in got] == ["SPY", "SPY"]
+    assert stale == ["SPY"], f"only the subscribed symbol may be reported stale, got {stale}"
+    assert client.stats.received == 2 and client.stats.stale_symbols == {"SPY"}
