@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -242,5 +243,37 @@ def test_an_event_read_a_little_late_is_still_written_by_the_hub_not_queued_for_
         assert not pending.done(), "an event 50 ms late should not wake the stream's task"
         assert offsets_of(parse(connection.written)) == [1]
         pending.cancel()
+
+    asyncio.run(scenario())
+
+
+def last_event_id(chunks: list[bytes]) -> str | None:
+    """The id a client keeps from these chunks, as SSE says: every finished block's ``id`` field, data or not."""
+    found = None
+    for block in b"".join(chunks).decode().split("\n\n")[:-1]:
+        for line in block.splitlines():
+            if line.startswith("id: "):
+                found = line.removeprefix("id: ")
+    return found
+
+
+def test_a_client_cut_off_before_its_first_event_resumes_with_what_was_published_meanwhile() -> None:
+    async def scenario() -> None:
+        feed = make_feed(partitions=4)
+        publish(feed, "SPY", "KO", "SPY")
+        stream = stream_events(feed, feed.open_stream(frozenset({"KO"}), None))
+        opening = [await anext(stream)]  # connected; KO is quiet, so no event yet
+        await stream.aclose()  # the connection drops (a proxy, the network)
+        (missed,) = publish(feed, "KO")  # made while the client was away
+        last = last_event_id(opening)
+        again = stream_events(feed, feed.open_stream(frozenset({"KO"}), decode(last) if last else None))
+        chunks: list[bytes] = []
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1):  # a replay is written at once, before any wait
+                while not parse(chunks):
+                    chunks.append(await anext(again))
+        assert offsets(parse(chunks)) == [(missed.partition, missed.offset)], (
+            f"the prediction made while the client was away never came (it reconnected with id {last!r})"
+        )
 
     asyncio.run(scenario())
