@@ -277,3 +277,23 @@ def test_a_client_cut_off_before_its_first_event_resumes_with_what_was_published
         )
 
     asyncio.run(scenario())
+
+
+def test_a_quiet_symbols_client_whose_position_left_the_ring_gets_no_reset_when_it_missed_nothing() -> None:
+    async def scenario() -> None:
+        feed = make_feed(partitions=1, gateway_ring_size=3)
+        publish(feed, "KO")
+        stream = stream_events(feed, feed.open_stream(frozenset({"KO"}), None))
+        opening = [await anext(stream)]
+        await stream.aclose()
+        publish(feed, *["SPY"] * 5)  # the partition moves on, KO stays quiet: its position leaves the ring
+        last = last_event_id(opening)
+        assert last is not None, "the stream's opening should name its position"
+        again = stream_events(feed, feed.open_stream(frozenset({"KO"}), decode(last)))
+        (kept,) = publish(feed, "KO")
+        events = await take(again, 1)
+        began = [e["event"] for e in events]
+        assert began == ["prediction"], f"KO missed nothing, yet the stream began with {events[0]}"
+        assert offsets(events) == [(kept.partition, kept.offset)]
+
+    asyncio.run(scenario())
