@@ -10,7 +10,7 @@ from tickcast.client.records import PredictionRecord
 
 #: on_gap(source topic, source partition, first missing offset, next offset seen)
 GapCallback = Callable[[str, int, int, int], None]
-#: on_stale(symbol, seconds since its last prediction or since the subscription started)
+#: on_stale(symbol, seconds since its last prediction was made (its predicted_at) or since the subscription started)
 StaleCallback = Callable[[str, float], None]
 
 
@@ -36,7 +36,8 @@ class Tracker:
     or a tick that went to the dead-letter topic instead); gaps are judged only where the client sees every
     record of the partition (``complete``), since a symbol filter hides the other symbols' offsets. Records of
     symbols outside ``symbols`` (a Kafka source reads the chosen symbols' whole partitions) count for duplicates
-    and gaps only: they are not received, and never reported stale.
+    and gaps only: they are not received, and never reported stale. A symbol is stale once its newest
+    prediction was made (``predicted_at``, by the worker's clock) longer than ``stale_after_s`` ago.
 
     >>> gaps = []
     >>> tracker = Tracker(on_gap=lambda *gap: gaps.append(gap))
@@ -54,6 +55,7 @@ class Tracker:
         on_gap: GapCallback | None = None,
         on_stale: StaleCallback | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.stats = ClientStats()
         self._next: dict[tuple[str, int], int] = {}
@@ -61,6 +63,7 @@ class Tracker:
         self._on_gap = on_gap
         self._on_stale = on_stale
         self._clock = clock
+        self._wall_clock = wall_clock
         self._wanted = frozenset(symbols) if symbols is not None else None
         started = clock()
         self._last_seen: dict[str, float] = dict.fromkeys(self._wanted or (), started)
@@ -81,8 +84,13 @@ class Tracker:
         if self._wanted is not None and record.symbol not in self._wanted:
             return False
         self.stats.received += 1
-        self._last_seen[record.symbol] = self._clock()
-        self.stats.stale_symbols.discard(record.symbol)
+        # Fresh as of when it was made, not when it came: a source behind by a minute (a lagging gateway or
+        # consumer, a replay) delivers minute-old forecasts, which are stale however recently they arrived.
+        now = self._clock()
+        made = now - max(0.0, self._wall_clock() - record.predicted_at / 1_000_000)
+        self._last_seen[record.symbol] = made
+        if now - made <= self._stale_after_s:
+            self.stats.stale_symbols.discard(record.symbol)
         return True
 
     def reset(self) -> None:
