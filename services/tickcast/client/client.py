@@ -98,6 +98,9 @@ class TickcastClient:
         """New predictions of ``symbols`` (None = all), each once, in order per partition; until cancelled,
         or until nothing came for ``idle_timeout_s``."""
         wanted = frozenset(_check(symbols)) if symbols is not None else None
+        if wanted is not None and not wanted:
+            # Else a gateway streamed every prediction for all of them to be dropped, and Kafka read nothing.
+            raise ValueError("symbols is empty: name at least one symbol, or None for all")
         tracker = Tracker(wanted, self.stale_after_s, self.on_gap, self.on_stale)
         self.stats = tracker.stats
         queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=10_000)

@@ -109,3 +109,11 @@ def test_a_prediction_that_arrives_already_old_is_reported_stale_with_its_age() 
     assert [r.symbol for r in got] == ["SPY"]
     assert [symbol for symbol, _ in stale] == ["SPY"], "a forecast made 60 s ago was taken for a fresh one"
     assert 60.0 <= stale[0][1] < 65.0, f"reported {stale[0][1]:.1f} s old, made 60 s before it arrived"
+
+
+def test_an_empty_symbol_list_is_refused_not_a_subscription_to_nothing() -> None:
+    # From a gateway it streamed every prediction to drop them all; from Kafka it read no partition at all.
+    client = TickcastClient(ScriptedSource([Delivery(record("SPY", 0), complete=True)]))
+    with pytest.raises(ValueError, match="at least one symbol"):
+        got = asyncio.run(collect(client, []))
+        raise AssertionError(f"subscribe([]) yielded {len(got)} records and ended in silence")
