@@ -297,3 +297,30 @@ def test_a_quiet_symbols_client_whose_position_left_the_ring_gets_no_reset_when_
         assert offsets(events) == [(kept.partition, kept.offset)]
 
     asyncio.run(scenario())
+
+
+def test_a_symbol_without_any_prediction_yet_gets_no_reset_when_the_gateway_read_all_since_its_position() -> None:
+    async def scenario() -> None:
+        feed = make_feed(partitions=1, gateway_ring_size=3)
+        stream = stream_events(feed, feed.open_stream(frozenset({"KO"}), None))  # KO has not traded yet
+        opening = [await anext(stream)]
+        await stream.aclose()
+        publish(feed, *["SPY"] * 5)
+        last = last_event_id(opening)
+        assert last is not None, "the stream's opening should name its position"
+        again = stream_events(feed, feed.open_stream(frozenset({"KO"}), decode(last)))
+        publish(feed, "KO")
+        events = await take(again, 1)
+        began = [e["event"] for e in events]
+        assert began == ["prediction"], f"KO missed nothing, yet the stream began with {events[0]}"
+
+        # Once the gateway has dropped a symbol from its cache, a symbol it does not hold may have been that one.
+        evicting = make_feed(partitions=1, gateway_ring_size=3, gateway_max_symbols=1)
+        stream = stream_events(evicting, evicting.open_stream(frozenset({"KO"}), None))
+        opening = [await anext(stream)]
+        await stream.aclose()
+        publish(evicting, "KO", *["SPY"] * 5)  # KO's prediction, then out of the cache and of the ring
+        again = stream_events(evicting, evicting.open_stream(frozenset({"KO"}), decode(last_event_id(opening) or "")))
+        assert [e["event"] for e in await take(again, 1)] == ["reset"], "KO's prediction was lost: a reset is due"
+
+    asyncio.run(scenario())
