@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import ssl
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,8 +18,10 @@ import httpx
 import pytest
 
 from tickcast.common.processes import free_port
+from tickcast.common.records import Prediction
 from tickcast.gateway.app import create_app
 from tickcast.gateway.auth import client_line
+from tickcast.gateway.cache import Published
 from tickcast.gateway.feed import PredictionFeed
 from tickcast.gateway.settings import GatewaySettings
 from tickcast.gateway.tls import ServerTls, TlsFiles
@@ -182,3 +185,43 @@ def check_the_page(
     assert "unreachable" in chips[next(k for k in chips if k.startswith("http"))]["class"]
     browser.save_screenshot(str(tmp_path / "dashboard.png"))
     browser.get("about:blank")  # close the page's stream before the server stops
+
+
+def test_the_dashboard_lists_many_long_symbols_and_goes_live(browser: object) -> None:
+    # 250 option-like symbols of 20 characters: the page asked for the first 200 in one query of 4,199 characters,
+    # over the 4,096 the gateway accepts (422), and then showed nothing and never opened its stream.
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.remote.webdriver import WebDriver
+
+    assert isinstance(browser, WebDriver)
+    symbols = [f"OPT{n:03d}241220C0045000" for n in range(250)]
+    feed = PredictionFeed(GatewaySettings(partitions=4))
+    for partition in feed.partitions:
+        feed.reached_end(partition, 0)
+    for symbol in symbols:  # each once, before the page opens: only the page's first fill can show them
+        partition = feed.partition_of(symbol)
+        offset = feed.ring(partition).head + 1
+        feed.ingest([Published.of(partition, offset, quiet_prediction(symbol, partition, offset), time.monotonic())])
+    with ServerThread(create_app(feed)) as server:
+        browser.get(f"{server.url}/")
+
+        def listed() -> int:
+            count: int = browser.execute_script("return document.querySelectorAll('#symbols tbody tr').length")
+            return count
+
+        wait_for(
+            lambda: listed() == len(symbols),
+            20,
+            f"the table to list the {len(symbols)} symbols the gateway holds",
+            diagnostics=lambda: f"{listed()} rows; badge {browser.find_element(By.ID, 'connection').text!r}",
+        )
+        wait_for(lambda: browser.find_element(By.ID, "connection").text == "live", 10, "the page's stream to open")
+        browser.get("about:blank")  # close the page's stream before the server stops
+
+
+def quiet_prediction(symbol: str, partition: int, offset: int) -> Prediction:
+    now_us = time.time_ns() // 1000
+    return Prediction(
+        symbol, now_us // 1000, 100.0, 1.0, 100.01, 1, "READY", "linear", "1", offset, "ticks", partition, offset,
+        now_us // 1000 - 3, now_us, "w-1", 2.0,
+    )  # fmt: skip

@@ -98,6 +98,9 @@ class TickcastClient:
         """New predictions of ``symbols`` (None = all), each once, in order per partition; until cancelled,
         or until nothing came for ``idle_timeout_s``."""
         wanted = frozenset(_check(symbols)) if symbols is not None else None
+        if wanted is not None and not wanted:
+            # Else a gateway streamed every prediction for all of them to be dropped, and Kafka read nothing.
+            raise ValueError("symbols is empty: name at least one symbol, or None for all")
         tracker = Tracker(wanted, self.stale_after_s, self.on_gap, self.on_stale)
         self.stats = tracker.stats
         queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=10_000)
@@ -125,8 +128,8 @@ class TickcastClient:
                     continue
                 assert isinstance(item, Delivery)  # nosec B101 # narrows the type: the queue holds only resets and deliveries
                 record = item.record
-                if not tracker.accept(record, item.complete) or (wanted is not None and record.symbol not in wanted):
-                    continue
+                if not tracker.accept(record, item.complete):
+                    continue  # a duplicate, or another symbol of a partition read whole
                 idle_since = now
                 self._latest[record.symbol] = record
                 yield record

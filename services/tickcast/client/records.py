@@ -102,13 +102,24 @@ class PredictionRecord:
 
 
 def _horizons(forecasts: list[Any] | None) -> tuple[HorizonRecord, ...]:
-    """Each horizon's forecast, given as decoded dicts (Avro, JSON) or as in-memory records."""
+    """Each horizon's forecast, given as decoded dicts (Avro, JSON) or as in-memory records.
+
+    Keys this version does not know are left out, as at the top level: a newer gateway serves the fields a
+    newer contract added to a horizon (the Avro reader drops them from Kafka itself).
+    """
     return tuple(
-        HorizonRecord(**(f if isinstance(f, dict) else {n.name: getattr(f, n.name) for n in fields(f)}))
+        HorizonRecord(
+            **(
+                {name: f[name] for name in _HORIZON_FIELDS if name in f}
+                if isinstance(f, dict)
+                else {n.name: getattr(f, n.name) for n in fields(f)}
+            )
+        )
         for f in forecasts or ()
     )
 
 
+_HORIZON_FIELDS = tuple(f.name for f in fields(HorizonRecord))
 _FIELDS = tuple(f.name for f in fields(PredictionRecord))
 _DEFAULTED = frozenset(f.name for f in fields(PredictionRecord) if f.default is not MISSING)
 _AVRO_FIELDS = tuple(f.name for f in fields(Prediction))

@@ -26,7 +26,10 @@ class ClientSettings(CommonSettings):
         None, description="PEM of the CAs an https:// gateway's certificate is checked against (unset: the system's)."
     )
     client_stale_after_s: float = Field(
-        10.0, gt=0, le=86_400, description="A subscribed symbol with no prediction for this long is reported stale."
+        10.0,
+        gt=0,
+        le=86_400,
+        description="A subscribed symbol whose newest prediction was made this long ago is reported stale.",
     )
     client_reconnect_max_s: float = Field(
         5.0, gt=0, le=300, description="Longest wait between two reconnects to a gateway (backoff from 0.1 s)."

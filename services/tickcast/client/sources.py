@@ -302,9 +302,12 @@ class GatewaySource:
                 headers = {**self._auth, "Last-Event-ID": last_id} if last_id else dict(self._auth)
                 try:
                     async with http.stream("GET", f"{self.url}/v1/stream", params=params, headers=headers) as answer:
-                        if 400 <= answer.status_code < 500:
+                        # A redirect too: the same request would be sent there again (an ingress sending plain
+                        # HTTP to HTTPS), and was retried for ever in silence.
+                        if 300 <= answer.status_code < 500:
                             await answer.aread()
-                            raise ValueError(_refusal("the stream", answer.status_code, answer.text))
+                            location = answer.headers.get("location")
+                            raise ValueError(_refusal("the stream", answer.status_code, answer.text, location))
                         if answer.status_code == 200:
                             async for event in parse_sse(answer.aiter_lines()):
                                 backoff = 0.1
@@ -339,19 +342,24 @@ class GatewaySource:
                 raise
         if answer.status_code == 404:
             return None
-        if 400 <= answer.status_code < 500:
-            raise ValueError(_refusal(f"the latest of {symbol}", answer.status_code, answer.text))
+        if 300 <= answer.status_code < 500:
+            location = answer.headers.get("location")
+            raise ValueError(_refusal(f"the latest of {symbol}", answer.status_code, answer.text, location))
         answer.raise_for_status()
         return PredictionRecord.from_json(answer.json())
 
 
-def _refusal(what: str, status: int, body: str) -> str:
-    """Why the gateway refused ``what``; for a 401, where a token comes from.
+def _refusal(what: str, status: int, body: str, location: str | None = None) -> str:
+    """Why the gateway refused ``what``; for a 401, where a token comes from; for a redirect, where it points.
 
     >>> _refusal("the stream", 401, '{"error":"unauthorized"}')
     'gateway refused the stream: 401 {"error":"unauthorized"} (a token: token= or TICKCAST_CLIENT_GATEWAY_TOKEN)'
+    >>> _refusal("the stream", 308, "", "https://gw/v1/stream")
+    'gateway refused the stream: 308  (redirected to https://gw/v1/stream: give the client that URL)'
     """
     hint = " (a token: token= or TICKCAST_CLIENT_GATEWAY_TOKEN)" if status == 401 else ""
+    if 300 <= status < 400:
+        hint = f" (redirected to {location}: give the client that URL)"
     return f"gateway refused {what}: {status} {body}{hint}"
 
 

@@ -10,7 +10,7 @@ from tickcast.client.records import PredictionRecord
 
 #: on_gap(source topic, source partition, first missing offset, next offset seen)
 GapCallback = Callable[[str, int, int, int], None]
-#: on_stale(symbol, seconds since its last prediction or since the subscription started)
+#: on_stale(symbol, seconds since its last prediction was made (its predicted_at) or since the subscription started)
 StaleCallback = Callable[[str, float], None]
 
 
@@ -34,7 +34,10 @@ class Tracker:
     A worker restart may repeat a partition's last predictions: each source partition's offsets only grow,
     so a lineage at or below the highest seen is a duplicate. Offsets skipped are a gap (a lost prediction,
     or a tick that went to the dead-letter topic instead); gaps are judged only where the client sees every
-    record of the partition (``complete``), since a symbol filter hides the other symbols' offsets.
+    record of the partition (``complete``), since a symbol filter hides the other symbols' offsets. Records of
+    symbols outside ``symbols`` (a Kafka source reads the chosen symbols' whole partitions) count for duplicates
+    and gaps only: they are not received, and never reported stale. A symbol is stale once its newest
+    prediction was made (``predicted_at``, by the worker's clock) longer than ``stale_after_s`` ago.
 
     >>> gaps = []
     >>> tracker = Tracker(on_gap=lambda *gap: gaps.append(gap))
@@ -52,6 +55,7 @@ class Tracker:
         on_gap: GapCallback | None = None,
         on_stale: StaleCallback | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.stats = ClientStats()
         self._next: dict[tuple[str, int], int] = {}
@@ -59,11 +63,13 @@ class Tracker:
         self._on_gap = on_gap
         self._on_stale = on_stale
         self._clock = clock
+        self._wall_clock = wall_clock
+        self._wanted = frozenset(symbols) if symbols is not None else None
         started = clock()
-        self._last_seen: dict[str, float] = dict.fromkeys(symbols or (), started)
+        self._last_seen: dict[str, float] = dict.fromkeys(self._wanted or (), started)
 
     def accept(self, record: PredictionRecord, complete: bool) -> bool:
-        """True if ``record`` is new; count it, a duplicate, or the gap before it."""
+        """True if ``record`` is new and of a chosen symbol; count it, a duplicate, or the gap before it."""
         key = (record.source_topic, record.source_partition)
         expected = self._next.get(key)
         if expected is not None and record.source_offset < expected:
@@ -75,9 +81,16 @@ class Tracker:
             if self._on_gap is not None:
                 self._on_gap(record.source_topic, record.source_partition, expected, record.source_offset)
         self._next[key] = record.source_offset + 1
+        if self._wanted is not None and record.symbol not in self._wanted:
+            return False
         self.stats.received += 1
-        self._last_seen[record.symbol] = self._clock()
-        self.stats.stale_symbols.discard(record.symbol)
+        # Fresh as of when it was made, not when it came: a source behind by a minute (a lagging gateway or
+        # consumer, a replay) delivers minute-old forecasts, which are stale however recently they arrived.
+        now = self._clock()
+        made = now - max(0.0, self._wall_clock() - record.predicted_at / 1_000_000)
+        self._last_seen[record.symbol] = made
+        if now - made <= self._stale_after_s:
+            self.stats.stale_symbols.discard(record.symbol)
         return True
 
     def reset(self) -> None:

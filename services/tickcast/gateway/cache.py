@@ -179,13 +179,15 @@ class PartitionRing:
         """Every offset from here on that was read is in the ring (until the first read: from 0, optimistically)."""
         self.head = -1
         """The last offset read (floor - 1 before any)."""
+        self.first = 0
+        """Where this gateway began reading the partition: every record from here on went through it."""
         self._started = False
 
     def start(self, offset: int) -> None:
         """The source starts (or reached the end) at ``offset``; before any record, that is where the ring begins."""
         if not self._started:
             self._started = True
-            self.floor, self.head = offset, offset - 1
+            self.floor, self.head, self.first = offset, offset - 1, offset
 
     def append(self, item: Published) -> None:
         if item.offset <= self.head:

@@ -117,7 +117,7 @@ class PredictionFeed:
         for partition in covered:
             ring = self.ring(partition)
             position = ring.head if resume is None else resume.get(partition)
-            if position is None or not ring.covers(position):
+            if position is None or not (ring.covers(position) or self._quiet_since(symbols, partition, position)):
                 # Older than anything kept (or not named in the id): say so, and go on from the oldest kept.
                 missed.append(partition)
                 position = ring.floor - 1
@@ -127,3 +127,22 @@ class PredictionFeed:
         subscription.client, subscription.credential = client, credential
         self.hub.add(subscription)
         return StreamStart(subscription, replay, missed)
+
+    def _quiet_since(self, symbols: frozenset[str] | None, partition: int, position: int) -> bool:
+        """Whether no prediction of ``symbols`` on ``partition`` came after offset ``position``: each is held at
+        or before it (the cache holds every symbol's latest, read in order since this gateway started before
+        it), or is not held although this gateway read everything after ``position`` and never dropped a
+        symbol from its cache. Then a ring that moved past ``position`` lost nothing such a client wants: a
+        quiet symbol on a busy partition is no reason for a reset."""
+        if symbols is None:
+            return False
+        read_all_since = position + 1 >= self.ring(partition).first and not self.cache.evicted
+        for symbol in symbols:
+            if self.partition_of(symbol) == partition:
+                held = self.cache.get(symbol)
+                if held is None:
+                    if not read_all_since:
+                        return False
+                elif held.partition != partition or held.offset > position:
+                    return False
+        return True

@@ -38,16 +38,21 @@ class PipelineView:
             self._counts[-1] = (now, self._counts[-1][1] + 1)  # one entry per batch (same clock reading)
         else:
             self._counts.append((now, 1))
+            # Here too, not only in rate(): only /v1/pipeline asks for that, and a gateway nobody asks kept an
+            # entry per new clock reading (about one per prediction) for as long as it ran.
+            self._forget_before(now - WINDOW_S)
         self._workers[item.worker] = now
         latency = item.predicted_at_ms - item.tick_produced_at_ms
         self.latency_ms = latency if self.latency_ms is None else self.latency_ms + 0.05 * (latency - self.latency_ms)
 
     def rate(self) -> float:
         """Predictions per second over the last :data:`WINDOW_S` seconds."""
-        cutoff = self._clock() - WINDOW_S
+        self._forget_before(self._clock() - WINDOW_S)
+        return round(sum(count for _, count in self._counts) / WINDOW_S, 2)
+
+    def _forget_before(self, cutoff: float) -> None:
         while self._counts and self._counts[0][0] < cutoff:
             self._counts.popleft()
-        return round(sum(count for _, count in self._counts) / WINDOW_S, 2)
 
     def workers(self) -> list[str]:
         """Workers that made a prediction in the last :data:`WINDOW_S` seconds."""

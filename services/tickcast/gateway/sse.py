@@ -3,7 +3,8 @@
 Events: ``prediction`` (data: the prediction's JSON), ``reset`` (data: the partitions whose missed
 predictions are gone; the client must refetch latest values), ``dropped`` (data: why the gateway closes this
 stream; reconnect with the last id to resume). Every event's ``id`` is the stream's position (see
-:mod:`tickcast.gateway.positions`).
+:mod:`tickcast.gateway.positions`); a stream without a reset starts with its ``retry`` line and its position
+as an id, in a block without data that SSE clients take the id from without dispatching an event.
 """
 
 from __future__ import annotations
@@ -41,10 +42,15 @@ async def stream_events(
     """
     subscription, metrics = start.subscription, feed.metrics
     try:
-        yield f"retry: {RETRY_MS}\n\n".encode()
         if start.missed:
+            yield f"retry: {RETRY_MS}\n\n".encode()
             detail = {"partitions": start.missed, "reason": "resume position older than the gateway keeps"}
             yield frame("reset", json.dumps(detail), encode(subscription.positions)).encode()
+        else:
+            # The stream's position from its first line (an event with no data: the client keeps its id): a client
+            # cut off before its first event resumes from here, not from wherever the stream is when it comes
+            # back, which lost what was published meanwhile. Not with a reset, which must come with its id.
+            yield f"retry: {RETRY_MS}\nid: {encode(subscription.positions)}\n\n".encode()
         positions = subscription.positions
         chunk = [prediction_frame(item, positions) for item in start.replay if subscription.advance(item)]
         if chunk:

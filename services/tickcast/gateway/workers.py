@@ -161,9 +161,16 @@ class WorkerStatsPoller:
         for url, answer in zip(self.urls, answers, strict=True):
             if isinstance(answer, BaseException):
                 self._errors[url] = f"{type(answer).__name__}: {answer}"[:200]
-            else:
-                self._last[url] = (now, answer)
-                self._errors.pop(url, None)
+                continue
+            try:
+                # Checked here, once: summary() reads every answer again for each /v1/pipeline request, and a
+                # URL that reaches another service's JSON (a wrong port or name) made every one of them fail.
+                parse_stats(url, answer, 0.0)
+            except (AttributeError, TypeError, ValueError, OverflowError) as exc:
+                self._errors[url] = f"not a worker's /stats: {type(exc).__name__}: {exc}"[:200]
+                continue
+            self._last[url] = (now, answer)
+            self._errors.pop(url, None)
 
     async def run(self) -> None:
         """Poll until cancelled (the app's lifespan cancels it)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import replace
 
 import pytest
@@ -85,3 +86,34 @@ def test_bad_symbols_are_refused_before_anything_is_read() -> None:
     client = TickcastClient(ScriptedSource([]))
     with pytest.raises(ValueError, match="does not match"):
         asyncio.run(collect(client, ["spy"]))
+
+
+def test_symbols_outside_the_subscription_are_never_reported_stale_nor_counted_as_received() -> None:
+    # A Kafka source reads the chosen symbols' whole partitions, so other symbols' records come through too.
+    stale: list[str] = []
+    items: list[Item] = [Delivery(record(s, o), complete=True) for o, s in enumerate(["SPY", "BAC", "SPY"])]
+    client = TickcastClient(ScriptedSource(items), stale_after_s=0.2, on_stale=lambda symbol, _: stale.append(symbol))
+    got = asyncio.run(collect(client, ["SPY"], idle_timeout_s=1.0))
+    assert [r.symbol for r in got] == ["SPY", "SPY"]
+    assert stale == ["SPY"], f"only the subscribed symbol may be reported stale, got {stale}"
+    assert client.stats.received == 2 and client.stats.stale_symbols == {"SPY"}
+
+
+def test_a_prediction_that_arrives_already_old_is_reported_stale_with_its_age() -> None:
+    # A gateway or a consumer behind by a minute (or a replay) delivers forecasts made a minute ago.
+    stale: list[tuple[str, float]] = []
+    made_us = int((time.time() - 60.0) * 1_000_000)
+    items: list[Item] = [Delivery(replace(record("SPY", 0), predicted_at=made_us), complete=True)]
+    client = TickcastClient(ScriptedSource(items), stale_after_s=10.0, on_stale=lambda *report: stale.append(report))
+    got = asyncio.run(collect(client, ["SPY"], idle_timeout_s=1.0))
+    assert [r.symbol for r in got] == ["SPY"]
+    assert [symbol for symbol, _ in stale] == ["SPY"], "a forecast made 60 s ago was taken for a fresh one"
+    assert 60.0 <= stale[0][1] < 65.0, f"reported {stale[0][1]:.1f} s old, made 60 s before it arrived"
+
+
+def test_an_empty_symbol_list_is_refused_not_a_subscription_to_nothing() -> None:
+    # From a gateway it streamed every prediction to drop them all; from Kafka it read no partition at all.
+    client = TickcastClient(ScriptedSource([Delivery(record("SPY", 0), complete=True)]))
+    with pytest.raises(ValueError, match="at least one symbol"):
+        got = asyncio.run(collect(client, []))
+        raise AssertionError(f"subscribe([]) yielded {len(got)} records and ended in silence")

@@ -16,6 +16,8 @@ from tickcast.common.contracts.confluent_registry import RegistrySchemaStore
 from tickcast.common.errors import Reason, Rejected
 
 TICK_SCHEMA = load_schema(TICK_SCHEMA_FILE)
+#: An id the fake registry holds a Protobuf schema under (another producer's, on the same registry).
+PROTOBUF_ID = 8
 
 
 class FakeRegistry(ThreadingHTTPServer):
@@ -56,6 +58,8 @@ class FakeRegistryHandler(BaseHTTPRequestHandler):
             return
         if schema_id == 1:
             self._answer(200, {"schema": json.dumps(TICK_SCHEMA)})
+        elif schema_id == PROTOBUF_ID:
+            self._answer(200, {"schemaType": "PROTOBUF", "schema": 'syntax = "proto3"; message T { string s = 1; }'})
         else:
             self._answer(404, {"error_code": 40403, "message": "Schema not found"})
 
@@ -154,3 +158,14 @@ def test_a_registry_config_the_client_refuses_is_a_schema_error_without_credenti
     with pytest.raises(SchemaError, match="userinfo credentials in the URL") as caught:
         open_schema_store("https://sr:url-secret@registry:8081", security)
     assert "url-secret" not in str(caught.value) and "pw-secret" not in str(caught.value)
+
+
+def test_a_record_whose_id_names_a_protobuf_schema_is_rejected_not_a_crash(registry: FakeRegistry) -> None:
+    # A producer with Confluent's Protobuf serializer writes the same magic byte and id framing to the topic.
+    codec = AvroCodec(RegistrySchemaStore(registry.url), "ticks-value", TICK_SCHEMA)
+    try:
+        with pytest.raises(Rejected) as caught:
+            codec.decode(frame(PROTOBUF_ID, b"\x00\x0a\x03SPY"))
+    except ValueError as exc:
+        raise AssertionError(f"one Protobuf record escaped the codec: {type(exc).__name__}: {exc}") from exc
+    assert caught.value.reason == Reason.UNKNOWN_SCHEMA and "PROTOBUF" in caught.value.message, caught.value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -242,5 +243,84 @@ def test_an_event_read_a_little_late_is_still_written_by_the_hub_not_queued_for_
         assert not pending.done(), "an event 50 ms late should not wake the stream's task"
         assert offsets_of(parse(connection.written)) == [1]
         pending.cancel()
+
+    asyncio.run(scenario())
+
+
+def last_event_id(chunks: list[bytes]) -> str | None:
+    """The id a client keeps from these chunks, as SSE says: every finished block's ``id`` field, data or not."""
+    found = None
+    for block in b"".join(chunks).decode().split("\n\n")[:-1]:
+        for line in block.splitlines():
+            if line.startswith("id: "):
+                found = line.removeprefix("id: ")
+    return found
+
+
+def test_a_client_cut_off_before_its_first_event_resumes_with_what_was_published_meanwhile() -> None:
+    async def scenario() -> None:
+        feed = make_feed(partitions=4)
+        publish(feed, "SPY", "KO", "SPY")
+        stream = stream_events(feed, feed.open_stream(frozenset({"KO"}), None))
+        opening = [await anext(stream)]  # connected; KO is quiet, so no event yet
+        await stream.aclose()  # the connection drops (a proxy, the network)
+        (missed,) = publish(feed, "KO")  # made while the client was away
+        last = last_event_id(opening)
+        again = stream_events(feed, feed.open_stream(frozenset({"KO"}), decode(last) if last else None))
+        chunks: list[bytes] = []
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1):  # a replay is written at once, before any wait
+                while not parse(chunks):
+                    chunks.append(await anext(again))
+        assert offsets(parse(chunks)) == [(missed.partition, missed.offset)], (
+            f"the prediction made while the client was away never came (it reconnected with id {last!r})"
+        )
+
+    asyncio.run(scenario())
+
+
+def test_a_quiet_symbols_client_whose_position_left_the_ring_gets_no_reset_when_it_missed_nothing() -> None:
+    async def scenario() -> None:
+        feed = make_feed(partitions=1, gateway_ring_size=3)
+        publish(feed, "KO")
+        stream = stream_events(feed, feed.open_stream(frozenset({"KO"}), None))
+        opening = [await anext(stream)]
+        await stream.aclose()
+        publish(feed, *["SPY"] * 5)  # the partition moves on, KO stays quiet: its position leaves the ring
+        last = last_event_id(opening)
+        assert last is not None, "the stream's opening should name its position"
+        again = stream_events(feed, feed.open_stream(frozenset({"KO"}), decode(last)))
+        (kept,) = publish(feed, "KO")
+        events = await take(again, 1)
+        began = [e["event"] for e in events]
+        assert began == ["prediction"], f"KO missed nothing, yet the stream began with {events[0]}"
+        assert offsets(events) == [(kept.partition, kept.offset)]
+
+    asyncio.run(scenario())
+
+
+def test_a_symbol_without_any_prediction_yet_gets_no_reset_when_the_gateway_read_all_since_its_position() -> None:
+    async def scenario() -> None:
+        feed = make_feed(partitions=1, gateway_ring_size=3)
+        stream = stream_events(feed, feed.open_stream(frozenset({"KO"}), None))  # KO has not traded yet
+        opening = [await anext(stream)]
+        await stream.aclose()
+        publish(feed, *["SPY"] * 5)
+        last = last_event_id(opening)
+        assert last is not None, "the stream's opening should name its position"
+        again = stream_events(feed, feed.open_stream(frozenset({"KO"}), decode(last)))
+        publish(feed, "KO")
+        events = await take(again, 1)
+        began = [e["event"] for e in events]
+        assert began == ["prediction"], f"KO missed nothing, yet the stream began with {events[0]}"
+
+        # Once the gateway has dropped a symbol from its cache, a symbol it does not hold may have been that one.
+        evicting = make_feed(partitions=1, gateway_ring_size=3, gateway_max_symbols=1)
+        stream = stream_events(evicting, evicting.open_stream(frozenset({"KO"}), None))
+        opening = [await anext(stream)]
+        await stream.aclose()
+        publish(evicting, "KO", *["SPY"] * 5)  # KO's prediction, then out of the cache and of the ring
+        again = stream_events(evicting, evicting.open_stream(frozenset({"KO"}), decode(last_event_id(opening) or "")))
+        assert [e["event"] for e in await take(again, 1)] == ["reset"], "KO's prediction was lost: a reset is due"
 
     asyncio.run(scenario())

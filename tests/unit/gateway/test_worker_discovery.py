@@ -114,3 +114,27 @@ def test_the_gateway_polls_the_workers_its_setting_names() -> None:
 
             wait_for(reported, 10, "the gateway to report the lag of the worker its DNS setting names",
                      diagnostics=lambda: str(client.get("/v1/pipeline").json()))  # fmt: skip
+
+
+def test_an_answer_that_is_not_a_workers_stats_is_that_urls_error_not_a_failed_pipeline_page() -> None:
+    # A URL that reaches some other service (a wrong port, a name another service answers to) answers JSON too.
+    answers: dict[str, Any] = {
+        "http://10.0.0.1:6066/stats": stats_body("w1", lag=4),
+        "http://10.0.0.2:6066/stats": [{"status": "ok"}],
+        "http://10.0.0.3:6066/stats": {"worker": "w3", "lag": {"0": "n/a"}},
+    }
+
+    async def fetch_answer(url: str) -> Any:
+        return answers[url]
+
+    poller = WorkerStatsPoller(list(answers), 1.0)
+    asyncio.run(poller.poll_once(fetch_answer))
+    try:
+        summary = poller.summary()
+    except Exception as exc:
+        raise AssertionError(f"/v1/pipeline would fail on every request: {type(exc).__name__}: {exc}") from exc
+    assert summary["lag"] == 4 and summary["workers_reporting"] == 1
+    errors = {w["url"]: w["error"] for w in summary["worker_stats"]}
+    assert errors["http://10.0.0.1:6066/stats"] is None
+    assert errors["http://10.0.0.2:6066/stats"].startswith("not a worker's /stats"), errors
+    assert errors["http://10.0.0.3:6066/stats"].startswith("not a worker's /stats"), errors

@@ -152,7 +152,15 @@ class RegistrySchemaStore(SchemaStore):
                 f"(timeout {self._timeout_s}s): {type(exc).__name__}: {exc}"
             )
             return self._fail(schema_id, message, exc)
-        loaded: dict[str, Any] = json.loads(found.schema_str or "null")
+        # Another serializer's schema under the same registry (Confluent's Protobuf and JSON Schema serializers
+        # frame records alike): its records are not Avro. Its text is not JSON either, and json.loads' error
+        # escaped every caller that handles only SchemaError (the gateway's reading thread stopped for good).
+        if found.schema_type not in (None, "AVRO"):
+            raise SchemaError(f"schema id {schema_id} in {self._url} is a {found.schema_type} schema, not Avro")
+        try:
+            loaded: dict[str, Any] = json.loads(found.schema_str or "null")
+        except ValueError as exc:
+            raise SchemaError(f"schema id {schema_id} in {self._url} is not JSON: {exc}") from exc
         return loaded
 
     def _fail(self, schema_id: int, message: str, cause: Exception) -> dict[str, Any] | None:

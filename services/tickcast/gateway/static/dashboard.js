@@ -199,13 +199,35 @@ async function connect(lastId) {
   setTimeout(() => connect(last), retryMs);
 }
 
-async function start() {
-  let known;
-  try {
-    known = (await api("/v1/symbols")).symbols.map((s) => s.symbol);
-    for (let i = 0; i < known.length; i += 200) {
-      (await api("/v1/predictions?symbols=" + known.slice(i, i + 200).join(","))).predictions.forEach(remember);
+// Batches of symbols the gateway takes in one query: at most its default TICKCAST_GATEWAY_MAX_QUERY_SYMBOLS
+// and the length of its symbols parameter. A batch it still refuses (a lower limit, a symbol of another
+// producer's) is asked for one symbol at a time: a refusal left the page without its table and its stream.
+const BATCH_SYMBOLS = 200, BATCH_CHARS = 4096;
+
+async function fillLatest(known) {
+  let batch = [];
+  const flush = async () => {
+    if (!batch.length) return;
+    const answer = await api("/v1/predictions?symbols=" + batch.join(","));
+    if (Array.isArray(answer.predictions)) answer.predictions.forEach(remember);
+    else {
+      for (const name of batch) {
+        const one = await api("/v1/predictions/" + name);
+        if (one.symbol === name) remember(one);
+      }
     }
+    batch = [];
+  };
+  for (const name of known) {
+    if (batch.length === BATCH_SYMBOLS || batch.join(",").length + 1 + name.length > BATCH_CHARS) await flush();
+    batch.push(name);
+  }
+  await flush();
+}
+
+async function start() {
+  try {
+    await fillLatest((await api("/v1/symbols")).symbols.map((s) => s.symbol));
   } catch (e) {
     if (e instanceof Unauthorized) return;  // nothing to show without a token the gateway knows
     throw e;
