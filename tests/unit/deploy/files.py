@@ -71,6 +71,10 @@ GATEWAY_JOB = "tickcast-gateway"
 GATEWAY_ALERTS = PROMETHEUS_DIR / "gateway_alerts.yml"
 
 
+#: Prometheus on Kubernetes: scrapes the pods of deploy/k8s (and its overlays) under the jobs above.
+K8S_PROMETHEUS = PROMETHEUS_DIR / "kubernetes.yml"
+
+
 ALERT_NAMES = {
     "TickcastLagGrowing",
     "TickcastNoPredictions",
