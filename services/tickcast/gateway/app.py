@@ -230,12 +230,26 @@ def create_app(
     @app.get(
         "/health",
         response_model=Health,
-        responses={503: {"model": Health, "description": "Starting: not every partition read to its end yet."}},
+        responses={
+            503: {
+                "model": Health,
+                "description": "Starting (not every partition read to its end yet), or the predictions reader "
+                "failed and has not caught up since its restart (``reason`` says why).",
+            }
+        },
         summary="ok once the gateway serves current predictions",
     )
     async def health() -> Response:
+        if feed.reader_error is not None:
+            status, reason = "reader_failed", feed.reader_error
+        elif not feed.ready:
+            status = "starting"
+            reason = f"{len(feed.caught_up)} of {settings.partitions} partitions of predictions read to their end"
+        else:
+            status, reason = "ok", None
         body = Health(
-            status="ok" if feed.ready else "starting",
+            status=status,
+            reason=reason,
             ready=feed.ready,
             symbols=len(feed.cache),
             clients=len(feed.hub),

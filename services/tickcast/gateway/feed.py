@@ -10,6 +10,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import structlog
+
 from tickcast.common.topics import partition_for, symbol_key
 from tickcast.gateway.auth import Clients
 from tickcast.gateway.cache import LatestCache, PartitionRing, Published
@@ -18,6 +20,8 @@ from tickcast.gateway.metrics import GatewayMetrics
 from tickcast.gateway.pipeline import PipelineView
 from tickcast.gateway.positions import Positions
 from tickcast.gateway.settings import GatewaySettings
+
+log = structlog.get_logger("tickcast.gateway")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +53,8 @@ class PredictionFeed:
         self.caught_up: set[int] = set()
         self.started_at = time.monotonic()
         self.ready_after_s: float | None = None
+        self.reader_error: str | None = None
+        """Why the source's reader failed, from then until it read every partition to its end again."""
         self.pipeline = PipelineView()
         # Read at start: a clients file that is missing or malformed stops the gateway with one line.
         path = settings.gateway_clients_file
@@ -73,20 +79,36 @@ class PredictionFeed:
             ring = self.ring(item.partition)
             if item.offset <= ring.head:
                 continue  # a source that re-reads (reconnect) must not send anything twice
-            ring.append(item)
-            self.cache.put(item)
-            self.metrics.predictions.inc()
-            self.pipeline.observe(item)
-            self.hub.publish(item)
+            try:
+                ring.append(item)
+                self.cache.put(item)
+                self.metrics.predictions.inc()
+                self.pipeline.observe(item)
+                self.hub.publish(item)
+            except Exception as exc:
+                # Raised out of here, it cost every record after it in the batch, and the partition ends the
+                # source handed over with them (so a gateway still starting never got ready).
+                skip_failed(self.metrics, self.settings.predictions_topic, item.partition, item.offset, "apply", exc)
         self.metrics.symbols.set(len(self.cache))
 
     def reached_end(self, partition: int, offset: int) -> None:
         """The source read ``partition`` up to ``offset`` (its end when read): it serves that partition now."""
         self.ring(partition).start(offset)
+        was_ready = self.ready
         self.caught_up.add(partition)
-        if self.ready_after_s is None and self.ready:
-            self.ready_after_s = time.monotonic() - self.started_at
+        if self.ready and not was_ready:
+            if self.ready_after_s is None:
+                self.ready_after_s = time.monotonic() - self.started_at
+            self.reader_error = None  # a restarted reader has caught up: current predictions again
             self.metrics.ready.set(1)
+
+    def reader_failed(self, reason: str) -> None:
+        """The source's reader stopped on an unexpected error (it restarts it): what is served grows older, so
+        the gateway is not ready (``/health`` 503 with ``reason``) until every partition was read to its end again."""
+        self.reader_error = reason
+        self.caught_up.clear()
+        self.metrics.ready.set(0)
+        self.metrics.reader_failures.inc()
 
     @property
     def ready(self) -> bool:
@@ -146,3 +168,17 @@ class PredictionFeed:
                 elif held.partition != partition or held.offset > position:
                     return False
         return True
+
+
+def skip_failed(metrics: GatewayMetrics, topic: str, partition: int, offset: int, stage: str, exc: Exception) -> None:
+    """Count and log one record whose ``stage`` (decode, apply) raised what nothing foresaw; it is skipped, and
+    reading goes on. One line without a traceback: a producer writing many such records would flood the log."""
+    metrics.refused.labels("failed").inc()
+    log.warning(
+        "gateway_record_failed",
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        stage=stage,
+        error=f"{type(exc).__name__}: {exc}",
+    )

@@ -13,7 +13,8 @@ from prometheus_client.registry import Collector
 DELAY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 #: Event-loop stall buckets (seconds): a GET's budget is 5 ms, so finer below that.
 #: Why a record of the predictions topic was not served (``tickcast_gateway_records_refused_total``).
-REFUSAL_REASONS = ("undecodable", "non_finite")
+#: ``failed``: decoding or applying it raised what no check foresaw (a bug, or an input nobody thought of).
+REFUSAL_REASONS = ("undecodable", "non_finite", "failed")
 #: Why a request was refused 401 (``tickcast_gateway_auth_refused_total``).
 AUTH_REFUSALS = ("missing", "malformed", "unknown")
 STALL_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
@@ -86,8 +87,9 @@ class GatewayMetrics:
         )
         self.refused = Counter(
             "tickcast_gateway_records_refused",
-            "Records of the predictions topic not served, by reason: undecodable, or non_finite (a NaN or an"
-            " infinity, which JSON cannot carry).",
+            "Records of the predictions topic not served, by reason: undecodable, non_finite (a NaN or an"
+            " infinity, which JSON cannot carry), or failed (decoding or applying it raised an unexpected error;"
+            " skipped, possibly after it reached the cache and some clients).",
             ["reason"],
             registry=self.registry,
         )
@@ -116,7 +118,14 @@ class GatewayMetrics:
             registry=self.registry,
         )
         self.ready = Gauge(
-            "tickcast_gateway_ready", "1 once every partition was read to its end after start.", registry=self.registry
+            "tickcast_gateway_ready",
+            "1 once every partition was read to its end after start (or after the reader's last restart).",
+            registry=self.registry,
+        )
+        self.reader_failures = Counter(
+            "tickcast_gateway_reader_failures",
+            "Times the predictions reader's loop failed (not one record's): it is restarted with backoff.",
+            registry=self.registry,
         )
         # Labelled by the names of the clients file: as many series as it has lines, forgotten when one goes.
         self.client_requests = ClientRequests()

@@ -84,7 +84,11 @@ class Problem(BaseModel):
 
 
 class Health(BaseModel):
-    status: str = Field(description="ok once every partition was read to its end since start, else starting.")
+    status: str = Field(
+        description="ok once every partition was read to its end since start; starting before; reader_failed "
+        "from a failure of the predictions reader until the restarted reader has read every partition to its end."
+    )
+    reason: str | None = Field(None, description="Why the status is not ok (None when ok).")
     ready: bool
     symbols: int
     clients: int
