@@ -43,6 +43,10 @@ def tracked() -> frozenset[str]:
     return frozenset(files) | folders
 
 
+#: A label or annotation key's DNS-name prefix, as in ``prometheus.io/port``.
+KUBERNETES_KEY_PREFIX = re.compile(r"[a-z0-9-]+(\.[a-z0-9-]+)+/")
+
+
 def looks_like_path(token: str) -> bool:
     """A backticked token that names a file or folder of the repository.
 
@@ -50,9 +54,13 @@ def looks_like_path(token: str) -> bool:
     [True, True, False, False]
     >>> [looks_like_path(t) for t in ("tests/unit/<package>/", "1e4 · ln(p_label / p_t)", "default.toml")]
     [False, False, True]
+    >>> [looks_like_path(t) for t in ("prometheus.io/port", "app.kubernetes.io/component", ".ci/run")]
+    [False, False, True]
     """
     if " " in token or token.startswith(("/", "$", "-", *NOT_IN_GIT)) or any(c in token for c in "<>{}*=:?"):
         return False
+    if KUBERNETES_KEY_PREFIX.match(token):
+        return False  # a Kubernetes label or annotation key (prefix/name), not a file
     return "/" in token or re.fullmatch(r"[\w.-]+\.(py|ya?ml|json|toml|md|avsc|png|csv)", token) is not None
 
 
