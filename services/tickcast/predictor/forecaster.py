@@ -178,13 +178,16 @@ class Forecaster:
         return found
 
     def adopt(self, state: SymbolState) -> None:
-        """Fit a restored state to this forecaster's horizons and settings (see :func:`fitted_horizons`).
-
-        A snapshot from before horizons holds one next-tick model: it is kept as horizon ``1t`` if configured.
-        """
+        """Fit a restored state to this forecaster's horizons and settings (see :func:`fitted_horizons`): a snapshot
+        from before horizons keeps its next-tick model as ``1t``; selection starts over on another shortest horizon."""
         held = state.horizons or [HorizonState.fresh(NEXT_TICK[0], state.model, self.coverage, self.capacity)]
         if not state.horizons:
             held[0].learned = state.ticks_learned
+        if state.selection is not None and held[0].horizon != self.horizons[0]:
+            # About the old shortest horizon's target; a promoted champion kept there would serve under another name.
+            if state.selection.champion_recipe != self.spec.name:
+                held = held[1:]
+            state.selection = None
         state.horizons = fitted_horizons(held, self.horizons, self.spec.build, self.coverage, self.capacity)
         state.model, state.abs_error = state.horizons[0].model, state.horizons[0].abs_error
         state.horizon_signature = self._signature
