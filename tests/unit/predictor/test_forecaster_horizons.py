@@ -234,3 +234,16 @@ def test_a_restored_symbol_keeps_as_many_pending_labels_as_its_new_worker_is_con
     feed(new, ticks[1000:], start=1000)  # ~50 s of event time: the old entries of 1 s and 10 s are labelled
     depths = [h.queue.depth for h in new.states["SPY"].horizons]
     assert max(depths[:2]) <= 2, f"pending labels per horizon after the restore: {depths}"
+
+
+@pytest.mark.parametrize("horizon", ["5t", "10t", "64t"])
+def test_a_tick_horizon_learns_the_label_of_every_tick_whatever_the_label_capacity(horizon: str) -> None:
+    # A kt horizon keeps each of its k pending ticks (module doc of delayed_labels); the label capacity bounds
+    # time horizons. With k above the capacity (8), k - 8 ticks of every k were skipped: never learned.
+    k = parse_horizons(horizon)[0].amount
+    ticks = walk(random.Random(8), 400)
+    forecaster = spying(horizon, capacity=8)
+    last = feed(forecaster, ticks)[-1]
+    queue = forecaster.states["SPY"].horizons[0].queue
+    # Every tick but the first (no return yet) is forecast; those with a k-th tick after them are learned.
+    assert (last.forecasts[0].labels_learned, queue.skipped) == (len(ticks) - 1 - k, 0)
