@@ -99,3 +99,19 @@ def test_a_champion_restored_under_another_shortest_horizon_is_not_served_under_
     assert serving[0] == named and set(serving[1:]) <= {"Persistence"}, (
         f"named {last.model_name!r}, served by {serving} (shortest first)"
     )
+
+
+def test_a_symbol_restored_in_its_warm_up_under_a_config_without_challengers_is_served_again() -> None:
+    # The warm-up ends at looks scored against challengers. A symbol snapshotted before its first look and
+    # restored by a worker whose TICKCAST_CHALLENGERS is empty (drift detection still on) kept its warm-up with
+    # no challenger to score: cold for good, every forecast of its shortest horizon served as warming up.
+    warming = SelectionConfig("persistence", ("mean-reversion",), promotion=PromotionPolicy(warm_up_first_look=25))
+    first = Forecaster(model_spec("persistence"), "w", selection=warming)
+    prices = bouncing_prices(600)
+    feed(first, prices[:10])
+    assert first.states["SPY"].selection is not None and first.states["SPY"].selection.cold
+    drift_only = SelectionConfig("persistence", (), drift=DriftPolicy("page-hinkley"))
+    restored = Forecaster(model_spec("persistence"), "w2", selection=drift_only)
+    restored.states["SPY"] = pickle.loads(pickle.dumps(first.states["SPY"]))
+    statuses = [p.status for p in feed(restored, prices[10:], start=10)]
+    assert statuses[-1] == "READY", f"{statuses.count('WARMING_UP')} of {len(statuses)} served as warming up"
