@@ -6,7 +6,7 @@ import asyncio
 import functools
 from typing import Any
 
-from .test_state_sync import PARTITION, Harness, codec
+from .test_state_sync import PARTITION, Harness, _recording_encodes, codec
 
 
 def test_a_partition_halted_while_its_checkpoint_encodes_is_not_committed_past_unsaved_state() -> None:
@@ -42,4 +42,34 @@ def test_a_partition_halted_while_its_checkpoint_encodes_is_not_committed_past_u
     commits, snapshots = asyncio.run(scenario())
     assert snapshots == 10 or not any(PARTITION in c for c in commits), (
         f"committed {commits} with {snapshots} of the 10 changed symbols snapshotted"
+    )
+
+
+def test_no_snapshot_is_encoded_while_a_tick_learned_before_the_checkpoint_started_waits_for_room() -> None:
+    # The batch loop was already waiting for room (its tick learned, its prediction unsent) when a checkpoint
+    # started: the first slice was encoded without asking, so a snapshot could claim that tick, be delivered
+    # before its prediction, and a failover would then skip the tick as applied: its prediction never sent.
+    async def scenario() -> list[int]:
+        h = Harness(codec())
+        for number in range(5):
+            h.process(f"S{number:02d}", range(number * 3, number * 3 + 3))
+        h.keeper.ticks_awaiting_room += 1  # the batch loop waits for room in the output queue
+        room = asyncio.Event()
+
+        async def batch_loop_under_backpressure() -> None:
+            await room.wait()
+            h.keeper.ticks_awaiting_room -= 1
+
+        seen: list[int] = []
+        _recording_encodes(h, seen, lambda: h.keeper.ticks_awaiting_room)
+        waiting = asyncio.create_task(batch_loop_under_backpressure())
+        checkpoint = asyncio.create_task(h.keeper.checkpoint([PARTITION]))
+        await asyncio.sleep(0)  # the checkpoint starts (a turn) before the output queue has room
+        room.set()
+        await asyncio.gather(checkpoint, waiting)
+        return seen
+
+    awaiting_room_at_each_encode = asyncio.run(scenario())
+    assert awaiting_room_at_each_encode == [0] * 5, (
+        f"ticks awaiting room at each snapshot encoded: {awaiting_room_at_each_encode}"
     )
