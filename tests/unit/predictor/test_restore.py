@@ -53,6 +53,7 @@ OWNER, ZOMBIE, OLDER_OWNER = snapshot(30, generation=5), snapshot(10, generation
         ([OWNER, None], None),  # a tombstone: evicted for good
         # Older than what was tombstoned: a zombie's late write or a replay; the symbol starts fresh.
         ([OWNER, None, ZOMBIE], None),
+        ([OWNER, None, OWNER], None),  # the very snapshot tombstoned, replayed after its tombstone
         ([ZOMBIE, None, OWNER], OWNER),  # newer than the tombstoned state: the symbol came back
     ],
 )
