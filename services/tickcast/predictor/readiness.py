@@ -136,7 +136,7 @@ class PartitionReadiness:
                 del states[symbol]
             ours = sorted((s for s in snapshots if s.state.partition in partitions), key=lambda s: s.created_at)
             # A flood handed over: the most recently saved fit under the cap, the rest start fresh if they return.
-            skipped = max(0, len(ours) - self.room())
+            skipped = min(len(ours), max(0, len(ours) - self.room()))  # room is negative over the cap
             self.skipped += skipped
             for snapshot in ours[skipped:]:
                 state = snapshot.state

@@ -9,6 +9,7 @@ import pytest
 
 from tickcast.common.records import Lineage, Tick
 from tickcast.common.security import KafkaClientSettings
+from tickcast.predictor.eviction import EvictionPolicy
 from tickcast.predictor.forecaster import Forecaster
 from tickcast.predictor.models import model_spec
 from tickcast.predictor.restore import RankOf, keep_most_current
@@ -140,3 +141,20 @@ def test_a_partition_revoked_while_its_restore_keeps_failing_stops_retrying_and_
     assert owned is False and not k.not_ready
     calls = reader.calls
     assert calls < 10**6 and k.readiness.restoring == 0
+
+
+def test_a_restore_over_the_symbol_cap_counts_each_snapshot_it_skips_once() -> None:
+    # A worker already over its cap (its eviction failing or fenced) restores a partition: each of its snapshots
+    # is skipped, and only those count as evicted; the count took the whole excess of the cap on top of them.
+    async def scenario() -> StateKeeper:
+        k = keeper(FlakyReader(failures=0, snapshots={b"SPY": OWNER}))
+        k.eviction = EvictionPolicy(max_symbols=2, ttl_s=60.0)
+        for number, symbol in enumerate(("A", "B", "C", "D", "E")):
+            k.forecaster.process(Tick(symbol, 100.0, 1.0, 0), Lineage("ticks", PARTITION + 1, number, 0), 0)
+        await k.on_assigned({PARTITION})
+        await k.restored()
+        return k
+
+    k = asyncio.run(scenario())
+    assert "SPY" not in k.forecaster.states
+    assert (k.readiness.skipped, k.symbols_evicted) == (1, 1)
