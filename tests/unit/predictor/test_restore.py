@@ -158,3 +158,19 @@ def test_a_restore_over_the_symbol_cap_counts_each_snapshot_it_skips_once() -> N
     k = asyncio.run(scenario())
     assert "SPY" not in k.forecaster.states
     assert (k.readiness.skipped, k.symbols_evicted) == (1, 1)
+
+
+def test_restored_symbols_take_their_place_in_the_order_eviction_takes_the_least_recently_seen_from() -> None:
+    # SPY's snapshot was last predicted long before this worker's own symbols were; restored after them, it was
+    # taken as the most recently seen, and a flood evicted the worker's active symbols (to start fresh) first.
+    async def scenario() -> StateKeeper:
+        k = keeper(FlakyReader(failures=0, snapshots={b"SPY": OWNER}))
+        for number, symbol in enumerate(("A", "B", "C")):
+            k.forecaster.process(Tick(symbol, 100.0, 1.0, 0), Lineage("ticks", PARTITION + 1, number, 0), 10**15)
+        await k.on_assigned({PARTITION})
+        await k.restored()
+        return k
+
+    k = asyncio.run(scenario())
+    assert list(k.forecaster.states) == ["SPY", "A", "B", "C"]
+    assert EvictionPolicy(max_symbols=3, ttl_s=60.0).victims(k.forecaster.states) == ["SPY", "A"]  # down to 2
