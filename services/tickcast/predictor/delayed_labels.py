@@ -259,8 +259,8 @@ class LabelQueue:
         """Enqueue a served forecast if the spacing and the bound allow; False (and counted) if not."""
         horizon, layouts, last = self.horizon, self._layouts, self.last_offered_ms
         in_ticks, amount = horizon.in_ticks, horizon.amount
-        spacing = 0 if in_ticks else amount // self.capacity  # spacing_ms inline: a property call less a tick
-        if (last is not None and time_ms - last < spacing) or len(layouts) >= self.capacity:
+        spacing, bound = (0, amount) if in_ticks else (amount // self.capacity, self.capacity)  # see the module doc
+        if (last is not None and time_ms - last < spacing) or len(layouts) >= bound:
             self.skipped += 1
             self.unsampled += 1
             return False

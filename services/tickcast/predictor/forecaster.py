@@ -32,7 +32,7 @@ from tickcast.common.model_events import ModelEvent
 from tickcast.common.records import STATE_FRESH, STATE_SNAPSHOT, HorizonForecast, Lineage, Prediction, Tick
 from tickcast.predictor.delayed_labels import DEFAULT_CAPACITY, ScoredLabel
 from tickcast.predictor.features import MAX_RETURN_BPS, OUTLIER_SIGMAS, SymbolFeatures, clip
-from tickcast.predictor.horizon_state import HorizonState
+from tickcast.predictor.horizon_state import HorizonState, fitted_horizons
 from tickcast.predictor.horizons import Horizon, parse_horizons, signature
 from tickcast.predictor.model_calls import predict_one
 from tickcast.predictor.models import ModelSpec, OnlineRegressor, model_spec
@@ -81,7 +81,7 @@ class SymbolState:
     horizons: list[HorizonState] = field(default_factory=list)
     """Per horizon, shortest first; empty in a snapshot older than horizons (the forecaster adopts it)."""
     horizon_signature: str = ""
-    """The horizons ``horizons`` was built for (see :func:`tickcast.predictor.horizons.signature`)."""
+    """The horizons ``horizons`` was built for, with their interval coverage and label capacity (see adopt)."""
     gaps: int = 0
     after_gap_until_ms: int = -1
     """Predictions with an event time before this are flagged ``after_gap``."""
@@ -145,7 +145,7 @@ class Forecaster:
         self.coverage = coverage or None
         self.gap_ms = gap_ms
         self.capacity = capacity
-        self._signature = signature(horizons)
+        self._signature = sys.intern(f"{signature(horizons)} coverage={self.coverage} capacity={capacity}")
         #: How long predictions stay flagged after a gap: the longest time horizon (a tick horizon: that tick).
         self._after_gap_ms = max(h.horizon_ms for h in horizons)
         #: Per horizon, in the order every state's horizons follow (see adopt): what each forecast carries
@@ -178,17 +178,17 @@ class Forecaster:
         return found
 
     def adopt(self, state: SymbolState) -> None:
-        """Fit a restored state to this forecaster's horizons: those it has are kept, the others start fresh.
-
-        A snapshot from before horizons holds one next-tick model: it is kept as horizon ``1t`` if configured.
-        """
-        kept = {h.horizon: h for h in state.horizons}
+        """Fit a restored state to this forecaster's horizons and settings (see :func:`fitted_horizons`): a snapshot
+        from before horizons keeps its next-tick model as ``1t``; selection starts over on another shortest horizon."""
+        held = state.horizons or [HorizonState.fresh(NEXT_TICK[0], state.model, self.coverage, self.capacity)]
         if not state.horizons:
-            kept[NEXT_TICK[0]] = HorizonState.fresh(NEXT_TICK[0], state.model, self.coverage, self.capacity)
-            kept[NEXT_TICK[0]].learned = state.ticks_learned
-        state.horizons = [
-            kept.get(h) or HorizonState.fresh(h, self.spec.build(), self.coverage, self.capacity) for h in self.horizons
-        ]
+            held[0].learned = state.ticks_learned
+        if state.selection is not None and held[0].horizon != self.horizons[0]:
+            # About the old shortest horizon's target; a promoted champion kept there would serve under another name.
+            if state.selection.champion_recipe != self.spec.name:
+                held = held[1:]
+            state.selection = None
+        state.horizons = fitted_horizons(held, self.horizons, self.spec.build, self.coverage, self.capacity)
         state.model, state.abs_error = state.horizons[0].model, state.horizons[0].abs_error
         state.horizon_signature = self._signature
 

@@ -8,6 +8,7 @@ Each horizon has a model of its own from the worker's one factory (``TICKCAST_MO
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -82,6 +83,14 @@ class HorizonState:
                 interval.update(error, label.half_width_bps, label.weight)
         self.last_delay_ms = labels[-1].delay_ms
 
+    def fit(self, coverage: float | None, capacity: int) -> None:
+        """Take a worker's settings, which a restored horizon may have been built under others of: its label capacity,
+        and its interval coverage. An interval of another coverage (or none) restarts: its half-width tracked another
+        quantile, its empirical coverage counted against another nominal one."""
+        self.queue.capacity = capacity
+        if self.interval is None or self.interval.coverage != coverage:
+            self.interval = IntervalTracker(coverage=coverage) if coverage else None
+
     def __getstate__(self) -> list[Any]:
         # The dataclass's own state, with a next-tick queue as the LabelQueue it stands for: any worker reads it.
         return [general(self.queue) if spec.name == "queue" else getattr(self, spec.name) for spec in fields(self)]
@@ -90,3 +99,19 @@ class HorizonState:
         for spec, value in zip(fields(self), values, strict=False):  # as the dataclass's own
             object.__setattr__(self, spec.name, value)
         self.queue = fitted(self.queue)
+
+
+def fitted_horizons(
+    held: list[HorizonState],
+    horizons: tuple[Horizon, ...],
+    build: Callable[[], OnlineRegressor],
+    coverage: float | None,
+    capacity: int,
+) -> list[HorizonState]:
+    """A restored state's ``held`` horizons fitted to a worker's ``horizons``: those it has are kept, with the worker's
+    settings (:meth:`HorizonState.fit`), the others start fresh with a model from ``build``."""
+    kept = {h.horizon: h for h in held}
+    fitted = [kept.get(h) or HorizonState.fresh(h, build(), coverage, capacity) for h in horizons]
+    for horizon in fitted:
+        horizon.fit(coverage, capacity)
+    return fitted

@@ -19,7 +19,7 @@ import structlog
 from tenacity import RetryCallState
 
 from tickcast.common.security import KafkaClientSettings
-from tickcast.predictor.forecaster import Forecaster
+from tickcast.predictor.forecaster import Forecaster, SymbolState
 from tickcast.predictor.restore import RestoreReport, SnapshotReader, read_latest, retry_restore, verified_snapshots
 from tickcast.predictor.snapshots import SnapshotCodec
 
@@ -29,6 +29,11 @@ log = structlog.get_logger("tickcast.predictor")
 def _log_failure(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("restore_crashed", error=repr(task.exception()))
+
+
+def _last_predicted_at(item: tuple[str, SymbolState]) -> int:
+    prediction = item[1].last_prediction
+    return -1 if prediction is None else prediction.predicted_at
 
 
 @dataclass
@@ -136,7 +141,7 @@ class PartitionReadiness:
                 del states[symbol]
             ours = sorted((s for s in snapshots if s.state.partition in partitions), key=lambda s: s.created_at)
             # A flood handed over: the most recently saved fit under the cap, the rest start fresh if they return.
-            skipped = max(0, len(ours) - self.room())
+            skipped = min(len(ours), max(0, len(ours) - self.room()))  # room is negative over the cap
             self.skipped += skipped
             for snapshot in ours[skipped:]:
                 state = snapshot.state
@@ -145,6 +150,12 @@ class PartitionReadiness:
                 horizon = self.replay_horizon.get(state.partition, -1)
                 self.replay_horizon[state.partition] = max(horizon, state.applied_offset)
                 report.restored += 1
+            if report.restored:
+                # Eviction takes the least recently seen first, in the states' order: restored symbols take their
+                # place in it by their last prediction (the order is by it already), not after everything held.
+                by_last_seen = sorted(states.items(), key=_last_predicted_at)
+                states.clear()
+                states.update(by_last_seen)
         report.seconds = time.perf_counter() - started
         self.last_report = report
         self.refused_total.update(report.refused)

@@ -50,8 +50,9 @@ def keep_most_current(
     """Fold one record of a snapshots partition into the per-key choice (records come in offset order).
 
     A tombstone (``None``) forgets the key's value: the symbol was evicted for good. Its rank stays,
-    as a floor: a genuine but older snapshot written after the tombstone (a replay) must not bring
-    back older state; a symbol that really comes back is snapshotted at later offsets. Without
+    as a floor: a genuine snapshot written after the tombstone that is not newer than the tombstoned one
+    (a replay, of it or of an older one) must not bring back older state; a symbol that really comes back
+    is snapshotted at later offsets. Without
     ``rank`` the last value wins, as compaction would have it.
 
     >>> latest, ranks = {}, {}
@@ -67,6 +68,11 @@ def keep_most_current(
     """
     if value is None:
         latest.pop(key, None)
+        floor = ranks.get(key)
+        if floor is not None:
+            # Exclusive: the tombstoned snapshot itself, replayed, is no newer than what was forgotten (the symbol's
+            # next genuine snapshot is of a later applied offset, or of a newer generation).
+            ranks[key] = Rank(floor.generation, floor.applied_offset + 1)
         return
     if rank is None:
         latest[key] = value

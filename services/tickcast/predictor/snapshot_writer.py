@@ -65,6 +65,7 @@ class SnapshotWriter:
         """
         records: list[SnapshotRecord] = []
         clock = time.perf_counter
+        await may_encode()  # the first slice too: the batch loop may have been waiting for room before this began
         slice_started = clock()
         for partition, symbols in dirty:
             for symbol in sorted(symbols):

@@ -197,10 +197,11 @@ class StateKeeper:
             # encodes (between slices) or waits for deliveries are committed by the next one; a snapshot
             # encoded after them may already hold them, which replay after a failover recognises.
             cut: dict[int, PartitionProgress] = {}
+            owners: dict[int, PartitionProgress] = {}
             for partition in partitions:
                 progress = self.progress.get(partition)
                 if progress is not None and progress.pending:
-                    cut[partition] = progress.take(now)
+                    cut[partition], owners[partition] = progress.take(now), progress
             if not cut:
                 return
             if self.fenced():
@@ -233,8 +234,14 @@ class StateKeeper:
                         self.progress[partition].merge(taken)
                 self._after_refusal(refused, handing_over)
                 return
-            offsets = {partition: taken.commit_offset for partition, taken in cut.items() if taken.commit_offset}
-            if not await self.commit(offsets):
+            # A partition stopped while this encoded (halted by the batch loop between slices) lost the states not
+            # encoded yet: committing its cut would skip their ticks for good. Its next reader replays them.
+            offsets = {
+                partition: taken.commit_offset
+                for partition, taken in cut.items()
+                if taken.commit_offset and self.progress.get(partition) is owners[partition]
+            }
+            if offsets and not await self.commit(offsets):
                 # Revoked meanwhile, or the group moved on: the next owner replays from the last commit
                 # and skips what the snapshots already hold.
                 log.info("checkpoint_not_committed", partitions=sorted(offsets))

@@ -8,6 +8,7 @@ import random
 from collections import deque
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -205,3 +206,44 @@ def test_a_busy_symbol_pickles_within_20_kb_at_the_default_horizons() -> None:
     state = forecaster.states["SPY"]
     assert [len(h.queue.pending) for h in state.horizons] == [8, 8, 8]
     assert len(snapshot_pickling.dumps(state)) <= 20_000  # what a snapshot holds (9.3 KB; a plain pickle: 8.0 KB)
+
+
+@pytest.mark.parametrize(("snapshotted", "configured"), [(None, 0.9), (0.9, 0.95), (0.9, None)])
+def test_a_restored_symbol_serves_the_interval_coverage_its_new_worker_is_configured_with(
+    snapshotted: float | None, configured: float | None
+) -> None:
+    # TICKCAST_INTERVAL_COVERAGE changed across a restart: the restored symbols kept the snapshot's intervals
+    # (none, or the old coverage) for as long as they lived, while fresh ones served the configured coverage.
+    ticks = walk(random.Random(5), 600)
+    old = Forecaster(model_spec("linear"), "old", horizons=HORIZONS, coverage=snapshotted)
+    feed(old, ticks[:500])
+    new = Forecaster(model_spec("linear"), "new", horizons=HORIZONS, coverage=configured)
+    new.states["SPY"] = pickle.loads(snapshot_pickling.dumps(old.states["SPY"]))
+    last = feed(new, ticks[500:], start=500)[-1]
+    served = [(f.nominal_coverage, f.interval_lo_bps is None) for f in last.forecasts]
+    assert served == [(configured, configured is None)] * len(HORIZONS), f"served after the restore: {served}"
+
+
+def test_a_restored_symbol_keeps_as_many_pending_labels_as_its_new_worker_is_configured_to() -> None:
+    # TICKCAST_LABEL_CAPACITY lowered across a restart (to save memory): restored symbols kept the old bound.
+    ticks = walk(random.Random(6), 2000, max_step_ms=100)
+    old = Forecaster(model_spec("linear"), "old", horizons=HORIZONS, capacity=8)
+    feed(old, ticks[:1000])
+    new = Forecaster(model_spec("linear"), "new", horizons=HORIZONS, capacity=2)
+    new.states["SPY"] = pickle.loads(snapshot_pickling.dumps(old.states["SPY"]))
+    feed(new, ticks[1000:], start=1000)  # ~50 s of event time: the old entries of 1 s and 10 s are labelled
+    depths = [h.queue.depth for h in new.states["SPY"].horizons]
+    assert max(depths[:2]) <= 2, f"pending labels per horizon after the restore: {depths}"
+
+
+@pytest.mark.parametrize("horizon", ["5t", "10t", "64t"])
+def test_a_tick_horizon_learns_the_label_of_every_tick_whatever_the_label_capacity(horizon: str) -> None:
+    # A kt horizon keeps each of its k pending ticks (module doc of delayed_labels); the label capacity bounds
+    # time horizons. With k above the capacity (8), k - 8 ticks of every k were skipped: never learned.
+    k = parse_horizons(horizon)[0].amount
+    ticks = walk(random.Random(8), 400)
+    forecaster = spying(horizon, capacity=8)
+    last = feed(forecaster, ticks)[-1]
+    queue = forecaster.states["SPY"].horizons[0].queue
+    # Every tick but the first (no return yet) is forecast; those with a k-th tick after them are learned.
+    assert (last.forecasts[0].labels_learned, queue.skipped) == (len(ticks) - 1 - k, 0)

@@ -9,6 +9,7 @@ import pytest
 
 from tickcast.common.records import Lineage, Tick
 from tickcast.common.security import KafkaClientSettings
+from tickcast.predictor.eviction import EvictionPolicy
 from tickcast.predictor.forecaster import Forecaster
 from tickcast.predictor.models import model_spec
 from tickcast.predictor.restore import RankOf, keep_most_current
@@ -53,6 +54,7 @@ OWNER, ZOMBIE, OLDER_OWNER = snapshot(30, generation=5), snapshot(10, generation
         ([OWNER, None], None),  # a tombstone: evicted for good
         # Older than what was tombstoned: a zombie's late write or a replay; the symbol starts fresh.
         ([OWNER, None, ZOMBIE], None),
+        ([OWNER, None, OWNER], None),  # the very snapshot tombstoned, replayed after its tombstone
         ([ZOMBIE, None, OWNER], OWNER),  # newer than the tombstoned state: the symbol came back
     ],
 )
@@ -139,3 +141,36 @@ def test_a_partition_revoked_while_its_restore_keeps_failing_stops_retrying_and_
     assert owned is False and not k.not_ready
     calls = reader.calls
     assert calls < 10**6 and k.readiness.restoring == 0
+
+
+def test_a_restore_over_the_symbol_cap_counts_each_snapshot_it_skips_once() -> None:
+    # A worker already over its cap (its eviction failing or fenced) restores a partition: each of its snapshots
+    # is skipped, and only those count as evicted; the count took the whole excess of the cap on top of them.
+    async def scenario() -> StateKeeper:
+        k = keeper(FlakyReader(failures=0, snapshots={b"SPY": OWNER}))
+        k.eviction = EvictionPolicy(max_symbols=2, ttl_s=60.0)
+        for number, symbol in enumerate(("A", "B", "C", "D", "E")):
+            k.forecaster.process(Tick(symbol, 100.0, 1.0, 0), Lineage("ticks", PARTITION + 1, number, 0), 0)
+        await k.on_assigned({PARTITION})
+        await k.restored()
+        return k
+
+    k = asyncio.run(scenario())
+    assert "SPY" not in k.forecaster.states
+    assert (k.readiness.skipped, k.symbols_evicted) == (1, 1)
+
+
+def test_restored_symbols_take_their_place_in_the_order_eviction_takes_the_least_recently_seen_from() -> None:
+    # SPY's snapshot was last predicted long before this worker's own symbols were; restored after them, it was
+    # taken as the most recently seen, and a flood evicted the worker's active symbols (to start fresh) first.
+    async def scenario() -> StateKeeper:
+        k = keeper(FlakyReader(failures=0, snapshots={b"SPY": OWNER}))
+        for number, symbol in enumerate(("A", "B", "C")):
+            k.forecaster.process(Tick(symbol, 100.0, 1.0, 0), Lineage("ticks", PARTITION + 1, number, 0), 10**15)
+        await k.on_assigned({PARTITION})
+        await k.restored()
+        return k
+
+    k = asyncio.run(scenario())
+    assert list(k.forecaster.states) == ["SPY", "A", "B", "C"]
+    assert EvictionPolicy(max_symbols=3, ttl_s=60.0).victims(k.forecaster.states) == ["SPY", "A"]  # down to 2

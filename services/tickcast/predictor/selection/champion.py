@@ -185,6 +185,10 @@ class ModelSelection:
             del self.challengers[slot], self.pairs[slot]
         for name in sorted(wanted - set(self.challengers)):
             self._start(name)
+        if not self.challengers:
+            # Nothing to choose from (a restored symbol whose worker runs drift detection alone): a warm-up would
+            # wait for looks no challenger is scored for, and keep the symbol cold for good.
+            self.warm_up = None
         if self.detector is None or self._adopted is None or self._config.drift != config.drift:
             self.detector = new_detector(config.drift)
         self._config = self._adopted = config

@@ -6,8 +6,11 @@ import pickle
 import random
 from dataclasses import fields
 
+import pytest
+
 from tickcast.common.records import Lineage, Prediction, Tick
 from tickcast.predictor.forecaster import Forecaster, SymbolState
+from tickcast.predictor.horizons import parse_horizons
 from tickcast.predictor.models import model_spec
 from tickcast.predictor.selection.champion import SelectionConfig
 from tickcast.predictor.selection.drift import DriftPolicy
@@ -75,3 +78,40 @@ def test_a_snapshot_from_before_selection_restores_and_serves_the_configured_mod
     restored.states["SPY"] = old
     assert {p.model_name for p in feed(restored, bouncing_prices(10, seed=9), start=50)} == {"persistence"}
     assert restored.states["SPY"].selection is not None
+
+
+@pytest.mark.parametrize(("before", "after"), [("1t,5t", "5t"), ("1t,5t", "2t,5t"), ("2t,5t", "1t,2t")])
+def test_a_champion_restored_under_another_shortest_horizon_is_not_served_under_its_name(
+    before: str, after: str
+) -> None:
+    # Selection runs on the shortest horizon. Restored under horizons whose shortest is another, the state kept
+    # its champion's name while a model of the configured recipe served it (or the promoted model went on
+    # serving a longer horizon under the configured recipe's name).
+    first = Forecaster(model_spec("persistence"), "w", horizons=parse_horizons(before), selection=CONFIG)
+    prices = bouncing_prices(1600)
+    feed(first, prices[:1500])
+    assert first.states["SPY"].selection is not None and first.states["SPY"].selection.champion == "mean-reversion"
+    restored = Forecaster(model_spec("persistence"), "w2", horizons=parse_horizons(after), selection=CONFIG)
+    restored.states["SPY"] = pickle.loads(pickle.dumps(first.states["SPY"]))
+    last = feed(restored, prices[1500:], start=1500)[-1]
+    serving = [type(h.model).__name__ for h in restored.states["SPY"].horizons]
+    named = type(model_spec(last.model_name).build()).__name__
+    assert serving[0] == named and set(serving[1:]) <= {"Persistence"}, (
+        f"named {last.model_name!r}, served by {serving} (shortest first)"
+    )
+
+
+def test_a_symbol_restored_in_its_warm_up_under_a_config_without_challengers_is_served_again() -> None:
+    # The warm-up ends at looks scored against challengers. A symbol snapshotted before its first look and
+    # restored by a worker whose TICKCAST_CHALLENGERS is empty (drift detection still on) kept its warm-up with
+    # no challenger to score: cold for good, every forecast of its shortest horizon served as warming up.
+    warming = SelectionConfig("persistence", ("mean-reversion",), promotion=PromotionPolicy(warm_up_first_look=25))
+    first = Forecaster(model_spec("persistence"), "w", selection=warming)
+    prices = bouncing_prices(600)
+    feed(first, prices[:10])
+    assert first.states["SPY"].selection is not None and first.states["SPY"].selection.cold
+    drift_only = SelectionConfig("persistence", (), drift=DriftPolicy("page-hinkley"))
+    restored = Forecaster(model_spec("persistence"), "w2", selection=drift_only)
+    restored.states["SPY"] = pickle.loads(pickle.dumps(first.states["SPY"]))
+    statuses = [p.status for p in feed(restored, prices[10:], start=10)]
+    assert statuses[-1] == "READY", f"{statuses.count('WARMING_UP')} of {len(statuses)} served as warming up"
