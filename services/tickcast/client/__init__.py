@@ -8,7 +8,7 @@
 from tickcast.client.client import TickcastClient
 from tickcast.client.records import PredictionRecord
 from tickcast.client.settings import ClientSettings
-from tickcast.client.sources import GatewayTlsError
+from tickcast.client.tls import GatewayTlsError
 from tickcast.client.tracking import ClientStats
 
 __all__ = ["ClientSettings", "ClientStats", "GatewayTlsError", "PredictionRecord", "TickcastClient"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tickcast.client.records import PredictionRecord
 from tickcast.client.settings import ClientSettings
-from tickcast.client.sources import RESET, Delivery, GatewaySource, Item, KafkaSource, Source
+from tickcast.client.sources import GatewaySource, Item, KafkaSource, Reset, Source
 from tickcast.client.tracking import ClientStats, GapCallback, StaleCallback, Tracker
 from tickcast.common.validation import SYMBOL_PATTERN
 
@@ -22,7 +22,8 @@ class TickcastClient:
     """Typed, deduplicated predictions from one source (Kafka or a gateway), the same API for both.
 
     ``on_gap(topic, partition, first_missing, next_seen)`` and ``on_stale(symbol, seconds)`` are called as
-    they happen; :attr:`stats` counts them too (and duplicates dropped, resets, reconnects).
+    they happen; :attr:`stats` counts them too (and duplicates dropped, resets, reconnects). After a gateway's
+    ``reset``, the newest prediction of each symbol that was among the missed ones is refetched and yielded.
     """
 
     def __init__(
@@ -123,10 +124,9 @@ class TickcastClient:
                     if idle_timeout_s is not None and now - idle_since > idle_timeout_s:
                         return
                     continue
-                if item == RESET:
-                    tracker.reset()
+                if isinstance(item, Reset):
+                    tracker.reset(item.missed)
                     continue
-                assert isinstance(item, Delivery)  # nosec B101 # narrows the type: the queue holds only resets and deliveries
                 record = item.record
                 if not tracker.accept(record, item.complete):
                     continue  # a duplicate, or another symbol of a partition read whole

@@ -1,7 +1,7 @@
 """Where a client's predictions come from: Kafka directly (Avro contract) or a gateway's SSE stream.
 
-Both push ``Delivery`` items (or :data:`RESET`) into the client's queue until cancelled, and answer
-``latest(symbol)``. The Kafka source reads whole partitions (no consumer group, nothing committed), so it
+Both push ``Delivery`` items (and a gateway a :class:`Reset`) into the client's queue until cancelled, and
+answer ``latest(symbol)``. The Kafka source reads whole partitions (no consumer group, nothing committed), so it
 sees every offset there; a gateway stream for chosen symbols sees only theirs.
 """
 
@@ -14,18 +14,22 @@ import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, Message, TopicPartition
 
 from tickcast.client.records import PredictionRecord
 from tickcast.client.settings import ClientSettings
+from tickcast.client.tls import GatewayTlsError, answers_tls, ca_setting, https_only, tls_failure
 from tickcast.common.contracts import AvroCodec, load_schema, open_schema_store
 from tickcast.common.contracts.base import PREDICTION_SCHEMA_FILE
 from tickcast.common.errors import Rejected
 from tickcast.common.kafka import new_consumer
 from tickcast.common.records import Prediction
 from tickcast.common.topics import partition_for, symbol_key
+
+if TYPE_CHECKING:
+    import httpx
 
 #: librdkafka's logical offset "N records before the end" is this base minus N.
 _OFFSET_TAIL_BASE = -2000
@@ -40,10 +44,15 @@ class Delivery:
     """Whether the source sees every record of the record's partition (so a skipped offset is a real gap)."""
 
 
-RESET = "reset"
-"""Pushed when the source knows predictions were missed for good (a gateway's ``reset`` event)."""
+@dataclass(frozen=True, slots=True)
+class Reset:
+    """Predictions missed for good (a gateway's ``reset`` event): ``missed[partition] = (first, next)``, the
+    offsets of the predictions topic from ``first`` to before ``next`` that the stream will not bring."""
 
-Item = Delivery | str
+    missed: dict[int, tuple[int, int]]
+
+
+Item = Delivery | Reset
 
 
 class Source(Protocol):
@@ -134,102 +143,6 @@ class KafkaSource:
             consumer.close()
 
 
-#: OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH and X509_V_ERR_IP_ADDRESS_MISMATCH.
-NAME_MISMATCH = (62, 64)
-
-
-class GatewayTlsError(ConnectionError):
-    """The TLS handshake with a gateway failed: its certificate is not trusted (or names another host), or it
-    does not speak HTTPS (or an ``http://`` URL reached one that speaks only HTTPS); or the CA file to trust
-    cannot be used. Raised at once, not retried: another attempt
-    would fail the same way."""
-
-
-def tls_failure(exc: BaseException, url: str, ca_file: Path | None) -> GatewayTlsError | None:
-    """The :class:`GatewayTlsError` behind an HTTP client's error (an ``ssl.SSLError`` in its causes), or None.
-
-    >>> cause = ssl.SSLCertVerificationError(1, "certificate verify failed")
-    >>> cause.verify_message = "unable to get local issuer certificate"
-    >>> try:
-    ...     raise OSError("connect failed") from cause
-    ... except OSError as exc:
-    ...     print(tls_failure(exc, "https://gw:8443", None))  # doctest: +NORMALIZE_WHITESPACE
-    TLS to https://gw:8443 failed: certificate verify failed: unable to get local issuer certificate (trusted CAs:
-    the system's; trust the gateway's CA with ca_file= or TICKCAST_CLIENT_GATEWAY_CA_FILE)
-    >>> tls_failure(OSError("refused"), "https://gw:8443", None) is None
-    True
-    >>> try:
-    ...     raise OSError("connect failed") from ssl.SSLEOFError(8, "EOF occurred in violation of protocol")
-    ... except OSError as exc:
-    ...     print(tls_failure(exc, "https://gw:8443", None))
-    None
-    """
-    cause: BaseException | None = exc
-    while cause is not None and not isinstance(cause, ssl.SSLError):
-        cause = cause.__cause__ or cause.__context__
-    if cause is None:
-        return None
-    if isinstance(cause, ssl.SSLEOFError) or getattr(cause, "reason", None) == "UNEXPECTED_EOF_WHILE_READING":
-        # The peer hung up mid-handshake (a gateway shutting down, a balancer without a backend): no sign of a
-        # certificate or protocol mismatch, so it is retried like any dropped connection.
-        return None
-    if isinstance(cause, ssl.SSLCertVerificationError):
-        trusted = str(ca_file) if ca_file is not None else "the system's"
-        why = f"certificate verify failed: {cause.verify_message}"
-        hint = f"trusted CAs: {trusted}; trust the gateway's CA with ca_file= or TICKCAST_CLIENT_GATEWAY_CA_FILE"
-        if getattr(cause, "verify_code", None) in NAME_MISMATCH:
-            # Another CA would not help here: the chain verified, the name did not.
-            hint = "the certificate must name the host in the URL; the CA itself was trusted"
-    else:
-        why = cause.reason or str(cause)
-        hint = "does the gateway serve HTTPS on that port? An http:// URL for a plain-HTTP gateway"
-    return GatewayTlsError(f"TLS to {url} failed: {why} ({hint})")
-
-
-async def answers_tls(url: str, timeout_s: float = 5.0) -> bool:
-    """Whether the host and port of an ``http://`` URL complete a TLS handshake: an HTTPS-only gateway.
-
-    Asked only after a connection closed without an answer, which is what such a gateway does with plain HTTP;
-    the certificate is not checked (the answer is only "use https://").
-
-    >>> asyncio.run(answers_tls("https://127.0.0.1:1")), asyncio.run(answers_tls("http://127.0.0.1:1"))
-    (False, False)
-    """
-    import httpx
-
-    parsed = httpx.URL(url)
-    if parsed.scheme != "http":
-        return False
-    probe = ssl.create_default_context()
-    probe.check_hostname, probe.verify_mode = False, ssl.CERT_NONE
-    try:
-        _, writer = await asyncio.wait_for(
-            asyncio.open_connection(parsed.host, parsed.port or 80, ssl=probe), timeout_s
-        )
-    except OSError:  # TimeoutError is one
-        return False
-    writer.close()
-    return True
-
-
-def https_only(url: str) -> GatewayTlsError:
-    """The error for an ``http://`` URL whose gateway speaks only HTTPS.
-
-    >>> print(https_only("http://gw:8443/"))
-    http://gw:8443 closed the connection without an answer and speaks TLS on that port: the gateway serves HTTPS \
-only; use https://gw:8443
-    """
-    url = url.rstrip("/")
-    return GatewayTlsError(
-        f"{url} closed the connection without an answer and speaks TLS on that port: the gateway serves HTTPS "
-        f"only; use https://{url.removeprefix('http://')}"
-    )
-
-
-def _ca_setting(ca_file: Path) -> str:
-    return f"CA file {ca_file} (ca_file= or TICKCAST_CLIENT_GATEWAY_CA_FILE)"
-
-
 class GatewaySource:
     """Predictions from a gateway's ``/v1/stream``; reconnects with ``Last-Event-ID``: nothing lost or repeated.
 
@@ -259,11 +172,11 @@ class GatewaySource:
                 self._verify = ssl.create_default_context(cafile=str(ca_file))
             except ssl.SSLError as exc:
                 raise GatewayTlsError(
-                    f"{_ca_setting(ca_file)}: no PEM certificate in it ({exc.reason or exc})"
+                    f"{ca_setting(ca_file)}: no PEM certificate in it ({exc.reason or exc})"
                 ) from None
             except OSError as exc:
                 # OpenSSL's error names neither the file nor the setting: "[Errno 2] No such file or directory".
-                raise GatewayTlsError(f"{_ca_setting(ca_file)}: {exc.strerror or exc}") from None
+                raise GatewayTlsError(f"{ca_setting(ca_file)}: {exc.strerror or exc}") from None
 
     async def wait_reachable(self, within_s: float) -> None:
         """Return once the gateway answers HTTP at all (any status); after ``within_s``, raise ``ConnectionError``.
@@ -315,11 +228,17 @@ class GatewaySource:
                                     record = PredictionRecord.from_json(_json(event["data"]))
                                     await out.put(Delivery(record, complete=symbols is None))
                                 elif event.get("event") == "reset":
-                                    await out.put(RESET)
+                                    # Nothing is put before the refetch succeeds: if it fails, the stream
+                                    # resumes from the id before the reset, and the gateway resets again.
+                                    reset = Reset(_missed(last_id, event))
+                                    fetched = await self._newest_missed(http, symbols, reset.missed)
+                                    await out.put(reset)
+                                    for record in fetched:
+                                        await out.put(Delivery(record, complete=False))
                                 last_id = event.get("id", last_id)
                                 if event.get("event") == "dropped":
                                     break
-                except (httpx.TransportError, httpx.StreamError) as exc:
+                except (httpx.TransportError, httpx.StreamError, httpx.HTTPStatusError) as exc:
                     if (failed := tls_failure(exc, self.url, self.ca_file)) is not None:
                         raise failed from None
                     if isinstance(exc, httpx.RemoteProtocolError) and await answers_tls(self.url):
@@ -328,25 +247,51 @@ class GatewaySource:
                 await asyncio.sleep(backoff)  # backoff between reconnects, not synchronisation
                 backoff = min(backoff * 2, self.reconnect_max_s)
 
+    async def _newest_missed(
+        self, http: httpx.AsyncClient, symbols: frozenset[str] | None, missed: dict[int, tuple[int, int]]
+    ) -> list[PredictionRecord]:
+        """The newest prediction of each of ``symbols`` (None: of every symbol the gateway holds) that is among
+        the ``missed`` ones, in stream order: the stream brings every newer one, and never these."""
+        if symbols is None:
+            answer = await self._get(http, "/v1/symbols", "the symbols")
+            held = answer.json()["symbols"] if answer is not None else []
+            names = [s["symbol"] for s in held if _among(missed, s["partition"], s["offset"])]
+        else:
+            names = sorted(symbols)
+        found = []
+        for name in names:
+            record = await self._latest(http, name)
+            if record is not None and _among(missed, record.partition, record.offset):
+                found.append(record)
+        return sorted(found, key=lambda r: (r.partition, r.offset))
+
     async def latest(self, symbol: str) -> PredictionRecord | None:
         import httpx
 
         async with httpx.AsyncClient(timeout=5.0, verify=self._verify) as http:
             try:
-                answer = await http.get(f"{self.url}/v1/predictions/{symbol}", headers=self._auth)
+                return await self._latest(http, symbol)
             except httpx.TransportError as exc:
                 if (failed := tls_failure(exc, self.url, self.ca_file)) is not None:
                     raise failed from None
                 if isinstance(exc, httpx.RemoteProtocolError) and await answers_tls(self.url):
                     raise https_only(self.url) from None
                 raise
+
+    async def _latest(self, http: httpx.AsyncClient, symbol: str) -> PredictionRecord | None:
+        answer = await self._get(http, f"/v1/predictions/{symbol}", f"the latest of {symbol}")
+        return PredictionRecord.from_json(answer.json()) if answer is not None else None
+
+    async def _get(self, http: httpx.AsyncClient, path: str, what: str) -> httpx.Response | None:
+        """The gateway's answer to ``GET path``, None for a 404; a redirect or a refusal raises ``ValueError``."""
+        answer = await http.get(f"{self.url}{path}", headers=self._auth)
         if answer.status_code == 404:
             return None
         if 300 <= answer.status_code < 500:
             location = answer.headers.get("location")
-            raise ValueError(_refusal(f"the latest of {symbol}", answer.status_code, answer.text, location))
+            raise ValueError(_refusal(what, answer.status_code, answer.text, location))
         answer.raise_for_status()
-        return PredictionRecord.from_json(answer.json())
+        return answer
 
 
 def _refusal(what: str, status: int, body: str, location: str | None = None) -> str:
@@ -383,6 +328,29 @@ async def parse_sse(lines: Any) -> Any:
         elif not line.startswith(":"):
             name, _, value = line.partition(":")
             fields[name] = value[1:] if value.startswith(" ") else value
+
+
+def _missed(before: str | None, reset: dict[str, str]) -> dict[int, tuple[int, int]]:
+    """What a ``reset`` event says was missed, per partition: from after the stream's id before it (``before``;
+    -1 where it names no position) to its own id's position, the offset before the oldest one the gateway kept.
+
+    >>> _missed("0:7,1:3", {"id": "0:7,1:20", "event": "reset", "data": '{"partitions": [1]}'})
+    {1: (4, 21)}
+    """
+    had, now = _positions(before or ""), _positions(reset.get("id", ""))
+    partitions = _json(reset.get("data") or "{}").get("partitions", [])
+    return {p: (had.get(p, -1) + 1, now.get(p, -1) + 1) for p in partitions}
+
+
+def _positions(event_id: str) -> dict[int, int]:
+    """``{partition: offset}`` of a stream's event id (``0:41,1:17``)."""
+    pairs = (pair.split(":") for pair in event_id.split(",") if pair)
+    return {int(partition): int(offset) for partition, offset in pairs}
+
+
+def _among(missed: dict[int, tuple[int, int]], partition: int, offset: int) -> bool:
+    first, after = missed.get(partition, (0, 0))
+    return first <= offset < after
 
 
 def _json(text: str) -> dict[str, Any]:

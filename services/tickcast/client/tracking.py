@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from tickcast.client.records import PredictionRecord
 
-#: on_gap(source topic, source partition, first missing offset, next offset seen)
+#: on_gap(source topic, source partition, first missing offset, next offset seen); for a gateway's reset,
+#: on_gap(RESET_TOPIC, partition of the predictions topic, first missed offset, offset the stream goes on from)
 GapCallback = Callable[[str, int, int, int], None]
+#: The topic a reset's gap names: its offsets are the predictions topic's (a gateway names no topic).
+RESET_TOPIC = "predictions"
 #: on_stale(symbol, seconds since its last prediction was made (its predicted_at) or since the subscription started)
 StaleCallback = Callable[[str, float], None]
 
@@ -65,6 +68,8 @@ class Tracker:
         self._clock = clock
         self._wall_clock = wall_clock
         self._wanted = frozenset(symbols) if symbols is not None else None
+        # Predictions partitions whose next record's jump in source offsets is a reset's loss, reported already.
+        self._reset: set[int] = set()
         started = clock()
         self._last_seen: dict[str, float] = dict.fromkeys(self._wanted or (), started)
 
@@ -75,7 +80,11 @@ class Tracker:
         if expected is not None and record.source_offset < expected:
             self.stats.duplicates += 1
             return False
-        if complete and expected is not None and record.source_offset > expected:
+        # The first record of a partition after a reset skips the offsets whose loss the reset reported.
+        reported = record.partition in self._reset
+        if complete:
+            self._reset.discard(record.partition)
+        if complete and not reported and expected is not None and record.source_offset > expected:
             self.stats.gaps += 1
             self.stats.missed_offsets += record.source_offset - expected
             if self._on_gap is not None:
@@ -93,10 +102,27 @@ class Tracker:
             self.stats.stale_symbols.discard(record.symbol)
         return True
 
-    def reset(self) -> None:
-        """The source said data was missed for good (a gateway's ``reset`` event): count it as a gap."""
+    def reset(self, missed: Mapping[int, tuple[int, int]]) -> None:
+        """The source said predictions were missed for good (a gateway's ``reset`` event; ``missed[partition] =
+        (first, next)`` on the predictions topic): one gap per partition, through ``on_gap`` with
+        :data:`RESET_TOPIC`. The jump in source offsets the next record of such a partition shows is that same
+        loss, not another gap (nor counted in ``missed_offsets``: a filtered stream could not count it).
+
+        >>> gaps = []
+        >>> tracker = Tracker(on_gap=lambda *gap: gaps.append(gap))
+        >>> tracker.accept(_record("A", 0), complete=True), tracker.reset({0: (1, 9)})
+        (True, None)
+        >>> tracker.accept(_record("A", 12), complete=True), tracker.accept(_record("A", 14), complete=True)
+        (True, True)
+        >>> tracker.stats.resets, tracker.stats.gaps, gaps
+        (1, 2, [('predictions', 0, 1, 9), ('ticks', 0, 13, 14)])
+        """
         self.stats.resets += 1
-        self.stats.gaps += 1
+        for partition, (first, after) in sorted(missed.items()):
+            self.stats.gaps += 1
+            if self._on_gap is not None:
+                self._on_gap(RESET_TOPIC, partition, first, after)
+        self._reset.update(missed)
 
     def check_stale(self) -> list[str]:
         """Symbols that became stale since the last check (each reported once until it is fresh again)."""

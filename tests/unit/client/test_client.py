@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from tickcast.client import PredictionRecord, TickcastClient
-from tickcast.client.sources import RESET, Delivery, Item
+from tickcast.client.sources import Delivery, Item, Reset
 
 BASE = PredictionRecord(
     "SPY", 0, 100.0, 1.0, 100.01, 1, "READY", "linear", "3", 0, "ticks", 0, 0, 0, 0, "w-1", None, (), 0, 0
@@ -54,7 +54,8 @@ def test_repeated_predictions_are_yielded_once_and_skipped_offsets_are_reported_
 
 
 def test_a_filtered_stream_does_not_take_other_symbols_offsets_for_gaps_but_a_reset_counts() -> None:
-    items: list[Item] = [Delivery(record("SPY", 0), complete=False), RESET, Delivery(record("SPY", 5), complete=False)]
+    reset = Reset({0: (1, 5)})
+    items: list[Item] = [Delivery(record("SPY", 0), complete=False), reset, Delivery(record("SPY", 5), complete=False)]
     client = TickcastClient(ScriptedSource(items))
     got = asyncio.run(collect(client, ["SPY"]))
     assert [r.source_offset for r in got] == [0, 5]
