@@ -283,6 +283,10 @@ class LagReader:
     def read(self, stats_urls: Sequence[str] | None = None) -> LagReport:
         """One report. Raises LookupError (no such topic), TimeoutError or KafkaException (broker trouble)."""
         partitions = self._partitions()
+        # Committed offsets before end offsets, as kafka-consumer-groups reads them: a commit landing between the
+        # two reads then makes the lag read high (by what was processed meanwhile), never low. The other way round
+        # it read low, floored at 0 as if the group had caught up, and the autoscaler saw a busy group as idle.
+        committed = self._committed(partitions)
         watermarks: dict[int, tuple[int, int]] = {}
         for p in partitions:
             offsets = self._consumer.get_watermark_offsets(
@@ -291,7 +295,6 @@ class LagReader:
             if offsets is None:
                 raise TimeoutError(f"no end offset for {self.topic}[{p}] within {self.timeout_s}s")
             watermarks[p] = (int(offsets[0]), int(offsets[1]))
-        committed = self._committed(partitions)
         owners = self._owners_from_group()
         urls = self.stats_urls if stats_urls is None else [*self.stats_urls, *stats_urls]
         # Workers' own word beats the group's: on Tansu it is the only source.
