@@ -71,18 +71,19 @@ def test_owners_from_group_assignments_keep_only_the_topic() -> None:
 
 
 def test_json_form_is_serialisable_and_complete() -> None:
-    report = build_report("ticks", "g", {0: 3}, {0: (0, 5), 1: (0, 2)}, {0: "w-1"}, AT)
+    report = build_report("ticks", "g", {0: 3}, {0: (0, 5), 1: (1, 2)}, {0: "w-1"}, AT)
     data = json.loads(json.dumps(report_to_dict(report)))
     assert data == {
         "topic": "ticks",
         "group": "g",
         "taken_at": "2024-01-02T03:04:05+00:00",
-        "total_lag": 4,
+        "total_lag": 3,
         "total_committed": 3,
+        "total_position": 4,  # partition 1 resumes at its log start, 1
         "total_end": 7,
         "partitions": [
             {"partition": 0, "committed": 3, "end": 5, "lag": 2, "owner": "w-1"},
-            {"partition": 1, "committed": None, "end": 2, "lag": 2, "owner": None},
+            {"partition": 1, "committed": None, "end": 2, "lag": 1, "owner": None},
         ],
     }
 
@@ -107,9 +108,16 @@ def test_table_shows_partitions_owners_lags_and_totals() -> None:
     assert cells(lines) == [
         ["0", "1000000", "1000100", "100", "w-1"],
         ["1", "-", "6", "1", "?"],  # never committed: position is the log start, 5
-        ["total", "1000005", "1000106", "101", ""],
+        ["total", "1000000", "1000106", "101", ""],  # committed: the column's sum; lag: from the positions
     ]
     assert lines[-1].strip() == "lag by owner: w-1=100 ?=1"
+
+
+def test_the_committed_totals_add_up_the_committed_column() -> None:
+    # Partition 1 has no commit ("-"): its log start, 5, is where the group resumes, not a committed offset.
+    report = build_report("ticks", "g", {0: 40, 1: None}, {0: (0, 50), 1: (5, 9)}, {}, AT)
+    footer, data = cells(render(report))[-1], report_to_dict(report)
+    assert (footer[1], data["total_committed"]) == ("40", 40), "the table's and the JSON's committed totals"
 
 
 def test_numbers_are_right_aligned_so_columns_line_up() -> None:
