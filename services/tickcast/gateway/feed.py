@@ -59,6 +59,8 @@ class PredictionFeed:
         # Read at start: a clients file that is missing or malformed stops the gateway with one line.
         path = settings.gateway_clients_file
         self.clients: Clients | None = Clients.load(path) if path is not None else None
+        if self.clients is not None:
+            self.metrics.keep_clients(self.clients.names)
 
     @property
     def partitions(self) -> range:

@@ -18,10 +18,14 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import structlog
+
 from tickcast.gateway.cache import Published
 from tickcast.gateway.frames import prediction_frame
 from tickcast.gateway.metrics import GatewayMetrics
 from tickcast.gateway.positions import Positions
+
+log = structlog.get_logger("tickcast.gateway")
 
 #: Events read longer ago than this (s) are queued, not written directly: the gateway is behind, and the
 #: streams' tasks write a backlog in one write per client (in the pipeline bench at load 11-15 the gateway
@@ -42,6 +46,8 @@ class DropReason:
     """The client's token is no longer in the clients file."""
     GONE = "disconnected"
     """The client closed the connection (it never sees this one)."""
+    WRITE_FAILED = "write_failed"
+    """Writing to the client's connection raised."""
 
 
 @dataclass(eq=False)  # identity, not value: each client is its own entry in the hub's set
@@ -113,11 +119,21 @@ class Subscription:
         if item.offset <= before:
             return True  # already had it (a replay overlapping live events): nothing to write
         positions[partition] = item.offset  # a several-partition id names the position after the event
-        if direct(prediction_frame(item, positions)):
-            return True
+        data = prediction_frame(item, positions)
+        try:
+            if direct(data):
+                return True
+        except Exception as exc:
+            self.write_failed(exc)  # then False, and offer() refuses it: the hub counts the drop
         positions[partition] = before  # not sent: the queue's path advances it when it writes the event
         self.direct = None
         return False
+
+    def write_failed(self, exc: Exception) -> None:
+        """Writing to the connection raised: drop this client. Its connection is broken, not the data, so the
+        hub's pass goes on to the other clients and the record is not failed."""
+        log.warning("gateway_client_write_failed", client=self.client, error=f"{type(exc).__name__}: {exc}")
+        self.drop(DropReason.WRITE_FAILED)
 
     def advance(self, item: Published) -> bool:
         """Move past ``item``; False if the client already had it (a replay overlapping live events)."""
@@ -193,7 +209,7 @@ class Hub:
                 written += 1
                 continue
             subscription.direct = None  # queued from here on: nothing written directly may overtake it
-            if not subscription.offer(item):
+            if not subscription.offer(item):  # also refused once its write raised: dropped then
                 # Out of the index at once: a dropped client holds no memory and costs no more work.
                 self.metrics.dropped.labels(subscription.dropped or DropReason.SLOW).inc()
                 self.remove(subscription)
@@ -211,9 +227,15 @@ class Hub:
         """
         while True:
             await asyncio.sleep(interval_s)  # the keepalive period itself, not a wait for an event
-            for subscription in self._clients:
+            for subscription in list(self._clients):  # a copy: a client whose write raises leaves the set
                 direct = subscription.direct
-                if direct is not None and direct(KEEPALIVE):
+                try:
+                    if direct is not None and direct(KEEPALIVE):
+                        continue
+                except Exception as exc:
+                    subscription.write_failed(exc)
+                    self.metrics.dropped.labels(DropReason.WRITE_FAILED).inc()
+                    self.remove(subscription)
                     continue
                 subscription.direct = None  # its connection is full: the task writes it when it can
                 subscription.keepalive_due = True

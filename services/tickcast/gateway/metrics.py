@@ -17,6 +17,8 @@ DELAY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 REFUSAL_REASONS = ("undecodable", "non_finite", "failed")
 #: Why a request was refused 401 (``tickcast_gateway_auth_refused_total``).
 AUTH_REFUSALS = ("missing", "malformed", "unknown")
+#: Why an SSE client was dropped (``tickcast_gateway_clients_dropped_total``): the counted ``hub.DropReason`` values.
+DROP_REASONS = ("slow_consumer", "revoked", "disconnected", "write_failed")
 STALL_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
 
@@ -82,6 +84,8 @@ class GatewayMetrics:
         self.dropped = Counter(
             "tickcast_gateway_clients_dropped", "SSE clients dropped, by reason.", ["reason"], registry=self.registry
         )
+        for reason in DROP_REASONS:
+            self.dropped.labels(reason)  # at 0 from the start, as the refusals below
         self.predictions = Counter(
             "tickcast_gateway_predictions_read", "Predictions read from Kafka.", registry=self.registry
         )
@@ -158,9 +162,12 @@ class GatewayMetrics:
         return self.client_streams.labels(client)
 
     def keep_clients(self, names: frozenset[str]) -> None:
-        """Forget the series of clients no longer in the file (their streams were closed before)."""
+        """The clients of the file: each one's request count is exported from 0 before its first request, and the
+        series of clients no longer in it are forgotten (their streams were closed before)."""
         for gone in self._client_names - names:
             self.client_requests.tallies.pop(gone, None)
             with suppress(KeyError):
                 self.client_streams.remove(gone)
         self._client_names &= names
+        for name in names:
+            self.requests_of(name)

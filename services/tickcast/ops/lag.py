@@ -84,9 +84,9 @@ class PartitionLag:
 class LagReport:
     """Lag of one group on one topic at one moment.
 
-    >>> r = build_report("ticks", "g", {0: 5, 1: None}, {0: (0, 9), 1: (0, 3)}, {0: "w-1"})
-    >>> r.total_lag, r.total_position, r.total_end, r.owners_known
-    (7, 5, 12, False)
+    >>> r = build_report("ticks", "g", {0: 5, 1: None}, {0: (0, 9), 1: (2, 3)}, {0: "w-1"})
+    >>> r.total_lag, r.total_committed, r.total_position, r.total_end, r.owners_known
+    (5, 5, 7, 12, False)
     """
 
     topic: str
@@ -97,6 +97,11 @@ class LagReport:
     @property
     def total_lag(self) -> int:
         return sum(p.lag for p in self.partitions)
+
+    @property
+    def total_committed(self) -> int:
+        """Sum of the committed offsets, as the table's committed column shows them (none counts nothing)."""
+        return sum(p.committed for p in self.partitions if p.committed is not None)
 
     @property
     def total_position(self) -> int:
@@ -187,6 +192,9 @@ def owners_from_assignments(members: Iterable[tuple[str, Iterable[tuple[str, int
 def report_to_dict(report: LagReport) -> dict[str, Any]:
     """The report as JSON-ready data (what ``tickcast lag --json`` prints, one object per line).
 
+    ``total_committed``, ``total_end`` and ``total_lag`` sum the partitions' fields; ``total_position`` sums where
+    the group resumes (its committed offset, else the log start), whose slope is the processing rate.
+
     >>> d = report_to_dict(build_report("t", "g", {0: 1}, {0: (0, 3)}, {}, datetime(2024, 1, 2, tzinfo=UTC)))
     >>> d["total_lag"], d["partitions"][0]
     (2, {'partition': 0, 'committed': 1, 'end': 3, 'lag': 2, 'owner': None})
@@ -196,7 +204,8 @@ def report_to_dict(report: LagReport) -> dict[str, Any]:
         "group": report.group,
         "taken_at": report.taken_at.isoformat(),
         "total_lag": report.total_lag,
-        "total_committed": report.total_position,
+        "total_committed": report.total_committed,
+        "total_position": report.total_position,
         "total_end": report.total_end,
         "partitions": [
             {"partition": p.partition, "committed": p.committed, "end": p.end, "lag": p.lag, "owner": p.owner}
@@ -228,7 +237,7 @@ def lag_table(report: LagReport) -> Table:
         # Rich wraps a title to the table's width; a narrow table must not break the heading line.
         min_width=len(title),
     )
-    footers = ("total", str(report.total_position), str(report.total_end), str(report.total_lag))
+    footers = ("total", str(report.total_committed), str(report.total_end), str(report.total_lag))
     for header, footer in zip(("partition", "committed", "end", "lag"), footers, strict=True):
         table.add_column(header, footer=footer, justify="right")
     table.add_column("owner", footer="")
@@ -283,6 +292,10 @@ class LagReader:
     def read(self, stats_urls: Sequence[str] | None = None) -> LagReport:
         """One report. Raises LookupError (no such topic), TimeoutError or KafkaException (broker trouble)."""
         partitions = self._partitions()
+        # Committed offsets before end offsets, as kafka-consumer-groups reads them: a commit landing between the
+        # two reads then makes the lag read high (by what was processed meanwhile), never low. The other way round
+        # it read low, floored at 0 as if the group had caught up, and the autoscaler saw a busy group as idle.
+        committed = self._committed(partitions)
         watermarks: dict[int, tuple[int, int]] = {}
         for p in partitions:
             offsets = self._consumer.get_watermark_offsets(
@@ -291,7 +304,6 @@ class LagReader:
             if offsets is None:
                 raise TimeoutError(f"no end offset for {self.topic}[{p}] within {self.timeout_s}s")
             watermarks[p] = (int(offsets[0]), int(offsets[1]))
-        committed = self._committed(partitions)
         owners = self._owners_from_group()
         urls = self.stats_urls if stats_urls is None else [*self.stats_urls, *stats_urls]
         # Workers' own word beats the group's: on Tansu it is the only source.

@@ -211,6 +211,63 @@ def test_a_client_whose_connection_stays_full_is_dropped_with_its_reason_and_res
     asyncio.run(scenario())
 
 
+def broken_connection(data: bytes) -> bool:
+    """A connection whose write raises (a transport torn down under the stream, a bug in the writer)."""
+    raise RuntimeError("the transport is gone")
+
+
+def test_a_client_whose_connection_raises_is_dropped_and_the_clients_after_it_still_get_the_event() -> None:
+    async def scenario() -> None:
+        feed = make_feed(partitions=4)
+        fine = [Connection() for _ in range(3)]
+        streams = [stream_events(feed, feed.open_stream(None, None), c.write) for c in fine]
+        broken = stream_events(feed, feed.open_stream(None, None), broken_connection)
+        for stream in [*streams, broken]:
+            await anext(stream)
+        waiting = [asyncio.ensure_future(anext(stream)) for stream in [*streams, broken]]
+        await asyncio.sleep(0)  # every stream reaches its wait (not a synchronisation)
+        publish(feed, "SPY")
+        registry = feed.metrics.registry
+        failed = registry.get_sample_value("tickcast_gateway_records_refused_total", {"reason": "failed"})
+        dropped = registry.get_sample_value("tickcast_gateway_clients_dropped_total", {"reason": "write_failed"})
+        got = [len(parse(c.written)) for c in fine]
+        assert (got, failed, dropped, len(feed.hub)) == ([1, 1, 1], 0, 1, 3), "each fine client gets the event"
+        async with asyncio.timeout(5):
+            events = parse([await waiting[-1]])
+        assert [e["event"] for e in events] == ["dropped"]
+        assert json.loads(events[0]["data"])["reason"] == "write_failed"
+        publish(feed, "BAC")
+        assert [len(parse(c.written)) for c in fine] == [2, 2, 2]
+        for pending in waiting[:-1]:
+            pending.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_the_keepalive_sweep_drops_a_client_whose_connection_raises_and_goes_on() -> None:
+    async def scenario() -> None:
+        feed = make_feed(partitions=4)
+        idle = stream_events(feed, feed.open_stream(None, None))
+        broken = stream_events(feed, feed.open_stream(None, None), broken_connection)
+        await anext(idle), await anext(broken)
+        waiting = asyncio.ensure_future(anext(broken))
+        await asyncio.sleep(0)  # the broken stream reaches its wait (not a synchronisation)
+        sweep = asyncio.create_task(feed.hub.keep_alive(0.01))
+        try:
+            async with asyncio.timeout(5):
+                assert [await anext(idle), await anext(idle)] == [b": keepalive\n\n"] * 2, "a second sweep"
+                events = parse([await waiting])
+            assert json.loads(events[0]["data"])["reason"] == "write_failed"
+            dropped = feed.metrics.registry.get_sample_value(
+                "tickcast_gateway_clients_dropped_total", {"reason": "write_failed"}
+            )
+            assert (dropped, len(feed.hub)) == (1, 1)
+        finally:
+            sweep.cancel()
+
+    asyncio.run(scenario())
+
+
 def test_an_event_read_long_ago_is_queued_for_the_streams_task_even_when_the_connection_takes_writes() -> None:
     async def scenario() -> None:
         feed = make_feed(partitions=1)

@@ -142,14 +142,17 @@ def test_a_record_whose_decoding_raises_the_unforeseen_is_counted_and_skipped_an
         assert sample(feed, "tickcast_gateway_records_refused_total", reason="failed") == 1
 
 
-def test_a_record_whose_applying_raises_costs_no_other_record() -> None:
+def test_a_record_whose_applying_raises_costs_no_other_record(monkeypatch: pytest.MonkeyPatch) -> None:
     feed = make_feed(partitions=1)
-    stream = feed.open_stream(frozenset({"SPY"}), None)
+    observe = feed.pipeline.observe
 
-    def write_that_breaks(data: bytes) -> bool:
-        raise OSError("a connection in a state nothing foresaw")
+    def observe_that_breaks(item: Published) -> None:
+        if item.symbol == "SPY":
+            raise OSError("a record in a state nothing foresaw")
+        observe(item)
 
-    stream.subscription.direct = write_that_breaks  # SPY's fan-out to this client raises
+    # Applying SPY raises. (Not a client's write: that drops the client, see test_fanout, and costs no record.)
+    monkeypatch.setattr(feed.pipeline, "observe", observe_that_breaks)
     now = time.monotonic()
     spy, bac = (
         Published.of(0, offset, prediction(symbol, offset), now) for offset, symbol in enumerate(["SPY", "BAC"])

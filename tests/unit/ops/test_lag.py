@@ -5,13 +5,19 @@ from __future__ import annotations
 import io
 import json
 from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
 
 from tests.unit.ops.not_http import ssh_like_port
+from tickcast.common.security import KafkaClientSettings
+from tickcast.ops import lag
 from tickcast.ops.lag import (
+    LagReader,
     LagReport,
     PartitionLag,
     build_report,
@@ -65,18 +71,19 @@ def test_owners_from_group_assignments_keep_only_the_topic() -> None:
 
 
 def test_json_form_is_serialisable_and_complete() -> None:
-    report = build_report("ticks", "g", {0: 3}, {0: (0, 5), 1: (0, 2)}, {0: "w-1"}, AT)
+    report = build_report("ticks", "g", {0: 3}, {0: (0, 5), 1: (1, 2)}, {0: "w-1"}, AT)
     data = json.loads(json.dumps(report_to_dict(report)))
     assert data == {
         "topic": "ticks",
         "group": "g",
         "taken_at": "2024-01-02T03:04:05+00:00",
-        "total_lag": 4,
+        "total_lag": 3,
         "total_committed": 3,
+        "total_position": 4,  # partition 1 resumes at its log start, 1
         "total_end": 7,
         "partitions": [
             {"partition": 0, "committed": 3, "end": 5, "lag": 2, "owner": "w-1"},
-            {"partition": 1, "committed": None, "end": 2, "lag": 2, "owner": None},
+            {"partition": 1, "committed": None, "end": 2, "lag": 1, "owner": None},
         ],
     }
 
@@ -101,9 +108,16 @@ def test_table_shows_partitions_owners_lags_and_totals() -> None:
     assert cells(lines) == [
         ["0", "1000000", "1000100", "100", "w-1"],
         ["1", "-", "6", "1", "?"],  # never committed: position is the log start, 5
-        ["total", "1000005", "1000106", "101", ""],
+        ["total", "1000000", "1000106", "101", ""],  # committed: the column's sum; lag: from the positions
     ]
     assert lines[-1].strip() == "lag by owner: w-1=100 ?=1"
+
+
+def test_the_committed_totals_add_up_the_committed_column() -> None:
+    # Partition 1 has no commit ("-"): its log start, 5, is where the group resumes, not a committed offset.
+    report = build_report("ticks", "g", {0: 40, 1: None}, {0: (0, 50), 1: (5, 9)}, {}, AT)
+    footer, data = cells(render(report))[-1], report_to_dict(report)
+    assert (footer[1], data["total_committed"]) == ("40", 40), "the table's and the JSON's committed totals"
 
 
 def test_numbers_are_right_aligned_so_columns_line_up() -> None:
@@ -150,3 +164,43 @@ def test_a_stats_url_that_does_not_speak_http_reads_as_no_answer() -> None:
     # http.client raises BadStatusLine for it, which is not an OSError.
     with ssh_like_port() as port:
         assert fetch_stats(f"http://127.0.0.1:{port}/stats", timeout_s=5.0) is None, "not HTTP: no stats"
+
+
+class BusyBroker:
+    """One partition of a busy topic: after every read of an offset, the group commits what its worker had
+    processed (everything up to the end) and the producer appends 5 records. Both admin client and consumer."""
+
+    def __init__(self) -> None:
+        self.committed, self.end = 90, 100
+
+    def _moved_on(self) -> None:
+        self.committed, self.end = self.end, self.end + 5
+
+    def list_topics(self, topic: str, timeout: float) -> Any:
+        return SimpleNamespace(topics={topic: SimpleNamespace(error=None, partitions={0: None})})
+
+    def get_watermark_offsets(self, tp: Any, timeout: float, cached: bool) -> tuple[int, int]:
+        end = self.end
+        self._moved_on()
+        return 0, end
+
+    def list_consumer_group_offsets(self, requests: list[Any], request_timeout: float) -> dict[str, Any]:
+        (request,) = requests
+        result = SimpleNamespace(
+            topic_partitions=[SimpleNamespace(topic="ticks", partition=0, offset=self.committed, error=None)]
+        )
+        self._moved_on()
+        return {request.group_id: SimpleNamespace(result=lambda: result)}
+
+    def describe_consumer_groups(self, groups: list[str], request_timeout: float) -> Any:
+        return {group: SimpleNamespace(result=lambda: SimpleNamespace(members=[])) for group in groups}
+
+
+def test_a_commit_between_the_reads_makes_the_lag_read_high_never_low(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The group is never less than 5 records behind here. Reading the end before the committed offset, a commit
+    # in between reads as 0 lag (100 - 100): the autoscaler sees an idle group. Committed first, it reads 15.
+    broker = BusyBroker()
+    monkeypatch.setattr(lag, "new_admin", lambda kafka: broker)
+    monkeypatch.setattr(lag, "new_consumer", lambda kafka, group, **overrides: broker)
+    report = LagReader(KafkaClientSettings(), "ticks", "g").read()
+    assert report.total_lag >= 5, f"lag read low: {report.partitions}"
