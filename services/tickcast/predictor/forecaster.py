@@ -34,10 +34,10 @@ from tickcast.predictor.features import MAX_RETURN_BPS, OUTLIER_SIGMAS, SymbolFe
 from tickcast.predictor.horizon_state import HorizonState, fitted_horizons
 from tickcast.predictor.horizons import Horizon, parse_horizons, signature
 from tickcast.predictor.model_calls import predict_one
-from tickcast.predictor.models import ModelSpec, OnlineRegressor, model_spec
+from tickcast.predictor.models import ModelSpec, OnlineRegressor, model_spec, recipes
 from tickcast.predictor.selection.champion import ModelSelection, SelectionConfig, warm_up_of
 from tickcast.predictor.selection.events import model_event
-from tickcast.predictor.selection.restored import fit_to_release, recipes
+from tickcast.predictor.selection.restored import fit_to_release
 from tickcast.predictor.shared_settings import share_settings
 
 log = structlog.get_logger("tickcast.predictor")

@@ -26,7 +26,7 @@ from typing import Any
 
 import structlog
 
-from tickcast.predictor.models import MODELS, OnlineRegressor, model_spec
+from tickcast.predictor.models import MODELS, OnlineRegressor, model_spec, recipes
 from tickcast.predictor.selection.drift import DriftDetector, DriftPolicy, new_detector
 from tickcast.predictor.selection.rule import PairedLosses, PromotionPolicy, Verdict, judge
 from tickcast.predictor.selection.shared_config import register, shared
@@ -102,7 +102,7 @@ def warm_up_of(config: SelectionConfig) -> tuple[int, ...]:
 #: What a :class:`ModelSelection` pickles (all its instance attributes).
 _SELECTION_ATTRIBUTES = (
     "champion", "challengers", "pairs", "pending", "labels_since_change", "labels_since_drift", "detector",
-    "_credit", "_config", "_adopted", "warm_up",
+    "_credit", "_config", "_adopted", "warm_up", "built_under",
 )  # fmt: skip
 
 
@@ -126,6 +126,9 @@ class ModelSelection:
     warm_up: WarmUp | None = None
     """The symbol's first labels (see :mod:`~tickcast.predictor.selection.warm_up`); None once over, and in a
     selection pickled before warm-ups existed (it is past its first labels)."""
+    built_under: str | None = None
+    """The recipe versions (:func:`~tickcast.predictor.models.recipes`) its models were built under; None in a
+    selection pickled before it named them."""
 
     def __init__(self, config: SelectionConfig, champion: str | None = None) -> None:
         self.champion = champion or config.incumbent
@@ -141,6 +144,7 @@ class ModelSelection:
         self._adopted: SelectionConfig | None = None
         """The configuration object last reconciled with (a restored copy is another object)."""
         self.warm_up = WarmUp(warm_up_of(config)) if warm_up_of(config) else None
+        self.built_under = recipes()
         self.reconcile(config)
 
     def __getstate__(self) -> dict[str, Any]:

@@ -1,10 +1,12 @@
 """A restored selection fitted to this release's registry of recipes (:mod:`tickcast.predictor.models`).
 
 A snapshot keeps the champion and challengers its writer held, and the release restoring it may no longer
-have one of their recipes. Such a model cannot serve or compete here: serving it would name a recipe this
-worker cannot build (and looking that name up after learning would fail every tick of the symbol), and a
-challenger of it could be promoted into the same place. So when a worker adopts a restored state, each model
-of such a recipe is dropped, once: a challenger simply (a configured one starts again fresh), a champion by
+have one of their recipes, or build it in another version. Such a model cannot serve or compete here: serving
+it would name a recipe this worker cannot build (and looking that name up after learning would fail every tick
+of the symbol), or label the old version's model with the new version; and a challenger of it could be promoted
+into the same place. The configured model's version is checked by the snapshot itself (another one is refused:
+the symbol starts fresh); the same rule, model by model, holds here. So when a worker adopts a restored state,
+each model of such a recipe is dropped, once: a challenger simply (a configured one starts again fresh), a champion by
 falling back to the configured model, the challenger of its recipe if the selection holds one (it learned
 every label), else a fresh one that warms up again. The fallback is a DEMOTION on ``model-events`` with no
 evidence (no samples, level 0: neither the rule nor the warm-up decided it); every drop is logged
@@ -18,21 +20,11 @@ import structlog
 from tickcast.common.model_events import ModelEvent
 from tickcast.common.records import Lineage, Tick
 from tickcast.predictor.horizon_state import HorizonState
-from tickcast.predictor.models import MODELS, ModelSpec
+from tickcast.predictor.models import MODELS, ModelSpec, recipes, versions_of
 from tickcast.predictor.selection.champion import DEMOTION, Decision, ModelSelection, recipe_of
 from tickcast.predictor.selection.events import model_event
 
 log = structlog.get_logger("tickcast.predictor")
-
-
-def recipes() -> str:
-    """This release's recipes, as a forecaster's state signature names them: a state restored from a release with
-    others is adopted once (and its selection fitted by :func:`fit_to_release`).
-
-    >>> recipes()
-    'recipes=linear,pa,persistence,ew-mean,mean-reversion'
-    """
-    return "recipes=" + ",".join(MODELS)
 
 
 def stale_recipes(selection: ModelSelection) -> dict[str, str]:
@@ -42,9 +34,22 @@ def stale_recipes(selection: ModelSelection) -> dict[str, str]:
     >>> selection = ModelSelection(SelectionConfig("linear", ("pa",)), champion="gone")
     >>> stale_recipes(selection)
     {'gone': "not in this release's registry"}
+    >>> selection.built_under = "recipes=linear:1,pa:2"  # pickled by a release whose linear was version 1
+    >>> stale_recipes(selection)["linear"]
+    'built under version 1, this release builds version 2'
+
+    A selection pickled before it named its versions (``built_under`` None) is taken as built by this release.
     """
     held = sorted({selection.champion_recipe, *(recipe_of(slot) for slot in selection.challengers)})
-    return {recipe: "not in this release's registry" for recipe in held if recipe not in MODELS}
+    built = versions_of(selection.built_under or recipes())
+    stale = {}
+    for recipe in held:
+        spec = MODELS.get(recipe)
+        if spec is None:
+            stale[recipe] = "not in this release's registry"
+        elif built.get(recipe, spec.version) != spec.version:
+            stale[recipe] = f"built under version {built[recipe]}, this release builds version {spec.version}"
+    return stale
 
 
 def fit_to_release(
@@ -54,6 +59,7 @@ def fit_to_release(
     """Drop the models of stale recipes (see the module); ``shortest`` serves the configured ``spec`` if the
     champion was one. Returns the fallback's audit record, if any, made at the tick being processed."""
     stale = stale_recipes(selection)
+    selection.built_under = recipes()  # what every model it keeps or starts from here on is built under
     if not stale:
         return []
     for recipe, reason in stale.items():

@@ -1,14 +1,17 @@
-"""A restored selection against this release's registry: a model of a recipe it lacks never serves or competes."""
+"""A restored selection against this release's registry: a model of a recipe it lacks, or built under another
+version of one, never serves or competes under this release's name for it."""
 
 from __future__ import annotations
 
 import pickle
+from dataclasses import replace
 
 import pytest
 from structlog.testing import capture_logs
 
 from tests.unit.predictor.selection.test_forecaster_selection import CONFIG, bouncing_prices, feed
 from tickcast.predictor import models
+from tickcast.predictor.baselines import EWMeanReturn
 from tickcast.predictor.forecaster import Forecaster, SymbolState
 from tickcast.predictor.models import model_spec
 from tickcast.predictor.selection.champion import SelectionConfig
@@ -68,6 +71,43 @@ def test_a_fresh_challenger_whose_recipe_left_the_registry_is_dropped(monkeypatc
     feed(restored, PRICES[50:60], start=50)
     selection = restored.states["SPY"].selection
     assert selection is not None and sorted(selection.challengers) == ["ew-mean"]
+
+
+def bumped_mean_reversion(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A release whose mean-reversion recipe is version 3, built another way (here: as an EW mean)."""
+    spec = replace(model_spec("mean-reversion"), version="3", build=EWMeanReturn)
+    monkeypatch.setitem(models.MODELS, "mean-reversion", spec)
+
+
+def test_a_champion_of_a_bumped_recipe_version_is_not_served_under_the_new_version(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data, champion = snapshot(1500)
+    assert champion == "mean-reversion"
+    bumped_mean_reversion(monkeypatch)
+    restored = restore(data)
+    predictions = feed(restored, PRICES[1500:1510], start=1500)
+    state = restored.states["SPY"]
+    named = {(p.model_name, p.model_recipe_version) for p in predictions}
+    assert named == {("persistence", "1")}, f"named {named}, served by {served_by(state)}"
+    assert served_by(state) == "Persistence"
+    assert state.selection is not None and type(state.selection.challengers["mean-reversion"]) is EWMeanReturn
+    assert [(e.kind, e.from_model, e.to_model) for e in restored.model_events] == [
+        ("DEMOTION", "mean-reversion", "persistence")
+    ]
+
+
+def test_a_challenger_of_a_bumped_recipe_version_starts_fresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    data, champion = snapshot(50)
+    assert champion == "persistence"
+    bumped_mean_reversion(monkeypatch)
+    restored = restore(data)
+    feed(restored, PRICES[50:60], start=50)
+    selection = restored.states["SPY"].selection
+    assert selection is not None
+    kept = type(selection.challengers["mean-reversion"]).__name__
+    assert kept == "EWMeanReturn", f"challenger mean-reversion v3 is a {kept}, built by v2's recipe"
+    assert restored.model_events == []
 
 
 def test_a_restored_selection_of_this_release_is_kept_as_it_was() -> None:
