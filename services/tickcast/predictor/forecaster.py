@@ -13,9 +13,8 @@ forecasts are dropped (counted), the short-horizon features start over, and pred
 after it carry the flag ``after_gap``. So is a jump back by more than ``gap_ms`` (a file replayed again): forecasts
 pending for the later time would stall the label queues.
 
-Model selection (challengers, :mod:`tickcast.predictor.selection`) runs on the shortest horizon: its
-challengers forecast when a forecast joins that horizon's queue, and are scored against the served forecast
-when the label arrives. The longer horizons serve the configured model.
+Model selection (:mod:`tickcast.predictor.selection`) runs on the shortest horizon: its challengers forecast as a
+forecast joins its queue, and are scored against it at its label. The longer horizons serve the configured model.
 """
 
 from __future__ import annotations
@@ -35,9 +34,10 @@ from tickcast.predictor.features import MAX_RETURN_BPS, OUTLIER_SIGMAS, SymbolFe
 from tickcast.predictor.horizon_state import HorizonState, fitted_horizons
 from tickcast.predictor.horizons import Horizon, parse_horizons, signature
 from tickcast.predictor.model_calls import predict_one
-from tickcast.predictor.models import ModelSpec, OnlineRegressor, model_spec
+from tickcast.predictor.models import ModelSpec, OnlineRegressor, model_spec, recipes
 from tickcast.predictor.selection.champion import ModelSelection, SelectionConfig, warm_up_of
 from tickcast.predictor.selection.events import model_event
+from tickcast.predictor.selection.restored import fit_to_release
 from tickcast.predictor.shared_settings import share_settings
 
 log = structlog.get_logger("tickcast.predictor")
@@ -70,8 +70,7 @@ class SymbolState:
     partition: int = -1
     applied_offset: int = -1
     """Offset of the last tick folded into this state; a replayed tick at or before it is skipped."""
-    # Lineage of the state (last: a snapshot pickled before these existed restores without them, and
-    # restore sets them; see StateKeeper).
+    # Lineage (last: a snapshot pickled before these existed restores without them; restore sets them, StateKeeper).
     origin: str = STATE_FRESH
     """STATE_FRESH: learned here since ``since_offset``; STATE_SNAPSHOT: restored from a snapshot."""
     since_offset: int = -1
@@ -145,7 +144,7 @@ class Forecaster:
         self.coverage = coverage or None
         self.gap_ms = gap_ms
         self.capacity = capacity
-        self._signature = sys.intern(f"{signature(horizons)} coverage={self.coverage} capacity={capacity}")
+        self._signature = sys.intern(f"{signature(horizons)} coverage={self.coverage} capacity={capacity} {recipes()}")
         #: How long predictions stay flagged after a gap: the longest time horizon (a tick horizon: that tick).
         self._after_gap_ms = max(h.horizon_ms for h in horizons)
         #: Per horizon, in the order every state's horizons follow (see adopt): what each forecast carries
@@ -177,9 +176,9 @@ class Forecaster:
             found = self.states[symbol] = self.new_state()
         return found
 
-    def adopt(self, state: SymbolState) -> None:
-        """Fit a restored state to this forecaster's horizons and settings (see :func:`fitted_horizons`): a snapshot
-        from before horizons keeps its next-tick model as ``1t``; selection starts over on another shortest horizon."""
+    def adopt(self, state: SymbolState, tick: Tick, lineage: Lineage, now_us: int) -> None:
+        """Fit a restored state to this worker's horizons, settings and recipes (:func:`fitted_horizons`,
+        :func:`fit_to_release`): a pre-horizons state's model serves ``1t``; another shortest one resets selection."""
         held = state.horizons or [HorizonState.fresh(NEXT_TICK[0], state.model, self.coverage, self.capacity)]
         if not state.horizons:
             held[0].learned = state.ticks_learned
@@ -189,6 +188,9 @@ class Forecaster:
                 held = held[1:]
             state.selection = None
         state.horizons = fitted_horizons(held, self.horizons, self.spec.build, self.coverage, self.capacity)
+        if state.selection is not None:
+            fitted = fit_to_release(state.selection, state.horizons[0], self.spec, tick, lineage, now_us, self.worker)
+            self.model_events += fitted
         state.model, state.abs_error = state.horizons[0].model, state.horizons[0].abs_error
         state.horizon_signature = self._signature
 
@@ -208,7 +210,7 @@ class Forecaster:
         if state is None:
             state = self.new_state(since_offset=lineage.offset)
         elif state.horizon_signature != self._signature:
-            self.adopt(state)
+            self.adopt(state, tick, lineage, now_us)
         horizons, shortest = state.horizons, state.horizons[0]
         if shortest.model is not state.model:
             # state.model is the shortest horizon's model: whoever replaces it (a test, model selection) replaces that.
@@ -339,9 +341,8 @@ class Forecaster:
 
     def _serving_spec(self, state: SymbolState) -> ModelSpec:
         """The recipe of the shortest horizon's model: the configured one, or the champion selection chose."""
-        if state.selection is None or state.selection.champion_recipe == self.spec.name:
-            return self.spec
-        return model_spec(state.selection.champion_recipe)
+        recipe = self.spec.name if state.selection is None else state.selection.champion_recipe
+        return self.spec if recipe == self.spec.name else model_spec(recipe)
 
     def _challenge(
         self, state: SymbolState, config: SelectionConfig, features: dict[str, Any], horizon: HorizonState

@@ -281,6 +281,27 @@ def model_spec(name: str) -> ModelSpec:
         raise UnknownModel(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}") from None
 
 
+def recipes() -> str:
+    """This release's recipes and their versions, as a forecaster's state signature and a model selection name them:
+    a state restored from a release with others is adopted once, and its selection fitted to this one
+    (:func:`tickcast.predictor.selection.restored.fit_to_release`). Interned: every symbol holds it.
+
+    >>> recipes()
+    'recipes=linear:2,pa:2,persistence:1,ew-mean:2,mean-reversion:2'
+    """
+    return sys.intern("recipes=" + ",".join(f"{name}:{spec.version}" for name, spec in MODELS.items()))
+
+
+def versions_of(signature: str) -> dict[str, str]:
+    """The recipe versions a :func:`recipes` signature names.
+
+    >>> versions_of("recipes=linear:2,mean-reversion:1")
+    {'linear': '2', 'mean-reversion': '1'}
+    """
+    pairs = (entry.rpartition(":") for entry in signature.removeprefix("recipes=").split(",") if entry)
+    return {name: version for name, _, version in pairs}
+
+
 def build_model(name: str) -> OnlineRegressor:
     """A fresh, untrained instance of the named pipeline.
 

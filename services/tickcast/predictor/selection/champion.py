@@ -26,7 +26,7 @@ from typing import Any
 
 import structlog
 
-from tickcast.predictor.models import OnlineRegressor, model_spec
+from tickcast.predictor.models import MODELS, OnlineRegressor, model_spec, recipes
 from tickcast.predictor.selection.drift import DriftDetector, DriftPolicy, new_detector
 from tickcast.predictor.selection.rule import PairedLosses, PromotionPolicy, Verdict, judge
 from tickcast.predictor.selection.shared_config import register, shared
@@ -102,7 +102,7 @@ def warm_up_of(config: SelectionConfig) -> tuple[int, ...]:
 #: What a :class:`ModelSelection` pickles (all its instance attributes).
 _SELECTION_ATTRIBUTES = (
     "champion", "challengers", "pairs", "pending", "labels_since_change", "labels_since_drift", "detector",
-    "_credit", "_config", "_adopted", "warm_up",
+    "_credit", "_config", "_adopted", "warm_up", "built_under",
 )  # fmt: skip
 
 
@@ -126,6 +126,9 @@ class ModelSelection:
     warm_up: WarmUp | None = None
     """The symbol's first labels (see :mod:`~tickcast.predictor.selection.warm_up`); None once over, and in a
     selection pickled before warm-ups existed (it is past its first labels)."""
+    built_under: str | None = None
+    """The recipe versions (:func:`~tickcast.predictor.models.recipes`) its models were built under; None in a
+    selection pickled before it named them."""
 
     def __init__(self, config: SelectionConfig, champion: str | None = None) -> None:
         self.champion = champion or config.incumbent
@@ -141,6 +144,7 @@ class ModelSelection:
         self._adopted: SelectionConfig | None = None
         """The configuration object last reconciled with (a restored copy is another object)."""
         self.warm_up = WarmUp(warm_up_of(config)) if warm_up_of(config) else None
+        self.built_under = recipes()
         self.reconcile(config)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -183,8 +187,7 @@ class ModelSelection:
         wanted = {config.incumbent, *config.challengers} - {self.champion_recipe}
         for slot in [s for s in self.challengers if s not in wanted and not s.endswith(FRESH_SUFFIX)]:
             del self.challengers[slot], self.pairs[slot]
-        for name in sorted(wanted - set(self.challengers)):
-            self._start(name)
+        self.start_missing(config)
         if not self.challengers:
             # Nothing to choose from (a restored symbol whose worker runs drift detection alone): a warm-up would
             # wait for looks no challenger is scored for, and keep the symbol cold for good.
@@ -192,6 +195,27 @@ class ModelSelection:
         if self.detector is None or self._adopted is None or self._config.drift != config.drift:
             self.detector = new_detector(config.drift)
         self._config = self._adopted = config
+
+    @property
+    def config(self) -> SelectionConfig:
+        return self._config
+
+    def start_missing(self, config: SelectionConfig | None = None) -> None:
+        """Start every challenger ``config`` (by default the one held) names that is missing, fresh; but not one this
+        release lacks, which only a restored copy of another release's configuration names (the worker's replaces
+        it)."""
+        config = config or self._config
+        for name in sorted({config.incumbent, *config.challengers} - {self.champion_recipe} - set(self.challengers)):
+            if name in MODELS:
+                self._start(name)
+
+    def restart(self, champion: str) -> None:
+        """Make ``champion`` the champion: every comparison and the drift detector start again (its model is the
+        caller's to serve)."""
+        self.champion = champion
+        self.pairs = {name: PairedLosses(self._config.promotion.hac_lags) for name in self.challengers}
+        self.labels_since_change = 0
+        self.detector = new_detector(self._config.drift)
 
     def _start(self, slot: str) -> None:
         self.challengers[slot] = model_spec(recipe_of(slot)).build()
@@ -322,15 +346,12 @@ class ModelSelection:
         decisions.append(Decision(kind, previous, slot, verdict, scores, self.labels_since_change))
         promoted = self.challengers.pop(slot)
         del self.pairs[slot]
-        self.champion = slot
         # The old champion stays as a challenger (it can win its place back by the same rule), unless it was
         # a fresh restart of the recipe now serving.
         if recipe_of(previous) != recipe_of(slot):
             self.challengers[previous] = champion_model
         # Every comparison was against the old champion's errors: start them again, and the drift detector too.
-        self.pairs = {name: PairedLosses(self._config.promotion.hac_lags) for name in self.challengers}
-        self.labels_since_change = 0
-        self.detector = new_detector(self._config.drift)
+        self.restart(slot)
         return promoted
 
     def _drifted(self, config: SelectionConfig) -> Decision:
