@@ -269,7 +269,10 @@ class Forecaster:
             ready = has_features and horizon.learned >= spec.warmup_ticks
             if horizon is shortest and selection is not None:
                 # Selection's cold start: no model has earned trust on this symbol yet (see selection.warm_up).
-                cold = state.selection.cold if state.selection is not None else bool(warm_up_of(selection))
+                if state.selection is not None:
+                    cold = state.selection.cold
+                else:  # a new symbol starts cold; a champion that learned before challengers did not (_challenge)
+                    cold = bool(warm_up_of(selection)) and not horizon.learned
                 ready = ready and not cold
             forecast = self._predict(state, horizon, features, spec, next_tick) if ready else 0.0
             predicted_price = price * math.exp(forecast / 1e4)
@@ -350,6 +353,10 @@ class Forecaster:
         """The challengers' forecasts from the features just served, kept with that forecast until its label."""
         if state.selection is None:
             state.selection = ModelSelection(config, champion=self.spec.name)
+            if horizon.learned:
+                # Challengers newly configured for a symbol whose champion has learned (a restart that adds them):
+                # the champion has served, so no cold start; only the challengers are new, judged by the rule.
+                state.selection.warm_up = None
         state.selection.reconcile(config)
         limit = MAX_RETURN_BPS
         if horizon.horizon == NEXT_TICK[0]:

@@ -115,3 +115,23 @@ def test_a_symbol_restored_in_its_warm_up_under_a_config_without_challengers_is_
     restored.states["SPY"] = pickle.loads(pickle.dumps(first.states["SPY"]))
     statuses = [p.status for p in feed(restored, prices[10:], start=10)]
     assert statuses[-1] == "READY", f"{statuses.count('WARMING_UP')} of {len(statuses)} served as warming up"
+
+
+def test_challengers_newly_configured_do_not_send_a_trained_champion_back_to_warm_up() -> None:
+    # A worker restarted with TICKCAST_CHALLENGERS newly set restores states with no selection. Their champion has
+    # learned hundreds of labels and served READY, but the selection started for them began with a new symbol's
+    # cold start: the shortest horizon served 0 bps as warming up until the challengers had 25 scored labels.
+    first = Forecaster(model_spec("linear"), "w")
+    prices = bouncing_prices(400)
+    before = feed(first, prices[:300])
+    assert before[-1].status == "READY"
+    warming = SelectionConfig("linear", ("pa",), promotion=PromotionPolicy(warm_up_first_look=25))
+    restored = Forecaster(model_spec("linear"), "w2", selection=warming)
+    restored.states["SPY"] = pickle.loads(pickle.dumps(first.states["SPY"]))
+    statuses = [p.status for p in feed(restored, prices[300:], start=300)]
+    assert statuses.count("WARMING_UP") == 0, (
+        f"a trained champion served {statuses.count('WARMING_UP')} of {len(statuses)} ticks as warming up"
+    )
+    assert restored.states["SPY"].selection is not None and restored.states["SPY"].selection.challengers.keys() == {
+        "pa"
+    }
