@@ -357,6 +357,10 @@ class ModelSelection:
     def _drifted(self, config: SelectionConfig) -> Decision:
         self.labels_since_drift = 0
         fresh = self.champion_recipe + FRESH_SUFFIX
+        if fresh == self.champion:
+            # The champion is itself a fresh restart (promoted after an earlier drift): under its name, the new one
+            # would be audited as "linear~fresh -> linear~fresh", and its scores filed under the champion's name.
+            fresh += FRESH_SUFFIX
         if config.drift.fresh_challenger:
             self._start(fresh)  # replaces an older fresh restart: it learned partly from before the change
         return Decision(DRIFT, self.champion, fresh if config.drift.fresh_challenger else self.champion,

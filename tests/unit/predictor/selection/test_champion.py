@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import pickle
 import random
 
@@ -82,3 +83,19 @@ def test_the_selection_survives_pickling_and_a_new_configuration() -> None:
     assert restored.champion == "mean-reversion" and set(restored.challengers) == {"persistence"}
     restored.reconcile(SelectionConfig("persistence", ("mean-reversion", "ew-mean"), promotion=POLICY))
     assert set(restored.challengers) == {"persistence", "ew-mean"}
+
+
+def test_a_fresh_restart_of_a_champion_that_is_itself_one_has_its_own_name() -> None:
+    # After a drift's fresh restart of the champion was promoted, the champion's slot is "linear~fresh". The next
+    # drift started its fresh restart under that same name, so the audit read DRIFT and then DEMOTION
+    # "linear~fresh -> linear~fresh": to a reader of model-events, a change that changed nothing.
+    config = SelectionConfig(
+        "linear", (), promotion=PromotionPolicy(min_samples=100, cooldown=0, warm_up_first_look=0),
+        drift=DriftPolicy("page-hinkley", ph_threshold=50.0),
+    )  # fmt: skip
+    decisions = [d for _, d in run_regimes([(3000, 0.8), (3000, -0.8), (3000, 0.8)], config)]
+    changes = [d for d in decisions if d.kind != DRIFT]
+    assert len(changes) >= 2, [(d.kind, d.from_model, d.to_model) for d in decisions]
+    same = [(d.kind, d.from_model, d.to_model) for d in decisions if d.from_model == d.to_model]
+    assert not same, f"events from a model to itself: {same}"
+    assert all(a.to_model == b.from_model for a, b in itertools.pairwise(changes)), changes
