@@ -373,6 +373,35 @@ class LabelQueue:
         self.unsampled = 0
         return dropped
 
+    def drop_made_after(self, time_ms: int) -> int:
+        """Drop the pending forecasts made after ``time_ms`` (a tick whose time went back, within the gap); returns
+        how many, counted as :attr:`dropped_gap`.
+
+        They are due later than anything this tick's time enqueues, so they would hold the queue, and the spacing
+        measured from them would refuse every forecast, until event time caught up with them (a tick stamped
+        ahead by a producer's clock stalled learning for as long as it was ahead).
+
+        >>> q = LabelQueue(Horizon(1000), capacity=4)
+        >>> [q.offer(t, t, 0.0, {}, 0.0, 1.0) for t in (0, 250, 20_000)]
+        [True, True, True]
+        >>> q.drop_made_after(500), [entry.made_at_ms for entry in q.pending], q.offer(600, 0, 0.0, {}, 0.0, 1.0)
+        (1, [0, 250], True)
+        """
+        layouts, numbers, kept, at = self._layouts, self._numbers, 0, 0
+        for layout in layouts:
+            if numbers[at + _MADE_AT] > time_ms:
+                break
+            at += layout[2]
+            kept += 1
+        dropped = len(layouts) - kept
+        if dropped:
+            self._numbers = numbers[:at]
+            del layouts[kept:]
+            self.dropped_gap += dropped
+        if self.last_offered_ms is not None and self.last_offered_ms > time_ms:
+            self.last_offered_ms = self.peek(kept - 1).made_at_ms if kept else None
+        return dropped
+
     def _append(self, entry: PendingForecast) -> None:
         # A new array at its exact size (an in-place extend keeps room to grow): a few per second at most.
         self._numbers = self._numbers + entry.numbers

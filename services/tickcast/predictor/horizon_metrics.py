@@ -37,8 +37,9 @@ COVERAGE = MetricSpec(
 DROPPED = MetricSpec(
     "tickcast_horizon_labels_dropped",
     "gauge",
-    "Forecasts not learned, summed over symbols held: 'gap' (pending when a gap opened), 'outlier' (label tick "
-    "flagged), 'unsampled' (served between two enqueued ones, see TICKCAST_LABEL_CAPACITY).",
+    "Forecasts not learned, summed over symbols held: 'gap' (pending when a gap opened, or made after a time "
+    "stamped ahead), 'outlier' (label tick flagged), 'unsampled' (served between two enqueued ones, see "
+    "TICKCAST_LABEL_CAPACITY).",
     ("horizon", "reason"),
 )
 HORIZON_METRICS: Final = (PENDING, DELAY, ERROR, COVERAGE, DROPPED)

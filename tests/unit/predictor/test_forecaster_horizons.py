@@ -128,6 +128,37 @@ def test_event_time_jumping_back_further_than_the_gap_restarts_the_labels_as_a_g
     assert max(h.interval.scored for h in state.horizons if h.interval) < 250, "one label stood for many"
 
 
+def test_one_tick_stamped_ahead_within_the_gap_does_not_stall_the_time_horizons() -> None:
+    # A producer clock glitch: one tick stamped 20 s ahead, well within the 300 s gap. Its forecast joined each
+    # time horizon's queue, due 20 s after the real ticks' own; every real tick after it was refused by the
+    # spacing (measured against the future stamp) or waited behind it, so nothing was learned until event time
+    # caught up with the glitch, and the one label enqueued then stood for all the forecasts served meanwhile.
+    forecaster = spying("1s,10s", gap_ms=300_000)
+    start = 3_600_000
+    feed(forecaster, [(start + i * 100, 100.0 + (i % 2) * 0.01) for i in range(600)])  # 60 s of trading
+    state = forecaster.states["SPY"]
+    glitch = start + 600 * 100
+    feed(forecaster, [(glitch + 20_000, 100.01)], start=600)
+    learned = [len(h.model.learned) for h in state.horizons]  # type: ignore[attr-defined]
+    real = [(glitch + i * 100, 100.0 + (i % 2) * 0.01) for i in range(1, 200)]  # the next 20 s, as stamped
+    predictions = feed(forecaster, real, start=601)
+    gained = [len(h.model.learned) - n for h, n in zip(state.horizons, learned, strict=True)]  # type: ignore[attr-defined]
+    # In order, 1s learns ~5 a second here (every other tick: 125 ms apart at least) and 10s about 8 per 10 s.
+    assert gained[0] > 80 and gained[1] > 5, f"labels learned (1s, 10s) in the 20 s after the glitch: {gained}"
+    assert all(FLAG_TIME_REGRESSED in p.flags for p in predictions), "ticks before the glitch's stamp are flagged"
+    assert max(h.interval.scored for h in state.horizons if h.interval) < 1000, "one label stood for many"
+
+
+def test_one_tick_stamped_behind_within_the_gap_drops_no_pending_label() -> None:
+    # The opposite glitch: the tick's own forecast is refused by the spacing, and the pending ones stay.
+    forecaster = spying("1s,10s", gap_ms=300_000)
+    ticks = [(3_600_000 + i * 100, 100.0 + (i % 2) * 0.01) for i in range(800)]
+    ticks[600] = (ticks[600][0] - 20_000, ticks[600][1])
+    predictions = feed(forecaster, ticks)
+    assert [FLAG_TIME_REGRESSED in p.flags for p in predictions].count(True) == 1
+    assert [h.queue.dropped_gap for h in forecaster.states["SPY"].horizons] == [0, 0]
+
+
 def test_a_snapshot_round_trip_neither_loses_nor_double_learns_a_pending_label() -> None:
     ticks = walk(random.Random(7), 2000)
     straight = Forecaster(model_spec("linear"), "a", horizons=HORIZONS, coverage=0.9)
