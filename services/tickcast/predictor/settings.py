@@ -160,7 +160,11 @@ class PredictorSettings(CommonSettings):
         "restored from a snapshot); past it the least recently seen are evicted after a final snapshot.",
     )
     symbol_ttl_s: float = Field(
-        86_400.0, gt=0, description="An evicted symbol idle for longer than this is forgotten for good (tombstone)."
+        604_800.0,
+        gt=0,
+        description="An evicted symbol idle for longer than this (the worker's clock since a worker last predicted "
+        "it) is forgotten for good (tombstone). A week: past a weekend and a holiday closure, so a market's symbols "
+        "evicted before it reopens keep their snapshots.",
     )
     memory_release_every_s: float = Field(
         15.0,

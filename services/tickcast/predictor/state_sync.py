@@ -52,7 +52,7 @@ class StateKeeper:
     output: OutputProducer
     commit: Callable[[dict[int, int]], Awaitable[bool]]
     policy: CheckpointPolicy = field(default_factory=CheckpointPolicy)
-    eviction: EvictionPolicy = field(default_factory=lambda: EvictionPolicy(max_symbols=20_000, ttl_s=86_400.0))
+    eviction: EvictionPolicy = field(default_factory=lambda: EvictionPolicy(max_symbols=20_000, ttl_s=604_800.0))
     rewind: Callable[[set[int]], None] = lambda partitions: None
     """Have the consumer re-read ``partitions`` from their committed offsets, then call :meth:`on_assigned`."""
     restore_timeout_s: float = 60.0

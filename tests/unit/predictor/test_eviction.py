@@ -8,6 +8,7 @@ from tickcast.common.records import Lineage, Tick
 from tickcast.predictor.eviction import EvictionPolicy
 from tickcast.predictor.forecaster import Forecaster
 from tickcast.predictor.models import model_spec
+from tickcast.predictor.settings import PredictorSettings
 
 from .test_state_sync import PARTITION, Harness, codec
 
@@ -59,3 +60,17 @@ def test_under_the_cap_nothing_is_written_or_dropped() -> None:
     h = flooded(symbols=10, max_symbols=10)
     asyncio.run(h.keeper.evict_if_over_cap())
     assert len(h.forecaster.states) == 10 and not h.output.sent
+
+
+def test_by_default_a_symbol_idle_over_a_long_weekend_is_snapshotted_not_forgotten() -> None:
+    # The default TTL was 24 h of the worker's clock: a symbol last traded before a weekend and evicted before its
+    # Monday open (a worker at its cap as the pre-market flow starts) got a tombstone, its state gone for good.
+    settings = PredictorSettings(bootstrap_servers="127.0.0.1:1")
+    policy = EvictionPolicy(settings.max_symbols, settings.symbol_ttl_s)
+    forecaster = Forecaster(model_spec("persistence"), worker="w")
+    thursday_close = 1_776_369_600_000_000  # 2026-04-16 20:00 UTC, before Good Friday
+    forecaster.process(Tick("SPY", 100.0, 1.0, 0), Lineage("ticks", 0, 0, 0), now_us=thursday_close)
+    monday_pre_open = thursday_close + (3 * 24 + 12) * 3_600 * 1_000_000  # 2026-04-20 08:00 UTC
+    assert not policy.for_good(forecaster.states["SPY"], monday_pre_open), (
+        f"idle 84 h over a long weekend, forgotten for good (TTL {policy.ttl_s:.0f} s)"
+    )
