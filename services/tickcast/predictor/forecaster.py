@@ -249,17 +249,21 @@ class Forecaster:
             state.features.reset_after_gap()
             assessed = state.features.assess(tick.price)
         state.partition, state.applied_offset = lineage.partition, lineage.offset
+        latest = now
         if last_time is not None and now < last_time:
             flags.append(FLAG_TIME_REGRESSED)
+            latest = now if gap else last_time
             if not gap and state.features.last_time_ms is not None and state.features.last_time_ms < last_time:
                 # A second tick in a row behind the latest time, within the gap: that time was stamped ahead (a
-                # producer's clock). The forecasts made after this tick's time would hold each time horizon's labels
-                # until event time caught up with them. (One tick behind alone is refused by the queues' spacing and
-                # costs nothing; tick horizons don't care.)
+                # producer's clock), so it is forgotten, or the next gap would be measured from it. The forecasts
+                # made after this tick's time would hold each time horizon's labels until event time caught up with
+                # them. (One tick behind alone is refused by the queues' spacing and costs nothing; tick horizons
+                # don't care.)
+                latest = now
                 for horizon in horizons:
                     if not horizon.horizon.in_ticks:
                         horizon.queue.drop_made_after(now)
-        state.last_event_time = last_time if last_time is not None and last_time > now and not gap else now
+        state.last_event_time = latest
         state.ticks_seen = count
         update = state.features.apply(assessed, now, tick.size)
         if update.is_outlier:

@@ -145,8 +145,25 @@ def test_one_tick_stamped_ahead_within_the_gap_does_not_stall_the_time_horizons(
     gained = [len(h.model.learned) - n for h, n in zip(state.horizons, learned, strict=True)]  # type: ignore[attr-defined]
     # In order, 1s learns ~5 a second here (every other tick: 125 ms apart at least) and 10s about 8 per 10 s.
     assert gained[0] > 80 and gained[1] > 5, f"labels learned (1s, 10s) in the 20 s after the glitch: {gained}"
-    assert all(FLAG_TIME_REGRESSED in p.flags for p in predictions), "ticks before the glitch's stamp are flagged"
+    flagged = [FLAG_TIME_REGRESSED in p.flags for p in predictions]
+    assert flagged == [True, True] + [False] * 197, "two ticks behind tell the stamp was ahead: the rest are in order"
     assert max(h.interval.scored for h in state.horizons if h.interval) < 1000, "one label stood for many"
+
+
+def test_a_gap_after_a_tick_stamped_ahead_is_still_a_gap() -> None:
+    # The symbol's latest time stayed at the stamp 200 s ahead, and a gap was measured from it: a real 350 s halt
+    # soon after the glitch looked like 160 s, so the return across it was learned and nothing was flagged.
+    forecaster = spying("1s,10s", gap_ms=300_000)
+    start = 3_600_000
+    feed(forecaster, [(start + i * 100, 100.0 + (i % 2) * 0.01) for i in range(600)])
+    glitch = start + 600 * 100
+    feed(forecaster, [(glitch + 200_000, 100.01)], start=600)
+    feed(forecaster, [(glitch + i * 100, 100.0 + (i % 2) * 0.01) for i in range(1, 100)], start=601)
+    state = forecaster.states["SPY"]
+    [after_halt] = feed(forecaster, [(glitch + 10_000 + 350_000, 150.0)], start=700)
+    assert state.gaps == 1 and FLAG_AFTER_GAP in after_halt.flags, (
+        f"a 350 s halt after the glitch: gaps {state.gaps}, flags {after_halt.flags}"
+    )
 
 
 def test_one_tick_stamped_behind_within_the_gap_drops_no_pending_label() -> None:
