@@ -14,21 +14,22 @@ Each enqueued forecast carries a *weight*, the number of served forecasts it sta
 skipped just before it), so the interval can be calibrated per served forecast, not per sampled one: busy
 stretches, which are also the volatile ones, would otherwise be under-represented.
 
-**The small API** other code may use (the issue 16 model selection reads it): :meth:`LabelQueue.offer`
-after a forecast is served, :meth:`LabelQueue.due_count` + :meth:`LabelQueue.labels` (or
-:meth:`LabelQueue.peek` and :meth:`LabelQueue.label` of one entry) + :meth:`LabelQueue.pop` when a tick
-arrives, :meth:`LabelQueue.drop_all` at a gap, and the :class:`ScoredLabel` each due entry becomes:
-``(horizon, features_at_t, target_bps, forecast_bps, ...)``.
+**The small API** other code may use (the issue 16 model selection reads it): :meth:`LabelQueue.offer` after a
+forecast is served, :meth:`LabelQueue.due_count` + :meth:`LabelQueue.labels` (or :meth:`LabelQueue.peek` and
+:meth:`LabelQueue.label` of one entry) + :meth:`LabelQueue.pop` when a tick arrives, :meth:`LabelQueue.drop_all`
+at a gap (:meth:`LabelQueue.drop_made_after` after a time stamped ahead), and the :class:`ScoredLabel` each due
+entry becomes: ``(horizon, features_at_t, target_bps, forecast_bps, ...)``.
 """
 
 from __future__ import annotations
 
 from array import array
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import Any
 
 from tickcast.predictor.horizons import Horizon
 from tickcast.predictor.label_layout import Layout, plain_layout, shared_layout, shared_names, width_of
+from tickcast.predictor.scored_label import ScoredLabel, new_scored_label
 
 #: Pending forecasts kept per symbol and time horizon (see the module doc): 8 spaced over 60 s is one
 #: learned label every 7.5 s at most, over 1 s one every 125 ms.
@@ -171,27 +172,6 @@ _DUE, _MADE_AT, _WEIGHT, _LOG_PRICE, _FORECAST, _HALF_WIDTH, _FEATURES_AT = rang
 _ISSUE_15_LAYOUT = 8
 
 
-class ScoredLabel(NamedTuple):
-    """A forecast whose label arrived: what the model learns from and what its error is scored on."""
-
-    horizon: Horizon
-    features: dict[str, float]
-    """The features at t, the ones the forecast was made from."""
-    target_bps: float
-    forecast_bps: float
-    half_width_bps: float
-    delay_ms: int
-    """How long after the forecast's event time the label tick came (≥ the horizon for a time horizon)."""
-    weight: int
-    """Served forecasts this label stands for (see :attr:`PendingForecast.weight`): busy stretches weigh more."""
-    challengers: dict[str, float] | None = None
-    """See :attr:`PendingForecast.challengers`."""
-
-
-#: Builds a :class:`ScoredLabel` from all its fields in order without the named tuple's Python ``__new__``.
-_new_tuple = tuple.__new__
-
-
 class LabelQueue:
     """Bounded pending forecasts of one symbol for one horizon, oldest first.
 
@@ -309,8 +289,7 @@ class LabelQueue:
     def labels(self, count: int, log_price: float, time_ms: int) -> list[ScoredLabel]:
         """The scored labels of the ``count`` oldest pending forecasts by the tick at ``time_ms`` (``log_price``).
 
-        The same as :meth:`label` of each :meth:`peek`, read straight from the packed numbers (every tick, on the
-        next-tick horizon): no entry copies.
+        :meth:`label` of each :meth:`peek`, read from the packed numbers without copies (every tick at ``1t``).
 
         >>> q = LabelQueue(Horizon(3, in_ticks=True))
         >>> q.offer(0, 1, 0.0, {"r1_bps": 2.0}, 0.5, 0.0) and q.offer(10, 2, 1e-4, {"r1_bps": -1.0}, 0.25, 0.0)
@@ -332,7 +311,7 @@ class LabelQueue:
                 int(numbers[at + _WEIGHT]),
                 None if slots is None else dict(zip(slots, numbers[features_end : at + width])),  # noqa: B905
             )
-            labels.append(_new_tuple(ScoredLabel, label))
+            labels.append(new_scored_label(ScoredLabel, label))
             at += width
         return labels
 
@@ -374,12 +353,8 @@ class LabelQueue:
         return dropped
 
     def drop_made_after(self, time_ms: int) -> int:
-        """Drop the pending forecasts made after ``time_ms`` (a tick whose time went back, within the gap); returns
-        how many, counted as :attr:`dropped_gap`.
-
-        They are due later than anything this tick's time enqueues, so they would hold the queue, and the spacing
-        measured from them would refuse every forecast, until event time caught up with them (a tick stamped
-        ahead by a producer's clock stalled learning for as long as it was ahead).
+        """Drop the forecasts made after ``time_ms`` (counted in :attr:`dropped_gap`) and say how many: made at a
+        time stamped ahead, they would hold the queue, and the spacing from them refuse all, until time caught up.
 
         >>> q = LabelQueue(Horizon(1000), capacity=4)
         >>> [q.offer(t, t, 0.0, {}, 0.0, 1.0) for t in (0, 250, 20_000)]
@@ -388,16 +363,12 @@ class LabelQueue:
         (1, [0, 250], True)
         """
         layouts, numbers, kept, at = self._layouts, self._numbers, 0, 0
-        for layout in layouts:
-            if numbers[at + _MADE_AT] > time_ms:
-                break
-            at += layout[2]
+        while kept < len(layouts) and numbers[at + _MADE_AT] <= time_ms:
+            at += layouts[kept][2]
             kept += 1
         dropped = len(layouts) - kept
-        if dropped:
-            self._numbers = numbers[:at]
-            del layouts[kept:]
-            self.dropped_gap += dropped
+        self._numbers, self.dropped_gap = numbers[:at], self.dropped_gap + dropped
+        del layouts[kept:]
         if self.last_offered_ms is not None and self.last_offered_ms > time_ms:
             self.last_offered_ms = self.peek(kept - 1).made_at_ms if kept else None
         return dropped

@@ -36,8 +36,8 @@ from tickcast.predictor.horizons import Horizon, parse_horizons, signature
 from tickcast.predictor.model_calls import predict_one
 from tickcast.predictor.models import ModelSpec, OnlineRegressor, model_spec, recipes
 from tickcast.predictor.selection.champion import ModelSelection, SelectionConfig, warm_up_of
-from tickcast.predictor.selection.events import model_event
 from tickcast.predictor.selection.restored import fit_to_release
+from tickcast.predictor.selection.serving import challenge, govern
 from tickcast.predictor.shared_settings import share_settings
 
 log = structlog.get_logger("tickcast.predictor")
@@ -235,8 +235,8 @@ class Forecaster:
         self.states[symbol] = state
         for horizon, n, labels in due:
             horizon.commit(n, labels, is_outlier)
-            if horizon is shortest and state.selection is not None and not is_outlier:
-                self._govern(state, labels, tick, lineage, now_us)
+            if horizon is shortest and state.selection is not None and self.selection is not None and not is_outlier:
+                self.model_events += govern(state, self.selection, labels, tick, lineage, now_us, self.worker)
         if due and not is_outlier:
             state.ticks_learned += 1
             state.errors_scored = shortest.learned
@@ -297,7 +297,7 @@ class Forecaster:
                 now, count, assessed.log_price, features, forecast, half_width
             )
             if queued and horizon is shortest and selection is not None:
-                self._challenge(state, selection, features, horizon)
+                challenge(state, selection, self.spec.name, features, horizon)
             # Both records are built positionally, in their fields' order (each line names its field): matching
             # their 42 keywords was ~22k instructions a tick, 7% of the handler's (cachegrind). A value out of
             # place changes the output bytes, which the recorded-stream digests catch.
@@ -358,40 +358,6 @@ class Forecaster:
         """The recipe of the shortest horizon's model: the configured one, or the champion selection chose."""
         recipe = self.spec.name if state.selection is None else state.selection.champion_recipe
         return self.spec if recipe == self.spec.name else model_spec(recipe)
-
-    def _challenge(
-        self, state: SymbolState, config: SelectionConfig, features: dict[str, Any], horizon: HorizonState
-    ) -> None:
-        """The challengers' forecasts from the features just served, kept with that forecast until its label."""
-        if state.selection is None:
-            state.selection = ModelSelection(config, champion=self.spec.name)
-            if horizon.learned:
-                # Challengers newly configured for a symbol whose champion has learned (a restart that adds them):
-                # the champion has served, so no cold start; only the challengers are new, judged by the rule.
-                state.selection.warm_up = None
-        state.selection.reconcile(config)
-        limit = MAX_RETURN_BPS
-        if horizon.horizon == NEXT_TICK[0]:
-            limit = min(OUTLIER_SIGMAS * state.features.scale_bps(), limit)
-        state.selection.forecast(features, limit, horizon.model)
-        horizon.queue.attach_challengers(state.selection.pending)
-        state.selection.pending = None
-
-    def _govern(self, state: SymbolState, labels: list[ScoredLabel], tick: Tick, lineage: Lineage, now_us: int) -> None:
-        """Score each served forecast against the challengers' of the same tick and let selection swap the champion."""
-        selection, config = state.selection, self.selection
-        if selection is None or config is None:
-            return
-        selection.reconcile(config)
-        model = state.horizons[0].model
-        for label in labels:
-            selection.pending = label.challengers
-            model, decisions = selection.learn_one(label.features, label.target_bps, label.forecast_bps, model)
-            for decision in decisions:
-                self.model_events.append(
-                    model_event(decision, tick.symbol, lineage, tick.event_time, now_us, self.worker, config)
-                )
-        state.horizons[0].model = state.model = model
 
     def _predict(
         self, state: SymbolState, horizon: HorizonState, features: dict[str, Any], spec: ModelSpec, next_tick: bool
