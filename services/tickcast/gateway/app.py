@@ -114,7 +114,8 @@ def create_app(
         return problem(exc.status_code, "http_error", str(exc.detail), dict(exc.headers or {}))
 
     @app.get(
-        "/v1/predictions/{symbol}",
+        # ":path": a symbol may contain '/' (BRK/B), which a plain parameter would stop at; the pattern bounds it.
+        "/v1/predictions/{symbol:path}",
         response_model=PredictionOut,
         responses={**ERRORS, 304: {"description": "Not modified (If-None-Match)."}, 404: {"model": Problem}},
         summary="Latest prediction of one symbol",
