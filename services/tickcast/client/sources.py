@@ -15,6 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import quote
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, Message, TopicPartition
 
@@ -279,7 +280,10 @@ class GatewaySource:
                 raise
 
     async def _latest(self, http: httpx.AsyncClient, symbol: str) -> PredictionRecord | None:
-        answer = await self._get(http, f"/v1/predictions/{symbol}", f"the latest of {symbol}")
+        # One path segment whatever the symbol holds: as they are, the '/' and '.' a symbol may contain make
+        # "A/." the path of A (dot segments are normalised away) and "A//B" one a proxy may merge into "A/B".
+        path = f"/v1/predictions/{quote(symbol, safe='')}"
+        answer = await self._get(http, path, f"the latest of {symbol}")
         return PredictionRecord.from_json(answer.json()) if answer is not None else None
 
     async def _get(self, http: httpx.AsyncClient, path: str, what: str) -> httpx.Response | None:
