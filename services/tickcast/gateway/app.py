@@ -79,6 +79,7 @@ def create_app(
         tasks = [
             asyncio.create_task(feed.hub.keep_alive(settings.gateway_keepalive_s)),
             asyncio.create_task(probe_loop_lag(feed.metrics)),
+            asyncio.create_task(_check_streams_ahead(feed)),
         ]
         if poller.enabled:
             tasks.append(asyncio.create_task(poller.run()))
@@ -308,6 +309,13 @@ async def _watch_clients(feed: PredictionFeed) -> None:
         revoked = feed.refresh_clients(time.monotonic())
         if revoked:
             log.info("gateway_streams_revoked", streams=revoked)
+
+
+async def _check_streams_ahead(feed: PredictionFeed) -> None:
+    """Every second, reset the streams that resumed beyond the topic's end (see :meth:`PredictionFeed.check_ahead`)."""
+    while True:
+        await asyncio.sleep(CHECK_EVERY_S)  # the check's period, not a wait for an event
+        feed.check_ahead(time.monotonic())
 
 
 async def _watch_certificate(tls: ServerTls) -> None:
