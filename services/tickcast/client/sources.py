@@ -15,6 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import quote
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, Message, TopicPartition
 
@@ -279,7 +280,10 @@ class GatewaySource:
                 raise
 
     async def _latest(self, http: httpx.AsyncClient, symbol: str) -> PredictionRecord | None:
-        answer = await self._get(http, f"/v1/predictions/{symbol}", f"the latest of {symbol}")
+        # One path segment whatever the symbol holds: as they are, the '/' and '.' a symbol may contain make
+        # "A/." the path of A (dot segments are normalised away) and "A//B" one a proxy may merge into "A/B".
+        path = f"/v1/predictions/{quote(symbol, safe='')}"
+        answer = await self._get(http, path, f"the latest of {symbol}")
         return PredictionRecord.from_json(answer.json()) if answer is not None else None
 
     async def _get(self, http: httpx.AsyncClient, path: str, what: str) -> httpx.Response | None:
@@ -333,13 +337,21 @@ async def parse_sse(lines: Any) -> Any:
 def _missed(before: str | None, reset: dict[str, str]) -> dict[int, tuple[int, int]]:
     """What a ``reset`` event says was missed, per partition: from after the stream's id before it (``before``;
     -1 where it names no position) to its own id's position, the offset before the oldest one the gateway kept.
+    A reset back below the id before it (that id was beyond the topic's end: the topic was recreated, or the id
+    is another cluster's) says nothing of this topic was had: everything before its position was missed.
 
     >>> _missed("0:7,1:3", {"id": "0:7,1:20", "event": "reset", "data": '{"partitions": [1]}'})
     {1: (4, 21)}
+    >>> _missed("0:900", {"id": "0:20", "event": "reset", "data": '{"partitions": [0]}'})
+    {0: (0, 21)}
     """
     had, now = _positions(before or ""), _positions(reset.get("id", ""))
     partitions = _json(reset.get("data") or "{}").get("partitions", [])
-    return {p: (had.get(p, -1) + 1, now.get(p, -1) + 1) for p in partitions}
+    missed = {}
+    for p in partitions:
+        first, after = had.get(p, -1) + 1, now.get(p, -1) + 1
+        missed[p] = (first if first <= after else 0, after)
+    return missed
 
 
 def _positions(event_id: str) -> dict[int, int]:

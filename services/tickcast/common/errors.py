@@ -44,7 +44,8 @@ class RowReason(StrEnum):
     """
 
     BAD_CSV = "bad_csv"
-    """The CSV reader could not parse the record (an unclosed quote, a field over the size limit)."""
+    """The CSV reader could not parse the record (an unclosed quote, a field over the size limit), or the record
+    has more non-empty cells than the header names (its values would be read into the wrong columns)."""
     MISSING_COLUMN = "missing_column"
     """The row has fewer cells than the mapping needs."""
     MISSING_VALUE = "missing_value"

@@ -79,6 +79,7 @@ def create_app(
         tasks = [
             asyncio.create_task(feed.hub.keep_alive(settings.gateway_keepalive_s)),
             asyncio.create_task(probe_loop_lag(feed.metrics)),
+            asyncio.create_task(_check_streams_ahead(feed)),
         ]
         if poller.enabled:
             tasks.append(asyncio.create_task(poller.run()))
@@ -114,7 +115,8 @@ def create_app(
         return problem(exc.status_code, "http_error", str(exc.detail), dict(exc.headers or {}))
 
     @app.get(
-        "/v1/predictions/{symbol}",
+        # ":path": a symbol may contain '/' (BRK/B), which a plain parameter would stop at; the pattern bounds it.
+        "/v1/predictions/{symbol:path}",
         response_model=PredictionOut,
         responses={**ERRORS, 304: {"description": "Not modified (If-None-Match)."}, 404: {"model": Problem}},
         summary="Latest prediction of one symbol",
@@ -307,6 +309,13 @@ async def _watch_clients(feed: PredictionFeed) -> None:
         revoked = feed.refresh_clients(time.monotonic())
         if revoked:
             log.info("gateway_streams_revoked", streams=revoked)
+
+
+async def _check_streams_ahead(feed: PredictionFeed) -> None:
+    """Every second, reset the streams that resumed beyond the topic's end (see :meth:`PredictionFeed.check_ahead`)."""
+    while True:
+        await asyncio.sleep(CHECK_EVERY_S)  # the check's period, not a wait for an event
+        feed.check_ahead(time.monotonic())
 
 
 async def _watch_certificate(tls: ServerTls) -> None:

@@ -23,6 +23,11 @@ from tickcast.gateway.settings import GatewaySettings
 
 log = structlog.get_logger("tickcast.gateway")
 
+#: A resume position beyond what this gateway has read may be one another replica served a moment ago (it reads
+#: the topic a little ahead). Still beyond it after this long, it names offsets this topic never had (it was
+#: deleted and recreated since, or the id is another cluster's): the stream is reset instead of waiting for them.
+AHEAD_GRACE_S = 5.0
+
 
 @dataclass(frozen=True, slots=True)
 class StreamStart:
@@ -56,6 +61,8 @@ class PredictionFeed:
         self.reader_error: str | None = None
         """Why the source's reader failed, from then until it read every partition to its end again."""
         self.pipeline = PipelineView()
+        self._ahead: dict[Subscription, float] = {}
+        """Streams that resumed beyond what was read on some partition, with when they opened (monotonic)."""
         # Read at start: a clients file that is missing or malformed stops the gateway with one line.
         path = settings.gateway_clients_file
         self.clients: Clients | None = Clients.load(path) if path is not None else None
@@ -138,6 +145,7 @@ class PredictionFeed:
         positions: Positions = {}
         replay: list[Published] = []
         missed: list[int] = []
+        ahead = False
         for partition in covered:
             ring = self.ring(partition)
             position = ring.head if resume is None else resume.get(partition)
@@ -145,12 +153,39 @@ class PredictionFeed:
                 # Older than anything kept (or not named in the id): say so, and go on from the oldest kept.
                 missed.append(partition)
                 position = ring.floor - 1
+            ahead = ahead or position > ring.head
             positions[partition] = position
-            replay.extend(item for item in ring.after(position) if symbols is None or item.symbol in symbols)
+            replay.extend(self._kept_after(symbols, partition, position))
         subscription = Subscription(symbols, positions, self.settings.gateway_client_buffer)
         subscription.client, subscription.credential = client, credential
         self.hub.add(subscription)
+        if ahead:
+            self._ahead[subscription] = time.monotonic()
         return StreamStart(subscription, replay, missed)
+
+    def check_ahead(self, now: float) -> None:
+        """Reset the streams still beyond what was read on a partition :data:`AHEAD_GRACE_S` after they opened
+        (the stream's task sends the reset, see :meth:`rewind`); forget those that were reached or ended."""
+        for subscription, opened in list(self._ahead.items()):
+            beyond = [p for p, offset in subscription.positions.items() if offset > self.ring(p).head]
+            if not beyond or subscription.dropped is not None or subscription not in self.hub:
+                del self._ahead[subscription]
+            elif now - opened >= AHEAD_GRACE_S:
+                del self._ahead[subscription]
+                subscription.beyond_end = beyond
+                subscription.direct = None  # its task writes the reset before anything else
+                subscription.wakeup.set()
+
+    def rewind(self, subscription: Subscription, partitions: list[int]) -> list[Published]:
+        """Move ``subscription`` on ``partitions`` back to before the oldest prediction kept; what it gets then."""
+        replay: list[Published] = []
+        for partition in partitions:
+            position = subscription.positions[partition] = self.ring(partition).floor - 1
+            replay.extend(self._kept_after(subscription.symbols, partition, position))
+        return replay
+
+    def _kept_after(self, symbols: frozenset[str] | None, partition: int, position: int) -> list[Published]:
+        return [item for item in self.ring(partition).after(position) if symbols is None or item.symbol in symbols]
 
     def _quiet_since(self, symbols: frozenset[str] | None, partition: int, position: int) -> bool:
         """Whether no prediction of ``symbols`` on ``partition`` came after offset ``position``: each is held at

@@ -77,6 +77,8 @@ class Subscription:
     """The client's name in the clients file (None without authentication)."""
     credential: bytes | None = None
     """The digest of the token the stream was opened with: the stream is closed once it is no longer accepted."""
+    beyond_end: list[int] = field(default_factory=list)
+    """Partitions whose resume position turned out to name offsets the topic never had: the task resets them."""
 
     def wants(self, item: Published) -> bool:
         return self.symbols is None or item.symbol in self.symbols
@@ -155,6 +157,9 @@ class Hub:
 
     def __len__(self) -> int:
         return len(self._clients)
+
+    def __contains__(self, subscription: object) -> bool:
+        return subscription in self._clients
 
     def full(self) -> bool:
         return len(self._clients) >= self.max_clients

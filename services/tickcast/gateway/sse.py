@@ -44,8 +44,7 @@ async def stream_events(
     try:
         if start.missed:
             yield f"retry: {RETRY_MS}\n\n".encode()
-            detail = {"partitions": start.missed, "reason": "resume position older than the gateway keeps"}
-            yield frame("reset", json.dumps(detail), encode(subscription.positions)).encode()
+            yield _reset(start.missed, "resume position older than the gateway keeps", subscription.positions)
         else:
             # The stream's position from its first line (an event with no data: the client keeps its id): a client
             # cut off before its first event resumes from here, not from wherever the stream is when it comes
@@ -57,6 +56,14 @@ async def stream_events(
             yield b"".join(chunk)
         queue = subscription.queue
         while True:
+            if subscription.beyond_end:
+                partitions, subscription.beyond_end = subscription.beyond_end, []
+                replay = feed.rewind(subscription, partitions)
+                yield _reset(partitions, "resume position beyond the end of the predictions topic", positions)
+                chunk = [prediction_frame(item, positions) for item in replay if subscription.advance(item)]
+                if chunk:
+                    yield b"".join(chunk)
+                continue
             if queue:
                 parts: list[bytes] = []
                 oldest = queue[0].received_at
@@ -90,6 +97,10 @@ async def stream_events(
             subscription.direct = None
     finally:
         feed.hub.remove(subscription)
+
+
+def _reset(partitions: list[int], reason: str, positions: dict[int, int]) -> bytes:
+    return frame("reset", json.dumps({"partitions": partitions, "reason": reason}), encode(positions)).encode()
 
 
 class EventStream(Response):

@@ -44,6 +44,16 @@ def _answers(port: int) -> bool:
         return False
 
 
+def _id_order(worker_id: str) -> tuple[int, str]:
+    """Sort key of worker ids: by their number, so worker-2 comes before worker-10.
+
+    >>> sorted(["worker-10", "worker-2"], key=_id_order)
+    ['worker-2', 'worker-10']
+    """
+    number = worker_id.rpartition("-")[2]
+    return (int(number) if number.isdigit() else 0, worker_id)
+
+
 class _Supervision:
     """The state of one supervisor run: its workers, readiness, restart backoff and the request it follows."""
 
@@ -59,6 +69,9 @@ class _Supervision:
         self.restarts = 0
         self.backoff_s = 0.0
         self.restart_at = 0.0
+        self.vacant: set[str] = set()
+        """Ids of workers that exited or were stopped: a replacement takes one, so a crash loop or scaling up
+        and down reuses ids, logs and data directories instead of leaving one more of each every time."""
 
     def step(self, stop_event: threading.Event) -> None:
         wanted = read_desired(self.state_dir)
@@ -69,7 +82,10 @@ class _Supervision:
         missing = self.desired - len(self.local.workers)
         if missing > 0 and time.monotonic() >= self.restart_at:
             for _ in range(missing):
-                self.local.start_one()
+                reused = min(self.vacant, key=_id_order, default=None)
+                if reused is not None:
+                    self.vacant.remove(reused)
+                self.local.start_one(worker_id=reused)
         for worker in self.local.workers:
             if worker.worker_id not in self.ready and worker.alive and _answers(worker.web_port):
                 self.ready.add(worker.worker_id)
@@ -82,12 +98,14 @@ class _Supervision:
             stopped = self.local.stop_one(grace_s=self.stop_grace_s)
             if stopped is not None:
                 self.ready.discard(stopped.worker_id)
+                self.vacant.add(stopped.worker_id)
             self.write("running")
 
     def _reap(self) -> None:
         for worker in [w for w in self.local.workers if not w.alive]:
             self.local.workers.remove(worker)
             self.ready.discard(worker.worker_id)
+            self.vacant.add(worker.worker_id)
             self.restarts += 1
             self.backoff_s = min(MAX_RESTART_BACKOFF_S, max(1.0, self.backoff_s * 2))
             self.restart_at = time.monotonic() + self.backoff_s

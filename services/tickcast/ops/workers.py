@@ -90,13 +90,18 @@ class WorkerPool:
     workers: list[WorkerProcess] = field(default_factory=list)
     _started: int = 0
 
-    def start_one(self, **env: str) -> WorkerProcess:
-        """Start one more worker; ``env`` adds to or overrides the shared environment for this one only."""
-        self._started += 1
-        worker_id = f"{self.name_prefix}-{self._started}"
+    def start_one(self, worker_id: str | None = None, **env: str) -> WorkerProcess:
+        """Start one more worker, as ``worker_id`` (one no longer running) or a new id; ``env`` adds to or
+        overrides the shared environment for this one only."""
+        if worker_id is None:
+            self._started += 1
+            worker_id = f"{self.name_prefix}-{self._started}"
         port = free_port()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{worker_id}.log"
+        if log_path.exists():
+            # The previous run of this id (often the crash that made this start) stays readable, one run deep.
+            log_path.replace(log_path.with_name(f"{log_path.name}.1"))
         env = worker_env({**self.env, **env}, worker_id, port)
         with open(log_path, "ab") as output:
             process = spawn([sys.executable, "-m", "tickcast", "worker"], env=env, output=output)

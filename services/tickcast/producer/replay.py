@@ -135,7 +135,7 @@ def _rows(path: Path, mapping: ColumnMapping, indices: dict[str, int], now_ms: i
     try:
         with _open_text(path) as handle:
             reader = csv.reader(handle)
-            _read_header(path, reader)
+            width = len(_read_header(path, reader))
             last_line = reader.line_num
             while True:
                 try:
@@ -146,6 +146,12 @@ def _rows(path: Path, mapping: ColumnMapping, indices: dict[str, int], now_ms: i
                         if len(row) < needed:
                             if row:
                                 yield _short_row(name, line, last_line, row, indices, column_of)
+                            continue
+                        if len(row) > width and any(cell.strip() for cell in row[width:]):
+                            # Cells are read by position: one surplus cell (a price written "1,234.50") shifts
+                            # every value after it into the wrong field. Trailing empty cells shift nothing.
+                            message = f"row has {len(row)} cells, the header has {width} (an unquoted comma?)"
+                            yield RowError(name, line, None, None, RowReason.BAD_CSV, message)
                             continue
                         time_text = row[i_time]
                         if time_text == last_time_text:

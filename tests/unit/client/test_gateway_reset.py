@@ -11,6 +11,7 @@ import pytest
 
 from tests.unit.client.test_client import record
 from tickcast.client import PredictionRecord, TickcastClient
+from tickcast.client.sources import _missed
 from tickcast.testing.http_thread import port_of, serving
 
 #: One predictions partition, offsets = source offsets. The first connection gets 0..2; offsets 3..5 fall out
@@ -113,3 +114,11 @@ def test_after_a_reset_the_newest_missed_prediction_is_refetched_and_the_loss_re
         (1, 1, 0),
     )
     assert client.seen("BAC") == MISSED[-1]
+
+
+def test_a_reset_back_below_the_streams_last_id_counts_everything_before_it_as_missed() -> None:
+    # A gateway resets a stream whose id is beyond the predictions topic's end (the topic was recreated, or the
+    # id is another cluster's) back to before the oldest prediction it keeps. The client took the loss to be
+    # "from 1001 up to 3": a backwards gap reported to on_gap, and no newest prediction refetched for it.
+    reset = {"id": "0:2,1:40", "event": "reset", "data": '{"partitions": [0]}'}
+    assert _missed("0:1000,1:40", reset) == {0: (0, 3)}

@@ -81,3 +81,24 @@ def test_the_dashboard_and_every_asset_it_loads_are_served_by_the_gateway() -> N
     for asset in [*assets, "/static/vendor/uplot/LICENSE"]:
         assert client().get(asset).status_code == 200, asset
     assert "http://" not in page.text and "https://" not in page.text, "the page must load nothing remote"
+
+
+def test_a_symbol_with_a_slash_is_served_and_an_unknown_one_is_named_plainly_or_encoded() -> None:
+    # The symbol contract allows '/', as in BRK/B; the route's path parameter stopped at the first '/'.
+    feed = make_feed(partitions=4)
+    publish(feed, "BRK/B")
+    with TestClient(create_app(feed)) as http:
+        for path in ("/v1/predictions/BRK/B", "/v1/predictions/BRK%2FB"):
+            answer = http.get(path)
+            assert answer.status_code == 200 and answer.json()["symbol"] == "BRK/B", (path, answer.text)
+            # FastAPI answers what the fast path passes on, such as an If-None-Match too long for it to read.
+            assert http.get(path, headers={"If-None-Match": '"1:1"' * 300}).status_code == 422, path
+        for path in ("/v1/predictions/BRK/A", "/v1/predictions/BRK%2FA"):
+            unknown = http.get(path)
+            assert unknown.json() == {
+                "error": "unknown_symbol",
+                "detail": "the gateway holds no prediction for 'BRK/A'",
+            }, f"{path}: {unknown.status_code} {unknown.text}"
+        listed = http.get("/v1/predictions?symbols=BRK/B,BRK/A").json()
+        assert ([p["symbol"] for p in listed["predictions"]], listed["unknown"]) == (["BRK/B"], ["BRK/A"])
+        assert http.get("/v1/predictions/BRK/" + "B" * 29).status_code == 422  # still at most 32 characters

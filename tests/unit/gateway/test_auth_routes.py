@@ -61,7 +61,8 @@ def status(answer: bytes) -> int:
 
 
 def test_every_v1_route_is_checked_here_and_every_other_route_is_meant_to_be_open() -> None:
-    paths = {getattr(route, "path", "") for route in create_app(make_feed()).routes}
+    # Named as the OpenAPI document names them, without a convertor such as ":path".
+    paths = {getattr(route, "path", "").replace(":path}", "}") for route in create_app(make_feed()).routes}
     assert {p for p in paths if p.startswith("/v1/")} == set(URLS), "a new /v1 route needs a case here"
     assert {p for p in paths if not p.startswith("/v1/")} <= OPEN, "a route outside /v1 is served to anyone"
 

@@ -362,3 +362,17 @@ def test_a_non_ascii_symbol_is_a_bad_symbol_not_the_ascii_one_upper_casing_makes
 def test_a_non_ascii_constant_symbol_is_refused_not_upper_cased_into_another() -> None:
     with pytest.raises(ValueError, match="constant_symbol '\u0131bm' does not match"):
         ColumnMapping(constant_symbol="\u0131bm")
+
+
+def test_a_row_with_more_cells_than_the_header_is_a_bad_row_not_a_shifted_tick(tmp_path: Path) -> None:
+    # An unquoted thousands separator splits the price in two: read by position, "1" became the price and
+    # "234.50" the size, and a wrong trade went out without a word.
+    # Trailing empty cells (a trailing comma) shift nothing and stay accepted.
+    rows = ["2013-10-07T09:30:00,SPY,1,234.50,100", "2013-10-07T09:30:00,SPY,1,2", "2013-10-07T09:30:00,SPY,1,2,,"]
+    path = write(tmp_path, "ts_et,symbol,price,size\n" + "\n".join(rows) + "\n")
+    items = read_all(path, ColumnMapping(timezone="America/New_York"))
+    assert isinstance(items[1], Tick) and isinstance(items[2], Tick), f"well-formed rows were refused: {items}"
+    error = items[0]
+    assert isinstance(error, RowError), f"a 5-cell row under a 4-column header was read as {error}"
+    assert (error.line, error.column, error.reason) == (2, None, RowReason.BAD_CSV)
+    assert str(error) == f"{path}:2: row has 5 cells, the header has 4 (an unquoted comma?)"
