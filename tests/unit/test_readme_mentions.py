@@ -143,3 +143,12 @@ def test_every_repository_path_in_the_readme_commands_exists() -> None:
     assert cited, "the README's commands cite no repository path: the pattern is broken"
     missing = sorted(path for path in cited if not (ROOT / Path(path)).exists())
     assert not missing, f"README.md's commands cite paths that are not in the repository: {missing}"
+
+
+def test_the_readme_lists_every_module_of_the_test_harness() -> None:
+    start = readme().index("`tickcast.testing` (no test-framework imports) is the one harness")
+    paragraph = readme()[start : readme().index("\n\n", start)]
+    named = {span for span in CODE.findall(paragraph) if re.fullmatch(r"[a-z_]+", span)}
+    package = ROOT / "services" / "tickcast" / "testing"
+    modules = {path.stem for path in package.glob("*.py") if path.stem != "__init__"}
+    assert not modules - named, f"README's harness paragraph omits tickcast.testing modules: {sorted(modules - named)}"
