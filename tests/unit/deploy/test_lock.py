@@ -131,6 +131,8 @@ def test_the_image_copies_each_lock_and_installs_it_with_hashes_required(lock: P
     assert installed, f"{DOCKERFILE.name} does not `pip install -r` the copied {lock.name}"
     for command in installed:
         assert "--require-hashes" in command, f"{DOCKERFILE.name} installs {lock.name} without --require-hashes"
+        # pip checks no hash of what builds an sdist (its isolated build environment resolves freely).
+        assert "--only-binary :all:" in command, f"{DOCKERFILE.name} may build {lock.name}'s sdists unlocked"
     # The build context is an allow-list: a lock it leaves out is no file to COPY.
     allowed = {line.strip().removeprefix("!") for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()}
     assert relative in allowed, f"{DOCKERIGNORE.name} keeps {relative} out of the build context"
