@@ -152,3 +152,12 @@ def test_the_readme_lists_every_module_of_the_test_harness() -> None:
     package = ROOT / "services" / "tickcast" / "testing"
     modules = {path.stem for path in package.glob("*.py") if path.stem != "__init__"}
     assert not modules - named, f"README's harness paragraph omits tickcast.testing modules: {sorted(modules - named)}"
+
+
+def test_every_test_the_readme_names_by_its_beginning_exists() -> None:
+    # `test_a_rolling_deploy_between_the_two_fetch_paths_…`: a test function, its name cut short.
+    prefixes = set(re.findall(r"`(test_[a-z0-9_]+)…`", readme()))
+    assert prefixes, "the README names no test by its beginning: the pattern is broken"
+    sources = [path.read_text(encoding="utf-8") for path in (ROOT / "tests").rglob("test_*.py")]
+    missing = sorted(p for p in prefixes if not any(re.search(rf"def {p}\w*\(", text) for text in sources))
+    assert not missing, f"README.md names tests that no test module defines: {missing}"
