@@ -102,6 +102,28 @@ def test_every_dependency_is_locked_within_its_range(lock: Path, direct: object)
         )
 
 
+def locked_for_pyproject() -> set[NormalizedName]:
+    """The runtime lock's packages that `make lock` (uv) annotates as asked for by pyproject.toml itself."""
+    direct, current = set(), None
+    for line in RUNTIME_LOCK.read_text(encoding="utf-8").splitlines():
+        if match := PINNED.match(line):
+            current = canonicalize_name(match["name"])
+        elif current is not None and line.lstrip().startswith("#") and "tickcast (pyproject.toml)" in line:
+            direct.add(current)
+    return direct
+
+
+def test_the_lock_pins_nothing_for_a_dependency_pyproject_dropped() -> None:
+    # A dependency removed from pyproject.toml without `make lock` would stay in the image.
+    declared = {canonicalize_name(req.name) for req in runtime_requirements()}
+    direct = locked_for_pyproject()
+    assert direct, f"{RUNTIME_LOCK.name} names no package as pyproject.toml's: its annotations changed"
+    stale = sorted(direct - declared)
+    assert not stale, (
+        f"{RUNTIME_LOCK.name} pins {stale} for pyproject.toml, which no longer asks for them: run `make lock`"
+    )
+
+
 @pytest.mark.parametrize("lock", [RUNTIME_LOCK, BUILD_LOCK], ids=["runtime", "build"])
 def test_every_pin_carries_hashes(lock: Path) -> None:
     unhashed = sorted(name for name, (_, hashes) in locked(lock).items() if hashes == 0)
