@@ -13,7 +13,7 @@ TEST_PROCESSES ?= 3
 # holding a queue of minute-long tests while the other one idles.
 PARALLEL := -n $(TEST_PROCESSES) --dist load --maxschedchunk 1
 
-.PHONY: install demo test lint typecheck schema-check unit integration bench bench-gateway soak clean peers-venv
+.PHONY: install demo test lint typecheck schema-check unit integration bench bench-gateway soak clean peers-venv lock
 
 install: $(STAMP)
 
@@ -64,6 +64,28 @@ $(PEERS_STAMP): pyproject.toml
 	$(PEERS_VENV)/bin/python -m pip install --quiet -e '.[bench-peers]'
 	touch $(PEERS_STAMP)
 
+# The image (deploy/Dockerfile) installs pinned versions with their sha256 hashes, never pyproject.toml's ranges:
+# deploy/requirements.lock for the runtime dependencies, deploy/build-requirements.lock for the build backend.
+# `make lock` re-pins them after a change to pyproject.toml (tests/unit/deploy/test_lock.py fails until then); it
+# keeps every pin that still fits, `make lock LOCK_ARGS=--upgrade` moves them all to the newest releases.
+# uv resolves for the image's platform (CPython 3.11, linux x86_64) from any machine, in a venv of its own.
+UV_VERSION := 0.13.9
+LOCK_VENV := .venv-lock
+LOCK_STAMP := $(LOCK_VENV)/.installed
+LOCK_ARGS ?=
+UV_COMPILE := $(LOCK_VENV)/bin/uv pip compile --quiet --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
+	--generate-hashes --custom-compile-command "make lock" $(LOCK_ARGS)
+
+$(LOCK_STAMP):
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet 'uv==$(UV_VERSION)'
+	touch $(LOCK_STAMP)
+
+lock: $(LOCK_STAMP)
+	$(UV_COMPILE) pyproject.toml --output-file deploy/requirements.lock
+	$(LOCK_VENV)/bin/python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' \
+		| $(UV_COMPILE) - --output-file deploy/build-requirements.lock
+
 # e.g. `make bench BENCH_ARGS="--only peers --ticks 100000"`: the same venvs, some scenarios.
 BENCH_ARGS ?=
 
@@ -79,4 +101,4 @@ soak: $(STAMP)
 	$(BIN)/python -m bench.soak --minutes $(SOAK_MINUTES)
 
 clean:
-	rm -rf $(VENV) $(PEERS_VENV) .tickcast .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PEERS_VENV) $(LOCK_VENV) .tickcast .pytest_cache .mypy_cache .ruff_cache

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from tickcast.common.settings import CommonSettings
+from tickcast.gateway.timeslice import MAX_SLICE_US, MIN_SLICE_US
 
 
 class GatewaySettings(CommonSettings):
@@ -51,7 +52,7 @@ class GatewaySettings(CommonSettings):
     gateway_sched_slice_us: int = Field(
         0,
         ge=0,
-        le=100_000,
+        le=MAX_SLICE_US,
         description="EEVDF time slice (us, 100-100000) the event loop asks Linux >= 6.12 for, so it runs sooner "
         "when a request wakes it on a busy machine; 0 leaves the kernel's default. Not a larger CPU share.",
     )
@@ -103,6 +104,22 @@ class GatewaySettings(CommonSettings):
     gateway_tls_min_version: Literal["1.2", "1.3"] = Field(
         "1.2", description="Oldest TLS version the gateway's HTTPS accepts."
     )
+
+    @field_validator("gateway_sched_slice_us")
+    @classmethod
+    def _slice_the_kernel_takes(cls, value: int) -> int:
+        """0 or 100-100000 us: anything between would stop the gateway at start, after the broker wait.
+
+        >>> GatewaySettings(gateway_sched_slice_us=50)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        pydantic_core._pydantic_core.ValidationError: 1 validation error for GatewaySettings
+        gateway_sched_slice_us
+          Value error, a time slice is 0 (the kernel's) or 100-100000 us, not 50 ...
+        """
+        if 0 < value < MIN_SLICE_US:
+            raise ValueError(f"a time slice is 0 (the kernel's) or {MIN_SLICE_US}-{MAX_SLICE_US} us, not {value}")
+        return value
 
     @model_validator(mode="after")
     def _tls_pair(self) -> GatewaySettings:

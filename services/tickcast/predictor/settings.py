@@ -21,6 +21,9 @@ from tickcast.predictor.snapshot_keys import MIN_KEY_BYTES, key_problem, split_k
 #: Shorter bearer tokens are refused: they could be guessed.
 MIN_TOKEN_CHARS = 16
 
+#: librdkafka's integer properties and gc.set_threshold take a C int: a larger value fails the worker at start.
+C_INT_MAX = 2**31 - 1
+
 
 def _default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
@@ -115,6 +118,7 @@ class PredictorSettings(CommonSettings):
     output_message_timeout_ms: int = Field(
         300_000,
         ge=1,
+        le=C_INT_MAX,
         description="How long librdkafka retries an output before refusing it (its message.timeout.ms); "
         "a partition with a refused output is re-read from its last checkpoint.",
     )
@@ -126,6 +130,7 @@ class PredictorSettings(CommonSettings):
     output_queue_max_messages: int = Field(
         100_000,
         ge=1,
+        le=C_INT_MAX,
         description="Outputs librdkafka may hold unsent (queue.buffering.max.messages); "
         "when full, the worker stops fetching until it drains.",
     )
@@ -182,6 +187,7 @@ class PredictorSettings(CommonSettings):
     gc_gen0_threshold: int = Field(
         20_000,
         ge=0,
+        le=C_INT_MAX,
         description="Allocations between the garbage collector's young-generation runs once started (CPython: 700); "
         "0 keeps CPython's defaults. Fewer runs cost less CPU per tick (see tickcast.predictor.gc_tuning).",
     )

@@ -48,7 +48,9 @@ def test_dockerfile_is_one_image_with_tickcast_as_entrypoint() -> None:
     text = DOCKERFILE.read_text(encoding="utf-8")
     assert re.search(r"^FROM python:3\.11-slim\b", text, re.MULTILINE)
     assert 'ENTRYPOINT ["tickcast"]' in text
-    assert re.search(r"pip install /src\b", text)
+    # The wheel built from /src in the first stage, installed without resolving anything (see test_lock.py).
+    assert re.search(r"pip wheel .*/src$", text, re.MULTILINE)
+    assert re.search(r"pip install --no-deps /wheel/\*\.whl$", text, re.MULTILINE)
     assert f"EXPOSE {web_port({})}" in text
 
 
