@@ -59,7 +59,10 @@ class SymbolState:
     """The shortest horizon's model (``horizons[0].model``), kept here for snapshots older than horizons."""
     features: SymbolFeatures = field(default_factory=SymbolFeatures)
     ticks_learned: int = 0
-    """Ticks of this symbol that completed at least one label the models learned (one per tick at most)."""
+    """Ticks of this symbol that completed at least one label the models learned (one per tick at most).
+
+    Never goes back, not even when a model is replaced: how trained the serving model is, is its horizon's
+    ``learned`` (``labels_learned`` on the wire)."""
     ticks_seen: int = 0
     pending_features: dict[str, float] | None = None  # unused since horizons; kept so older snapshots restore
     pending_forecast: float = 0.0
@@ -371,9 +374,11 @@ class Forecaster:
         if raw is None or not math.isfinite(raw):
             # The model broke (a NaN weight never unlearns itself): persistence now, and a fresh
             # model that warms up again from the next labels.
+            # ticks_learned stays: it counts the symbol's ticks (never backwards, README); the fresh model's own
+            # training shows in its labels_learned and status, as after a demotion to a fresh model.
             horizon.model, horizon.learned = spec.build(), 0
             if horizon is state.horizons[0]:
-                state.model, state.ticks_learned = horizon.model, 0
+                state.model = horizon.model
             state.origin, state.since_offset, state.snapshot_generation = STATE_FRESH, state.applied_offset, -1
             return 0.0
         # A next-tick forecast beyond the outlier band is never credible; the band is a one-tick move, so a

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from tickcast.common.records import Lineage, Tick
 from tickcast.predictor.forecaster import Forecaster, SymbolState
 from tickcast.predictor.models import OnlineRegressor, model_spec
+from tickcast.testing.ledger import learning_breaks
 
 PROBE = {"r1_bps": 1.0, "last_nonzero_bps": -2.0, "ewm_fast_bps": 0.5, "ewm_slow_bps": 0.1}
 
@@ -94,3 +95,36 @@ def test_a_model_that_raises_when_predicting_is_replaced_like_one_that_returns_n
     assert (first.status, second.predicted_return_bps, second.predicted_price) == ("WARMING_UP", 0.0, 100.1)
     state = forecaster.states["SPY"]
     assert not isinstance(state.model, FailingPredictor) and state.applied_offset == 1
+
+
+class BreaksOnCue:
+    """Forecasts 0 bps and learns nothing until ``broken`` is set; then forecasts NaN, as a diverged model does."""
+
+    def __init__(self) -> None:
+        self.broken = False
+
+    def learn_one(self, x: dict[Any, Any], y: Any) -> None:
+        return None
+
+    def predict_one(self, x: dict[Any, Any]) -> float:
+        return math.nan if self.broken else 0.0
+
+
+def test_a_replaced_model_restarts_labels_learned_but_ticks_learned_never_goes_back() -> None:
+    # README ("Guarantee"): a symbol's ticks_learned never goes backwards; the kill -9 test checks it with
+    # learning_breaks. A broken model is replaced by a fresh one: that one's training is labels_learned (and
+    # status), not the symbol's count of ticks learned.
+    forecaster = Forecaster(model_spec("persistence"), worker="unit")  # no warm-up: predicts from tick 2
+    model = BreaksOnCue()
+    forecaster.state("SPY").model = model
+    predictions = []
+    for offset in range(12):
+        model.broken = offset == 8
+        tick = Tick("SPY", 100.0 + offset % 3 / 10, 1.0, offset)
+        predictions.append(forecaster.process(tick, Lineage("ticks", 0, offset, 0), now_us=offset))
+    replaced = predictions[8]
+    assert forecaster.states["SPY"].model is not model, "the NaN model was not replaced"
+    assert replaced.forecasts[0].labels_learned == 0, "the fresh model's label count did not start over"
+    assert learning_breaks(predictions) == []
+    # Tick 0 has no return to forecast from, so tick 1 has no label; every tick after learns one.
+    assert [p.ticks_learned for p in predictions] == [0, *range(11)], "ticks_learned is not one per learned tick"
