@@ -11,6 +11,9 @@ the record falls back one step at a time, each step smaller than the last:
    message and lineage headers only;
 4. if even that is refused, :class:`PartitionHalted` is raised: the caller stops the partition
    before that record, so nothing past it is ever committed.
+
+The model events a tick decided (promotions, demotions, drifts) go to the model-events topic first, under the
+record's key (its symbol), whether the tick became a prediction or a dead letter.
 """
 
 from __future__ import annotations
@@ -94,10 +97,10 @@ class OutcomePublisher:
         On False nothing of it was queued: await ``output.wait_for_room()`` and publish it again.
         Raises :class:`PartitionHalted` if not even a minimal dead letter could be produced.
         """
-        if not isinstance(outcome, Predicted):
-            return self._send_letter(outcome, lineage)
         if outcome.model_events and not self._send_model_events(outcome, lineage):
             return False
+        if not isinstance(outcome, Predicted):
+            return self._send_letter(outcome, lineage)
         try:
             return self.output.send(self.predictions_topic, outcome.key, outcome.value, source=lineage.partition)
         except ProduceRefused as refused:
@@ -108,7 +111,7 @@ class OutcomePublisher:
             self.counters.dead_letters[Reason.OUTPUT_REFUSED.value] += 1
         return sent
 
-    def _send_model_events(self, outcome: Predicted, lineage: Lineage) -> bool:
+    def _send_model_events(self, outcome: Outcome, lineage: Lineage) -> bool:
         """Queue the outcome's model events, dropping each once queued (a retry after a full queue sends the rest)."""
         while outcome.model_events:
             event = outcome.model_events[0]

@@ -46,13 +46,18 @@ class Predicted:
     A tuple: the default is shared, where a list would be a new one every tick (almost always empty)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: the publisher drops each model event once it is queued, as for Predicted
 class DeadLettered:
     """A record refused as it came (original key and value bytes), with headers that say why."""
 
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, bytes]]
+    model_events: tuple[bytes, ...] = ()
+    """Encoded model events (key: the symbol) its tick decided before it failed; sent before the dead letter.
+
+    A state adopted on a tick (:meth:`Forecaster.adopt`) stays adopted when learning then raises, so its demotion
+    happened, and is this tick's: held back, it would go out with the next prediction, under that one's key."""
 
 
 def new_forecaster(settings: PredictorSettings) -> Forecaster:
@@ -187,12 +192,16 @@ class TickHandler:
         counters.end_to_end_seconds.observe(latency if latency > 0.0 else 0.0)
         predicted = Predicted(prediction.symbol, key, encoded)
         if self.forecaster.model_events:  # rare: a promotion, demotion or drift on this tick's label
-            predicted.model_events = tuple(
-                self.model_event_codec.encode(e.to_avro()) for e in self.forecaster.model_events
-            )
-            counters.model_events.update(e.kind for e in self.forecaster.model_events)
-            self.forecaster.model_events.clear()
+            predicted.model_events = self._take_model_events()
         return predicted
+
+    def _take_model_events(self) -> tuple[bytes, ...]:
+        """The model events the forecaster recorded on this tick, encoded; it forgets them (they go with this tick)."""
+        events = self.forecaster.model_events
+        encoded = tuple(self.model_event_codec.encode(e.to_avro()) for e in events)
+        self.counters.model_events.update(e.kind for e in events)
+        events.clear()
+        return encoded
 
     def _dead_letter(
         self,
@@ -211,4 +220,7 @@ class TickHandler:
             partition=lineage.partition,
             offset=lineage.offset,
         )
-        return DeadLettered(key, value, dead_letter_headers(reason, message, lineage, self.worker, now_us // 1000))
+        letter = DeadLettered(key, value, dead_letter_headers(reason, message, lineage, self.worker, now_us // 1000))
+        if self.forecaster.model_events:  # decided on this tick before it failed (see DeadLettered.model_events)
+            letter.model_events = self._take_model_events()
+        return letter

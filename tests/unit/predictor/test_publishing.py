@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -159,3 +160,13 @@ def test_a_refused_prediction_is_counted_as_a_dead_letter_once_even_if_the_queue
     assert p.publish(prediction, b"SPY", b"tick", LINEAGE)
     assert p.counters.predictions_out == 0 and p.counters.dead_letters == {"output_refused": 1}
     assert [sent[0] for sent in output.sent] == ["dlq"]
+
+
+def test_a_dead_letters_model_events_go_first_under_its_key_and_once_after_a_full_queue() -> None:
+    output = RefusingOutput("queue", "full")
+    letter = replace(oversized_letter(value=b"tick"), model_events=(b"demotion", b"drift"))
+    sender = publisher(output)
+    assert not sender.publish(letter, b"SPY", b"tick", LINEAGE)  # the queue filled after the first event
+    assert sender.publish(letter, b"SPY", b"tick", LINEAGE)
+    sent = [(topic, key, value) for topic, key, value, _, _ in output.sent]
+    assert sent == [("model-events", b"SPY", b"demotion"), ("model-events", b"SPY", b"drift"), ("dlq", b"SPY", b"tick")]

@@ -79,3 +79,35 @@ def test_a_failing_tick_leaves_the_symbol_state_as_it_was() -> None:
     state = h.forecaster.states["IBM"]
     # Only the two ticks that became predictions should count.
     assert (state.ticks_seen, state.errors_scored) == (2, 0)
+
+
+def test_a_model_event_of_a_failed_tick_goes_out_with_that_tick_not_another_symbols() -> None:
+    h = TickHandler(
+        PredictorSettings(
+            bootstrap_servers="127.0.0.1:1", worker_id="unit", horizons="1t,2t", model="persistence",
+            challengers="mean-reversion",
+        )
+    )  # fmt: skip
+
+    def tick(symbol: str, offset: int) -> Predicted | DeadLettered:
+        value = h.tick_codec.encode(Tick(symbol, 100.0 + offset % 3, 1.0, NOW_MS + offset).to_avro())
+        return h.handle(symbol.encode(), value, Lineage("ticks", 0, offset, NOW_MS))
+
+    assert all(isinstance(tick("IBM", offset), Predicted) for offset in range(4))
+    # As restored from a release whose persistence recipe had another version: this worker adopts the state on
+    # IBM's next tick and demotes its champion (selection.restored). Its 2t model has a bug: that tick fails.
+    state = h.forecaster.states["IBM"]
+    assert state.selection is not None
+    state.selection.built_under = "recipes=persistence:0,mean-reversion:2"
+    state.horizon_signature = ""
+    state.horizons[1].model = BrokenModel()
+    failed = tick("IBM", 4)
+    assert isinstance(failed, DeadLettered)
+    assert state.selection.champion == "persistence" and state.horizon_signature, "IBM's state was not adopted"
+    other = tick("SPY", 5)
+    assert isinstance(other, Predicted)
+    sent_with_spy = [h.model_event_codec.decode(e) for e in other.model_events]
+    assert not sent_with_spy, f"IBM's model event went out with SPY's prediction, under key {other.key!r}"
+    with_its_letter = [h.model_event_codec.decode(e) for e in failed.model_events]
+    assert [(e["kind"], e["symbol"], e["source_offset"]) for e in with_its_letter] == [("DEMOTION", "IBM", 4)]
+    assert failed.key == b"IBM" and h.counters.model_events == {"DEMOTION": 1}
