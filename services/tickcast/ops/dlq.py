@@ -8,11 +8,11 @@ after a fix (of the producer, or of tickcast) it can be sent again as it was.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from tickcast.common.settings import CommonSettings
-from tickcast.ops.topic_reader import read_whole_topic
+from tickcast.ops.topic_reader import stream_topic
 
 HEADER_PREFIX = "tickcast."
 REPLAYED_FROM = "tickcast.replayed_from"
@@ -57,14 +57,20 @@ def parse_headers(raw: Iterable[tuple[str, str | bytes | None]]) -> dict[str, st
 
 
 def read_dead_letters(settings: CommonSettings, timeout_s: float = 30.0) -> list[DeadLetter]:
-    """Every dead letter currently in the topic, oldest first per partition (reads to the end, then stops)."""
-    letters: list[DeadLetter] = []
-    for message in read_whole_topic(settings, settings.dlq_topic, "dead-letter topic", timeout_s):
+    """Every dead letter currently in the topic, in one list (tests; the CLI streams: :func:`stream_dead_letters`)."""
+    return list(stream_dead_letters(settings, timeout_s))
+
+
+def stream_dead_letters(settings: CommonSettings, timeout_s: float = 30.0) -> Iterator[DeadLetter]:
+    """Every dead letter currently in the topic, oldest first per partition, yielded as read (then stops).
+
+    A flood of refused ticks can leave millions of letters: nothing here holds more than the reader's batch.
+    """
+    for message in stream_topic(settings, settings.dlq_topic, "dead-letter topic", timeout_s):
         raw_headers = message.headers() or []
         pairs = list(raw_headers.items()) if isinstance(raw_headers, dict) else list(raw_headers)
         where = (message.partition() or 0, message.offset() or 0)
-        letters.append(DeadLetter(*where, message.key(), message.value(), parse_headers(pairs)))
-    return letters
+        yield DeadLetter(*where, message.key(), message.value(), parse_headers(pairs))
 
 
 def summarise(letters: Iterable[DeadLetter]) -> Counter[str]:
@@ -76,18 +82,20 @@ def summarise(letters: Iterable[DeadLetter]) -> Counter[str]:
     return Counter(letter.reason for letter in letters)
 
 
-def select(letters: Iterable[DeadLetter], reasons: set[str] | None, refs: set[str] | None) -> list[DeadLetter]:
+def select(letters: Iterable[DeadLetter], reasons: set[str] | None, refs: set[str] | None) -> Iterator[DeadLetter]:
     """Letters matching any of ``reasons`` and any of ``refs`` (``partition:offset``); None means no filter.
+
+    Lazy, so that a whole topic of letters is never held at once.
 
     >>> ls = [DeadLetter(0, 1, None, None, {"reason": "a"}), DeadLetter(1, 2, None, None, {"reason": "b"})]
     >>> [x.ref for x in select(ls, {"b"}, None)], [x.ref for x in select(ls, None, {"0:1"})]
     (['1:2'], ['0:1'])
     """
-    return [
+    return (
         letter
         for letter in letters
         if (reasons is None or letter.reason in reasons) and (refs is None or letter.ref in refs)
-    ]
+    )
 
 
 def replay_headers(letter: DeadLetter, dlq_topic: str) -> list[tuple[str, str | bytes | None]]:

@@ -22,7 +22,7 @@ LETTERS = [
 class FakePublisher:
     sent: list[bytes | None] = []
 
-    def __init__(self, *args: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.stats = publisher.DeliveryStats()
 
     def publish_raw(self, key: bytes | None, value: bytes | None, headers: Any) -> None:
@@ -34,7 +34,7 @@ class FakePublisher:
 
 @pytest.fixture(autouse=True)
 def topic(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(dlq, "_dead_letters", lambda: list(LETTERS))
+    monkeypatch.setattr(dlq, "_dead_letters", lambda: (letter for letter in LETTERS))
     monkeypatch.setattr(publisher, "TickPublisher", FakePublisher)
     FakePublisher.sent = []
 
@@ -83,7 +83,7 @@ def test_a_letter_cut_to_fit_the_topic_is_not_replayed_as_if_it_were_the_tick(mo
     )
     dropped = DeadLetter(7, 3, None, None, {"reason": "oversized", "payload_dropped": "Message size too large"})
     whole = DeadLetter(7, 4, b"SPY", b"z", {"reason": "oversized"})
-    monkeypatch.setattr(dlq, "_dead_letters", lambda: [cut, dropped, whole])
+    monkeypatch.setattr(dlq, "_dead_letters", lambda: (letter for letter in (cut, dropped, whole)))
     result = CliRunner().invoke(cli, ["dlq", "replay", "--reason", "oversized"])
     assert FakePublisher.sent == [b"z"], f"cut letters were sent as ticks: {FakePublisher.sent}"
     assert result.exit_code == 1 and "replayed=1 to=ticks" in result.output, result.output
