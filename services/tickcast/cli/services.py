@@ -53,7 +53,7 @@ def broker(
 def topics_create(
     partitions: Annotated[int | None, typer.Option(help="Partitions (default TICKCAST_PARTITIONS).")] = None,
 ) -> None:
-    """Create the ticks, predictions, dead-letter, model-events and snapshots topics if missing, with their configs."""
+    """Create the ticks, predictions, dead-letter, receipts, model-events and snapshots topics, if missing."""
     from tickcast.common.kafka import wait_for_broker
     from tickcast.common.topic_admin import create_declared
 

@@ -12,7 +12,8 @@ from confluent_kafka import KafkaError
 from typer.testing import CliRunner
 
 from tickcast.cli import app as cli
-from tickcast.cli import common
+from tickcast.cli import common, dlq
+from tickcast.ops import dlq as ops_dlq
 from tickcast.ops import topic_reader
 from tickcast.producer import publisher
 
@@ -86,11 +87,27 @@ class CountingPublisher:
         return 0
 
 
+class FakeReceipts:
+    failed, last_error = 0, None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def write(self, delivered: Any) -> None:
+        pass
+
+    def close(self) -> int:
+        return 0
+
+
 @pytest.fixture(autouse=True)
 def flood(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(topic_reader, "new_consumer", FloodConsumer)
     monkeypatch.setattr(common, "require_broker", lambda *args: None)
     monkeypatch.setattr(publisher, "TickPublisher", CountingPublisher)
+    monkeypatch.setattr(dlq, "_ensure_receipts_topic", lambda settings: None)
+    monkeypatch.setattr(dlq, "_replayed", lambda *args: {})
+    monkeypatch.setattr(ops_dlq, "ReceiptWriter", FakeReceipts)
     CountingPublisher.sent = 0
 
 
