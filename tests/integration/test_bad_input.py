@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import math
 import subprocess
 import sys
@@ -248,3 +249,29 @@ def test_dlq_replay_sends_each_letter_once_however_often_it_is_run(pipeline: Pip
     again = run_cli(pipeline, "dlq", "replay", "--reason", "bad_price", "--again")
     assert again.returncode == 0 and "replayed=2" in again.stdout, again.stdout + again.stderr
     assert sorted(replayed_from().values()) == [2, 2], "--again did not send the letters again"
+
+
+def test_subscribe_dead_letters_in_a_group_commits_only_what_it_printed(pipeline: Pipeline, unique: str) -> None:
+    producer = new_producer(pipeline.kafka)
+    for i in range(3):  # one batch: the subscriber's first fetch returns all three
+        headers = {"tickcast.reason": "bad_price", "tickcast.source.offset": str(100 + i)}
+        producer.produce(pipeline.dlq_topic, value=b"x", key=b"AIG", partition=0, headers=headers)
+    assert producer.flush(30) == 0
+    env = {**pipeline.env(), "TICKCAST_SUBSCRIBER_GROUP_ID": f"tickcast-subscriber-{unique}"}
+
+    def subscribe_one() -> str | None:
+        """The source offset of the letter printed, None if none was (within the idle timeout)."""
+        args = ["subscribe", "--dead-letters", "--from-beginning", "--count", "1", "--timeout", "20"]
+        done = subprocess.run(
+            [sys.executable, "-m", "tickcast", *args], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return str(json.loads(done.stdout)["dead_letter"]["tickcast.source.offset"]) if done.stdout else None
+
+    first = subscribe_one()
+    assert first == "100", f"the group's first run printed {first}"
+    second = subscribe_one()
+    assert second == "101", (
+        f"the group's second run printed the letter of source offset {second}, not 101: the first run, stopping "
+        "after one, committed letters it fetched and never printed"
+    )
