@@ -31,6 +31,7 @@ def dlq_list(
     """List dead letters: where each came from, why it was refused, and its handle (partition:offset)."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from tickcast.ops.dlq import select
 
@@ -50,7 +51,9 @@ def dlq_list(
     for letter in shown:
         h = letter.headers
         source = f"{h.get('source.topic', '?')}:{h.get('source.partition', '?')}:{h.get('source.offset', '?')}"
-        table.add_row(letter.ref, letter.reason, letter.message, source, h.get("worker", ""))
+        cells = (letter.ref, letter.reason, letter.message, source, h.get("worker", ""))
+        # As plain Text: the message quotes the refused key and symbol, which rich would read as markup.
+        table.add_row(*(Text(cell) for cell in cells))
     Console().print(table)
 
 

@@ -149,3 +149,14 @@ def test_a_letter_with_a_receipt_is_skipped_unless_again(monkeypatch: pytest.Mon
     FakePublisher.sent = []
     result = CliRunner().invoke(cli, ["dlq", "replay", "--reason", "bad_price", "--reason", "bad_size", "--again"])
     assert result.exit_code == 0 and FakePublisher.sent == [b"x", b"y"], f"--again sent {FakePublisher.sent}"
+
+
+def test_a_letter_whose_message_looks_like_markup_is_listed_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The message quotes the refused record's key and symbol, which the producer chose: rich read "[/B]" as a
+    # closing tag and `tickcast dlq list` stopped with a MarkupError traceback for every listing that held it.
+    message = "record key 'A[/B]' differs from symbol '[bold]IBM'"
+    odd = DeadLetter(7, 5, b"A[/B]", b"x", {"reason": "key_symbol_mismatch", "message": message})
+    monkeypatch.setattr(dlq, "_dead_letters", lambda: (letter for letter in [odd]))
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(cli, ["dlq", "list"])
+    assert result.exit_code == 0, f"exit {result.exit_code}: {result.exception!r}"
+    assert message in result.output, result.output
