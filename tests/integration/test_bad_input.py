@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import gzip
+import json
 import math
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import require_trades_file
 from tickcast.common.contracts import frame
+from tickcast.common.kafka import new_producer
 from tickcast.common.records import Tick
 from tickcast.common.settings import CommonSettings
-from tickcast.ops.dlq import read_dead_letters
+from tickcast.ops.dlq import REPLAYED_FROM, read_dead_letters
+from tickcast.ops.topic_reader import read_whole_topic
 from tickcast.testing.pipeline import Pipeline
 from tickcast.testing.reading import collect, predictions_of
 from tickcast.testing.stats import worker_stats
@@ -213,3 +217,61 @@ def test_configuration_errors_are_one_line(pipeline: Pipeline, tmp_path: Path) -
 
     missing = run_cli(pipeline, "produce", "file", str(tmp_path / "nope.csv"))
     assert missing.returncode == 1 and "nope.csv" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_dlq_replay_sends_each_letter_once_however_often_it_is_run(pipeline: Pipeline) -> None:
+    # Letters as a worker writes them, on this run's own dead-letter topic; no worker, so nothing is refused again.
+    producer = new_producer(pipeline.kafka)
+    codec = pipeline.publisher().codec
+    letters = [Tick("AIG", 50.0 + i, 1.0, NOW_MS + i) for i in range(3)]
+    for i, tick in enumerate(letters):
+        headers = {"tickcast.reason": "bad_price" if i < 2 else "bad_size", "tickcast.source.topic": "ticks",
+                   "tickcast.source.partition": "0", "tickcast.source.offset": str(100 + i)}  # fmt: skip
+        producer.produce(pipeline.dlq_topic, value=codec.encode(tick.to_avro()), key=b"AIG", headers=headers)
+    assert producer.flush(30) == 0
+
+    def replayed_from() -> Counter[str]:
+        """Ticks on the ticks topic by the letter they were replayed from (the topic is read to its end)."""
+        return Counter(
+            dict(message.headers() or [])[REPLAYED_FROM].decode()
+            for message in read_whole_topic(CommonSettings(**pipeline.settings_kwargs()), pipeline.ticks_topic, "t")
+        )
+
+    first = run_cli(pipeline, "dlq", "replay", "--reason", "bad_price")
+    assert first.returncode == 0 and "replayed=2" in first.stdout, first.stdout + first.stderr
+    # An operator's retry after a timeout, or a script run again.
+    second = run_cli(pipeline, "dlq", "replay", "--reason", "bad_price")
+    assert second.returncode == 0, second.stdout + second.stderr
+    sent = replayed_from()
+    assert sorted(sent.values()) == [1, 1], f"a second replay sent letters again: {sent}; said {second.stdout}"
+    assert "replayed=0" in second.stdout and "skipped 2 already replayed at" in second.stdout, second.stdout
+
+    again = run_cli(pipeline, "dlq", "replay", "--reason", "bad_price", "--again")
+    assert again.returncode == 0 and "replayed=2" in again.stdout, again.stdout + again.stderr
+    assert sorted(replayed_from().values()) == [2, 2], "--again did not send the letters again"
+
+
+def test_subscribe_dead_letters_in_a_group_commits_only_what_it_printed(pipeline: Pipeline, unique: str) -> None:
+    producer = new_producer(pipeline.kafka)
+    for i in range(3):  # one batch: the subscriber's first fetch returns all three
+        headers = {"tickcast.reason": "bad_price", "tickcast.source.offset": str(100 + i)}
+        producer.produce(pipeline.dlq_topic, value=b"x", key=b"AIG", partition=0, headers=headers)
+    assert producer.flush(30) == 0
+    env = {**pipeline.env(), "TICKCAST_SUBSCRIBER_GROUP_ID": f"tickcast-subscriber-{unique}"}
+
+    def subscribe_one() -> str | None:
+        """The source offset of the letter printed, None if none was (within the idle timeout)."""
+        args = ["subscribe", "--dead-letters", "--from-beginning", "--count", "1", "--timeout", "20"]
+        done = subprocess.run(
+            [sys.executable, "-m", "tickcast", *args], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return str(json.loads(done.stdout)["dead_letter"]["tickcast.source.offset"]) if done.stdout else None
+
+    first = subscribe_one()
+    assert first == "100", f"the group's first run printed {first}"
+    second = subscribe_one()
+    assert second == "101", (
+        f"the group's second run printed the letter of source offset {second}, not 101: the first run, stopping "
+        "after one, committed letters it fetched and never printed"
+    )

@@ -22,7 +22,7 @@ DOTTED = re.compile(r"\btickcast(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
 NOT_PYTHON = ("tickcast.v1.", "tickcast.source.", "tickcast.original.")
 NOT_MODULES = frozenset(
     {"tickcast.json", "tickcast.message", "tickcast.reason", "tickcast.rejected_at", "tickcast.worker"}
-    | {"tickcast.payload_dropped"}
+    | {"tickcast.payload_dropped", "tickcast.replayed_from"}
 )
 TEST_NAME = re.compile(r"`(test_[a-z0-9_]+)(?:\.py)?`")
 #: ``make`` in a code span or at the start of a line of a code block; "make lint typecheck" names two targets.

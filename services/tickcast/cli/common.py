@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn, TypeVar
 
@@ -159,6 +159,22 @@ def read_topic_once(command: str, read: Callable[[CommonSettings], T]) -> T:
         except (LookupError, TimeoutError, RuntimeError) as exc:
             raise UserError(str(exc)) from exc
     return result
+
+
+def stream_topic_once(command: str, read: Callable[[CommonSettings], Iterator[T]]) -> Generator[T, None, None]:
+    """What ``read(settings)`` yields, as :func:`read_topic_once` but one record at a time (a topic too large to
+    hold): the settings, logging and broker wait come with the first record, and a topic that is missing or stops
+    answering is one line, also when that shows only halfway through."""
+    from tickcast.common.logging import configure_logging
+
+    settings = load_settings(CommonSettings)
+    configure_logging(command, settings.log_level, settings.log_format)
+    with user_errors():
+        require_broker(settings, 30.0)
+        try:
+            yield from read(settings)
+        except (LookupError, TimeoutError, RuntimeError) as exc:
+            raise UserError(str(exc)) from exc
 
 
 def finite(value: float | None) -> float | None:

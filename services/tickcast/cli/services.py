@@ -53,7 +53,7 @@ def broker(
 def topics_create(
     partitions: Annotated[int | None, typer.Option(help="Partitions (default TICKCAST_PARTITIONS).")] = None,
 ) -> None:
-    """Create the ticks, predictions, dead-letter, model-events and snapshots topics if missing, with their configs."""
+    """Create the ticks, predictions, dead-letter, receipts, model-events and snapshots topics, if missing."""
     from tickcast.common.kafka import wait_for_broker
     from tickcast.common.topic_admin import create_declared
 
@@ -237,10 +237,12 @@ def _print_with_dead_letters(
                 idle_since = time.monotonic()
                 if received.prediction is not None:
                     if keep is not None and received.prediction.symbol not in keep:
+                        reader.done(received)
                         continue
                     record: dict[str, Any] = received.prediction.to_avro()
                 else:
                     if keep is not None and received.dead_letter is not None and received.key not in keep:
+                        reader.done(received)
                         continue
                     record = {
                         "topic": received.topic,
@@ -249,6 +251,7 @@ def _print_with_dead_letters(
                         "error": received.error,
                     }
                 typer.echo(json.dumps(record, separators=(",", ":")))
+                reader.done(received)
                 seen += 1
                 if count is not None and seen >= count:
                     break

@@ -90,7 +90,7 @@ def asyncapi_document(specs: list[TopicSpec], catalogue: Catalogue, bootstrap_se
     >>> from tickcast.common.contracts.base import schemas_dir
     >>> doc = asyncapi_document(topic_specs(CommonSettings()), read_catalogue(schemas_dir()), "kafka:9092")
     >>> doc["asyncapi"], sorted(doc["channels"])
-    ('3.0.0', ['dead_letters', 'model_events', 'predictions', 'snapshots', 'ticks'])
+    ('3.0.0', ['dead_letters', 'model_events', 'predictions', 'replay_receipts', 'snapshots', 'ticks'])
     >>> list(doc["channels"]["predictions"]["messages"])
     ['predictions', 'predictions_id6', 'predictions_id2']
     """

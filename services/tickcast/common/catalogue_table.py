@@ -37,14 +37,18 @@ def kept(configs: dict[str, str]) -> str:
 
     >>> kept({"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)}), kept({"cleanup.policy": "compact"})
     ('7 days (delete)', 'latest per key (compact)')
+    >>> kept({"cleanup.policy": "compact,delete", "retention.ms": str(60 * DAY_MS)})
+    'latest per key, 60 days (compact,delete)'
     """
-    if configs.get("cleanup.policy") == "compact":
+    policy = configs.get("cleanup.policy")
+    if policy == "compact":
         return "latest per key (compact)"
     retention = int(configs.get("retention.ms", "-1"))
     if retention < 0:
         return "forever"
     days = retention / DAY_MS
-    return f"{days:g} days (delete)" if days >= 1 else f"{retention} ms (delete)"
+    kept_for = f"{days:g} days" if days >= 1 else f"{retention} ms"
+    return f"latest per key, {kept_for} ({policy})" if policy == "compact,delete" else f"{kept_for} (delete)"
 
 
 def _clients(clients: tuple[Client, ...]) -> str:

@@ -49,6 +49,16 @@ class CommonSettings(KafkaClientSettings):
         pattern=TOPIC_NAME_PATTERN,
         description="Audit trail of model governance: promotions, demotions and drift per symbol.",
     )
+
+    @property
+    def dlq_receipts_topic(self) -> str:
+        """Receipts of dead letters already replayed (``tickcast dlq replay``), named after the dead-letter topic.
+
+        >>> CommonSettings(dlq_topic="ticks.dlq").dlq_receipts_topic
+        'ticks.dlq.receipts'
+        """
+        return f"{self.dlq_topic}.receipts"
+
     partitions: int = Field(
         8, ge=1, le=10_000, description="Partitions of ticks and predictions (the scaling ceiling)."
     )

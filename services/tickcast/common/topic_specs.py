@@ -5,7 +5,8 @@ table, the README's table and the AsyncAPI document) and the test pipeline all r
 topics a cluster gets and the documentation of them cannot drift apart.
 
 Retention is time-based for the event topics (ticks are re-readable for a week, long enough to rebuild
-any symbol's model; dead letters a month, long enough to investigate and replay). Snapshots are keyed by
+any symbol's model; dead letters a month, long enough to investigate and replay; the receipts of replayed
+letters twice that, compacted too, one per letter). Snapshots are keyed by
 symbol and compacted, so the latest state of each symbol is kept and a tombstone forgets one. On a real
 cluster (replication factor 3 or more) ``min.insync.replicas=2`` makes an ``acks=all`` write survive the
 loss of a broker.
@@ -23,6 +24,9 @@ PREDICTIONS_RETENTION_MS = 7 * DAY_MS
 DEAD_LETTERS_RETENTION_MS = 30 * DAY_MS
 #: An audit trail: a year of which model served each symbol, and why it changed.
 MODEL_EVENTS_RETENTION_MS = 365 * DAY_MS
+#: Kept as long as the letters they stand for could still be replayed (the dead letters' retention), and then
+#: some; keyed by the letter, so compaction keeps one per letter and nothing is lost by it.
+REPLAY_RECEIPTS_RETENTION_MS = 2 * DEAD_LETTERS_RETENTION_MS
 
 #: Headers of every dead letter (prefix ``tickcast.``); the value is the refused record, byte for byte.
 DEAD_LETTER_HEADERS: dict[str, str] = {
@@ -117,6 +121,21 @@ def compacting(replication_factor: int) -> dict[str, str]:
     }
 
 
+def receipts(replication_factor: int) -> dict[str, str]:
+    """Configs of the replay receipts: compacted (keyed by letter, so a letter replayed again with ``--again``
+    keeps one receipt) and also deleted after a retention, as their letters are. Replay does not depend on
+    compaction (a broker without it, like Tansu, keeps every receipt, which says the same).
+
+    >>> receipts(1)["cleanup.policy"]
+    'compact,delete'
+    """
+    return {
+        "cleanup.policy": "compact,delete",
+        "retention.ms": str(REPLAY_RECEIPTS_RETENTION_MS),
+        **cluster_configs(replication_factor),
+    }
+
+
 def deleting(retention_ms: int, replication_factor: int) -> dict[str, str]:
     return {"cleanup.policy": "delete", "retention.ms": str(retention_ms), **cluster_configs(replication_factor)}
 
@@ -128,7 +147,8 @@ def topic_specs(
 
     >>> specs = topic_specs(CommonSettings())
     >>> [(s.name, s.configs["cleanup.policy"]) for s in specs][2:]
-    [('ticks.dlq', 'delete'), ('tickcast-predictor-snapshots', 'compact'), ('model-events', 'delete')]
+    [('ticks.dlq', 'delete'), ('ticks.dlq.receipts', 'compact,delete'), ('tickcast-predictor-snapshots', 'compact'), \
+('model-events', 'delete')]
     """
     rf, partitions = settings.replication_factor, settings.partitions
     predictor = Client("predictor (tickcast worker)", group_id)
@@ -159,6 +179,14 @@ def topic_specs(
             headers=DEAD_LETTER_HEADERS,
         ),
         TopicSpec(
+            "replay_receipts", settings.dlq_receipts_topic,
+            "One per dead letter replayed, written once its tick was delivered: replay skips those (unless --again).",
+            "partition:offset of the letter (UTF-8)", "tickcast.v1.ReplayReceipt", "dlq-receipts-value", partitions, rf,
+            receipts(rf), (Client("tickcast dlq replay", None, "after the replayed tick's delivery"),),
+            (Client("tickcast dlq replay", None, "reads every partition from the start, no group"),),
+            created_by="tickcast topics create (and tickcast dlq replay, when missing)",
+        ),
+        TopicSpec(
             "snapshots", snapshots_topic or f"{group_id}-snapshots",
             "Each symbol's model state (HMAC-signed), the latest per symbol; a tombstone forgets a symbol.",
             "symbol (UTF-8)", "tickcast.v1.SymbolSnapshot", "snapshots-value", partitions, rf,
@@ -177,7 +205,7 @@ def topic_specs(
 
 
 def by_role(specs: list[TopicSpec]) -> dict[str, TopicSpec]:
-    """Specs by role ('ticks', 'predictions', 'dead_letters', 'snapshots', 'model_events').
+    """Specs by role ('ticks', 'predictions', 'dead_letters', 'replay_receipts', 'snapshots', 'model_events').
 
     >>> by_role(topic_specs(CommonSettings()))["dead_letters"].name
     'ticks.dlq'

@@ -98,22 +98,36 @@ class TickPublisher:
             if key is not None:
                 self.stats.partitions[key.decode()] = int(msg.partition() or 0)
 
+    def _reporting_to(self, on_delivered: Callable[[Message], None]) -> Callable[[KafkaError | None, Message], None]:
+        def report(err: KafkaError | None, msg: Message) -> None:
+            self._on_delivery(err, msg)
+            if err is None:
+                on_delivered(msg)
+
+        return report
+
     def publish(self, tick: Tick) -> None:
         self.publish_raw(symbol_key(tick.symbol), self.codec.encode(tick.to_avro()))
 
     def publish_raw(
-        self, key: bytes | None, value: bytes | None, headers: list[tuple[str, str | bytes | None]] | None = None
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, str | bytes | None]] | None = None,
+        on_delivered: Callable[[Message], None] | None = None,
     ) -> None:
         """Send bytes as they are (used for replaying dead letters and for tests of bad input).
 
+        ``on_delivered`` sees this message once the broker confirmed it (not if its delivery failed).
         Raises :class:`BrokerRefused` once the broker refused an earlier tick for good (one line, exit 1 from
         the CLI): a feed that went on would send nothing and log an error per tick.
         """
         if self.stats.refused is not None:
             raise BrokerRefused(self.stats.refused)
+        report = self._on_delivery if on_delivered is None else self._reporting_to(on_delivered)
         while True:
             try:
-                self._producer.produce(self.topic, value=value, key=key, headers=headers, on_delivery=self._on_delivery)
+                self._producer.produce(self.topic, value=value, key=key, headers=headers, on_delivery=report)
                 break
             except BufferError:
                 # Local queue full: serve delivery reports until there is room.

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from confluent_kafka import KafkaError, Message
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from tickcast.common.contracts import AvroCodec, load_schema, open_schema_store
 from tickcast.common.contracts.base import PREDICTION_SCHEMA_FILE
@@ -48,6 +49,10 @@ class PredictionReader:
             **{
                 "auto.offset.reset": "earliest" if from_beginning else "latest",
                 "enable.auto.commit": settings.subscriber_group_id is not None,
+                # A group commits only what the caller says it handled (:meth:`done`): librdkafka's default
+                # stores every record a poll returns, so a subscriber stopping after --count committed the
+                # rest of its batch, never printed, and the group's next run skipped it.
+                "enable.auto.offset.store": False,
                 "session.timeout.ms": int(settings.session_timeout_s * 1000),
                 "fetch.wait.max.ms": settings.fetch_max_wait_ms,
             },
@@ -69,6 +74,16 @@ class PredictionReader:
             [first, *self._consumer.consume(num_messages=max_records - 1, timeout=0)] if max_records > 1 else [first]
         )
         return [received for message in messages if (received := self._decode(message)) is not None]
+
+    def done(self, received: Received) -> None:
+        """``received`` was handled: the group's next commit may include it (no effect without a group)."""
+        if received.partition < 0:
+            return  # a consumer error, not a record
+        # KafkaException: the partition was revoked meanwhile; its new owner reads the record again.
+        with contextlib.suppress(KafkaException):
+            self._consumer.store_offsets(
+                offsets=[TopicPartition(received.topic, received.partition, received.offset + 1)]
+            )
 
     def is_assigned(self) -> bool:
         """True once the group has given this reader partitions (a new group's join takes seconds).

@@ -3,6 +3,7 @@ sends nothing when a ``--ref`` is not in the topic, instead of ``replayed=0`` an
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -10,7 +11,8 @@ from typer.testing import CliRunner
 
 from tickcast.cli import app as cli
 from tickcast.cli import dlq
-from tickcast.ops.dlq import DeadLetter
+from tickcast.ops import dlq as ops_dlq
+from tickcast.ops.dlq import DeadLetter, Receipt
 from tickcast.producer import publisher
 
 LETTERS = [
@@ -22,11 +24,26 @@ LETTERS = [
 class FakePublisher:
     sent: list[bytes | None] = []
 
-    def __init__(self, *args: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.stats = publisher.DeliveryStats()
 
-    def publish_raw(self, key: bytes | None, value: bytes | None, headers: Any) -> None:
+    def publish_raw(self, key: bytes | None, value: bytes | None, headers: Any, on_delivered: Any = None) -> None:
         FakePublisher.sent.append(value)
+
+    def close(self) -> int:
+        return 0
+
+
+class FakeReceipts:
+    """No receipts topic: nothing replayed before, and receipts written go nowhere."""
+
+    failed, last_error = 0, None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def write(self, delivered: Any) -> None:
+        pass
 
     def close(self) -> int:
         return 0
@@ -34,8 +51,11 @@ class FakePublisher:
 
 @pytest.fixture(autouse=True)
 def topic(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(dlq, "_dead_letters", lambda: list(LETTERS))
+    monkeypatch.setattr(dlq, "_dead_letters", lambda: (letter for letter in LETTERS))
     monkeypatch.setattr(publisher, "TickPublisher", FakePublisher)
+    monkeypatch.setattr(dlq, "_ensure_receipts_topic", lambda settings: None)
+    monkeypatch.setattr(dlq, "_replayed", lambda *args: {})
+    monkeypatch.setattr(ops_dlq, "ReceiptWriter", FakeReceipts)
     FakePublisher.sent = []
 
 
@@ -83,7 +103,7 @@ def test_a_letter_cut_to_fit_the_topic_is_not_replayed_as_if_it_were_the_tick(mo
     )
     dropped = DeadLetter(7, 3, None, None, {"reason": "oversized", "payload_dropped": "Message size too large"})
     whole = DeadLetter(7, 4, b"SPY", b"z", {"reason": "oversized"})
-    monkeypatch.setattr(dlq, "_dead_letters", lambda: [cut, dropped, whole])
+    monkeypatch.setattr(dlq, "_dead_letters", lambda: (letter for letter in (cut, dropped, whole)))
     result = CliRunner().invoke(cli, ["dlq", "replay", "--reason", "oversized"])
     assert FakePublisher.sent == [b"z"], f"cut letters were sent as ticks: {FakePublisher.sent}"
     assert result.exit_code == 1 and "replayed=1 to=ticks" in result.output, result.output
@@ -94,3 +114,49 @@ def test_a_negative_list_limit_is_a_usage_error_not_all_but_the_last() -> None:
     # letters[:limit] with limit -1 listed every letter but the newest.
     result = CliRunner().invoke(cli, ["dlq", "list", "--json", "--limit", "-1"])
     assert result.exit_code == 2 and "Invalid value for '--limit'" in result.output, result.output
+
+
+def test_a_receipt_is_written_only_for_a_letter_whose_tick_was_delivered(monkeypatch: pytest.MonkeyPatch) -> None:
+    written: list[str] = []
+
+    class Receipts(FakeReceipts):
+        def write(self, delivered: Any) -> None:
+            written.append(delivered.letter.ref)
+
+    class HalfDelivering(FakePublisher):
+        """The broker confirms the first tick; the second one's delivery fails (no report to on_delivered)."""
+
+        def publish_raw(self, key: bytes | None, value: bytes | None, headers: Any, on_delivered: Any = None) -> None:
+            super().publish_raw(key, value, headers)
+            if len(FakePublisher.sent) == 1:
+                on_delivered(SimpleNamespace(topic=lambda: "ticks", partition=lambda: 3, offset=lambda: 41))
+            else:
+                self.stats.failed += 1
+
+    monkeypatch.setattr(ops_dlq, "ReceiptWriter", Receipts)
+    monkeypatch.setattr(publisher, "TickPublisher", HalfDelivering)
+    result = CliRunner().invoke(cli, ["dlq", "replay", "--reason", "bad_price", "--reason", "bad_size"])
+    assert result.exit_code == 1 and "replayed=1 to=ticks" in result.output, result.output
+    assert written == ["7:0"], f"receipts written for {written}, only 7:0 was delivered"
+
+
+def test_a_letter_with_a_receipt_is_skipped_unless_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    receipts = {"7:0": Receipt("7:0", "", 1_700_000_000_000)}
+    monkeypatch.setattr(dlq, "_replayed", lambda *args: receipts)
+    result = CliRunner().invoke(cli, ["dlq", "replay", "--reason", "bad_price", "--reason", "bad_size"])
+    assert result.exit_code == 0 and FakePublisher.sent == [b"y"], f"sent {FakePublisher.sent}: {result.output}"
+    assert "skipped 1 already replayed at 2023-11-14T22:13:20Z" in result.output and "replayed=1" in result.output
+    FakePublisher.sent = []
+    result = CliRunner().invoke(cli, ["dlq", "replay", "--reason", "bad_price", "--reason", "bad_size", "--again"])
+    assert result.exit_code == 0 and FakePublisher.sent == [b"x", b"y"], f"--again sent {FakePublisher.sent}"
+
+
+def test_a_letter_whose_message_looks_like_markup_is_listed_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The message quotes the refused record's key and symbol, which the producer chose: rich read "[/B]" as a
+    # closing tag and `tickcast dlq list` stopped with a MarkupError traceback for every listing that held it.
+    message = "record key 'A[/B]' differs from symbol '[bold]IBM'"
+    odd = DeadLetter(7, 5, b"A[/B]", b"x", {"reason": "key_symbol_mismatch", "message": message})
+    monkeypatch.setattr(dlq, "_dead_letters", lambda: (letter for letter in [odd]))
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(cli, ["dlq", "list"])
+    assert result.exit_code == 0, f"exit {result.exit_code}: {result.exception!r}"
+    assert message in result.output, result.output

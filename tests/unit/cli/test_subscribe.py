@@ -35,8 +35,13 @@ class FakeReader:
             [dead_letter(None, 1), dead_letter("MSFT", 2), prediction("SPY", 2)],
         ]
 
+    handled: list[Received] = []
+
     def poll(self, timeout_s: float = 0.2) -> list[Received]:
         return self.batches.pop(0) if self.batches else []
+
+    def done(self, received: Received) -> None:
+        FakeReader.handled.append(received)
 
     def close(self) -> None:
         pass
@@ -52,6 +57,9 @@ def test_symbols_narrow_what_dead_letters_mode_prints(monkeypatch: pytest.Monkey
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line.get("symbol") or line.get("key") for line in lines] == ["MSFT", "MSFT"], lines
     assert lines[1]["dead_letter"] == {"tickcast.reason": "bad_price"}
+    # A group commits what was printed or left out by --symbols, never what came after the count was reached.
+    handled = [(r.topic, r.offset) for r in FakeReader.handled]
+    assert handled == [("predictions", 0), ("ticks.dlq", 0), ("predictions", 1), ("ticks.dlq", 1), ("ticks.dlq", 2)]
 
 
 def test_a_bad_symbol_is_one_line_in_dead_letters_mode_too(monkeypatch: pytest.MonkeyPatch) -> None:

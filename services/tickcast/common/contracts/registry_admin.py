@@ -54,12 +54,12 @@ class Verdict:
 def current_contracts(settings: CommonSettings) -> list[Contract]:
     """Every contract a service writes to Kafka, newest catalogue version, under ``<topic>-value`` (TopicNameStrategy).
 
-    Ticks, predictions and model events (workers write them on a promotion, a demotion or drift, and build
-    their codec at start). Snapshots are internal to the predictor and always use the catalogue's ids, never a
-    registry.
+    Ticks, predictions, model events (workers write them on a promotion, a demotion or drift, and build
+    their codec at start) and replay receipts (``tickcast dlq replay``). Snapshots are internal to the
+    predictor and always use the catalogue's ids, never a registry.
 
     >>> [c.subject for c in current_contracts(CommonSettings(ticks_topic="t"))]
-    ['t-value', 'predictions-value', 'model-events-value']
+    ['t-value', 'predictions-value', 'model-events-value', 'ticks.dlq.receipts-value']
     """
     catalogue = read_catalogue(schemas_dir())
     subjects = catalogue.subjects()
@@ -68,6 +68,7 @@ def current_contracts(settings: CommonSettings) -> list[Contract]:
         ("ticks-value", settings.ticks_topic),
         ("predictions-value", settings.predictions_topic),
         ("model-events-value", settings.model_events_topic),
+        ("dlq-receipts-value", settings.dlq_receipts_topic),
     ):
         latest = subjects[catalogue_subject][-1]
         contracts.append(Contract(f"{topic}-value", latest.file, latest.schema, catalogue.mode(catalogue_subject)))
