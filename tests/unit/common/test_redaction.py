@@ -75,3 +75,35 @@ def test_a_password_with_an_at_sign_is_masked_whole(password: str) -> None:
     url = f"https://{USER}:{password}@sr.example:8081/subjects"
     masked = redact_text(f"schema registry {url} did not answer")
     assert masked == "schema registry https://***@sr.example:8081/subjects did not answer", masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "https://sr.example:8081/subjects/ticks@v2 not found",  # an '@' in the path is no userinfo
+        "https://sr.example:8081 refused user@example.com",  # nor one after the URL, past a space
+        "https://sr.example:8081?owner=a@b",
+        "reading file:///data/ticks@2024.csv",  # no authority at all
+    ],
+)
+def test_only_userinfo_is_masked(text: str) -> None:
+    from tickcast.common.redaction import redact_text
+
+    assert redact_text(text) == text
+
+
+@pytest.mark.parametrize("scheme", ["https", "HTTPS", "sasl+ssl", "x-registry.v2"])
+def test_the_userinfo_of_any_scheme_is_masked(scheme: str) -> None:
+    from tickcast.common.redaction import redact_text
+
+    masked = redact_text(f"connect {scheme}://{USER}:{PASSWORD}@host:1 and http://{USER}@other failed")
+    assert masked == f"connect {scheme}://***@host:1 and http://***@other failed", masked
+
+
+def test_exceptions_and_tuples_in_a_log_event_are_masked() -> None:
+    from tickcast.common.redaction import redact_event
+
+    url = with_credentials("https://sr.example:8081")
+    event = redact_event(None, "error", {"event": "x", "error": ConnectionError(f"cannot reach {url}"), "urls": (url,)})
+    assert_clean(repr(event))
+    assert event["urls"] == ("https://***@sr.example:8081",), f"a tuple of URLs came out as {event['urls']!r}"
