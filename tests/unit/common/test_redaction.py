@@ -116,3 +116,19 @@ def test_a_password_with_an_unencoded_path_or_query_character_is_masked_whole(se
     password = f"k3y{separator}{PASSWORD}"
     masked = redact_text(f"schema registry https://{USER}:{password}@sr.example:8081 did not answer: Invalid port")
     assert masked == "schema registry https://***@sr.example:8081 did not answer: Invalid port", masked
+
+
+@pytest.mark.parametrize("separator", ["/", "?", "#", ","])
+def test_a_registry_url_whose_password_breaks_it_is_refused_without_quoting_any_of_the_password(
+    separator: str,
+) -> None:
+    # urllib ends the host part at '/', '?' or '#', and the client splits its url at ',': the client's own
+    # errors then quote a piece of the password ("Invalid port: 'k3y'", "Invalid url pa55...@127.0.0.1:9").
+    password = f"k3y{separator}{PASSWORD}"
+    with pytest.raises(SchemaError) as caught:
+        store = RegistrySchemaStore(f"http://{USER}:{password}@127.0.0.1:9", request_timeout_s=0.3)
+        store.register("ticks-value", load_schema(TICK_SCHEMA_FILE))
+    message = str(caught.value)
+    assert "k3y" not in message, message
+    assert_clean(message)
+    assert "percent-encode" in message, f"the error does not say how to fix the URL: {message}"
