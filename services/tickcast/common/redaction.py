@@ -15,9 +15,11 @@ from collections.abc import MutableMapping
 from typing import Any
 
 MASK = "***"
-# scheme://userinfo@ up to the LAST '@' before the path: RFC 3986 wants '@' in a password percent-encoded, but
-# urllib (and so the Schema Registry client) splits at the last one, so "u:p@ss@host" works and must be masked whole.
-_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#]+@")
+# scheme://userinfo@ up to the LAST '@' before whitespace: RFC 3986 wants '@', '/', '?' and '#' in a password
+# percent-encoded, but urllib (and so the Schema Registry client) splits at the last '@', so "u:p@ss@host" works,
+# and a password with a '/', '?' or '#' makes the URL fail with an error quoting it: both must be masked whole. An
+# '@' in a path or query then masks the host too; that only hides more. "scheme:///" (no authority) is left as is.
+_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#]\S*@")
 
 
 def redact_text(text: str) -> str:

@@ -75,3 +75,60 @@ def test_a_password_with_an_at_sign_is_masked_whole(password: str) -> None:
     url = f"https://{USER}:{password}@sr.example:8081/subjects"
     masked = redact_text(f"schema registry {url} did not answer")
     assert masked == "schema registry https://***@sr.example:8081/subjects did not answer", masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "https://sr.example:8081 refused user@example.com",  # an '@' after the URL, past a space, is not its userinfo
+        "reading file:///data/ticks@2024.csv",  # no authority at all
+    ],
+)
+def test_only_userinfo_is_masked(text: str) -> None:
+    from tickcast.common.redaction import redact_text
+
+    assert redact_text(text) == text
+
+
+@pytest.mark.parametrize("scheme", ["https", "HTTPS", "sasl+ssl", "x-registry.v2"])
+def test_the_userinfo_of_any_scheme_is_masked(scheme: str) -> None:
+    from tickcast.common.redaction import redact_text
+
+    masked = redact_text(f"connect {scheme}://{USER}:{PASSWORD}@host:1 and http://{USER}@other failed")
+    assert masked == f"connect {scheme}://***@host:1 and http://***@other failed", masked
+
+
+def test_exceptions_and_tuples_in_a_log_event_are_masked() -> None:
+    from tickcast.common.redaction import redact_event
+
+    url = with_credentials("https://sr.example:8081")
+    event = redact_event(None, "error", {"event": "x", "error": ConnectionError(f"cannot reach {url}"), "urls": (url,)})
+    assert_clean(repr(event))
+    assert event["urls"] == ("https://***@sr.example:8081",), f"a tuple of URLs came out as {event['urls']!r}"
+
+
+@pytest.mark.parametrize("separator", ["/", "?", "#"])
+def test_a_password_with_an_unencoded_path_or_query_character_is_masked_whole(separator: str) -> None:
+    # urllib ends the authority at the first '/', '?' or '#': such a URL does not work, and the client's error
+    # (and ours, which names the URL) is exactly the message that must not carry the password.
+    from tickcast.common.redaction import redact_text
+
+    password = f"k3y{separator}{PASSWORD}"
+    masked = redact_text(f"schema registry https://{USER}:{password}@sr.example:8081 did not answer: Invalid port")
+    assert masked == "schema registry https://***@sr.example:8081 did not answer: Invalid port", masked
+
+
+@pytest.mark.parametrize("separator", ["/", "?", "#", ","])
+def test_a_registry_url_whose_password_breaks_it_is_refused_without_quoting_any_of_the_password(
+    separator: str,
+) -> None:
+    # urllib ends the host part at '/', '?' or '#', and the client splits its url at ',': the client's own
+    # errors then quote a piece of the password ("Invalid port: 'k3y'", "Invalid url pa55...@127.0.0.1:9").
+    password = f"k3y{separator}{PASSWORD}"
+    with pytest.raises(SchemaError) as caught:
+        store = RegistrySchemaStore(f"http://{USER}:{password}@127.0.0.1:9", request_timeout_s=0.3)
+        store.register("ticks-value", load_schema(TICK_SCHEMA_FILE))
+    message = str(caught.value)
+    assert "k3y" not in message, message
+    assert_clean(message)
+    assert "percent-encode" in message, f"the error does not say how to fix the URL: {message}"

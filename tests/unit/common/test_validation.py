@@ -105,3 +105,45 @@ def test_validator_accepts_or_rejects_never_crashes(symbol: str, price: float, s
 def test_intake_of_arbitrary_bytes_only_raises_rejected(key: bytes | None, value: bytes | None) -> None:
     with contextlib.suppress(Rejected):
         read_tick(key, value, CODEC, NOW, TickLimits(), 256)
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"size": math.inf}, Reason.BAD_SIZE),
+        ({"size": -math.inf}, Reason.BAD_SIZE),
+        ({"symbol": ".SPY"}, Reason.BAD_SYMBOL),
+        ({"symbol": "-X"}, Reason.BAD_SYMBOL),
+        ({"symbol": "/"}, Reason.BAD_SYMBOL),
+        ({"event_time": NOW + TickLimits().max_future_ms + 1}, Reason.FUTURE_TIME),
+        ({"event_time": TickLimits().min_event_time_ms - 1}, Reason.ANCIENT_TIME),
+    ],
+)
+def test_just_outside_the_contract_is_rejected(changes: dict[str, object], reason: Reason) -> None:
+    with pytest.raises(Rejected) as caught:
+        validate_tick(tick(**changes), NOW)
+    assert caught.value.reason == reason, f"{changes} rejected as {caught.value.reason}, not {reason}"
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"symbol": "A" * 32},  # the longest symbol the contract allows
+        {"event_time": NOW + TickLimits().max_future_ms},  # exactly at the clock-skew tolerance: not "more than"
+        {"event_time": TickLimits().min_event_time_ms},  # 1990-01-01 itself: not "before 1990"
+    ],
+)
+def test_the_edges_of_the_contract_are_accepted(changes: dict[str, object]) -> None:
+    assert validate_tick(tick(**changes), NOW) == tick(**changes)
+
+
+def test_the_limits_given_are_the_ones_applied() -> None:
+    # The worker passes TICKCAST_MAX_FUTURE_MS through TickLimits: a tighter tolerance must be honoured.
+    tight = TickLimits(max_future_ms=1_000, min_event_time_ms=NOW - 1_000)
+    for changes, reason in [
+        ({"event_time": NOW + 2_000}, Reason.FUTURE_TIME),
+        ({"event_time": NOW - 2_000}, Reason.ANCIENT_TIME),
+    ]:
+        with pytest.raises(Rejected) as caught:
+            validate_tick(tick(**changes), NOW, tight)
+        assert caught.value.reason == reason, f"{changes} under {tight}"

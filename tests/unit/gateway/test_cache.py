@@ -69,3 +69,21 @@ def test_every_non_finite_double_of_a_prediction_is_found_by_its_path(horizons: 
     else:
         record["forecasts"][index][name] = bad
         assert first_non_finite(record) == f"forecasts[{index}].{name}"
+
+
+def test_the_first_record_at_the_start_offset_is_kept_and_a_repeat_of_the_head_is_not() -> None:
+    ring = PartitionRing(size=5)
+    ring.start(100)  # the source reached the end of the partition at 100: the next record is offset 100
+    ring.append(item(0, 100))
+    assert [p.offset for p in ring.after(99)] == [100], "the record at the offset the ring started from is missing"
+    ring.append(item(0, 100))  # read again (a reconnect at the same offset)
+    assert [p.offset for p in ring.after(99)] == [100], "a re-read of the newest record is in the ring twice"
+
+
+def test_a_ring_first_read_mid_partition_does_not_claim_the_offsets_before_it() -> None:
+    # The source began reading at offset 1000 (records before it are not in this gateway): a client resuming
+    # from offset 5 must be told it missed records, not be replayed from 1000 as if nothing were lost.
+    ring = PartitionRing(size=5)
+    ring.append(item(0, 1000))
+    assert (ring.floor, ring.first) == (1000, 1000), "the ring claims offsets it never read"
+    assert not ring.covers(5)

@@ -11,7 +11,7 @@ from starlette.types import Receive, Scope, Send
 from tests.unit.gateway.fakes import make_feed, publish
 from tickcast.gateway.app import create_app
 from tickcast.gateway.cache import Published
-from tickcast.gateway.fastpath import FastPath
+from tickcast.gateway.fastpath import MAX_IF_NONE_MATCH, MAX_QUERY_BYTES, FastPath
 
 
 class Behind:
@@ -74,3 +74,31 @@ def test_the_gateway_app_puts_the_fast_path_in_front_of_fastapis_whole_middlewar
         answer = client.get("/v1/predictions/SPY")
         assert answer.status_code == 200 and answer.headers["etag"] == f'"{item.partition}:{item.offset}"'
         assert client.get("/v1/predictions/NOPE").json()["error"] == "unknown_symbol"
+
+
+def test_a_query_of_exactly_the_limit_goes_on_and_one_byte_more_is_refused_for_head_too() -> None:
+    feed = make_feed()
+    behind = Behind()
+    client = TestClient(FastPath(behind, feed.cache))
+    at_limit = "q=" + "x" * (MAX_QUERY_BYTES - 2)
+    assert client.get(f"/v1/symbols?{at_limit}").status_code == 299
+    for method in ("GET", "HEAD"):
+        refused = client.request(method, f"/v1/symbols?{at_limit}x")
+        assert refused.status_code == 414, f"{method} with a query of {MAX_QUERY_BYTES + 1} bytes: {refused}"
+    assert behind.paths == ["/v1/symbols"]
+
+
+def test_a_304_names_the_etag_and_a_200_its_exact_length() -> None:
+    feed = make_feed()
+    (item,) = publish(feed, "SPY")
+    behind = Behind()
+    client = TestClient(FastPath(behind, feed.cache))
+    etag = f'"{item.partition}:{item.offset}"'
+    # The longest If-None-Match the fast path reads, the ETag last among others.
+    longest = '"' + "x" * (MAX_IF_NONE_MATCH - len(etag) - 4) + '", ' + etag
+    assert len(longest) == MAX_IF_NONE_MATCH
+    revalidated = client.get("/v1/predictions/SPY", headers={"If-None-Match": longest})
+    assert (revalidated.status_code, revalidated.headers.get("etag")) == (304, etag), "a 304 must carry the ETag"
+    assert behind.paths == [], "an If-None-Match of exactly the limit went past the fast path"
+    fresh = client.get("/v1/predictions/SPY")
+    assert fresh.headers["content-length"] == str(len(fresh.content))

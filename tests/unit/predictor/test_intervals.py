@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -103,3 +104,94 @@ def test_a_snapshot_from_before_the_previous_miss_was_kept_restores() -> None:
     restored.__setstate__(state)
     assert (restored.half_width_bps, restored.previous_missed) == (2.0, False)
     assert pickle.loads(pickle.dumps(old)) == old
+
+
+def test_a_label_on_the_edge_of_its_interval_is_covered() -> None:
+    tracker = IntervalTracker(coverage=0.9)
+    assert tracker.update(0.0, served_half_width_bps=0.0) is True, "a zero residual is outside a zero-width interval"
+    assert tracker.update(1.5, served_half_width_bps=1.5) is True, "a residual on the interval's edge is a miss"
+
+
+def test_the_first_label_sizes_the_interval_and_counts_its_whole_weight() -> None:
+    tracker = IntervalTracker(coverage=0.9)
+    assert tracker.update(3.0, served_half_width_bps=0.0, weight=4) is False
+    assert tracker.half_width_bps == 3.0, "the first label does not give the half-width a first guess of its size"
+    assert tracker.empirical_coverage == 0.0, "a miss on the first label leaves no coverage to report"
+    covered = IntervalTracker(coverage=0.9)
+    covered.update(1.0, served_half_width_bps=2.0, weight=4)
+    assert (covered.scored, covered.covered) == (4, 4), "the first label's covered weight is not its weight"
+
+
+@pytest.mark.parametrize(
+    ("previous_hit", "hit", "weight", "expected"),
+    [
+        # weight 2: the one skipped forecast is nearer this label in expectation, so it is all this label's.
+        (False, True, 2, (3, 2)),
+        # weight 4: 1 of the 3 skipped goes to the previous label, the rest (and itself) to this one.
+        (False, True, 4, (5, 3)),
+        (True, False, 4, (5, 2)),
+        (True, False, 5, (6, 3)),
+        (True, True, 5, (6, 6)),
+        (False, False, 5, (6, 0)),
+    ],
+)
+def test_skipped_forecasts_are_split_between_the_two_labels_around_them(
+    previous_hit: bool, hit: bool, weight: int, expected: tuple[int, int]
+) -> None:
+    tracker = IntervalTracker(coverage=0.9)
+    tracker.update(1.0, served_half_width_bps=2.0 if previous_hit else 0.5)
+    tracker.update(1.0, served_half_width_bps=2.0 if hit else 0.5, weight=weight)
+    assert (tracker.scored, tracker.covered) == expected, f"(scored, covered) after a label of weight {weight}"
+
+
+def test_skipped_forecasts_credited_to_a_missed_label_widen_the_interval_though_this_label_is_covered() -> None:
+    tracker = IntervalTracker(coverage=0.9)
+    tracker.update(4.0, served_half_width_bps=1.0)  # a miss
+    before = tracker.half_width_bps
+    assert tracker.update(0.5, served_half_width_bps=1.0, weight=9) is True
+    # 5 covered forecasts pull in by 5 x 0.1, the 4 credited to the missed label push out by 4 x 0.9.
+    assert tracker.half_width_bps > before, "the missed forecasts skipped before a covered label did not widen it"
+
+
+def test_the_half_width_never_goes_negative_on_a_symbol_that_stops_moving() -> None:
+    tracker = IntervalTracker(coverage=0.9)
+    tracker.update(1.0, served_half_width_bps=0.0)
+    for label in range(2_000):
+        tracker.update(0.0, tracker.half_width_bps)
+        assert tracker.half_width_bps >= 0.0, f"half-width {tracker.half_width_bps} after {label + 1} flat labels"
+
+
+def all_missed(weight: int, labels: int = 300) -> IntervalTracker:
+    tracker = IntervalTracker(coverage=0.9)
+    for label in range(labels):
+        tracker.update(1.0 + label, served_half_width_bps=0.0, weight=weight)
+    return tracker
+
+
+def test_the_step_is_relative_to_the_usual_weight_of_a_label() -> None:
+    # Every label misses: a label of weight 7 among labels of weight 7 is an ordinary one, and moves the
+    # half-width as much as a label of weight 1 among labels of weight 1.
+    single, sevens = all_missed(1), all_missed(7)
+    assert sevens.half_width_bps == pytest.approx(single.half_width_bps, rel=1e-9), (
+        f"weight-7 labels grew the half-width to {sevens.half_width_bps}, weight-1 ones to {single.half_width_bps}"
+    )
+    # Once weight-4 labels are the norm (the running mean has followed), one moves it by about one ordinary step.
+    tracker = IntervalTracker(coverage=0.9)
+    tracker.update(1.0, served_half_width_bps=0.0)
+    for _ in range(2_000):
+        tracker.update(1.0, served_half_width_bps=0.0, weight=4)
+    before = tracker.half_width_bps
+    tracker.update(1.0, served_half_width_bps=0.0, weight=4)
+    alpha = 1.0 - tracker.coverage
+    ordinary_miss_step = tracker.step * tracker.scale_bps * (1.0 - alpha)
+    assert tracker.half_width_bps - before == pytest.approx(ordinary_miss_step, rel=0.01), (
+        "a label of the usual weight 4 did not move the half-width by one ordinary step"
+    )
+
+
+def test_skipped_forecasts_go_to_the_label_just_before_them_not_the_first_one() -> None:
+    tracker = IntervalTracker(coverage=0.9)
+    tracker.update(1.0, served_half_width_bps=2.0)  # covered
+    tracker.update(1.0, served_half_width_bps=0.5)  # missed
+    tracker.update(1.0, served_half_width_bps=2.0, weight=5)  # covered; 2 of its 4 skipped go to the missed label
+    assert (tracker.scored, tracker.covered) == (7, 4), "the skipped forecasts were credited to the wrong label"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.parse
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -65,8 +66,18 @@ def new_registry_client(config: dict[str, Any]) -> SchemaRegistryClient:
     """The one place a Schema Registry client is built (``config`` from ``security.schema_registry_config``).
 
     Raises :class:`SchemaError` (one line, without credentials) for a config the client refuses, e.g. credentials
-    both in the URL and in ``TICKCAST_SCHEMA_REGISTRY_USERNAME``.
+    both in the URL and in ``TICKCAST_SCHEMA_REGISTRY_USERNAME``, or a URL whose user info breaks it.
     """
+    url = str(config.get("url"))
+    # The client splits its url at ',' and urllib ends the host part at '/', '?' or '#': with one of those
+    # unencoded in a password, the '@' is left outside the host part, and the client's errors quote a piece of
+    # the password ("Invalid port: 'pa'", "Invalid url ss@host"). Refused here, naming none of it.
+    for part in url.split(","):
+        if "@" in part and "@" not in urllib.parse.urlsplit(part.strip()).netloc:
+            raise SchemaError(
+                f"schema registry {redact_text(url)}: its user info holds a ',', '/', '?' or '#'; "
+                "percent-encode them (%2C, %2F, %3F, %23)"
+            )
     try:
         return SchemaRegistryClient(config)
     except (ValueError, TypeError) as exc:
