@@ -1,8 +1,9 @@
 """Numbers a command cannot use are refused as usage errors (exit 2, the option named), before any broker is
 asked: a negative or NaN rate sent ticks as fast as it could, a negative count or duration sent nothing and
-exited 0, a negative demo --seconds ran until Ctrl-C, and a negative --speed, evaluate --limit or a lag
---stats-url that is not a URL ended in a traceback. A --time-format strptime cannot read is refused as
-well, where every row of the file was reported bad_time."""
+exited 0, a mistyped --symbols built its list of names until the memory ran out, a negative demo --seconds
+ran until Ctrl-C, and a negative --speed, evaluate --limit or a lag --stats-url that is not a URL ended in a
+traceback. A --time-format strptime cannot read is refused as well, where every row of the file was
+reported bad_time."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from tickcast.cli import produce
         (["produce", "synthetic", "--count", "-1"], "--count"),
         (["produce", "synthetic", "--seconds", "-1"], "--seconds"),
         (["produce", "synthetic", "--seconds", "inf"], "--seconds"),
+        (["produce", "synthetic", "--symbols", "1000000000"], "--symbols"),  # a list that outgrew the memory
+        (["produce", "synthetic", "--symbols", "100001"], "--symbols"),
         (["produce", "file", "ticks.csv", "--speed", "-1"], "--speed"),
         (["produce", "file", "ticks.csv", "--speed", "nan"], "--speed"),
         (["produce", "file", "ticks.csv", "--limit", "-5"], "--limit"),
