@@ -90,3 +90,21 @@ def test_the_built_in_default_loads_without_docstrings() -> None:
     code = "from tickcast.ops.autoscale.config import DEFAULT_CONFIG; print(len(DEFAULT_CONFIG.schedule.windows))"
     result = subprocess.run([sys.executable, "-OO", "-c", code], capture_output=True, text=True, timeout=60)
     assert (result.returncode, result.stdout.strip()) == (0, "3"), result.stderr
+
+
+def test_every_key_of_the_built_in_default_is_commented_where_it_first_appears() -> None:
+    # The README says so: the file is the reference to copy from, so each key says what it means.
+    table, first_lines = "", {}
+    for line in DEFAULT_CONFIG_TEXT.splitlines():
+        code = line.split("#", 1)[0].strip()  # no value in the file holds a '#'
+        if code.startswith("["):
+            table = code.strip("[]")
+        elif "=" in code:
+            first_lines.setdefault(f"{table}.{code.split('=')[0].strip()}".lstrip("."), line)
+    parsed = tomllib.loads(DEFAULT_CONFIG_TEXT)
+    keys = {k for k, v in parsed.items() if not isinstance(v, dict | list)}
+    keys |= {f"{table}.{k}" for table in ("dynamic", "outside") for k in parsed[table]}
+    keys |= {f"windows.{k}" for window in parsed["windows"] for k in window}
+    assert set(first_lines) == keys, "the line reading above missed a key"
+    uncommented = sorted(key for key, line in first_lines.items() if "#" not in line)
+    assert not uncommented, f"keys without a comment in default.toml: {uncommented}"
