@@ -36,6 +36,12 @@ from tickcast.cli import produce
         (["subscribe", "--count", "-1"], "--count"),
         (["subscribe", "--timeout", "-1"], "--timeout"),
         (["demo", "--seconds", "-5"], "--seconds"),
+        (["autoscale", "--dry-run", "--up-cooldown", "nan"], "--up-cooldown"),
+        (["autoscale", "--dry-run", "--down-cooldown", "inf"], "--down-cooldown"),
+        (["autoscale", "--dry-run", "--per-worker-rate", "inf"], "--per-worker-rate"),
+        (["autoscale", "--dry-run", "--drain-target", "nan"], "--drain-target"),
+        (["autoscale", "--dry-run", "--interval", "nan"], "--interval"),
+        (["autoscale", "--dry-run", "--interval", "inf"], "--interval"),
         (["lag", "--stats-url", "notaurl"], "--stats-url"),
     ],
 )

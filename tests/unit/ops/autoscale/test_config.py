@@ -52,6 +52,11 @@ def test_config_file_round_trip(tmp_path: Path) -> None:
         ("[dynamic]\nmax_step_up = 1.5\n", "[dynamic] max_step_up: expected a whole number"),
         ("[dynamic]\ntarget_utilization = 0.95\n", "target_utilization (0.95)"),
         ("[dynamic]\nscale_up_cooldown_s = -1\n", "scale_up_cooldown_s must not be negative"),
+        # TOML has inf and nan: a nan cooldown compared false with everything, so it never held a change back.
+        ("[dynamic]\nscale_up_cooldown_s = nan\n", "[dynamic] scale_up_cooldown_s: expected a finite number, got nan"),
+        ("[dynamic]\nscale_down_cooldown_s = inf\n", "[dynamic] scale_down_cooldown_s: expected a finite number"),
+        ("[dynamic]\nper_worker_rate = inf\n", "[dynamic] per_worker_rate: expected a finite number, got inf"),
+        ("[dynamic]\ntrend_window_s = +inf\n", "[dynamic] trend_window_s: expected a finite number"),
         ('[[windows]]\nstart = "9am"\nend = "10:00"\n', 'windows[0] start: expected a time like "09:30"'),
         ('[[windows]]\nname = "x"\nstart = "10:00"\nend = "09:00"\n', "window 'x': end 09:00:00 must be after start"),
         ('[[windows]]\nstart = "09:00"\nend = "10:00"\ndays = ["monday"]\n', "days must be a non-empty list"),
