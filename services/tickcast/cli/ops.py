@@ -50,7 +50,9 @@ def _http_urls(urls: list[str] | None) -> list[str] | None:
 def lag(
     watch: Annotated[bool, typer.Option("--watch", help="Report again every --interval seconds until Ctrl-C.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per report instead of a table.")] = False,
-    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between reports with --watch.")] = 2.0,
+    interval: Annotated[
+        float, typer.Option(min=0.1, callback=finite, help="Seconds between reports with --watch.")
+    ] = 2.0,
     stats_url: Annotated[
         list[str] | None,
         typer.Option(

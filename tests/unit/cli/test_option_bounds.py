@@ -43,6 +43,7 @@ from tickcast.cli import produce
         (["autoscale", "--dry-run", "--interval", "nan"], "--interval"),
         (["autoscale", "--dry-run", "--interval", "inf"], "--interval"),
         (["lag", "--stats-url", "notaurl"], "--stats-url"),
+        (["lag", "--watch", "--interval", "inf"], "--interval"),  # waiting inf raised OverflowError
     ],
 )
 def test_an_unusable_number_is_a_usage_error(
