@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from tickcast.cli.common import UserError, load_settings, require_broker, stop_on_signals, user_errors
+from tickcast.cli.common import UserError, finite, load_settings, require_broker, stop_on_signals, user_errors
 from tickcast.common.logging import configure_logging
 
 StateDirOption = Annotated[
@@ -50,7 +50,9 @@ def _http_urls(urls: list[str] | None) -> list[str] | None:
 def lag(
     watch: Annotated[bool, typer.Option("--watch", help="Report again every --interval seconds until Ctrl-C.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per report instead of a table.")] = False,
-    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between reports with --watch.")] = 2.0,
+    interval: Annotated[
+        float, typer.Option(min=0.1, callback=finite, help="Seconds between reports with --watch.")
+    ] = 2.0,
     stats_url: Annotated[
         list[str] | None,
         typer.Option(
@@ -158,16 +160,20 @@ def autoscale(
             exists=True, dir_okay=False, help="Autoscale config (TOML; see tickcast.ops.autoscale). Default: built in."
         ),
     ] = None,
-    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between decisions.")] = 10.0,
+    interval: Annotated[float, typer.Option(min=0.1, callback=finite, help="Seconds between decisions.")] = 10.0,
     min_workers: Annotated[int | None, typer.Option("--min", min=1, help="Floor, replacing the schedule's.")] = None,
     max_workers: Annotated[int | None, typer.Option("--max", min=1, help="Ceiling, replacing the schedule's.")] = None,
-    per_worker_rate: Annotated[float | None, typer.Option(min=0.001, help="Ticks/s one worker sustains.")] = None,
-    drain_target: Annotated[float | None, typer.Option(min=0.001, help="Seconds to clear a backlog in.")] = None,
+    per_worker_rate: Annotated[
+        float | None, typer.Option(min=0.001, callback=finite, help="Ticks/s one worker sustains.")
+    ] = None,
+    drain_target: Annotated[
+        float | None, typer.Option(min=0.001, callback=finite, help="Seconds to clear a backlog in.")
+    ] = None,
     up_cooldown: Annotated[
-        float | None, typer.Option(min=0.0, help="Seconds after a change before scaling up.")
+        float | None, typer.Option(min=0.0, callback=finite, help="Seconds after a change before scaling up.")
     ] = None,
     down_cooldown: Annotated[
-        float | None, typer.Option(min=0.0, help="Seconds after a change before scaling down.")
+        float | None, typer.Option(min=0.0, callback=finite, help="Seconds after a change before scaling down.")
     ] = None,
     state_dir: StateDirOption = None,
     group: GroupOption = None,

@@ -27,12 +27,19 @@ from tickcast.cli.tick_files import (
 )
 from tickcast.common.logging import configure_logging
 
+#: A synthetic feed's symbols: the gateway's default TICKCAST_GATEWAY_MAX_SYMBOLS. The names are built as one
+#: list before the first tick, so a mistyped count (10**9) would otherwise grow it until the memory runs out.
+MAX_SYNTHETIC_SYMBOLS = 100_000
+
 produce_app = typer.Typer(help="Publish ticks to the ticks topic.", no_args_is_help=True)
 
 
 @produce_app.command("synthetic")
 def produce_synthetic(
-    symbols: Annotated[int, typer.Option(min=1, help="Number of symbols.")] = 24,
+    symbols: Annotated[
+        int,
+        typer.Option(min=1, max=MAX_SYNTHETIC_SYMBOLS, help=f"Number of symbols (at most {MAX_SYNTHETIC_SYMBOLS:,})."),
+    ] = 24,
     seed: Annotated[int, typer.Option(help="Seed; the same seed gives the same ticks.")] = 42,
     rate: Annotated[float, typer.Option(min=0, callback=finite, help="Ticks per second; 0 = as fast as possible.")] = (
         200.0

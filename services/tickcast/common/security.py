@@ -36,7 +36,11 @@ class KafkaClientSettings(BaseSettings):
     """
 
     # hide_input_in_errors: a rule across fields would otherwise print every setting, the password too.
-    model_config = SettingsConfigDict(env_prefix="TICKCAST_", frozen=True, extra="ignore", hide_input_in_errors=True)
+    # allow_inf_nan=False: no setting means anything at inf or nan, and a bound such as gt=0 alone lets inf
+    # through (TICKCAST_CONNECT_TIMEOUT_S=inf waited for an unreachable broker forever). Subclasses inherit it.
+    model_config = SettingsConfigDict(
+        env_prefix="TICKCAST_", frozen=True, extra="ignore", hide_input_in_errors=True, allow_inf_nan=False
+    )
 
     bootstrap_servers: str = Field("localhost:9092", description="Kafka bootstrap servers, comma-separated host:port.")
     security_protocol: SecurityProtocol = Field(

@@ -308,7 +308,8 @@ def create_app(settings: PredictorSettings) -> tuple[faust.App, TickHandler]:
             # As a header: aiohttp refuses a content_type argument that carries a charset.
             return self.bytes(handler.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
-    @app.page("/predictions/{symbol}")
+    # Any characters, not aiohttp's default of one segment: a symbol may contain '/' (BRK/B); symbol_problem bounds it.
+    @app.page("/predictions/{symbol:.+}")
     class Latest(View):
         async def get(self, request: Request, symbol: str) -> Response:
             problem = symbol_problem(symbol)

@@ -24,6 +24,8 @@ _NAIVE_EPOCH = datetime(1970, 1, 1)
 _UTC_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
 _ZERO = timedelta(0)
+# Every field distinct and aware, so any directive strptime knows writes something it reads back.
+_PATTERN_PROBE = datetime(2001, 2, 3, 4, 5, 6, 7008, tzinfo=UTC)
 # Far beyond any plausible epoch value (1e20 us is year 5138); bounds Decimal work on hostile input.
 _MAX_EPOCH_DIGITS = 20
 
@@ -65,6 +67,8 @@ class ColumnMapping:
                 f"time_format {self.time_format!r} is not one of {', '.join(TIME_FORMATS)} "
                 "nor a strptime pattern containing '%'"
             )
+        if self.time_format not in TIME_FORMATS:
+            _check_strptime_pattern(self.time_format)
         _zone(self.timezone)
 
     def tz(self) -> tzinfo:
@@ -87,6 +91,18 @@ def symbol_text(cell: str) -> str:
     """
     stripped = cell.strip()
     return stripped.upper() if stripped.isascii() else stripped
+
+
+def _check_strptime_pattern(fmt: str) -> None:
+    """Refuse a pattern ``strptime`` cannot read at all (``%Q``, a stray ``%``, ``%G`` without ``%V``).
+
+    strptime says so only when it is given a time, so without this every row of the file would be a bad_time.
+    A time written with the pattern must read back with it; strftime passes unknown directives through.
+    """
+    try:
+        datetime.strptime(_PATTERN_PROBE.strftime(fmt), fmt)
+    except ValueError as exc:
+        raise ValueError(f"time_format {fmt!r} (--time-format) is not a pattern strptime can read: {exc}") from None
 
 
 def _zone(name: str) -> tzinfo:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import ValidationError
 
+from tickcast.common.records import Lineage, Tick
 from tickcast.predictor.settings import PredictorSettings
 from tickcast.testing.worker_app import built_worker_app
 
@@ -95,3 +97,24 @@ def test_the_cli_default_is_loopback() -> None:
 def test_a_short_token_is_refused() -> None:
     with pytest.raises(ValidationError, match="at least 16"):
         PredictorSettings(bootstrap_servers="k:1", web_token="short")
+
+
+def test_a_symbol_with_a_slash_is_served_and_an_unknown_one_is_named_plainly_or_encoded(tmp_path: Path) -> None:
+    # The symbol contract allows '/', as in BRK/B; a plain route parameter stops at the first '/'.
+    config = settings(tmp_path, worker_id="w1")
+    with built_worker_app(config) as (app, handler):
+        handler.forecaster.process(Tick("BRK/B", 500.0, 1.0, 1), Lineage("ticks", 0, 0, 0), now_us=1)
+
+        async def send(paths: list[str]) -> list[tuple[int, str]]:
+            app.web.init_server()
+            async with TestClient(TestServer(app.web.web_app)) as client:  # type: ignore[attr-defined]
+                return [(r.status, await r.text()) for r in [await client.get(path) for path in paths]]
+
+        held = asyncio.run(send(["/predictions/BRK/B", "/predictions/BRK%2FB"]))
+    for status, body in held:
+        assert status == 200 and json.loads(body)["symbol"] == "BRK/B", f"{status} {body}"
+    unknown = answers(config, [("GET", path, {}) for path in ("/predictions/BRK/A", "/predictions/BRK%2FA")])
+    for status, body in unknown:
+        assert status == 404 and "no prediction for 'BRK/A' on worker w1" in body, f"{status} {body}"
+    [(status, _)] = answers(config, [("GET", "/predictions/BRK/" + "B" * 29, {})])
+    assert status == 400, "still at most 32 characters"

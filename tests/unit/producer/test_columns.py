@@ -22,3 +22,11 @@ def test_mapping_needs_a_symbol_source_and_a_known_time_format() -> None:
     with pytest.raises(ValueError, match="constant_symbol"):
         ColumnMapping(constant_symbol="not a symbol")
     assert ColumnMapping(symbol=None, constant_symbol="spy").constant_symbol == "spy"
+
+
+def test_a_strptime_pattern_is_checked_once_when_the_mapping_is_built() -> None:
+    for unreadable in ("%Q", "%Y%", "%V %Y", "%-d/%m/%Y"):
+        with pytest.raises(ValueError, match="is not a pattern strptime can read"):
+            ColumnMapping(time_format=unreadable)
+    for readable in ("%Y-%m-%d %H:%M:%S.%f%z", "%d/%m/%y %I:%M %p %Z", "%G-W%V-%u", "%j %Y %%", "%c"):
+        assert ColumnMapping(time_format=readable).time_format == readable

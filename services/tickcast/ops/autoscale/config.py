@@ -6,6 +6,7 @@ ships in the wheel and works under ``python -OO`` (which strips docstrings).
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Mapping
 from datetime import time
@@ -41,6 +42,9 @@ def _int(value: Any, where: str) -> int:
 def _float(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"{where}: expected a number, got {value!r}")
+    # TOML has inf and nan; neither is a rate, a duration or a cooldown (a nan one compares false: no cooldown).
+    if not math.isfinite(value):
+        raise ConfigError(f"{where}: expected a finite number, got {value!r}")
     return float(value)
 
 

@@ -52,6 +52,11 @@ def test_config_file_round_trip(tmp_path: Path) -> None:
         ("[dynamic]\nmax_step_up = 1.5\n", "[dynamic] max_step_up: expected a whole number"),
         ("[dynamic]\ntarget_utilization = 0.95\n", "target_utilization (0.95)"),
         ("[dynamic]\nscale_up_cooldown_s = -1\n", "scale_up_cooldown_s must not be negative"),
+        # TOML has inf and nan: a nan cooldown compared false with everything, so it never held a change back.
+        ("[dynamic]\nscale_up_cooldown_s = nan\n", "[dynamic] scale_up_cooldown_s: expected a finite number, got nan"),
+        ("[dynamic]\nscale_down_cooldown_s = inf\n", "[dynamic] scale_down_cooldown_s: expected a finite number"),
+        ("[dynamic]\nper_worker_rate = inf\n", "[dynamic] per_worker_rate: expected a finite number, got inf"),
+        ("[dynamic]\ntrend_window_s = +inf\n", "[dynamic] trend_window_s: expected a finite number"),
         ('[[windows]]\nstart = "9am"\nend = "10:00"\n', 'windows[0] start: expected a time like "09:30"'),
         ('[[windows]]\nname = "x"\nstart = "10:00"\nend = "09:00"\n', "window 'x': end 09:00:00 must be after start"),
         ('[[windows]]\nstart = "09:00"\nend = "10:00"\ndays = ["monday"]\n', "days must be a non-empty list"),
@@ -90,3 +95,21 @@ def test_the_built_in_default_loads_without_docstrings() -> None:
     code = "from tickcast.ops.autoscale.config import DEFAULT_CONFIG; print(len(DEFAULT_CONFIG.schedule.windows))"
     result = subprocess.run([sys.executable, "-OO", "-c", code], capture_output=True, text=True, timeout=60)
     assert (result.returncode, result.stdout.strip()) == (0, "3"), result.stderr
+
+
+def test_every_key_of_the_built_in_default_is_commented_where_it_first_appears() -> None:
+    # The README says so: the file is the reference to copy from, so each key says what it means.
+    table, first_lines = "", {}
+    for line in DEFAULT_CONFIG_TEXT.splitlines():
+        code = line.split("#", 1)[0].strip()  # no value in the file holds a '#'
+        if code.startswith("["):
+            table = code.strip("[]")
+        elif "=" in code:
+            first_lines.setdefault(f"{table}.{code.split('=')[0].strip()}".lstrip("."), line)
+    parsed = tomllib.loads(DEFAULT_CONFIG_TEXT)
+    keys = {k for k, v in parsed.items() if not isinstance(v, dict | list)}
+    keys |= {f"{table}.{k}" for table in ("dynamic", "outside") for k in parsed[table]}
+    keys |= {f"windows.{k}" for window in parsed["windows"] for k in window}
+    assert set(first_lines) == keys, "the line reading above missed a key"
+    uncommented = sorted(key for key, line in first_lines.items() if "#" not in line)
+    assert not uncommented, f"keys without a comment in default.toml: {uncommented}"
